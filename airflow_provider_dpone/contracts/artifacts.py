@@ -1,0 +1,90 @@
+"""Canonical artifacts a source hands to a sink, and the ExtractResult that carries them.
+
+Iterators are consumed once by the sink; memory stays bounded by one batch or one chunk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .state import StateRecord
+from .table import TableSchema
+
+Row = Sequence[Any]
+
+
+@dataclass
+class InMemoryRows:
+    """A small, fully materialised row set (fixtures, tiny lookups)."""
+
+    rows: list[Row]
+    kind = "in_memory_rows"
+
+
+@dataclass
+class StreamingBatches:
+    """Lazily produced batches of rows in ``schema`` column order."""
+
+    batches: Iterable[list[Row]]
+    kind = "streaming_batches"
+
+
+@dataclass
+class FileExport:
+    """A native export, as a lazy stream of byte chunks, in a named format.
+
+    ``format`` says how a sink may load it, e.g. ``postgres_binary`` (COPY BINARY) or ``csv``.
+    A sink accepts it only if it lists the format in ``accepted_formats``.
+    """
+
+    format: str
+    chunks: Iterable[bytes]
+    kind = "file_export"
+
+
+@dataclass
+class PartitionedFileExport:
+    """Several independent exports that may be loaded in parallel."""
+
+    format: str
+    partitions: list[FileExport]
+    kind = "partitioned_file_export"
+
+
+@dataclass
+class ObjectStorageStagingManifest:
+    """Files already staged in object storage, with checksums as load evidence."""
+
+    uri_prefix: str
+    format: str
+    files: list[dict[str, Any]] = field(default_factory=list)
+    kind = "object_storage_staging_manifest"
+
+
+Artifact = InMemoryRows | StreamingBatches | FileExport | PartitionedFileExport | ObjectStorageStagingManifest
+
+
+def iter_row_batches(artifact: Artifact) -> Iterator[list[Row]]:
+    """Row batches from a row-shaped artifact."""
+    if isinstance(artifact, InMemoryRows):
+        yield artifact.rows
+    elif isinstance(artifact, StreamingBatches):
+        yield from artifact.batches
+    else:
+        raise TypeError(f"{artifact.kind} does not carry rows")
+
+
+@dataclass
+class ExtractResult:
+    """What a source returns: the artifact, the source schema and the state candidate.
+
+    The state candidate is committed only after the sink has committed the data.
+    ``details`` holds JSON-safe facts for the run report (bounds used, snapshot, query).
+    """
+
+    artifact: Artifact
+    schema: TableSchema
+    state_candidate: StateRecord | None = None
+    details: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,34 @@
+"""What each implemented connector can do. Used by validation and by hook resolution.
+
+Only connectors that really work are listed; the others land with their issues.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .strategies import IncrementalMode, Strategy
+
+
+@dataclass(frozen=True)
+class ConnectorInfo:
+    name: str
+    hook: str  # "module:Class", imported only when a load runs
+    extra: str  # pip extra that installs its driver
+    source_modes: frozenset[IncrementalMode | None]  # None = full extract
+    sink_strategies: frozenset[Strategy]
+    table_only_modes: frozenset[IncrementalMode] = frozenset()
+
+
+CONNECTORS: dict[str, ConnectorInfo] = {
+    "postgres": ConnectorInfo(
+        name="postgres",
+        hook="airflow_provider_dpone.hooks.postgres:DponePostgresHook",
+        extra="postgres",
+        source_modes=frozenset({None, IncrementalMode.CURSOR, IncrementalMode.XMIN}),
+        sink_strategies=frozenset(
+            {Strategy.FULL_REFRESH, Strategy.INCREMENTAL_APPEND, Strategy.INCREMENTAL_MERGE}
+        ),
+        table_only_modes=frozenset({IncrementalMode.XMIN}),
+    ),
+}

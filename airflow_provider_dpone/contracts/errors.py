@@ -1,0 +1,111 @@
+"""Error taxonomy: bad input, transient and terminal failures.
+
+``retryable`` tells the operator whether an Airflow retry can help. Messages never carry
+secrets: code that builds them must pass values through :func:`redact` first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DponeError(Exception):
+    """Base class. ``code`` is stable and documented in docs/troubleshooting.md."""
+
+    code = "DPONE000"
+    retryable = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"[{self.code}] {self.message}"
+
+
+class BadInputError(DponeError):
+    """The manifest, an argument or a connection is wrong; a retry cannot help."""
+
+    code = "DPONE100"
+
+
+class TransientError(DponeError):
+    """A network blip, a lock timeout, a serialization failure; a retry may help."""
+
+    code = "DPONE200"
+    retryable = True
+
+
+class TerminalError(DponeError):
+    """The load cannot proceed without a human: data or target violates the contract."""
+
+    code = "DPONE300"
+
+
+@dataclass(frozen=True)
+class ValidationIssue:
+    """One problem in one manifest: file, load, dotted field path, message."""
+
+    file: str
+    field: str
+    message: str
+    load: str | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.load:
+            where += f": load '{self.load}'"
+        return f"{where}: {self.field or '<root>'}: {self.message}"
+
+
+class ManifestError(BadInputError):
+    """One or more manifest files are invalid."""
+
+    code = "DPONE101"
+
+    def __init__(self, issues: list[ValidationIssue]) -> None:
+        self.issues = list(issues)
+        super().__init__("\n".join(str(i) for i in self.issues))
+
+
+class MissingExtraError(BadInputError):
+    """An optional driver is not installed; names the pip extra that provides it."""
+
+    code = "DPONE102"
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"the '{package}' package is required; install it with "
+            f"pip install 'airflow-provider-dpone[{extra}]'"
+        )
+        self.extra = extra
+
+
+class UnsupportedError(BadInputError):
+    """The requested combination (strategy, mode, artifact) is not supported by a connector."""
+
+    code = "DPONE103"
+
+
+class SchemaMismatchError(TerminalError):
+    """Source and target schemas differ in a way this run may not change."""
+
+    code = "DPONE301"
+
+
+class DuplicateKeyError(TerminalError):
+    """A merge batch holds several rows for one ``unique_key``."""
+
+    code = "DPONE302"
+
+
+class LoadInProgressError(TransientError):
+    """Another run of the same load holds its lock."""
+
+    code = "DPONE201"
+
+
+class StateError(TerminalError):
+    """Stored state is unreadable or does not match the load's incremental mode."""
+
+    code = "DPONE303"

@@ -1,0 +1,415 @@
+"""Manifest contract v1: the YAML a data engineer writes, parsed and validated.
+
+Every problem becomes a :class:`ValidationIssue` naming the file, the load and the field
+path, with the allowed values where there is a closed set.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from .connectors import CONNECTORS
+from .durations import parse_duration, validate_schedule
+from .errors import ManifestError, ValidationIssue
+from .strategies import STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
+
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
+_TABLE = re.compile(r"^[^.\s\"]+(\.[^.\s\"]+)?$")
+
+
+def _check_connector(value: str) -> str:
+    if value not in CONNECTORS:
+        raise ValueError(f"unknown connector '{value}'; allowed: {', '.join(sorted(CONNECTORS))}")
+    return value
+
+
+def _check_table(value: str | None) -> str | None:
+    if value is not None and not _TABLE.match(value):
+        raise ValueError(f"'{value}' is not 'table' or 'schema.table'")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class IncrementalSpec(_Strict):
+    mode: IncrementalMode
+    cursor: str | None = None
+    lookback: float = 0.0  # seconds
+    initial_value: str | None = None
+
+    @field_validator("lookback", mode="before")
+    @classmethod
+    def _lookback(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _needs_cursor(self) -> IncrementalSpec:
+        if self.mode is IncrementalMode.CURSOR and not self.cursor:
+            raise ValueError("incremental mode 'cursor' needs 'cursor: <column>'")
+        if self.mode is not IncrementalMode.CURSOR and self.cursor:
+            raise ValueError(f"'cursor' only applies to mode 'cursor', not '{self.mode.value}'")
+        return self
+
+
+class SourceSpec(_Strict):
+    connector: str
+    conn_id: str
+    table: str | None = None
+    query: str | None = None
+    columns: list[str] | None = None
+    incremental: IncrementalSpec | None = None
+    batch_size: int = Field(default=50_000, gt=0)
+
+    _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
+    _connector = field_validator("connector")(classmethod(lambda cls, v: _check_connector(v)))
+
+    @model_validator(mode="after")
+    def _table_or_query(self) -> SourceSpec:
+        if bool(self.table) == bool(self.query):
+            raise ValueError("give exactly one of 'table' or 'query'")
+        if self.query and self.columns:
+            raise ValueError("'columns' applies to 'table' sources; select columns in the query")
+        return self
+
+
+class StagingSpec(_Strict):
+    schema_name: str = Field(default="dpone_staging", alias="schema")
+    keep: Literal["always", "never", "on_failure"] = "on_failure"
+
+
+class SinkSpec(_Strict):
+    connector: str
+    conn_id: str
+    table: str
+    strategy: Strategy = Strategy.FULL_REFRESH
+    unique_key: list[str] | None = None
+    on_duplicate_keys: Literal["fail", "keep_last"] = "fail"
+    staging: StagingSpec = Field(default_factory=StagingSpec)
+
+    _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
+    _connector = field_validator("connector")(classmethod(lambda cls, v: _check_connector(v)))
+
+    @model_validator(mode="after")
+    def _keys(self) -> SinkSpec:
+        if self.strategy in STRATEGIES_NEEDING_UNIQUE_KEY and not self.unique_key:
+            raise ValueError(f"strategy '{self.strategy.value}' needs 'unique_key: [<column>, ...]'")
+        return self
+
+
+class SchemaEvolutionSpec(_Strict):
+    mode: Literal["safe", "fail", "plan_only"] = "safe"
+    on_type_change: Literal["fail", "new_column"] = "fail"
+
+
+class ReconciliationSpec(_Strict):
+    deletes: Literal["none", "soft", "hard"] = "none"
+    max_delete_fraction: float = Field(default=0.05, ge=0, le=1)
+
+
+class QualityCheck(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    check: Literal["not_null", "unique", "row_count", "freshness", "accepted_values", "sql"]
+
+
+class LoadSpec(_Strict):
+    name: str
+    description: str | None = None
+    depends_on: list[str] = Field(default_factory=list)
+    source: SourceSpec
+    sink: SinkSpec
+    schema_evolution: SchemaEvolutionSpec = Field(default_factory=SchemaEvolutionSpec)
+    reconciliation: ReconciliationSpec = Field(default_factory=ReconciliationSpec)
+    quality: list[QualityCheck] = Field(default_factory=list)
+    retries: int | None = Field(default=None, ge=0)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use letters, digits, '_', '.', '-' (it becomes the Airflow task id)")
+        return value
+
+    @model_validator(mode="after")
+    def _capabilities(self) -> LoadSpec:
+        problems = []
+        src = CONNECTORS.get(self.source.connector)
+        snk = CONNECTORS.get(self.sink.connector)
+        mode = self.source.incremental.mode if self.source.incremental else None
+        if src and mode not in src.source_modes:
+            allowed = sorted(m.value if m else "full (no incremental)" for m in src.source_modes)
+            problems.append(
+                f"source.incremental.mode: '{mode.value if mode else None}' is not supported by "
+                f"connector '{src.name}'; supported: {', '.join(allowed)}"
+            )
+        if src and mode in src.table_only_modes and self.source.query:
+            problems.append(f"source.incremental.mode: '{mode.value}' needs 'table', not 'query'")
+        if snk and self.sink.strategy not in snk.sink_strategies:
+            allowed = sorted(s.value for s in snk.sink_strategies)
+            problems.append(
+                f"sink.strategy: '{self.sink.strategy.value}' is not supported by connector "
+                f"'{snk.name}' yet; supported: {', '.join(allowed)}"
+            )
+        if self.sink.strategy is Strategy.FULL_REFRESH and mode is not None:
+            problems.append(
+                "sink.strategy: 'full_refresh' replaces the whole target, so it needs a full "
+                "extract; remove source.incremental or use incremental_append / incremental_merge"
+            )
+        if self.quality:
+            problems.append("quality: quality gates are not implemented yet; remove the block")
+        if self.reconciliation.deletes != "none":
+            problems.append("reconciliation.deletes: only 'none' is implemented yet")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class StateSpec(_Strict):
+    backend: Literal["variable", "table"] = "variable"
+    conn_id: str | None = None
+    table: str = "dpone.state"
+
+    _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
+
+    @model_validator(mode="after")
+    def _conn(self) -> StateSpec:
+        if self.backend == "table" and not self.conn_id:
+            raise ValueError("backend 'table' needs 'conn_id' (the database holding the state table)")
+        return self
+
+
+class Manifest(_Strict):
+    pipeline: str
+    description: str | None = None
+    schedule: str | None = None
+    start_date: dt.date = dt.date(2026, 1, 1)
+    catchup: bool = False
+    tags: list[str] = Field(default_factory=list)
+    retries: int = Field(default=2, ge=0)
+    retry_delay: float = 300.0  # seconds
+    state: StateSpec = Field(default_factory=StateSpec)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    loads: list[LoadSpec] = Field(min_length=1)
+    source_file: str = Field(default="<memory>", exclude=True)
+
+    @field_validator("pipeline")
+    @classmethod
+    def _pipeline(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("use letters, digits, '_', '.', '-' (it becomes the DAG id)")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str | None) -> str | None:
+        if value is not None:
+            validate_schedule(value)
+        return value
+
+    @field_validator("retry_delay", mode="before")
+    @classmethod
+    def _retry_delay(cls, value: Any) -> float:
+        return parse_duration(value)
+
+    def load(self, name: str) -> LoadSpec:
+        for spec in self.loads:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+_LOAD_KEYS = frozenset(LoadSpec.model_fields)
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` wins; nested mappings merge key by key; lists replace."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that owns the field at ``loc`` (for listing allowed keys)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part) or next(
+            (f for f in current.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return None
+        annotation = field.annotation
+        args = getattr(annotation, "__args__", ()) or (annotation,)
+        current = next((a for a in args if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return current if isinstance(current, type) else None
+
+
+def _field_names(model: type[BaseModel]) -> list[str]:
+    return sorted(f.alias or n for n, f in model.model_fields.items() if not f.exclude)
+
+
+def _issues_from(exc: ValidationError, file: str, raw_loads: list[Any]) -> list[ValidationIssue]:
+    issues = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        load_name = None
+        if len(loc) >= 2 and loc[0] == "loads" and isinstance(loc[1], int):
+            raw = raw_loads[loc[1]] if loc[1] < len(raw_loads) else None
+            load_name = raw.get("name") if isinstance(raw, dict) else None
+            path_parts = loc[2:] if load_name else loc
+            if not load_name:
+                path_parts = (f"loads[{loc[1]}]", *loc[2:])
+        else:
+            path_parts = loc
+        path = ".".join(str(p) for p in path_parts if not str(p).startswith(("function-", "tagged")))
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            owner = _model_at(Manifest, loc[:-1])
+            allowed = f"; allowed keys: {', '.join(_field_names(owner))}" if owner else ""
+            message = f"unknown key '{loc[-1]}'{allowed}"
+        elif err["type"] == "missing":
+            message = "required key is missing"
+        elif err["type"] in ("enum", "literal_error"):
+            message = f"invalid value {err.get('input')!r}; {message[0].lower()}{message[1:]}"
+        issues.append(ValidationIssue(file=file, field=path, message=message, load=load_name))
+    return issues
+
+
+def _graph_issues(manifest: Manifest, file: str) -> list[ValidationIssue]:
+    names = [spec.name for spec in manifest.loads]
+    issues = []
+    seen: set[str] = set()
+    for spec in manifest.loads:
+        if spec.name in seen:
+            issues.append(ValidationIssue(file, "name", "duplicate load name; names must be unique", spec.name))
+        seen.add(spec.name)
+        for dep in spec.depends_on:
+            if dep not in names:
+                issues.append(
+                    ValidationIssue(
+                        file, "depends_on", f"unknown load '{dep}'; loads here: {', '.join(names)}", spec.name
+                    )
+                )
+            elif dep == spec.name:
+                issues.append(ValidationIssue(file, "depends_on", "a load cannot depend on itself", spec.name))
+    if issues:
+        return issues
+    graph = {spec.name: list(spec.depends_on) for spec in manifest.loads}
+    state: dict[str, int] = {}
+
+    def visit(node: str, trail: list[str]) -> list[str] | None:
+        state[node] = 1
+        for dep in graph[node]:
+            if state.get(dep) == 1:
+                return [*trail, node, dep]
+            if state.get(dep) is None and (cycle := visit(dep, [*trail, node])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for name in graph:
+        if state.get(name) is None and (cycle := visit(name, [])):
+            start = cycle.index(cycle[-1])
+            loop = " -> ".join(cycle[start:])
+            return [ValidationIssue(file, "depends_on", f"dependency cycle: {loop}", cycle[start])]
+    return []
+
+
+def parse_manifest(data: Any, file: str = "<memory>") -> Manifest:
+    """Validate already-loaded YAML data; raises :class:`ManifestError`."""
+    if data is None:
+        raise ManifestError([ValidationIssue(file, "", "the file is empty; a manifest needs 'pipeline' and 'loads'")])
+    if not isinstance(data, dict):
+        raise ManifestError(
+            [ValidationIssue(file, "", f"a manifest is a mapping, got {type(data).__name__}")]
+        )
+    data = dict(data)
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ManifestError([ValidationIssue(file, "defaults", "must be a mapping of load keys")])
+    unknown = sorted(set(defaults) - _LOAD_KEYS - {"name"})
+    if unknown or "name" in defaults:
+        bad = unknown[0] if unknown else "name"
+        raise ManifestError(
+            [ValidationIssue(file, f"defaults.{bad}", f"not a load key; allowed: {', '.join(sorted(_LOAD_KEYS - {'name'}))}")]
+        )
+    raw_loads = data.get("loads")
+    if isinstance(raw_loads, list):
+        data["loads"] = [deep_merge(defaults, ld) if isinstance(ld, dict) else ld for ld in raw_loads]
+    else:
+        raw_loads = []
+    try:
+        manifest = Manifest.model_validate({**data, "source_file": file})
+    except ValidationError as exc:
+        raise ManifestError(_issues_from(exc, file, raw_loads)) from None
+    if issues := _graph_issues(manifest, file):
+        raise ManifestError(issues)
+    return manifest
+
+
+def _yaml_loader() -> type:
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_manifest(path: str | Path) -> Manifest:
+    """Read and validate one manifest file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ManifestError([ValidationIssue(str(path), "", f"cannot read file: {exc.strerror}")]) from None
+    try:
+        data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - safe loader
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ManifestError([ValidationIssue(str(path), "", f"invalid YAML{where}: {problem}")]) from None
+    return parse_manifest(data, str(path))
+
+
+def manifest_files(paths: list[str | Path]) -> list[Path]:
+    """Expand directories into their ``*.yaml`` / ``*.yml`` files, sorted."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted([*p.glob("*.yaml"), *p.glob("*.yml")]))
+        else:
+            files.append(p)
+    return files
+
+
+def validate_paths(paths: list[str | Path]) -> tuple[list[Manifest], list[ValidationIssue]]:
+    """Validate every file; a broken one never hides the others. Pipelines must be unique."""
+    manifests: list[Manifest] = []
+    issues: list[ValidationIssue] = []
+    owners: dict[str, str] = {}
+    for file in manifest_files(paths):
+        try:
+            manifest = load_manifest(file)
+        except ManifestError as exc:
+            issues.extend(exc.issues)
+            continue
+        if manifest.pipeline in owners:
+            issues.append(
+                ValidationIssue(str(file), "pipeline", f"'{manifest.pipeline}' is already defined in {owners[manifest.pipeline]}")
+            )
+            continue
+        owners[manifest.pipeline] = str(file)
+        manifests.append(manifest)
+    return manifests, issues

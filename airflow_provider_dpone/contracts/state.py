@@ -1,0 +1,48 @@
+"""Typed state records. Each serialises to a JSON-safe dict tagged with ``kind``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+from .errors import StateError
+
+
+@dataclass(frozen=True)
+class CursorState:
+    """High-water mark of a cursor column; ``value`` is the text form of the last upper bound."""
+
+    kind: ClassVar[str] = "cursor"
+    cursor: str
+    value: str | None
+    value_type: str = "string"  # canonical type name of the cursor column
+
+
+@dataclass(frozen=True)
+class XminState:
+    """Postgres XMin position: the 64-bit snapshot xmin seen when the last extract started."""
+
+    kind: ClassVar[str] = "xmin"
+    xmin: int
+
+
+StateRecord = CursorState | XminState
+_KINDS: dict[str, type] = {CursorState.kind: CursorState, XminState.kind: XminState}
+
+
+def state_to_dict(record: StateRecord) -> dict[str, Any]:
+    return {"kind": record.kind, **asdict(record)}
+
+
+def state_from_dict(data: dict[str, Any] | None) -> StateRecord | None:
+    if data is None:
+        return None
+    kind = data.get("kind")
+    cls = _KINDS.get(kind)  # type: ignore[arg-type]
+    if cls is None:
+        raise StateError(f"stored state has unknown kind {kind!r}; allowed: {sorted(_KINDS)}")
+    fields = {k: v for k, v in data.items() if k != "kind"}
+    try:
+        return cls(**fields)
+    except TypeError as exc:
+        raise StateError(f"stored {kind} state is malformed: {exc}") from None

@@ -1,0 +1,28 @@
+"""Load strategies and incremental modes named in manifest contract v1."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Strategy(str, Enum):
+    FULL_REFRESH = "full_refresh"
+    INCREMENTAL_APPEND = "incremental_append"
+    INCREMENTAL_MERGE = "incremental_merge"
+    REPLACE = "replace"
+    PARTITION_REPLACE = "partition_replace"
+    SNAPSHOT_DIFF = "snapshot_diff"
+    SCD2 = "scd2"
+    CDC_APPLY = "cdc_apply"
+
+
+class IncrementalMode(str, Enum):
+    CURSOR = "cursor"
+    XMIN = "xmin"
+    CDC = "cdc"
+    OFFSETS = "offsets"
+
+
+STRATEGIES_NEEDING_UNIQUE_KEY = frozenset(
+    {Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2, Strategy.CDC_APPLY}
+)
