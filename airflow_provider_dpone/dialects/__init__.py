@@ -1,0 +1,1 @@
+"""Per-database SQL: quoting, type mapping, introspection queries, DDL, staging and finalize."""

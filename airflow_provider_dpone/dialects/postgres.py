@@ -1,0 +1,404 @@
+"""PostgreSQL SQL rendering. Pure: builds strings and parameter tuples, never connects.
+
+Identifiers are always quoted with :func:`quote_ident`; values always travel as parameters.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ..contracts.errors import BadInputError
+from ..contracts.table import CanonicalType, Column, TableSchema
+
+DIALECT = "postgres"
+Statement = tuple[str, tuple]
+
+
+def quote_ident(name: str) -> str:
+    if not name or "\x00" in name:
+        raise BadInputError(f"invalid identifier {name!r}")
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class TableRef:
+    schema: str
+    name: str
+
+    @classmethod
+    def parse(cls, ref: str, default_schema: str = "public") -> TableRef:
+        schema, _, name = ref.rpartition(".")
+        return cls(schema or default_schema, name)
+
+    @property
+    def sql(self) -> str:
+        return f"{quote_ident(self.schema)}.{quote_ident(self.name)}"
+
+    def __str__(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def column_list(names: Sequence[str]) -> str:
+    return ", ".join(quote_ident(n) for n in names)
+
+
+# --- introspection -------------------------------------------------------------------------
+
+INTROSPECT_COLUMNS = """
+select a.attname,
+       format_type(a.atttypid, a.atttypmod),
+       a.attnotnull,
+       t.typtype,
+       tn.nspname = 'pg_catalog' as builtin,
+       coalesce(format_type(t.typbasetype, t.typtypmod), '') as domain_base,
+       coalesce(et.typtype, '') as elem_typtype,
+       coalesce(etn.nspname = 'pg_catalog', true) as elem_builtin
+from pg_attribute a
+join pg_class c on c.oid = a.attrelid
+join pg_namespace n on n.oid = c.relnamespace
+join pg_type t on t.oid = a.atttypid
+join pg_namespace tn on tn.oid = t.typnamespace
+left join pg_type et on et.oid = t.typelem and t.typcategory = 'A'
+left join pg_namespace etn on etn.oid = et.typnamespace
+where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped
+order by a.attnum
+"""
+
+INTROSPECT_PRIMARY_KEY = """
+select a.attname
+from pg_index i
+join pg_class c on c.oid = i.indrelid
+join pg_namespace n on n.oid = c.relnamespace
+cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
+join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
+where n.nspname = %s and c.relname = %s and i.indisprimary
+order by k.ord
+"""
+
+TABLE_EXISTS = "select to_regclass(%s) is not null"
+
+# Facts deciding whether a full refresh may swap tables instead of truncate + insert.
+SWAP_BLOCKERS = """
+select
+  (select count(*) from pg_depend d join pg_rewrite r on r.oid = d.objid
+     where d.refobjid = c.oid and r.ev_class <> c.oid) as dependent_views,
+  (select count(*) from pg_constraint f where f.confrelid = c.oid) as referencing_fks,
+  (select count(*) from pg_trigger g where g.tgrelid = c.oid and not g.tgisinternal) as triggers,
+  (select count(*) from pg_index i where i.indrelid = c.oid and not i.indisprimary) as extra_indexes,
+  c.relacl is not null as has_grants,
+  c.relkind <> 'r' as not_plain_table,
+  (select count(*) from pg_attrdef ad where ad.adrelid = c.oid) as column_defaults
+from pg_class c where c.oid = to_regclass(%s)
+"""
+
+_SIMPLE_TYPES: dict[str, CanonicalType] = {
+    "boolean": CanonicalType.BOOLEAN,
+    "smallint": CanonicalType.INT16,
+    "integer": CanonicalType.INT32,
+    "bigint": CanonicalType.INT64,
+    "real": CanonicalType.FLOAT32,
+    "double precision": CanonicalType.FLOAT64,
+    "text": CanonicalType.STRING,
+    "bytea": CanonicalType.BINARY,
+    "date": CanonicalType.DATE,
+    "interval": CanonicalType.INTERVAL,
+    "uuid": CanonicalType.UUID,
+    "json": CanonicalType.JSON,
+    "jsonb": CanonicalType.JSON,
+    "timestamp without time zone": CanonicalType.TIMESTAMP,
+    "timestamp with time zone": CanonicalType.TIMESTAMPTZ,
+    "time without time zone": CanonicalType.TIME,
+}
+_PARAM = re.compile(r"^(?P<base>[a-z ]+?)(\((?P<args>[\d, ]+)\))?(?P<rest>[a-z ]*)$")
+
+
+def canonical_from_native(native: str) -> tuple[CanonicalType, int | None, int | None, int | None]:
+    """(type, precision, scale, length) for a ``format_type`` string."""
+    if native.endswith("[]"):
+        return CanonicalType.ARRAY, None, None, None
+    m = _PARAM.match(native)
+    if not m:
+        return CanonicalType.UNKNOWN, None, None, None
+    base = (m["base"] + m["rest"]).strip()
+    args = [int(a) for a in m["args"].split(",")] if m["args"] else []
+    if base in _SIMPLE_TYPES:
+        return _SIMPLE_TYPES[base], None, None, None
+    if base == "numeric":
+        return CanonicalType.DECIMAL, (args[0] if args else None), (args[1] if len(args) > 1 else None), None
+    if base in ("character varying", "character"):
+        return CanonicalType.STRING, None, None, (args[0] if args else None)
+    return CanonicalType.UNKNOWN, None, None, None
+
+
+def column_from_catalog(row: Sequence) -> Column:
+    """Build a Column from one INTROSPECT_COLUMNS row.
+
+    Enums become ``text`` and domains their base type: the target database need not have the
+    user-defined type, and both keep the same COPY representation.
+    """
+    name, native, notnull, typtype, builtin, domain_base, elem_typtype, elem_builtin = row
+    if typtype == "e":
+        native = "text"
+    elif typtype == "d":
+        native = domain_base
+    elif native.endswith("[]") and not elem_builtin:
+        native = "text[]" if elem_typtype == "e" else native
+    ctype, precision, scale, length = canonical_from_native(native)
+    element = None
+    if ctype is CanonicalType.ARRAY:
+        element = canonical_from_native(native[:-2])[0]
+    return Column(
+        name=name,
+        type=ctype,
+        nullable=not notnull,
+        precision=precision,
+        scale=scale,
+        length=length,
+        element=element,
+        native_type=native,
+        dialect=DIALECT,
+    )
+
+
+def binary_copy_safe(source_rows: Sequence[Sequence]) -> bool:
+    """Binary COPY checks array element type ids, so an array of a user type forces text COPY."""
+    return not any(r[1].endswith("[]") and not r[7] for r in source_rows)
+
+
+_CANONICAL_TO_NATIVE: dict[CanonicalType, str] = {
+    CanonicalType.BOOLEAN: "boolean",
+    CanonicalType.INT16: "smallint",
+    CanonicalType.INT32: "integer",
+    CanonicalType.INT64: "bigint",
+    CanonicalType.FLOAT32: "real",
+    CanonicalType.FLOAT64: "double precision",
+    CanonicalType.BINARY: "bytea",
+    CanonicalType.DATE: "date",
+    CanonicalType.TIME: "time",
+    CanonicalType.TIMESTAMP: "timestamp",
+    CanonicalType.TIMESTAMPTZ: "timestamptz",
+    CanonicalType.INTERVAL: "interval",
+    CanonicalType.UUID: "uuid",
+    CanonicalType.JSON: "jsonb",
+    CanonicalType.UNKNOWN: "text",
+}
+
+
+def native_type(column: Column) -> str:
+    """The PostgreSQL type for a column: its own native type when it came from PostgreSQL."""
+    if column.dialect == DIALECT and column.native_type:
+        return column.native_type
+    if column.type is CanonicalType.DECIMAL:
+        if column.precision is None:
+            return "numeric"
+        return f"numeric({column.precision},{column.scale or 0})"
+    if column.type is CanonicalType.STRING:
+        return f"varchar({column.length})" if column.length else "text"
+    if column.type is CanonicalType.ARRAY:
+        element = Column("e", column.element or CanonicalType.UNKNOWN)
+        return native_type(element) + "[]"
+    return _CANONICAL_TO_NATIVE[column.type]
+
+
+# --- DDL -----------------------------------------------------------------------------------
+
+
+def create_schema(schema: str) -> str:
+    return f"create schema if not exists {quote_ident(schema)}"
+
+
+def create_table(
+    table: TableRef,
+    schema: TableSchema,
+    *,
+    primary_key: Sequence[str] = (),
+    unlogged: bool = False,
+    if_not_exists: bool = False,
+    not_null: bool = True,
+) -> str:
+    cols = []
+    for c in schema.columns:
+        nn = " not null" if not_null and (not c.nullable or c.name in primary_key) else ""
+        cols.append(f"{quote_ident(c.name)} {native_type(c)}{nn}")
+    if primary_key:
+        cols.append(f"primary key ({column_list(primary_key)})")
+    kind = "unlogged table" if unlogged else "table"
+    exists = "if not exists " if if_not_exists else ""
+    return f"create {kind} {exists}{table.sql} (\n  " + ",\n  ".join(cols) + "\n)"
+
+
+def drop_table(table: TableRef) -> str:
+    return f"drop table if exists {table.sql}"
+
+
+def add_primary_key(table: TableRef, primary_key: Sequence[str], constraint: str) -> str:
+    return f"alter table {table.sql} add constraint {quote_ident(constraint)} primary key ({column_list(primary_key)})"
+
+
+def set_not_null(table: TableRef, columns: Sequence[str]) -> str:
+    parts = ", ".join(f"alter column {quote_ident(c)} set not null" for c in columns)
+    return f"alter table {table.sql} {parts}"
+
+
+# --- extract -------------------------------------------------------------------------------
+
+
+def source_relation(table: TableRef | None, query: str | None) -> str:
+    """A FROM item for a table or a user query (wrapped as a subquery)."""
+    if table is not None:
+        return table.sql
+    assert query is not None
+    return f"({query.strip().rstrip(';')}) as dpone_src"
+
+
+def select_rows(relation: str, columns: Sequence[str], where: str = "") -> str:
+    sql = f"select {column_list(columns)} from {relation}"
+    return f"{sql} where {where}" if where else sql
+
+
+def copy_out(select_sql: str, binary: bool) -> str:
+    return f"copy ({select_sql}) to stdout (format {'binary' if binary else 'text'})"
+
+
+def copy_in(table: TableRef, columns: Sequence[str], fmt: str, freeze: bool = False) -> str:
+    opts = f"format {fmt}" + (", freeze" if freeze else "")
+    return f"copy {table.sql} ({column_list(columns)}) from stdin ({opts})"
+
+
+def cursor_bounds(relation: str, cursor: str) -> str:
+    return f"select max({quote_ident(cursor)})::text from {relation}"
+
+
+def cursor_predicate(cursor: str, native: str, has_lower: bool, lookback: bool) -> str:
+    """``cursor > lower [- lookback] and cursor <= upper``; values come as parameters."""
+    col = quote_ident(cursor)
+    upper = f"{col} <= %s::{native}"
+    if not has_lower:
+        return upper
+    lower = f"%s::{native}"
+    if lookback:
+        lower = f"({lower} - make_interval(secs => %s))"
+    return f"{col} > {lower} and {upper}"
+
+
+SNAPSHOT_XMIN = "select pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+
+
+def xmin_predicate(wrapped: bool) -> str:
+    """Rows whose 32-bit xmin is at or past the stored position (handling one wraparound)."""
+    if wrapped:
+        return "(xmin::text::bigint >= %s or xmin::text::bigint < %s)"
+    return "xmin::text::bigint >= %s"
+
+
+# --- staging and finalize ------------------------------------------------------------------
+
+
+def duplicate_keys(staging: TableRef, keys: Sequence[str], limit: int = 5) -> str:
+    k = column_list(keys)
+    return (
+        f"select {k}, count(*) from {staging.sql} group by {k} having count(*) > 1 "
+        f"order by count(*) desc limit {int(limit)}"
+    )
+
+
+def keep_last_per_key(staging: TableRef, keys: Sequence[str]) -> str:
+    """Drop all but the last-loaded row per key (COPY keeps extract order in a fresh table)."""
+    k = column_list(keys)
+    return (
+        f"delete from {staging.sql} s using (select ctid, row_number() over "
+        f"(partition by {k} order by ctid desc) as rn from {staging.sql}) d "
+        f"where s.ctid = d.ctid and d.rn > 1"
+    )
+
+
+def insert_select(target: TableRef, staging: TableRef, columns: Sequence[str]) -> str:
+    cols = column_list(columns)
+    return f"insert into {target.sql} ({cols}) select {cols} from {staging.sql}"
+
+
+def merge_update(target: TableRef, staging: TableRef, columns: Sequence[str], keys: Sequence[str]) -> str | None:
+    """Set-based update of matched rows; None when every column is a key."""
+    values = [c for c in columns if c not in keys]
+    if not values:
+        return None
+    sets = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in values)
+    match = " and ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
+    return f"update {target.sql} as t set {sets} from {staging.sql} as s where {match}"
+
+
+def merge_insert(target: TableRef, staging: TableRef, columns: Sequence[str], keys: Sequence[str]) -> str:
+    cols = column_list(columns)
+    scols = ", ".join(f"s.{quote_ident(c)}" for c in columns)
+    match = " and ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
+    return (
+        f"insert into {target.sql} ({cols}) select {scols} from {staging.sql} as s "
+        f"where not exists (select 1 from {target.sql} as t where {match})"
+    )
+
+
+def truncate(table: TableRef) -> str:
+    return f"truncate table {table.sql}"
+
+
+def lock_table(table: TableRef) -> str:
+    return f"lock table {table.sql} in access exclusive mode"
+
+
+def swap_in(staging: TableRef, target: TableRef, primary_key_constraint: str | None) -> list[str]:
+    """Statements that replace ``target`` by ``staging`` (run inside one transaction)."""
+    moved = TableRef(target.schema, staging.name)
+    stmts = [
+        drop_table(target),
+        f"alter table {staging.sql} set schema {quote_ident(target.schema)}",
+        f"alter table {moved.sql} rename to {quote_ident(target.name)}",
+    ]
+    if primary_key_constraint:
+        stmts.append(
+            f"alter table {target.sql} rename constraint {quote_ident(primary_key_constraint)} "
+            f"to {quote_ident(target.name + '_pkey')}"
+        )
+    return stmts
+
+
+def advisory_lock() -> str:
+    return "select pg_advisory_xact_lock(hashtextextended(%s, 0))"
+
+
+def analyze(table: TableRef) -> str:
+    return f"analyze {table.sql}"
+
+
+# --- state table ---------------------------------------------------------------------------
+
+
+def create_state_table(table: TableRef) -> list[str]:
+    return [
+        create_schema(table.schema),
+        f"create table if not exists {table.sql} (\n"
+        "  pipeline text not null,\n  load text not null,\n  state jsonb not null,\n"
+        "  run_id text,\n  updated_at timestamptz not null default now(),\n"
+        "  primary key (pipeline, load)\n)",
+    ]
+
+
+def select_state(table: TableRef) -> str:
+    return f"select state::text from {table.sql} where pipeline = %s and load = %s"
+
+
+def list_state(table: TableRef) -> str:
+    return f"select pipeline, load, state::text, run_id, updated_at::text from {table.sql} where pipeline = %s order by load"
+
+
+def upsert_state(table: TableRef) -> str:
+    return (
+        f"insert into {table.sql} (pipeline, load, state, run_id, updated_at) "
+        "values (%s, %s, %s::jsonb, %s, now()) on conflict (pipeline, load) do update set "
+        "state = excluded.state, run_id = excluded.run_id, updated_at = excluded.updated_at"
+    )
+
+
+def delete_state(table: TableRef) -> str:
+    return f"delete from {table.sql} where pipeline = %s and load = %s"

@@ -1,0 +1,1 @@
+"""The engine: extract -> stage -> finalize -> commit state -> report, connector-agnostic."""

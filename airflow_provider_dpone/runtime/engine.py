@@ -1,0 +1,123 @@
+"""Run one load: extract -> stage -> finalize (+ colocated state) -> commit state -> report.
+
+The same engine runs inside ``StagedLoadOperator`` and from ``dpone run``. State advances only
+after the sink has committed; a failure at any step leaves the target and the state as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..contracts.artifacts import FileExport, StreamingBatches
+from ..contracts.errors import DponeError
+from ..contracts.manifest import LoadSpec, Manifest
+from ..contracts.state import state_to_dict
+from .protocols import LoadContext, SinkHook, SourceHook, StagedData, StateBackend
+from .report import RunReport
+
+log = logging.getLogger("airflow_provider_dpone.runtime")
+
+
+@dataclass
+class LoadRuntime:
+    """The three parts a load needs, resolved by the caller (operator or CLI)."""
+
+    source: SourceHook
+    sink: SinkHook
+    state: StateBackend
+
+
+@contextmanager
+def _timed(report: RunReport, name: str) -> Iterator[Any]:
+    phase = report.phase(name)
+    start = time.perf_counter()
+    try:
+        yield phase
+    finally:
+        phase.seconds = round(time.perf_counter() - start, 4)
+
+
+def _close_artifact(artifact: Any) -> None:
+    """Close a lazy artifact that the sink did not exhaust (releases the source snapshot)."""
+    iterable = getattr(artifact, "chunks", None) if isinstance(artifact, FileExport) else None
+    if isinstance(artifact, StreamingBatches):
+        iterable = artifact.batches
+    close = getattr(iterable, "close", None)
+    if close:
+        close()
+
+
+def run_load(manifest: Manifest, load: LoadSpec, parts: LoadRuntime, run_id: str) -> RunReport:
+    """Run ``load`` once. Raises the original error after recording it in the report."""
+    ctx = LoadContext(pipeline=manifest.pipeline, load=load, run_id=run_id)
+    report = RunReport(
+        pipeline=manifest.pipeline,
+        load=load.name,
+        run_id=run_id,
+        strategy=load.sink.strategy.value,
+        source={"connector": load.source.connector, "conn_id": load.source.conn_id,
+                "object": load.source.table or "query"},
+        sink={"connector": load.sink.connector, "conn_id": load.sink.conn_id, "table": load.sink.table},
+    )
+    started = time.perf_counter()
+    staged: StagedData | None = None
+    succeeded = False
+    extract = None
+    try:
+        before = parts.state.get(manifest.pipeline, load.name)
+        report.state_before = state_to_dict(before) if before else None
+        log.info("dpone %s: state before %s", ctx.key, report.state_before)
+        with _timed(report, "extract"):
+            extract = parts.source.extract(load.source, before, accepted_formats=parts.sink.accepted_formats)
+        report.source["window"] = extract.details
+        artifact = extract.artifact
+        report.fast_path = artifact.format if isinstance(artifact, FileExport) else artifact.kind
+        log.info("dpone %s: extracting with %s, window %s", ctx.key, report.fast_path, extract.details)
+        with _timed(report, "stage") as phase:
+            staged = parts.sink.stage(ctx, extract)
+            phase.rows, phase.bytes = staged.rows, staged.bytes
+        candidate = extract.state_candidate
+        extra = []
+        colocated = False
+        if candidate is not None:
+            statements = parts.state.colocated_statements(
+                parts.sink, load.sink.conn_id, manifest.pipeline, load.name, candidate, run_id
+            )
+            if statements:
+                extra, colocated = statements, True
+        with _timed(report, "finalize") as phase:
+            result = parts.sink.finalize(ctx, staged, extra)
+            phase.rows = result.get("rows_inserted")
+            report.sink["finalize"] = result
+        if candidate is not None:
+            if colocated:
+                report.state_committed = "with_data"
+            else:
+                with _timed(report, "state"):
+                    parts.state.commit(manifest.pipeline, load.name, candidate, run_id)
+                report.state_committed = "after_data"
+            report.state_after = state_to_dict(candidate)
+        else:
+            report.state_after = report.state_before
+        succeeded = True
+        report.status = "success"
+        return report
+    except BaseException as exc:
+        report.status = "failed"
+        report.error = str(exc) if isinstance(exc, DponeError) else f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        if extract is not None:
+            _close_artifact(extract.artifact)
+        try:
+            with _timed(report, "cleanup"):
+                parts.sink.cleanup(ctx, staged, succeeded)
+        except Exception as cleanup_exc:  # cleanup never masks the load's own outcome
+            log.warning("dpone %s: staging cleanup failed: %s", ctx.key, cleanup_exc)
+        report.seconds = round(time.perf_counter() - started, 4)
+        log.info("%s", report.to_table())

@@ -1,0 +1,77 @@
+"""What the engine needs from sources, sinks and state backends."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..contracts.artifacts import ExtractResult
+from ..contracts.manifest import LoadSpec, SourceSpec
+from ..contracts.state import StateRecord
+from ..contracts.table import TableSchema
+
+Statement = tuple[str, tuple]
+
+
+@dataclass(frozen=True)
+class LoadContext:
+    pipeline: str
+    load: LoadSpec
+    run_id: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.pipeline}.{self.load.name}"
+
+
+@dataclass
+class StagedData:
+    """Where a sink staged a batch and what it cost."""
+
+    staging: str
+    schema: TableSchema
+    rows: int
+    bytes: int | None
+    format: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class SourceHook(Protocol):
+    def extract(
+        self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...]
+    ) -> ExtractResult: ...
+
+    def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class SinkHook(Protocol):
+    accepted_formats: tuple[str, ...]
+
+    def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData: ...
+
+    def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]: ...
+
+    def cleanup(self, ctx: LoadContext, staged: StagedData | None, succeeded: bool) -> None: ...
+
+    def plan_load(self, ctx: LoadContext, schema: TableSchema | None) -> dict[str, Any]: ...
+
+
+@runtime_checkable
+class StateBackend(Protocol):
+    name: str
+
+    def get(self, pipeline: str, load: str) -> StateRecord | None: ...
+
+    def commit(self, pipeline: str, load: str, record: StateRecord, run_id: str) -> None: ...
+
+    def reset(self, pipeline: str, load: str) -> bool: ...
+
+    def list(self, pipeline: str, loads: list[str]) -> list[dict[str, Any]]: ...
+
+    def colocated_statements(
+        self, sink: object, sink_conn_id: str, pipeline: str, load: str, record: StateRecord, run_id: str
+    ) -> list[Statement] | None:
+        """Statements the sink runs in its finalize transaction, or None if not colocated."""
+        ...

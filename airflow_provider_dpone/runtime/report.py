@@ -1,0 +1,67 @@
+"""The run report: per-phase seconds, rows and bytes, fast path, state before and after."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Phase:
+    name: str
+    seconds: float = 0.0
+    rows: int | None = None
+    bytes: int | None = None
+
+
+@dataclass
+class RunReport:
+    pipeline: str
+    load: str
+    run_id: str
+    strategy: str
+    status: str = "running"
+    source: dict[str, Any] = field(default_factory=dict)
+    sink: dict[str, Any] = field(default_factory=dict)
+    fast_path: str | None = None
+    phases: list[Phase] = field(default_factory=list)
+    state_before: dict[str, Any] | None = None
+    state_after: dict[str, Any] | None = None
+    state_committed: str = "no"
+    error: str | None = None
+    seconds: float = 0.0
+
+    def phase(self, name: str) -> Phase:
+        p = Phase(name)
+        self.phases.append(p)
+        return p
+
+    @property
+    def rows(self) -> int | None:
+        staged = next((p for p in self.phases if p.name == "stage"), None)
+        return staged.rows if staged else None
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rows"] = self.rows
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), default=str, indent=2)
+
+    def to_table(self) -> str:
+        """The short table written to the task log."""
+        lines = [
+            f"dpone {self.pipeline}.{self.load} [{self.status}] strategy={self.strategy} "
+            f"fast_path={self.fast_path} total={self.seconds:.2f}s",
+            f"{'phase':<10} {'seconds':>9} {'rows':>12} {'bytes':>14}",
+        ]
+        for p in self.phases:
+            rows = "" if p.rows is None else f"{p.rows:,}"
+            size = "" if p.bytes is None else f"{p.bytes:,}"
+            lines.append(f"{p.name:<10} {p.seconds:>9.3f} {rows:>12} {size:>14}")
+        lines.append(f"state: {json.dumps(self.state_before)} -> {json.dumps(self.state_after)} ({self.state_committed})")
+        if self.error:
+            lines.append(f"error: {self.error}")
+        return "\n".join(lines)

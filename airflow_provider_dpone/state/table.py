@@ -1,0 +1,85 @@
+"""State in a schema-qualified table, created on first use.
+
+When the table lives in the sink database, the state row is written inside the sink's
+finalize transaction, so data and state commit together.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..contracts.state import StateRecord, state_from_dict, state_to_dict
+from ..dialects import postgres as sql
+from ..runtime.protocols import Statement
+
+
+class TableStateBackend:
+    name = "table"
+
+    def __init__(self, conn_id: str, table: str = "dpone.state") -> None:
+        self.conn_id = conn_id
+        self.table = sql.TableRef.parse(table, default_schema="dpone")
+        self._hook: Any = None
+        self._ensured = False
+
+    @property
+    def hook(self) -> Any:
+        if self._hook is None:
+            from ..hooks.postgres import DponePostgresHook
+
+            self._hook = DponePostgresHook(conn_id=self.conn_id)
+        return self._hook
+
+    def _ensure(self, conn: Any) -> None:
+        if self._ensured:
+            return
+        exists = conn.execute(sql.TABLE_EXISTS, (self.table.sql,)).fetchone()[0]
+        if not exists:
+            for statement in sql.create_state_table(self.table):
+                conn.execute(statement)
+            conn.commit()
+        self._ensured = True
+
+    def get(self, pipeline: str, load: str) -> StateRecord | None:
+        with self.hook.connect() as conn:
+            self._ensure(conn)
+            row = conn.execute(sql.select_state(self.table), (pipeline, load)).fetchone()
+        return state_from_dict(json.loads(row[0])) if row else None
+
+    def _payload(self, record: StateRecord) -> str:
+        return json.dumps(state_to_dict(record))
+
+    def commit(self, pipeline: str, load: str, record: StateRecord, run_id: str) -> None:
+        with self.hook.connect() as conn:
+            self._ensure(conn)
+            conn.execute(sql.upsert_state(self.table), (pipeline, load, self._payload(record), run_id))
+
+    def reset(self, pipeline: str, load: str) -> bool:
+        with self.hook.connect() as conn:
+            self._ensure(conn)
+            return conn.execute(sql.delete_state(self.table), (pipeline, load)).rowcount > 0
+
+    def list(self, pipeline: str, loads: list[str]) -> list[dict[str, Any]]:
+        with self.hook.connect() as conn:
+            self._ensure(conn)
+            rows = conn.execute(sql.list_state(self.table), (pipeline,)).fetchall()
+        found = {r[1]: r for r in rows}
+        out = []
+        for load in sorted(set(loads) | set(found)):
+            r = found.get(load)
+            out.append({"pipeline": pipeline, "load": load, "state": json.loads(r[2]) if r else None,
+                        "run_id": r[3] if r else None, "updated_at": r[4] if r else None})
+        return out
+
+    def colocated_statements(
+        self, sink: object, sink_conn_id: str, pipeline: str, load: str, record: StateRecord, run_id: str
+    ) -> list[Statement] | None:
+        """The upsert to run inside the sink's transaction, when the sink is this database."""
+        from ..hooks.postgres import DponePostgresHook
+
+        if not isinstance(sink, DponePostgresHook) or sink_conn_id != self.conn_id:
+            return None
+        with self.hook.connect() as conn:  # make sure the table exists before the sink's txn
+            self._ensure(conn)
+        return [(sql.upsert_state(self.table), (pipeline, load, self._payload(record), run_id))]
