@@ -204,15 +204,15 @@ class DponePostgresHook(PostgresHook):
         finally:
             conn.close()
 
-    def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> dict[str, Any]:
-        """The extract SQL and window, computed in a read-only snapshot; nothing is read."""
+    def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
+        """The extract SQL, window and schema; the transaction is rolled back, nothing is written."""
         conn = self._open_snapshot()
         try:
             cur = conn.cursor()
             schema, binary_ok, relation = self.describe_source(cur, spec)
             where, params, candidate, details = self._window(cur, spec, schema, relation, state)
             select = sql.select_rows(relation, schema.names, where)
-            return {
+            plan = {
                 "sql": sql.copy_out(select, binary_ok),
                 "params": [str(p) for p in params],
                 "window": details,
@@ -220,6 +220,7 @@ class DponePostgresHook(PostgresHook):
                 "schema": [{"name": c.name, "type": c.native_type, "nullable": c.nullable} for c in schema.columns],
                 "primary_key": list(schema.primary_key),
             }
+            return plan, schema
         finally:
             conn.rollback()
             conn.close()
@@ -403,7 +404,7 @@ class DponePostgresHook(PostgresHook):
             conn.execute(sql.drop_table(staging))
             conn.commit()
 
-    def plan_load(self, ctx: LoadContext, schema: TableSchema | None) -> dict[str, Any]:
+    def plan_load(self, ctx: LoadContext, schema: TableSchema | None, binary: bool = True) -> dict[str, Any]:
         """The DDL and finalize SQL this load would run, rendered without touching the sink."""
         spec = ctx.load.sink
         target = sql.TableRef.parse(spec.table)
@@ -412,7 +413,7 @@ class DponePostgresHook(PostgresHook):
         statements = [sql.create_schema(staging.schema)]
         if schema:
             statements.append(sql.create_table(staging, schema, unlogged=spec.strategy is not Strategy.FULL_REFRESH))
-        statements.append(sql.copy_in(staging, names, "binary", freeze=True))
+        statements.append(sql.copy_in(staging, names, "binary" if binary else "text", freeze=True))
         if spec.strategy is Strategy.FULL_REFRESH:
             statements += ["-- if the target is absent or a plain identical table: swap"]
             statements += sql.swap_in(staging, target, f"{staging.name}_pk" if schema and schema.primary_key else None)

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..contracts.artifacts import FileExport, StreamingBatches
 from ..contracts.errors import DponeError
-from ..contracts.manifest import LoadSpec, Manifest
+from ..contracts.manifest import LoadSpec
 from ..contracts.state import state_to_dict
 from .protocols import LoadContext, SinkHook, SourceHook, StagedData, StateBackend
 from .report import RunReport
@@ -52,11 +52,11 @@ def _close_artifact(artifact: Any) -> None:
         close()
 
 
-def run_load(manifest: Manifest, load: LoadSpec, parts: LoadRuntime, run_id: str) -> RunReport:
+def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> RunReport:
     """Run ``load`` once. Raises the original error after recording it in the report."""
-    ctx = LoadContext(pipeline=manifest.pipeline, load=load, run_id=run_id)
+    ctx = LoadContext(pipeline=pipeline, load=load, run_id=run_id)
     report = RunReport(
-        pipeline=manifest.pipeline,
+        pipeline=pipeline,
         load=load.name,
         run_id=run_id,
         strategy=load.sink.strategy.value,
@@ -69,7 +69,7 @@ def run_load(manifest: Manifest, load: LoadSpec, parts: LoadRuntime, run_id: str
     succeeded = False
     extract = None
     try:
-        before = parts.state.get(manifest.pipeline, load.name)
+        before = parts.state.get(pipeline, load.name)
         report.state_before = state_to_dict(before) if before else None
         log.info("dpone %s: state before %s", ctx.key, report.state_before)
         with _timed(report, "extract"):
@@ -86,7 +86,7 @@ def run_load(manifest: Manifest, load: LoadSpec, parts: LoadRuntime, run_id: str
         colocated = False
         if candidate is not None:
             statements = parts.state.colocated_statements(
-                parts.sink, load.sink.conn_id, manifest.pipeline, load.name, candidate, run_id
+                parts.sink, load.sink.conn_id, pipeline, load.name, candidate, run_id
             )
             if statements:
                 extra, colocated = statements, True
@@ -99,7 +99,7 @@ def run_load(manifest: Manifest, load: LoadSpec, parts: LoadRuntime, run_id: str
                 report.state_committed = "with_data"
             else:
                 with _timed(report, "state"):
-                    parts.state.commit(manifest.pipeline, load.name, candidate, run_id)
+                    parts.state.commit(pipeline, load.name, candidate, run_id)
                 report.state_committed = "after_data"
             report.state_after = state_to_dict(candidate)
         else:

@@ -34,16 +34,20 @@ class TableStateBackend:
     def _ensure(self, conn: Any) -> None:
         if self._ensured:
             return
-        exists = conn.execute(sql.TABLE_EXISTS, (self.table.sql,)).fetchone()[0]
-        if not exists:
+        if not self._exists(conn):
             for statement in sql.create_state_table(self.table):
                 conn.execute(statement)
             conn.commit()
         self._ensured = True
 
+    def _exists(self, conn: Any) -> bool:
+        return bool(conn.execute(sql.TABLE_EXISTS, (self.table.sql,)).fetchone()[0])
+
     def get(self, pipeline: str, load: str) -> StateRecord | None:
+        """Read state; never creates the table (``dpone plan`` must touch nothing)."""
         with self.hook.connect() as conn:
-            self._ensure(conn)
+            if not self._ensured and not self._exists(conn):
+                return None
             row = conn.execute(sql.select_state(self.table), (pipeline, load)).fetchone()
         return state_from_dict(json.loads(row[0])) if row else None
 
@@ -57,13 +61,13 @@ class TableStateBackend:
 
     def reset(self, pipeline: str, load: str) -> bool:
         with self.hook.connect() as conn:
-            self._ensure(conn)
+            if not self._exists(conn):
+                return False
             return conn.execute(sql.delete_state(self.table), (pipeline, load)).rowcount > 0
 
     def list(self, pipeline: str, loads: list[str]) -> list[dict[str, Any]]:
         with self.hook.connect() as conn:
-            self._ensure(conn)
-            rows = conn.execute(sql.list_state(self.table), (pipeline,)).fetchall()
+            rows = [] if not self._exists(conn) else conn.execute(sql.list_state(self.table), (pipeline,)).fetchall()
         found = {r[1]: r for r in rows}
         out = []
         for load in sorted(set(loads) | set(found)):

@@ -1,0 +1,189 @@
+"""``dpone``: validate, plan, run and inspect state of manifest pipelines.
+
+Exit codes: 0 success, 1 a load failed, 2 bad input. ``--format json`` for machines.
+Connections come from Airflow (``AIRFLOW_CONN_<ID>`` environment variables work without a
+metadata database).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ..contracts.errors import BadInputError, DponeError, ManifestError
+from ..contracts.manifest import LoadSpec, Manifest, load_manifest, validate_paths
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
+    if args.format == "json":
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(human)
+
+
+def _selected(manifest: Manifest, name: str | None) -> list[LoadSpec]:
+    """Loads in dependency order, or just ``name``."""
+    if name:
+        try:
+            return [manifest.load(name)]
+        except KeyError:
+            names = ", ".join(ld.name for ld in manifest.loads)
+            raise BadInputError(f"--load: no load '{name}' in {manifest.source_file}; loads: {names}") from None
+    done: list[LoadSpec] = []
+    pending = list(manifest.loads)
+    while pending:
+        ready = [ld for ld in pending if all(d in {x.name for x in done} for d in ld.depends_on)]
+        done.extend(ready)
+        pending = [ld for ld in pending if ld not in ready]
+    return done
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    manifests, issues = validate_paths(args.paths)
+    data = {
+        "valid": [{"file": m.source_file, "pipeline": m.pipeline, "loads": [ld.name for ld in m.loads]} for m in manifests],
+        "errors": [{"file": i.file, "load": i.load, "field": i.field, "message": i.message} for i in issues],
+    }
+    lines = [f"ok    {m.source_file}: pipeline '{m.pipeline}', {len(m.loads)} load(s)" for m in manifests]
+    lines += [f"error {i}" for i in issues]
+    if not manifests and not issues:
+        lines.append("no manifest files found")
+        data["errors"].append({"file": " ".join(args.paths), "load": None, "field": "", "message": "no manifest files found"})
+    _emit(args, data, "\n".join(lines))
+    return EXIT_BAD_INPUT if data["errors"] else EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from ..runtime.assemble import assemble
+    from ..runtime.protocols import LoadContext
+
+    manifest = load_manifest(args.path)
+    plans = []
+    for load in _selected(manifest, args.load):
+        parts = assemble(load, manifest.state)
+        entry: dict[str, Any] = {"load": load.name, "strategy": load.sink.strategy.value}
+        schema = None
+        try:
+            state = parts.state.get(manifest.pipeline, load.name)
+            entry["state"] = None if state is None else state.__dict__
+            entry["extract"], schema = parts.source.plan_extract(load.source, state)
+        except DponeError as exc:
+            entry["extract_error"] = str(exc)
+        ctx = LoadContext(manifest.pipeline, load, run_id="<run_id>")
+        binary = "format binary" in entry.get("extract", {}).get("sql", "format binary")
+        entry["load_sql"] = parts.sink.plan_load(ctx, schema, binary=binary)
+        plans.append(entry)
+    human = []
+    for p in plans:
+        human.append(f"== load {p['load']} ({p['strategy']})")
+        if "extract" in p:
+            human.append(f"-- state: {json.dumps(p.get('state'))}")
+            human.append(f"-- window: {json.dumps(p['extract']['window'], default=str)}")
+            human.append(f"-- extract (params {p['extract']['params']}):\n{p['extract']['sql']};")
+        else:
+            human.append(f"-- extract could not be planned: {p['extract_error']}")
+        human.append(f"-- load into {p['load_sql']['target']} via {p['load_sql']['staging']}:")
+        human.extend(s if s.startswith("--") else s + ";" for s in p["load_sql"]["statements"])
+    _emit(args, {"pipeline": manifest.pipeline, "loads": plans}, "\n".join(human))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from ..runtime.assemble import assemble
+    from ..runtime.engine import run_load
+
+    manifest = load_manifest(args.path)
+    run_id = args.run_id or "dpone_cli__" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    reports, failed = [], False
+    for load in _selected(manifest, args.load):
+        try:
+            report = run_load(manifest.pipeline, load, assemble(load, manifest.state), run_id)
+            reports.append(report.to_dict())
+            if args.format != "json":
+                print(f"load {load.name}: {report.status}, {report.rows or 0:,} rows in {report.seconds:.2f}s, "
+                      f"fast path {report.fast_path}, state {json.dumps(report.state_after)}")
+        except Exception as exc:
+            failed = True
+            message = str(exc) if isinstance(exc, DponeError) else f"{type(exc).__name__}: {exc}"
+            reports.append({"load": load.name, "status": "failed", "error": message})
+            if args.format != "json":
+                print(f"load {load.name} FAILED: {message}", file=sys.stderr)
+            break  # later loads may depend on this one
+    if args.format == "json":
+        print(json.dumps({"pipeline": manifest.pipeline, "run_id": run_id, "reports": reports}, indent=2, default=str))
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_state(args: argparse.Namespace) -> int:
+    from ..state import build_state_backend
+
+    manifest = load_manifest(args.path)
+    backend = build_state_backend(manifest.state)
+    loads = [ld.name for ld in _selected(manifest, args.load)]
+    if args.action == "show":
+        rows = backend.list(manifest.pipeline, loads)
+        if args.load:
+            rows = [r for r in rows if r["load"] == args.load]
+        human = "\n".join(f"{r['pipeline']}.{r['load']}: {json.dumps(r['state'])}" for r in rows)
+        _emit(args, {"backend": backend.name, "states": rows}, human or "no state")
+        return EXIT_OK
+    if not args.load:
+        raise BadInputError("state reset needs --load NAME")
+    existed = backend.reset(manifest.pipeline, args.load)
+    _emit(args, {"reset": args.load, "existed": existed},
+          f"state of {manifest.pipeline}.{args.load} {'reset' if existed else 'was already empty'}")
+    return EXIT_OK
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dpone", description="Staged, state-safe data movement from YAML manifests.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        sp = sub.add_parser(name, help=help_text)
+        sp.add_argument("--format", choices=["human", "json"], default="human")
+        return sp
+
+    v = add("validate", "validate manifest files or folders")
+    v.add_argument("paths", nargs="+")
+    v.set_defaults(func=cmd_validate)
+    pl = add("plan", "show the exact SQL a run would execute; touches nothing")
+    pl.add_argument("path")
+    pl.add_argument("--load")
+    pl.set_defaults(func=cmd_plan)
+    r = add("run", "run loads outside Airflow (connections from AIRFLOW_CONN_*)")
+    r.add_argument("path")
+    r.add_argument("--load")
+    r.add_argument("--run-id")
+    r.set_defaults(func=cmd_run)
+    s = add("state", "show or reset incremental state")
+    s.add_argument("action", choices=["show", "reset"])
+    s.add_argument("path")
+    s.add_argument("--load")
+    s.set_defaults(func=cmd_state)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ManifestError as exc:
+        _emit(args, {"errors": [i.__dict__ for i in exc.issues]}, "\n".join(f"error {i}" for i in exc.issues))
+        return EXIT_BAD_INPUT
+    except BadInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DponeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""Build one DAG per manifest. A broken manifest becomes a visible placeholder DAG.
+
+Airflow records an import error per DAG file, which would hide every manifest behind one
+file; instead each invalid manifest yields a ``dpone_invalid__<file>`` DAG whose description
+and docs carry the validation errors (file, load, field) and whose task fails with them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import DAG
+
+from ..contracts.errors import ValidationIssue
+from ..contracts.manifest import Manifest, validate_paths
+from ..operators.staged_load import InvalidManifestOperator, StagedLoadOperator
+
+log = logging.getLogger(__name__)
+
+
+def _start(value: dt.date) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    return dt.datetime(value.year, value.month, value.day, tzinfo=dt.timezone.utc)
+
+
+def build_dag(manifest: Manifest) -> DAG:
+    dag = DAG(
+        dag_id=manifest.pipeline,
+        description=manifest.description,
+        schedule=manifest.schedule,
+        start_date=_start(manifest.start_date),
+        catchup=manifest.catchup,
+        max_active_runs=1,
+        tags=sorted({"dpone", *manifest.tags}),
+        doc_md=f"Built by airflow-provider-dpone from `{manifest.source_file}`.",
+        default_args={"retries": manifest.retries, "retry_delay": dt.timedelta(seconds=manifest.retry_delay)},
+    )
+    state = manifest.state.model_dump(by_alias=True)
+    tasks: dict[str, StagedLoadOperator] = {}
+    with dag:
+        for load in manifest.loads:
+            extra: dict[str, Any] = {}
+            if load.retries is not None:
+                extra["retries"] = load.retries
+            tasks[load.name] = StagedLoadOperator(
+                task_id=load.name,
+                pipeline=manifest.pipeline,
+                load=load.model_dump(mode="json", by_alias=True),
+                state=state,
+                doc_md=load.description,
+                **extra,
+            )
+    for load in manifest.loads:
+        for dep in load.depends_on:
+            tasks[dep] >> tasks[load.name]
+    return dag
+
+
+def _broken_dag_id(file: str) -> str:
+    return "dpone_invalid__" + re.sub(r"[^A-Za-z0-9_]+", "_", Path(file).stem)
+
+
+def build_broken_dag(file: str, issues: list[ValidationIssue]) -> DAG:
+    errors = "\n".join(str(i) for i in issues)
+    dag = DAG(
+        dag_id=_broken_dag_id(file),
+        description=f"INVALID MANIFEST {file}: {issues[0]}"[:500],
+        schedule=None,
+        start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
+        tags=["dpone", "dpone-invalid"],
+        doc_md=f"### Invalid dpone manifest `{file}`\n\n```\n{errors}\n```\n\nRun `dpone validate {file}`.",
+    )
+    with dag:
+        InvalidManifestOperator(task_id="manifest_error", errors=errors, retries=0)
+    return dag
+
+
+def build_dags(directory: str | Path) -> dict[str, DAG]:
+    """Every manifest in ``directory`` as a DAG, keyed by dag id; broken ones as placeholders."""
+    manifests, issues = validate_paths([directory])
+    dags = {m.pipeline: build_dag(m) for m in manifests}
+    by_file: dict[str, list[ValidationIssue]] = {}
+    for issue in issues:
+        by_file.setdefault(issue.file, []).append(issue)
+    for file, file_issues in by_file.items():
+        log.error("dpone: invalid manifest %s:\n%s", file, "\n".join(map(str, file_issues)))
+        dags[_broken_dag_id(file)] = build_broken_dag(file, file_issues)
+    return dags
+
+
+def register_manifest_dags(namespace: dict[str, Any], directory: str | Path) -> dict[str, DAG]:
+    """Put the DAGs into a DAG file's ``globals()`` so Airflow's DagBag finds them."""
+    dags = build_dags(directory)
+    namespace.update({f"dpone_dag__{dag_id}": dag for dag_id, dag in dags.items()})
+    return dags

@@ -1,0 +1,1 @@
+"""Operators: StagedLoadOperator (generic) and connector-specific ones."""

@@ -1,0 +1,1 @@
+"""The shared schema-evolution planner (pure). Not implemented yet: see docs/status.md."""

@@ -1,0 +1,1 @@
+"""Sensors, one module per connector (land with their connectors)."""

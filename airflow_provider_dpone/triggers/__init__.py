@@ -1,0 +1,1 @@
+"""Deferrable triggers, one module per connector (land with their connectors)."""
