@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The demo: set up, then run the demo_orders pipeline twice under `airflow dags test`
+# (first full, then incremental) and print the run reports.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+exec .venv/bin/python -m airflow_provider_dpone.demo "$@"

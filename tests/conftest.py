@@ -1,0 +1,93 @@
+"""Shared fixtures. Integration tests use a real PostgreSQL (see demo/postgres_server.py).
+
+Every test module under tests/ is marked ``unit`` unless it marks itself ``integration``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dpone-airflow-"))
+os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
+os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not any(item.iter_markers(name=m) for m in ("integration", "integration_live", "nightly")):
+            item.add_marker(pytest.mark.unit)
+
+
+class PgEnv:
+    """A source and a sink database on one real server, with Airflow connections for both."""
+
+    def __init__(self, admin: str, origin: str) -> None:
+        from airflow_provider_dpone.demo.postgres_server import airflow_conn_uri, recreate_database
+
+        self.origin = origin
+        self.admin = admin
+        suffix = uuid.uuid4().hex[:6]
+        self.src_db, self.dst_db = f"dpone_t_src_{suffix}", f"dpone_t_dst_{suffix}"
+        self.src = recreate_database(admin, self.src_db)
+        self.dst = recreate_database(admin, self.dst_db)
+        os.environ["AIRFLOW_CONN_SRC"] = airflow_conn_uri(self.src)
+        os.environ["AIRFLOW_CONN_DST"] = airflow_conn_uri(self.dst)
+
+    def connect(self, which: str = "src"):
+        import psycopg
+
+        return psycopg.connect(self.src if which == "src" else self.dst, autocommit=True)
+
+    def query(self, which: str, statement: str, params: tuple = ()) -> list[tuple]:
+        with self.connect(which) as conn:
+            cur = conn.execute(statement, params or None)
+            return cur.fetchall() if cur.description else []
+
+    def execute(self, which: str, statement: str, params: tuple = ()) -> None:
+        with self.connect(which) as conn:
+            conn.execute(statement, params or None)
+
+    def drop(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            for db in (self.src_db, self.dst_db):
+                conn.execute(f'drop database if exists "{db}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgEnv]:
+    from airflow_provider_dpone.demo.postgres_server import resolve_postgres_uri
+
+    admin, origin = resolve_postgres_uri(ROOT / ".dpone" / "pgdata-tests")
+    env = PgEnv(admin, origin)
+    yield env
+    env.drop()
+
+
+@pytest.fixture
+def clean_pg(pg: PgEnv) -> PgEnv:
+    """Empty public/raw/staging/state schemas in both databases."""
+    for which in ("src", "dst"):
+        pg.execute(which, "drop schema if exists raw, dpone_staging, dpone, stg cascade")
+        pg.execute(which, "drop schema public cascade; create schema public")
+    return pg
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """An initialised Airflow metadata database (SQLite) for this test session."""
+    airflow = str(Path(sys.executable).with_name("airflow"))
+    subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
+    return _AIRFLOW_HOME

@@ -1,0 +1,172 @@
+"""Manifest contract v1: valid manifests parse; each malformed one names file, load and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airflow_provider_dpone.cli.main import main as dpone
+from airflow_provider_dpone.contracts.errors import ManifestError
+from airflow_provider_dpone.contracts.manifest import load_manifest, parse_manifest, validate_paths
+
+VALID = {
+    "pipeline": "shop",
+    "schedule": "@hourly",
+    "defaults": {
+        "source": {"connector": "postgres", "conn_id": "shop_pg"},
+        "sink": {"connector": "postgres", "conn_id": "dwh_pg"},
+    },
+    "loads": [
+        {"name": "customers", "source": {"table": "public.customers"}, "sink": {"table": "raw.customers"}},
+        {
+            "name": "orders",
+            "depends_on": ["customers"],
+            "source": {
+                "table": "public.orders",
+                "incremental": {"mode": "cursor", "cursor": "updated_at", "lookback": "10m"},
+            },
+            "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]},
+        },
+    ],
+}
+
+
+def _with(path: str, value, base=None):
+    """A copy of VALID with ``path`` (dotted, ints index lists) set, or deleted when value is DELETE."""
+    import copy
+
+    data = copy.deepcopy(base or VALID)
+    parts = [int(p) if p.isdigit() else p for p in path.split(".")]
+    node = data
+    for p in parts[:-1]:
+        node = node[p]
+    if value is DELETE:
+        del node[parts[-1]]
+    else:
+        node[parts[-1]] = value
+    return data
+
+
+DELETE = object()
+
+# (id, data or raw text, expected field path, expected load, words the message must contain)
+CASES = [
+    ("unknown_top_key", _with("owner", "me"), "owner", None, ["unknown key 'owner'", "allowed keys", "pipeline"]),
+    ("unknown_source_key", _with("loads.1.source.tabel", "x"), "source.tabel", "orders", ["unknown key", "table"]),
+    ("unknown_sink_key", _with("loads.0.sink.mode", "x"), "sink.mode", "customers", ["unknown key", "strategy"]),
+    ("wrong_type_retries", _with("retries", "many"), "retries", None, ["integer"]),
+    ("wrong_type_loads", _with("loads", {"a": 1}), "loads", None, ["list"]),
+    ("wrong_type_tags", _with("tags", "shop"), "tags", None, ["list"]),
+    ("unknown_connector", _with("loads.0.source.connector", "oracle"), "source.connector", "customers", ["oracle", "allowed: postgres"]),
+    ("unknown_strategy", _with("loads.0.sink.strategy", "upsert"), "sink.strategy", "customers", ["upsert", "incremental_merge"]),
+    ("strategy_not_supported_yet", _with("loads.0.sink.strategy", "scd2", ), "sink", "customers", ["unique_key"]),
+    ("strategy_not_on_connector", _with("loads.0.sink.strategy", "replace"), "", "customers", ["'replace' is not supported", "incremental_append"]),
+    ("merge_without_unique_key", _with("loads.1.sink.unique_key", DELETE), "sink", "orders", ["needs 'unique_key"]),
+    ("cursor_without_cursor", _with("loads.1.source.incremental.cursor", DELETE), "source.incremental", "orders", ["needs 'cursor"]),
+    ("unknown_incremental_mode", _with("loads.1.source.incremental.mode", "lsn"), "source.incremental.mode", "orders", ["lsn", "cursor", "xmin"]),
+    ("duplicate_load_names", _with("loads.1.name", "customers"), "name", "customers", ["duplicate"]),
+    ("unknown_dependency", _with("loads.1.depends_on", ["nope"]), "depends_on", "orders", ["unknown load 'nope'"]),
+    ("self_dependency", _with("loads.1.depends_on", ["orders"]), "depends_on", "orders", ["itself"]),
+    ("dependency_cycle", _with("loads.0.depends_on", ["orders"]), "depends_on", None, ["cycle", "->"]),
+    ("bad_cron", _with("schedule", "61 * * * *"), "schedule", None, ["minute", "0-59"]),
+    ("bad_cron_fields", _with("schedule", "* * *"), "schedule", None, ["5 fields"]),
+    ("bad_preset", _with("schedule", "@sometimes"), "schedule", None, ["@hourly"]),
+    ("bad_lookback", _with("loads.1.source.incremental.lookback", "ten minutes"), "source.incremental.lookback", "orders", ["10m"]),
+    ("bad_retry_delay", _with("retry_delay", "soon"), "retry_delay", None, ["duration"]),
+    ("table_and_query", _with("loads.0.source.query", "select 1"), "source", "customers", ["exactly one"]),
+    ("neither_table_nor_query", _with("loads.0.source.table", DELETE), "source", "customers", ["exactly one"]),
+    ("missing_sink_table", _with("loads.0.sink.table", DELETE), "sink.table", "customers", ["required"]),
+    ("missing_pipeline", _with("pipeline", DELETE), "pipeline", None, ["required"]),
+    ("bad_pipeline_name", _with("pipeline", "my pipeline!"), "pipeline", None, ["letters"]),
+    ("bad_table_name", _with("loads.0.sink.table", "a.b.c"), "sink.table", "customers", ["schema.table"]),
+    ("bad_staging_keep", _with("loads.0.sink.staging", {"keep": "sometimes"}), "sink.staging.keep", "customers", ["on_failure"]),
+    ("full_refresh_incremental", _with("loads.1.sink.strategy", "full_refresh"), "", "orders", ["full extract"]),
+    ("xmin_with_query", _with("loads.1.source", {"query": "select 1", "incremental": {"mode": "xmin"}}), "", "orders", ["needs 'table'"]),
+    ("cursor_on_xmin", _with("loads.1.source.incremental", {"mode": "xmin", "cursor": "x"}), "source.incremental", "orders", ["only applies"]),
+    ("state_table_without_conn", _with("state", {"backend": "table"}), "state", None, ["conn_id"]),
+    ("unknown_state_backend", _with("state", {"backend": "redis"}), "state.backend", None, ["variable", "table"]),
+    ("defaults_unknown_key", _with("defaults.target", {}), "defaults.target", None, ["not a load key"]),
+    ("zero_batch_size", _with("loads.0.source.batch_size", 0), "source.batch_size", "customers", ["greater than 0"]),
+    ("quality_not_implemented", _with("loads.0.quality", [{"check": "not_null", "columns": ["id"]}]), "", "customers", ["not implemented"]),
+    ("bad_delete_fraction", _with("loads.0.reconciliation", {"max_delete_fraction": 2}), "reconciliation.max_delete_fraction", "customers", ["less than or equal"]),
+    ("empty_loads", _with("loads", []), "loads", None, ["at least 1"]),
+    ("load_not_mapping", _with("loads", ["orders"]), "loads[0]", None, ["dictionary"]),
+]
+
+
+@pytest.mark.parametrize(("case", "data", "field", "load", "words"), CASES, ids=[c[0] for c in CASES])
+def test_malformed_manifest_names_file_load_and_field(tmp_path: Path, case, data, field, load, words) -> None:
+    path = tmp_path / f"{case}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    with pytest.raises(ManifestError) as err:
+        load_manifest(path)
+    issues = err.value.issues
+    assert all(i.file == str(path) for i in issues)
+    matching = [i for i in issues if i.field.startswith(field) and (load is None or i.load == load)]
+    assert matching, f"no issue at {field!r} for load {load!r}: {[str(i) for i in issues]}"
+    text = " ".join(str(i) for i in matching)
+    for word in words:
+        assert word in text, f"{word!r} not in {text!r}"
+    assert dpone(["validate", str(path)]) == 2
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "words"),
+    [
+        ("empty", "", ["empty"]),
+        ("comment_only", "# nothing here\n", ["empty"]),
+        ("broken_yaml", "pipeline: a\nloads: [\n", ["invalid YAML", "line"]),
+        ("tabs", "pipeline: a\n\tloads: []\n", ["invalid YAML"]),
+        ("scalar", "just a string\n", ["mapping"]),
+        ("list", "- a\n- b\n", ["mapping"]),
+    ],
+)
+def test_unparseable_files(tmp_path: Path, name: str, text: str, words: list[str]) -> None:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    with pytest.raises(ManifestError) as err:
+        load_manifest(path)
+    message = str(err.value)
+    assert str(path) in message
+    for word in words:
+        assert word in message
+
+
+def test_valid_manifest_with_defaults_merged() -> None:
+    m = parse_manifest(VALID)
+    orders = m.load("orders")
+    assert orders.source.conn_id == "shop_pg" and orders.sink.conn_id == "dwh_pg"
+    assert orders.source.incremental.lookback == 600
+    assert orders.sink.staging.schema_name == "dpone_staging"
+    assert m.load("customers").sink.strategy.value == "full_refresh"
+
+
+def test_duplicate_pipeline_across_files(tmp_path: Path) -> None:
+    for n in ("a", "b"):
+        (tmp_path / f"{n}.yaml").write_text(yaml.safe_dump(VALID))
+    manifests, issues = validate_paths([tmp_path])
+    assert len(manifests) == 1
+    assert len(issues) == 1 and issues[0].field == "pipeline" and "already defined" in issues[0].message
+
+
+def test_validate_json_output_and_exit_codes(tmp_path: Path, capsys) -> None:
+    import json
+
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(VALID))
+    assert dpone(["validate", str(good)]) == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(_with("loads.0.sink.strategy", "upsert")))
+    capsys.readouterr()
+    assert dpone(["validate", "--format", "json", str(tmp_path)]) == 2
+    out = json.loads(capsys.readouterr().out)
+    assert [v["pipeline"] for v in out["valid"]] == ["shop"]
+    assert out["errors"][0] | {"message": None} == {
+        "file": str(bad), "load": "customers", "field": "sink.strategy", "message": None}
+
+
+def test_shipped_demo_manifests_are_valid() -> None:
+    manifests, issues = validate_paths([Path(__file__).resolve().parents[2] / "dags" / "manifests"])
+    assert not issues and manifests
