@@ -1,5 +1,8 @@
 """Canonical artifacts a source hands to a sink, and the ExtractResult that carries them.
 
+In row artifacts, JSON values travel as JSON text (``str``), so JSON ``null`` stays apart from
+SQL NULL.
+
 Iterators are consumed once by the sink; memory stays bounded by one batch or one chunk.
 """
 

@@ -253,8 +253,13 @@ def source_relation(table: TableRef | None, query: str | None) -> str:
     return f"({query.strip().rstrip(';')}) as dpone_src"
 
 
-def select_rows(relation: str, columns: Sequence[str], where: str = "") -> str:
-    sql = f"select {column_list(columns)} from {relation}"
+def select_rows(relation: str, columns: Sequence[str], where: str = "", casts: dict[str, str] | None = None) -> str:
+    """SELECT of ``columns``; ``casts`` maps a column to the type it is read as (same name)."""
+    casts = casts or {}
+    items = ", ".join(
+        f"{quote_ident(c)}::{casts[c]} as {quote_ident(c)}" if c in casts else quote_ident(c) for c in columns
+    )
+    sql = f"select {items} from {relation}"
     return f"{sql} where {where}" if where else sql
 
 

@@ -76,7 +76,10 @@ class DponePostgresHook(PostgresHook):
         if not rows:
             raise BadInputError(f"source table {table} does not exist or has no columns")
         pk = [r[0] for r in cur.execute(sql.INTROSPECT_PRIMARY_KEY, (table.schema, table.name))]
-        schema = TableSchema(tuple(sql.column_from_catalog(r) for r in rows), tuple(pk))
+        columns = tuple(sql.column_from_catalog(r) for r in rows)
+        # Columns of user types (enums, domains) are selected cast to their portable type.
+        casts = {c.name: c.native_type for c, r in zip(columns, rows, strict=True) if c.native_type != r[1]}
+        schema = TableSchema(columns, tuple(pk), extras=casts)
         return schema, sql.binary_copy_safe(rows)
 
     def describe_source(self, cur: psycopg.Cursor, spec: SourceSpec) -> tuple[TableSchema, bool, str]:
@@ -89,7 +92,8 @@ class DponePostgresHook(PostgresHook):
                 if missing:
                     raise BadInputError(f"source.columns: {missing} not in {table}; it has {schema.names}")
                 cols = tuple(schema.column(c) for c in spec.columns)
-                schema = TableSchema(cols, tuple(k for k in schema.primary_key if k in spec.columns))
+                pk = tuple(k for k in schema.primary_key if k in spec.columns)
+                schema = TableSchema(cols, pk, extras={k: v for k, v in schema.extras.items() if k in spec.columns})
             return schema, binary_ok, table.sql
         probe = sql.TableRef("pg_temp", "dpone_probe")
         cur.execute(f"create temp view dpone_probe as {spec.query.strip().rstrip(';')}")
@@ -166,7 +170,7 @@ class DponePostgresHook(PostgresHook):
             cur = conn.cursor()
             schema, binary_ok, relation = self.describe_source(cur, spec)
             where, params, candidate, details = self._window(cur, spec, schema, relation, state)
-            select = sql.select_rows(relation, schema.names, where)
+            select = sql.select_rows(relation, schema.names, where, casts=schema.extras)
             details["query"] = select
             fmt = BINARY if binary_ok and BINARY in accepted_formats else TEXT if TEXT in accepted_formats else None
             if fmt:
@@ -195,6 +199,10 @@ class DponePostgresHook(PostgresHook):
 
     @staticmethod
     def _row_batches(conn: psycopg.Connection, select: str, params: tuple, batch_size: int) -> Iterator[list]:
+        from psycopg.types.string import TextLoader
+
+        for name in ("json", "jsonb"):  # canonical rows carry JSON as text: keeps JSON null apart from NULL
+            conn.adapters.register_loader(name, TextLoader)
         try:
             with conn.cursor(name="dpone_extract") as cur:
                 cur.itersize = batch_size
@@ -211,7 +219,7 @@ class DponePostgresHook(PostgresHook):
             cur = conn.cursor()
             schema, binary_ok, relation = self.describe_source(cur, spec)
             where, params, candidate, details = self._window(cur, spec, schema, relation, state)
-            select = sql.select_rows(relation, schema.names, where)
+            select = sql.select_rows(relation, schema.names, where, casts=schema.extras)
             plan = {
                 "sql": sql.copy_out(select, binary_ok),
                 "params": [str(p) for p in params],
@@ -257,10 +265,12 @@ class DponePostgresHook(PostgresHook):
                         size += len(chunk)
                         copy.write(chunk)
             elif isinstance(artifact, InMemoryRows | StreamingBatches):
-                oids = [r[0] for r in cur.execute(
+                # JSON arrives as JSON text; dump it as text and let the server parse it.
+                oids = [25 if r[0] in (114, 3802) else r[0] for r in cur.execute(
                     "select atttypid from pg_attribute where attrelid = %s::regclass and attnum > 0 "
                     "and not attisdropped order by attnum", (staging.sql,))]
-                with cur.copy(sql.copy_in(staging, schema.names, "binary", freeze=True)) as copy:
+                # Text COPY: psycopg's binary array dumper cannot write empty arrays.
+                with cur.copy(sql.copy_in(staging, schema.names, "text", freeze=True)) as copy:
                     copy.set_types(oids)
                     for batch in iter_row_batches(artifact):
                         for row in batch:
@@ -270,7 +280,7 @@ class DponePostgresHook(PostgresHook):
                 raise BadInputError(f"postgres sink cannot load a {artifact.kind} artifact yet")
             rows = cur.rowcount
             conn.commit()
-        log.info("staged %s rows (%s bytes) into %s", f"{rows:,}", f"{size:,}", staging)
+        log.info("staged %s rows (%s bytes) into %s", f"{rows:,}", "?" if size is None else f"{size:,}", staging)
         fmt_name = artifact.format if isinstance(artifact, FileExport) else artifact.kind
         return StagedData(staging=str(staging), schema=schema, rows=rows, bytes=size, format=fmt_name)
 
