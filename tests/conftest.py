@@ -80,7 +80,7 @@ def pg() -> Iterator[PgEnv]:
 def clean_pg(pg: PgEnv) -> PgEnv:
     """Empty public/raw/staging/state schemas in both databases."""
     for which in ("src", "dst"):
-        pg.execute(which, "drop schema if exists raw, dpone_staging, dpone, stg cascade")
+        pg.execute(which, "drop schema if exists raw, dpone_staging, dpone, stg, meta cascade")
         pg.execute(which, "drop schema public cascade; create schema public")
     return pg
 

@@ -47,7 +47,11 @@ class VariableStateBackend:
 
     def get(self, pipeline: str, load: str) -> StateRecord | None:
         raw = self._get_raw(self.key(pipeline, load))
-        return state_from_dict(json.loads(raw)) if raw else None
+        if not raw:
+            return None
+        data = json.loads(raw)
+        data.pop("run_id", None)
+        return state_from_dict(data)
 
     def commit(self, pipeline: str, load: str, record: StateRecord, run_id: str) -> None:
         self._set_raw(self.key(pipeline, load), json.dumps({**state_to_dict(record), "run_id": run_id}))

@@ -1,0 +1,68 @@
+"""The DAG factory: parse-safe, fast, and a broken manifest never hides the others."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airflow_provider_dpone.dag_factory import build_dags
+from tests.contracts.test_manifest_validation import VALID
+
+
+def _write(folder: Path, n: int) -> None:
+    for i in range(n):
+        (folder / f"p{i:03}.yaml").write_text(yaml.safe_dump({**VALID, "pipeline": f"pipe_{i:03}"}))
+
+
+def test_dags_tasks_and_dependencies(tmp_path: Path) -> None:
+    _write(tmp_path, 1)
+    dag = build_dags(tmp_path)["pipe_000"]
+    assert set(dag.task_ids) == {"customers", "orders"}
+    assert dag.get_task("orders").upstream_task_ids == {"customers"}
+    op = dag.get_task("orders")
+    assert op.template_fields == ("load", "state") and op.load["sink"]["unique_key"] == ["id"]
+    assert op.retries == 2 and dag.max_active_runs == 1 and "dpone" in dag.tags
+
+
+def test_broken_manifest_shows_as_its_own_dag(tmp_path: Path) -> None:
+    _write(tmp_path, 2)
+    (tmp_path / "broken.yaml").write_text("pipeline: x\nloads: [\n")
+    bad = dict(VALID, pipeline="bad_one")
+    bad["loads"] = [dict(VALID["loads"][0], sink={"table": "raw.c", "strategy": "nope"})]
+    (tmp_path / "bad_strategy.yaml").write_text(yaml.safe_dump(bad))
+    dags = build_dags(tmp_path)
+    assert {"pipe_000", "pipe_001", "dpone_invalid__broken", "dpone_invalid__bad_strategy"} <= set(dags)
+    invalid = dags["dpone_invalid__bad_strategy"]
+    assert "sink.strategy" in invalid.description and "bad_strategy.yaml" in invalid.doc_md
+    assert "dpone-invalid" in invalid.tags
+
+
+def test_parsing_200_manifests_is_fast_and_offline(tmp_path: Path, monkeypatch) -> None:
+    _write(tmp_path, 200)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("DAG parsing opened a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    build_dags(tmp_path)  # warm imports
+    start = time.perf_counter()
+    dags = build_dags(tmp_path)
+    elapsed = time.perf_counter() - start
+    assert len(dags) == 200
+    print(f"parsed 200 manifests into DAGs in {elapsed:.3f}s")
+
+
+@pytest.mark.integration
+def test_airflow_dagbag_loads_the_factory_file(tmp_path: Path, airflow_db, monkeypatch) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    _write(tmp_path, 3)
+    (tmp_path / "broken.yaml").write_text("")
+    monkeypatch.setenv("DPONE_MANIFESTS_DIR", str(tmp_path))
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "dags"))
+    assert not bag.import_errors
+    assert {"pipe_000", "pipe_001", "pipe_002", "dpone_invalid__broken"} <= set(bag.dag_ids)
