@@ -10,4 +10,6 @@ from pathlib import Path
 
 from airflow_provider_dpone.dag_factory import register_manifest_dags
 
-register_manifest_dags(globals(), os.environ.get("DPONE_MANIFESTS_DIR") or Path(__file__).parent / "manifests")
+register_manifest_dags(
+    globals(), os.environ.get("DPONE_MANIFESTS_DIR") or Path(__file__).parent / "manifests"
+)

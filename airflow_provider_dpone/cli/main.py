@@ -34,7 +34,9 @@ def _selected(manifest: Manifest, name: str | None) -> list[LoadSpec]:
             return [manifest.load(name)]
         except KeyError:
             names = ", ".join(ld.name for ld in manifest.loads)
-            raise BadInputError(f"--load: no load '{name}' in {manifest.source_file}; loads: {names}") from None
+            raise BadInputError(
+                f"--load: no load '{name}' in {manifest.source_file}; loads: {names}"
+            ) from None
     done: list[LoadSpec] = []
     pending = list(manifest.loads)
     while pending:
@@ -47,14 +49,19 @@ def _selected(manifest: Manifest, name: str | None) -> list[LoadSpec]:
 def cmd_validate(args: argparse.Namespace) -> int:
     manifests, issues = validate_paths(args.paths)
     data = {
-        "valid": [{"file": m.source_file, "pipeline": m.pipeline, "loads": [ld.name for ld in m.loads]} for m in manifests],
+        "valid": [
+            {"file": m.source_file, "pipeline": m.pipeline, "loads": [ld.name for ld in m.loads]}
+            for m in manifests
+        ],
         "errors": [{"file": i.file, "load": i.load, "field": i.field, "message": i.message} for i in issues],
     }
     lines = [f"ok    {m.source_file}: pipeline '{m.pipeline}', {len(m.loads)} load(s)" for m in manifests]
     lines += [f"error {i}" for i in issues]
     if not manifests and not issues:
         lines.append("no manifest files found")
-        data["errors"].append({"file": " ".join(args.paths), "load": None, "field": "", "message": "no manifest files found"})
+        data["errors"].append(
+            {"file": " ".join(args.paths), "load": None, "field": "", "message": "no manifest files found"}
+        )
     _emit(args, data, "\n".join(lines))
     return EXIT_BAD_INPUT if data["errors"] else EXIT_OK
 
@@ -106,8 +113,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             report = run_load(manifest.pipeline, load, assemble(load, manifest.state), run_id)
             reports.append(report.to_dict())
             if args.format != "json":
-                print(f"load {load.name}: {report.status}, {report.rows or 0:,} rows in {report.seconds:.2f}s, "
-                      f"fast path {report.fast_path}, state {json.dumps(report.state_after)}")
+                print(
+                    f"load {load.name}: {report.status}, {report.rows or 0:,} rows in {report.seconds:.2f}s, "
+                    f"fast path {report.fast_path}, state {json.dumps(report.state_after)}"
+                )
         except Exception as exc:
             failed = True
             message = str(exc) if isinstance(exc, DponeError) else f"{type(exc).__name__}: {exc}"
@@ -116,7 +125,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"load {load.name} FAILED: {message}", file=sys.stderr)
             break  # later loads may depend on this one
     if args.format == "json":
-        print(json.dumps({"pipeline": manifest.pipeline, "run_id": run_id, "reports": reports}, indent=2, default=str))
+        print(
+            json.dumps(
+                {"pipeline": manifest.pipeline, "run_id": run_id, "reports": reports}, indent=2, default=str
+            )
+        )
     return EXIT_FAILED if failed else EXIT_OK
 
 
@@ -136,13 +149,18 @@ def cmd_state(args: argparse.Namespace) -> int:
     if not args.load:
         raise BadInputError("state reset needs --load NAME")
     existed = backend.reset(manifest.pipeline, args.load)
-    _emit(args, {"reset": args.load, "existed": existed},
-          f"state of {manifest.pipeline}.{args.load} {'reset' if existed else 'was already empty'}")
+    _emit(
+        args,
+        {"reset": args.load, "existed": existed},
+        f"state of {manifest.pipeline}.{args.load} {'reset' if existed else 'was already empty'}",
+    )
     return EXIT_OK
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dpone", description="Staged, state-safe data movement from YAML manifests.")
+    p = argparse.ArgumentParser(
+        prog="dpone", description="Staged, state-safe data movement from YAML manifests."
+    )
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:

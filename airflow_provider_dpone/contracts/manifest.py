@@ -296,7 +296,9 @@ def _graph_issues(manifest: Manifest, file: str) -> list[ValidationIssue]:
     seen: set[str] = set()
     for spec in manifest.loads:
         if spec.name in seen:
-            issues.append(ValidationIssue(file, "name", "duplicate load name; names must be unique", spec.name))
+            issues.append(
+                ValidationIssue(file, "name", "duplicate load name; names must be unique", spec.name)
+            )
         seen.add(spec.name)
         for dep in spec.depends_on:
             if dep not in names:
@@ -306,7 +308,9 @@ def _graph_issues(manifest: Manifest, file: str) -> list[ValidationIssue]:
                     )
                 )
             elif dep == spec.name:
-                issues.append(ValidationIssue(file, "depends_on", "a load cannot depend on itself", spec.name))
+                issues.append(
+                    ValidationIssue(file, "depends_on", "a load cannot depend on itself", spec.name)
+                )
     if issues:
         return issues
     graph = {spec.name: list(spec.depends_on) for spec in manifest.loads}
@@ -333,7 +337,9 @@ def _graph_issues(manifest: Manifest, file: str) -> list[ValidationIssue]:
 def parse_manifest(data: Any, file: str = "<memory>") -> Manifest:
     """Validate already-loaded YAML data; raises :class:`ManifestError`."""
     if data is None:
-        raise ManifestError([ValidationIssue(file, "", "the file is empty; a manifest needs 'pipeline' and 'loads'")])
+        raise ManifestError(
+            [ValidationIssue(file, "", "the file is empty; a manifest needs 'pipeline' and 'loads'")]
+        )
     if not isinstance(data, dict):
         raise ManifestError(
             [ValidationIssue(file, "", f"a manifest is a mapping, got {type(data).__name__}")]
@@ -346,7 +352,13 @@ def parse_manifest(data: Any, file: str = "<memory>") -> Manifest:
     if unknown or "name" in defaults:
         bad = unknown[0] if unknown else "name"
         raise ManifestError(
-            [ValidationIssue(file, f"defaults.{bad}", f"not a load key; allowed: {', '.join(sorted(_LOAD_KEYS - {'name'}))}")]
+            [
+                ValidationIssue(
+                    file,
+                    f"defaults.{bad}",
+                    f"not a load key; allowed: {', '.join(sorted(_LOAD_KEYS - {'name'}))}",
+                )
+            ]
         )
     raw_loads = data.get("loads")
     if isinstance(raw_loads, list):
@@ -374,7 +386,7 @@ def load_manifest(path: str | Path) -> Manifest:
     except OSError as exc:
         raise ManifestError([ValidationIssue(str(path), "", f"cannot read file: {exc.strerror}")]) from None
     try:
-        data = yaml.load(text, Loader=_yaml_loader())  # noqa: S506 - safe loader
+        data = yaml.load(text, Loader=_yaml_loader())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -407,7 +419,11 @@ def validate_paths(paths: list[str | Path]) -> tuple[list[Manifest], list[Valida
             continue
         if manifest.pipeline in owners:
             issues.append(
-                ValidationIssue(str(file), "pipeline", f"'{manifest.pipeline}' is already defined in {owners[manifest.pipeline]}")
+                ValidationIssue(
+                    str(file),
+                    "pipeline",
+                    f"'{manifest.pipeline}' is already defined in {owners[manifest.pipeline]}",
+                )
             )
             continue
         owners[manifest.pipeline] = str(file)

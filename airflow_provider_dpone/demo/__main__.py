@@ -39,9 +39,12 @@ def latest_reports(sql_alchemy_conn: str, dag_id: str) -> list[dict]:
     engine = create_engine(sql_alchemy_conn)
     with engine.connect() as conn:
         rows = conn.execute(
-            text("select x.value from xcom x where x.dag_id = :d and x.key = 'return_value' and x.run_id = "
-                 "(select run_id from dag_run where dag_id = :d order by id desc limit 1) order by x.timestamp"),
-            {"d": dag_id}).fetchall()
+            text(
+                "select x.value from xcom x where x.dag_id = :d and x.key = 'return_value' and x.run_id = "
+                "(select run_id from dag_run where dag_id = :d order by id desc limit 1) order by x.timestamp"
+            ),
+            {"d": dag_id},
+        ).fetchall()
     engine.dispose()
     return [json.loads(v) if isinstance(v, str) else v for (v,) in rows]
 
@@ -49,8 +52,10 @@ def latest_reports(sql_alchemy_conn: str, dag_id: str) -> list[dict]:
 def _print_report(report: dict) -> None:
     phases = ", ".join(f"{p['name']} {p['seconds']:.2f}s" for p in report["phases"])
     fin = report["sink"].get("finalize", {})
-    print(f"  {report['load']:<10} {report['status']:<8} rows staged {report['rows']:>7,}  "
-          f"method {fin.get('method')}  inserted {fin.get('rows_inserted')}  updated {fin.get('rows_updated')}")
+    print(
+        f"  {report['load']:<10} {report['status']:<8} rows staged {report['rows']:>7,}  "
+        f"method {fin.get('method')}  inserted {fin.get('rows_inserted')}  updated {fin.get('rows_updated')}"
+    )
     print(f"  {'':<10} fast path {report['fast_path']}; {phases}")
     print(f"  {'':<10} state {json.dumps(report['state_before'])} -> {json.dumps(report['state_after'])}")
 

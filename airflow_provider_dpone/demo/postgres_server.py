@@ -39,7 +39,9 @@ def resolve_postgres_uri(data_dir: str | Path = ".dpone/pgdata") -> tuple[str, s
     try:
         import pgserver
     except ImportError as exc:
-        raise RuntimeError("no PostgreSQL reachable and pgserver is not installed (pip install pgserver)") from exc
+        raise RuntimeError(
+            "no PostgreSQL reachable and pgserver is not installed (pip install pgserver)"
+        ) from exc
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     _embedded = pgserver.get_server(str(Path(data_dir).resolve()), cleanup_mode="stop")
     return _embedded.get_uri(), "embedded pgserver"

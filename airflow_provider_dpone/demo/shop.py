@@ -26,12 +26,16 @@ def create_shop(uri: str, customers: int = 1_000, orders: int = 100_000) -> None
         conn.execute("truncate customers, orders")
         conn.execute(
             "insert into customers select g, 'customer ' || g, 'c' || g || '@example.com', now() "
-            "from generate_series(1, %s) g", (customers,))
+            "from generate_series(1, %s) g",
+            (customers,),
+        )
         conn.execute(
             "insert into orders select g, 1 + g %% %s, round((random() * 500)::numeric, 2), "
             "(array['new','paid','shipped'])[1 + g %% 3], jsonb_build_object('sku', g %% 97, 'qty', 1 + g %% 5), "
             "now() - interval '30 days' + g * interval '20 seconds' / greatest(1, %s / 100000.0) "
-            "from generate_series(1, %s) g", (customers, orders, orders))
+            "from generate_series(1, %s) g",
+            (customers, orders, orders),
+        )
 
 
 def change_orders(uri: str, fraction: float = 0.01, new_rows: int = 500) -> tuple[int, int]:
@@ -39,9 +43,12 @@ def change_orders(uri: str, fraction: float = 0.01, new_rows: int = 500) -> tupl
     with psycopg.connect(uri) as conn:
         updated = conn.execute(
             "update orders set status = 'refunded', updated_at = now() where id %% %s = 0",
-            (max(1, round(1 / fraction)),)).rowcount
+            (max(1, round(1 / fraction)),),
+        ).rowcount
         start = conn.execute("select coalesce(max(id), 0) from orders").fetchone()[0]
         inserted = conn.execute(
             "insert into orders select g, 1, 9.99, 'new', '{}'::jsonb, now() "
-            "from generate_series(%s::bigint + 1, %s::bigint + %s) g", (start, start, new_rows)).rowcount
+            "from generate_series(%s::bigint + 1, %s::bigint + %s) g",
+            (start, start, new_rows),
+        ).rowcount
     return updated, inserted

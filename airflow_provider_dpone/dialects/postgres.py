@@ -138,7 +138,7 @@ def column_from_catalog(row: Sequence) -> Column:
     Enums become ``text`` and domains their base type: the target database need not have the
     user-defined type, and both keep the same COPY representation.
     """
-    name, native, notnull, typtype, builtin, domain_base, elem_typtype, elem_builtin = row
+    name, native, notnull, typtype, _builtin, domain_base, elem_typtype, elem_builtin = row
     if typtype == "e":
         native = "text"
     elif typtype == "d":
@@ -253,7 +253,9 @@ def source_relation(table: TableRef | None, query: str | None) -> str:
     return f"({query.strip().rstrip(';')}) as dpone_src"
 
 
-def select_rows(relation: str, columns: Sequence[str], where: str = "", casts: dict[str, str] | None = None) -> str:
+def select_rows(
+    relation: str, columns: Sequence[str], where: str = "", casts: dict[str, str] | None = None
+) -> str:
     """SELECT of ``columns``; ``casts`` maps a column to the type it is read as (same name)."""
     casts = casts or {}
     items = ", ".join(
@@ -324,7 +326,9 @@ def insert_select(target: TableRef, staging: TableRef, columns: Sequence[str]) -
     return f"insert into {target.sql} ({cols}) select {cols} from {staging.sql}"
 
 
-def merge_update(target: TableRef, staging: TableRef, columns: Sequence[str], keys: Sequence[str]) -> str | None:
+def merge_update(
+    target: TableRef, staging: TableRef, columns: Sequence[str], keys: Sequence[str]
+) -> str | None:
     """Set-based update of matched rows; None when every column is a key."""
     values = [c for c in columns if c not in keys]
     if not values:

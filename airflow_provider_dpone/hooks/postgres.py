@@ -45,7 +45,9 @@ _TEMPORAL = {CanonicalType.DATE, CanonicalType.TIMESTAMP, CanonicalType.TIMESTAM
 
 
 def _transient(exc: BaseException) -> bool:
-    return isinstance(exc, psycopg.OperationalError | psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected)
+    return isinstance(
+        exc, psycopg.OperationalError | psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected
+    )
 
 
 class DponePostgresHook(PostgresHook):
@@ -93,7 +95,9 @@ class DponePostgresHook(PostgresHook):
                     raise BadInputError(f"source.columns: {missing} not in {table}; it has {schema.names}")
                 cols = tuple(schema.column(c) for c in spec.columns)
                 pk = tuple(k for k in schema.primary_key if k in spec.columns)
-                schema = TableSchema(cols, pk, extras={k: v for k, v in schema.extras.items() if k in spec.columns})
+                schema = TableSchema(
+                    cols, pk, extras={k: v for k, v in schema.extras.items() if k in spec.columns}
+                )
             return schema, binary_ok, table.sql
         probe = sql.TableRef("pg_temp", "dpone_probe")
         cur.execute(f"create temp view dpone_probe as {spec.query.strip().rstrip(';')}")
@@ -108,7 +112,12 @@ class DponePostgresHook(PostgresHook):
     # --- source --------------------------------------------------------------------------
 
     def _window(
-        self, cur: psycopg.Cursor, spec: SourceSpec, schema: TableSchema, relation: str, state: StateRecord | None
+        self,
+        cur: psycopg.Cursor,
+        spec: SourceSpec,
+        schema: TableSchema,
+        relation: str,
+        state: StateRecord | None,
     ) -> tuple[str, tuple, StateRecord | None, dict[str, Any]]:
         """WHERE clause, parameters, state candidate and report details for this extract."""
         inc = spec.incremental
@@ -117,7 +126,9 @@ class DponePostgresHook(PostgresHook):
         if inc.mode is IncrementalMode.CURSOR:
             column = schema.column(inc.cursor) if schema.has(inc.cursor) else None
             if column is None:
-                raise BadInputError(f"source.incremental.cursor: column '{inc.cursor}' not in source {schema.names}")
+                raise BadInputError(
+                    f"source.incremental.cursor: column '{inc.cursor}' not in source {schema.names}"
+                )
             if state is not None and not isinstance(state, CursorState):
                 raise BadInputError(f"stored state is {state.kind!r} but the load uses cursor mode; reset it")
             if inc.lookback and column.type not in _TEMPORAL:
@@ -128,8 +139,13 @@ class DponePostgresHook(PostgresHook):
             native = sql.native_type(column)
             upper = cur.execute(sql.cursor_bounds(relation, inc.cursor)).fetchone()[0]
             lower = state.value if state is not None else inc.initial_value
-            details = {"mode": "cursor", "cursor": inc.cursor, "lower": lower, "upper": upper,
-                       "lookback_seconds": inc.lookback}
+            details = {
+                "mode": "cursor",
+                "cursor": inc.cursor,
+                "lower": lower,
+                "upper": upper,
+                "lookback_seconds": inc.lookback,
+            }
             if upper is None:  # empty source: nothing to read, keep the old watermark
                 return "false", (), state, details
             params: tuple = (upper,)
@@ -172,9 +188,17 @@ class DponePostgresHook(PostgresHook):
             where, params, candidate, details = self._window(cur, spec, schema, relation, state)
             select = sql.select_rows(relation, schema.names, where, casts=schema.extras)
             details["query"] = select
-            fmt = BINARY if binary_ok and BINARY in accepted_formats else TEXT if TEXT in accepted_formats else None
+            fmt = (
+                BINARY
+                if binary_ok and BINARY in accepted_formats
+                else TEXT
+                if TEXT in accepted_formats
+                else None
+            )
             if fmt:
-                artifact: Any = FileExport(format=fmt, chunks=self._copy_chunks(conn, sql.copy_out(select, fmt == BINARY), params))
+                artifact: Any = FileExport(
+                    format=fmt, chunks=self._copy_chunks(conn, sql.copy_out(select, fmt == BINARY), params)
+                )
             else:
                 artifact = StreamingBatches(self._row_batches(conn, select, params, spec.batch_size))
             return ExtractResult(artifact=artifact, schema=schema, state_candidate=candidate, details=details)
@@ -225,7 +249,9 @@ class DponePostgresHook(PostgresHook):
                 "params": [str(p) for p in params],
                 "window": details,
                 "state_candidate": None if candidate is None else candidate.__dict__,
-                "schema": [{"name": c.name, "type": c.native_type, "nullable": c.nullable} for c in schema.columns],
+                "schema": [
+                    {"name": c.name, "type": c.native_type, "nullable": c.nullable} for c in schema.columns
+                ],
                 "primary_key": list(schema.primary_key),
             }
             return plan, schema
@@ -266,9 +292,14 @@ class DponePostgresHook(PostgresHook):
                         copy.write(chunk)
             elif isinstance(artifact, InMemoryRows | StreamingBatches):
                 # JSON arrives as JSON text; dump it as text and let the server parse it.
-                oids = [25 if r[0] in (114, 3802) else r[0] for r in cur.execute(
-                    "select atttypid from pg_attribute where attrelid = %s::regclass and attnum > 0 "
-                    "and not attisdropped order by attnum", (staging.sql,))]
+                oids = [
+                    25 if r[0] in (114, 3802) else r[0]
+                    for r in cur.execute(
+                        "select atttypid from pg_attribute where attrelid = %s::regclass and attnum > 0 "
+                        "and not attisdropped order by attnum",
+                        (staging.sql,),
+                    )
+                ]
                 # Text COPY: psycopg's binary array dumper cannot write empty arrays.
                 with cur.copy(sql.copy_in(staging, schema.names, "text", freeze=True)) as copy:
                     copy.set_types(oids)
@@ -280,7 +311,9 @@ class DponePostgresHook(PostgresHook):
                 raise BadInputError(f"postgres sink cannot load a {artifact.kind} artifact yet")
             rows = cur.rowcount
             conn.commit()
-        log.info("staged %s rows (%s bytes) into %s", f"{rows:,}", "?" if size is None else f"{size:,}", staging)
+        log.info(
+            "staged %s rows (%s bytes) into %s", f"{rows:,}", "?" if size is None else f"{size:,}", staging
+        )
         fmt_name = artifact.format if isinstance(artifact, FileExport) else artifact.kind
         return StagedData(staging=str(staging), schema=schema, rows=rows, bytes=size, format=fmt_name)
 
@@ -333,18 +366,27 @@ class DponePostgresHook(PostgresHook):
                 conn.commit()
         except psycopg.Error as exc:
             if _transient(exc):
-                raise TransientError(f"finalize into {target} failed: {exc.__class__.__name__}: {exc}") from None
+                raise TransientError(
+                    f"finalize into {target} failed: {exc.__class__.__name__}: {exc}"
+                ) from None
             raise
         return result
 
     def _finalize_full(
-        self, cur: psycopg.Cursor, target: sql.TableRef, staging: sql.TableRef, schema: TableSchema,
-        pk: tuple[str, ...], exists: bool,
+        self,
+        cur: psycopg.Cursor,
+        target: sql.TableRef,
+        staging: sql.TableRef,
+        schema: TableSchema,
+        pk: tuple[str, ...],
+        exists: bool,
     ) -> dict[str, Any]:
         swap = not exists
         if exists:
             target_cols = cur.execute(sql.INTROSPECT_COLUMNS, (target.schema, target.name)).fetchall()
-            same_shape = [(r[0], r[1]) for r in target_cols] == [(c.name, sql.native_type(c)) for c in schema.columns]
+            same_shape = [(r[0], r[1]) for r in target_cols] == [
+                (c.name, sql.native_type(c)) for c in schema.columns
+            ]
             blockers = cur.execute(sql.SWAP_BLOCKERS, (target.sql,)).fetchone()
             swap = same_shape and not any(blockers)
         if swap:
@@ -377,7 +419,12 @@ class DponePostgresHook(PostgresHook):
         return {"method": "insert", "rows_inserted": cur.rowcount}
 
     def _finalize_merge(
-        self, cur: psycopg.Cursor, ctx: LoadContext, target: sql.TableRef, staging: sql.TableRef, schema: TableSchema
+        self,
+        cur: psycopg.Cursor,
+        ctx: LoadContext,
+        target: sql.TableRef,
+        staging: sql.TableRef,
+        schema: TableSchema,
     ) -> dict[str, Any]:
         keys = list(ctx.load.sink.unique_key or ())
         missing = [k for k in keys if not schema.has(k)]
@@ -400,8 +447,12 @@ class DponePostgresHook(PostgresHook):
             cur.execute(update)
             updated = cur.rowcount
         cur.execute(sql.merge_insert(target, staging, schema.names, keys))
-        return {"method": "update_insert", "rows_updated": updated, "rows_inserted": cur.rowcount,
-                "duplicates_removed": removed}
+        return {
+            "method": "update_insert",
+            "rows_updated": updated,
+            "rows_inserted": cur.rowcount,
+            "duplicates_removed": removed,
+        }
 
     def cleanup(self, ctx: LoadContext, staged: StagedData | None, succeeded: bool) -> None:
         keep = ctx.load.sink.staging.keep
@@ -422,11 +473,15 @@ class DponePostgresHook(PostgresHook):
         names = schema.names if schema else ["<source columns>"]
         statements = [sql.create_schema(staging.schema)]
         if schema:
-            statements.append(sql.create_table(staging, schema, unlogged=spec.strategy is not Strategy.FULL_REFRESH))
+            statements.append(
+                sql.create_table(staging, schema, unlogged=spec.strategy is not Strategy.FULL_REFRESH)
+            )
         statements.append(sql.copy_in(staging, names, "binary" if binary else "text", freeze=True))
         if spec.strategy is Strategy.FULL_REFRESH:
             statements += ["-- if the target is absent or a plain identical table: swap"]
-            statements += sql.swap_in(staging, target, f"{staging.name}_pk" if schema and schema.primary_key else None)
+            statements += sql.swap_in(
+                staging, target, f"{staging.name}_pk" if schema and schema.primary_key else None
+            )
             statements += ["-- otherwise", sql.truncate(target), sql.insert_select(target, staging, names)]
         elif spec.strategy is Strategy.INCREMENTAL_APPEND:
             statements.append(sql.insert_select(target, staging, names))
@@ -437,5 +492,10 @@ class DponePostgresHook(PostgresHook):
                 statements.append(update)
             statements.append(sql.merge_insert(target, staging, names, keys))
         if schema:
-            statements.insert(1, sql.create_table(target, schema, primary_key=self._target_primary_key(ctx, schema), if_not_exists=True))
+            statements.insert(
+                1,
+                sql.create_table(
+                    target, schema, primary_key=self._target_primary_key(ctx, schema), if_not_exists=True
+                ),
+            )
         return {"target": str(target), "staging": str(staging), "statements": statements}

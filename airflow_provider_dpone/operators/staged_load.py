@@ -28,7 +28,9 @@ class StagedLoadOperator(BaseOperator):
     template_fields_renderers = {"load": "json", "state": "json"}
     ui_color = "#d9ecf2"
 
-    def __init__(self, *, pipeline: str, load: dict[str, Any], state: dict[str, Any] | None = None, **kwargs: Any):
+    def __init__(
+        self, *, pipeline: str, load: dict[str, Any], state: dict[str, Any] | None = None, **kwargs: Any
+    ):
         super().__init__(**kwargs)
         self.pipeline = pipeline
         self.load = load

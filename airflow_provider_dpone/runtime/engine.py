@@ -60,8 +60,11 @@ def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> 
         load=load.name,
         run_id=run_id,
         strategy=load.sink.strategy.value,
-        source={"connector": load.source.connector, "conn_id": load.source.conn_id,
-                "object": load.source.table or "query"},
+        source={
+            "connector": load.source.connector,
+            "conn_id": load.source.conn_id,
+            "object": load.source.table or "query",
+        },
         sink={"connector": load.sink.connector, "conn_id": load.sink.conn_id, "table": load.sink.table},
     )
     started = time.perf_counter()

@@ -42,7 +42,9 @@ class SourceHook(Protocol):
         self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...]
     ) -> ExtractResult: ...
 
-    def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]: ...
+    def plan_extract(
+        self, spec: SourceSpec, state: StateRecord | None
+    ) -> tuple[dict[str, Any], TableSchema]: ...
 
 
 @runtime_checkable
@@ -55,7 +57,9 @@ class SinkHook(Protocol):
 
     def cleanup(self, ctx: LoadContext, staged: StagedData | None, succeeded: bool) -> None: ...
 
-    def plan_load(self, ctx: LoadContext, schema: TableSchema | None, binary: bool = True) -> dict[str, Any]: ...
+    def plan_load(
+        self, ctx: LoadContext, schema: TableSchema | None, binary: bool = True
+    ) -> dict[str, Any]: ...
 
 
 @runtime_checkable

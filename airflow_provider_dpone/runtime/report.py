@@ -61,7 +61,9 @@ class RunReport:
             rows = "" if p.rows is None else f"{p.rows:,}"
             size = "" if p.bytes is None else f"{p.bytes:,}"
             lines.append(f"{p.name:<10} {p.seconds:>9.3f} {rows:>12} {size:>14}")
-        lines.append(f"state: {json.dumps(self.state_before)} -> {json.dumps(self.state_after)} ({self.state_committed})")
+        lines.append(
+            f"state: {json.dumps(self.state_before)} -> {json.dumps(self.state_after)} ({self.state_committed})"
+        )
         if self.error:
             lines.append(f"error: {self.error}")
         return "\n".join(lines)

@@ -67,13 +67,24 @@ class TableStateBackend:
 
     def list(self, pipeline: str, loads: list[str]) -> list[dict[str, Any]]:
         with self.hook.connect() as conn:
-            rows = [] if not self._exists(conn) else conn.execute(sql.list_state(self.table), (pipeline,)).fetchall()
+            rows = (
+                []
+                if not self._exists(conn)
+                else conn.execute(sql.list_state(self.table), (pipeline,)).fetchall()
+            )
         found = {r[1]: r for r in rows}
         out = []
         for load in sorted(set(loads) | set(found)):
             r = found.get(load)
-            out.append({"pipeline": pipeline, "load": load, "state": json.loads(r[2]) if r else None,
-                        "run_id": r[3] if r else None, "updated_at": r[4] if r else None})
+            out.append(
+                {
+                    "pipeline": pipeline,
+                    "load": load,
+                    "state": json.loads(r[2]) if r else None,
+                    "run_id": r[3] if r else None,
+                    "updated_at": r[4] if r else None,
+                }
+            )
         return out
 
     def colocated_statements(

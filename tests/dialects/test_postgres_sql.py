@@ -9,7 +9,7 @@ from airflow_provider_dpone.dialects import postgres as sql
 
 def test_quote_ident_escapes_quotes() -> None:
     assert sql.quote_ident('we"ird') == '"we""ird"'
-    assert sql.TableRef.parse('raw.Orders; drop table x').sql == '"raw"."Orders; drop table x"'
+    assert sql.TableRef.parse("raw.Orders; drop table x").sql == '"raw"."Orders; drop table x"'
     with pytest.raises(BadInputError):
         sql.quote_ident("")
 
@@ -51,17 +51,28 @@ def test_native_type_from_other_dialect() -> None:
 
 
 def test_create_table_keeps_not_null_and_primary_key() -> None:
-    schema = TableSchema((Column("id", CanonicalType.INT64, False, native_type="bigint", dialect="postgres"),
-                          Column("v", CanonicalType.STRING, True, native_type="text", dialect="postgres")), ("id",))
+    schema = TableSchema(
+        (
+            Column("id", CanonicalType.INT64, False, native_type="bigint", dialect="postgres"),
+            Column("v", CanonicalType.STRING, True, native_type="text", dialect="postgres"),
+        ),
+        ("id",),
+    )
     ddl = sql.create_table(sql.TableRef("raw", "t"), schema, primary_key=("id",), if_not_exists=True)
-    assert ddl == 'create table if not exists "raw"."t" (\n  "id" bigint not null,\n  "v" text,\n  primary key ("id")\n)'
-    assert sql.create_table(sql.TableRef("s", "t"), schema, unlogged=True).startswith('create unlogged table "s"."t"')
+    assert (
+        ddl
+        == 'create table if not exists "raw"."t" (\n  "id" bigint not null,\n  "v" text,\n  primary key ("id")\n)'
+    )
+    assert sql.create_table(sql.TableRef("s", "t"), schema, unlogged=True).startswith(
+        'create unlogged table "s"."t"'
+    )
 
 
 def test_cursor_predicate_uses_parameters_only() -> None:
     assert sql.cursor_predicate("u", "timestamptz", False, False) == '"u" <= %s::timestamptz'
     assert sql.cursor_predicate("u", "timestamptz", True, True) == (
-        '"u" > (%s::timestamptz - make_interval(secs => %s)) and "u" <= %s::timestamptz')
+        '"u" > (%s::timestamptz - make_interval(secs => %s)) and "u" <= %s::timestamptz'
+    )
 
 
 def test_merge_statements() -> None:

@@ -23,13 +23,17 @@ from generate_series(1, 2000) g;
 
 
 def manifest(load: dict, state: dict | None = None):
-    return parse_manifest({
-        "pipeline": "t",
-        "state": state or {"backend": "table", "conn_id": "dst"},
-        "defaults": {"source": {"connector": "postgres", "conn_id": "src"},
-                     "sink": {"connector": "postgres", "conn_id": "dst"}},
-        "loads": [{"name": "l", **load}],
-    })
+    return parse_manifest(
+        {
+            "pipeline": "t",
+            "state": state or {"backend": "table", "conn_id": "dst"},
+            "defaults": {
+                "source": {"connector": "postgres", "conn_id": "src"},
+                "sink": {"connector": "postgres", "conn_id": "dst"},
+            },
+            "loads": [{"name": "l", **load}],
+        }
+    )
 
 
 def run(m, run_id: str = "r1"):
@@ -48,11 +52,20 @@ def test_full_refresh_swaps_then_keeps_target_shape(clean_pg) -> None:
     r1 = run(m)
     assert r1.sink["finalize"]["method"] == "swap" and r1.fast_path == "postgres_binary"
     assert checksum(pg, "dst", "raw.orders") == checksum(pg, "src", "orders")
-    cols = pg.query("dst", "select column_name, data_type, is_nullable from information_schema.columns "
-                           "where table_schema='raw' and table_name='orders' order by ordinal_position")
-    assert cols == [("id", "bigint", "NO"), ("amount", "numeric", "NO"), ("note", "text", "YES"),
-                    ("updated_at", "timestamp with time zone", "NO")]
-    assert pg.query("dst", "select conname from pg_constraint where conrelid = 'raw.orders'::regclass") == [("orders_pkey",)]
+    cols = pg.query(
+        "dst",
+        "select column_name, data_type, is_nullable from information_schema.columns "
+        "where table_schema='raw' and table_name='orders' order by ordinal_position",
+    )
+    assert cols == [
+        ("id", "bigint", "NO"),
+        ("amount", "numeric", "NO"),
+        ("note", "text", "YES"),
+        ("updated_at", "timestamp with time zone", "NO"),
+    ]
+    assert pg.query("dst", "select conname from pg_constraint where conrelid = 'raw.orders'::regclass") == [
+        ("orders_pkey",)
+    ]
     pg.execute("src", "delete from orders where id > 1500; update orders set note = 'x' where id < 10")
     r2 = run(m, "r2")
     assert r2.sink["finalize"]["method"] == "swap"
@@ -93,8 +106,15 @@ def test_full_refresh_is_atomic_for_concurrent_readers(clean_pg) -> None:
 def test_cursor_incremental_merge_with_lookback(clean_pg) -> None:
     pg = clean_pg
     pg.execute("src", ORDERS)
-    m = manifest({"source": {"table": "orders", "incremental": {"mode": "cursor", "cursor": "updated_at", "lookback": "1s"}},
-                  "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]}})
+    m = manifest(
+        {
+            "source": {
+                "table": "orders",
+                "incremental": {"mode": "cursor", "cursor": "updated_at", "lookback": "1s"},
+            },
+            "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]},
+        }
+    )
     r1 = run(m)
     assert r1.rows == 2000 and r1.state_committed == "with_data"
     pg.execute("src", "update orders set note = 'changed', updated_at = now() where id % 100 = 0")
@@ -114,8 +134,12 @@ def test_cursor_upper_bound_fixed_at_extract_start(clean_pg) -> None:
     """A row committed while the extract streams is not in this run, and not lost."""
     pg = clean_pg
     pg.execute("src", ORDERS)
-    m = manifest({"source": {"table": "orders", "incremental": {"mode": "cursor", "cursor": "id"}},
-                  "sink": {"table": "raw.orders", "strategy": "incremental_append"}})
+    m = manifest(
+        {
+            "source": {"table": "orders", "incremental": {"mode": "cursor", "cursor": "id"}},
+            "sink": {"table": "raw.orders", "strategy": "incremental_append"},
+        }
+    )
     load = m.loads[0]
     parts = assemble(load, m.state)
     extract = parts.source.extract(load.source, None, accepted_formats=parts.sink.accepted_formats)
@@ -137,24 +161,36 @@ def test_cursor_upper_bound_fixed_at_extract_start(clean_pg) -> None:
 def test_xmin_incremental_append(clean_pg) -> None:
     pg = clean_pg
     pg.execute("src", ORDERS)
-    m = manifest({"source": {"table": "orders", "incremental": {"mode": "xmin"}},
-                  "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]}},
-                 state={"backend": "table", "conn_id": "src", "table": "meta.state"})
+    m = manifest(
+        {
+            "source": {"table": "orders", "incremental": {"mode": "xmin"}},
+            "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]},
+        },
+        state={"backend": "table", "conn_id": "src", "table": "meta.state"},
+    )
     r1 = run(m)
     assert r1.rows == 2000 and r1.state_after["kind"] == "xmin" and r1.state_committed == "after_data"
     pg.execute("src", "update orders set note = 'x' where id <= 5")
     r2 = run(m, "r2")
     assert r2.rows == 5
     assert checksum(pg, "dst", "raw.orders") == checksum(pg, "src", "orders")
-    assert pg.query("src", "select state->>'kind' from meta.state where pipeline='t' and load='l'") == [("xmin",)]
+    assert pg.query("src", "select state->>'kind' from meta.state where pipeline='t' and load='l'") == [
+        ("xmin",)
+    ]
 
 
 def test_append_and_query_source(clean_pg) -> None:
     pg = clean_pg
     pg.execute("src", ORDERS)
-    m = manifest({"source": {"query": "select id, note, updated_at from orders where id <= 10",
-                             "incremental": {"mode": "cursor", "cursor": "id"}},
-                  "sink": {"table": "raw.notes", "strategy": "incremental_append"}})
+    m = manifest(
+        {
+            "source": {
+                "query": "select id, note, updated_at from orders where id <= 10",
+                "incremental": {"mode": "cursor", "cursor": "id"},
+            },
+            "sink": {"table": "raw.notes", "strategy": "incremental_append"},
+        }
+    )
     assert run(m).rows == 10
     pg.execute("src", "delete from orders where id = 1; insert into orders values (0, 1, 'zero', now())")
     assert run(m, "r2").rows == 0  # cursor id did not move past 10
@@ -164,8 +200,10 @@ def test_append_and_query_source(clean_pg) -> None:
 def test_merge_rejects_duplicate_keys_by_default_and_keep_last(clean_pg) -> None:
     pg = clean_pg
     pg.execute("src", "create table ev (k int, v text); insert into ev values (1,'a'),(1,'b'),(2,'c')")
-    load = {"source": {"query": "select k, v from ev order by v"},
-            "sink": {"table": "raw.ev", "strategy": "incremental_merge", "unique_key": ["k"]}}
+    load = {
+        "source": {"query": "select k, v from ev order by v"},
+        "sink": {"table": "raw.ev", "strategy": "incremental_merge", "unique_key": ["k"]},
+    }
     with pytest.raises(DuplicateKeyError, match=r"\{'k': 1\} x2"):
         run(manifest(load))
     assert pg.query("dst", "select to_regclass('raw.ev')") == [(None,)]
@@ -179,8 +217,12 @@ def test_target_missing_source_column_fails_before_touching_it(clean_pg) -> None
     pg.execute("src", ORDERS)
     pg.execute("dst", "create schema raw; create table raw.orders (id bigint primary key, amount numeric)")
     pg.execute("dst", "insert into raw.orders values (1, 1)")
-    m = manifest({"source": {"table": "orders"}, "sink": {"table": "raw.orders", "strategy": "incremental_merge",
-                                                           "unique_key": ["id"]}})
+    m = manifest(
+        {
+            "source": {"table": "orders"},
+            "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]},
+        }
+    )
     with pytest.raises(SchemaMismatchError, match="note"):
         run(m)
     assert pg.query("dst", "select count(*) from raw.orders") == [(1,)]
@@ -226,10 +268,16 @@ def test_awkward_types_round_trip(clean_pg, path: str) -> None:
     src = pg.query("src", f"select {cols} from awkward order by id")
     dst = pg.query("dst", f"select {cols} from raw.awkward order by id")
     assert dst == src
-    assert pg.query("dst", "select t = '' , vc is null, vc = '' from raw.awkward where id in (2, 3) order by id") == [
-        (True, True, None), (False, False, True)]
-    types = dict(pg.query("dst", "select attname, format_type(atttypid, atttypmod) from pg_attribute "
-                                 "where attrelid = 'raw.awkward'::regclass and attnum > 0"))
+    assert pg.query(
+        "dst", "select t = '' , vc is null, vc = '' from raw.awkward where id in (2, 3) order by id"
+    ) == [(True, True, None), (False, False, True)]
+    types = dict(
+        pg.query(
+            "dst",
+            "select attname, format_type(atttypid, atttypmod) from pg_attribute "
+            "where attrelid = 'raw.awkward'::regclass and attnum > 0",
+        )
+    )
     assert types["n"] == "numeric(38,10)" and types["m"] == "text" and types["marr"] == "text[]"
     assert types["jb"] == "jsonb" and types["vc"] == "character varying(10)"
 

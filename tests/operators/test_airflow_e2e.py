@@ -21,13 +21,18 @@ MANIFEST = {
     "retries": 1,
     "retry_delay": "0s",
     "state": {"backend": "table", "conn_id": "dst", "table": "dpone.state"},
-    "defaults": {"source": {"connector": "postgres", "conn_id": "src"},
-                 "sink": {"connector": "postgres", "conn_id": "dst"}},
+    "defaults": {
+        "source": {"connector": "postgres", "conn_id": "src"},
+        "sink": {"connector": "postgres", "conn_id": "dst"},
+    },
     "loads": [
         {"name": "customers", "source": {"table": "customers"}, "sink": {"table": "raw.customers"}},
-        {"name": "orders", "depends_on": ["customers"],
-         "source": {"table": "orders", "incremental": {"mode": "cursor", "cursor": "id"}},
-         "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]}},
+        {
+            "name": "orders",
+            "depends_on": ["customers"],
+            "source": {"table": "orders", "incremental": {"mode": "cursor", "cursor": "id"}},
+            "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]},
+        },
     ],
 }
 
@@ -36,7 +41,9 @@ MANIFEST = {
 def airflow_env(clean_pg, airflow_db, tmp_path: Path) -> dict[str, str]:
     clean_pg.execute("src", "create table customers (id int primary key, name text)")
     clean_pg.execute("src", "insert into customers select g, 'c' || g from generate_series(1, 50) g")
-    clean_pg.execute("src", "create table orders (id bigint primary key, customer_id int, amount numeric(10,2))")
+    clean_pg.execute(
+        "src", "create table orders (id bigint primary key, customer_id int, amount numeric(10,2))"
+    )
     clean_pg.execute("src", "insert into orders select g, g % 50, g from generate_series(1, 1000) g")
     (tmp_path / "e2e.yaml").write_text(yaml.safe_dump(MANIFEST))
     return {**os.environ, "DPONE_MANIFESTS_DIR": str(tmp_path)}
@@ -51,13 +58,17 @@ def test_dags_test_full_then_incremental(airflow_env, clean_pg) -> None:
     pg = clean_pg
     first = airflow(airflow_env, "dags", "test", "e2e_orders", "2026-01-01")
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
-    reports = {r["load"]: r for r in latest_reports(airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], "e2e_orders")}
+    reports = {
+        r["load"]: r for r in latest_reports(airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], "e2e_orders")
+    }
     assert reports["orders"]["rows"] == 1000 and reports["customers"]["rows"] == 50
     assert reports["orders"]["state_after"]["value"] == "1000"
     pg.execute("src", "insert into orders select g, 1, 1 from generate_series(1001, 1010) g")
     second = airflow(airflow_env, "dags", "test", "e2e_orders", "2026-01-02")
     assert second.returncode == 0, second.stdout[-3000:]
-    reports = {r["load"]: r for r in latest_reports(airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], "e2e_orders")}
+    reports = {
+        r["load"]: r for r in latest_reports(airflow_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"], "e2e_orders")
+    }
     assert reports["orders"]["rows"] == 10 and reports["orders"]["state_before"]["value"] == "1000"
     assert pg.query("dst", "select count(*) from raw.orders") == [(1010,)]
 
@@ -72,7 +83,9 @@ def test_tasks_test_runs_one_load(airflow_env, clean_pg) -> None:
 
 def _fail_next_writes(pg, times: int) -> None:
     """Make the next ``times`` finalize transactions into raw.orders fail (sequences survive rollback)."""
-    pg.execute("dst", f"""
+    pg.execute(
+        "dst",
+        f"""
         drop trigger if exists fail_n on raw.orders;
         drop sequence if exists raw.fail_n;
         create sequence raw.fail_n;
@@ -80,7 +93,8 @@ def _fail_next_writes(pg, times: int) -> None:
         begin if nextval('raw.fail_n') <= {int(times)} then raise exception 'injected failure'; end if;
         return new; end $$;
         create trigger fail_n before insert or update on raw.orders for each statement execute function raw.fail_n();
-    """)
+    """,
+    )
 
 
 def _state(pg) -> dict:

@@ -43,4 +43,6 @@ def test_table_backend_is_created_on_first_commit_only(clean_pg) -> None:
     assert backend.get("p", "a") is None
     assert clean_pg.query("dst", "select to_regclass('meta.dpone_state')") == [(None,)]
     backend.commit("p", "a", XminState(1), "r")
-    assert clean_pg.query("dst", "select pipeline, load, state->>'kind' from meta.dpone_state") == [("p", "a", "xmin")]
+    assert clean_pg.query("dst", "select pipeline, load, state->>'kind' from meta.dpone_state") == [
+        ("p", "a", "xmin")
+    ]
