@@ -182,7 +182,11 @@ def main() -> int:
         return 0
     admin, origin = resolve_postgres_uri(ROOT / ".dpone" / "pgdata-bench")
     env = {**os.environ, "AIRFLOW_HOME": os.environ.get("AIRFLOW_HOME", str(ROOT / ".airflow"))}
-    results = [bench(admin, n, env) for n in args.rows]
+    results = []
+    for n in args.rows:  # JSON is rewritten after each size, so a long run keeps what it measured
+        results.append(bench(admin, n, env))
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"postgres": origin, "results": results}, indent=2, default=str))
     header = f"{'rows':>10} {'pipe s':>8} {'dpone full s':>12} {'full/pipe':>9} {'incr s':>8} {'incr/full':>9} {'peak RSS MB':>11} {'equal':>6}"
     print(f"\nPostgreSQL: {origin}\n{header}")
     for r in results:

@@ -9,4 +9,4 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster 
 fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-exec .venv/bin/python -m pytest -m "unit or integration" "$@"
+exec .venv/bin/python -m pytest -m "not integration_live and not nightly" "$@"

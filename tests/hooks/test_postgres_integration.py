@@ -172,7 +172,11 @@ def test_xmin_incremental_append(clean_pg) -> None:
     assert r1.rows == 2000 and r1.state_after["kind"] == "xmin" and r1.state_committed == "after_data"
     pg.execute("src", "update orders set note = 'x' where id <= 5")
     r2 = run(m, "r2")
-    assert r2.rows == 5
+    # Any transaction open elsewhere on the server holds the snapshot xmin back, so xmin mode
+    # may re-read more than the 5 changed rows (never fewer); check the filter exactly.
+    low = r1.state_after["xmin"] % (1 << 32)
+    expected = pg.query("src", "select count(*) from orders where xmin::text::bigint >= %s", (low,))[0][0]
+    assert r2.rows == expected >= 5
     assert checksum(pg, "dst", "raw.orders") == checksum(pg, "src", "orders")
     assert pg.query("src", "select state->>'kind' from meta.state where pipeline='t' and load='l'") == [
         ("xmin",)
