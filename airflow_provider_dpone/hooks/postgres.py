@@ -172,6 +172,13 @@ class DponePostgresHook(PostgresHook):
             return "", (), candidate, details
         raise BadInputError(f"source.incremental.mode: '{inc.mode.value}' is not supported by postgres")
 
+    def _prepare(self, cur: psycopg.Cursor, spec: SourceSpec, state: StateRecord | None) -> tuple:
+        """(schema, binary_ok, select, params, state candidate, details) in the open snapshot."""
+        schema, binary_ok, relation = self.describe_source(cur, spec)
+        where, params, candidate, details = self._window(cur, spec, schema, relation, state)
+        select = sql.select_rows(relation, schema.names, where, casts=schema.extras)
+        return schema, binary_ok, select, params, candidate, details
+
     def _open_snapshot(self) -> psycopg.Connection:
         conn = self.connect()
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
@@ -183,10 +190,7 @@ class DponePostgresHook(PostgresHook):
         """Start a REPEATABLE READ snapshot, fix the window, and return a lazy artifact."""
         conn = self._open_snapshot()
         try:
-            cur = conn.cursor()
-            schema, binary_ok, relation = self.describe_source(cur, spec)
-            where, params, candidate, details = self._window(cur, spec, schema, relation, state)
-            select = sql.select_rows(relation, schema.names, where, casts=schema.extras)
+            schema, binary_ok, select, params, candidate, details = self._prepare(conn.cursor(), spec, state)
             details["query"] = select
             fmt = (
                 BINARY
@@ -240,10 +244,7 @@ class DponePostgresHook(PostgresHook):
         """The extract SQL, window and schema; the transaction is rolled back, nothing is written."""
         conn = self._open_snapshot()
         try:
-            cur = conn.cursor()
-            schema, binary_ok, relation = self.describe_source(cur, spec)
-            where, params, candidate, details = self._window(cur, spec, schema, relation, state)
-            select = sql.select_rows(relation, schema.names, where, casts=schema.extras)
+            schema, binary_ok, select, params, candidate, details = self._prepare(conn.cursor(), spec, state)
             plan = {
                 "sql": sql.copy_out(select, binary_ok),
                 "params": [str(p) for p in params],

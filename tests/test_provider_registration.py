@@ -1,0 +1,27 @@
+"""Airflow discovers the provider and its hook through the entry point."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _airflow_json(*args: str) -> list[dict]:
+    exe = str(Path(sys.executable).with_name("airflow"))
+    out = subprocess.run(
+        [exe, *args, "-o", "json"], check=True, capture_output=True, text=True, env=os.environ.copy()
+    )
+    return json.loads(out.stdout[out.stdout.index("[") :])
+
+
+def test_providers_list_and_hooks(airflow_db) -> None:
+    assert "airflow-provider-dpone" in {p["package_name"] for p in _airflow_json("providers", "list")}
+    hooks = {h["connection_type"]: h for h in _airflow_json("providers", "hooks")}
+    assert hooks["dpone_postgres"]["class"] == "airflow_provider_dpone.hooks.postgres.DponePostgresHook"
