@@ -10,3 +10,6 @@ fi
 UV=$(command -v uv || echo "$PY -m uv")
 [ -x .venv/bin/python ] || $UV venv --quiet --python "$PY" .venv
 $UV pip install --quiet --python .venv/bin/python -e ".[dev]"
+# Write .pyc files for the installed packages (pip does this on install, uv does not), so
+# processes started with PYTHONDONTWRITEBYTECODE do not recompile Airflow on every start.
+.venv/bin/python -m compileall -q -j 0 .venv/lib/python*/site-packages >/dev/null || true

@@ -66,6 +66,18 @@ where n.nspname = %s and c.relname = %s and a.attnum > 0 and not a.attisdropped
 order by a.attnum
 """
 
+INTROSPECT_UNIQUE_KEYS = """
+select array_agg(a.attname::text order by k.ord)
+from pg_index i
+join pg_class c on c.oid = i.indrelid
+join pg_namespace n on n.oid = c.relnamespace
+cross join lateral unnest(i.indkey) with ordinality as k(attnum, ord)
+join pg_attribute a on a.attrelid = c.oid and a.attnum = k.attnum
+where n.nspname = %s and c.relname = %s and i.indisunique and i.indisvalid
+  and i.indpred is null and i.indexprs is null
+group by i.indexrelid
+"""
+
 INTROSPECT_PRIMARY_KEY = """
 select a.attname
 from pg_index i
@@ -217,6 +229,7 @@ def create_table(
     unlogged: bool = False,
     if_not_exists: bool = False,
     not_null: bool = True,
+    fillfactor: int | None = None,
 ) -> str:
     cols = []
     for c in schema.columns:
@@ -226,7 +239,8 @@ def create_table(
         cols.append(f"primary key ({column_list(primary_key)})")
     kind = "unlogged table" if unlogged else "table"
     exists = "if not exists " if if_not_exists else ""
-    return f"create {kind} {exists}{table.sql} (\n  " + ",\n  ".join(cols) + "\n)"
+    storage = f" with (fillfactor = {int(fillfactor)})" if fillfactor else ""
+    return f"create {kind} {exists}{table.sql} (\n  " + ",\n  ".join(cols) + "\n)" + storage
 
 
 def drop_table(table: TableRef) -> str:
@@ -376,8 +390,9 @@ def advisory_lock() -> str:
     return "select pg_advisory_xact_lock(hashtextextended(%s, 0))"
 
 
-def analyze(table: TableRef) -> str:
-    return f"analyze {table.sql}"
+def analyze(table: TableRef, columns: Sequence[str] = ()) -> str:
+    """ANALYZE the table, or only ``columns`` (enough for the planner to join on keys)."""
+    return f"analyze {table.sql}" + (f" ({column_list(columns)})" if columns else "")
 
 
 # --- state table ---------------------------------------------------------------------------

@@ -117,6 +117,11 @@ def test_cursor_incremental_merge_with_lookback(clean_pg) -> None:
     )
     r1 = run(m)
     assert r1.rows == 2000 and r1.state_committed == "with_data"
+    # The target was created by this run: a plain insert, and pages keep room for HOT updates.
+    assert r1.sink["finalize"]["method"] == "insert" and r1.sink["finalize"]["rows_inserted"] == 2000
+    assert pg.query("dst", "select reloptions from pg_class where oid = 'raw.orders'::regclass") == [
+        (["fillfactor=90"],)
+    ]
     pg.execute("src", "update orders set note = 'changed', updated_at = now() where id % 100 = 0")
     pg.execute("src", "insert into orders values (5000, 1, 'new', now())")
     r2 = run(m, "r2")
@@ -127,7 +132,31 @@ def test_cursor_incremental_merge_with_lookback(clean_pg) -> None:
     assert r2.state_before["value"] < r2.state_after["value"]
     r3 = run(m, "r3")  # nothing new: only the lookback window is re-read, merged idempotently
     assert r3.rows <= 21  # the rows stamped within 1 s of the watermark, not the table
+    # Every re-read row matched the target's primary key: the insert pass is skipped.
+    assert r3.sink["finalize"]["method"] == "update"
+    assert r3.sink["finalize"]["rows_updated"] == r3.rows and r3.sink["finalize"]["rows_inserted"] == 0
     assert checksum(pg, "dst", "raw.orders") == checksum(pg, "src", "orders")
+
+
+def test_merge_into_target_without_unique_index_always_runs_the_insert_pass(clean_pg) -> None:
+    """Without a unique index on the keys an all-matched UPDATE proves nothing: insert the rest."""
+    pg = clean_pg
+    pg.execute("src", "create table kv (k int primary key, v text); insert into kv values (1,'a'),(2,'b')")
+    # The user's own target: no key constraint, and key 1 is there twice.
+    pg.execute("dst", "create schema raw; create table raw.kv (k int, v text)")
+    pg.execute("dst", "insert into raw.kv values (1, 'old'), (1, 'old')")
+    m = manifest(
+        {
+            "source": {"table": "kv"},
+            "sink": {"table": "raw.kv", "strategy": "incremental_merge", "unique_key": ["k"]},
+        }
+    )
+    r = run(m)
+    # Two target rows matched key 1, so the update count equals the staged count (2) even though
+    # key 2 matched nothing; the insert pass must still run and add it.
+    assert r.sink["finalize"]["method"] == "update_insert"
+    assert r.sink["finalize"]["rows_updated"] == 2 and r.sink["finalize"]["rows_inserted"] == 1
+    assert pg.query("dst", "select k, v from raw.kv order by k, v") == [(1, "a"), (1, "a"), (2, "b")]
 
 
 def test_cursor_upper_bound_fixed_at_extract_start(clean_pg) -> None:

@@ -1,0 +1,148 @@
+"""``dpone`` against the real PostgreSQL: plan touches nothing, run, state show|set|reset, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from airflow_provider_dpone.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
+
+pytestmark = pytest.mark.integration
+
+ORDERS = """
+create table orders (id bigint primary key, amount numeric(12,2) not null,
+                     updated_at timestamptz not null);
+insert into orders select g, g, timestamptz '2024-01-01' + g * interval '1 minute'
+from generate_series(1, 100) g;
+"""
+
+
+def write_manifest(tmp_path: Path, state: dict | None = None) -> Path:
+    doc = {
+        "pipeline": "cli",
+        "state": state or {"backend": "table", "conn_id": "dst"},
+        "defaults": {
+            "source": {"connector": "postgres", "conn_id": "src"},
+            "sink": {"connector": "postgres", "conn_id": "dst"},
+        },
+        "loads": [
+            {
+                "name": "orders",
+                "source": {"table": "orders", "incremental": {"mode": "cursor", "cursor": "updated_at"}},
+                "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]},
+            },
+            {"name": "orders_copy", "source": {"table": "orders"}, "sink": {"table": "raw.orders_copy"}},
+        ],
+    }
+    path = tmp_path / "cli.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def run_json(capsys, *argv: str) -> tuple[int, dict]:
+    code = main([*argv, "--format", "json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+def test_plan_shows_sql_and_touches_nothing(clean_pg, tmp_path, capsys) -> None:
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    path = write_manifest(tmp_path)
+    code, plan = run_json(capsys, "plan", str(path))
+    assert code == EXIT_OK
+    orders = plan["loads"][0]
+    assert orders["extract"]["sql"].startswith("copy (select")
+    assert orders["extract"]["window"]["mode"] == "cursor"
+    assert any(s.startswith("update ") for s in orders["load_sql"]["statements"])
+    # Nothing was created in the sink: no schemas, no state table, no staging.
+    schemas = pg.query(
+        "dst", "select nspname from pg_namespace where nspname in ('raw','dpone','dpone_staging')"
+    )
+    assert schemas == []
+    assert main(["plan", str(path), "--load", "orders"]) == EXIT_OK
+    human = capsys.readouterr().out
+    assert "== load orders (incremental_merge)" in human and "-- extract" in human
+
+
+def test_run_then_state_show_set_reset(clean_pg, tmp_path, capsys) -> None:
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    path = write_manifest(tmp_path)
+    code, out = run_json(capsys, "run", str(path))
+    assert code == EXIT_OK
+    assert [r["status"] for r in out["reports"]] == ["success", "success"]
+    assert pg.query("dst", "select count(*) from raw.orders")[0][0] == 100
+
+    code, shown = run_json(capsys, "state", "show", str(path))
+    states = {s["load"]: s["state"] for s in shown["states"]}
+    assert code == EXIT_OK and states["orders_copy"] is None  # a full refresh keeps no state
+    assert states["orders"]["cursor"] == "updated_at" and states["orders"]["value"]
+
+    # Rewind the watermark to reload the last 10 rows; the merge converges to the same table.
+    code, done = run_json(
+        capsys, "state", "set", str(path), "--load", "orders", "--value", "2024-01-01T01:30:00Z"
+    )
+    assert code == EXIT_OK and done["after"]["value"] == "2024-01-01T01:30:00Z"
+    pg.execute("src", "update orders set amount = -1 where id = 95")
+    code, out = run_json(capsys, "run", str(path), "--load", "orders")
+    assert code == EXIT_OK and out["reports"][0]["rows"] == 10
+    assert pg.query("dst", "select amount from raw.orders where id = 95")[0][0] == -1
+
+    # A whole record as JSON works too; a record for another cursor column is refused.
+    record = json.dumps({"kind": "cursor", "cursor": "updated_at", "value": "2024-01-01 01:39:00+00"})
+    assert main(["state", "set", str(path), "--load", "orders", "--value", record]) == EXIT_OK
+    capsys.readouterr()
+    wrong = json.dumps({"kind": "cursor", "cursor": "id", "value": "5"})
+    assert main(["state", "set", str(path), "--load", "orders", "--value", wrong]) == EXIT_BAD_INPUT
+    assert "uses cursor 'updated_at'" in capsys.readouterr().err
+    assert main(
+        ["state", "set", str(path), "--load", "orders", "--value", '{"kind": "xmin", "xmin": 1}']
+    ) == (EXIT_BAD_INPUT)
+    assert "uses cursor mode" in capsys.readouterr().err
+    # A full-refresh load keeps no state.
+    assert main(["state", "set", str(path), "--load", "orders_copy", "--value", "1"]) == EXIT_BAD_INPUT
+    assert "no source.incremental" in capsys.readouterr().err
+
+    code, reset = run_json(capsys, "state", "reset", str(path), "--load", "orders")
+    assert code == EXIT_OK and reset["existed"] is True
+    code, shown = run_json(capsys, "state", "show", str(path), "--load", "orders")
+    assert shown["states"] == [
+        {"pipeline": "cli", "load": "orders", "state": None, "run_id": None, "updated_at": None}
+    ]
+
+
+def test_bad_inputs_exit_2_and_failures_exit_1(clean_pg, tmp_path, capsys) -> None:
+    pg = clean_pg
+    path = write_manifest(tmp_path)
+    assert main(["run", str(path), "--load", "nope"]) == EXIT_BAD_INPUT
+    assert "no load 'nope'" in capsys.readouterr().err
+    assert main(["state", "reset", str(path)]) == EXIT_BAD_INPUT
+    assert "needs --load" in capsys.readouterr().err
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("pipeline: x\nloads: [\n")
+    assert main(["validate", str(broken)]) == EXIT_BAD_INPUT
+    assert "broken.yaml: <root>: invalid YAML" in capsys.readouterr().out
+    # The source table does not exist: the load fails (exit 1) and the sink is untouched.
+    code, out = run_json(capsys, "run", str(path), "--load", "orders")
+    assert code == EXIT_FAILED and "orders" in out["reports"][0]["error"]
+    assert pg.query("dst", "select to_regclass('raw.orders')")[0][0] is None
+
+
+def test_console_script_is_installed(tmp_path) -> None:
+    path = write_manifest(tmp_path)
+    dpone = str(Path(sys.executable).with_name("dpone"))
+    done = subprocess.run(
+        [dpone, "validate", str(path), "--format", "json"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["valid"][0]["loads"] == ["orders", "orders_copy"]
