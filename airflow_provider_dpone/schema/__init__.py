@@ -1,1 +1,25 @@
-"""The shared schema-evolution planner (pure). Not implemented yet: see docs/status.md."""
+"""The shared schema-evolution planner (pure: no Airflow, no driver)."""
+
+from .planner import (
+    ChangeKind,
+    EvolutionMode,
+    OnTypeChange,
+    SchemaChange,
+    SchemaPlan,
+    compare_types,
+    new_column_name,
+    plan_schema,
+    type_label,
+)
+
+__all__ = [
+    "ChangeKind",
+    "EvolutionMode",
+    "OnTypeChange",
+    "SchemaChange",
+    "SchemaPlan",
+    "compare_types",
+    "new_column_name",
+    "plan_schema",
+    "type_label",
+]

@@ -1,0 +1,321 @@
+"""The shared schema-evolution planner: compare a source schema with a target, return a plan.
+
+Pure: no Airflow, no driver. Dialects introspect the target and render the plan's DDL; this
+module only decides. Safe changes (add a column, widen a type, relax NOT NULL) are applied
+before the load; breaking ones (a dropped column, a narrowed or incompatible type) fail the
+load before the target is touched, unless ``on_type_change: new_column`` routes a changed
+column into a new ``<column>__<type>`` column.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any
+
+from ..contracts.table import CanonicalType, Column, TableSchema
+
+
+class EvolutionMode(str, Enum):
+    SAFE = "safe"  # apply safe changes, fail on breaking ones
+    FAIL = "fail"  # refuse any change
+    PLAN_ONLY = "plan_only"  # report, apply nothing, leave target and state untouched
+
+
+class OnTypeChange(str, Enum):
+    FAIL = "fail"
+    NEW_COLUMN = "new_column"
+
+
+class ChangeKind(str, Enum):
+    ADD_COLUMN = "add_column"
+    WIDEN = "widen"
+    RELAX_NOT_NULL = "relax_not_null"
+    NEW_COLUMN = "new_column"  # a changed type goes to <column>__<type>
+    DROP = "drop"  # the target has a column the source no longer sends
+    NARROW = "narrow"  # the source type is narrower than the target's
+    INCOMPATIBLE = "incompatible"
+
+
+SAFE_KINDS = frozenset(
+    {ChangeKind.ADD_COLUMN, ChangeKind.WIDEN, ChangeKind.RELAX_NOT_NULL, ChangeKind.NEW_COLUMN}
+)
+
+_INT_RANK = {CanonicalType.INT16: 1, CanonicalType.INT32: 2, CanonicalType.INT64: 3}
+_INT_DIGITS = {CanonicalType.INT16: 5, CanonicalType.INT32: 10, CanonicalType.INT64: 19}
+_FLOAT_RANK = {CanonicalType.FLOAT32: 1, CanonicalType.FLOAT64: 2}
+
+
+def type_label(column: Column) -> str:
+    """A short, dialect-neutral spelling of a column's type, for messages and reports."""
+    t = column.type
+    if t is CanonicalType.DECIMAL:
+        return "decimal" if column.precision is None else f"decimal({column.precision},{column.scale or 0})"
+    if t is CanonicalType.STRING:
+        return f"string({column.length})" if column.length else "string"
+    if t is CanonicalType.ARRAY:
+        return f"array<{(column.element or CanonicalType.UNKNOWN).value}>"
+    if t is CanonicalType.UNKNOWN and column.native_type:
+        return column.native_type
+    return t.value
+
+
+def new_column_name(column: str, source: Column) -> str:
+    """``<column>__<type>``: where values go when ``on_type_change: new_column`` applies."""
+    return f"{column}__{source.type.value}"
+
+
+def compare_types(source: Column, target: Column) -> ChangeKind | None:
+    """None when the target type is exactly the source's; else how the source differs.
+
+    WIDEN: the target must grow to hold the source (int -> bigint, varchar(n) -> larger varchar
+    or text, numeric with more integer digits or scale). NARROW: the source became narrower
+    than the target. INCOMPATIBLE: neither holds the other.
+    """
+    if _same_type(source, target):
+        return None
+    if _canonical(source) == _canonical(target) and source.type is not CanonicalType.UNKNOWN:
+        return None  # e.g. json vs jsonb, timestamptz(3) vs timestamptz: the values load as they are
+    s, t = source.type, target.type
+    if s in _INT_RANK and t in _INT_RANK:
+        return ChangeKind.WIDEN if _INT_RANK[s] > _INT_RANK[t] else ChangeKind.NARROW
+    if s in _FLOAT_RANK and t in _FLOAT_RANK:
+        return ChangeKind.WIDEN if _FLOAT_RANK[s] > _FLOAT_RANK[t] else ChangeKind.NARROW
+    if s is CanonicalType.STRING and t is CanonicalType.STRING:
+        return _compare_lengths(source.length, target.length)
+    if s is CanonicalType.DECIMAL and t is CanonicalType.DECIMAL:
+        return _compare_decimals(source, target)
+    if s in _INT_RANK and t is CanonicalType.DECIMAL:
+        # an integer fits a numeric with enough integer digits; otherwise widen the numeric
+        if target.precision is None:
+            return ChangeKind.NARROW
+        if target.precision - (target.scale or 0) >= _INT_DIGITS[s]:
+            return ChangeKind.NARROW
+        return ChangeKind.WIDEN
+    if s is CanonicalType.TIMESTAMP and t is CanonicalType.TIMESTAMPTZ:
+        return ChangeKind.INCOMPATIBLE  # the zone the values meant is unknown
+    return ChangeKind.INCOMPATIBLE
+
+
+def _same_type(a: Column, b: Column) -> bool:
+    if a.native_type and b.native_type and a.dialect and a.dialect == b.dialect:
+        return _normal(a.native_type) == _normal(b.native_type)
+    return _canonical(a) == _canonical(b)
+
+
+def _canonical(c: Column) -> tuple:
+    return (c.type, c.precision, c.scale, c.length, c.element)
+
+
+def _normal(native: str) -> str:
+    return " ".join(native.lower().split())
+
+
+def _compare_lengths(source: int | None, target: int | None) -> ChangeKind | None:
+    if source == target:
+        return None
+    if target is None:  # unbounded target holds everything
+        return ChangeKind.NARROW
+    if source is None or source > target:
+        return ChangeKind.WIDEN
+    return ChangeKind.NARROW
+
+
+def _compare_decimals(source: Column, target: Column) -> ChangeKind | None:
+    if target.precision is None:  # unbounded numeric holds every numeric
+        return None if source.precision is None else ChangeKind.NARROW
+    if source.precision is None:
+        return ChangeKind.WIDEN
+    s_int, t_int = source.precision - (source.scale or 0), target.precision - (target.scale or 0)
+    s_scale, t_scale = source.scale or 0, target.scale or 0
+    if s_int == t_int and s_scale == t_scale:
+        return None
+    if s_int >= t_int and s_scale >= t_scale:
+        return ChangeKind.WIDEN
+    if s_int <= t_int and s_scale <= t_scale:
+        return ChangeKind.NARROW
+    return ChangeKind.INCOMPATIBLE
+
+
+def widened(source: Column, target: Column) -> Column:
+    """The target column after widening it to hold ``source`` (keeps the target's name and nullability)."""
+    if source.type is CanonicalType.DECIMAL and target.type is CanonicalType.DECIMAL and source.precision:
+        if target.precision is None:
+            return target
+        scale = max(source.scale or 0, target.scale or 0)
+        digits = max(source.precision - (source.scale or 0), target.precision - (target.scale or 0))
+        return replace(target, precision=digits + scale, scale=scale, native_type=None, dialect=None)
+    if source.type in _INT_RANK and target.type is CanonicalType.DECIMAL:
+        scale = target.scale or 0
+        digits = max(_INT_DIGITS[source.type], (target.precision or 0) - scale)
+        return replace(target, precision=digits + scale, scale=scale, native_type=None, dialect=None)
+    return replace(source, name=target.name, nullable=target.nullable)
+
+
+@dataclass(frozen=True)
+class SchemaChange:
+    kind: ChangeKind
+    column: str  # the source column (for DROP: the target column)
+    source: Column | None = None
+    target: Column | None = None
+    result: Column | None = None  # the target column after the change (safe kinds)
+
+    @property
+    def safe(self) -> bool:
+        return self.kind in SAFE_KINDS
+
+    def describe(self) -> str:
+        src = type_label(self.source) if self.source else None
+        tgt = type_label(self.target) if self.target else None
+        if self.kind is ChangeKind.ADD_COLUMN:
+            return f"column '{self.column}': add {src} (nullable)"
+        if self.kind is ChangeKind.WIDEN:
+            return f"column '{self.column}': widen {tgt} -> {type_label(self.result) if self.result else src}"
+        if self.kind is ChangeKind.RELAX_NOT_NULL:
+            return f"column '{self.column}': drop NOT NULL (the source allows nulls)"
+        if self.kind is ChangeKind.NEW_COLUMN:
+            name = self.result.name if self.result else "?"
+            return f"column '{self.column}': type changed {tgt} -> {src}; values go to new column '{name}'"
+        if self.kind is ChangeKind.DROP:
+            return f"column '{self.column}': in the target ({tgt}) but no longer in the source"
+        if self.kind is ChangeKind.NARROW:
+            return f"column '{self.column}': source type {src} is narrower than the target's {tgt}"
+        return f"column '{self.column}': source type {src} is incompatible with the target's {tgt}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "column": self.column,
+            "source_type": type_label(self.source) if self.source else None,
+            "target_type": type_label(self.target) if self.target else None,
+            "result_column": self.result.name if self.result else None,
+            "result_type": type_label(self.result) if self.result else None,
+            "safe": self.safe,
+            "description": self.describe(),
+        }
+
+
+@dataclass(frozen=True)
+class SchemaPlan:
+    mode: EvolutionMode
+    on_type_change: OnTypeChange
+    changes: tuple[SchemaChange, ...] = ()
+    target_exists: bool = True
+    # source column -> target column it loads into (differs only for new_column changes)
+    column_map: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def breaking(self) -> list[SchemaChange]:
+        return [c for c in self.changes if not c.safe]
+
+    @property
+    def safe_changes(self) -> list[SchemaChange]:
+        return [c for c in self.changes if c.safe]
+
+    @property
+    def blocked(self) -> list[SchemaChange]:
+        """The changes that stop the load: breaking ones, or any change in ``fail`` mode."""
+        if self.mode is EvolutionMode.FAIL:
+            return list(self.changes)
+        return self.breaking
+
+    @property
+    def to_apply(self) -> list[SchemaChange]:
+        """The changes to apply before the load (none in plan_only or when the load is blocked)."""
+        if self.mode is not EvolutionMode.SAFE or self.blocked:
+            return []
+        return self.safe_changes
+
+    def target_column(self, source_column: str) -> str:
+        return self.column_map.get(source_column, source_column)
+
+    def summary(self) -> str:
+        if not self.target_exists:
+            return "target does not exist yet: it will be created from the source schema"
+        if not self.changes:
+            return "no schema changes"
+        return "; ".join(c.describe() for c in self.changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode.value,
+            "on_type_change": self.on_type_change.value,
+            "target_exists": self.target_exists,
+            "changes": [c.to_dict() for c in self.changes],
+            "blocked": [c.column for c in self.blocked],
+            "applied": [c.column for c in self.to_apply],
+            "column_map": {k: v for k, v in self.column_map.items() if k != v},
+        }
+
+
+def plan_schema(
+    source: TableSchema,
+    target: TableSchema | None,
+    *,
+    mode: EvolutionMode | str = EvolutionMode.SAFE,
+    on_type_change: OnTypeChange | str = OnTypeChange.FAIL,
+    ignore_target_columns: Iterable[str] = (),
+) -> SchemaPlan:
+    """Compare ``source`` with the existing ``target`` (None: not created yet).
+
+    ``ignore_target_columns`` are columns the sink manages itself (SCD2 validity, soft-delete
+    flags); they are never reported as dropped.
+    """
+    mode, on_type_change = EvolutionMode(mode), OnTypeChange(on_type_change)
+    if target is None:
+        return SchemaPlan(mode, on_type_change, (), target_exists=False)
+    by_name = {c.name: c for c in target.columns}
+    ignored = set(ignore_target_columns)
+    changes: list[SchemaChange] = []
+    column_map: dict[str, str] = {}
+    consumed: set[str] = set()
+    for col in source.columns:
+        existing = by_name.get(col.name)
+        if existing is None:
+            changes.append(
+                SchemaChange(ChangeKind.ADD_COLUMN, col.name, source=col, result=replace(col, nullable=True))
+            )
+            continue
+        consumed.add(col.name)
+        kind = compare_types(col, existing)
+        if kind in (ChangeKind.NARROW, ChangeKind.INCOMPATIBLE) and on_type_change is OnTypeChange.NEW_COLUMN:
+            alt_name = new_column_name(col.name, col)
+            column_map[col.name] = alt_name
+            consumed.add(alt_name)
+            alt = by_name.get(alt_name)
+            if alt is None or compare_types(col, alt) is not None:
+                if alt is not None:  # <column>__<type> exists with another type: nothing safe to do
+                    changes.append(SchemaChange(ChangeKind.INCOMPATIBLE, alt_name, source=col, target=alt))
+                    continue
+                changes.append(
+                    SchemaChange(
+                        ChangeKind.NEW_COLUMN,
+                        col.name,
+                        source=col,
+                        target=existing,
+                        result=replace(col, name=alt_name, nullable=True),
+                    )
+                )
+            elif col.nullable and not alt.nullable:
+                changes.append(SchemaChange(ChangeKind.RELAX_NOT_NULL, alt_name, source=col, target=alt))
+            if not existing.nullable:  # the old column receives no values any more
+                changes.append(SchemaChange(ChangeKind.RELAX_NOT_NULL, col.name, source=col, target=existing))
+            continue
+        if kind is not None:
+            result = widened(col, existing) if kind is ChangeKind.WIDEN else None
+            changes.append(SchemaChange(kind, col.name, source=col, target=existing, result=result))
+        if col.nullable and not existing.nullable:
+            changes.append(SchemaChange(ChangeKind.RELAX_NOT_NULL, col.name, source=col, target=existing))
+    for col in target.columns:
+        if col.name not in consumed and col.name not in ignored and not source.has(col.name):
+            if _is_routed_column(col.name, column_map, source):
+                continue
+            changes.append(SchemaChange(ChangeKind.DROP, col.name, target=col))
+    return SchemaPlan(mode, on_type_change, tuple(changes), True, column_map)
+
+
+def _is_routed_column(name: str, column_map: dict[str, str], source: TableSchema) -> bool:
+    """A ``<column>__<type>`` column made by an earlier new_column change, not used this run."""
+    base, sep, suffix = name.rpartition("__")
+    return bool(sep) and source.has(base) and suffix in {t.value for t in CanonicalType}
