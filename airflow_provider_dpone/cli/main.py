@@ -86,7 +86,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             entry["extract_error"] = str(exc)
         ctx = LoadContext(manifest.pipeline, load, run_id="<run_id>")
         binary = "format binary" in entry.get("extract", {}).get("sql", "format binary")
-        entry["load_sql"] = parts.sink.plan_load(ctx, schema, binary=binary)
+        schema_plan = parts.sink.schema_plan(ctx, schema) if schema is not None else None
+        if schema_plan is not None:
+            entry["schema_plan"] = schema_plan.to_dict()
+        entry["load_sql"] = parts.sink.plan_load(ctx, schema, binary=binary, schema_plan=schema_plan)
         plans.append(entry)
     human = []
     for p in plans:
@@ -97,6 +100,13 @@ def cmd_plan(args: argparse.Namespace) -> int:
             human.append(f"-- extract (params {p['extract']['params']}):\n{p['extract']['sql']};")
         else:
             human.append(f"-- extract could not be planned: {p['extract_error']}")
+        if "schema_plan" in p:
+            changes = p["schema_plan"]["changes"]
+            verdict = "blocked" if p["schema_plan"]["blocked"] else p["schema_plan"]["mode"]
+            human.append(
+                f"-- schema plan ({verdict}): "
+                + ("; ".join(c["description"] for c in changes) or "no changes")
+            )
         human.append(f"-- load into {p['load_sql']['target']} via {p['load_sql']['staging']}:")
         human.extend(s if s.startswith("--") else s + ";" for s in p["load_sql"]["statements"])
     _emit(args, {"pipeline": manifest.pipeline, "loads": plans}, "\n".join(human))

@@ -6,11 +6,12 @@ Identifiers are always quoted with :func:`quote_ident`; values always travel as 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..contracts.errors import BadInputError
 from ..contracts.table import CanonicalType, Column, TableSchema
+from ..schema.planner import ChangeKind, SchemaChange
 
 DIALECT = "postgres"
 Statement = tuple[str, tuple]
@@ -335,31 +336,66 @@ def keep_last_per_key(staging: TableRef, keys: Sequence[str]) -> str:
     )
 
 
-def insert_select(target: TableRef, staging: TableRef, columns: Sequence[str]) -> str:
-    cols = column_list(columns)
-    return f"insert into {target.sql} ({cols}) select {cols} from {staging.sql}"
+def _target_name(column_map: Mapping[str, str] | None, name: str) -> str:
+    return column_map.get(name, name) if column_map else name
+
+
+def insert_select(
+    target: TableRef, staging: TableRef, columns: Sequence[str], column_map: Mapping[str, str] | None = None
+) -> str:
+    """INSERT every staged row; ``column_map`` renames staging columns to target columns."""
+    into = column_list([_target_name(column_map, c) for c in columns])
+    return f"insert into {target.sql} ({into}) select {column_list(columns)} from {staging.sql}"
 
 
 def merge_update(
-    target: TableRef, staging: TableRef, columns: Sequence[str], keys: Sequence[str]
+    target: TableRef,
+    staging: TableRef,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    column_map: Mapping[str, str] | None = None,
 ) -> str | None:
     """Set-based update of matched rows; None when every column is a key."""
     values = [c for c in columns if c not in keys]
     if not values:
         return None
-    sets = ", ".join(f"{quote_ident(c)} = s.{quote_ident(c)}" for c in values)
-    match = " and ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
-    return f"update {target.sql} as t set {sets} from {staging.sql} as s where {match}"
+    sets = ", ".join(f"{quote_ident(_target_name(column_map, c))} = s.{quote_ident(c)}" for c in values)
+    return f"update {target.sql} as t set {sets} from {staging.sql} as s where {_key_match(keys, column_map)}"
 
 
-def merge_insert(target: TableRef, staging: TableRef, columns: Sequence[str], keys: Sequence[str]) -> str:
-    cols = column_list(columns)
+def merge_insert(
+    target: TableRef,
+    staging: TableRef,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    column_map: Mapping[str, str] | None = None,
+) -> str:
+    into = column_list([_target_name(column_map, c) for c in columns])
     scols = ", ".join(f"s.{quote_ident(c)}" for c in columns)
-    match = " and ".join(f"t.{quote_ident(k)} = s.{quote_ident(k)}" for k in keys)
     return (
-        f"insert into {target.sql} ({cols}) select {scols} from {staging.sql} as s "
-        f"where not exists (select 1 from {target.sql} as t where {match})"
+        f"insert into {target.sql} ({into}) select {scols} from {staging.sql} as s "
+        f"where not exists (select 1 from {target.sql} as t where {_key_match(keys, column_map)})"
     )
+
+
+def _key_match(keys: Sequence[str], column_map: Mapping[str, str] | None) -> str:
+    return " and ".join(f"t.{quote_ident(_target_name(column_map, k))} = s.{quote_ident(k)}" for k in keys)
+
+
+def schema_change_ddl(table: TableRef, change: SchemaChange) -> list[str]:
+    """The DDL that applies one safe change of the schema plan to ``table``."""
+    if change.kind in (ChangeKind.ADD_COLUMN, ChangeKind.NEW_COLUMN):
+        assert change.result is not None
+        return [
+            f"alter table {table.sql} add column {quote_ident(change.result.name)} {native_type(change.result)}"
+        ]
+    if change.kind is ChangeKind.WIDEN:
+        assert change.result is not None
+        col, new_type = quote_ident(change.column), native_type(change.result)
+        return [f"alter table {table.sql} alter column {col} type {new_type} using {col}::{new_type}"]
+    if change.kind is ChangeKind.RELAX_NOT_NULL:
+        return [f"alter table {table.sql} alter column {quote_ident(change.column)} drop not null"]
+    raise ValueError(f"{change.kind.value} is not a change that is applied: {change.describe()}")
 
 
 def truncate(table: TableRef) -> str:

@@ -29,7 +29,7 @@ from ..contracts.artifacts import (
     StreamingBatches,
     iter_row_batches,
 )
-from ..contracts.errors import BadInputError, DuplicateKeyError, SchemaMismatchError, TransientError
+from ..contracts.errors import BadInputError, DuplicateKeyError, TransientError
 from ..contracts.manifest import SourceSpec
 from ..contracts.state import CursorState, StateRecord, XminState
 from ..contracts.strategies import IncrementalMode, Strategy
@@ -37,6 +37,7 @@ from ..contracts.table import CanonicalType, TableSchema
 from ..dialects import postgres as sql
 from ..runtime.prefetch import Prefetched
 from ..runtime.protocols import LoadContext, StagedData, Statement
+from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +53,27 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(
         exc, psycopg.OperationalError | psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected
     )
+
+
+class _OwnedStream(Iterator[Any]):
+    """A lazy extract stream that owns its snapshot connection.
+
+    Closing it closes the connection even when iteration never started (a generator's
+    ``finally`` does not run then), so a load that fails before staging leaves no idle
+    transaction holding locks on the source.
+    """
+
+    def __init__(self, conn: psycopg.Connection, stream: Iterator[Any]) -> None:
+        self._conn, self._stream = conn, stream
+
+    def __next__(self) -> Any:
+        return next(self._stream)
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close:
+            close()
+        self._conn.close()
 
 
 class DponePostgresHook(PostgresHook):
@@ -205,10 +227,15 @@ class DponePostgresHook(PostgresHook):
             )
             if fmt:
                 artifact: Any = FileExport(
-                    format=fmt, chunks=self._copy_chunks(conn, sql.copy_out(select, fmt == BINARY), params)
+                    format=fmt,
+                    chunks=_OwnedStream(
+                        conn, self._copy_chunks(conn, sql.copy_out(select, fmt == BINARY), params)
+                    ),
                 )
             else:
-                artifact = StreamingBatches(self._row_batches(conn, select, params, spec.batch_size))
+                artifact = StreamingBatches(
+                    _OwnedStream(conn, self._row_batches(conn, select, params, spec.batch_size))
+                )
             return ExtractResult(artifact=artifact, schema=schema, state_candidate=candidate, details=details)
         except BaseException:
             conn.close()
@@ -332,17 +359,24 @@ class DponePostgresHook(PostgresHook):
             return tuple(spec.unique_key or ())
         return schema.primary_key
 
-    def _check_columns(self, cur: psycopg.Cursor, target: sql.TableRef, schema: TableSchema) -> list[str]:
-        """Target columns; fails naming each source column the target lacks."""
-        rows = cur.execute(sql.INTROSPECT_COLUMNS, (target.schema, target.name)).fetchall()
-        have = [r[0] for r in rows]
-        missing = [c for c in schema.names if c not in have]
-        if missing:
-            raise SchemaMismatchError(
-                f"target {target} lacks source columns {missing}; add them or let the schema "
-                "planner (schema_evolution, coming with the next release) do it"
-            )
-        return have
+    def _plan_schema(
+        self, cur: psycopg.Cursor, ctx: LoadContext, target: sql.TableRef, schema: TableSchema
+    ) -> SchemaPlan:
+        """The schema plan for ``schema`` into ``target``, from the target's current catalog."""
+        evolution = ctx.load.schema_evolution
+        exists = cur.execute(sql.TABLE_EXISTS, (target.sql,)).fetchone()[0]
+        current = self._describe_relation(cur, target)[0] if exists else None
+        return plan_schema(schema, current, mode=evolution.mode, on_type_change=evolution.on_type_change)
+
+    def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
+        """The schema plan as of now, read-only (the engine's early check and ``dpone plan``)."""
+        target = sql.TableRef.parse(ctx.load.sink.table)
+        conn = self.connect()
+        try:
+            return self._plan_schema(conn.cursor(), ctx, target, schema)
+        finally:
+            conn.rollback()
+            conn.close()
 
     def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]:
         """Set-based finalize in one transaction, together with ``extra`` (colocated state)."""
@@ -356,9 +390,17 @@ class DponePostgresHook(PostgresHook):
             with self.connect() as conn:
                 cur = conn.cursor()
                 cur.execute(sql.advisory_lock(), (f"dpone:{target}",))
-                exists = cur.execute(sql.TABLE_EXISTS, (target.sql,)).fetchone()[0]
+                # Re-planned under the lock: the target may have changed since the run started.
+                plan = self._plan_schema(cur, ctx, target, schema)
+                enforce_schema_plan(plan, str(target))
+                exists = plan.target_exists
+                for change in plan.to_apply:  # same transaction: rolled back if the load fails
+                    for statement in sql.schema_change_ddl(target, change):
+                        cur.execute(statement)
+                result["schema_changes"] = [c.describe() for c in plan.to_apply]
+                mapping = plan.column_map
                 if spec.strategy is Strategy.FULL_REFRESH:
-                    result.update(self._finalize_full(cur, target, staging, schema, pk, exists))
+                    result.update(self._finalize_full(cur, target, staging, schema, pk, exists, mapping))
                 else:
                     if not exists:
                         cur.execute(sql.create_schema(target.schema))
@@ -368,13 +410,13 @@ class DponePostgresHook(PostgresHook):
                             )
                         )
                         result["created"] = True
-                    else:
-                        self._check_columns(cur, target, schema)
                     if spec.strategy is Strategy.INCREMENTAL_APPEND:
-                        result.update(self._finalize_append(cur, target, staging, schema))
+                        result.update(self._finalize_append(cur, target, staging, schema, mapping))
                     else:
                         result.update(
-                            self._finalize_merge(cur, ctx, target, staging, schema, staged.rows, not exists)
+                            self._finalize_merge(
+                                cur, ctx, target, staging, schema, staged.rows, not exists, mapping
+                            )
                         )
                 for statement, params in extra:
                     cur.execute(statement, params)
@@ -395,6 +437,7 @@ class DponePostgresHook(PostgresHook):
         schema: TableSchema,
         pk: tuple[str, ...],
         exists: bool,
+        mapping: dict[str, str],
     ) -> dict[str, Any]:
         swap = not exists
         if exists:
@@ -403,7 +446,7 @@ class DponePostgresHook(PostgresHook):
                 (c.name, sql.native_type(c)) for c in schema.columns
             ]
             blockers = cur.execute(sql.SWAP_BLOCKERS, (target.sql,)).fetchone()
-            swap = same_shape and not any(blockers)
+            swap = same_shape and not mapping and not any(blockers)
         if swap:
             constraint = None
             if pk:
@@ -417,17 +460,21 @@ class DponePostgresHook(PostgresHook):
                 cur.execute(statement)
             cur.execute(sql.analyze(target))
             return {"method": "swap", "rows_inserted": None}
-        self._check_columns(cur, target, schema)
         cur.execute(sql.lock_table(target))
         cur.execute(sql.truncate(target))
-        cur.execute(sql.insert_select(target, staging, schema.names))
+        cur.execute(sql.insert_select(target, staging, schema.names, mapping))
         return {"method": "truncate_insert", "rows_inserted": cur.rowcount}
 
     def _finalize_append(
-        self, cur: psycopg.Cursor, target: sql.TableRef, staging: sql.TableRef, schema: TableSchema
+        self,
+        cur: psycopg.Cursor,
+        target: sql.TableRef,
+        staging: sql.TableRef,
+        schema: TableSchema,
+        mapping: dict[str, str],
     ) -> dict[str, Any]:
         keys = [r[0] for r in cur.execute(sql.INTROSPECT_PRIMARY_KEY, (target.schema, target.name))]
-        statement = sql.insert_select(target, staging, schema.names)
+        statement = sql.insert_select(target, staging, schema.names, mapping)
         if keys:  # rows re-read by lookback or xmin overlap are already there
             statement += f" on conflict ({sql.column_list(keys)}) do nothing"
         cur.execute(statement)
@@ -447,6 +494,7 @@ class DponePostgresHook(PostgresHook):
         schema: TableSchema,
         staged_rows: int,
         created: bool,
+        mapping: dict[str, str],
     ) -> dict[str, Any]:
         keys = list(ctx.load.sink.unique_key or ())
         missing = [k for k in keys if not schema.has(k)]
@@ -464,7 +512,7 @@ class DponePostgresHook(PostgresHook):
             cur.execute(sql.keep_last_per_key(staging, keys))
             removed = cur.rowcount
         if created:  # the target was created in this transaction: every row is new
-            cur.execute(sql.insert_select(target, staging, schema.names))
+            cur.execute(sql.insert_select(target, staging, schema.names, mapping))
             return {
                 "method": "insert",
                 "rows_updated": 0,
@@ -473,14 +521,18 @@ class DponePostgresHook(PostgresHook):
             }
         cur.execute(sql.analyze(staging, keys))  # row count and key stats: joins use the index
         updated = 0
-        if update := sql.merge_update(target, staging, schema.names, keys):
+        if update := sql.merge_update(target, staging, schema.names, keys, mapping):
             cur.execute(update)
             updated = cur.rowcount
         unique = {
             frozenset(cols)
             for (cols,) in cur.execute(sql.INTROSPECT_UNIQUE_KEYS, (target.schema, target.name))
         }
-        if update and updated == staged_rows - removed and frozenset(keys) in unique:
+        if (
+            update
+            and updated == staged_rows - removed
+            and frozenset(mapping.get(k, k) for k in keys) in unique
+        ):
             # Keys are unique on both sides and every staged row matched one: nothing is new.
             return {
                 "method": "update",
@@ -488,7 +540,7 @@ class DponePostgresHook(PostgresHook):
                 "rows_inserted": 0,
                 "duplicates_removed": removed,
             }
-        cur.execute(sql.merge_insert(target, staging, schema.names, keys))
+        cur.execute(sql.merge_insert(target, staging, schema.names, keys, mapping))
         return {
             "method": "update_insert",
             "rows_updated": updated,
@@ -507,7 +559,13 @@ class DponePostgresHook(PostgresHook):
             conn.execute(sql.drop_table(staging))
             conn.commit()
 
-    def plan_load(self, ctx: LoadContext, schema: TableSchema | None, binary: bool = True) -> dict[str, Any]:
+    def plan_load(
+        self,
+        ctx: LoadContext,
+        schema: TableSchema | None,
+        binary: bool = True,
+        schema_plan: SchemaPlan | None = None,
+    ) -> dict[str, Any]:
         """The DDL and finalize SQL this load would run, rendered without touching the sink."""
         spec = ctx.load.sink
         target = sql.TableRef.parse(spec.table)
@@ -519,20 +577,29 @@ class DponePostgresHook(PostgresHook):
                 sql.create_table(staging, schema, unlogged=spec.strategy is not Strategy.FULL_REFRESH)
             )
         statements.append(sql.copy_in(staging, names, "binary" if binary else "text", freeze=True))
+        mapping = schema_plan.column_map if schema_plan else {}
+        if schema_plan and schema_plan.to_apply:
+            statements.append("-- schema changes, in the finalize transaction")
+            for change in schema_plan.to_apply:
+                statements += sql.schema_change_ddl(target, change)
         if spec.strategy is Strategy.FULL_REFRESH:
             statements += ["-- if the target is absent or a plain identical table: swap"]
             statements += sql.swap_in(
                 staging, target, f"{staging.name}_pk" if schema and schema.primary_key else None
             )
-            statements += ["-- otherwise", sql.truncate(target), sql.insert_select(target, staging, names)]
+            statements += [
+                "-- otherwise",
+                sql.truncate(target),
+                sql.insert_select(target, staging, names, mapping),
+            ]
         elif spec.strategy is Strategy.INCREMENTAL_APPEND:
-            statements.append(sql.insert_select(target, staging, names))
+            statements.append(sql.insert_select(target, staging, names, mapping))
         else:
             keys = list(spec.unique_key or ())
             statements.append(sql.duplicate_keys(staging, keys))
-            if update := sql.merge_update(target, staging, names, keys):
+            if update := sql.merge_update(target, staging, names, keys, mapping):
                 statements.append(update)
-            statements.append(sql.merge_insert(target, staging, names, keys))
+            statements.append(sql.merge_insert(target, staging, names, keys, mapping))
         if schema:
             statements.insert(
                 1,

@@ -17,6 +17,7 @@ from ..contracts.artifacts import FileExport, StreamingBatches
 from ..contracts.errors import DponeError
 from ..contracts.manifest import LoadSpec
 from ..contracts.state import state_to_dict
+from ..schema.planner import EvolutionMode, enforce_schema_plan
 from .protocols import LoadContext, SinkHook, SourceHook, StagedData, StateBackend
 from .report import RunReport
 
@@ -81,6 +82,20 @@ def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> 
         artifact = extract.artifact
         report.fast_path = artifact.format if isinstance(artifact, FileExport) else artifact.kind
         log.info("dpone %s: extracting with %s, window %s", ctx.key, report.fast_path, extract.details)
+        with _timed(report, "schema"):
+            plan = parts.sink.schema_plan(ctx, extract.schema)
+        report.schema = plan.to_dict()
+        log.info("dpone %s: schema plan: %s", ctx.key, plan.summary())
+        if plan.mode is EvolutionMode.PLAN_ONLY and plan.changes:
+            # Report what would change; touch neither the target nor the state.
+            log.warning(
+                "dpone %s: schema_evolution.mode is plan_only; not loading: %s", ctx.key, plan.summary()
+            )
+            report.status = "plan_only"
+            report.state_after = report.state_before
+            succeeded = True
+            return report
+        enforce_schema_plan(plan, load.sink.table)  # breaking changes fail here, before staging
         with _timed(report, "stage") as phase:
             staged = parts.sink.stage(ctx, extract)
             phase.rows, phase.bytes = staged.rows, staged.bytes

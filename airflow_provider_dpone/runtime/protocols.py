@@ -9,6 +9,7 @@ from ..contracts.artifacts import ExtractResult
 from ..contracts.manifest import LoadSpec, SourceSpec
 from ..contracts.state import StateRecord
 from ..contracts.table import TableSchema
+from ..schema.planner import SchemaPlan
 
 Statement = tuple[str, tuple]
 
@@ -50,6 +51,10 @@ class SourceHook(Protocol):
 @runtime_checkable
 class SinkHook(Protocol):
     accepted_formats: tuple[str, ...]
+
+    def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
+        """The schema plan for loading ``schema`` into the target, read-only."""
+        ...
 
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData: ...
 

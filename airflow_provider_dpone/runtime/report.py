@@ -29,6 +29,7 @@ class RunReport:
     state_before: dict[str, Any] | None = None
     state_after: dict[str, Any] | None = None
     state_committed: str = "no"
+    schema: dict[str, Any] | None = None
     error: str | None = None
     seconds: float = 0.0
 
@@ -64,6 +65,8 @@ class RunReport:
         lines.append(
             f"state: {json.dumps(self.state_before)} -> {json.dumps(self.state_after)} ({self.state_committed})"
         )
+        if self.schema and self.schema.get("changes"):
+            lines.append("schema: " + "; ".join(c["description"] for c in self.schema["changes"]))
         if self.error:
             lines.append(f"error: {self.error}")
         return "\n".join(lines)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from typing import Any
 
+from ..contracts.errors import SchemaMismatchError
 from ..contracts.table import CanonicalType, Column, TableSchema
 
 
@@ -115,16 +116,16 @@ def _normal(native: str) -> str:
 def _compare_lengths(source: int | None, target: int | None) -> ChangeKind | None:
     if source == target:
         return None
-    if target is None:  # unbounded target holds everything
-        return ChangeKind.NARROW
+    if target is None:  # unbounded text: nothing to narrow from, it holds every string
+        return None
     if source is None or source > target:
         return ChangeKind.WIDEN
     return ChangeKind.NARROW
 
 
 def _compare_decimals(source: Column, target: Column) -> ChangeKind | None:
-    if target.precision is None:  # unbounded numeric holds every numeric
-        return None if source.precision is None else ChangeKind.NARROW
+    if target.precision is None:  # unbounded numeric: nothing to narrow from, it holds every numeric
+        return None
     if source.precision is None:
         return ChangeKind.WIDEN
     s_int, t_int = source.precision - (source.scale or 0), target.precision - (target.scale or 0)
@@ -215,9 +216,14 @@ class SchemaPlan:
 
     @property
     def blocked(self) -> list[SchemaChange]:
-        """The changes that stop the load: breaking ones, or any change in ``fail`` mode."""
+        """The changes that stop the load: breaking ones, or any change in ``fail`` mode.
+
+        ``plan_only`` blocks nothing: it reports every change and loads only when there is none.
+        """
         if self.mode is EvolutionMode.FAIL:
             return list(self.changes)
+        if self.mode is EvolutionMode.PLAN_ONLY:
+            return []
         return self.breaking
 
     @property
@@ -319,3 +325,28 @@ def _is_routed_column(name: str, column_map: dict[str, str], source: TableSchema
     """A ``<column>__<type>`` column made by an earlier new_column change, not used this run."""
     base, sep, suffix = name.rpartition("__")
     return bool(sep) and source.has(base) and suffix in {t.value for t in CanonicalType}
+
+
+def enforce_schema_plan(plan: SchemaPlan, target: str) -> None:
+    """Raise before the target is touched when the plan stops the load.
+
+    Blocked: breaking changes in ``safe`` mode, any change in ``fail`` mode. In ``plan_only``
+    mode a needed change also stops the run (the engine reports it before staging).
+    """
+    if plan.blocked:
+        why = (
+            "schema_evolution.mode is fail, so no change is applied"
+            if plan.mode is EvolutionMode.FAIL
+            else "breaking changes are never applied automatically"
+        )
+        raise SchemaMismatchError(
+            f"target {target}: {why}: "
+            + "; ".join(c.describe() for c in plan.blocked)
+            + ". Change the target by hand, or set schema_evolution.on_type_change: new_column "
+            "to load changed types into new columns"
+        )
+    if plan.mode is EvolutionMode.PLAN_ONLY and plan.changes:
+        raise SchemaMismatchError(
+            f"target {target}: schema_evolution.mode is plan_only and the target needs changes: "
+            f"{plan.summary()}"
+        )

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from airflow_provider_dpone.contracts.errors import DuplicateKeyError, SchemaMismatchError
+from airflow_provider_dpone.contracts.errors import DuplicateKeyError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.runtime.assemble import assemble
 from airflow_provider_dpone.runtime.engine import run_load
@@ -245,7 +245,8 @@ def test_merge_rejects_duplicate_keys_by_default_and_keep_last(clean_pg) -> None
     assert pg.query("dst", "select k, v from raw.ev order by k") == [(1, "b"), (2, "c")]
 
 
-def test_target_missing_source_column_fails_before_touching_it(clean_pg) -> None:
+def test_target_missing_source_column_gets_it_added(clean_pg) -> None:
+    """A target the user created without some source columns: the planner adds them (nullable)."""
     pg = clean_pg
     pg.execute("src", ORDERS)
     pg.execute("dst", "create schema raw; create table raw.orders (id bigint primary key, amount numeric)")
@@ -256,9 +257,9 @@ def test_target_missing_source_column_fails_before_touching_it(clean_pg) -> None
             "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]},
         }
     )
-    with pytest.raises(SchemaMismatchError, match="note"):
-        run(m)
-    assert pg.query("dst", "select count(*) from raw.orders") == [(1,)]
+    r = run(m)
+    assert sorted(c["column"] for c in r.schema["changes"]) == ["note", "updated_at"]
+    assert pg.query("dst", "select count(*), count(note) from raw.orders") == [(2000, 2000)]
 
 
 AWKWARD = r"""

@@ -30,7 +30,8 @@ ID = col("id", T.INT64, nullable=False)
         (col("c", T.STRING, length=50), col("c", T.STRING, length=20), ChangeKind.WIDEN),
         (col("c", T.STRING), col("c", T.STRING, length=20), ChangeKind.WIDEN),  # varchar -> text
         (col("c", T.STRING, length=10), col("c", T.STRING, length=20), ChangeKind.NARROW),
-        (col("c", T.STRING, length=10), col("c", T.STRING), ChangeKind.NARROW),
+        (col("c", T.STRING, length=10), col("c", T.STRING), None),  # unbounded text holds it
+        (col("c", T.DECIMAL, precision=12, scale=2), col("c", T.DECIMAL), None),  # so does numeric
         (
             col("c", T.DECIMAL, precision=14, scale=2),
             col("c", T.DECIMAL, precision=12, scale=2),
