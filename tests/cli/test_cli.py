@@ -61,6 +61,7 @@ def test_plan_shows_sql_and_touches_nothing(clean_pg, tmp_path, capsys) -> None:
     assert orders["extract"]["sql"].startswith("copy (select")
     assert orders["extract"]["window"]["mode"] == "cursor"
     assert any(s.startswith("update ") for s in orders["load_sql"]["statements"])
+    assert orders["schema_plan"]["target_exists"] is False and orders["schema_plan"]["changes"] == []
     # Nothing was created in the sink: no schemas, no state table, no staging.
     schemas = pg.query(
         "dst", "select nspname from pg_namespace where nspname in ('raw','dpone','dpone_staging')"
@@ -69,6 +70,7 @@ def test_plan_shows_sql_and_touches_nothing(clean_pg, tmp_path, capsys) -> None:
     assert main(["plan", str(path), "--load", "orders"]) == EXIT_OK
     human = capsys.readouterr().out
     assert "== load orders (incremental_merge)" in human and "-- extract" in human
+    assert "-- schema plan (safe): no changes" in human
 
 
 def test_run_then_state_show_set_reset(clean_pg, tmp_path, capsys) -> None:
