@@ -100,7 +100,7 @@ def child(kind: str) -> None:
                 "seconds": seconds,
                 "process_setup_seconds": setup,
                 "rows": report.rows,
-                "bytes": report.phases[1].bytes,
+                "bytes": report.find_phase("stage").bytes,
                 "fast_path": report.fast_path,
                 "method": report.sink["finalize"].get("method"),
                 "peak_rss_mb": rss_mb,
@@ -118,17 +118,12 @@ def run_child(kind: str, env: dict[str, str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def raw_pipe(src: str, dst: str) -> float:
-    with psycopg.connect(dst, autocommit=True) as conn:
-        conn.execute("drop table if exists pipe_events")
-        conn.execute("create table pipe_events (like events_shape including all)")
+def timed_pipe(src: str, copy_out: str, dst: str, into_args: list[str]) -> float:
+    """Seconds for ``psql -c <copy_out>`` on the source piped into ``psql <into_args>`` on the sink."""
     start = time.perf_counter()
-    out = subprocess.Popen(
-        ["psql", "-X", "-q", "-d", src, "-c", r"\copy events to stdout (format binary)"],
-        stdout=subprocess.PIPE,
-    )
+    out = subprocess.Popen(["psql", "-X", "-q", "-d", src, "-c", copy_out], stdout=subprocess.PIPE)
     into = subprocess.run(
-        ["psql", "-X", "-q", "-d", dst, "-c", r"\copy pipe_events from stdin (format binary)"],
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dst, *into_args],
         stdin=out.stdout,
         capture_output=True,
     )
@@ -137,6 +132,18 @@ def raw_pipe(src: str, dst: str) -> float:
     if out.returncode or into.returncode:
         raise SystemExit(f"psql pipe failed: {into.stderr.decode()}")
     return seconds
+
+
+def raw_pipe(src: str, dst: str) -> float:
+    with psycopg.connect(dst, autocommit=True) as conn:
+        conn.execute("drop table if exists pipe_events")
+        conn.execute("create table pipe_events (like events_shape including all)")
+    return timed_pipe(
+        src,
+        r"\copy events to stdout (format binary)",
+        dst,
+        ["-c", r"\copy pipe_events from stdin (format binary)"],
+    )
 
 
 def checkpoint(dsn: str) -> None:
@@ -148,32 +155,19 @@ def checkpoint(dsn: str) -> None:
 def raw_incremental(src: str, dst: str, since: str) -> float:
     """The hand-written floor of the incremental step: pipe the changed rows (binary COPY) into a
     temp table and UPDATE the pipe's copy of the table from it, in one transaction."""
-    script = Path(tempfile.mkdtemp()) / "merge.sql"
-    script.write_text(
-        "begin;\n"
-        "create temp table changed (like events_shape) on commit drop;\n"
-        "\\copy changed from pstdin (format binary)\n"
-        "update pipe_events t set kind = c.kind, name = c.name, payload = c.payload, amount = c.amount, "
-        "flag = c.flag, created_at = c.created_at, updated_at = c.updated_at, note = c.note "
-        "from changed c where t.id = c.id;\n"
-        "commit;\n"
-    )
-    select = f"select * from events where updated_at > '{since}'"
-    start = time.perf_counter()
-    out = subprocess.Popen(
-        ["psql", "-X", "-q", "-d", src, "-c", rf"\copy ({select}) to stdout (format binary)"],
-        stdout=subprocess.PIPE,
-    )
-    into = subprocess.run(
-        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dst, "-f", str(script)],
-        stdin=out.stdout,
-        capture_output=True,
-    )
-    out.wait()
-    seconds = time.perf_counter() - start
-    if out.returncode or into.returncode:
-        raise SystemExit(f"raw incremental failed: {into.stderr.decode()}")
-    return seconds
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "merge.sql"
+        script.write_text(
+            "begin;\n"
+            "create temp table changed (like events_shape) on commit drop;\n"
+            "\\copy changed from pstdin (format binary)\n"
+            "update pipe_events t set kind = c.kind, name = c.name, payload = c.payload, "
+            "amount = c.amount, flag = c.flag, created_at = c.created_at, "
+            "updated_at = c.updated_at, note = c.note from changed c where t.id = c.id;\n"
+            "commit;\n"
+        )
+        select = f"select * from events where updated_at > '{since}'"
+        return timed_pipe(src, rf"\copy ({select}) to stdout (format binary)", dst, ["-f", str(script)])
 
 
 def bench(admin: str, rows: int, env: dict[str, str]) -> dict:

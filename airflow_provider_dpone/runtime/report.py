@@ -38,9 +38,12 @@ class RunReport:
         self.phases.append(p)
         return p
 
+    def find_phase(self, name: str) -> Phase | None:
+        return next((p for p in self.phases if p.name == name), None)
+
     @property
     def rows(self) -> int | None:
-        staged = next((p for p in self.phases if p.name == "stage"), None)
+        staged = self.find_phase("stage")
         return staged.rows if staged else None
 
     def to_dict(self) -> dict[str, Any]:

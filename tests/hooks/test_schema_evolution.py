@@ -8,6 +8,7 @@ from airflow_provider_dpone.contracts.errors import SchemaMismatchError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.runtime.assemble import assemble
 from airflow_provider_dpone.runtime.engine import run_load
+from airflow_provider_dpone.runtime.protocols import LoadContext
 
 pytestmark = pytest.mark.integration
 
@@ -75,6 +76,16 @@ def test_safe_changes_are_applied_in_the_finalize_transaction(clean_pg) -> None:
         "update items set qty = 5000000000, name = repeat('n', 80), color = 'red', updated_at = now() "
         "where id <= 3",
     )
+    # What dpone plan shows: the DDL of the safe changes, rendered without touching the target.
+    load = m.loads[0]
+    parts = assemble(load, m.state)
+    _, source_schema = parts.source.plan_extract(load.source, None)
+    ctx = LoadContext("evo", load, "plan")
+    planned = parts.sink.plan_load(ctx, source_schema, schema_plan=parts.sink.schema_plan(ctx, source_schema))
+    ddl = [s for s in planned["statements"] if s.startswith("alter table")]
+    assert 'alter table "raw"."items" alter column "qty" type bigint using "qty"::bigint' in ddl
+    assert 'alter table "raw"."items" add column "color" text' in ddl
+    assert columns(pg)[1] == ("qty", "integer", "NO")  # planning changed nothing
     r2 = run(m, "r2")
     kinds = sorted((c["column"], c["kind"]) for c in r2.schema["changes"])
     assert kinds == [
@@ -117,8 +128,15 @@ def test_breaking_changes_fail_before_anything_is_touched(clean_pg) -> None:
     assert "'qty': source type string is incompatible with the target's int32" in message
     assert columns(pg)[1] == ("qty", "integer", "NO") and len(columns(pg)) == 5
     assert state(pg) == before_state
-    # It failed before staging: no staging table was created.
+    # It failed before staging: no staging table was created, and the source snapshot was
+    # closed (no idle transaction left holding locks on the source).
     assert pg.query("dst", "select count(*) from pg_tables where schemaname = 'dpone_staging'") == [(0,)]
+    idle = pg.query(
+        "dst",
+        "select count(*) from pg_stat_activity where datname = %s and state like 'idle in transaction%%'",
+        (pg.src_db,),
+    )
+    assert idle == [(0,)]
 
 
 def test_fail_mode_refuses_a_safe_change(clean_pg) -> None:
