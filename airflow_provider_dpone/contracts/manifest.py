@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .connectors import CONNECTORS
 from .durations import parse_duration, validate_schedule
 from .errors import ManifestError, ValidationIssue
+from .quality import QualityCheck
 from .strategies import STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
@@ -115,11 +116,6 @@ class ReconciliationSpec(_Strict):
     max_delete_fraction: float = Field(default=0.05, ge=0, le=1)
 
 
-class QualityCheck(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    check: Literal["not_null", "unique", "row_count", "freshness", "accepted_values", "sql"]
-
-
 class LoadSpec(_Strict):
     name: str
     description: str | None = None
@@ -163,8 +159,6 @@ class LoadSpec(_Strict):
                 "sink.strategy: 'full_refresh' replaces the whole target, so it needs a full "
                 "extract; remove source.incremental or use incremental_append / incremental_merge"
             )
-        if self.quality:
-            problems.append("quality: quality gates are not implemented yet; remove the block")
         if self.reconciliation.deletes != "none":
             problems.append("reconciliation.deletes: only 'none' is implemented yet")
         if problems:

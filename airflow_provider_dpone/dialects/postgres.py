@@ -431,6 +431,58 @@ def analyze(table: TableRef, columns: Sequence[str] = ()) -> str:
     return f"analyze {table.sql}" + (f" ({column_list(columns)})" if columns else "")
 
 
+# --- quality gates (read-only queries over staging) -----------------------------------------
+
+SAMPLE_LIMIT = 5
+
+
+def _all_not_null(columns: Sequence[str]) -> str:
+    return " and ".join(f"{quote_ident(c)} is not null" for c in columns)
+
+
+def quality_not_null(staging: TableRef, columns: Sequence[str]) -> tuple[str, str]:
+    """(counts query: any-NULL rows then one count per column, predicate of failing rows)."""
+    failing = " or ".join(f"{quote_ident(c)} is null" for c in columns)
+    per_column = ", ".join(f"count(*) filter (where {quote_ident(c)} is null)" for c in columns)
+    return f"select count(*) filter (where {failing}), {per_column} from {staging.sql}", failing
+
+
+def quality_unique(staging: TableRef, columns: Sequence[str]) -> tuple[str, str]:
+    """(query: duplicated values and the rows holding them, predicate of failing rows)."""
+    cols = column_list(columns)
+    groups = (
+        f"select {cols} from {staging.sql} where {_all_not_null(columns)} group by {cols} having count(*) > 1"
+    )
+    counts = (
+        f"select count(*), coalesce(sum(n), 0) from (select count(*) as n from {staging.sql} "
+        f"where {_all_not_null(columns)} group by {cols} having count(*) > 1) as d"
+    )
+    return counts, f"({cols}) in ({groups})"
+
+
+def quality_accepted_values(staging: TableRef, column: Column) -> tuple[str, str]:
+    """(count query taking the accepted values as one array parameter, failing predicate)."""
+    col = quote_ident(column.name)
+    failing = f"{col} is not null and not ({col} = any(%s::{native_type(column)}[]))"
+    return f"select count(*) from {staging.sql} where {failing}", failing
+
+
+def quality_freshness(staging: TableRef, column: str) -> str:
+    """Age in seconds of the newest value (NULL when the batch has none)."""
+    col = quote_ident(column)
+    return f"select extract(epoch from now() - max({col})::timestamptz)::float8 from {staging.sql}"
+
+
+def sample_keys(staging: TableRef, keys: Sequence[str], predicate: str, limit: int = SAMPLE_LIMIT) -> str:
+    """Key values of a few rows matching ``predicate`` (never other columns)."""
+    return f"select {column_list(keys)} from {staging.sql} where {predicate} limit {int(limit)}"
+
+
+def render_check_sql(query: str, staging: TableRef, target: TableRef) -> str:
+    """A user's check query with ``{staging}`` / ``{target}`` replaced by quoted names."""
+    return query.replace("{staging}", staging.sql).replace("{target}", target.sql)
+
+
 # --- state table ---------------------------------------------------------------------------
 
 

@@ -31,6 +31,15 @@ from ..contracts.artifacts import (
 )
 from ..contracts.errors import BadInputError, DuplicateKeyError, TransientError
 from ..contracts.manifest import SourceSpec
+from ..contracts.quality import (
+    AcceptedValuesCheck,
+    FreshnessCheck,
+    Measurement,
+    NotNullCheck,
+    RowCountCheck,
+    SqlCheck,
+    UniqueCheck,
+)
 from ..contracts.state import CursorState, StateRecord, XminState
 from ..contracts.strategies import IncrementalMode, Strategy
 from ..contracts.table import CanonicalType, TableSchema
@@ -229,12 +238,12 @@ class DponePostgresHook(PostgresHook):
                 artifact: Any = FileExport(
                     format=fmt,
                     chunks=_OwnedStream(
-                        conn, self._copy_chunks(conn, sql.copy_out(select, fmt == BINARY), params)
+                        conn, self._copy_chunks(conn, sql.copy_out(select, fmt == BINARY), params, details)
                     ),
                 )
             else:
                 artifact = StreamingBatches(
-                    _OwnedStream(conn, self._row_batches(conn, select, params, spec.batch_size))
+                    _OwnedStream(conn, self._row_batches(conn, select, params, spec.batch_size, details))
                 )
             return ExtractResult(artifact=artifact, schema=schema, state_candidate=candidate, details=details)
         except BaseException:
@@ -242,32 +251,42 @@ class DponePostgresHook(PostgresHook):
             raise
 
     @staticmethod
-    def _copy_chunks(conn: psycopg.Connection, statement: str, params: tuple) -> Iterator[bytes]:
+    def _copy_chunks(
+        conn: psycopg.Connection, statement: str, params: tuple, details: dict[str, Any]
+    ) -> Iterator[bytes]:
+        """COPY OUT as ~1 MiB chunks; records ``source_rows`` once the stream is complete."""
         try:
             buffer = bytearray()
-            with conn.cursor().copy(statement, params or None) as copy:
+            cur = conn.cursor()
+            with cur.copy(statement, params or None) as copy:
                 for data in copy:
                     buffer += data
                     if len(buffer) >= _CHUNK:
                         yield bytes(buffer)
                         buffer.clear()
+            details["source_rows"] = cur.rowcount
             if buffer:
                 yield bytes(buffer)
         finally:
             conn.close()
 
     @staticmethod
-    def _row_batches(conn: psycopg.Connection, select: str, params: tuple, batch_size: int) -> Iterator[list]:
+    def _row_batches(
+        conn: psycopg.Connection, select: str, params: tuple, batch_size: int, details: dict[str, Any]
+    ) -> Iterator[list]:
         from psycopg.types.string import TextLoader
 
         for name in ("json", "jsonb"):  # canonical rows carry JSON as text: keeps JSON null apart from NULL
             conn.adapters.register_loader(name, TextLoader)
         try:
+            sent = 0
             with conn.cursor(name="dpone_extract") as cur:
                 cur.itersize = batch_size
                 cur.execute(select, params or None)
                 while batch := cur.fetchmany(batch_size):
+                    sent += len(batch)
                     yield batch
+            details["source_rows"] = sent
         finally:
             conn.close()
 
@@ -547,6 +566,70 @@ class DponePostgresHook(PostgresHook):
             "rows_inserted": cur.rowcount,
             "duplicates_removed": removed,
         }
+
+    def measure_quality(self, ctx: LoadContext, staged: StagedData, checks: list[Any]) -> list[Measurement]:
+        """Measure each quality check on staging, read-only; samples carry key columns only."""
+        staging = sql.TableRef.parse(staged.staging)
+        target = sql.TableRef.parse(ctx.load.sink.table)
+        schema = staged.schema
+        keys = list(ctx.load.sink.unique_key or schema.primary_key)
+        out: list[Measurement] = []
+        with self.connect() as conn:
+            conn.read_only = True
+            cur = conn.cursor()
+
+            def samples(predicate: str, params: tuple = ()) -> list[dict[str, Any]]:
+                if not keys:
+                    return []
+                rows = cur.execute(sql.sample_keys(staging, keys, predicate), params or None).fetchall()
+                return [{k: str(v) for k, v in zip(keys, r, strict=True)} for r in rows]
+
+            for i, check in enumerate(checks):
+                named = [
+                    c for c in (getattr(check, "columns", None) or [getattr(check, "column", None)]) if c
+                ]
+                missing = [c for c in named if not schema.has(c)]
+                if missing:
+                    raise BadInputError(
+                        f"quality[{i}] ({check.label}): column(s) {missing} not in the batch; "
+                        f"columns: {schema.names}"
+                    )
+                if isinstance(check, NotNullCheck):
+                    query, failing = sql.quality_not_null(staging, check.columns)
+                    total, *per = cur.execute(query).fetchone()
+                    out.append(
+                        Measurement(
+                            total,
+                            samples(failing) if total else [],
+                            {"per_column": dict(zip(check.columns, per, strict=True))},
+                        )
+                    )
+                elif isinstance(check, UniqueCheck):
+                    query, failing = sql.quality_unique(staging, check.columns)
+                    values, rows = cur.execute(query).fetchone()
+                    out.append(Measurement(values, samples(failing) if values else [], {"rows": int(rows)}))
+                elif isinstance(check, RowCountCheck):
+                    out.append(Measurement(staged.rows))
+                elif isinstance(check, FreshnessCheck):
+                    out.append(
+                        Measurement(cur.execute(sql.quality_freshness(staging, check.column)).fetchone()[0])
+                    )
+                elif isinstance(check, AcceptedValuesCheck):
+                    query, failing = sql.quality_accepted_values(staging, schema.column(check.column))
+                    params = ([str(v) for v in check.values],)
+                    bad = cur.execute(query, params).fetchone()[0]
+                    out.append(Measurement(bad, samples(failing, params) if bad else []))
+                elif isinstance(check, SqlCheck):
+                    row = cur.execute(sql.render_check_sql(check.sql, staging, target)).fetchone()
+                    if row is None or len(row) != 1:
+                        raise BadInputError(
+                            f"quality[{i}] (sql): the query must return one row with one number"
+                        )
+                    out.append(Measurement(row[0]))
+                else:  # pragma: no cover - the manifest union is closed
+                    raise BadInputError(f"quality[{i}]: unknown check {check!r}")
+            conn.rollback()
+        return out
 
     def cleanup(self, ctx: LoadContext, staged: StagedData | None, succeeded: bool) -> None:
         keep = ctx.load.sink.staging.keep

@@ -16,6 +16,8 @@ from typing import Any
 from ..contracts.artifacts import FileExport, StreamingBatches
 from ..contracts.errors import DponeError
 from ..contracts.manifest import LoadSpec
+from ..contracts.quality import enforce as enforce_quality
+from ..contracts.quality import judge
 from ..contracts.state import state_to_dict
 from ..schema.planner import EvolutionMode, enforce_schema_plan
 from .protocols import LoadContext, SinkHook, SourceHook, StagedData, StateBackend
@@ -51,6 +53,24 @@ def _close_artifact(artifact: Any) -> None:
     close = getattr(iterable, "close", None)
     if close:
         close()
+
+
+def _quality_gates(
+    ctx: LoadContext, sink: SinkHook, staged: StagedData, source_rows: int | None, report: RunReport
+) -> None:
+    """Measure the load's checks on staging; a failed ``error`` check stops before finalize."""
+    checks = ctx.load.quality
+    with _timed(report, "quality") as phase:
+        measured = sink.measure_quality(ctx, staged, checks)
+        phase.rows = staged.rows
+    results = [judge(check, m, source_rows) for check, m in zip(checks, measured, strict=True)]
+    report.quality = [r.to_dict() for r in results]
+    for r in results:
+        level = logging.INFO if r.passed else logging.ERROR if r.severity == "error" else logging.WARNING
+        log.log(
+            level, "dpone %s: quality %s %s: %s", ctx.key, r.name, "ok" if r.passed else "FAILED", r.message
+        )
+    enforce_quality(ctx.load.name, results)
 
 
 def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> RunReport:
@@ -99,6 +119,8 @@ def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> 
         with _timed(report, "stage") as phase:
             staged = parts.sink.stage(ctx, extract)
             phase.rows, phase.bytes = staged.rows, staged.bytes
+        if load.quality:
+            _quality_gates(ctx, parts.sink, staged, extract.details.get("source_rows"), report)
         candidate = extract.state_candidate
         extra = []
         colocated = False

@@ -7,6 +7,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from ..contracts.artifacts import ExtractResult
 from ..contracts.manifest import LoadSpec, SourceSpec
+from ..contracts.quality import Measurement
 from ..contracts.state import StateRecord
 from ..contracts.table import TableSchema
 from ..schema.planner import SchemaPlan
@@ -57,6 +58,10 @@ class SinkHook(Protocol):
         ...
 
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData: ...
+
+    def measure_quality(self, ctx: LoadContext, staged: StagedData, checks: list[Any]) -> list[Measurement]:
+        """One measurement per check, read from staging without changing anything."""
+        ...
 
     def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]: ...
 

@@ -30,6 +30,7 @@ class RunReport:
     state_after: dict[str, Any] | None = None
     state_committed: str = "no"
     schema: dict[str, Any] | None = None
+    quality: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
 
@@ -70,6 +71,9 @@ class RunReport:
         )
         if self.schema and self.schema.get("changes"):
             lines.append("schema: " + "; ".join(c["description"] for c in self.schema["changes"]))
+        for q in self.quality:
+            verdict = "ok" if q["passed"] else ("FAILED" if q["severity"] == "error" else "warn")
+            lines.append(f"quality {q['name']}: {verdict}: {q['message']}")
         if self.error:
             lines.append(f"error: {self.error}")
         return "\n".join(lines)
