@@ -70,6 +70,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from ..runtime.assemble import assemble
+    from ..runtime.engine import effective_source
     from ..runtime.protocols import LoadContext
 
     manifest = load_manifest(args.path)
@@ -81,7 +82,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         try:
             state = parts.state.get(manifest.pipeline, load.name)
             entry["state"] = None if state is None else state.__dict__
-            entry["extract"], schema = parts.source.plan_extract(load.source, state)
+            entry["extract"], schema = parts.source.plan_extract(effective_source(load), state)
         except DponeError as exc:
             entry["extract_error"] = str(exc)
         ctx = LoadContext(manifest.pipeline, load, run_id="<run_id>")

@@ -27,7 +27,15 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         extra="postgres",
         source_modes=frozenset({None, IncrementalMode.CURSOR, IncrementalMode.XMIN}),
         sink_strategies=frozenset(
-            {Strategy.FULL_REFRESH, Strategy.INCREMENTAL_APPEND, Strategy.INCREMENTAL_MERGE}
+            {
+                Strategy.FULL_REFRESH,
+                Strategy.INCREMENTAL_APPEND,
+                Strategy.INCREMENTAL_MERGE,
+                Strategy.REPLACE,
+                Strategy.PARTITION_REPLACE,
+                Strategy.SNAPSHOT_DIFF,
+                Strategy.SCD2,
+            }
         ),
         table_only_modes=frozenset({IncrementalMode.XMIN}),
     ),

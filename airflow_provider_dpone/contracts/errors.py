@@ -109,3 +109,15 @@ class StateError(TerminalError):
     """Stored state is unreadable or does not match the load's incremental mode."""
 
     code = "DPONE303"
+
+
+class MassDeleteError(TerminalError):
+    """Reconciliation would delete more of the target than ``max_delete_fraction`` allows."""
+
+    code = "DPONE305"
+
+
+class StagingMismatchError(TerminalError):
+    """The staged batch does not fit what the strategy rewrites (rows outside the window or partitions)."""
+
+    code = "DPONE306"

@@ -19,7 +19,7 @@ from .connectors import CONNECTORS
 from .durations import parse_duration, validate_schedule
 from .errors import ManifestError, ValidationIssue
 from .quality import QualityCheck
-from .strategies import STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
+from .strategies import RECONCILING_STRATEGIES, STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
 _TABLE = re.compile(r"^[^.\s\"]+(\.[^.\s\"]+)?$")
@@ -61,12 +61,21 @@ class IncrementalSpec(_Strict):
         return self
 
 
+class WindowSpec(_Strict):
+    """A bounded range of one column: ``start <= column < end`` (values are parameters)."""
+
+    column: str
+    start: str
+    end: str
+
+
 class SourceSpec(_Strict):
     connector: str
     conn_id: str
     table: str | None = None
     query: str | None = None
     columns: list[str] | None = None
+    window: WindowSpec | None = None
     incremental: IncrementalSpec | None = None
     batch_size: int = Field(default=50_000, gt=0)
 
@@ -79,12 +88,29 @@ class SourceSpec(_Strict):
             raise ValueError("give exactly one of 'table' or 'query'")
         if self.query and self.columns:
             raise ValueError("'columns' applies to 'table' sources; select columns in the query")
+        if self.query and self.window:
+            raise ValueError("'window' applies to 'table' sources; filter in the query")
+        if self.window and self.incremental:
+            raise ValueError("'window' reads a fixed range; it cannot be combined with 'incremental'")
         return self
 
 
 class StagingSpec(_Strict):
     schema_name: str = Field(default="dpone_staging", alias="schema")
     keep: Literal["always", "never", "on_failure"] = "on_failure"
+
+
+class ReplaceSpec(_Strict):
+    """What ``replace`` deletes before inserting the batch: a predicate or a bounded window."""
+
+    where: str | None = None
+    window: WindowSpec | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> ReplaceSpec:
+        if bool(self.where) == bool(self.window):
+            raise ValueError("give exactly one of 'where' (a SQL predicate) or 'window' (column, start, end)")
+        return self
 
 
 class SinkSpec(_Strict):
@@ -94,6 +120,8 @@ class SinkSpec(_Strict):
     strategy: Strategy = Strategy.FULL_REFRESH
     unique_key: list[str] | None = None
     on_duplicate_keys: Literal["fail", "keep_last"] = "fail"
+    replace: ReplaceSpec | None = None
+    partition_by: list[str] | None = None
     staging: StagingSpec = Field(default_factory=StagingSpec)
 
     _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
@@ -103,6 +131,18 @@ class SinkSpec(_Strict):
     def _keys(self) -> SinkSpec:
         if self.strategy in STRATEGIES_NEEDING_UNIQUE_KEY and not self.unique_key:
             raise ValueError(f"strategy '{self.strategy.value}' needs 'unique_key: [<column>, ...]'")
+        if (self.strategy is Strategy.REPLACE) != (self.replace is not None):
+            raise ValueError(
+                "strategy 'replace' needs 'replace: {where: ...}' or 'replace: {window: ...}'"
+                if self.replace is None
+                else f"'replace' only applies to strategy 'replace', not '{self.strategy.value}'"
+            )
+        if (self.strategy is Strategy.PARTITION_REPLACE) != bool(self.partition_by):
+            raise ValueError(
+                "strategy 'partition_replace' needs 'partition_by: [<column>, ...]'"
+                if not self.partition_by
+                else f"'partition_by' only applies to strategy 'partition_replace', not '{self.strategy.value}'"
+            )
         return self
 
 
@@ -112,8 +152,11 @@ class SchemaEvolutionSpec(_Strict):
 
 
 class ReconciliationSpec(_Strict):
+    """Opt-in deletes of target rows whose key the source no longer has (staging-first)."""
+
     deletes: Literal["none", "soft", "hard"] = "none"
     max_delete_fraction: float = Field(default=0.05, ge=0, le=1)
+    soft_delete_column: str = "_dpone_deleted_at"
 
 
 class LoadSpec(_Strict):
@@ -159,8 +202,34 @@ class LoadSpec(_Strict):
                 "sink.strategy: 'full_refresh' replaces the whole target, so it needs a full "
                 "extract; remove source.incremental or use incremental_append / incremental_merge"
             )
-        if self.reconciliation.deletes != "none":
-            problems.append("reconciliation.deletes: only 'none' is implemented yet")
+        strategy, deletes = self.sink.strategy, self.reconciliation.deletes
+        if deletes != "none" and strategy not in RECONCILING_STRATEGIES:
+            allowed = ", ".join(sorted(s.value for s in RECONCILING_STRATEGIES))
+            problems.append(
+                f"reconciliation.deletes: '{deletes}' needs a keyed strategy that can delete "
+                f"({allowed}); '{strategy.value}' cannot"
+            )
+        if strategy is Strategy.SNAPSHOT_DIFF:
+            if mode is not None:
+                problems.append(
+                    "sink.strategy: 'snapshot_diff' compares the whole source snapshot, so it needs a "
+                    "full extract; remove source.incremental"
+                )
+            if deletes == "none":
+                problems.append(
+                    "reconciliation.deletes: 'snapshot_diff' also converges deletes; set it to 'hard' "
+                    "or 'soft' (deletes are opt-in)"
+                )
+        if strategy is Strategy.REPLACE and mode is not None:
+            problems.append(
+                "sink.strategy: 'replace' rewrites a bounded window, so it needs a full extract of that "
+                "window; remove source.incremental"
+            )
+        if strategy is Strategy.PARTITION_REPLACE and mode is not None:
+            problems.append(
+                "sink.strategy: 'partition_replace' rewrites whole partitions, so it needs a full "
+                "extract of them; remove source.incremental"
+            )
         if problems:
             raise ValueError("; ".join(problems))
         return self

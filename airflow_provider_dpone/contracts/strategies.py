@@ -26,3 +26,14 @@ class IncrementalMode(str, Enum):
 STRATEGIES_NEEDING_UNIQUE_KEY = frozenset(
     {Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2, Strategy.CDC_APPLY}
 )
+
+# Keyed strategies that may delete target rows missing from the source (reconciliation).
+RECONCILING_STRATEGIES = frozenset({Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2})
+
+# Columns an scd2 target carries besides the source's (managed by the sink).
+SCD2_COLUMNS = {
+    "valid_from": "valid_from",
+    "valid_to": "valid_to",
+    "is_current": "is_current",
+    "row_hash": "row_hash",
+}

@@ -341,11 +341,16 @@ def _target_name(column_map: Mapping[str, str] | None, name: str) -> str:
 
 
 def insert_select(
-    target: TableRef, staging: TableRef, columns: Sequence[str], column_map: Mapping[str, str] | None = None
+    target: TableRef,
+    staging: TableRef,
+    columns: Sequence[str],
+    column_map: Mapping[str, str] | None = None,
+    where: str = "",
 ) -> str:
-    """INSERT every staged row; ``column_map`` renames staging columns to target columns."""
+    """INSERT staged rows (those matching ``where``); ``column_map`` renames staging columns."""
     into = column_list([_target_name(column_map, c) for c in columns])
-    return f"insert into {target.sql} ({into}) select {column_list(columns)} from {staging.sql}"
+    statement = f"insert into {target.sql} ({into}) select {column_list(columns)} from {staging.sql}"
+    return f"{statement} where {where}" if where else statement
 
 
 def merge_update(
@@ -354,13 +359,190 @@ def merge_update(
     columns: Sequence[str],
     keys: Sequence[str],
     column_map: Mapping[str, str] | None = None,
+    *,
+    only_changed: bool = False,
+    undelete: str | None = None,
 ) -> str | None:
-    """Set-based update of matched rows; None when every column is a key."""
+    """Set-based update of matched rows; None when every column is a key.
+
+    ``only_changed`` skips rows whose values are already equal (no dead tuples, no WAL);
+    ``undelete`` names a soft-delete column cleared on rows that came back.
+    """
     values = [c for c in columns if c not in keys]
-    if not values:
+    if not values and not undelete:
         return None
-    sets = ", ".join(f"{quote_ident(_target_name(column_map, c))} = s.{quote_ident(c)}" for c in values)
-    return f"update {target.sql} as t set {sets} from {staging.sql} as s where {_key_match(keys, column_map)}"
+    assignments = [f"{quote_ident(_target_name(column_map, c))} = s.{quote_ident(c)}" for c in values]
+    if undelete:
+        assignments.append(f"{quote_ident(undelete)} = null")
+    statement = (
+        f"update {target.sql} as t set {', '.join(assignments)} from {staging.sql} as s "
+        f"where {_key_match(keys, column_map)}"
+    )
+    if only_changed:
+        changed = []
+        if values:
+            t_cols = ", ".join(f"t.{quote_ident(_target_name(column_map, c))}" for c in values)
+            s_cols = ", ".join(f"s.{quote_ident(c)}" for c in values)
+            changed.append(f"row({t_cols}) is distinct from row({s_cols})")
+        if undelete:
+            changed.append(f"t.{quote_ident(undelete)} is not null")
+        statement += f" and ({' or '.join(changed)})"
+    return statement
+
+
+def _missing_from(keyset: TableRef, keys: Sequence[str], column_map: Mapping[str, str] | None) -> str:
+    return f"not exists (select 1 from {keyset.sql} as s where {_key_match(keys, column_map)})"
+
+
+def count_missing_keys(
+    target: TableRef,
+    keyset: TableRef,
+    keys: Sequence[str],
+    column_map: Mapping[str, str] | None = None,
+    active: str = "",
+) -> str:
+    """(target rows whose key is not in ``keyset``, all target rows), among ``active`` rows."""
+    where = f" where {active}" if active else ""
+    return (
+        f"select count(*) filter (where {_missing_from(keyset, keys, column_map)}), count(*) "
+        f"from {target.sql} as t{where}"
+    )
+
+
+def delete_missing_keys(
+    target: TableRef, keyset: TableRef, keys: Sequence[str], column_map: Mapping[str, str] | None = None
+) -> str:
+    return f"delete from {target.sql} as t where {_missing_from(keyset, keys, column_map)}"
+
+
+def close_missing_keys(
+    target: TableRef,
+    keyset: TableRef,
+    keys: Sequence[str],
+    assignments: Mapping[str, str],
+    active: str,
+    column_map: Mapping[str, str] | None = None,
+) -> str:
+    """Soft delete: set ``assignments`` (column -> SQL expression) on active rows gone from ``keyset``."""
+    sets = ", ".join(f"{quote_ident(c)} = {expr}" for c, expr in assignments.items())
+    return f"update {target.sql} as t set {sets} where {active} and {_missing_from(keyset, keys, column_map)}"
+
+
+def row_hash(columns: Sequence[str], alias: str = "s") -> str:
+    """md5 of the row's text form: equal values give equal hashes across runs."""
+    return f"md5(row({', '.join(f'{alias}.{quote_ident(c)}' for c in columns)})::text)"
+
+
+def scd2_close_changed(
+    target: TableRef,
+    staging: TableRef,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    column_map: Mapping[str, str] | None,
+    names: Mapping[str, str],
+) -> str:
+    """Close the current version of keys whose row hash changed."""
+    return (
+        f"update {target.sql} as t set {quote_ident(names['valid_to'])} = now(), "
+        f"{quote_ident(names['is_current'])} = false from {staging.sql} as s "
+        f"where {_key_match(keys, column_map)} and t.{quote_ident(names['is_current'])} "
+        f"and t.{quote_ident(names['row_hash'])} <> {row_hash(columns)}"
+    )
+
+
+def scd2_insert_versions(
+    target: TableRef,
+    staging: TableRef,
+    columns: Sequence[str],
+    keys: Sequence[str],
+    column_map: Mapping[str, str] | None,
+    names: Mapping[str, str],
+) -> str:
+    """Open a version for every staged key without a current one (new or just closed)."""
+    into = column_list(
+        [_target_name(column_map, c) for c in columns]
+        + [names["valid_from"], names["valid_to"], names["is_current"], names["row_hash"]]
+    )
+    scols = ", ".join(f"s.{quote_ident(c)}" for c in columns)
+    return (
+        f"insert into {target.sql} ({into}) select {scols}, now(), null, true, {row_hash(columns)} "
+        f"from {staging.sql} as s where not exists (select 1 from {target.sql} as t "
+        f"where {_key_match(keys, column_map)} and t.{quote_ident(names['is_current'])})"
+    )
+
+
+def window_predicate(column: Column) -> str:
+    """``start <= column < end`` with both bounds as parameters cast to the column's type."""
+    col, native = quote_ident(column.name), native_type(column)
+    return f"{col} >= %s::{native} and {col} < %s::{native}"
+
+
+def count_outside(staging: TableRef, predicate: str) -> str:
+    """Staged rows for which ``predicate`` is not true (false or NULL)."""
+    return f"select count(*) from {staging.sql} where ({predicate}) is not true"
+
+
+def delete_where(target: TableRef, predicate: str) -> str:
+    return f"delete from {target.sql} where {predicate}"
+
+
+def delete_matching_partitions(target: TableRef, staging: TableRef, columns: Sequence[str]) -> str:
+    """Scoped delete: every target row whose partition values occur in staging (NULLs match)."""
+    match = " and ".join(f"t.{quote_ident(c)} is not distinct from s.{quote_ident(c)}" for c in columns)
+    return f"delete from {target.sql} as t where exists (select 1 from {staging.sql} as s where {match})"
+
+
+# Leaf partitions of a partitioned table: name, parent, bound clause and full constraint.
+LEAF_PARTITIONS = """
+select n.nspname, c.relname, pn.nspname, pc.relname,
+       pg_get_expr(c.relpartbound, c.oid), pg_get_partition_constraintdef(c.oid)
+from pg_partition_tree(%s::regclass) t
+join pg_class c on c.oid = t.relid
+join pg_namespace n on n.oid = c.relnamespace
+join pg_class pc on pc.oid = t.parentrelid
+join pg_namespace pn on pn.oid = pc.relnamespace
+where t.isleaf and t.level > 0
+order by 1, 2
+"""
+
+IS_PARTITIONED = "select relkind = 'p' from pg_class where oid = to_regclass(%s)"
+
+
+def count_per_constraint(staging: TableRef, constraints: Sequence[str]) -> str:
+    """One scan of staging counting the rows each (catalog-rendered) partition constraint holds."""
+    counts = ", ".join(f"count(*) filter (where {c})" for c in constraints)
+    return f"select count(*), {counts} from {staging.sql}"
+
+
+def replace_partition(
+    parent: TableRef, old: TableRef, new: TableRef, bound: str, constraint: str
+) -> tuple[list[str], list[str]]:
+    """(statements before filling ``new``, statements that swap it in for ``old``).
+
+    ``bound`` and ``constraint`` come from the catalog (``pg_get_expr`` and
+    ``pg_get_partition_constraintdef``), never from user input. The CHECK constraint lets
+    ATTACH skip its validation scan.
+    """
+    check = quote_ident("dpone_partition_bound")
+    prepare = [f"create table {new.sql} (like {old.sql} including all)"]
+    swap = [
+        f"alter table {new.sql} add constraint {check} check ({constraint})",
+        f"alter table {parent.sql} detach partition {old.sql}",
+        f"alter table {parent.sql} attach partition {new.sql} {bound}",
+        drop_table(old),
+        f"alter table {new.sql} rename to {quote_ident(old.name)}",
+        f"alter table {old.sql} drop constraint {check}",
+    ]
+    return prepare, swap
+
+
+def add_column_if_missing(table: TableRef, name: str, native: str) -> str:
+    return f"alter table {table.sql} add column if not exists {quote_ident(name)} {native}"
+
+
+def key_set_query(query: str, keys: Sequence[str]) -> str:
+    """The key columns of a user query, as a query."""
+    return f"select {column_list(keys)} from ({query.strip().rstrip(';')}) as dpone_keys"
 
 
 def merge_insert(

@@ -29,7 +29,7 @@ from ..contracts.artifacts import (
     StreamingBatches,
     iter_row_batches,
 )
-from ..contracts.errors import BadInputError, DuplicateKeyError, TransientError
+from ..contracts.errors import BadInputError, TransientError
 from ..contracts.manifest import SourceSpec
 from ..contracts.quality import (
     AcceptedValuesCheck,
@@ -41,12 +41,13 @@ from ..contracts.quality import (
     UniqueCheck,
 )
 from ..contracts.state import CursorState, StateRecord, XminState
-from ..contracts.strategies import IncrementalMode, Strategy
-from ..contracts.table import CanonicalType, TableSchema
+from ..contracts.strategies import SCD2_COLUMNS, IncrementalMode, Strategy
+from ..contracts.table import CanonicalType, Column, TableSchema
 from ..dialects import postgres as sql
 from ..runtime.prefetch import Prefetched
 from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
+from .postgres_strategies import Finalize
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ TEXT = "postgres_text"
 _CHUNK = 1 << 20  # coalesce COPY messages into ~1 MiB writes
 _PREFETCH = 4  # chunks read ahead of the sink: memory stays within a few MiB
 _MERGE_FILLFACTOR = 90
+_UPDATING = {Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2}
 _TEMPORAL = {CanonicalType.DATE, CanonicalType.TIMESTAMP, CanonicalType.TIMESTAMPTZ}
 
 
@@ -211,6 +213,14 @@ class DponePostgresHook(PostgresHook):
         """(schema, binary_ok, select, params, state candidate, details) in the open snapshot."""
         schema, binary_ok, relation = self.describe_source(cur, spec)
         where, params, candidate, details = self._window(cur, spec, schema, relation, state)
+        if spec.window:  # a fixed range (replace loads read exactly the window they rewrite)
+            if not schema.has(spec.window.column):
+                raise BadInputError(
+                    f"source.window.column: '{spec.window.column}' not in source {schema.names}"
+                )
+            where = sql.window_predicate(schema.column(spec.window.column))
+            params = (spec.window.start, spec.window.end)
+            details["window"] = spec.window.model_dump()
         select = sql.select_rows(relation, schema.names, where, casts=schema.extras)
         return schema, binary_ok, select, params, candidate, details
 
@@ -310,19 +320,37 @@ class DponePostgresHook(PostgresHook):
             conn.rollback()
             conn.close()
 
+    def extract_keys(
+        self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...] = ()
+    ) -> ExtractResult:
+        """The full set of ``keys`` in the source now (reconciliation of incremental loads)."""
+        if spec.table:
+            keyed = spec.model_copy(update={"columns": keys, "incremental": None, "window": None})
+        else:
+            keyed = spec.model_copy(update={"query": sql.key_set_query(spec.query or "", keys)})
+        return self.extract(keyed, None, accepted_formats=accepted_formats)
+
     # --- sink ----------------------------------------------------------------------------
 
     @staticmethod
-    def staging_table(ctx: LoadContext) -> sql.TableRef:
+    def staging_table(ctx: LoadContext, role: str = "") -> sql.TableRef:
+        """The run's staging table; ``role`` "keys" names the reconciliation key set."""
         target = sql.TableRef.parse(ctx.load.sink.table)
         digest = hashlib.sha1(f"{ctx.key}|{target}|{ctx.run_id}".encode()).hexdigest()[:12]
-        return sql.TableRef(ctx.load.sink.staging.schema_name, f"{target.name[:40]}__{digest}")
+        suffix = f"__{role}" if role else ""
+        return sql.TableRef(ctx.load.sink.staging.schema_name, f"{target.name[:34]}__{digest}{suffix}")
 
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
         """Create the staging table and COPY the artifact into it, in one transaction."""
-        spec = ctx.load.sink
-        staging = self.staging_table(ctx)
-        full = spec.strategy is Strategy.FULL_REFRESH
+        # Full refresh stages a logged table that may be swapped in as the new target.
+        logged = ctx.load.sink.strategy is Strategy.FULL_REFRESH
+        return self._stage_into(self.staging_table(ctx), extract, logged=logged)
+
+    def stage_key_set(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
+        """Stage the source's full key set next to the batch (reconciliation of incremental loads)."""
+        return self._stage_into(self.staging_table(ctx, "keys"), extract, logged=False)
+
+    def _stage_into(self, staging: sql.TableRef, extract: ExtractResult, *, logged: bool) -> StagedData:
         schema = extract.schema
         artifact = extract.artifact
         with self.connect() as conn:
@@ -330,8 +358,7 @@ class DponePostgresHook(PostgresHook):
             cur.execute(sql.create_schema(staging.schema))
             conn.commit()
             cur.execute(sql.drop_table(staging))
-            # Full refresh stages a logged table that may be swapped in as the new target.
-            cur.execute(sql.create_table(staging, schema, unlogged=not full))
+            cur.execute(sql.create_table(staging, schema, unlogged=not logged))
             size = 0
             if isinstance(artifact, FileExport):
                 if artifact.format not in self.accepted_formats:
@@ -374,9 +401,37 @@ class DponePostgresHook(PostgresHook):
 
     def _target_primary_key(self, ctx: LoadContext, schema: TableSchema) -> tuple[str, ...]:
         spec = ctx.load.sink
-        if spec.strategy is Strategy.INCREMENTAL_MERGE:
+        if spec.strategy in (Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF):
             return tuple(spec.unique_key or ())
+        if spec.strategy is Strategy.SCD2:
+            return (*(spec.unique_key or ()), SCD2_COLUMNS["valid_from"])
         return schema.primary_key
+
+    @staticmethod
+    def _managed_columns(ctx: LoadContext) -> list[Column]:
+        """Target columns the sink maintains itself (validity, soft-delete marker)."""
+        load = ctx.load
+        if load.sink.strategy is Strategy.SCD2:
+            n = SCD2_COLUMNS
+            return [
+                Column(n["valid_from"], CanonicalType.TIMESTAMPTZ, nullable=False),
+                Column(n["valid_to"], CanonicalType.TIMESTAMPTZ),
+                Column(n["is_current"], CanonicalType.BOOLEAN, nullable=False),
+                Column(n["row_hash"], CanonicalType.STRING, nullable=False),
+            ]
+        if load.reconciliation.deletes == "soft":
+            return [Column(load.reconciliation.soft_delete_column, CanonicalType.TIMESTAMPTZ)]
+        return []
+
+    def _target_schema(self, ctx: LoadContext, schema: TableSchema) -> TableSchema:
+        managed = self._managed_columns(ctx)
+        clash = [c.name for c in managed if schema.has(c.name)]
+        if clash:
+            raise BadInputError(
+                f"source columns {clash} collide with columns the {ctx.load.sink.strategy.value} sink "
+                "manages; rename them in the source query"
+            )
+        return TableSchema((*schema.columns, *managed), schema.primary_key, schema.extras)
 
     def _plan_schema(
         self, cur: psycopg.Cursor, ctx: LoadContext, target: sql.TableRef, schema: TableSchema
@@ -385,7 +440,13 @@ class DponePostgresHook(PostgresHook):
         evolution = ctx.load.schema_evolution
         exists = cur.execute(sql.TABLE_EXISTS, (target.sql,)).fetchone()[0]
         current = self._describe_relation(cur, target)[0] if exists else None
-        return plan_schema(schema, current, mode=evolution.mode, on_type_change=evolution.on_type_change)
+        return plan_schema(
+            schema,
+            current,
+            mode=evolution.mode,
+            on_type_change=evolution.on_type_change,
+            ignore_target_columns=[c.name for c in self._managed_columns(ctx)],
+        )
 
     def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
         """The schema plan as of now, read-only (the engine's early check and ``dpone plan``)."""
@@ -425,18 +486,20 @@ class DponePostgresHook(PostgresHook):
                         cur.execute(sql.create_schema(target.schema))
                         cur.execute(
                             sql.create_table(
-                                target, schema, primary_key=pk, fillfactor=self._fillfactor(spec)
+                                target,
+                                self._target_schema(ctx, schema),
+                                primary_key=pk,
+                                fillfactor=self._fillfactor(spec),
                             )
                         )
                         result["created"] = True
-                    if spec.strategy is Strategy.INCREMENTAL_APPEND:
-                        result.update(self._finalize_append(cur, target, staging, schema, mapping))
                     else:
-                        result.update(
-                            self._finalize_merge(
-                                cur, ctx, target, staging, schema, staged.rows, not exists, mapping
+                        for column in self._managed_columns(ctx):  # e.g. soft deletes turned on later
+                            cur.execute(
+                                sql.add_column_if_missing(target, column.name, sql.native_type(column))
                             )
-                        )
+                    step = Finalize(cur, ctx, target, staging, schema, mapping, staged, created=not exists)
+                    result.update(step.run())
                 for statement, params in extra:
                     cur.execute(statement, params)
                 conn.commit()
@@ -484,88 +547,10 @@ class DponePostgresHook(PostgresHook):
         cur.execute(sql.insert_select(target, staging, schema.names, mapping))
         return {"method": "truncate_insert", "rows_inserted": cur.rowcount}
 
-    def _finalize_append(
-        self,
-        cur: psycopg.Cursor,
-        target: sql.TableRef,
-        staging: sql.TableRef,
-        schema: TableSchema,
-        mapping: dict[str, str],
-    ) -> dict[str, Any]:
-        keys = [r[0] for r in cur.execute(sql.INTROSPECT_PRIMARY_KEY, (target.schema, target.name))]
-        statement = sql.insert_select(target, staging, schema.names, mapping)
-        if keys:  # rows re-read by lookback or xmin overlap are already there
-            statement += f" on conflict ({sql.column_list(keys)}) do nothing"
-        cur.execute(statement)
-        return {"method": "insert", "rows_inserted": cur.rowcount}
-
     @staticmethod
     def _fillfactor(spec: Any) -> int | None:
         """Merge targets dpone creates leave room on each page, so updates stay HOT (in place)."""
-        return _MERGE_FILLFACTOR if spec.strategy is Strategy.INCREMENTAL_MERGE else None
-
-    def _finalize_merge(
-        self,
-        cur: psycopg.Cursor,
-        ctx: LoadContext,
-        target: sql.TableRef,
-        staging: sql.TableRef,
-        schema: TableSchema,
-        staged_rows: int,
-        created: bool,
-        mapping: dict[str, str],
-    ) -> dict[str, Any]:
-        keys = list(ctx.load.sink.unique_key or ())
-        missing = [k for k in keys if not schema.has(k)]
-        if missing:
-            raise BadInputError(f"sink.unique_key: {missing} not in source columns {schema.names}")
-        dupes = cur.execute(sql.duplicate_keys(staging, keys)).fetchall()
-        removed = 0
-        if dupes:
-            if ctx.load.sink.on_duplicate_keys == "fail":
-                sample = ", ".join(f"{dict(zip(keys, d[:-1], strict=True))} x{d[-1]}" for d in dupes)
-                raise DuplicateKeyError(
-                    f"{len(dupes)}+ unique_key values occur more than once in this batch "
-                    f"(sample: {sample}); fix the source or set sink.on_duplicate_keys: keep_last"
-                )
-            cur.execute(sql.keep_last_per_key(staging, keys))
-            removed = cur.rowcount
-        if created:  # the target was created in this transaction: every row is new
-            cur.execute(sql.insert_select(target, staging, schema.names, mapping))
-            return {
-                "method": "insert",
-                "rows_updated": 0,
-                "rows_inserted": cur.rowcount,
-                "duplicates_removed": removed,
-            }
-        cur.execute(sql.analyze(staging, keys))  # row count and key stats: joins use the index
-        updated = 0
-        if update := sql.merge_update(target, staging, schema.names, keys, mapping):
-            cur.execute(update)
-            updated = cur.rowcount
-        unique = {
-            frozenset(cols)
-            for (cols,) in cur.execute(sql.INTROSPECT_UNIQUE_KEYS, (target.schema, target.name))
-        }
-        if (
-            update
-            and updated == staged_rows - removed
-            and frozenset(mapping.get(k, k) for k in keys) in unique
-        ):
-            # Keys are unique on both sides and every staged row matched one: nothing is new.
-            return {
-                "method": "update",
-                "rows_updated": updated,
-                "rows_inserted": 0,
-                "duplicates_removed": removed,
-            }
-        cur.execute(sql.merge_insert(target, staging, schema.names, keys, mapping))
-        return {
-            "method": "update_insert",
-            "rows_updated": updated,
-            "rows_inserted": cur.rowcount,
-            "duplicates_removed": removed,
-        }
+        return _MERGE_FILLFACTOR if spec.strategy in _UPDATING else None
 
     def measure_quality(self, ctx: LoadContext, staged: StagedData, checks: list[Any]) -> list[Measurement]:
         """Measure each quality check on staging, read-only; samples carry key columns only."""
@@ -637,10 +622,90 @@ class DponePostgresHook(PostgresHook):
             if staged is not None:
                 log.info("keeping staging table %s (staging.keep=%s)", staged.staging, keep)
             return
-        staging = self.staging_table(ctx)
         with self.connect() as conn:
-            conn.execute(sql.drop_table(staging))
+            for role in ("", "keys"):
+                conn.execute(sql.drop_table(self.staging_table(ctx, role)))
             conn.commit()
+
+    def _plan_finalize(
+        self,
+        ctx: LoadContext,
+        target: sql.TableRef,
+        staging: sql.TableRef,
+        names: list[str],
+        mapping: dict[str, str],
+    ) -> list[str]:
+        """The finalize statements of the keyed and scoped strategies, as ``Finalize`` runs them."""
+        load = ctx.load
+        spec = load.sink
+        strategy, keys = spec.strategy, list(spec.unique_key or ())
+        if strategy is Strategy.INCREMENTAL_APPEND:
+            return [sql.insert_select(target, staging, names, mapping)]
+        if strategy is Strategy.REPLACE:
+            assert spec.replace is not None
+            predicate = f"({spec.replace.where})" if spec.replace.where else "<window column> >= %s and < %s"
+            return [
+                "-- fails if any staged row is outside the replaced range",
+                sql.count_outside(staging, predicate),
+                sql.delete_where(target, predicate),
+                sql.insert_select(target, staging, names, mapping),
+            ]
+        if strategy is Strategy.PARTITION_REPLACE:
+            parts = list(spec.partition_by or ())
+            return [
+                "-- declaratively partitioned target: each touched leaf partition is rebuilt and swapped "
+                "(create ... like, insert, detach, attach, drop)",
+                "-- otherwise",
+                sql.delete_matching_partitions(target, staging, parts),
+                sql.insert_select(target, staging, names, mapping),
+            ]
+        statements = [sql.duplicate_keys(staging, keys)]
+        deletes = load.reconciliation.deletes
+        keyset = self.staging_table(ctx, "keys") if load.source.incremental else staging
+        if deletes != "none":
+            statements.append(
+                f"-- reconciliation ({deletes}): fails above max_delete_fraction "
+                f"{load.reconciliation.max_delete_fraction:g} before any change"
+            )
+            statements.append(sql.count_missing_keys(target, keyset, keys, mapping))
+        if strategy is Strategy.SCD2:
+            n = SCD2_COLUMNS
+            statements += [
+                sql.scd2_close_changed(target, staging, names, keys, mapping, n),
+                sql.scd2_insert_versions(target, staging, names, keys, mapping, n),
+            ]
+            if deletes != "none":
+                statements.append(
+                    sql.close_missing_keys(
+                        target,
+                        keyset,
+                        keys,
+                        {n["valid_to"]: "now()", n["is_current"]: "false"},
+                        "t.is_current",
+                    )
+                )
+            return statements
+        soft = load.reconciliation.soft_delete_column if deletes == "soft" else None
+        if update := sql.merge_update(
+            target,
+            staging,
+            names,
+            keys,
+            mapping,
+            only_changed=strategy is Strategy.SNAPSHOT_DIFF,
+            undelete=soft,
+        ):
+            statements.append(update)
+        statements.append(sql.merge_insert(target, staging, names, keys, mapping))
+        if soft:
+            statements.append(
+                sql.close_missing_keys(
+                    target, keyset, keys, {soft: "now()"}, f"t.{sql.quote_ident(soft)} is null"
+                )
+            )
+        elif deletes == "hard":
+            statements.append(sql.delete_missing_keys(target, keyset, keys, mapping))
+        return statements
 
     def plan_load(
         self,
@@ -675,20 +740,14 @@ class DponePostgresHook(PostgresHook):
                 sql.truncate(target),
                 sql.insert_select(target, staging, names, mapping),
             ]
-        elif spec.strategy is Strategy.INCREMENTAL_APPEND:
-            statements.append(sql.insert_select(target, staging, names, mapping))
         else:
-            keys = list(spec.unique_key or ())
-            statements.append(sql.duplicate_keys(staging, keys))
-            if update := sql.merge_update(target, staging, names, keys, mapping):
-                statements.append(update)
-            statements.append(sql.merge_insert(target, staging, names, keys, mapping))
+            statements += self._plan_finalize(ctx, target, staging, names, mapping)
         if schema:
             statements.insert(
                 1,
                 sql.create_table(
                     target,
-                    schema,
+                    self._target_schema(ctx, schema),
                     primary_key=self._target_primary_key(ctx, schema),
                     if_not_exists=True,
                     fillfactor=self._fillfactor(spec),

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..contracts.artifacts import FileExport, StreamingBatches
 from ..contracts.errors import DponeError
-from ..contracts.manifest import LoadSpec
+from ..contracts.manifest import LoadSpec, SourceSpec
 from ..contracts.quality import enforce as enforce_quality
 from ..contracts.quality import judge
 from ..contracts.state import state_to_dict
@@ -53,6 +53,19 @@ def _close_artifact(artifact: Any) -> None:
     close = getattr(iterable, "close", None)
     if close:
         close()
+
+
+def effective_source(load: LoadSpec) -> SourceSpec:
+    """The source spec as extracted: a ``replace`` window is read from a table source as is."""
+    window = load.sink.replace.window if load.sink.replace else None
+    if window and load.source.table and load.source.window is None:
+        return load.source.model_copy(update={"window": window})
+    return load.source
+
+
+def needs_key_set(load: LoadSpec) -> bool:
+    """Reconciling an incremental load needs the source's full key set staged beside the batch."""
+    return load.reconciliation.deletes != "none" and load.source.incremental is not None
 
 
 def _quality_gates(
@@ -97,7 +110,9 @@ def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> 
         report.state_before = state_to_dict(before) if before else None
         log.info("dpone %s: state before %s", ctx.key, report.state_before)
         with _timed(report, "extract"):
-            extract = parts.source.extract(load.source, before, accepted_formats=parts.sink.accepted_formats)
+            extract = parts.source.extract(
+                effective_source(load), before, accepted_formats=parts.sink.accepted_formats
+            )
         report.source["window"] = extract.details
         artifact = extract.artifact
         report.fast_path = artifact.format if isinstance(artifact, FileExport) else artifact.kind
@@ -121,6 +136,19 @@ def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> 
             phase.rows, phase.bytes = staged.rows, staged.bytes
         if load.quality:
             _quality_gates(ctx, parts.sink, staged, extract.details.get("source_rows"), report)
+        if needs_key_set(load):
+            with _timed(report, "key_set") as phase:
+                keys = parts.source.extract_keys(
+                    load.source,
+                    list(load.sink.unique_key or ()),
+                    accepted_formats=parts.sink.accepted_formats,
+                )
+                try:
+                    key_set = parts.sink.stage_key_set(ctx, keys)
+                finally:
+                    _close_artifact(keys.artifact)
+                staged.details["key_set"] = key_set.staging
+                phase.rows, phase.bytes = key_set.rows, key_set.bytes
         candidate = extract.state_candidate
         extra = []
         colocated = False

@@ -48,6 +48,12 @@ class SourceHook(Protocol):
         self, spec: SourceSpec, state: StateRecord | None
     ) -> tuple[dict[str, Any], TableSchema]: ...
 
+    def extract_keys(
+        self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...]
+    ) -> ExtractResult:
+        """The source's full set of ``keys`` (reconciliation of incremental loads)."""
+        ...
+
 
 @runtime_checkable
 class SinkHook(Protocol):
@@ -58,6 +64,10 @@ class SinkHook(Protocol):
         ...
 
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData: ...
+
+    def stage_key_set(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
+        """Stage the source's key set next to the batch; finalize reads it for deletes."""
+        ...
 
     def measure_quality(self, ctx: LoadContext, staged: StagedData, checks: list[Any]) -> list[Measurement]:
         """One measurement per check, read from staging without changing anything."""
