@@ -203,7 +203,8 @@ class Finalize:
     def snapshot_diff(self) -> dict[str, Any]:
         """Converge to the source snapshot: changed rows updated, new inserted, gone deleted."""
         result = self.merge(only_changed=True)
-        result["method"] = "diff"
+        if result["method"] != "insert":  # a first load into a new target is a plain insert
+            result["method"] = "diff"
         return result
 
     def scd2(self) -> dict[str, Any]:

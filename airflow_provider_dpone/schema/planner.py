@@ -311,7 +311,8 @@ def plan_schema(
         if kind is not None:
             result = widened(col, existing) if kind is ChangeKind.WIDEN else None
             changes.append(SchemaChange(kind, col.name, source=col, target=existing, result=result))
-        if col.nullable and not existing.nullable:
+        if col.nullable and not existing.nullable and col.name not in target.primary_key:
+            # A key column keeps NOT NULL: a NULL arriving there fails the load loudly instead.
             changes.append(SchemaChange(ChangeKind.RELAX_NOT_NULL, col.name, source=col, target=existing))
     for col in target.columns:
         if col.name not in consumed and col.name not in ignored and not source.has(col.name):

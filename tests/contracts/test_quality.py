@@ -41,8 +41,16 @@ def manifest(quality: list) -> dict:
         ({"check": "freshness", "column": "x", "max_age": "soon"}, "quality.0.freshness.max_age", "duration"),
         ({"check": "sql", "sql": "select 1"}, "quality.0.sql.sql", "'{staging}' placeholder"),
         ({"check": "unique", "columns": ["a"], "colums": 1}, "quality.0.unique.colums", "unknown key"),
-        ({"check": "accepted_values", "column": "s", "values": []}, "quality.0.accepted_values.values", "at least 1"),
-        ({"check": "not_null", "columns": ["a"], "severity": "fatal"}, "quality.0.not_null.severity", "'error'"),
+        (
+            {"check": "accepted_values", "column": "s", "values": []},
+            "quality.0.accepted_values.values",
+            "at least 1",
+        ),
+        (
+            {"check": "not_null", "columns": ["a"], "severity": "fatal"},
+            "quality.0.not_null.severity",
+            "'error'",
+        ),
     ],
 )
 def test_bad_checks_name_the_field(check: dict, field: str, needle: str) -> None:

@@ -193,3 +193,11 @@ def test_plan_serialises_for_reports() -> None:
         "description": "column 'x': widen int32 -> int64",
     }
     assert data["applied"] == ["x"] and data["blocked"] == []
+
+
+def test_a_primary_key_column_keeps_not_null_when_the_source_reports_nullable() -> None:
+    # A query source reports every column nullable; a key column cannot drop NOT NULL.
+    source = schema(col("id", T.INT64), col("name", T.STRING))
+    target = TableSchema((ID, col("name", T.STRING, nullable=False)), primary_key=("id",))
+    plan = plan_schema(source, target)
+    assert [(c.column, c.kind) for c in plan.changes] == [("name", ChangeKind.RELAX_NOT_NULL)]
