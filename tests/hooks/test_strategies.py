@@ -187,7 +187,7 @@ def test_replace_rewrites_only_the_window(clean_pg) -> None:
         {"strategy": "replace", "replace": {"where": "day >= '2026-02-01' and day < '2026-03-01'"}},
         {"table": None, "query": "select * from accounts where day >= '2026-01-25'"},
     )
-    with pytest.raises(StagingMismatchError, match="staged row\\(s\\) fall outside sink.replace"):
+    with pytest.raises(StagingMismatchError, match=r"staged row\(s\) fall outside sink\.replace"):
         run(bad, "r2")
     assert digest(pg, "dst", "raw.accounts") == before
 
@@ -251,6 +251,6 @@ def test_partition_replace_swaps_declarative_partitions(clean_pg) -> None:
     # A row with no partition to go to fails the load and leaves every partition as it was.
     pg.execute("src", "insert into accounts values (300, 'may', 1, '2026-05-02', now())")
     before = digest(pg, "dst", "raw.accounts")
-    with pytest.raises(StagingMismatchError, match="1 staged row\\(s\\) fall in no partition"):
+    with pytest.raises(StagingMismatchError, match=r"1 staged row\(s\) fall in no partition"):
         run(manifest(sink), "r3")
     assert digest(pg, "dst", "raw.accounts") == before
