@@ -46,11 +46,23 @@ class IncrementalSpec(_Strict):
     cursor: str | None = None
     lookback: float = 0.0  # seconds
     initial_value: str | None = None
+    # Backfill in resumable chunks: a duration for date/time cursors, a number for numeric ones.
+    chunk: float | None = None
 
     @field_validator("lookback", mode="before")
     @classmethod
     def _lookback(cls, value: Any) -> float:
         return parse_duration(value)
+
+    @field_validator("chunk", mode="before")
+    @classmethod
+    def _chunk(cls, value: Any) -> float | None:
+        if value is None:
+            return None
+        size = parse_duration(value)
+        if size <= 0:
+            raise ValueError("a chunk must be greater than 0")
+        return size
 
     @model_validator(mode="after")
     def _needs_cursor(self) -> IncrementalSpec:
@@ -58,6 +70,8 @@ class IncrementalSpec(_Strict):
             raise ValueError("incremental mode 'cursor' needs 'cursor: <column>'")
         if self.mode is not IncrementalMode.CURSOR and self.cursor:
             raise ValueError(f"'cursor' only applies to mode 'cursor', not '{self.mode.value}'")
+        if self.mode is not IncrementalMode.CURSOR and self.chunk:
+            raise ValueError(f"'chunk' splits a cursor range; it does not apply to mode '{self.mode.value}'")
         return self
 
 

@@ -293,6 +293,24 @@ def cursor_bounds(relation: str, cursor: str) -> str:
     return f"select max({quote_ident(cursor)})::text from {relation}"
 
 
+def chunk_bounds(relation: str, cursor: str, native: str, temporal: bool, has_lower: bool) -> str:
+    """(max cursor, upper bound of the next chunk) past the stored position ``lower``.
+
+    Chunks are ``(lower, lower + chunk]``; the first one (no lower) is ``[min, min + chunk]``.
+    Past a gap in the data the chunk restarts at the next existing value, so gaps cost no
+    empty runs. Named parameters: ``chunk`` (seconds for date/time cursors) and ``lower``.
+    """
+    col = quote_ident(cursor)
+    step = "make_interval(secs => %(chunk)s)" if temporal else f"%(chunk)s::{native}"
+    if not has_lower:
+        upper = f"least(max({col}), (min({col}) + {step})::{native})"
+        return f"select max({col})::text, {upper}::text from {relation}"
+    nxt = f"(min({col}) + {step})::{native}"
+    aligned = f"(%(lower)s::{native} + {step})::{native}"
+    upper = f"least(max({col}), case when min({col}) > {aligned} then {nxt} else {aligned} end)"
+    return f"select max({col})::text, {upper}::text from {relation} where {col} > %(lower)s::{native}"
+
+
 def cursor_predicate(cursor: str, native: str, has_lower: bool, lookback: bool) -> str:
     """``cursor > lower [- lookback] and cursor <= upper``; values come as parameters."""
     col = quote_ident(cursor)

@@ -58,6 +58,7 @@ _PREFETCH = 4  # chunks read ahead of the sink: memory stays within a few MiB
 _MERGE_FILLFACTOR = 90
 _UPDATING = {Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2}
 _TEMPORAL = {CanonicalType.DATE, CanonicalType.TIMESTAMP, CanonicalType.TIMESTAMPTZ}
+_NUMERIC = {CanonicalType.INT16, CanonicalType.INT32, CanonicalType.INT64, CanonicalType.DECIMAL}
 
 
 def _transient(exc: BaseException) -> bool:
@@ -174,8 +175,23 @@ class DponePostgresHook(PostgresHook):
                     f"'{inc.cursor}' is {column.native_type}"
                 )
             native = sql.native_type(column)
-            upper = cur.execute(sql.cursor_bounds(relation, inc.cursor)).fetchone()[0]
             lower = state.value if state is not None else inc.initial_value
+            more = False
+            if inc.chunk:
+                if column.type not in _TEMPORAL | _NUMERIC:
+                    raise BadInputError(
+                        f"source.incremental.chunk: needs a date/time or numeric cursor; "
+                        f"'{inc.cursor}' is {column.native_type}"
+                    )
+                bounds = sql.chunk_bounds(
+                    relation, inc.cursor, native, column.type in _TEMPORAL, lower is not None
+                )
+                last, upper = cur.execute(bounds, {"chunk": inc.chunk, "lower": lower}).fetchone()
+                if last is None:  # nothing past the watermark (least() ignores the NULL max)
+                    upper = None
+                more = upper is not None and upper != last
+            else:
+                upper = cur.execute(sql.cursor_bounds(relation, inc.cursor)).fetchone()[0]
             details = {
                 "mode": "cursor",
                 "cursor": inc.cursor,
@@ -183,6 +199,8 @@ class DponePostgresHook(PostgresHook):
                 "upper": upper,
                 "lookback_seconds": inc.lookback,
             }
+            if inc.chunk:
+                details.update(chunk=inc.chunk, more=more)
             if upper is None:  # empty source: nothing to read, keep the old watermark
                 return "false", (), state, details
             params: tuple = (upper,)

@@ -87,6 +87,25 @@ def _quality_gates(
 
 
 def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> RunReport:
+    """Run ``load``; a chunked backfill runs chunk after chunk, each committing its own state.
+
+    A failure stops at the failing chunk with the state at the end of the previous one, so a
+    retry resumes at the first unfinished chunk.
+    """
+    report = _run_once(pipeline, load, parts, run_id)
+    chunks = [report]
+    while (
+        report.status == "success"
+        and report.source.get("window", {}).get("more")
+        and report.state_after != report.state_before  # a chunk that does not advance would loop
+    ):
+        log.info("dpone %s.%s: chunk %d done, next chunk", pipeline, load.name, len(chunks))
+        report = _run_once(pipeline, load, parts, f"{run_id}.chunk{len(chunks) + 1}")
+        chunks.append(report)
+    return chunks[0] if len(chunks) == 1 else RunReport.combine(chunks)
+
+
+def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> RunReport:
     """Run ``load`` once. Raises the original error after recording it in the report."""
     ctx = LoadContext(pipeline=pipeline, load=load, run_id=run_id)
     report = RunReport(

@@ -31,8 +31,50 @@ class RunReport:
     state_committed: str = "no"
     schema: dict[str, Any] | None = None
     quality: list[dict[str, Any]] = field(default_factory=list)
+    chunks: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+
+    @classmethod
+    def combine(cls, chunks: list[RunReport]) -> RunReport:
+        """One report for a chunked backfill: phases summed, state from first to last chunk."""
+        first, last = chunks[0], chunks[-1]
+        combined = cls(
+            pipeline=first.pipeline,
+            load=first.load,
+            run_id=first.run_id,
+            strategy=first.strategy,
+            status=last.status,
+            source={**first.source, "window": last.source.get("window")},
+            sink=last.sink,
+            fast_path=first.fast_path,
+            state_before=first.state_before,
+            state_after=last.state_after,
+            state_committed=last.state_committed,
+            schema=first.schema,
+            quality=[q for c in chunks for q in c.quality if not q["passed"]] or last.quality,
+            error=last.error,
+            seconds=round(sum(c.seconds for c in chunks), 4),
+        )
+        for chunk in chunks:
+            for p in chunk.phases:
+                total = combined.find_phase(p.name) or combined.phase(p.name)
+                total.seconds = round(total.seconds + p.seconds, 4)
+                if p.rows is not None:
+                    total.rows = (total.rows or 0) + p.rows
+                if p.bytes is not None:
+                    total.bytes = (total.bytes or 0) + p.bytes
+            window = chunk.source.get("window") or {}
+            combined.chunks.append(
+                {
+                    "run_id": chunk.run_id,
+                    "lower": window.get("lower"),
+                    "upper": window.get("upper"),
+                    "rows": chunk.rows,
+                    "seconds": chunk.seconds,
+                }
+            )
+        return combined
 
     def phase(self, name: str) -> Phase:
         p = Phase(name)
@@ -71,6 +113,10 @@ class RunReport:
         )
         if self.schema and self.schema.get("changes"):
             lines.append("schema: " + "; ".join(c["description"] for c in self.schema["changes"]))
+        if self.chunks:
+            lines.append(
+                f"backfill: {len(self.chunks)} chunk(s), last window up to {self.chunks[-1]['upper']}"
+            )
         for q in self.quality:
             verdict = "ok" if q["passed"] else ("FAILED" if q["severity"] == "error" else "warn")
             lines.append(f"quality {q['name']}: {verdict}: {q['message']}")

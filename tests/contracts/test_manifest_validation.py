@@ -271,6 +271,20 @@ CASES = [
         ["'window' applies to 'table' sources"],
     ),
     (
+        "chunk_on_xmin",
+        _with("loads.1.source.incremental", {"mode": "xmin", "chunk": "1d"}),
+        "source.incremental",
+        "orders",
+        ["does not apply to mode 'xmin'"],
+    ),
+    (
+        "chunk_zero",
+        _with("loads.1.source.incremental.chunk", 0),
+        "source.incremental.chunk",
+        "orders",
+        ["greater than 0"],
+    ),
+    (
         "window_with_incremental",
         _with("loads.1.source.window", {"column": "d", "start": "1", "end": "2"}),
         "source",
