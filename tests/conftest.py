@@ -21,6 +21,7 @@ os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(ROOT / "dags"))
 os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}")
+os.environ.setdefault("DPONE_REPORT_DIR", str(_AIRFLOW_HOME / "reports"))
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects

@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from ..contracts.errors import BadInputError, DponeError, ManifestError, StateError
@@ -117,13 +118,22 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from ..runtime.assemble import assemble
     from ..runtime.engine import run_load
+    from ..runtime.report_store import report_dir, save_report
 
     manifest = load_manifest(args.path)
     run_id = args.run_id or "dpone_cli__" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    directory = report_dir(args.report_dir)
     reports, failed = [], False
     for load in _selected(manifest, args.load):
         try:
-            report = run_load(manifest.pipeline, load, assemble(load, manifest.state), run_id)
+            try:
+                report = run_load(manifest.pipeline, load, assemble(load, manifest.state), run_id)
+            except Exception as exc:
+                if directory is not None and getattr(exc, "run_report", None) is not None:
+                    save_report(exc.run_report, directory)  # type: ignore[attr-defined]
+                raise
+            if directory is not None:
+                save_report(report, directory)
             reports.append(report.to_dict())
             if args.format != "json":
                 print(
@@ -144,6 +154,34 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         )
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from ..runtime.report import RunReport
+    from ..runtime.report_store import find_reports, report_dir
+
+    if args.files:
+        reports = []
+        for file in args.files:
+            try:
+                reports.append(RunReport.from_dict(json.loads(Path(file).read_text(encoding="utf-8"))))
+            except (OSError, ValueError, TypeError) as exc:
+                raise BadInputError(f"{file}: not a dpone run report ({exc})") from None
+    else:
+        directory = report_dir(args.dir)
+        assert directory is not None
+        if not directory.is_dir():
+            raise BadInputError(
+                f"--dir: no reports at {directory}; run with --report-dir or set DPONE_REPORT_DIR"
+            )
+        reports = find_reports(directory, args.pipeline, args.load, args.last)
+    if args.format == "json":
+        print(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
+    elif args.format == "markdown":
+        print("\n".join(r.to_markdown() for r in reports) or "no reports")
+    else:
+        print("\n\n".join(r.to_table() for r in reports) or "no reports")
+    return EXIT_FAILED if any(r.status == "failed" for r in reports) and args.fail_on_failed else EXIT_OK
 
 
 def _state_to_set(load: LoadSpec, value: str | None) -> StateRecord:
@@ -246,7 +284,19 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("path")
     r.add_argument("--load")
     r.add_argument("--run-id")
+    r.add_argument(
+        "--report-dir", help="where run reports are saved (default $DPONE_REPORT_DIR or .dpone/reports)"
+    )
     r.set_defaults(func=cmd_run)
+    rp = sub.add_parser("report", help="show saved run reports as a table, Markdown or JSON")
+    rp.add_argument("files", nargs="*", help="report JSON files; default: the newest in --dir")
+    rp.add_argument("--format", choices=["human", "markdown", "json"], default="human")
+    rp.add_argument("--dir", help="report directory (default $DPONE_REPORT_DIR or .dpone/reports)")
+    rp.add_argument("--pipeline")
+    rp.add_argument("--load")
+    rp.add_argument("--last", type=int, default=1, help="reports per load, newest last")
+    rp.add_argument("--fail-on-failed", action="store_true", help="exit 1 if a shown run failed")
+    rp.set_defaults(func=cmd_report)
     s = add("state", "show, set or reset incremental state")
     s.add_argument("action", choices=["show", "set", "reset"])
     s.add_argument("path")

@@ -109,6 +109,15 @@ class DponePostgresHook(PostgresHook):
         conn.autocommit = False
         return conn
 
+    def dataset(self, table: str) -> dict[str, str]:
+        """OpenLineage naming: ``postgres://host:port`` and ``database.schema.table``."""
+        conn = self.get_connection(self.dpone_conn_id)
+        ref = sql.TableRef.parse(table)
+        return {
+            "namespace": f"postgres://{conn.host or 'localhost'}:{conn.port or 5432}",
+            "name": f"{conn.schema or 'postgres'}.{ref.schema}.{ref.name}",
+        }
+
     # --- introspection -------------------------------------------------------------------
 
     def _describe_relation(self, cur: psycopg.Cursor, table: sql.TableRef) -> tuple[TableSchema, bool]:

@@ -46,11 +46,34 @@ class StagedLoadOperator(BaseOperator):
             state = StateSpec.model_validate(self.state)
             parts = assemble(spec, state)
             report = run_load(self.pipeline, spec, parts, run_id=context["run_id"])
-        except DponeError as exc:
-            if exc.retryable:
+        except Exception as exc:
+            self._keep(getattr(exc, "run_report", None))
+            if not isinstance(exc, DponeError) or exc.retryable:
                 raise
             raise AirflowFailException(str(exc)) from exc
+        self._keep(report)
         return report.to_dict()
+
+    def _keep(self, report: Any) -> None:
+        """Remember the lineage for OpenLineage; save the report where DPONE_REPORT_DIR says."""
+        if report is None:
+            return
+        self._lineage = report.lineage
+        from ..runtime.report_store import report_dir, save_report
+
+        directory = report_dir(default=None)
+        if directory is not None:
+            path = save_report(report, directory)
+            self.log.info("run report saved to %s", path)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Input and output datasets of the load, for Airflow's OpenLineage provider."""
+        from ..runtime.openlineage import operator_lineage
+
+        return operator_lineage(getattr(self, "_lineage", None) or {})
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self.get_openlineage_facets_on_complete(task_instance)
 
 
 class InvalidManifestOperator(BaseOperator):

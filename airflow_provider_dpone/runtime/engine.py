@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,35 @@ def effective_source(load: LoadSpec) -> SourceSpec:
 def needs_key_set(load: LoadSpec) -> bool:
     """Reconciling an incremental load needs the source's full key set staged beside the batch."""
     return load.reconciliation.deletes != "none" and load.source.incremental is not None
+
+
+def _lineage(parts: LoadRuntime, load: LoadSpec, extract: Any, report: RunReport) -> dict[str, Any]:
+    """OpenLineage-shaped input and output datasets with schema, row count and quality facets.
+
+    Lineage is best effort: a failure here is logged and never fails the load.
+    """
+    try:
+        fields = [{"name": c.name, "type": c.native_type or c.type.value} for c in extract.schema.columns]
+        inputs, outputs = [], []
+        source = parts.source.dataset(load.source.table) if load.source.table else None
+        if source:
+            inputs.append({**source, "schema": fields})
+        sink = parts.sink.dataset(load.sink.table)
+        if sink:
+            stage = report.find_phase("stage")
+            outputs.append(
+                {
+                    **sink,
+                    "schema": fields,
+                    "rows": stage.rows if stage else None,
+                    "bytes": stage.bytes if stage else None,
+                    "quality": report.quality,
+                }
+            )
+        return {"inputs": inputs, "outputs": outputs}
+    except Exception as exc:
+        log.warning("dpone %s.%s: lineage not recorded: %s", report.pipeline, report.load, exc)
+        return {}
 
 
 def _quality_gates(
@@ -197,10 +226,13 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
     except BaseException as exc:
         report.status = "failed"
         report.error = str(exc) if isinstance(exc, DponeError) else f"{type(exc).__name__}: {exc}"
+        with suppress(AttributeError, TypeError):  # callers save the failed run's report too
+            exc.run_report = report  # type: ignore[attr-defined]
         raise
     finally:
         if extract is not None:
             _close_artifact(extract.artifact)
+            report.lineage = _lineage(parts, load, extract, report)
         try:
             with _timed(report, "cleanup"):
                 parts.sink.cleanup(ctx, staged, succeeded)

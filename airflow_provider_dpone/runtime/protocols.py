@@ -48,6 +48,10 @@ class SourceHook(Protocol):
         self, spec: SourceSpec, state: StateRecord | None
     ) -> tuple[dict[str, Any], TableSchema]: ...
 
+    def dataset(self, table: str) -> dict[str, str] | None:
+        """The OpenLineage ``namespace`` and ``name`` of ``table`` (never credentials)."""
+        ...
+
     def extract_keys(
         self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...]
     ) -> ExtractResult:
@@ -61,6 +65,10 @@ class SinkHook(Protocol):
 
     def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
         """The schema plan for loading ``schema`` into the target, read-only."""
+        ...
+
+    def dataset(self, table: str) -> dict[str, str] | None:
+        """The OpenLineage ``namespace`` and ``name`` of ``table`` (never credentials)."""
         ...
 
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData: ...

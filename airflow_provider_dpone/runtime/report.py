@@ -1,9 +1,12 @@
-"""The run report: per-phase seconds, rows and bytes, fast path, state before and after."""
+"""The run report: per-phase seconds, rows and bytes, fast path, schema changes, quality
+results, state before and after, lineage. Rendered as JSON, a log table and Markdown.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -32,8 +35,10 @@ class RunReport:
     schema: dict[str, Any] | None = None
     quality: list[dict[str, Any]] = field(default_factory=list)
     chunks: list[dict[str, Any]] = field(default_factory=list)
+    lineage: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
     seconds: float = 0.0
+    started_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
 
     @classmethod
     def combine(cls, chunks: list[RunReport]) -> RunReport:
@@ -53,6 +58,7 @@ class RunReport:
             state_committed=last.state_committed,
             schema=first.schema,
             quality=[q for c in chunks for q in c.quality if not q["passed"]] or last.quality,
+            lineage=last.lineage,
             error=last.error,
             seconds=round(sum(c.seconds for c in chunks), 4),
         )
@@ -93,6 +99,88 @@ class RunReport:
         data = asdict(self)
         data["rows"] = self.rows
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunReport:
+        """A report read back from its JSON (``dpone report``)."""
+        known = {f.name for f in fields(cls)}
+        report = cls(**{k: v for k, v in data.items() if k in known and k != "phases"})
+        report.phases = [Phase(**p) for p in data.get("phases", [])]
+        return report
+
+    def to_markdown(self) -> str:
+        """The report as Markdown, for a PR comment, a ticket or a run book."""
+
+        def cell(value: Any) -> str:
+            number = isinstance(value, int) and not isinstance(value, bool)
+            text = "" if value is None else f"{value:,}" if number else str(value)
+            return text.replace("|", "\\|").replace("\n", " ")
+
+        window = self.source.get("window") or {}
+        lines = [
+            f"## dpone run report: `{self.pipeline}.{self.load}`",
+            "",
+            "| | |",
+            "|---|---|",
+            f"| status | **{self.status}** |",
+            f"| run id | `{self.run_id}` |",
+            f"| started | {self.started_at} |",
+            f"| strategy | {self.strategy} |",
+            f"| fast path | {cell(self.fast_path)} |",
+            f"| source | {cell(self.source.get('connector'))} `{cell(self.source.get('object'))}` "
+            f"({cell(window.get('mode'))}) |",
+            f"| sink | {cell(self.sink.get('connector'))} `{cell(self.sink.get('table'))}` |",
+            f"| rows | {cell(self.rows)} |",
+            f"| seconds | {self.seconds:.2f} |",
+            "",
+            "### Phases",
+            "",
+            "| phase | seconds | rows | bytes |",
+            "|---|---:|---:|---:|",
+        ]
+        lines += [f"| {p.name} | {p.seconds:.3f} | {cell(p.rows)} | {cell(p.bytes)} |" for p in self.phases]
+        finalize = self.sink.get("finalize") or {}
+        if finalize:
+            lines += ["", "### Finalize", ""]
+            lines += [f"- {k}: {cell(v)}" for k, v in finalize.items() if k != "target"]
+        changes = (self.schema or {}).get("changes") or []
+        lines += ["", "### Schema changes", ""]
+        lines += [f"- {c['description']}" for c in changes] or ["none"]
+        if self.quality:
+            lines += [
+                "",
+                "### Quality gates",
+                "",
+                "| check | severity | result | detail |",
+                "|---|---|---|---|",
+            ]
+            for q in self.quality:
+                verdict = "pass" if q["passed"] else "FAIL"
+                lines.append(f"| {cell(q['name'])} | {q['severity']} | {verdict} | {cell(q['message'])} |")
+        if self.chunks:
+            lines += [
+                "",
+                f"### Backfill chunks ({len(self.chunks)})",
+                "",
+                "| lower | upper | rows |",
+                "|---|---|---:|",
+            ]
+            lines += [f"| {cell(c['lower'])} | {cell(c['upper'])} | {cell(c['rows'])} |" for c in self.chunks]
+        lines += [
+            "",
+            "### State",
+            "",
+            f"- before: `{json.dumps(self.state_before, default=str)}`",
+            f"- after: `{json.dumps(self.state_after, default=str)}` (committed: {self.state_committed})",
+        ]
+        if self.lineage:
+            lines += ["", "### Lineage", ""]
+            for role in ("inputs", "outputs"):
+                for d in self.lineage.get(role, []):
+                    lines.append(f"- {role[:-1]}: `{d['namespace']}` / `{d['name']}`")
+        if self.error:
+            lines += ["", "### Error", "", "```", self.error, "```"]
+        return "\n".join(lines) + "\n"
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), default=str, indent=2)

@@ -148,3 +148,50 @@ def test_console_script_is_installed(tmp_path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["valid"][0]["loads"] == ["orders", "orders_copy"]
+
+
+def test_reports_are_saved_and_shown_as_markdown_and_json(clean_pg, tmp_path, capsys) -> None:
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    path = write_manifest(tmp_path)
+    reports = tmp_path / "reports"
+    assert main(["run", str(path), "--report-dir", str(reports)]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["report", "--dir", str(reports), "--load", "orders", "--format", "markdown"]) == EXIT_OK
+    markdown = capsys.readouterr().out
+    assert "## dpone run report: `cli.orders`" in markdown
+    assert "| status | **success** |" in markdown
+    assert "| stage |" in markdown and "### State" in markdown
+    assert "- output: `postgres://" in markdown
+    code, shown = run_json(capsys, "report", "--dir", str(reports))
+    assert code == EXIT_OK and [r["load"] for r in shown] == ["orders", "orders_copy"]
+    lineage = shown[0]["lineage"]
+    assert lineage["inputs"][0]["name"].endswith(".public.orders")
+    assert lineage["outputs"][0]["rows"] == 100
+    assert [f["name"] for f in lineage["outputs"][0]["schema"]] == ["id", "amount", "updated_at"]
+    # A failed run is saved too, and --fail-on-failed turns it into exit 1.
+    pg.execute("src", "drop table orders")
+    assert main(["run", str(path), "--load", "orders", "--report-dir", str(reports)]) == EXIT_FAILED
+    capsys.readouterr()
+    assert main(["report", "--dir", str(reports), "--load", "orders", "--fail-on-failed"]) == EXIT_FAILED
+    assert "[failed]" in capsys.readouterr().out
+    files = sorted((reports / "cli" / "orders").glob("*.json"))
+    assert len(files) == 2
+    assert main(["report", str(files[0]), "--format", "markdown"]) == EXIT_OK
+    assert "**success**" in capsys.readouterr().out
+
+
+def test_openlineage_facets_from_the_report(clean_pg, tmp_path, capsys) -> None:
+    from airflow_provider_dpone.runtime.openlineage import operator_lineage
+
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    path = write_manifest(tmp_path)
+    code, out = run_json(capsys, "run", str(path), "--load", "orders")
+    assert code == EXIT_OK
+    lineage = operator_lineage(out["reports"][0]["lineage"])
+    (source,), (target,) = lineage.inputs, lineage.outputs
+    assert source.namespace.startswith("postgres://") and source.name.endswith(".public.orders")
+    assert target.name.endswith(".raw.orders")
+    assert [f.name for f in target.facets["schema"].fields] == ["id", "amount", "updated_at"]
+    assert target.outputFacets["outputStatistics"].rowCount == 100
