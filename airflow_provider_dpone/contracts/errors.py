@@ -1,11 +1,13 @@
 """Error taxonomy: bad input, transient and terminal failures.
 
 ``retryable`` tells the operator whether an Airflow retry can help. Messages never carry
-secrets: code that builds them must pass values through :func:`redact` first.
+secrets: the engine masks every registered credential (``contracts.redaction``) before a
+message reaches a log, a report or Airflow.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -121,3 +123,24 @@ class StagingMismatchError(TerminalError):
     """The staged batch does not fit what the strategy rewrites (rows outside the window or partitions)."""
 
     code = "DPONE306"
+
+
+def scrub(exc: BaseException, redact: Callable[[str], str]) -> BaseException:
+    """``exc`` with credentials masked, or a masked ``TransientError`` standing in for it.
+
+    The cause chain is dropped when something was masked, so a traceback cannot print the
+    original message either.
+    """
+    text = str(exc.message) if isinstance(exc, DponeError) else str(exc)
+    clean = redact(text)
+    if clean == text:
+        return exc
+    if isinstance(exc, DponeError):
+        exc.message = clean
+        exc.args = (clean,)
+        exc.__cause__ = None
+        exc.__suppress_context__ = True
+        return exc
+    masked = TransientError(f"{type(exc).__name__}: {clean}")
+    masked.__suppress_context__ = True
+    return masked

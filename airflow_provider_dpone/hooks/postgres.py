@@ -40,6 +40,7 @@ from ..contracts.quality import (
     SqlCheck,
     UniqueCheck,
 )
+from ..contracts.redaction import Redactor
 from ..contracts.state import CursorState, StateRecord, XminState
 from ..contracts.strategies import SCD2_COLUMNS, IncrementalMode, Strategy
 from ..contracts.table import CanonicalType, Column, TableSchema
@@ -101,8 +102,23 @@ class DponePostgresHook(PostgresHook):
 
     # --- connections ---------------------------------------------------------------------
 
+    def redactor(self) -> Redactor:
+        """A redactor knowing this connection's credentials (empty if it cannot be read)."""
+        redactor = Redactor()
+        try:
+            conn = self.get_connection(self.dpone_conn_id)
+        except Exception:  # an unknown conn_id fails later with Airflow's own clear error
+            return redactor
+        redactor.add_connection(conn.password, conn.login, conn.extra_dejson)
+        return redactor
+
     def connect(self) -> psycopg.Connection:
-        conn = self.get_conn()
+        try:
+            conn = self.get_conn()
+        except psycopg.OperationalError as exc:
+            # libpq echoes the user, database and options: never let them reach a log or report.
+            message = self.redactor().redact(str(exc).strip())
+            raise TransientError(f"cannot connect to '{self.dpone_conn_id}': {message}") from None
         if not isinstance(conn, psycopg.Connection):
             conn.close()
             raise MissingExtraError("psycopg", "postgres")

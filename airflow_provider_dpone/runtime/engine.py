@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contracts.artifacts import FileExport, StreamingBatches
-from ..contracts.errors import DponeError
+from ..contracts.errors import DponeError, scrub
 from ..contracts.manifest import LoadSpec, SourceSpec
 from ..contracts.quality import enforce as enforce_quality
 from ..contracts.quality import judge
+from ..contracts.redaction import Redactor
 from ..contracts.state import state_to_dict
 from ..schema.planner import EvolutionMode, enforce_schema_plan
 from .protocols import LoadContext, SinkHook, SourceHook, StagedData, StateBackend
@@ -66,6 +67,18 @@ def effective_source(load: LoadSpec) -> SourceSpec:
 def needs_key_set(load: LoadSpec) -> bool:
     """Reconciling an incremental load needs the source's full key set staged beside the batch."""
     return load.reconciliation.deletes != "none" and load.source.incremental is not None
+
+
+def _redactor(parts: LoadRuntime) -> Redactor:
+    """One redactor for every connection the load uses (source, sink, state table)."""
+    redactor = Redactor()
+    state_hook = getattr(parts.state, "hook", None)
+    for hook in (parts.source, parts.sink, state_hook):
+        make = getattr(hook, "redactor", None)
+        if make is not None:
+            with suppress(Exception):
+                redactor.merge(make())
+    return redactor
 
 
 def _lineage(parts: LoadRuntime, load: LoadSpec, extract: Any, report: RunReport) -> dict[str, Any]:
@@ -223,11 +236,17 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
         succeeded = True
         report.status = "success"
         return report
-    except BaseException as exc:
+    except Exception as exc:
+        clean = scrub(exc, _redactor(parts).redact)
         report.status = "failed"
-        report.error = str(exc) if isinstance(exc, DponeError) else f"{type(exc).__name__}: {exc}"
+        report.error = str(clean) if isinstance(clean, DponeError) else f"{type(clean).__name__}: {clean}"
         with suppress(AttributeError, TypeError):  # callers save the failed run's report too
-            exc.run_report = report  # type: ignore[attr-defined]
+            clean.run_report = report  # type: ignore[attr-defined]
+        if clean is exc:
+            raise
+        raise clean from None
+    except BaseException:  # KeyboardInterrupt, SystemExit: record and re-raise untouched
+        report.status = "failed"
         raise
     finally:
         if extract is not None:

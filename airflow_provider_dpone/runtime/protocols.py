@@ -8,6 +8,7 @@ from typing import Any, Protocol, runtime_checkable
 from ..contracts.artifacts import ExtractResult
 from ..contracts.manifest import LoadSpec, SourceSpec
 from ..contracts.quality import Measurement
+from ..contracts.redaction import Redactor
 from ..contracts.state import StateRecord
 from ..contracts.table import TableSchema
 from ..schema.planner import SchemaPlan
@@ -52,6 +53,10 @@ class SourceHook(Protocol):
         """The OpenLineage ``namespace`` and ``name`` of ``table`` (never credentials)."""
         ...
 
+    def redactor(self) -> Redactor:
+        """A redactor that knows this connection's credentials."""
+        ...
+
     def extract_keys(
         self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...]
     ) -> ExtractResult:
@@ -69,6 +74,10 @@ class SinkHook(Protocol):
 
     def dataset(self, table: str) -> dict[str, str] | None:
         """The OpenLineage ``namespace`` and ``name`` of ``table`` (never credentials)."""
+        ...
+
+    def redactor(self) -> Redactor:
+        """A redactor that knows this connection's credentials."""
         ...
 
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData: ...
