@@ -48,7 +48,7 @@ from ..dialects import postgres as sql
 from ..runtime.prefetch import Prefetched
 from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
-from .postgres_strategies import Finalize
+from .postgres_strategies import Finalize, active_predicate, replace_predicate
 
 log = logging.getLogger(__name__)
 
@@ -677,6 +677,7 @@ class DponePostgresHook(PostgresHook):
         staging: sql.TableRef,
         names: list[str],
         mapping: dict[str, str],
+        schema: TableSchema | None,
     ) -> list[str]:
         """The finalize statements of the keyed and scoped strategies, as ``Finalize`` runs them."""
         load = ctx.load
@@ -686,9 +687,12 @@ class DponePostgresHook(PostgresHook):
             return [sql.insert_select(target, staging, names, mapping)]
         if strategy is Strategy.REPLACE:
             assert spec.replace is not None
-            predicate = f"({spec.replace.where})" if spec.replace.where else "<window column> >= %s and < %s"
+            if schema is None:
+                predicate, params = "<replaced range>", ()
+            else:
+                predicate, params = replace_predicate(spec.replace, schema)
             return [
-                "-- fails if any staged row is outside the replaced range",
+                f"-- fails if any staged row is outside the replaced range; parameters {list(params)}",
                 sql.count_outside(staging, predicate),
                 sql.delete_where(target, predicate),
                 sql.insert_select(target, staging, names, mapping),
@@ -710,7 +714,7 @@ class DponePostgresHook(PostgresHook):
                 f"-- reconciliation ({deletes}): fails above max_delete_fraction "
                 f"{load.reconciliation.max_delete_fraction:g} before any change"
             )
-            statements.append(sql.count_missing_keys(target, keyset, keys, mapping))
+            statements.append(sql.count_missing_keys(target, keyset, keys, mapping, active_predicate(load)))
         if strategy is Strategy.SCD2:
             n = SCD2_COLUMNS
             statements += [
@@ -724,7 +728,7 @@ class DponePostgresHook(PostgresHook):
                         keyset,
                         keys,
                         {n["valid_to"]: "now()", n["is_current"]: "false"},
-                        "t.is_current",
+                        active_predicate(load),
                     )
                 )
             return statements
@@ -742,9 +746,7 @@ class DponePostgresHook(PostgresHook):
         statements.append(sql.merge_insert(target, staging, names, keys, mapping))
         if soft:
             statements.append(
-                sql.close_missing_keys(
-                    target, keyset, keys, {soft: "now()"}, f"t.{sql.quote_ident(soft)} is null"
-                )
+                sql.close_missing_keys(target, keyset, keys, {soft: "now()"}, active_predicate(load))
             )
         elif deletes == "hard":
             statements.append(sql.delete_missing_keys(target, keyset, keys, mapping))
@@ -784,7 +786,7 @@ class DponePostgresHook(PostgresHook):
                 sql.insert_select(target, staging, names, mapping),
             ]
         else:
-            statements += self._plan_finalize(ctx, target, staging, names, mapping)
+            statements += self._plan_finalize(ctx, target, staging, names, mapping, schema)
         if schema:
             statements.insert(
                 1,

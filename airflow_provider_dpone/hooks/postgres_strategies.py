@@ -10,6 +10,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..contracts.errors import BadInputError, DuplicateKeyError, MassDeleteError, StagingMismatchError
+from ..contracts.manifest import LoadSpec, ReplaceSpec
 from ..contracts.strategies import SCD2_COLUMNS, Strategy
 from ..contracts.table import TableSchema
 from ..dialects import postgres as sql
@@ -19,6 +20,29 @@ if TYPE_CHECKING:
     import psycopg
 
 log = logging.getLogger(__name__)
+
+
+def replace_predicate(spec: ReplaceSpec | None, schema: TableSchema) -> tuple[str, tuple]:
+    """The rows ``replace`` rewrites: the window (bounds as parameters) or the author's predicate."""
+    assert spec is not None  # the manifest requires it for this strategy
+    if spec.where:  # SQL from the manifest author, like a source query
+        return f"({spec.where})", ()
+    window = spec.window
+    assert window is not None
+    if not schema.has(window.column):
+        raise BadInputError(
+            f"sink.replace.window.column: '{window.column}' not in source columns {schema.names}"
+        )
+    return sql.window_predicate(schema.column(window.column)), (window.start, window.end)
+
+
+def active_predicate(load: LoadSpec) -> str:
+    """Target rows (alias ``t``) that count as present: not already soft-deleted or closed."""
+    if load.sink.strategy is Strategy.SCD2:
+        return f"t.{sql.quote_ident(SCD2_COLUMNS['is_current'])}"
+    if load.reconciliation.deletes == "soft":
+        return f"t.{sql.quote_ident(load.reconciliation.soft_delete_column)} is null"
+    return ""
 
 
 class Finalize:
@@ -93,12 +117,7 @@ class Finalize:
         return sql.TableRef.parse(key_set)
 
     def _active(self) -> str:
-        """Target rows that count as present (not already soft-deleted or closed)."""
-        if self.ctx.load.sink.strategy is Strategy.SCD2:
-            return f"t.{sql.quote_ident(SCD2_COLUMNS['is_current'])}"
-        if self.deletes == "soft":
-            return f"t.{sql.quote_ident(self.ctx.load.reconciliation.soft_delete_column)} is null"
-        return ""
+        return active_predicate(self.ctx.load)
 
     def _delete_guard(self) -> tuple[sql.TableRef, int] | None:
         """Count the rows reconciliation would delete; fail before any change above the limit."""
@@ -232,19 +251,9 @@ class Finalize:
         result.update(self._apply_deletes(guard))
         return result
 
-    def _replace_predicate(self) -> tuple[str, tuple]:
-        spec = self.ctx.load.sink.replace
-        assert spec is not None  # the manifest requires it for this strategy
-        if spec.where:  # SQL from the manifest author, like a source query
-            return f"({spec.where})", ()
-        window = spec.window
-        assert window is not None
-        self._check_columns("sink.replace.window.column", [window.column])
-        return sql.window_predicate(self.schema.column(window.column)), (window.start, window.end)
-
     def replace(self) -> dict[str, Any]:
         """Delete the window (or predicate) from the target and insert the batch, which must fit it."""
-        predicate, params = self._replace_predicate()
+        predicate, params = replace_predicate(self.ctx.load.sink.replace, self.schema)
         outside = self.cur.execute(sql.count_outside(self.staging, predicate), params or None).fetchone()[0]
         if outside:
             raise StagingMismatchError(
