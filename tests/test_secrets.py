@@ -79,10 +79,18 @@ def assert_clean(*texts: str) -> None:
         )
 
 
-def test_a_successful_run_leaks_nothing(secret_conns, tmp_path, caplog, capfd) -> None:
+def test_a_successful_run_leaks_nothing(secret_conns, tmp_path, caplog, capfd, monkeypatch) -> None:
     caplog.set_level(logging.DEBUG)
-    xcom = run_operator(load(), "ok1")
+    monkeypatch.setenv("DPONE_REPORT_DIR", str(tmp_path / "task-reports"))
+    op = StagedLoadOperator(task_id="items", pipeline="secrets", load=load(), state=STATE)
+    xcom = op.execute({"run_id": "ok1"})
     assert xcom["status"] == "success" and xcom["rows"] == 10
+    # The operator saved its report (DPONE_REPORT_DIR) and hands its lineage to OpenLineage.
+    (saved,) = (tmp_path / "task-reports" / "secrets" / "items").glob("*.json")
+    lineage = op.get_openlineage_facets_on_complete(None)
+    assert lineage.outputs[0].name.endswith(".raw.items")
+    assert lineage.outputs[0].outputFacets["outputStatistics"].rowCount == 10
+    assert_clean(saved.read_text(), repr(lineage))
     manifest = tmp_path / "secrets.yaml"
     manifest.write_text(yaml.safe_dump({"pipeline": "secrets", "state": STATE, "loads": [load()]}))
     assert main(["plan", str(manifest), "--format", "json"]) == 0

@@ -11,6 +11,7 @@ from airflow_provider_dpone.contracts.errors import DuplicateKeyError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.runtime.assemble import assemble
 from airflow_provider_dpone.runtime.engine import run_load
+from tests.helpers import run_first_load as run
 
 pytestmark = pytest.mark.integration
 
@@ -34,11 +35,6 @@ def manifest(load: dict, state: dict | None = None):
             "loads": [{"name": "l", **load}],
         }
     )
-
-
-def run(m, run_id: str = "r1"):
-    load = m.loads[0]
-    return run_load(m.pipeline, load, assemble(load, m.state), run_id)
 
 
 def checksum(pg, which: str, table: str) -> tuple:

@@ -7,8 +7,7 @@ import pytest
 from airflow_provider_dpone.contracts.errors import BadInputError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.contracts.quality import QualityGateError
-from airflow_provider_dpone.runtime.assemble import assemble
-from airflow_provider_dpone.runtime.engine import run_load
+from tests.helpers import run_first_load as run
 
 pytestmark = pytest.mark.integration
 
@@ -58,11 +57,6 @@ def manifest(checks: list[dict]):
             ],
         }
     )
-
-
-def run(m, run_id: str):
-    load = m.loads[0]
-    return run_load(m.pipeline, load, assemble(load, m.state), run_id)
 
 
 def snapshot(pg) -> tuple:

@@ -7,8 +7,8 @@ import pytest
 from airflow_provider_dpone.contracts.errors import SchemaMismatchError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.runtime.assemble import assemble
-from airflow_provider_dpone.runtime.engine import run_load
 from airflow_provider_dpone.runtime.protocols import LoadContext
+from tests.helpers import run_first_load as run
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +41,6 @@ def manifest(sink: dict, evolution: dict | None = None, incremental: bool = True
 
 
 MERGE = {"strategy": "incremental_merge", "unique_key": ["id"]}
-
-
-def run(m, run_id: str):
-    load = m.loads[0]
-    return run_load(m.pipeline, load, assemble(load, m.state), run_id)
 
 
 def columns(pg, table: str = "items", schema: str = "raw") -> list[tuple]:

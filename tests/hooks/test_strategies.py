@@ -7,7 +7,9 @@ import pytest
 from airflow_provider_dpone.contracts.errors import MassDeleteError, StagingMismatchError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.runtime.assemble import assemble
-from airflow_provider_dpone.runtime.engine import run_load
+from airflow_provider_dpone.runtime.engine import effective_source
+from airflow_provider_dpone.runtime.protocols import LoadContext
+from tests.helpers import run_first_load as run
 
 pytestmark = pytest.mark.integration
 
@@ -31,11 +33,6 @@ def manifest(sink: dict, source: dict | None = None, **load):
     return parse_manifest(
         {"pipeline": "strat", "state": {"backend": "table", "conn_id": "dst"}, "loads": [body]}
     )
-
-
-def run(m, run_id: str):
-    load = m.loads[0]
-    return run_load(m.pipeline, load, assemble(load, m.state), run_id)
 
 
 def digest(pg, which: str, table: str, where: str = "true") -> tuple:
@@ -176,7 +173,15 @@ def test_replace_rewrites_only_the_window(clean_pg) -> None:
         "insert into accounts values (200, 'feb', 5, '2026-02-10', now())",
     )
     window = {"column": "day", "start": "2026-02-01", "end": "2026-03-01"}
-    result = run(manifest({"strategy": "replace", "replace": {"window": window}}), "r1").sink["finalize"]
+    windowed = manifest({"strategy": "replace", "replace": {"window": window}})
+    # dpone plan shows the window the source reads and the exact delete the sink runs.
+    load = windowed.loads[0]
+    parts = assemble(load, windowed.state)
+    extract_plan, schema = parts.source.plan_extract(effective_source(load), None)
+    assert extract_plan["params"] == ["2026-02-01", "2026-03-01"]
+    statements = parts.sink.plan_load(LoadContext("strat", load, "plan"), schema)["statements"]
+    assert 'delete from "raw"."accounts" where "day" >= %s::date and "day" < %s::date' in statements
+    result = run(windowed, "r1").sink["finalize"]
     assert result["method"] == "delete_insert"
     feb = "day >= '2026-02-01' and day < '2026-03-01'"
     assert digest(pg, "dst", "raw.accounts", feb) == digest(pg, "src", "accounts", feb)
@@ -254,3 +259,65 @@ def test_partition_replace_swaps_declarative_partitions(clean_pg) -> None:
     with pytest.raises(StagingMismatchError, match=r"1 staged row\(s\) fall in no partition"):
         run(manifest(sink), "r3")
     assert digest(pg, "dst", "raw.accounts") == before
+
+
+def test_concurrent_runs_serialize_on_the_finalize_lock(clean_pg) -> None:
+    import threading
+    import time
+
+    import psycopg
+
+    from airflow_provider_dpone.dialects.postgres import advisory_lock
+
+    pg = clean_pg
+    pg.execute("src", ACCOUNTS)
+    m = manifest(
+        {"strategy": "incremental_merge", "unique_key": ["id"]},
+        {"incremental": {"mode": "cursor", "cursor": "updated_at"}},
+    )
+    run(m, "r1")
+    pg.execute("src", "update accounts set balance = balance + 1, updated_at = now() where id <= 10")
+    before = digest(pg, "dst", "raw.accounts")
+    results: dict[str, object] = {}
+
+    def load(run_id: str) -> None:
+        try:
+            results[run_id] = run(m, run_id).sink["finalize"]
+        except Exception as exc:  # reported through the assertions below
+            results[run_id] = exc
+
+    # Another run holds the load's finalize lock: this run stages, then waits before any change.
+    with psycopg.connect(pg.dst) as holder:
+        holder.execute(advisory_lock(), ("dpone:raw.accounts",))
+        waiting = threading.Thread(target=load, args=("r2",))
+        waiting.start()
+        waited = []
+        for _ in range(100):
+            waited = pg.query(
+                "dst",
+                "select count(*) from pg_stat_activity where datname = current_database() "
+                "and wait_event_type = 'Lock' and wait_event = 'advisory'",
+            )
+            if waited[0][0]:
+                break
+            time.sleep(0.1)
+        assert waited == [(1,)] and waiting.is_alive()
+        assert digest(pg, "dst", "raw.accounts") == before
+        holder.rollback()
+    waiting.join(60)
+    assert results["r2"]["rows_updated"] == 10
+    # Two runs of the same load at once: both apply in turn and converge, nothing twice.
+    pg.execute("src", "update accounts set balance = balance + 1, updated_at = now() where id <= 5")
+    pair = [threading.Thread(target=load, args=(r,)) for r in ("r3", "r4")]
+    for t in pair:
+        t.start()
+    for t in pair:
+        t.join(60)
+    assert all(isinstance(results[r], dict) for r in ("r3", "r4")), results
+    assert digest(pg, "dst", "raw.accounts") == digest(pg, "src", "accounts")
+    # Both commits leave the state at the newest source change, whichever applied last.
+    newest = pg.query("src", "select max(updated_at) from accounts")[0][0]
+    stored = pg.query(
+        "dst", "select (state->>'value')::timestamptz from dpone.state where pipeline = 'strat'"
+    )
+    assert stored == [(newest,)]
