@@ -112,6 +112,13 @@ class SourceSpec(_Strict):
 class StagingSpec(_Strict):
     schema_name: str = Field(default="dpone_staging", alias="schema")
     keep: Literal["always", "never", "on_failure"] = "on_failure"
+    # Staging left by other runs of the load (killed, or kept on failure) is dropped once older.
+    stale_after: float = 86400.0  # seconds
+
+    @field_validator("stale_after", mode="before")
+    @classmethod
+    def _stale_after(cls, value: Any) -> float:
+        return parse_duration(value)
 
 
 class ReplaceSpec(_Strict):

@@ -23,6 +23,13 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def quote_literal(text: str) -> str:
+    """A string literal (standard_conforming_strings, on by default since PostgreSQL 9.1)."""
+    if "\x00" in text:
+        raise BadInputError("a string literal cannot contain NUL")
+    return "'" + text.replace("'", "''") + "'"
+
+
 @dataclass(frozen=True)
 class TableRef:
     schema: str
@@ -714,3 +721,56 @@ def upsert_state(table: TableRef) -> str:
 
 def delete_state(table: TableRef) -> str:
     return f"delete from {table.sql} where pipeline = %s and load = %s"
+
+
+# --- finalize journal: the state a finalize committed, until the state backend has it ---------
+
+
+def create_journal_table(table: TableRef) -> list[str]:
+    return [
+        create_schema(table.schema),
+        f"create table if not exists {table.sql} (\n"
+        "  pipeline text not null,\n  load text not null,\n  run_id text not null,\n"
+        "  state_before jsonb,\n  state_after jsonb not null,\n"
+        "  finalized_at timestamptz not null default now(),\n"
+        "  acknowledged boolean not null default false,\n"
+        "  primary key (pipeline, load)\n)",
+    ]
+
+
+def upsert_journal(table: TableRef) -> str:
+    return (
+        f"insert into {table.sql} (pipeline, load, run_id, state_before, state_after, finalized_at, "
+        "acknowledged) values (%s, %s, %s, %s::jsonb, %s::jsonb, now(), false) "
+        "on conflict (pipeline, load) do update set run_id = excluded.run_id, "
+        "state_before = excluded.state_before, state_after = excluded.state_after, "
+        "finalized_at = excluded.finalized_at, acknowledged = false"
+    )
+
+
+def select_pending_journal(table: TableRef) -> str:
+    return (
+        f"select run_id, state_before::text, state_after::text from {table.sql} "
+        "where pipeline = %s and load = %s and not acknowledged"
+    )
+
+
+def acknowledge_journal(table: TableRef) -> str:
+    return f"update {table.sql} set acknowledged = true where pipeline = %s and load = %s and run_id = %s"
+
+
+# --- staging housekeeping: each staging table carries its load, run and birth in a comment -----
+
+
+def comment_table(table: TableRef, text: str) -> str:
+    """COMMENT takes no bind parameters; ``text`` is rendered as a quoted literal."""
+    return f"comment on table {table.sql} is {quote_literal(text)}"
+
+
+STAGING_TABLES = """
+select c.relname, d.description
+from pg_class c
+join pg_namespace n on n.oid = c.relnamespace
+join pg_description d on d.objoid = c.oid and d.classoid = 'pg_class'::regclass and d.objsubid = 0
+where n.nspname = %s and c.relkind in ('r', 'p') and d.description like '{"dpone_staging"%%'
+"""

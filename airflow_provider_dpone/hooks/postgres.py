@@ -9,6 +9,7 @@ moves as binary COPY chunks and is never decoded in Python.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Iterator
 from contextlib import closing
@@ -45,6 +46,7 @@ from ..contracts.state import CursorState, StateRecord, XminState
 from ..contracts.strategies import SCD2_COLUMNS, IncrementalMode, Strategy
 from ..contracts.table import CanonicalType, Column, TableSchema
 from ..dialects import postgres as sql
+from ..runtime.failpoints import failpoint
 from ..runtime.prefetch import Prefetched
 from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
@@ -387,13 +389,51 @@ class DponePostgresHook(PostgresHook):
         """Create the staging table and COPY the artifact into it, in one transaction."""
         # Full refresh stages a logged table that may be swapped in as the new target.
         logged = ctx.load.sink.strategy is Strategy.FULL_REFRESH
-        return self._stage_into(self.staging_table(ctx), extract, logged=logged)
+        self.sweep_stale_staging(ctx)
+        return self._stage_into(ctx, self.staging_table(ctx), extract, logged=logged)
 
     def stage_key_set(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
         """Stage the source's full key set next to the batch (reconciliation of incremental loads)."""
-        return self._stage_into(self.staging_table(ctx, "keys"), extract, logged=False)
+        return self._stage_into(ctx, self.staging_table(ctx, "keys"), extract, logged=False)
 
-    def _stage_into(self, staging: sql.TableRef, extract: ExtractResult, *, logged: bool) -> StagedData:
+    def sweep_stale_staging(self, ctx: LoadContext) -> list[str]:
+        """Drop this load's staging tables left by other runs more than ``stale_after`` ago.
+
+        Killed runs leave their staging behind (a retry of the same run reuses its name and
+        recreates it). A table still locked by a live run is skipped, never waited for.
+        """
+        spec = ctx.load.sink.staging
+        dropped: list[str] = []
+        with self.connect() as conn:
+            rows = conn.execute(sql.STAGING_TABLES, (spec.schema_name,)).fetchall()
+            now = conn.execute("select extract(epoch from now())").fetchone()[0]
+            conn.commit()
+            for name, comment in rows:
+                try:
+                    meta = json.loads(comment)
+                except ValueError:
+                    continue
+                age = float(now) - float(meta.get("created_epoch", now))
+                if meta.get("dpone_staging") != ctx.key or meta.get("run_id") == ctx.run_id:
+                    continue
+                if age < spec.stale_after:
+                    continue
+                table = sql.TableRef(spec.schema_name, name)
+                try:
+                    conn.execute("set local lock_timeout = '1s'")
+                    conn.execute(sql.drop_table(table))
+                    conn.commit()
+                except psycopg.errors.LockNotAvailable:
+                    conn.rollback()
+                    log.info("stale staging %s is in use; left for a later run", table)
+                    continue
+                dropped.append(str(table))
+                log.info("dropped stale staging %s of run %s (%.0fs old)", table, meta.get("run_id"), age)
+        return dropped
+
+    def _stage_into(
+        self, ctx: LoadContext, staging: sql.TableRef, extract: ExtractResult, *, logged: bool
+    ) -> StagedData:
         schema = extract.schema
         artifact = extract.artifact
         with self.connect() as conn:
@@ -402,6 +442,9 @@ class DponePostgresHook(PostgresHook):
             conn.commit()
             cur.execute(sql.drop_table(staging))
             cur.execute(sql.create_table(staging, schema, unlogged=not logged))
+            born = cur.execute("select extract(epoch from now())").fetchone()[0]
+            label = {"dpone_staging": ctx.key, "run_id": ctx.run_id, "created_epoch": float(born)}
+            cur.execute(sql.comment_table(staging, json.dumps(label)))
             size = 0
             if isinstance(artifact, FileExport):
                 if artifact.format not in self.accepted_formats:
@@ -415,6 +458,7 @@ class DponePostgresHook(PostgresHook):
                     for chunk in chunks:
                         size += len(chunk)
                         copy.write(chunk)
+                        failpoint("mid_copy")
             elif isinstance(artifact, InMemoryRows | StreamingBatches):
                 # JSON arrives as JSON text; dump it as text and let the server parse it.
                 oids = [
@@ -431,6 +475,7 @@ class DponePostgresHook(PostgresHook):
                     for batch in iter_row_batches(artifact):
                         for row in batch:
                             copy.write_row(row)
+                        failpoint("mid_copy")
                 size = None  # rows are encoded by psycopg; the byte count is not tracked
             else:
                 raise BadInputError(f"postgres sink cannot load a {artifact.kind} artifact yet")
@@ -543,6 +588,7 @@ class DponePostgresHook(PostgresHook):
                             )
                     step = Finalize(cur, ctx, target, staging, schema, mapping, staged, created=not exists)
                     result.update(step.run())
+                failpoint("mid_finalize")  # the data is written, not committed
                 for statement, params in extra:
                     cur.execute(statement, params)
                 conn.commit()
@@ -658,6 +704,48 @@ class DponePostgresHook(PostgresHook):
                     raise BadInputError(f"quality[{i}]: unknown check {check!r}")
             conn.rollback()
         return out
+
+    # --- finalize journal ------------------------------------------------------------------
+
+    @staticmethod
+    def _journal(ctx: LoadContext) -> sql.TableRef:
+        return sql.TableRef(ctx.load.sink.staging.schema_name, "dpone_journal")
+
+    def journal_statements(
+        self, ctx: LoadContext, before: dict[str, Any] | None, after: dict[str, Any]
+    ) -> list[Statement]:
+        """The journal row finalize commits with the data, when state lives elsewhere."""
+        table = self._journal(ctx)
+        with self.connect() as conn:  # created before the finalize transaction takes its locks
+            if not conn.execute(sql.TABLE_EXISTS, (table.sql,)).fetchone()[0]:
+                for statement in sql.create_journal_table(table):
+                    conn.execute(statement)
+                conn.commit()
+        params = (
+            ctx.pipeline,
+            ctx.load.name,
+            ctx.run_id,
+            None if before is None else json.dumps(before),
+            json.dumps(after),
+        )
+        return [(sql.upsert_journal(table), params)]
+
+    def pending_journal(self, ctx: LoadContext) -> dict[str, Any] | None:
+        """The last finalize whose state the state backend has not acknowledged, if any."""
+        table = self._journal(ctx)
+        with self.connect() as conn:
+            if not conn.execute(sql.TABLE_EXISTS, (table.sql,)).fetchone()[0]:
+                return None
+            row = conn.execute(sql.select_pending_journal(table), (ctx.pipeline, ctx.load.name)).fetchone()
+        if row is None:
+            return None
+        before = None if row[1] is None else json.loads(row[1])
+        return {"run_id": row[0], "state_before": before, "state_after": json.loads(row[2])}
+
+    def acknowledge_journal(self, ctx: LoadContext, run_id: str) -> None:
+        with self.connect() as conn:
+            conn.execute(sql.acknowledge_journal(self._journal(ctx)), (ctx.pipeline, ctx.load.name, run_id))
+            conn.commit()
 
     def cleanup(self, ctx: LoadContext, staged: StagedData | None, succeeded: bool) -> None:
         keep = ctx.load.sink.staging.keep

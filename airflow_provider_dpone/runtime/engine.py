@@ -6,6 +6,7 @@ after the sink has committed; a failure at any step leaves the target and the st
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator
@@ -19,9 +20,10 @@ from ..contracts.manifest import LoadSpec, SourceSpec
 from ..contracts.quality import enforce as enforce_quality
 from ..contracts.quality import judge
 from ..contracts.redaction import Redactor
-from ..contracts.state import state_to_dict
+from ..contracts.state import StateRecord, state_from_dict, state_to_dict
 from ..schema.planner import EvolutionMode, enforce_schema_plan
-from .protocols import LoadContext, SinkHook, SourceHook, StagedData, StateBackend
+from .failpoints import failpoint
+from .protocols import JournalingSink, LoadContext, SinkHook, SourceHook, StagedData, StateBackend
 from .report import RunReport
 
 log = logging.getLogger("airflow_provider_dpone.runtime")
@@ -128,6 +130,48 @@ def _quality_gates(
     enforce_quality(ctx.load.name, results)
 
 
+def _plain(record: StateRecord | None) -> dict[str, Any] | None:
+    """State as the JSON the journal stores, for comparison."""
+    return None if record is None else json.loads(json.dumps(state_to_dict(record), default=str))
+
+
+def _recover_state(ctx: LoadContext, parts: LoadRuntime, current: StateRecord | None) -> StateRecord | None:
+    """Roll forward a state commit lost after its data committed (a crash between the two).
+
+    The sink journals the new state inside its finalize transaction when the state backend is
+    elsewhere. If the backend still holds that run's state-before, the commit was lost and is
+    replayed now, so the batch is not loaded a second time; if it holds something else (a
+    ``dpone state reset`` or ``set``), the operator's choice wins and the journal is dropped.
+    """
+    sink = parts.sink
+    pending = sink.pending_journal(ctx) if isinstance(sink, JournalingSink) else None
+    if pending is None:
+        return current
+    now = _plain(current)
+    if now == pending["state_before"] and now != pending["state_after"]:
+        recovered = state_from_dict(pending["state_after"])
+        assert recovered is not None
+        log.warning(
+            "dpone %s: run %s committed its data but not its state (killed in between); "
+            "committing state %s now",
+            ctx.key,
+            pending["run_id"],
+            pending["state_after"],
+        )
+        parts.state.commit(ctx.pipeline, ctx.load.name, recovered, pending["run_id"])
+        current = recovered
+    elif now != pending["state_after"]:
+        log.warning(
+            "dpone %s: state was changed after run %s (%s, not its %s); keeping it",
+            ctx.key,
+            pending["run_id"],
+            now,
+            pending["state_after"],
+        )
+    sink.acknowledge_journal(ctx, pending["run_id"])  # type: ignore[attr-defined]
+    return current
+
+
 def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> RunReport:
     """Run ``load``; a chunked backfill runs chunk after chunk, each committing its own state.
 
@@ -167,13 +211,14 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
     succeeded = False
     extract = None
     try:
-        before = parts.state.get(pipeline, load.name)
+        before = _recover_state(ctx, parts, parts.state.get(pipeline, load.name))
         report.state_before = state_to_dict(before) if before else None
         log.info("dpone %s: state before %s", ctx.key, report.state_before)
         with _timed(report, "extract"):
             extract = parts.source.extract(
                 effective_source(load), before, accepted_formats=parts.sink.accepted_formats
             )
+        failpoint("after_extract")
         report.source["window"] = extract.details
         artifact = extract.artifact
         report.fast_path = artifact.format if isinstance(artifact, FileExport) else artifact.kind
@@ -210,25 +255,32 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
                     _close_artifact(keys.artifact)
                 staged.details["key_set"] = key_set.staging
                 phase.rows, phase.bytes = key_set.rows, key_set.bytes
+        failpoint("after_stage")
         candidate = extract.state_candidate
         extra = []
-        colocated = False
+        colocated = journaled = False
         if candidate is not None:
             statements = parts.state.colocated_statements(
                 parts.sink, load.sink.conn_id, pipeline, load.name, candidate, run_id
             )
             if statements:
                 extra, colocated = statements, True
+            elif isinstance(parts.sink, JournalingSink):
+                extra = parts.sink.journal_statements(ctx, _plain(before), _plain(candidate))
+                journaled = True
         with _timed(report, "finalize") as phase:
             result = parts.sink.finalize(ctx, staged, extra)
             phase.rows = result.get("rows_inserted")
             report.sink["finalize"] = result
+        failpoint("after_finalize")
         if candidate is not None:
             if colocated:
                 report.state_committed = "with_data"
             else:
                 with _timed(report, "state"):
                     parts.state.commit(pipeline, load.name, candidate, run_id)
+                    if journaled:
+                        parts.sink.acknowledge_journal(ctx, run_id)  # type: ignore[attr-defined]
                 report.state_committed = "after_data"
             report.state_after = state_to_dict(candidate)
         else:

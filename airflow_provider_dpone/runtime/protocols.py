@@ -100,6 +100,23 @@ class SinkHook(Protocol):
 
 
 @runtime_checkable
+class JournalingSink(Protocol):
+    """A transactional sink that journals a load's new state inside its finalize transaction.
+
+    With the state backend outside the sink, this closes the window between the data commit
+    and the state commit: a crash there is rolled forward by the next run, not re-applied.
+    """
+
+    def journal_statements(
+        self, ctx: LoadContext, before: dict[str, Any] | None, after: dict[str, Any]
+    ) -> list[Statement]: ...
+
+    def pending_journal(self, ctx: LoadContext) -> dict[str, Any] | None: ...
+
+    def acknowledge_journal(self, ctx: LoadContext, run_id: str) -> None: ...
+
+
+@runtime_checkable
 class StateBackend(Protocol):
     name: str
 

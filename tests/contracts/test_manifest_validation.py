@@ -150,6 +150,13 @@ CASES = [
         ["10m"],
     ),
     ("bad_retry_delay", _with("retry_delay", "soon"), "retry_delay", None, ["duration"]),
+    (
+        "bad_stale_after",
+        _with("loads.1.sink.staging", {"stale_after": "a while"}),
+        "sink.staging.stale_after",
+        "orders",
+        ["1h30m"],
+    ),
     ("table_and_query", _with("loads.0.source.query", "select 1"), "source", "customers", ["exactly one"]),
     (
         "neither_table_nor_query",

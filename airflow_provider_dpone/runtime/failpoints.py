@@ -1,0 +1,26 @@
+"""Crash injection at named points of a load, for the crash-safety tests.
+
+Setting ``DPONE_FAILPOINT`` to one of :data:`POINTS` makes the process kill itself with
+SIGKILL when it reaches that point: no ``finally``, no rollback, no cleanup, exactly like an
+OOM kill or a lost worker. Unset (always, in production), a failpoint is one dict lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+ENV = "DPONE_FAILPOINT"
+POINTS = ("after_extract", "mid_copy", "after_stage", "mid_finalize", "after_finalize")
+
+log = logging.getLogger(__name__)
+
+
+def failpoint(name: str) -> None:
+    """SIGKILL this process if ``DPONE_FAILPOINT`` names ``name``."""
+    if os.environ.get(ENV) == name:
+        log.warning("dpone failpoint %s: killing process %d with SIGKILL", name, os.getpid())
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
