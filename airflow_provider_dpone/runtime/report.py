@@ -78,6 +78,8 @@ class RunReport:
                     "upper": window.get("upper"),
                     "rows": chunk.rows,
                     "seconds": chunk.seconds,
+                    "quality_passed": sum(1 for q in chunk.quality if q["passed"]),
+                    "quality_failed": [q["name"] for q in chunk.quality if not q["passed"]],
                 }
             )
         return combined

@@ -75,6 +75,7 @@ def test_a_backfill_runs_in_chunks_and_a_retry_resumes_at_the_failed_chunk(clean
     assert report.chunks[0]["lower"] == watermark  # resumed at the failed chunk, not restarted
     assert len(report.chunks) >= 6 and report.rows == 240 - loaded[0][0]
     assert report.find_phase("stage").rows == report.rows
+    assert all(c["quality_passed"] == 1 and not c["quality_failed"] for c in report.chunks)
     assert f"backfill: {len(report.chunks)} chunk(s)" in report.to_table()
     assert same(pg)
     assert stored(pg).startswith("2026-03-10 23:00:00")
