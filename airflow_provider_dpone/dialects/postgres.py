@@ -667,11 +667,13 @@ def quality_unique(staging: TableRef, columns: Sequence[str]) -> tuple[str, str]
     return counts, f"({cols}) in ({groups})"
 
 
-def quality_accepted_values(staging: TableRef, column: Column) -> tuple[str, str]:
-    """(count query taking the accepted values as one array parameter, failing predicate)."""
+def quality_accepted_values(
+    staging: TableRef, column: Column, values: Sequence[object]
+) -> tuple[str, str, tuple]:
+    """(count query, failing predicate, its parameters: the accepted values as one array)."""
     col = quote_ident(column.name)
     failing = f"{col} is not null and not ({col} = any(%s::{native_type(column)}[]))"
-    return f"select count(*) from {staging.sql} where {failing}", failing
+    return f"select count(*) from {staging.sql} where {failing}", failing, ([str(v) for v in values],)
 
 
 def quality_freshness(staging: TableRef, column: str) -> str:

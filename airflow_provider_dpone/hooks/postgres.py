@@ -32,15 +32,7 @@ from ..contracts.artifacts import (
 )
 from ..contracts.errors import BadInputError, TransientError
 from ..contracts.manifest import SourceSpec
-from ..contracts.quality import (
-    AcceptedValuesCheck,
-    FreshnessCheck,
-    Measurement,
-    NotNullCheck,
-    RowCountCheck,
-    SqlCheck,
-    UniqueCheck,
-)
+from ..contracts.quality import Measurement
 from ..contracts.redaction import Redactor
 from ..contracts.state import CursorState, StateRecord, XminState
 from ..contracts.strategies import SCD2_COLUMNS, IncrementalMode, Strategy
@@ -51,6 +43,7 @@ from ..runtime.prefetch import Prefetched
 from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from .postgres_strategies import Finalize, active_predicate, replace_predicate
+from .quality_measure import measure_checks
 
 log = logging.getLogger(__name__)
 
@@ -643,65 +636,20 @@ class DponePostgresHook(PostgresHook):
 
     def measure_quality(self, ctx: LoadContext, staged: StagedData, checks: list[Any]) -> list[Measurement]:
         """Measure each quality check on staging, read-only; samples carry key columns only."""
-        staging = sql.TableRef.parse(staged.staging)
-        target = sql.TableRef.parse(ctx.load.sink.table)
-        schema = staged.schema
-        keys = list(ctx.load.sink.unique_key or schema.primary_key)
-        out: list[Measurement] = []
         with self.connect() as conn:
             conn.read_only = True
             cur = conn.cursor()
-
-            def samples(predicate: str, params: tuple = ()) -> list[dict[str, Any]]:
-                if not keys:
-                    return []
-                rows = cur.execute(sql.sample_keys(staging, keys, predicate), params or None).fetchall()
-                return [{k: str(v) for k, v in zip(keys, r, strict=True)} for r in rows]
-
-            for i, check in enumerate(checks):
-                named = [
-                    c for c in (getattr(check, "columns", None) or [getattr(check, "column", None)]) if c
-                ]
-                missing = [c for c in named if not schema.has(c)]
-                if missing:
-                    raise BadInputError(
-                        f"quality[{i}] ({check.label}): column(s) {missing} not in the batch; "
-                        f"columns: {schema.names}"
-                    )
-                if isinstance(check, NotNullCheck):
-                    query, failing = sql.quality_not_null(staging, check.columns)
-                    total, *per = cur.execute(query).fetchone()
-                    out.append(
-                        Measurement(
-                            total,
-                            samples(failing) if total else [],
-                            {"per_column": dict(zip(check.columns, per, strict=True))},
-                        )
-                    )
-                elif isinstance(check, UniqueCheck):
-                    query, failing = sql.quality_unique(staging, check.columns)
-                    values, rows = cur.execute(query).fetchone()
-                    out.append(Measurement(values, samples(failing) if values else [], {"rows": int(rows)}))
-                elif isinstance(check, RowCountCheck):
-                    out.append(Measurement(staged.rows))
-                elif isinstance(check, FreshnessCheck):
-                    out.append(
-                        Measurement(cur.execute(sql.quality_freshness(staging, check.column)).fetchone()[0])
-                    )
-                elif isinstance(check, AcceptedValuesCheck):
-                    query, failing = sql.quality_accepted_values(staging, schema.column(check.column))
-                    params = ([str(v) for v in check.values],)
-                    bad = cur.execute(query, params).fetchone()[0]
-                    out.append(Measurement(bad, samples(failing, params) if bad else []))
-                elif isinstance(check, SqlCheck):
-                    row = cur.execute(sql.render_check_sql(check.sql, staging, target)).fetchone()
-                    if row is None or len(row) != 1:
-                        raise BadInputError(
-                            f"quality[{i}] (sql): the query must return one row with one number"
-                        )
-                    out.append(Measurement(row[0]))
-                else:  # pragma: no cover - the manifest union is closed
-                    raise BadInputError(f"quality[{i}]: unknown check {check!r}")
+            out = measure_checks(
+                sql,
+                lambda query, params: cur.execute(query, params or None).fetchone(),
+                lambda query, params: cur.execute(query, params or None).fetchall(),
+                staging=sql.TableRef.parse(staged.staging),
+                target=sql.TableRef.parse(ctx.load.sink.table),
+                schema=staged.schema,
+                keys=list(ctx.load.sink.unique_key or staged.schema.primary_key),
+                staged_rows=staged.rows,
+                checks=checks,
+            )
             conn.rollback()
         return out
 
