@@ -93,3 +93,38 @@ def airflow_db() -> Path:
     airflow = str(Path(sys.executable).with_name("airflow"))
     subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, env=os.environ.copy())
     return _AIRFLOW_HOME
+
+
+class ChEnv:
+    """The ClickHouse engine (chDB, in this process) with an Airflow connection ``ch``."""
+
+    def __init__(self, path: Path) -> None:
+        import json
+
+        import clickhouse_connect
+
+        self.dsn = f"chdb://{path}"
+        os.environ["AIRFLOW_CONN_CH"] = json.dumps(
+            {"conn_type": "dpone_clickhouse", "extra": {"dsn": self.dsn}}
+        )
+        self.client = clickhouse_connect.get_client(dsn=self.dsn, tz_mode="schema")
+
+    def query(self, statement: str, params: dict | None = None) -> list[tuple]:
+        return list(self.client.query(statement, parameters=params or {}).result_rows)
+
+    def command(self, statement: str) -> None:
+        self.client.command(statement)
+
+
+@pytest.fixture(scope="session")
+def ch(tmp_path_factory: pytest.TempPathFactory) -> ChEnv:
+    """chDB allows one data directory per process: every test shares this one."""
+    return ChEnv(tmp_path_factory.mktemp("chdb"))
+
+
+@pytest.fixture
+def clean_ch(ch: ChEnv) -> ChEnv:
+    for db in ("raw", "src", "dpone_staging"):
+        ch.command(f"drop database if exists {db} sync")
+    ch.command("create database src")
+    return ch

@@ -17,6 +17,11 @@ from .table import TableSchema
 
 Row = Sequence[Any]
 
+# Formats shared across connectors. TSV is tab-separated text with ``\N`` for NULL and
+# backslash escapes, as PostgreSQL's text COPY writes it and ClickHouse's TabSeparated reads it.
+TSV = "tsv"
+ARROW = "arrow"
+
 
 @dataclass
 class InMemoryRows:
@@ -32,6 +37,14 @@ class StreamingBatches:
 
     batches: Iterable[list[Row]]
     kind = "streaming_batches"
+
+
+@dataclass
+class ArrowBatches:
+    """Lazily produced Arrow record batches (pyarrow objects), columns in ``schema`` order."""
+
+    batches: Iterable[Any]
+    kind = "arrow_batches"
 
 
 @dataclass
@@ -66,7 +79,14 @@ class ObjectStorageStagingManifest:
     kind = "object_storage_staging_manifest"
 
 
-Artifact = InMemoryRows | StreamingBatches | FileExport | PartitionedFileExport | ObjectStorageStagingManifest
+Artifact = (
+    InMemoryRows
+    | StreamingBatches
+    | ArrowBatches
+    | FileExport
+    | PartitionedFileExport
+    | ObjectStorageStagingManifest
+)
 
 
 def iter_row_batches(artifact: Artifact) -> Iterator[list[Row]]:

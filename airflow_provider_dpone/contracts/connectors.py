@@ -39,4 +39,18 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         ),
         table_only_modes=frozenset({IncrementalMode.XMIN}),
     ),
+    "clickhouse": ConnectorInfo(
+        name="clickhouse",
+        hook="airflow_provider_dpone.hooks.clickhouse:DponeClickHouseHook",
+        extra="clickhouse",
+        source_modes=frozenset({None, IncrementalMode.CURSOR}),
+        sink_strategies=frozenset(
+            {
+                Strategy.FULL_REFRESH,
+                Strategy.INCREMENTAL_APPEND,
+                Strategy.INCREMENTAL_MERGE,
+                Strategy.PARTITION_REPLACE,
+            }
+        ),
+    ),
 }

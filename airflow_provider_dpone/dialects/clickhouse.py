@@ -214,7 +214,7 @@ def as_stored(schema: TableSchema) -> TableSchema:
 # --- introspection ---------------------------------------------------------------------------
 
 INTROSPECT_COLUMNS = (
-    "select name, type, is_in_sorting_key from system.columns "
+    "select name, type, is_in_sorting_key, is_in_partition_key from system.columns "
     "where database = {db:String} and table = {table:String} order by position"
 )
 TABLE_INFO = (
@@ -282,26 +282,45 @@ def rename_table(source: TableRef, target: TableRef) -> str:
     return f"rename table {source.sql} to {target.sql}"
 
 
-def schema_change_ddl(table: TableRef, change: SchemaChange, *, key: bool = False) -> list[str]:
-    """The DDL that applies one safe change of the schema plan (ADD / MODIFY COLUMN)."""
-    if change.kind in (ChangeKind.ADD_COLUMN, ChangeKind.NEW_COLUMN):
-        assert change.result is not None
-        col = replace(change.result, nullable=True)
-        return [
-            f"alter table {table.sql} add column if not exists {quote_ident(col.name)} {column_type(col)}"
-        ]
-    if change.kind is ChangeKind.WIDEN:
-        assert change.result is not None and change.target is not None
-        col = replace(change.result, nullable=change.target.nullable, native_type=None, dialect=None)
-        return [
-            f"alter table {table.sql} modify column {quote_ident(change.column)} {column_type(col, key=key)}"
-        ]
-    if change.kind is ChangeKind.RELAX_NOT_NULL:
-        assert change.target is not None
-        base = base_type(change.target)
-        col = Column(change.column, change.target.type, True, native_type=base, dialect=DIALECT)
-        return [f"alter table {table.sql} modify column {quote_ident(change.column)} {column_type(col)}"]
-    raise ValueError(f"{change.kind.value} is not a change that is applied: {change.describe()}")
+def modify_comment(table: TableRef, text: str) -> str:
+    return f"alter table {table.sql} modify comment {quote_literal(text)}"
+
+
+TABLE_COMMENT = "select comment from system.tables where database = {db:String} and name = {table:String}"
+
+
+def schema_changes_ddl(
+    table: TableRef, changes: Sequence[SchemaChange], keys: Sequence[str] = ()
+) -> list[str]:
+    """The DDL that applies the plan's safe changes: ADD COLUMN, and one MODIFY COLUMN per column.
+
+    A column both widened and relaxed gets one MODIFY to its final type (two would undo each other).
+    """
+    out: list[str] = []
+    final: dict[str, Column] = {}
+    for change in changes:
+        if change.kind in (ChangeKind.ADD_COLUMN, ChangeKind.NEW_COLUMN):
+            assert change.result is not None
+            col = replace(change.result, nullable=True)
+            out.append(
+                f"alter table {table.sql} add column if not exists {quote_ident(col.name)} {column_type(col)}"
+            )
+        elif change.kind in (ChangeKind.WIDEN, ChangeKind.RELAX_NOT_NULL):
+            assert change.target is not None
+            current = final.get(change.column, change.target)
+            if change.kind is ChangeKind.WIDEN:
+                assert change.result is not None
+                widened = replace(change.result, native_type=None, dialect=None)
+                final[change.column] = replace(widened, name=change.column, nullable=current.nullable)
+            else:
+                final[change.column] = replace(current, nullable=True)
+        else:
+            raise ValueError(f"{change.kind.value} is not a change that is applied: {change.describe()}")
+    for name, col in final.items():
+        out.append(
+            f"alter table {table.sql} modify column {quote_ident(name)} {column_type(col, key=name in keys)}"
+        )
+    return out
 
 
 # --- finalize --------------------------------------------------------------------------------

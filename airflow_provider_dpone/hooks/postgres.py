@@ -24,6 +24,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
     raise MissingExtraError(_exc.name or "psycopg", "postgres") from None
 
 from ..contracts.artifacts import (
+    TSV,
     ExtractResult,
     FileExport,
     InMemoryRows,
@@ -54,6 +55,8 @@ _PREFETCH = 4  # chunks read ahead of the sink: memory stays within a few MiB
 _MERGE_FILLFACTOR = 90
 _UPDATING = {Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2}
 _TEMPORAL = {CanonicalType.DATE, CanonicalType.TIMESTAMP, CanonicalType.TIMESTAMPTZ}
+# Text COPY spells these differently from TSV readers ({1,2} arrays, \\x.. bytea).
+_NOT_TSV = {CanonicalType.ARRAY, CanonicalType.BINARY}
 _NUMERIC = {CanonicalType.INT16, CanonicalType.INT32, CanonicalType.INT64, CanonicalType.DECIMAL}
 
 
@@ -275,13 +278,14 @@ class DponePostgresHook(PostgresHook):
         try:
             schema, binary_ok, select, params, candidate, details = self._prepare(conn.cursor(), spec, state)
             details["query"] = select
-            fmt = (
-                BINARY
-                if binary_ok and BINARY in accepted_formats
-                else TEXT
-                if TEXT in accepted_formats
-                else None
-            )
+            if binary_ok and BINARY in accepted_formats:
+                fmt: str | None = BINARY
+            elif TEXT in accepted_formats:
+                fmt = TEXT
+            elif TSV in accepted_formats and all(c.type not in _NOT_TSV for c in schema.columns):
+                fmt = TSV  # text COPY as it is: the sink parses it natively
+            else:
+                fmt = None
             if fmt:
                 artifact: Any = FileExport(
                     format=fmt,

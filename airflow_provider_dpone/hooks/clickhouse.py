@@ -1,0 +1,652 @@
+"""ClickHouse source and sink on clickhouse-connect (HTTP server, or chDB in process).
+
+Source: full and cursor-incremental extracts streamed in blocks, as Arrow record batches to
+sinks that take Arrow, else as row batches. Sink: a staging table created from the target's
+metadata, loaded by native Arrow insert or TSV insert, keys checked, then finalized with an
+atomic EXCHANGE TABLES (full refresh), partition attach (append), lightweight delete + attach
+(merge; attach only on a ReplacingMergeTree target) or REPLACE PARTITION (partition_replace).
+
+The connection: host, port (8123, or 8443 with ``secure``), login, password, schema (the
+database) and extras ``secure``, ``compress``, ``settings``; or extra ``dsn`` such as
+``chdb:///var/lib/chdb`` for the in-process engine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from ..contracts.errors import MissingExtraError
+
+try:
+    import clickhouse_connect
+    import pyarrow as pa
+    from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra test
+    raise MissingExtraError(_exc.name or "clickhouse-connect", "clickhouse") from None
+
+from airflow.sdk import BaseHook
+
+from ..contracts.artifacts import (
+    ARROW,
+    TSV,
+    ArrowBatches,
+    ExtractResult,
+    FileExport,
+    InMemoryRows,
+    StreamingBatches,
+    iter_row_batches,
+)
+from ..contracts.errors import BadInputError, DuplicateKeyError, TransientError, UnsupportedError
+from ..contracts.manifest import SourceSpec
+from ..contracts.quality import Measurement
+from ..contracts.redaction import Redactor
+from ..contracts.state import CursorState, StateRecord
+from ..contracts.strategies import IncrementalMode, Strategy
+from ..contracts.table import CanonicalType, Column, TableSchema
+from ..dialects import clickhouse as sql
+from ..runtime.failpoints import failpoint
+from ..runtime.protocols import LoadContext, StagedData, Statement
+from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
+from .quality_measure import measure_checks
+
+log = logging.getLogger(__name__)
+
+_TEMPORAL = {CanonicalType.DATE, CanonicalType.TIMESTAMP, CanonicalType.TIMESTAMPTZ}
+# A NULL sent to a non-Nullable column fails the insert instead of becoming 0 or ''.
+_INSERT_SETTINGS = {"input_format_null_as_default": 0}
+_TSV_SETTINGS = {**_INSERT_SETTINGS, "date_time_input_format": "best_effort"}
+
+
+def _arrow_type(column: Column) -> Any:
+    """The Arrow type a canonical column's Python values are converted through."""
+    t = column.type
+    simple = {
+        CanonicalType.BOOLEAN: pa.bool_(),
+        CanonicalType.INT16: pa.int16(),
+        CanonicalType.INT32: pa.int32(),
+        CanonicalType.INT64: pa.int64(),
+        CanonicalType.FLOAT32: pa.float32(),
+        CanonicalType.FLOAT64: pa.float64(),
+        CanonicalType.BINARY: pa.binary(),
+        CanonicalType.DATE: pa.date32(),
+        CanonicalType.TIMESTAMP: pa.timestamp("us"),
+        CanonicalType.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
+    }
+    if t in simple:
+        return simple[t]
+    if t is CanonicalType.DECIMAL:
+        p, s = (
+            sql.UNBOUNDED_DECIMAL
+            if column.precision is None or column.precision > 76
+            else (
+                column.precision,
+                column.scale or 0,
+            )
+        )
+        return pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
+    if t is CanonicalType.ARRAY:
+        return pa.list_(_arrow_type(Column("element", column.element or CanonicalType.UNKNOWN)))
+    return pa.string()  # string, json (text), uuid, time, interval, unknown
+
+
+def _text(value: Any) -> Any:
+    return value if value is None or isinstance(value, str) else str(value)
+
+
+def rows_to_arrow(schema: TableSchema, names: list[str], rows: list) -> Any:
+    """One row batch as an Arrow table with the columns renamed to ``names``."""
+    arrays = []
+    for i, column in enumerate(schema.columns):
+        values = [r[i] for r in rows]
+        arrow_type = _arrow_type(column)
+        if pa.types.is_string(arrow_type):
+            values = [_text(v) for v in values]
+        elif column.type is CanonicalType.TIMESTAMPTZ:
+            values = [v.astimezone(dt.timezone.utc) if v is not None else None for v in values]
+        arrays.append(pa.array(values, type=arrow_type))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+class DponeClickHouseHook(BaseHook):
+    """Source and sink for ClickHouse."""
+
+    conn_name_attr = "clickhouse_conn_id"
+    default_conn_name = "clickhouse_default"
+    conn_type = "dpone_clickhouse"
+    hook_name = "dpone ClickHouse"
+
+    accepted_formats = (TSV, ARROW)
+
+    def __init__(self, conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dpone_conn_id = conn_id
+        self._client: Any = None
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": [],
+            "relabeling": {"schema": "Database"},
+            "placeholders": {
+                "host": "clickhouse.example.com",
+                "port": "8123 (8443 with secure)",
+                "extra": '{"secure": true, "settings": {"max_execution_time": 600}}  or  {"dsn": "chdb:///path"}',
+            },
+        }
+
+    # --- connections ---------------------------------------------------------------------
+
+    def redactor(self) -> Redactor:
+        redactor = Redactor()
+        try:
+            conn = self.get_connection(self.dpone_conn_id)
+        except Exception:
+            return redactor
+        redactor.add_connection(conn.password, conn.login, conn.extra_dejson)
+        return redactor
+
+    def client(self) -> Any:
+        """The clickhouse-connect client, built on first use."""
+        if self._client is not None:
+            return self._client
+        conn = self.get_connection(self.dpone_conn_id)
+        extra = conn.extra_dejson
+        try:
+            if extra.get("dsn"):
+                self._client = clickhouse_connect.get_client(dsn=extra["dsn"], tz_mode="schema")
+            else:
+                secure = bool(extra.get("secure", False))
+                self._client = clickhouse_connect.get_client(
+                    host=conn.host or "localhost",
+                    port=conn.port or (8443 if secure else 8123),
+                    username=conn.login or "default",
+                    password=conn.password or "",
+                    database=conn.schema or "default",
+                    secure=secure,
+                    compress=extra.get("compress", True),
+                    settings=extra.get("settings") or {},
+                    tz_mode="schema",
+                )
+        except (OperationalError, ClickHouseError) as exc:
+            message = self.redactor().redact(str(exc).strip())
+            raise TransientError(f"cannot connect to '{self.dpone_conn_id}': {message}") from None
+        return self._client
+
+    def get_conn(self) -> Any:
+        return self.client()
+
+    def _database(self) -> str:
+        return self.get_connection(self.dpone_conn_id).schema or "default"
+
+    def _ref(self, table: str) -> sql.TableRef:
+        return sql.TableRef.parse(table, self._database())
+
+    def dataset(self, table: str) -> dict[str, str]:
+        conn = self.get_connection(self.dpone_conn_id)
+        ref = self._ref(table)
+        where = conn.extra_dejson.get("dsn") or f"clickhouse://{conn.host or 'localhost'}:{conn.port or 8123}"
+        if where.startswith("chdb://"):
+            where = "chdb://local"  # the data directory is a local path, not a locator
+        return {"namespace": where, "name": f"{ref.database}.{ref.name}"}
+
+    def query(self, statement: str, params: dict | None = None) -> list[tuple]:
+        return list(self.client().query(statement, parameters=params or {}).result_rows)
+
+    def command(self, statement: str, params: dict | None = None) -> None:
+        self.client().command(statement, parameters=params or None)
+
+    # --- introspection -------------------------------------------------------------------
+
+    def describe_table(self, table: sql.TableRef, *, with_partition_key: bool = False) -> TableSchema | None:
+        """Columns and sorting key (plus the partition key columns, for schema planning)."""
+        rows = self.query(sql.INTROSPECT_COLUMNS, {"db": table.database, "table": table.name})
+        if not rows:
+            return None
+        columns = tuple(sql.to_canonical(name, native) for name, native, _, _ in rows)
+        keys = tuple(r[0] for r in rows if r[2] or (with_partition_key and r[3]))
+        return TableSchema(columns, keys)
+
+    def _table_info(self, table: sql.TableRef) -> tuple[str, str, str] | None:
+        rows = self.query(sql.TABLE_INFO, {"db": table.database, "table": table.name})
+        return tuple(rows[0]) if rows else None  # type: ignore[return-value]
+
+    def _describe_source(self, spec: SourceSpec) -> tuple[TableSchema, str]:
+        if spec.table:
+            ref = self._ref(spec.table)
+            schema = self.describe_table(ref)
+            if schema is None:
+                raise BadInputError(f"source table {ref} does not exist or has no columns")
+            relation = ref.sql
+        else:
+            query = (spec.query or "").strip().rstrip(";")
+            rows = self.query(sql.describe_query(query))
+            schema = TableSchema(tuple(sql.to_canonical(r[0], r[1]) for r in rows))
+            relation = f"({query}) as dpone_source"
+        if spec.columns:
+            missing = [c for c in spec.columns if not schema.has(c)]
+            if missing:
+                raise BadInputError(f"source.columns: {missing} not in the source columns {schema.names}")
+            keep = tuple(schema.column(c) for c in spec.columns)
+            schema = TableSchema(keep, tuple(k for k in schema.primary_key if k in spec.columns))
+        return schema, relation
+
+    # --- source --------------------------------------------------------------------------
+
+    def _window(
+        self, spec: SourceSpec, schema: TableSchema, relation: str, state: StateRecord | None
+    ) -> tuple[str, dict[str, Any], StateRecord | None, dict[str, Any]]:
+        inc = spec.incremental
+        where, params, candidate, details = "", {}, None, {"mode": "full"}
+        if inc is not None:
+            if inc.mode is not IncrementalMode.CURSOR:
+                raise UnsupportedError(
+                    f"source.incremental.mode: '{inc.mode.value}' is not supported by clickhouse; allowed: cursor"
+                )
+            if not schema.has(inc.cursor or ""):
+                raise BadInputError(
+                    f"source.incremental.cursor: column '{inc.cursor}' not in source {schema.names}"
+                )
+            column = schema.column(inc.cursor or "")
+            if state is not None and not isinstance(state, CursorState):
+                raise BadInputError(f"stored state is {state.kind!r} but the load uses cursor mode; reset it")
+            if inc.lookback and column.type not in _TEMPORAL:
+                raise BadInputError(
+                    f"source.incremental.lookback: only applies to date/time cursors; "
+                    f"'{inc.cursor}' is {column.native_type}"
+                )
+            if inc.chunk:
+                raise UnsupportedError(
+                    "source.incremental.chunk is not supported by the clickhouse source yet"
+                )
+            lower = state.value if state is not None else inc.initial_value
+            upper, count = self.query(sql.cursor_max(relation, column.name))[0]
+            upper = upper if count else None
+            details = {
+                "mode": "cursor",
+                "cursor": column.name,
+                "lower": lower,
+                "upper": upper,
+                "lookback_seconds": inc.lookback,
+            }
+            if upper is None:
+                return "0", {}, state, details
+            ptype = sql.param_type(column.native_type or sql.base_type(column))
+            where = sql.cursor_predicate(column.name, ptype, lower is not None, bool(inc.lookback))
+            params = {"upper": upper}
+            if lower is not None:
+                params["lower"] = lower
+            if inc.lookback:
+                params["lookback_us"] = int(inc.lookback * 1_000_000)
+            candidate = CursorState(cursor=column.name, value=upper, value_type=column.type.value)
+        if spec.window:
+            if not schema.has(spec.window.column):
+                raise BadInputError(
+                    f"source.window.column: '{spec.window.column}' not in source {schema.names}"
+                )
+            column = schema.column(spec.window.column)
+            ptype = sql.param_type(column.native_type or sql.base_type(column))
+            col = sql.quote_ident(column.name)
+            clause = f"{col} >= {{wstart:{ptype}}} and {col} < {{wend:{ptype}}}"
+            where = f"({where}) and {clause}" if where else clause
+            params.update(wstart=spec.window.start, wend=spec.window.end)
+            details["window"] = spec.window.model_dump()
+        return where, params, candidate, details
+
+    def extract(
+        self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...] = ()
+    ) -> ExtractResult:
+        """Fix the window (the cursor's max now), then stream the rows lazily in blocks."""
+        schema, relation = self._describe_source(spec)
+        where, params, candidate, details = self._window(spec, schema, relation, state)
+        select = sql.select_rows(relation, schema.names, where)
+        details["query"] = select
+        settings = {"max_block_size": spec.batch_size}
+        if ARROW in accepted_formats:
+            artifact: Any = ArrowBatches(self._arrow_batches(select, params, settings, details))
+        else:
+            artifact = StreamingBatches(self._row_batches(select, params, settings, details))
+        return ExtractResult(artifact=artifact, schema=schema, state_candidate=candidate, details=details)
+
+    def _arrow_batches(self, select: str, params: dict, settings: dict, details: dict) -> Iterator[Any]:
+        sent = 0
+        with self.client().query_arrow_stream(select, parameters=params, settings=settings) as stream:
+            for batch in stream:
+                sent += batch.num_rows
+                yield batch
+        details["source_rows"] = sent
+
+    def _row_batches(self, select: str, params: dict, settings: dict, details: dict) -> Iterator[list]:
+        sent = 0
+        with self.client().query_row_block_stream(select, parameters=params, settings=settings) as stream:
+            for block in stream:
+                sent += len(block)
+                yield [tuple(r) for r in block]
+        details["source_rows"] = sent
+
+    def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
+        schema, relation = self._describe_source(spec)
+        where, params, candidate, details = self._window(spec, schema, relation, state)
+        plan = {
+            "sql": sql.select_rows(relation, schema.names, where),
+            "params": {k: str(v) for k, v in params.items()},
+            "window": details,
+            "state_candidate": None if candidate is None else candidate.__dict__,
+            "schema": [
+                {"name": c.name, "type": c.native_type, "nullable": c.nullable} for c in schema.columns
+            ],
+            "primary_key": list(schema.primary_key),
+        }
+        return plan, schema
+
+    def extract_keys(
+        self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...] = ()
+    ) -> ExtractResult:
+        if spec.table:
+            keyed = spec.model_copy(update={"columns": keys, "incremental": None, "window": None})
+        else:
+            cols = sql.column_list(keys)
+            keyed = spec.model_copy(update={"query": f"select distinct {cols} from ({spec.query})"})
+        return self.extract(keyed, None, accepted_formats=accepted_formats)
+
+    # --- sink ----------------------------------------------------------------------------
+
+    def staging_table(self, ctx: LoadContext) -> sql.TableRef:
+        target = self._ref(ctx.load.sink.table)
+        digest = hashlib.sha1(f"{ctx.key}|{target}|{ctx.run_id}".encode()).hexdigest()[:12]
+        return sql.TableRef(ctx.load.sink.staging.schema_name, f"{target.name[:40]}__{digest}")
+
+    def _managed_columns(self, ctx: LoadContext) -> list[str]:
+        return []
+
+    def _plan_schema(self, ctx: LoadContext, schema: TableSchema) -> tuple[SchemaPlan, TableSchema | None]:
+        # Key columns keep their type's nullability: ClickHouse refuses to alter them.
+        target = self.describe_table(self._ref(ctx.load.sink.table), with_partition_key=True)
+        evo = ctx.load.schema_evolution
+        plan = plan_schema(
+            sql.as_stored(schema),
+            target,
+            mode=evo.mode,
+            on_type_change=evo.on_type_change,
+            ignore_target_columns=self._managed_columns(ctx),
+        )
+        return plan, target
+
+    def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
+        return self._plan_schema(ctx, schema)[0]
+
+    def _order_by(self, ctx: LoadContext, schema: TableSchema) -> list[str]:
+        return list(ctx.load.sink.unique_key or schema.primary_key)
+
+    def _label(self, ctx: LoadContext, now: float) -> str:
+        return json.dumps({"dpone_staging": ctx.key, "run_id": ctx.run_id, "created_epoch": now})
+
+    def sweep_stale_staging(self, ctx: LoadContext) -> list[str]:
+        """Drop this load's staging tables left by other runs more than ``stale_after`` ago."""
+        spec = ctx.load.sink.staging
+        now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
+        dropped = []
+        for name, comment in self.query(sql.STAGING_TABLES, {"db": spec.schema_name}):
+            try:
+                meta = json.loads(comment)
+            except ValueError:
+                continue
+            if meta.get("dpone_staging") != ctx.key or meta.get("run_id") == ctx.run_id:
+                continue
+            if now - float(meta.get("created_epoch", now)) < spec.stale_after:
+                continue
+            table = sql.TableRef(spec.schema_name, name)
+            self.command(sql.drop_table(table))
+            dropped.append(str(table))
+            log.info("dropped stale staging %s of run %s", table, meta.get("run_id"))
+        return dropped
+
+    def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
+        """Apply the safe schema changes, create staging from the target, insert the batch."""
+        spec = ctx.load.sink
+        target = self._ref(spec.table)
+        staging = self.staging_table(ctx)
+        plan, existing = self._plan_schema(ctx, extract.schema)
+        enforce_schema_plan(plan, str(target))
+        keys = existing.primary_key if existing else ()
+        for statement in sql.schema_changes_ddl(target, plan.to_apply, keys):
+            self.command(statement)  # ClickHouse has no transactional DDL: applied before staging
+        if plan.to_apply:
+            log.info("applied schema changes to %s: %s", target, plan.summary())
+        self.command(sql.create_database(staging.database))
+        self.sweep_stale_staging(ctx)
+        self.command(sql.drop_table(staging))
+        now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
+        if existing is not None:
+            self.command(sql.create_table_as(staging, target, comment=self._label(ctx, now)))
+        else:
+            self.command(
+                sql.create_table(
+                    staging,
+                    sql.as_stored(extract.schema),
+                    order_by=self._order_by(ctx, extract.schema),
+                    partition_by=spec.partition_by or (),
+                    comment=self._label(ctx, now),
+                )
+            )
+        names = [plan.target_column(n) for n in extract.schema.names]
+        size = self._insert(staging, names, extract)
+        rows = int(self.query(sql.count_rows(staging))[0][0])
+        fmt = extract.artifact.format if isinstance(extract.artifact, FileExport) else extract.artifact.kind
+        log.info("staged %s rows (%s bytes, %s) into %s", f"{rows:,}", f"{size:,}", fmt, staging)
+        return StagedData(
+            staging=str(staging),
+            schema=extract.schema,
+            rows=rows,
+            bytes=size,
+            format=fmt,
+            details={"target_existed": existing is not None, "column_map": plan.column_map},
+        )
+
+    def _insert(self, staging: sql.TableRef, names: list[str], extract: ExtractResult) -> int:
+        artifact = extract.artifact
+        client = self.client()
+        table = str(staging)
+        size = 0
+        if isinstance(artifact, FileExport):
+            if artifact.format != TSV:
+                raise BadInputError(f"clickhouse sink cannot load {artifact.format!r} exports")
+
+            def counted() -> Iterator[bytes]:
+                nonlocal size
+                for chunk in artifact.chunks:
+                    size += len(chunk)
+                    yield chunk
+                    failpoint("mid_copy")
+
+            client.raw_insert(
+                table, names, insert_block=counted(), fmt="TabSeparated", settings=_TSV_SETTINGS
+            )
+        elif isinstance(artifact, ArrowBatches):
+            for batch in artifact.batches:
+                data = pa.Table.from_batches([batch]).rename_columns(names)
+                size += data.nbytes
+                client.insert_arrow(table, data, settings=_INSERT_SETTINGS)
+                failpoint("mid_copy")
+        elif isinstance(artifact, InMemoryRows | StreamingBatches):
+            for batch in iter_row_batches(artifact):
+                if not batch:
+                    continue
+                data = rows_to_arrow(extract.schema, names, batch)
+                size += data.nbytes
+                client.insert_arrow(table, data, settings=_INSERT_SETTINGS)
+                failpoint("mid_copy")
+        else:
+            raise BadInputError(f"clickhouse sink cannot load a {artifact.kind} artifact")
+        return size
+
+    def stage_key_set(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
+        raise UnsupportedError("reconciliation (deletes) is not supported by the clickhouse sink")
+
+    def measure_quality(self, ctx: LoadContext, staged: StagedData, checks: list[Any]) -> list[Measurement]:
+        def fetchall(statement: str, params: Any) -> list:
+            return self.query(statement, params)
+
+        return measure_checks(
+            sql,
+            lambda statement, params: next(iter(fetchall(statement, params)), None),
+            fetchall,
+            staging=sql.TableRef.parse(staged.staging),
+            target=self._ref(ctx.load.sink.table),
+            schema=staged.schema,
+            keys=list(ctx.load.sink.unique_key or staged.schema.primary_key),
+            staged_rows=staged.rows,
+            checks=checks,
+        )
+
+    def _check_keys(self, staging: sql.TableRef, keys: list[str]) -> None:
+        """NULL or duplicate keys in staging stop the load before the target is touched."""
+        nulls = int(self.query(sql.count_null_keys(staging, keys))[0][0])
+        if nulls:
+            raise BadInputError(f"{nulls} staged row(s) have a NULL in unique_key {keys}; target untouched")
+        count, sample = self.query(sql.duplicate_keys(staging, keys))[0]
+        if count:
+            shown = ", ".join(str(tuple(s) if isinstance(s, tuple | list) else s) for s in sample)
+            raise DuplicateKeyError(
+                f"{count} key(s) of unique_key {keys} occur more than once in the batch "
+                f"(e.g. {shown}); target untouched. ClickHouse has no row order to keep the last by: "
+                "deduplicate in the source query"
+            )
+
+    def _partitions(self, table: sql.TableRef) -> list[str]:
+        return [r[0] for r in self.query(sql.ACTIVE_PARTITIONS, {"db": table.database, "table": table.name})]
+
+    def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]:
+        if extra:
+            raise UnsupportedError("state cannot be committed inside a ClickHouse finalize")
+        spec = ctx.load.sink
+        strategy = spec.strategy
+        target = self._ref(spec.table)
+        staging = sql.TableRef.parse(staged.staging)
+        keys = list(spec.unique_key or ())
+        if keys:
+            if spec.on_duplicate_keys != "fail":
+                raise UnsupportedError(
+                    "sink.on_duplicate_keys: only 'fail' is supported by clickhouse (no row order to keep the last by)"
+                )
+            self._check_keys(staging, keys)
+        result: dict[str, Any] = {"target": str(target), "rows_inserted": staged.rows}
+        info = self._table_info(target)
+        if info is None:
+            self.command(sql.create_database(target.database))
+            self.command(sql.rename_table(staging, target))
+            self.command(sql.modify_comment(target, ""))  # drop the staging label
+            result.update(method="rename", created=True)
+            return result
+        engine, _, partition_key = info
+        if strategy is Strategy.FULL_REFRESH:
+            comment = self.query(sql.TABLE_COMMENT, {"db": target.database, "table": target.name})[0][0]
+            self.command(sql.exchange_tables(staging, target))
+            self.command(sql.modify_comment(target, comment))  # the target keeps its own comment
+            result["method"] = "exchange"
+        elif strategy is Strategy.INCREMENTAL_APPEND:
+            result.update(method="attach_partitions", partitions=self._attach_all(target, staging))
+        elif strategy is Strategy.INCREMENTAL_MERGE:
+            if engine.startswith("Replacing"):
+                result["method"] = "replacing_merge_tree"
+            else:
+                self.command(sql.delete_matching_keys(target, staging, keys))
+                result["method"] = "delete_insert"
+            failpoint("mid_finalize")
+            result["partitions"] = self._attach_all(target, staging)
+        elif strategy is Strategy.PARTITION_REPLACE:
+            wanted = ", ".join(spec.partition_by or ())
+            if not partition_key or partition_key.replace("`", "").strip("()") != wanted:
+                raise BadInputError(
+                    f"sink.partition_by: target {target} is partitioned by ({partition_key or 'nothing'}), "
+                    f"not ({wanted}); REPLACE PARTITION needs the same partition key"
+                )
+            replaced = []
+            for partition_id in self._partitions(staging):
+                self.command(sql.replace_partition_from(target, partition_id, staging))
+                replaced.append(partition_id)
+                failpoint("mid_finalize")
+            result.update(method="replace_partition", partitions_replaced=replaced)
+        else:
+            raise UnsupportedError(
+                f"sink.strategy: '{strategy.value}' is not supported by the clickhouse sink"
+            )
+        return result
+
+    def _attach_all(self, target: sql.TableRef, staging: sql.TableRef) -> list[str]:
+        """Copy every staged partition into the target; each partition lands whole or not at all."""
+        attached = []
+        for partition_id in self._partitions(staging):
+            self.command(sql.attach_partition_from(target, partition_id, staging))
+            attached.append(partition_id)
+        return attached
+
+    def cleanup(self, ctx: LoadContext, staged: StagedData | None, succeeded: bool) -> None:
+        keep = ctx.load.sink.staging.keep
+        if keep == "always" or (keep == "on_failure" and not succeeded):
+            if staged is not None:
+                log.info("keeping staging table %s (staging.keep=%s)", staged.staging, keep)
+            return
+        self.command(sql.drop_table(self.staging_table(ctx)))
+
+    def plan_load(self, ctx: LoadContext, schema: TableSchema | None, binary: bool = True) -> dict[str, Any]:
+        """The statements a run would issue, touching nothing."""
+        spec = ctx.load.sink
+        target = self._ref(spec.table)
+        staging = self.staging_table(ctx)
+        statements: list[str] = [sql.create_database(staging.database)]
+        plan = None
+        if schema is not None:
+            plan, existing = self._plan_schema(ctx, schema)
+            statements.extend(
+                sql.schema_changes_ddl(target, plan.to_apply, existing.primary_key if existing else ())
+            )
+            if existing is not None:
+                statements.append(sql.create_table_as(staging, target))
+            else:
+                statements.append(
+                    sql.create_table(
+                        staging,
+                        sql.as_stored(schema),
+                        order_by=self._order_by(ctx, schema),
+                        partition_by=spec.partition_by or (),
+                    )
+                )
+            statements.append(
+                f"insert into {staging.sql} ({sql.column_list(schema.names)}) format Arrow|TabSeparated"
+            )
+            keys = list(spec.unique_key or ())
+            if keys:
+                statements += [sql.count_null_keys(staging, keys), sql.duplicate_keys(staging, keys)]
+            statements += self._plan_finalize(ctx, target, staging, keys, existing is not None)
+        statements.append(sql.drop_table(staging))
+        return {
+            "staging": str(staging),
+            "statements": statements,
+            "schema_plan": None if plan is None else plan.to_dict(),
+        }
+
+    @staticmethod
+    def _plan_finalize(
+        ctx: LoadContext, target: sql.TableRef, staging: sql.TableRef, keys: list[str], exists: bool
+    ) -> list[str]:
+        strategy = ctx.load.sink.strategy
+        if not exists:
+            return [sql.rename_table(staging, target)]
+        each = "-- for each partition id in system.parts of the staging table:"
+        if strategy is Strategy.FULL_REFRESH:
+            return [sql.exchange_tables(staging, target)]
+        if strategy is Strategy.INCREMENTAL_MERGE:
+            return [
+                sql.delete_matching_keys(target, staging, keys)
+                + "  -- unless the target is a ReplacingMergeTree",
+                each,
+                sql.attach_partition_from(target, "<id>", staging),
+            ]
+        if strategy is Strategy.PARTITION_REPLACE:
+            return [each, sql.replace_partition_from(target, "<id>", staging)]
+        return [each, sql.attach_partition_from(target, "<id>", staging)]
