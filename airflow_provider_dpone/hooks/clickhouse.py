@@ -57,6 +57,7 @@ from .quality_measure import measure_checks
 log = logging.getLogger(__name__)
 
 _TEMPORAL = {CanonicalType.DATE, CanonicalType.TIMESTAMP, CanonicalType.TIMESTAMPTZ}
+_AUTH_ERRORS = ("AUTHENTICATION_FAILED", "REQUIRED_PASSWORD", "Code: 516", "Code: 194")
 # A NULL sent to a non-Nullable column fails the insert instead of becoming 0 or ''.
 _INSERT_SETTINGS = {"input_format_null_as_default": 0}
 _TSV_SETTINGS = {**_INSERT_SETTINGS, "date_time_input_format": "best_effort"}
@@ -92,6 +93,15 @@ def _arrow_type(column: Column) -> Any:
     if t is CanonicalType.ARRAY:
         return pa.list_(_arrow_type(Column("element", column.element or CanonicalType.UNKNOWN)))
     return pa.string()  # string, json (text), uuid, time, interval, unknown
+
+
+def _flag(value: Any, default: bool) -> bool:
+    """A boolean extra, also when it came from a connection URI as text."""
+    if value is None:
+        return default
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
 
 
 def _text(value: Any) -> Any:
@@ -160,7 +170,7 @@ class DponeClickHouseHook(BaseHook):
             if extra.get("dsn"):
                 self._client = clickhouse_connect.get_client(dsn=extra["dsn"], tz_mode="schema")
             else:
-                secure = bool(extra.get("secure", False))
+                secure = _flag(extra.get("secure"), False)
                 self._client = clickhouse_connect.get_client(
                     host=conn.host or "localhost",
                     port=conn.port or (8443 if secure else 8123),
@@ -168,12 +178,16 @@ class DponeClickHouseHook(BaseHook):
                     password=conn.password or "",
                     database=conn.schema or "default",
                     secure=secure,
-                    compress=extra.get("compress", True),
+                    compress=_flag(extra.get("compress"), True),
                     settings=extra.get("settings") or {},
                     tz_mode="schema",
                 )
         except (OperationalError, ClickHouseError) as exc:
             message = self.redactor().redact(str(exc).strip())
+            if any(code in message for code in _AUTH_ERRORS):  # retrying cannot fix credentials
+                raise BadInputError(
+                    f"cannot connect to '{self.dpone_conn_id}': the server refused the credentials: {message}"
+                ) from None
             raise TransientError(f"cannot connect to '{self.dpone_conn_id}': {message}") from None
         return self._client
 
