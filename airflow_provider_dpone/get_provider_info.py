@@ -9,19 +9,34 @@ def get_provider_info() -> dict[str, Any]:
     return {
         "package-name": "airflow-provider-dpone",
         "name": "dpone",
-        "description": "Staged, state-safe data movement from YAML manifests (PostgreSQL first).",
+        "description": "Staged, state-safe data movement from YAML manifests.",
         "versions": ["0.1.0"],
         "integrations": [
             {
                 "integration-name": "dpone PostgreSQL",
                 "external-doc-url": "https://www.postgresql.org/docs/current/sql-copy.html",
                 "tags": ["software"],
-            }
+            },
+            {
+                "integration-name": "dpone ClickHouse",
+                "external-doc-url": "https://clickhouse.com/docs/integrations/python",
+                "tags": ["software"],
+            },
         ],
         "hooks": [
             {
                 "integration-name": "dpone PostgreSQL",
                 "python-modules": ["airflow_provider_dpone.hooks.postgres"],
+            },
+            {
+                "integration-name": "dpone ClickHouse",
+                "python-modules": ["airflow_provider_dpone.hooks.clickhouse"],
+            },
+        ],
+        "sensors": [
+            {
+                "integration-name": "dpone ClickHouse",
+                "python-modules": ["airflow_provider_dpone.sensors.clickhouse"],
             }
         ],
         "operators": [
@@ -37,6 +52,21 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "connection-type": "dpone_postgres",
                 "hook-class-name": "airflow_provider_dpone.hooks.postgres.DponePostgresHook",
-            }
+            },
+            {
+                # No official ClickHouse provider exists; this type carries host, port, login,
+                # password, database and the clickhouse-connect extras (or a chdb:// dsn).
+                "connection-type": "dpone_clickhouse",
+                "hook-class-name": "airflow_provider_dpone.hooks.clickhouse.DponeClickHouseHook",
+                "ui-field-behaviour": {
+                    "hidden-fields": [],
+                    "relabeling": {"schema": "Database"},
+                    "placeholders": {
+                        "host": "clickhouse.example.com",
+                        "port": "8123 (8443 with secure)",
+                        "extra": '{"secure": true, "compress": true, "settings": {}} or {"dsn": "chdb:///path"}',
+                    },
+                },
+            },
         ],
     }

@@ -38,3 +38,14 @@ def test_missing_driver_names_the_extra() -> None:
     )
     out = _run(code)
     assert "airflow-provider-dpone[postgres]" in out and "psycopg" in out
+
+
+def test_missing_clickhouse_driver_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['clickhouse_connect'] = None\n"
+        "from airflow_provider_dpone.hooks.registry import hook_class\n"
+        "from airflow_provider_dpone.contracts.errors import MissingExtraError\n"
+        "try:\n    hook_class('clickhouse')\nexcept MissingExtraError as e:\n    print(e)\n"
+    )
+    out = _run(code)
+    assert "airflow-provider-dpone[clickhouse]" in out and "clickhouse_connect" in out

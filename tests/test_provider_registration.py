@@ -25,3 +25,5 @@ def test_providers_list_and_hooks(airflow_db) -> None:
     assert "airflow-provider-dpone" in {p["package_name"] for p in _airflow_json("providers", "list")}
     hooks = {h["connection_type"]: h for h in _airflow_json("providers", "hooks")}
     assert hooks["dpone_postgres"]["class"] == "airflow_provider_dpone.hooks.postgres.DponePostgresHook"
+    ch = hooks["dpone_clickhouse"]
+    assert ch["class"] == "airflow_provider_dpone.hooks.clickhouse.DponeClickHouseHook"

@@ -365,6 +365,10 @@ def count_rows(table: TableRef) -> str:
     return f"select count() from {table.sql}"
 
 
+def count_newer(table: TableRef, column: str, param_type: str) -> str:
+    return f"select count() from {table.sql} where {quote_ident(column)} > {{watermark:{param_type}}}"
+
+
 # --- source ----------------------------------------------------------------------------------
 
 

@@ -137,18 +137,6 @@ class DponeClickHouseHook(BaseHook):
         self.dpone_conn_id = conn_id
         self._client: Any = None
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": [],
-            "relabeling": {"schema": "Database"},
-            "placeholders": {
-                "host": "clickhouse.example.com",
-                "port": "8123 (8443 with secure)",
-                "extra": '{"secure": true, "settings": {"max_execution_time": 600}}  or  {"dsn": "chdb:///path"}',
-            },
-        }
-
     # --- connections ---------------------------------------------------------------------
 
     def redactor(self) -> Redactor:
@@ -248,6 +236,20 @@ class DponeClickHouseHook(BaseHook):
             keep = tuple(schema.column(c) for c in spec.columns)
             schema = TableSchema(keep, tuple(k for k in schema.primary_key if k in spec.columns))
         return schema, relation
+
+    def count_newer(self, table: str, column: str, watermark: str | None) -> int:
+        """Rows of ``table`` whose ``column`` is greater than ``watermark`` (all rows if None)."""
+        ref = self._ref(table)
+        schema = self.describe_table(ref)
+        if schema is None:
+            raise BadInputError(f"table {ref} does not exist")
+        if not schema.has(column):
+            raise BadInputError(f"column '{column}' not in {ref} ({schema.names})")
+        if watermark is None:
+            return int(self.query(sql.count_rows(ref))[0][0])
+        native = schema.column(column).native_type or "String"
+        statement = sql.count_newer(ref, column, sql.param_type(native))
+        return int(self.query(statement, {"watermark": watermark})[0][0])
 
     # --- source --------------------------------------------------------------------------
 
