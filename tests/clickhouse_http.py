@@ -147,3 +147,16 @@ class ChdbHttpFront:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def main() -> None:
+    """``python -m tests.clickhouse_http DATA_DIR`` serves the front until killed (benchmarks)."""
+    import sys
+
+    front = ChdbHttpFront(os.path.realpath(sys.argv[1]))
+    print(front.port, flush=True)
+    front.thread.join()
+
+
+if __name__ == "__main__":
+    main()
