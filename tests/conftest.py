@@ -128,3 +128,109 @@ def clean_ch(ch: ChEnv) -> ChEnv:
         ch.command(f"drop database if exists {db} sync")
     ch.command("create database src")
     return ch
+
+
+class KafkaEnv:
+    """A real Kafka-protocol broker (noida-db, a child process) and a Schema Registry fake,
+    with an Airflow connection ``kafka`` to both."""
+
+    def __init__(self, data_dir: Path) -> None:
+        import json
+        import socket
+        import time
+
+        from tests.schema_registry_fake import SchemaRegistryFake
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        exe = str(Path(sys.executable).with_name("noida-db"))
+        self.log = open(data_dir / "broker.log", "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                exe,
+                "start",
+                "--data-dir",
+                str(data_dir / "data"),
+                "--only",
+                "kafka",
+                "--kafka-port",
+                str(self.port),
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"noida-db did not start: see {data_dir / 'broker.log'}") from None
+                time.sleep(0.05)
+        self.bootstrap = f"127.0.0.1:{self.port}"
+        self.registry = SchemaRegistryFake()
+        extra = {"bootstrap.servers": self.bootstrap, "dpone.schema_registry": {"url": self.registry.url}}
+        os.environ["AIRFLOW_CONN_KAFKA"] = json.dumps({"conn_type": "kafka", "extra": extra})
+
+    def create_topic(self, name: str, partitions: int = 3) -> None:
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        for future in admin.create_topics(
+            [NewTopic(name, num_partitions=partitions, replication_factor=1)]
+        ).values():
+            future.result(30)
+
+    def produce(self, topic: str, messages: list[tuple[bytes | None, bytes | None]]) -> None:
+        from confluent_kafka import Producer
+
+        producer = Producer({"bootstrap.servers": self.bootstrap, "partitioner": "murmur2_random"})
+        for key, value in messages:
+            producer.produce(topic, key=key, value=value)
+        assert producer.flush(30) == 0
+
+    def consume_all(self, topic: str, committed_only: bool = True) -> list:
+        """Every message of ``topic`` now, as (partition, offset, key, value)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        isolation = "read_committed" if committed_only else "read_uncommitted"
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.bootstrap,
+                "group.id": "tests",
+                "isolation.level": isolation,
+                "enable.partition.eof": True,
+            }
+        )
+        try:
+            parts = sorted(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
+            ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in parts}
+            consumer.assign([TopicPartition(topic, p, 0) for p in parts])
+            out, done = [], {p for p in parts if ends[p] == 0}
+            import time
+
+            deadline = time.monotonic() + 30
+            while len(done) < len(parts) and time.monotonic() < deadline:
+                for msg in consumer.consume(1000, timeout=0.5):
+                    if msg.error():
+                        done.add(msg.partition())
+                        continue
+                    out.append((msg.partition(), msg.offset(), msg.key(), msg.value()))
+            return out
+        finally:
+            consumer.close()
+
+    def stop(self) -> None:
+        self.registry.close()
+        self.process.terminate()
+        self.process.wait(10)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaEnv]:
+    env = KafkaEnv(tmp_path_factory.mktemp("kafka"))
+    yield env
+    env.stop()

@@ -5,7 +5,7 @@ Only connectors that really work are listed; the others land with their issues.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .strategies import IncrementalMode, Strategy
 
@@ -18,6 +18,8 @@ class ConnectorInfo:
     source_modes: frozenset[IncrementalMode | None]  # None = full extract
     sink_strategies: frozenset[Strategy]
     table_only_modes: frozenset[IncrementalMode] = frozenset()
+    topics: bool = False  # reads/writes topics (``topic``) instead of tables
+    refused: dict[Strategy, str] = field(default_factory=dict)  # never possible, and why
 
 
 CONNECTORS: dict[str, ConnectorInfo] = {
@@ -52,5 +54,24 @@ CONNECTORS: dict[str, ConnectorInfo] = {
                 Strategy.PARTITION_REPLACE,
             }
         ),
+    ),
+    "kafka": ConnectorInfo(
+        name="kafka",
+        hook="airflow_provider_dpone.hooks.kafka:DponeKafkaHook",
+        extra="kafka",
+        source_modes=frozenset({IncrementalMode.OFFSETS}),
+        sink_strategies=frozenset({Strategy.INCREMENTAL_APPEND, Strategy.INCREMENTAL_MERGE}),
+        topics=True,
+        refused={
+            s: "a topic is an append-only log; it cannot be replaced or rewritten (use incremental_append, "
+            "or incremental_merge for keyed upserts with tombstones on a compacted topic)"
+            for s in (
+                Strategy.FULL_REFRESH,
+                Strategy.REPLACE,
+                Strategy.PARTITION_REPLACE,
+                Strategy.SNAPSHOT_DIFF,
+                Strategy.SCD2,
+            )
+        },
     ),
 }

@@ -20,6 +20,7 @@ from .durations import parse_duration, validate_schedule
 from .errors import ManifestError, ValidationIssue
 from .quality import QualityCheck
 from .strategies import RECONCILING_STRATEGIES, STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
+from .table import column_from_type_name
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
 _TABLE = re.compile(r"^[^.\s\"]+(\.[^.\s\"]+)?$")
@@ -88,6 +89,11 @@ class SourceSpec(_Strict):
     conn_id: str
     table: str | None = None
     query: str | None = None
+    topic: str | None = None  # message sources (Kafka)
+    value_format: Literal["json", "avro", "json_schema", "protobuf"] = "json"
+    # Typed fields of schema-less JSON messages: {name: canonical type}, e.g. {id: int64}.
+    fields: dict[str, str] | None = None
+    commit_offsets: bool = False  # Kafka: also commit the consumer group after the sink commits
     columns: list[str] | None = None
     window: WindowSpec | None = None
     incremental: IncrementalSpec | None = None
@@ -96,10 +102,20 @@ class SourceSpec(_Strict):
     _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
     _connector = field_validator("connector")(classmethod(lambda cls, v: _check_connector(v)))
 
+    @field_validator("fields")
+    @classmethod
+    def _fields(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        for name, type_ in (value or {}).items():
+            try:
+                column_from_type_name(name, type_)
+            except ValueError as exc:
+                raise ValueError(f"field '{name}': {exc}") from None
+        return value
+
     @model_validator(mode="after")
     def _table_or_query(self) -> SourceSpec:
-        if bool(self.table) == bool(self.query):
-            raise ValueError("give exactly one of 'table' or 'query'")
+        if sum(bool(x) for x in (self.table, self.query, self.topic)) != 1:
+            raise ValueError("give exactly one of 'table', 'query' or 'topic'")
         if self.query and self.columns:
             raise ValueError("'columns' applies to 'table' sources; select columns in the query")
         if self.query and self.window:
@@ -137,7 +153,8 @@ class ReplaceSpec(_Strict):
 class SinkSpec(_Strict):
     connector: str
     conn_id: str
-    table: str
+    table: str | None = None
+    topic: str | None = None  # message sinks (Kafka)
     strategy: Strategy = Strategy.FULL_REFRESH
     unique_key: list[str] | None = None
     on_duplicate_keys: Literal["fail", "keep_last"] = "fail"
@@ -148,8 +165,15 @@ class SinkSpec(_Strict):
     _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
     _connector = field_validator("connector")(classmethod(lambda cls, v: _check_connector(v)))
 
+    @property
+    def target(self) -> str:
+        """The table or topic written to."""
+        return self.table or self.topic or ""
+
     @model_validator(mode="after")
     def _keys(self) -> SinkSpec:
+        if bool(self.table) == bool(self.topic):
+            raise ValueError("give exactly one of 'table' or 'topic'")
         if self.strategy in STRATEGIES_NEEDING_UNIQUE_KEY and not self.unique_key:
             raise ValueError(f"strategy '{self.strategy.value}' needs 'unique_key: [<column>, ...]'")
         if (self.strategy is Strategy.REPLACE) != (self.replace is not None):
@@ -204,20 +228,35 @@ class LoadSpec(_Strict):
         src = CONNECTORS.get(self.source.connector)
         snk = CONNECTORS.get(self.sink.connector)
         mode = self.source.incremental.mode if self.source.incremental else None
+        if snk and self.sink.strategy in snk.refused:
+            problems.append(
+                f"sink.strategy: '{self.sink.strategy.value}' is refused by connector '{snk.name}': "
+                f"{snk.refused[self.sink.strategy]}"
+            )
+        elif snk and self.sink.strategy not in snk.sink_strategies:
+            allowed = sorted(s.value for s in snk.sink_strategies)
+            problems.append(
+                f"sink.strategy: '{self.sink.strategy.value}' is not supported by connector "
+                f"'{snk.name}' yet; supported: {', '.join(allowed)}"
+            )
         if src and mode not in src.source_modes:
             allowed = sorted(m.value if m else "full (no incremental)" for m in src.source_modes)
             problems.append(
                 f"source.incremental.mode: '{mode.value if mode else None}' is not supported by "
                 f"connector '{src.name}'; supported: {', '.join(allowed)}"
             )
+        for side, spec, info in (("source", self.source, src), ("sink", self.sink, snk)):
+            if info and info.topics != bool(spec.topic):
+                problems.append(
+                    f"{side}: connector '{info.name}' "
+                    + (
+                        "reads and writes topics: give 'topic'"
+                        if info.topics
+                        else "has no topics: give 'table'"
+                    )
+                )
         if src and mode in src.table_only_modes and self.source.query:
             problems.append(f"source.incremental.mode: '{mode.value}' needs 'table', not 'query'")
-        if snk and self.sink.strategy not in snk.sink_strategies:
-            allowed = sorted(s.value for s in snk.sink_strategies)
-            problems.append(
-                f"sink.strategy: '{self.sink.strategy.value}' is not supported by connector "
-                f"'{snk.name}' yet; supported: {', '.join(allowed)}"
-            )
         if self.sink.strategy is Strategy.FULL_REFRESH and mode is not None:
             problems.append(
                 "sink.strategy: 'full_refresh' replaces the whole target, so it needs a full "

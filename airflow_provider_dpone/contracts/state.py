@@ -26,8 +26,25 @@ class XminState:
     xmin: int
 
 
-StateRecord = CursorState | XminState
-_KINDS: dict[str, type] = {CursorState.kind: CursorState, XminState.kind: XminState}
+@dataclass(frozen=True)
+class OffsetsState:
+    """Kafka positions: for each partition of ``topic``, the next offset to read."""
+
+    kind: ClassVar[str] = "offsets"
+    topic: str
+    offsets: dict[str, int]  # partition number (as text, JSON keys are text) -> next offset
+
+    def next_offset(self, partition: int) -> int | None:
+        value = self.offsets.get(str(partition))
+        return None if value is None else int(value)
+
+
+StateRecord = CursorState | XminState | OffsetsState
+_KINDS: dict[str, type] = {
+    CursorState.kind: CursorState,
+    XminState.kind: XminState,
+    OffsetsState.kind: OffsetsState,
+}
 
 
 def state_to_dict(record: StateRecord) -> dict[str, Any]:

@@ -6,6 +6,7 @@ native type of the database it came from, so a same-dialect sink can recreate it
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -62,3 +63,27 @@ class TableSchema:
 
     def has(self, name: str) -> bool:
         return any(c.name == name for c in self.columns)
+
+
+_TYPE_NAME = re.compile(r"^\s*(\w+)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*$")
+TYPE_NAMES = tuple(t.value for t in CanonicalType if t not in (CanonicalType.ARRAY, CanonicalType.UNKNOWN))
+
+
+def column_from_type_name(name: str, text: str) -> Column:
+    """A column from a manifest type name: ``int64``, ``decimal(12,2)``, ``string(40)``.
+
+    Columns are nullable: a message may lack the field.
+    """
+    match = _TYPE_NAME.match(text)
+    if not match or match.group(1) not in TYPE_NAMES:
+        raise ValueError(f"unknown type '{text}'; allowed: {', '.join(TYPE_NAMES)} (decimal(p,s), string(n))")
+    type_ = CanonicalType(match.group(1))
+    first = int(match.group(2)) if match.group(2) else None
+    second = int(match.group(3)) if match.group(3) else None
+    if type_ is CanonicalType.DECIMAL:
+        return Column(name, type_, True, precision=first, scale=second or 0 if first else None)
+    if type_ is CanonicalType.STRING:
+        return Column(name, type_, True, length=first)
+    if first is not None:
+        raise ValueError(f"type '{text}' takes no arguments")
+    return Column(name, type_, True)

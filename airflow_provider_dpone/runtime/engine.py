@@ -23,7 +23,15 @@ from ..contracts.redaction import Redactor
 from ..contracts.state import StateRecord, state_from_dict, state_to_dict
 from ..schema.planner import EvolutionMode, enforce_schema_plan
 from .failpoints import failpoint
-from .protocols import JournalingSink, LoadContext, SinkHook, SourceHook, StagedData, StateBackend
+from .protocols import (
+    AcknowledgingSource,
+    JournalingSink,
+    LoadContext,
+    SinkHook,
+    SourceHook,
+    StagedData,
+    StateBackend,
+)
 from .report import RunReport
 
 log = logging.getLogger("airflow_provider_dpone.runtime")
@@ -91,10 +99,11 @@ def _lineage(parts: LoadRuntime, load: LoadSpec, extract: Any, report: RunReport
     try:
         fields = [{"name": c.name, "type": c.native_type or c.type.value} for c in extract.schema.columns]
         inputs, outputs = [], []
-        source = parts.source.dataset(load.source.table) if load.source.table else None
+        name = load.source.table or load.source.topic
+        source = parts.source.dataset(name) if name else None
         if source:
             inputs.append({**source, "schema": fields})
-        sink = parts.sink.dataset(load.sink.table)
+        sink = parts.sink.dataset(load.sink.target)
         if sink:
             stage = report.find_phase("stage")
             outputs.append(
@@ -202,9 +211,9 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
         source={
             "connector": load.source.connector,
             "conn_id": load.source.conn_id,
-            "object": load.source.table or "query",
+            "object": load.source.table or load.source.topic or "query",
         },
-        sink={"connector": load.sink.connector, "conn_id": load.sink.conn_id, "table": load.sink.table},
+        sink={"connector": load.sink.connector, "conn_id": load.sink.conn_id, "table": load.sink.target},
     )
     started = time.perf_counter()
     staged: StagedData | None = None
@@ -236,7 +245,7 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
             report.state_after = report.state_before
             succeeded = True
             return report
-        enforce_schema_plan(plan, load.sink.table)  # breaking changes fail here, before staging
+        enforce_schema_plan(plan, load.sink.target)  # breaking changes fail here, before staging
         with _timed(report, "stage") as phase:
             staged = parts.sink.stage(ctx, extract)
             phase.rows, phase.bytes = staged.rows, staged.bytes
@@ -283,6 +292,11 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
                         parts.sink.acknowledge_journal(ctx, run_id)  # type: ignore[attr-defined]
                 report.state_committed = "after_data"
             report.state_after = state_to_dict(candidate)
+            if isinstance(parts.source, AcknowledgingSource):
+                try:  # the data and the state are safe; a failed acknowledgement is only logged
+                    parts.source.acknowledge(ctx, candidate)
+                except Exception as exc:
+                    log.warning("dpone %s: source acknowledgement failed: %s", ctx.key, exc)
         else:
             report.state_after = report.state_before
         succeeded = True

@@ -100,6 +100,13 @@ class SinkHook(Protocol):
 
 
 @runtime_checkable
+class AcknowledgingSource(Protocol):
+    """A source told when a load's state has committed (e.g. Kafka commits its consumer group)."""
+
+    def acknowledge(self, ctx: LoadContext, state: StateRecord) -> None: ...
+
+
+@runtime_checkable
 class JournalingSink(Protocol):
     """A transactional sink that journals a load's new state inside its finalize transaction.
 

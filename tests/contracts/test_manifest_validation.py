@@ -82,7 +82,7 @@ CASES = [
         _with("loads.0.source.connector", "oracle"),
         "source.connector",
         "customers",
-        ["oracle", "allowed: postgres"],
+        ["oracle", "allowed: clickhouse, postgres"],
     ),
     (
         "unknown_strategy",
@@ -165,7 +165,7 @@ CASES = [
         "customers",
         ["exactly one"],
     ),
-    ("missing_sink_table", _with("loads.0.sink.table", DELETE), "sink.table", "customers", ["required"]),
+    ("missing_sink_table", _with("loads.0.sink.table", DELETE), "sink", "customers", ["'table' or 'topic'"]),
     ("missing_pipeline", _with("pipeline", DELETE), "pipeline", None, ["required"]),
     ("bad_pipeline_name", _with("pipeline", "my pipeline!"), "pipeline", None, ["letters"]),
     ("bad_table_name", _with("loads.0.sink.table", "a.b.c"), "sink.table", "customers", ["schema.table"]),

@@ -30,7 +30,7 @@ def test_pokes_until_rows_newer_than_the_watermark_arrive(clean_ch) -> None:
     hostile = ClickHouseWatermarkSensor(
         task_id="w2", conn_id="ch", table="src.events", column="at", watermark="x') or 1=1 --"
     )
-    with pytest.raises(Exception, match="(?i)cannot parse|DateTime"):  # bound as a DateTime64, never pasted
+    with pytest.raises(Exception, match=r"(?i)cannot parse|DateTime"):  # bound as a DateTime64, never pasted
         hostile.poke({})
     missing = ClickHouseWatermarkSensor(task_id="w3", conn_id="ch", table="src.events", column="nope")
     with pytest.raises(BadInputError, match="column 'nope'"):

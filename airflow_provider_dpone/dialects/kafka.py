@@ -1,0 +1,225 @@
+"""Kafka messages <-> canonical rows: schemas from Avro / JSON Schema, typed values, JSON out.
+
+Pure helpers (no client): the Kafka hook uses them to build the source schema of a topic and
+to turn decoded message values into rows, and rows into JSON messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from ..contracts.errors import BadInputError
+from ..contracts.table import CanonicalType as T
+from ..contracts.table import Column, TableSchema, column_from_type_name
+
+ENVELOPE = (
+    Column("_topic", T.STRING, False),
+    Column("_partition", T.INT32, False),
+    Column("_offset", T.INT64, False),
+    Column("_timestamp", T.TIMESTAMPTZ, True),
+    Column("_key", T.STRING, True),
+)
+
+
+# --- schemas -----------------------------------------------------------------------------------
+
+
+def _avro_column(name: str, avro: Any) -> Column:
+    nullable = False
+    if isinstance(avro, list):  # a union: ["null", X] is a nullable X; anything wider is JSON
+        rest = [t for t in avro if t != "null"]
+        nullable = len(rest) < len(avro)
+        if len(rest) != 1:
+            return Column(name, T.JSON, True)
+        avro = rest[0]
+    spec = avro if isinstance(avro, dict) else {"type": avro}
+    kind, logical = spec.get("type"), spec.get("logicalType")
+    if isinstance(kind, dict | list):
+        inner = _avro_column(name, kind)
+        return Column(
+            name, inner.type, nullable or inner.nullable, inner.precision, inner.scale, element=inner.element
+        )
+    if logical == "decimal":
+        return Column(name, T.DECIMAL, nullable, precision=spec.get("precision"), scale=spec.get("scale", 0))
+    if logical in ("timestamp-millis", "timestamp-micros"):
+        return Column(name, T.TIMESTAMPTZ, nullable)
+    if logical in ("local-timestamp-millis", "local-timestamp-micros"):
+        return Column(name, T.TIMESTAMP, nullable)
+    if logical == "date":
+        return Column(name, T.DATE, nullable)
+    if logical in ("time-millis", "time-micros"):
+        return Column(name, T.TIME, nullable)
+    if logical == "uuid":
+        return Column(name, T.UUID, nullable)
+    simple = {
+        "boolean": T.BOOLEAN,
+        "int": T.INT32,
+        "long": T.INT64,
+        "float": T.FLOAT32,
+        "double": T.FLOAT64,
+        "string": T.STRING,
+        "bytes": T.BINARY,
+        "fixed": T.BINARY,
+        "enum": T.STRING,
+    }
+    if kind in simple:
+        return Column(name, simple[kind], nullable)
+    if kind == "array":
+        element = _avro_column("element", spec.get("items"))
+        if element.type in (T.ARRAY, T.JSON):
+            return Column(name, T.JSON, nullable)
+        return Column(name, T.ARRAY, nullable, element=element.type)
+    return Column(name, T.JSON, nullable)  # record, map
+
+
+def avro_schema(schema_str: str) -> TableSchema:
+    """The columns of an Avro record schema (a registry ``AVRO`` schema)."""
+    parsed = json.loads(schema_str)
+    if not isinstance(parsed, dict) or parsed.get("type") != "record":
+        raise BadInputError("the value's Avro schema must be a record")
+    return TableSchema(tuple(_avro_column(f["name"], f["type"]) for f in parsed.get("fields", [])))
+
+
+def _json_schema_column(name: str, prop: dict[str, Any], required: bool) -> Column:
+    kinds = prop.get("type", "string")
+    kinds = kinds if isinstance(kinds, list) else [kinds]
+    nullable = "null" in kinds or not required
+    rest = [k for k in kinds if k != "null"]
+    kind = rest[0] if len(rest) == 1 else "object"
+    fmt = prop.get("format")
+    if kind == "integer":
+        return Column(name, T.INT64, nullable)
+    if kind == "number":
+        return Column(name, T.FLOAT64, nullable)
+    if kind == "boolean":
+        return Column(name, T.BOOLEAN, nullable)
+    if kind == "string":
+        by_format = {"date-time": T.TIMESTAMPTZ, "date": T.DATE, "time": T.TIME, "uuid": T.UUID}
+        return Column(name, by_format.get(fmt, T.STRING), nullable, length=prop.get("maxLength"))
+    return Column(name, T.JSON, nullable)
+
+
+def json_schema(schema_str: str) -> TableSchema:
+    """The columns of a JSON Schema object (a registry ``JSON`` schema)."""
+    parsed = json.loads(schema_str)
+    props = parsed.get("properties")
+    if not isinstance(props, dict):
+        raise BadInputError("the value's JSON Schema must be an object with 'properties'")
+    required = set(parsed.get("required", []))
+    return TableSchema(tuple(_json_schema_column(n, p, n in required) for n, p in props.items()))
+
+
+def declared_schema(fields: dict[str, str]) -> TableSchema:
+    """The columns declared by ``source.fields`` for schema-less JSON messages."""
+    return TableSchema(tuple(column_from_type_name(name, text) for name, text in fields.items()))
+
+
+# --- values ------------------------------------------------------------------------------------
+
+
+def _parse_ts(value: Any, aware: bool) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, int | float):  # epoch milliseconds, as Kafka timestamps are
+        parsed = dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc)
+    else:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if aware and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+    return parsed if aware else parsed.replace(tzinfo=None)
+
+
+def coerce(column: Column, value: Any) -> Any:
+    """``value`` (decoded from a message) as the Python type the sinks expect for ``column``."""
+    if value is None:
+        return None
+    t = column.type
+    if t is T.JSON:
+        return value if isinstance(value, str) else json.dumps(value, default=str)
+    if t in (T.INT16, T.INT32, T.INT64):
+        return int(value)
+    if t in (T.FLOAT32, T.FLOAT64):
+        return float(value)
+    if t is T.DECIMAL:
+        return value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
+    if t is T.BOOLEAN:
+        return value if isinstance(value, bool) else str(value).lower() in ("true", "1", "t", "yes")
+    if t is T.TIMESTAMPTZ:
+        return _parse_ts(value, aware=True)
+    if t is T.TIMESTAMP:
+        return _parse_ts(value, aware=False)
+    if t is T.DATE:
+        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+    if t is T.TIME:
+        return value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value))
+    if t is T.UUID:
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+    if t is T.BINARY:
+        return value if isinstance(value, bytes) else base64.b64decode(value)
+    if t is T.ARRAY:
+        return list(value)
+    return value if isinstance(value, str) else str(value)
+
+
+def row_of(schema: TableSchema, value: dict[str, Any]) -> list[Any]:
+    """The value's fields in ``schema`` order, coerced; missing fields are NULL."""
+    out = []
+    for column in schema.columns:
+        raw = value.get(column.name)
+        try:
+            out.append(coerce(column, raw))
+        except (ValueError, TypeError, decimal.InvalidOperation) as exc:
+            raise BadInputError(
+                f"field '{column.name}': cannot read {type(raw).__name__} value as {column.type.value}: {exc}"
+            ) from None
+    return out
+
+
+def _jsonable(column: Column, value: Any) -> Any:
+    if value is None:
+        return None
+    if column.type is T.JSON:
+        return json.loads(value) if isinstance(value, str) else value
+    if isinstance(value, decimal.Decimal):
+        return str(value)  # exact: a JSON number would round through float
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    return value
+
+
+def message_value(schema: TableSchema, row: Sequence[Any]) -> bytes:
+    """A row as a JSON object (decimals as strings, times ISO 8601, bytes base64)."""
+    body = {c.name: _jsonable(c, v) for c, v in zip(schema.columns, row, strict=True)}
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def message_key(schema: TableSchema, row: Sequence[Any], key_columns: Sequence[str]) -> bytes | None:
+    """The key of a row: the value of a single key column as text, or a JSON array of several."""
+    if not key_columns:
+        return None
+    index = {c.name: i for i, c in enumerate(schema.columns)}
+    values = [_jsonable(schema.columns[index[k]], row[index[k]]) for k in key_columns]
+    if len(values) == 1:
+        return str(values[0]).encode()
+    return json.dumps(values, separators=(",", ":")).encode()
+
+
+def decode_key(key: bytes | None) -> str | None:
+    if key is None:
+        return None
+    try:
+        return key.decode()
+    except UnicodeDecodeError:
+        return "0x" + key.hex()

@@ -1,0 +1,346 @@
+"""Kafka as source and sink against a real Kafka-protocol broker (noida-db)."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import uuid
+
+import pytest
+
+from airflow_provider_dpone.contracts.errors import ManifestError
+from airflow_provider_dpone.contracts.manifest import parse_manifest
+from airflow_provider_dpone.runtime.failpoints import ENV
+from tests.helpers import run_first_load as run
+
+pytestmark = pytest.mark.integration
+
+
+def topic_name() -> str:
+    return f"t_{uuid.uuid4().hex[:8]}"
+
+
+def manifest(source: dict, sink: dict, **load):
+    body = {"name": "msgs", "source": source, "sink": sink, **load}
+    return parse_manifest(
+        {"pipeline": "kfk", "state": {"backend": "table", "conn_id": "dst"}, "loads": [body]}
+    )
+
+
+def to_kafka(topic: str, **sink):
+    return manifest(
+        {"connector": "postgres", "conn_id": "src", "table": "orders"},
+        {
+            "connector": "kafka",
+            "conn_id": "kafka",
+            "topic": topic,
+            "strategy": "incremental_merge",
+            "unique_key": ["id"],
+            **sink,
+        },
+    )
+
+
+def from_kafka(topic: str, sink: dict | None = None, **source):
+    return manifest(
+        {
+            "connector": "kafka",
+            "conn_id": "kafka",
+            "topic": topic,
+            "incremental": {"mode": "offsets"},
+            **source,
+        },
+        {
+            "connector": "postgres",
+            "conn_id": "dst",
+            "table": "raw.msgs",
+            "strategy": "incremental_append",
+            **(sink or {}),
+        },
+    )
+
+
+ORDERS = """
+create table orders (id bigint primary key, amount numeric(12,2) not null, note text,
+                     at timestamptz not null, doc jsonb, _dpone_deleted_at timestamptz);
+insert into orders select g, g * 1.5, 'n' || g, timestamptz '2026-01-01 00:00+00' + g * interval '1 s',
+                          jsonb_build_object('g', g), null
+from generate_series(1, 500) g;
+"""
+
+
+def test_postgres_to_kafka_keyed_upserts_in_one_transaction(clean_pg, kafka) -> None:
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    topic = topic_name()
+    kafka.create_topic(topic, 3)
+    report = run(to_kafka(topic), "r1")
+    assert report.sink["finalize"]["method"] == "transaction" and report.rows == 500
+    messages = kafka.consume_all(topic)
+    assert len(messages) == 500 and len({p for p, *_ in messages}) == 3  # spread by key
+    by_key = {k.decode(): json.loads(v) for _, _, k, v in messages}
+    assert by_key["7"] == {
+        "id": 7,
+        "amount": "10.50",  # exact: decimals travel as strings
+        "note": "n7",
+        "at": "2026-01-01T00:00:07+00:00",
+        "doc": {"g": 7},
+        "_dpone_deleted_at": None,
+    }
+    # The same key always lands in the same partition (murmur2, as the Java client).
+    partitions = {k: p for p, _, k, _ in messages}
+    run(to_kafka(topic), "r2")
+    again = kafka.consume_all(topic)
+    assert len(again) == 1000 and all(partitions[k] == p for p, _, k, _ in again)
+
+
+def test_deleted_rows_become_tombstones(clean_pg, kafka) -> None:
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    pg.execute("src", "update orders set _dpone_deleted_at = now() where id in (3, 4)")
+    topic = topic_name()
+    kafka.create_topic(topic, 1)
+    m = manifest(
+        {"connector": "postgres", "conn_id": "src", "table": "orders"},
+        {
+            "connector": "kafka",
+            "conn_id": "kafka",
+            "topic": topic,
+            "strategy": "incremental_merge",
+            "unique_key": ["id"],
+        },
+        reconciliation={"deletes": "hard"},
+    )
+    report = run(m, "r1")
+    assert report.sink["finalize"]["tombstones"] == 2
+    tombstones = sorted(k for _, _, k, v in kafka.consume_all(topic) if v is None)
+    assert tombstones == [b"3", b"4"]
+
+
+def test_a_failed_load_publishes_nothing_and_the_retry_publishes_once(clean_pg, kafka) -> None:
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    topic = topic_name()
+    kafka.create_topic(topic, 2)
+    m = to_kafka(topic)
+
+    def killed() -> None:  # dies after every message was produced, before the commit
+        os.environ[ENV] = "mid_finalize"
+        run(m, "r1")
+
+    worker = multiprocessing.get_context("fork").Process(target=killed)
+    worker.start()
+    worker.join(120)
+    assert worker.exitcode == -signal.SIGKILL
+    assert kafka.consume_all(topic) == []  # read_committed consumers see nothing
+    assert len(kafka.consume_all(topic, committed_only=False)) == 500  # the data is in the log, uncommitted
+    run(m, "r1")  # the retry fences the killed producer (same transactional.id) and commits its own
+    committed = kafka.consume_all(topic)
+    assert len(committed) == 500 and len({k for _, _, k, _ in committed}) == 500
+
+
+def test_full_refresh_and_replace_into_a_topic_are_refused() -> None:
+    for strategy in ("full_refresh", "replace"):
+        sink = {"connector": "kafka", "conn_id": "kafka", "topic": "t", "strategy": strategy}
+        if strategy == "replace":
+            sink["replace"] = {"where": "true"}
+        with pytest.raises(ManifestError, match="append-only log; it cannot be replaced"):
+            manifest({"connector": "postgres", "conn_id": "src", "table": "orders"}, sink)
+    with pytest.raises(ManifestError, match="give 'topic'"):
+        manifest(
+            {"connector": "postgres", "conn_id": "src", "table": "orders"},
+            {"connector": "kafka", "conn_id": "kafka", "table": "t", "strategy": "incremental_append"},
+        )
+
+
+def _events(first: int, last: int) -> list[tuple[bytes, bytes]]:
+    return [
+        (
+            str(i).encode(),
+            json.dumps(
+                {"id": i, "amount": f"{i}.25", "at": f"2026-01-01T00:00:{i % 60:02d}Z", "tags": {"n": i}}
+            ).encode(),
+        )
+        for i in range(first, last + 1)
+    ]
+
+
+FIELDS = {"id": "int64", "amount": "decimal(12,2)", "at": "timestamptz", "tags": "json"}
+
+
+def test_kafka_to_postgres_reads_to_the_high_watermark_and_keeps_offsets(clean_pg, kafka) -> None:
+    pg = clean_pg
+    topic = topic_name()
+    kafka.create_topic(topic, 3)
+    kafka.produce(topic, _events(1, 300))
+    m = from_kafka(topic, fields=FIELDS, batch_size=100)
+    first = run(m, "r1")
+    assert first.rows == 300 and first.source["window"]["pending_messages"] == 300
+    state = json.loads(pg.query("dst", "select state::text from dpone.state")[0][0])
+    assert state["kind"] == "offsets" and sum(state["offsets"].values()) == 300
+    cols = pg.query(
+        "dst", "select column_name, data_type from information_schema.columns where table_name = 'msgs'"
+    )
+    types = dict(cols)
+    assert (
+        types["amount"] == "numeric"
+        and types["at"] == "timestamp with time zone"
+        and types["_offset"] == "bigint"
+    )
+    row = pg.query("dst", "select amount::text, at, tags->>'n', _key from raw.msgs where id = 42")[0]
+    assert row[0] == "42.25" and row[2] == "42" and row[3] == "42" and row[1].second == 42
+    kafka.produce(topic, _events(301, 350))
+    second = run(m, "r2")  # only the new messages
+    assert second.rows == 50
+    assert pg.query("dst", "select count(*), count(distinct (_partition, _offset)) from raw.msgs") == [
+        (350, 350)
+    ]
+    assert run(m, "r3").rows == 0
+
+
+def test_a_failed_load_keeps_the_offsets_and_the_retry_converges(clean_pg, kafka) -> None:
+    pg = clean_pg
+    topic = topic_name()
+    kafka.create_topic(topic, 2)
+    kafka.produce(topic, _events(1, 100))
+    m = from_kafka(topic, {"strategy": "incremental_merge", "unique_key": ["id"]}, fields=FIELDS)
+    run(m, "r1")
+    before = pg.query("dst", "select state::text from dpone.state")
+    kafka.produce(topic, _events(101, 150) + _events(7, 7))  # 50 new, one update
+    pg.execute(
+        "dst",
+        """
+        create sequence raw.fail_n;
+        create function raw.fail_once() returns trigger language plpgsql as $$
+        begin if nextval('raw.fail_n') <= 1 then raise exception 'injected failure'; end if; return new; end $$;
+        create trigger fail_once before insert or update on raw.msgs
+          for each statement execute function raw.fail_once();
+        """,
+    )
+    with pytest.raises(Exception, match="injected failure"):
+        run(m, "r2")
+    assert pg.query("dst", "select state::text from dpone.state") == before  # offsets unchanged
+    assert pg.query("dst", "select count(*) from raw.msgs") == [(100,)]
+    retry = run(m, "r2")  # the Airflow retry: the same messages again, from the stored offsets
+    assert retry.rows == 51
+    assert pg.query("dst", "select count(*), count(distinct id) from raw.msgs") == [(150, 150)]
+    assert (
+        sum(json.loads(pg.query("dst", "select state::text from dpone.state")[0][0])["offsets"].values())
+        == 151
+    )
+
+
+AVRO = json.dumps(
+    {
+        "type": "record",
+        "name": "Order",
+        "fields": [
+            {"name": "id", "type": "long"},
+            {
+                "name": "amount",
+                "type": {"type": "bytes", "logicalType": "decimal", "precision": 12, "scale": 2},
+            },
+            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-micros"}},
+            {"name": "note", "type": ["null", "string"], "default": None},
+            {"name": "tags", "type": {"type": "array", "items": "string"}},
+        ],
+    }
+)
+
+
+def test_avro_values_through_the_schema_registry(clean_pg, kafka) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.avro import AvroSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    pg = clean_pg
+    topic = topic_name()
+    kafka.create_topic(topic, 2)
+    registry = SchemaRegistryClient({"url": kafka.registry.url})
+    serialize = AvroSerializer(registry, AVRO)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    at = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.timezone.utc)
+    values = [
+        {
+            "id": i,
+            "amount": Decimal(f"{i}.10"),
+            "at": at,
+            "note": None if i % 2 else f"n{i}",
+            "tags": ["a", str(i)],
+        }
+        for i in range(1, 21)
+    ]
+    kafka.produce(topic, [(str(v["id"]).encode(), serialize(v, ctx)) for v in values])
+    report = run(from_kafka(topic, value_format="avro"), "r1")
+    assert report.rows == 20
+    rows = pg.query("dst", "select id, amount::text, at, note, tags from raw.msgs order by id")
+    assert rows[1] == (2, "2.10", at, "n2", ["a", "2"]) and rows[0][3] is None
+
+
+def test_json_schema_values_through_the_schema_registry(clean_pg, kafka) -> None:
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.json_schema import JSONSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    pg = clean_pg
+    topic = topic_name()
+    kafka.create_topic(topic, 1)
+    schema = json.dumps(
+        {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "title": "Event",
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "kind": {"type": "string"},
+                "at": {"type": "string", "format": "date-time"},
+                "score": {"type": ["number", "null"]},
+            },
+            "required": ["id", "kind", "at"],
+        }
+    )
+    registry = SchemaRegistryClient({"url": kafka.registry.url})
+    serialize = JSONSerializer(schema, registry)
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    events = [{"id": i, "kind": "k", "at": "2026-02-01T00:00:00+00:00", "score": i / 2} for i in range(1, 11)]
+    kafka.produce(topic, [(None, serialize(e, ctx)) for e in events])
+    assert run(from_kafka(topic, value_format="json_schema"), "r1").rows == 10
+    assert pg.query("dst", "select sum(score), min(at)::text from raw.msgs") == [
+        (27.5, "2026-02-01 00:00:00+00")
+    ]
+
+
+def test_kafka_to_clickhouse(clean_pg, clean_ch, kafka) -> None:
+    ch = clean_ch
+    topic = topic_name()
+    kafka.create_topic(topic, 3)
+    kafka.produce(topic, _events(1, 200))
+    m = manifest(
+        {
+            "connector": "kafka",
+            "conn_id": "kafka",
+            "topic": topic,
+            "incremental": {"mode": "offsets"},
+            "fields": FIELDS,
+        },
+        {
+            "connector": "clickhouse",
+            "conn_id": "ch",
+            "table": "raw.msgs",
+            "strategy": "incremental_merge",
+            "unique_key": ["id"],
+        },
+    )
+    assert run(m, "r1").rows == 200
+    kafka.produce(
+        topic,
+        [(b"5", json.dumps({"id": 5, "amount": "99.99", "at": "2026-01-02T00:00:00Z", "tags": {}}).encode())],
+    )
+    assert run(m, "r2").rows == 1
+    assert ch.query("select count(), uniqExact(id) from raw.msgs") == [(200, 200)]
+    assert ch.query("select toString(amount) from raw.msgs where id = 5") == [("99.99",)]
