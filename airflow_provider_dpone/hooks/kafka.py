@@ -113,6 +113,28 @@ class DponeKafkaHook(KafkaBaseHook):
     def group_id(spec_group: str | None, key: str) -> str:
         return spec_group or f"dpone.{key}"
 
+    # --- offsets (sensors) ---------------------------------------------------------------
+
+    def high_watermarks(self, topic: str) -> dict[int, int]:
+        """The next offset each partition of ``topic`` will write."""
+        consumer = self._consumer("dpone.watermarks")
+        try:
+            return {
+                p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=_TIMEOUT)[1]
+                for p in self._partitions(consumer, topic)
+            }
+        finally:
+            consumer.close()
+
+    def committed_offsets(self, topic: str, group: str) -> dict[int, int]:
+        """The offsets consumer group ``group`` has committed (partitions without one: 0)."""
+        consumer = self._consumer(group)
+        try:
+            parts = [TopicPartition(topic, p) for p in self._partitions(consumer, topic)]
+            return {tp.partition: max(tp.offset, 0) for tp in consumer.committed(parts, timeout=_TIMEOUT)}
+        finally:
+            consumer.close()
+
     # --- source --------------------------------------------------------------------------
 
     def _value_schema(self, spec: SourceSpec) -> tuple[TableSchema, Any]:
