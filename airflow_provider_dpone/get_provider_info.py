@@ -22,6 +22,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://clickhouse.com/docs/integrations/python",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "dpone Kafka",
+                "external-doc-url": "https://docs.confluent.io/kafka-clients/python/current/overview.html",
+                "tags": ["software"],
+            },
         ],
         "hooks": [
             {
@@ -32,12 +37,17 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "dpone ClickHouse",
                 "python-modules": ["airflow_provider_dpone.hooks.clickhouse"],
             },
+            {"integration-name": "dpone Kafka", "python-modules": ["airflow_provider_dpone.hooks.kafka"]},
         ],
         "sensors": [
             {
                 "integration-name": "dpone ClickHouse",
                 "python-modules": ["airflow_provider_dpone.sensors.clickhouse"],
-            }
+            },
+            {"integration-name": "dpone Kafka", "python-modules": ["airflow_provider_dpone.sensors.kafka"]},
+        ],
+        "triggers": [
+            {"integration-name": "dpone Kafka", "python-modules": ["airflow_provider_dpone.triggers.kafka"]},
         ],
         "operators": [
             {
@@ -65,6 +75,19 @@ def get_provider_info() -> dict[str, Any]:
                         "host": "clickhouse.example.com",
                         "port": "8123 (8443 with secure)",
                         "extra": '{"secure": true, "compress": true, "settings": {}} or {"dsn": "chdb:///path"}',
+                    },
+                },
+            },
+            {
+                # The official Kafka provider owns the ``kafka`` type (librdkafka config in the
+                # extras); our hook accepts those connections. This type lists our hook.
+                "connection-type": "dpone_kafka",
+                "hook-class-name": "airflow_provider_dpone.hooks.kafka.DponeKafkaHook",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "login", "password", "port", "host"],
+                    "relabeling": {"extra": "Config Dict"},
+                    "placeholders": {
+                        "extra": '{"bootstrap.servers": "broker:9092", "dpone.schema_registry": {"url": "http://registry:8081"}}'
                     },
                 },
             },

@@ -49,3 +49,14 @@ def test_missing_clickhouse_driver_names_the_extra() -> None:
     )
     out = _run(code)
     assert "airflow-provider-dpone[clickhouse]" in out and "clickhouse_connect" in out
+
+
+def test_missing_kafka_driver_names_the_extra() -> None:
+    code = (
+        "import sys; sys.modules['confluent_kafka'] = None\n"
+        "from airflow_provider_dpone.hooks.registry import hook_class\n"
+        "from airflow_provider_dpone.contracts.errors import MissingExtraError\n"
+        "try:\n    hook_class('kafka')\nexcept MissingExtraError as e:\n    print(e)\n"
+    )
+    out = _run(code)
+    assert "airflow-provider-dpone[kafka]" in out

@@ -27,3 +27,4 @@ def test_providers_list_and_hooks(airflow_db) -> None:
     assert hooks["dpone_postgres"]["class"] == "airflow_provider_dpone.hooks.postgres.DponePostgresHook"
     ch = hooks["dpone_clickhouse"]
     assert ch["class"] == "airflow_provider_dpone.hooks.clickhouse.DponeClickHouseHook"
+    assert hooks["dpone_kafka"]["class"] == "airflow_provider_dpone.hooks.kafka.DponeKafkaHook"

@@ -344,3 +344,17 @@ def test_kafka_to_clickhouse(clean_pg, clean_ch, kafka) -> None:
     assert run(m, "r2").rows == 1
     assert ch.query("select count(), uniqExact(id) from raw.msgs") == [(200, 200)]
     assert ch.query("select toString(amount) from raw.msgs where id = 5") == [("99.99",)]
+
+
+def test_consumer_group_is_committed_after_the_sink_when_asked(clean_pg, kafka) -> None:
+    from confluent_kafka import Consumer, TopicPartition
+
+    topic = topic_name()
+    kafka.create_topic(topic, 2)
+    kafka.produce(topic, _events(1, 40))
+    run(from_kafka(topic, fields=FIELDS, commit_offsets=True), "r1")
+    state = json.loads(clean_pg.query("dst", "select state::text from dpone.state")[0][0])["offsets"]
+    consumer = Consumer({"bootstrap.servers": kafka.bootstrap, "group.id": "dpone.kfk.msgs"})
+    committed = consumer.committed([TopicPartition(topic, p) for p in (0, 1)], timeout=30)
+    consumer.close()
+    assert {str(tp.partition): tp.offset for tp in committed} == state
