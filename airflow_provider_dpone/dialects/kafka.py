@@ -181,39 +181,74 @@ def row_of(schema: TableSchema, value: dict[str, Any]) -> list[Any]:
     return out
 
 
-def _jsonable(column: Column, value: Any) -> Any:
-    if value is None:
-        return None
-    if column.type is T.JSON:
-        return json.loads(value) if isinstance(value, str) else value
-    if isinstance(value, decimal.Decimal):
-        return str(value)  # exact: a JSON number would round through float
+def _b64(value: Any) -> str:
+    return base64.b64encode(bytes(value)).decode()
+
+
+def _converter(column: Column) -> Any:
+    """How values of a JSON, array or interval column become JSON."""
+    t = column.type
+    if t is T.JSON:
+        return lambda v: json.loads(v) if isinstance(v, str) else v
+    if t is T.INTERVAL:
+        return lambda v: v.total_seconds() if isinstance(v, dt.timedelta) else str(v)
+    return lambda v: [x.isoformat() if isinstance(x, dt.date | dt.time) else x for x in v]
+
+
+def _default(value: Any) -> Any:
+    """JSON for the values json cannot write itself (called by the C encoder, only for those)."""
+    if isinstance(value, decimal.Decimal | uuid.UUID):
+        return str(value)
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
     if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode()
+        return _b64(value)
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
-    return value
+    return str(value)
 
 
-def message_value(schema: TableSchema, row: Sequence[Any]) -> bytes:
-    """A row as a JSON object (decimals as strings, times ISO 8601, bytes base64)."""
-    body = {c.name: _jsonable(c, v) for c, v in zip(schema.columns, row, strict=True)}
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+# Columns whose values the default hook cannot place right: JSON text must be embedded parsed.
+_NEEDS_CONVERSION = {T.JSON, T.ARRAY, T.INTERVAL}
 
 
-def message_key(schema: TableSchema, row: Sequence[Any], key_columns: Sequence[str]) -> bytes | None:
-    """The key of a row: the value of a single key column as text, or a JSON array of several."""
-    if not key_columns:
-        return None
-    index = {c.name: i for i, c in enumerate(schema.columns)}
-    values = [_jsonable(schema.columns[index[k]], row[index[k]]) for k in key_columns]
-    if len(values) == 1:
-        return str(values[0]).encode()
-    return json.dumps(values, separators=(",", ":")).encode()
+class RowEncoder:
+    """Rows as Kafka messages: a JSON object per row (decimals as strings, times ISO 8601,
+    bytes base64), keyed by the value of a single key column, or a JSON array of several.
+
+    Converters are chosen once per schema, so encoding a row is one dict and one dumps.
+    """
+
+    def __init__(self, schema: TableSchema, key_columns: Sequence[str] = ()) -> None:
+        self.names = schema.names
+        self.converters = [_converter(c) if c.type in _NEEDS_CONVERSION else None for c in schema.columns]
+        self.plain = all(f is None for f in self.converters)
+        self.dumps = json.JSONEncoder(separators=(",", ":"), default=_default).encode
+        index = {name: i for i, name in enumerate(self.names)}
+        self.key_at = [index[k] for k in key_columns]
+
+    def _jsonable(self, row: Sequence[Any]) -> dict[str, Any]:
+        if self.plain:
+            return dict(zip(self.names, row, strict=True))
+        return {
+            n: v if f is None or v is None else f(v)
+            for n, f, v in zip(self.names, self.converters, row, strict=True)
+        }
+
+    def value(self, row: Sequence[Any]) -> bytes:
+        return self.dumps(self._jsonable(row)).encode()
+
+    def key(self, row: Sequence[Any]) -> bytes | None:
+        if not self.key_at:
+            return None
+        if len(self.key_at) > 1:
+            return self.dumps([row[i] for i in self.key_at]).encode()
+        v = row[self.key_at[0]]
+        if v is None:
+            return None
+        if isinstance(v, str):
+            return v.encode()
+        return str(v if isinstance(v, int | float) else _default(v)).encode()
 
 
 def decode_key(key: bytes | None) -> str | None:
