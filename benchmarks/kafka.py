@@ -187,7 +187,7 @@ def main() -> int:
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
-    print(f"\n{'producer':<44} {'messages':>10} {'seconds':>8} {'msgs/s':>10} {'dpone vs':>9}")
+    print(f"\n{'producer':<44} {'messages':>10} {'seconds':>8} {'msgs/s':>10} {'dpone/raw':>9}")
     labels = {
         "raw": "raw confluent-kafka loop (json.dumps per row)",
         "raw_pre_encoded": "raw loop, values pre-encoded",

@@ -29,6 +29,7 @@ class ChdbHttpFront:
         self.lock = threading.Lock()
         self.user, self.password = user, password
         self.requests: list[str] = []  # every statement received, for the tests to inspect
+        self.fail_inserts = 0  # the next N inserts with data fail with a server error
         front = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -120,6 +121,9 @@ class ChdbHttpFront:
                 self.conn.query(f"SET {key} = '{value}'", "TabSeparated")
             try:
                 if data is not None:
+                    if self.fail_inserts > 0:
+                        self.fail_inserts -= 1
+                        raise RuntimeError("Code: 999. DB::Exception: injected failure in the insert")
                     return self._insert(query, data), None
                 match = _FORMAT.search(query)
                 fmt = match.group(1) if match else "TabSeparated"
