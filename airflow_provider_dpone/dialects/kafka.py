@@ -115,6 +115,62 @@ def json_schema(schema_str: str) -> TableSchema:
     return TableSchema(tuple(_json_schema_column(n, p, n in required) for n, p in props.items()))
 
 
+# FieldDescriptor.TYPE_* numbers (stable in the protobuf wire spec)
+_PROTO_TYPES = {
+    1: T.FLOAT64,  # double
+    2: T.FLOAT32,  # float
+    3: T.INT64,  # int64
+    4: T.DECIMAL,  # uint64: wider than int64
+    5: T.INT32,  # int32
+    6: T.DECIMAL,  # fixed64 (unsigned)
+    7: T.INT64,  # fixed32 (unsigned)
+    8: T.BOOLEAN,
+    9: T.STRING,
+    12: T.BINARY,
+    13: T.INT64,  # uint32
+    14: T.STRING,  # enum: its name
+    15: T.INT32,  # sfixed32
+    16: T.INT64,  # sfixed64
+    17: T.INT32,  # sint32
+    18: T.INT64,  # sint64
+}
+_PROTO_MESSAGE = 11
+_PROTO_WELL_KNOWN = {
+    "google.protobuf.Timestamp": T.TIMESTAMPTZ,
+    "google.protobuf.StringValue": T.STRING,
+    "google.protobuf.Int64Value": T.INT64,
+    "google.protobuf.Int32Value": T.INT32,
+    "google.protobuf.BoolValue": T.BOOLEAN,
+    "google.protobuf.DoubleValue": T.FLOAT64,
+}
+
+
+def _proto_type(field: Any) -> T:
+    if field.type == _PROTO_MESSAGE:
+        return _PROTO_WELL_KNOWN.get(field.message_type.full_name, T.JSON)
+    return _PROTO_TYPES.get(field.type, T.JSON)
+
+
+def protobuf_schema(message: Any) -> TableSchema:
+    """The columns of a protobuf message descriptor (every field nullable: absent reads NULL)."""
+    columns = []
+    for field in message.fields:
+        repeated = field.is_repeated if hasattr(field, "is_repeated") else field.label == 3
+        kind = _proto_type(field)
+        if repeated:
+            scalar = field.type != _PROTO_MESSAGE and kind is not T.DECIMAL
+            columns.append(
+                Column(field.name, T.ARRAY, True, element=kind)
+                if scalar
+                else Column(field.name, T.JSON, True)
+            )
+        elif kind is T.DECIMAL:
+            columns.append(Column(field.name, T.DECIMAL, True, precision=20, scale=0))
+        else:
+            columns.append(Column(field.name, kind, True))
+    return TableSchema(tuple(columns))
+
+
 def declared_schema(fields: dict[str, str]) -> TableSchema:
     """The columns declared by ``source.fields`` for schema-less JSON messages."""
     return TableSchema(tuple(column_from_type_name(name, text) for name, text in fields.items()))

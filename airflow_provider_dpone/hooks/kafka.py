@@ -3,7 +3,7 @@
 Built on the official Kafka provider's hook and connection: the connection's extras are the
 librdkafka configuration (``bootstrap.servers``, security settings...). dpone's own keys in
 the extras start with ``dpone.``: ``dpone.schema_registry`` (``{"url": ..., "basic.auth.user.info":
-...}``) for Avro / JSON Schema values.
+...}``) for Avro, JSON Schema and Protobuf values.
 
 Source: reads each partition from the offsets in the state (or the earliest) up to the high
 watermark seen when the extract starts, with ``read_committed``, then stops. The offsets are
@@ -158,20 +158,20 @@ class DponeKafkaHook(KafkaBaseHook):
                 return {"value": raw.decode()}
 
             return schema, decode_json
-        if spec.value_format == "protobuf":
-            raise UnsupportedError(
-                "source.value_format: 'protobuf' is not supported yet; allowed: json, avro, json_schema"
-            )
         from confluent_kafka.serialization import MessageField, SerializationContext
 
         registry = self.registry()
         subject = f"{topic}-value"
-        try:
-            latest = registry.get_latest_version(subject)
+        try:  # protobuf schemas as a serialized FileDescriptorProto, as the deserializer reads them
+            latest = registry.get_latest_version(
+                subject, fmt="serialized" if spec.value_format == "protobuf" else None
+            )
         except Exception as exc:
             raise BadInputError(f"schema registry: no schema for subject '{subject}': {exc}") from None
         text = latest.schema.schema_str
         context = SerializationContext(topic, MessageField.VALUE)
+        if spec.value_format == "protobuf":
+            return self._protobuf(registry, text, context)
         if spec.value_format == "avro":
             from confluent_kafka.schema_registry.avro import AvroDeserializer
 
@@ -183,6 +183,53 @@ class DponeKafkaHook(KafkaBaseHook):
             schema = codec.json_schema(text)
             deserializer = JSONDeserializer(text, schema_registry_client=registry)
         return schema, lambda raw: deserializer(raw, context)
+
+    @staticmethod
+    def _protobuf(registry: Any, serialized: str, context: Any) -> tuple[TableSchema, Any]:
+        """Columns and decoder for protobuf values: the first message of the subject's schema."""
+        import base64
+
+        from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
+        from google.protobuf import (
+            any_pb2,
+            descriptor_pb2,
+            descriptor_pool,
+            duration_pb2,
+            empty_pb2,
+            json_format,
+            message_factory,
+            struct_pb2,
+            timestamp_pb2,
+            wrappers_pb2,
+        )
+
+        proto = descriptor_pb2.FileDescriptorProto()
+        try:
+            proto.ParseFromString(base64.standard_b64decode(serialized))
+        except Exception as exc:
+            raise BadInputError(f"schema registry: the protobuf schema cannot be read: {exc}") from None
+        pool = descriptor_pool.DescriptorPool()
+        for known in (any_pb2, duration_pb2, empty_pb2, struct_pb2, timestamp_pb2, wrappers_pb2):
+            pool.AddSerializedFile(known.DESCRIPTOR.serialized_pb)
+        pool.Add(proto)
+        file = pool.FindFileByName(proto.name)
+        if not file.message_types_by_name:
+            raise BadInputError("schema registry: the protobuf schema defines no message")
+        message = next(iter(file.message_types_by_name.values()))
+        deserializer = ProtobufDeserializer(
+            message_factory.GetMessageClass(message),
+            {"use.deprecated.format": False},
+            schema_registry_client=registry,
+        )
+
+        def decode(raw: bytes) -> dict[str, Any]:
+            return json_format.MessageToDict(
+                deserializer(raw, context),
+                always_print_fields_with_no_presence=True,
+                preserving_proto_field_name=True,
+            )
+
+        return codec.protobuf_schema(message), decode
 
     def _partitions(self, consumer: Any, topic: str) -> list[int]:
         metadata = consumer.list_topics(topic, timeout=_TIMEOUT)

@@ -358,3 +358,72 @@ def test_consumer_group_is_committed_after_the_sink_when_asked(clean_pg, kafka) 
     committed = consumer.committed([TopicPartition(topic, p) for p in (0, 1)], timeout=30)
     consumer.close()
     assert {str(tp.partition): tp.offset for tp in committed} == state
+
+
+def _order_message_class():
+    """A protobuf message class built at run time (no generated code in the repository)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory, timestamp_pb2
+
+    F = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(name="orders.proto", package="shop", syntax="proto3")
+    proto.dependency.append("google/protobuf/timestamp.proto")
+    msg = proto.message_type.add(name="Order")
+    for number, (name, type_, label, type_name) in enumerate(
+        [
+            ("id", F.TYPE_INT64, F.LABEL_OPTIONAL, None),
+            ("status", F.TYPE_ENUM, F.LABEL_OPTIONAL, ".shop.Status"),
+            ("amount_cents", F.TYPE_UINT64, F.LABEL_OPTIONAL, None),
+            ("at", F.TYPE_MESSAGE, F.LABEL_OPTIONAL, ".google.protobuf.Timestamp"),
+            ("tags", F.TYPE_STRING, F.LABEL_REPEATED, None),
+            ("paid", F.TYPE_BOOL, F.LABEL_OPTIONAL, None),
+        ],
+        start=1,
+    ):
+        field = msg.field.add(name=name, number=number, type=type_, label=label)
+        if type_name:
+            field.type_name = type_name
+    enum = proto.enum_type.add(name="Status")
+    enum.value.add(name="NEW", number=0)
+    enum.value.add(name="PAID", number=1)
+    pool = descriptor_pool.DescriptorPool()
+    pool.AddSerializedFile(timestamp_pb2.DESCRIPTOR.serialized_pb)
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("shop.Order"))
+
+
+def test_protobuf_values_through_the_schema_registry(clean_pg, kafka) -> None:
+    import datetime as dt
+
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+    from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+    from confluent_kafka.serialization import MessageField, SerializationContext
+
+    pg = clean_pg
+    topic = topic_name()
+    kafka.create_topic(topic, 2)
+    Order = _order_message_class()
+    serialize = ProtobufSerializer(
+        Order, SchemaRegistryClient({"url": kafka.registry.url}), {"use.deprecated.format": False}
+    )
+    ctx = SerializationContext(topic, MessageField.VALUE)
+    messages = []
+    for i in range(1, 31):
+        order = Order(id=i, status=i % 2, amount_cents=2**63 + i, tags=["a", str(i)], paid=i % 3 == 0)
+        order.at.FromDatetime(dt.datetime(2026, 3, 1, 12, 0, i, tzinfo=dt.timezone.utc))
+        messages.append((str(i).encode(), serialize(order, ctx)))
+    kafka.produce(topic, messages)
+    report = run(from_kafka(topic, value_format="protobuf"), "r1")
+    assert report.rows == 30
+    rows = pg.query(
+        "dst",
+        "select id, status, amount_cents::text, at, tags, paid from raw.msgs where id in (1, 3) order by id",
+    )
+    at1 = dt.datetime(2026, 3, 1, 12, 0, 1, tzinfo=dt.timezone.utc)
+    assert rows[0] == (1, "PAID", str(2**63 + 1), at1, ["a", "1"], False)
+    assert rows[1][5] is True
+    types = dict(
+        pg.query(
+            "dst", "select column_name, data_type from information_schema.columns where table_name = 'msgs'"
+        )
+    )
+    assert types["amount_cents"] == "numeric" and types["at"] == "timestamp with time zone"
