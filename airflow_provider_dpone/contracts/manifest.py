@@ -290,8 +290,8 @@ class LoadSpec(_Strict):
                 "sink.strategy: 'partition_replace' rewrites whole partitions, so it needs a full "
                 "extract of them; remove source.incremental"
             )
-        if problems:
-            raise ValueError("; ".join(problems))
+        if problems:  # one per line: each becomes its own issue, at the path it starts with
+            raise ValueError("\n".join(problems))
         return self
 
 
@@ -409,8 +409,17 @@ def _issues_from(exc: ValidationError, file: str, raw_loads: list[Any]) -> list[
             message = "required key is missing"
         elif err["type"] in ("enum", "literal_error"):
             message = f"invalid value {err.get('input')!r}; {message[0].lower()}{message[1:]}"
+        if not path and _PATH_PREFIX.match(message.split("\n")[0]):
+            for line in message.split("\n"):
+                match = _PATH_PREFIX.match(line)
+                field, text = (match.group(1), match.group(2)) if match else ("", line)
+                issues.append(ValidationIssue(file=file, field=field, message=text, load=load_name))
+            continue
         issues.append(ValidationIssue(file=file, field=path, message=message, load=load_name))
     return issues
+
+
+_PATH_PREFIX = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*): (.+)$", re.S)
 
 
 def _graph_issues(manifest: Manifest, file: str) -> list[ValidationIssue]:

@@ -159,6 +159,48 @@ CASES = [
     ),
     ("table_and_query", _with("loads.0.source.query", "select 1"), "source", "customers", ["exactly one"]),
     (
+        "kafka_source_with_a_table",
+        _with(
+            "loads.0.source",
+            {"connector": "kafka", "conn_id": "k", "table": "t", "incremental": {"mode": "offsets"}},
+        ),
+        "source",
+        "customers",
+        ["give 'topic'"],
+    ),
+    (
+        "kafka_field_of_unknown_type",
+        _with(
+            "loads.0.source",
+            {
+                "connector": "kafka",
+                "conn_id": "k",
+                "topic": "t",
+                "incremental": {"mode": "offsets"},
+                "fields": {"id": "int"},
+            },
+        ),
+        "source.fields",
+        "customers",
+        ["field 'id'", "int64"],
+    ),
+    (
+        "full_refresh_into_a_topic",
+        _with(
+            "loads.0.sink", {"connector": "kafka", "conn_id": "k", "topic": "t", "strategy": "full_refresh"}
+        ),
+        "sink.strategy",
+        "customers",
+        ["refused by connector 'kafka'", "append-only log"],
+    ),
+    (
+        "postgres_sink_with_a_topic",
+        _with("loads.0.sink", {"connector": "postgres", "conn_id": "d", "topic": "t"}),
+        "sink",
+        "customers",
+        ["has no topics", "give 'table'"],
+    ),
+    (
         "neither_table_nor_query",
         _with("loads.0.source.table", DELETE),
         "source",
