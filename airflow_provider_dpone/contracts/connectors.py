@@ -18,7 +18,7 @@ class ConnectorInfo:
     source_modes: frozenset[IncrementalMode | None]  # None = full extract
     sink_strategies: frozenset[Strategy]
     table_only_modes: frozenset[IncrementalMode] = frozenset()
-    topics: bool = False  # reads/writes topics (``topic``) instead of tables
+    objects: str = "table"  # what loads name: "table" (table or query), "topic", "endpoint"
     refused: dict[Strategy, str] = field(default_factory=dict)  # never possible, and why
 
 
@@ -61,7 +61,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         extra="kafka",
         source_modes=frozenset({IncrementalMode.OFFSETS}),
         sink_strategies=frozenset({Strategy.INCREMENTAL_APPEND, Strategy.INCREMENTAL_MERGE}),
-        topics=True,
+        objects="topic",
         refused={
             s: "a topic is an append-only log; it cannot be replaced or rewritten (use incremental_append, "
             "or incremental_merge for keyed upserts with tombstones on a compacted topic)"
@@ -73,5 +73,13 @@ CONNECTORS: dict[str, ConnectorInfo] = {
                 Strategy.SCD2,
             )
         },
+    ),
+    "rest": ConnectorInfo(
+        name="rest",
+        hook="airflow_provider_dpone.hooks.rest:DponeRestHook",
+        extra="rest",
+        source_modes=frozenset({None, IncrementalMode.CURSOR}),
+        sink_strategies=frozenset(),
+        objects="endpoint",
     ),
 }

@@ -84,12 +84,75 @@ class WindowSpec(_Strict):
     end: str
 
 
+class PaginationSpec(_Strict):
+    """How an endpoint pages: by offset, page number, a cursor in the body, the Link header or a
+    next URL in the body. ``max_pages`` is a hard cap; hitting it is logged and reported."""
+
+    type: Literal["none", "offset", "page", "cursor", "link_header", "next_url"] = "none"
+    page_size: int = Field(default=100, gt=0)
+    limit_param: str = "limit"
+    offset_param: str = "offset"
+    page_param: str = "page"
+    first_page: int = 1
+    cursor_param: str = "cursor"
+    cursor_path: str | None = None  # where the next cursor is in the body, e.g. meta.next_cursor
+    next_url_path: str | None = None  # where the next URL is in the body, e.g. links.next
+    has_more_path: str | None = None  # optional flag in the body that says more pages follow
+    max_pages: int = Field(default=10_000, gt=0)
+
+    @model_validator(mode="after")
+    def _paths(self) -> PaginationSpec:
+        if self.type == "cursor" and not self.cursor_path:
+            raise ValueError("pagination type 'cursor' needs 'cursor_path' (where the next cursor is)")
+        if self.type == "next_url" and not self.next_url_path:
+            raise ValueError("pagination type 'next_url' needs 'next_url_path' (where the next URL is)")
+        return self
+
+
+class ServerFilterSpec(_Strict):
+    """The API's server-side incremental filter: ``param`` filters on record field ``field``."""
+
+    param: str
+    field: str
+    format: Literal["iso", "date", "unix", "unix_ms"] = "iso"
+
+
+class ParentSpec(_Strict):
+    """Fan-out: each record of the parent endpoint yields one child request; ``path`` of the
+    child uses ``{<as>}``, filled with the parent record's ``field``."""
+
+    path: str
+    record_selector: str = ""
+    field: str = "id"
+    as_: str = Field(default="parent_id", alias="as")
+    params: dict[str, Any] = Field(default_factory=dict)
+    pagination: PaginationSpec = Field(default_factory=PaginationSpec)
+
+
+class EndpointSpec(_Strict):
+    """One REST endpoint, declared as data."""
+
+    path: str
+    method: Literal["GET", "POST"] = "GET"
+    params: dict[str, Any] = Field(default_factory=dict)
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    record_selector: str = ""  # dotted path to the records in the body; "" when the body is the list
+    primary_key: list[str] = Field(default_factory=list)
+    sort: str | None = None  # the field the request sorts on (documentation; the param is in params)
+    partition_key: str | None = None
+    server_filter: ServerFilterSpec | None = None
+    pagination: PaginationSpec = Field(default_factory=PaginationSpec)
+    parent: ParentSpec | None = None
+
+
 class SourceSpec(_Strict):
     connector: str
     conn_id: str
     table: str | None = None
     query: str | None = None
     topic: str | None = None  # message sources (Kafka)
+    endpoint: EndpointSpec | None = None  # REST API sources
     value_format: Literal["json", "avro", "json_schema", "protobuf"] = "json"
     # Typed fields of schema-less JSON messages: {name: canonical type}, e.g. {id: int64}.
     fields: dict[str, str] | None = None
@@ -114,8 +177,20 @@ class SourceSpec(_Strict):
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SourceSpec:
-        if sum(bool(x) for x in (self.table, self.query, self.topic)) != 1:
-            raise ValueError("give exactly one of 'table', 'query' or 'topic'")
+        if sum(bool(x) for x in (self.table, self.query, self.topic, self.endpoint)) != 1:
+            raise ValueError("give exactly one of 'table', 'query', 'topic' or 'endpoint'")
+        inc = self.incremental
+        if self.endpoint and inc and inc.mode is IncrementalMode.CURSOR:
+            if self.endpoint.server_filter is None:
+                raise ValueError(
+                    "incremental reads of an endpoint need 'endpoint.server_filter' (the API's own "
+                    "filter parameter); an API without one is read in full every run"
+                )
+            if inc.cursor != self.endpoint.server_filter.field:
+                raise ValueError(
+                    f"incremental.cursor '{inc.cursor}' must be the field the server filters on "
+                    f"('{self.endpoint.server_filter.field}')"
+                )
         if self.query and self.columns:
             raise ValueError("'columns' applies to 'table' sources; select columns in the query")
         if self.query and self.window:
@@ -246,14 +321,15 @@ class LoadSpec(_Strict):
                 f"connector '{src.name}'; supported: {', '.join(allowed)}"
             )
         for side, spec, info in (("source", self.source, src), ("sink", self.sink, snk)):
-            if info and info.topics != bool(spec.topic):
+            used = "topic" if spec.topic else "endpoint" if getattr(spec, "endpoint", None) else "table"
+            if info and info.objects != used:
+                wanted = (
+                    "'table' or 'query'"
+                    if info.objects == "table" and side == "source"
+                    else f"'{info.objects}'"
+                )
                 problems.append(
-                    f"{side}: connector '{info.name}' "
-                    + (
-                        "reads and writes topics: give 'topic'"
-                        if info.topics
-                        else "has no topics: give 'table'"
-                    )
+                    f"{side}: connector '{info.name}' works on {info.objects}s, not {used}s: give {wanted}"
                 )
         if src and mode in src.table_only_modes and self.source.query:
             problems.append(f"source.incremental.mode: '{mode.value}' needs 'table', not 'query'")

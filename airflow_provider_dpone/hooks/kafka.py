@@ -31,6 +31,7 @@ try:
 except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra test
     raise MissingExtraError(_exc.name or "confluent-kafka", "kafka") from None
 
+from ..contracts import records
 from ..contracts.artifacts import ExtractResult, InMemoryRows, StreamingBatches, iter_row_batches
 from ..contracts.errors import BadInputError, TransientError, UnsupportedError
 from ..contracts.manifest import SourceSpec
@@ -142,7 +143,7 @@ class DponeKafkaHook(KafkaBaseHook):
         topic = spec.topic or ""
         if spec.value_format == "json":
             if spec.fields:
-                schema = codec.declared_schema(spec.fields)
+                schema = records.declared_schema(spec.fields)
             else:
                 from ..contracts.table import CanonicalType, Column
 
@@ -336,10 +337,10 @@ class DponeKafkaHook(KafkaBaseHook):
                         topic,
                         p,
                         offset,
-                        codec.coerce(codec.ENVELOPE[3], stamp),
+                        records.coerce(codec.ENVELOPE[3], stamp),
                         codec.decode_key(msg.key()),
                     ]
-                    batch.append(envelope + codec.row_of(value_schema, value))
+                    batch.append(envelope + records.row_of(value_schema, value))
                     if len(batch) >= batch_size:
                         sent += len(batch)
                         yield batch

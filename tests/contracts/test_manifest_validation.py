@@ -82,7 +82,7 @@ CASES = [
         _with("loads.0.source.connector", "oracle"),
         "source.connector",
         "customers",
-        ["oracle", "allowed: clickhouse, kafka, postgres"],
+        ["oracle", "allowed: clickhouse, kafka, postgres, rest"],
     ),
     (
         "unknown_strategy",
@@ -198,7 +198,7 @@ CASES = [
         _with("loads.0.sink", {"connector": "postgres", "conn_id": "d", "topic": "t"}),
         "sink",
         "customers",
-        ["has no topics", "give 'table'"],
+        ["works on tables, not topics", "give 'table'"],
     ),
     (
         "neither_table_nor_query",

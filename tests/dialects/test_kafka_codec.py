@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from airflow_provider_dpone.contracts import records
 from airflow_provider_dpone.contracts.errors import BadInputError
 from airflow_provider_dpone.contracts.table import CanonicalType as T
 from airflow_provider_dpone.contracts.table import Column, TableSchema
@@ -79,14 +80,14 @@ def test_json_schema_to_columns() -> None:
 
 
 def test_values_are_coerced_to_the_declared_types() -> None:
-    schema = codec.declared_schema(
+    schema = records.declared_schema(
         {"id": "int64", "amount": "decimal(12,2)", "at": "timestamptz", "doc": "json"}
     )
-    row = codec.row_of(schema, {"id": "7", "amount": 1.5, "at": "2026-01-01T00:00:00Z", "doc": {"a": [1]}})
+    row = records.row_of(schema, {"id": "7", "amount": 1.5, "at": "2026-01-01T00:00:00Z", "doc": {"a": [1]}})
     assert row == [7, Decimal("1.5"), dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), '{"a": [1]}']
-    assert codec.row_of(schema, {}) == [None, None, None, None]  # absent fields are NULL
+    assert records.row_of(schema, {}) == [None, None, None, None]  # absent fields are NULL
     with pytest.raises(BadInputError, match="field 'id'"):
-        codec.row_of(schema, {"id": "seven"})
+        records.row_of(schema, {"id": "seven"})
 
 
 def test_rows_encode_exactly() -> None:

@@ -1,0 +1,499 @@
+"""Generic REST API source: endpoints declared as data, paginated, authenticated, retried.
+
+The connection is the official HTTP provider's ``http`` connection: host (with scheme, or the
+``schema`` field), port, login, password, and extras:
+
+- ``auth``: ``none`` | ``bearer`` (password is the token) | ``basic`` | ``api_key`` (password is the
+  key, sent in header ``api_key_header`` or query parameter ``api_key_param``) | ``oauth2``
+  (client credentials: login/password are the client id/secret, ``token_url``, ``scope``);
+- ``headers``, ``timeout`` (s), ``max_retries``.
+
+Every request is logged with the pipeline, load and run ids and its timing, secrets masked.
+Transport errors, 429 and 5xx are retried (bounded, honouring ``Retry-After``); 401 and 403
+fail the task without Airflow retries and say what to fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urljoin
+
+from ..contracts.errors import MissingExtraError
+
+try:
+    import httpx
+    import tenacity
+    from airflow.sdk import BaseHook
+except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra test
+    raise MissingExtraError(_exc.name or "httpx", "rest") from None
+
+from ..contracts import records as values
+from ..contracts.artifacts import ExtractResult, StreamingBatches
+from ..contracts.errors import BadInputError, TransientError, UnsupportedError
+from ..contracts.manifest import EndpointSpec, PaginationSpec, SourceSpec
+from ..contracts.redaction import Redactor
+from ..contracts.state import CursorState, StateRecord
+from ..contracts.strategies import IncrementalMode
+from ..contracts.table import CanonicalType, Column, TableSchema
+
+log = logging.getLogger(__name__)
+
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+RECORD = Column("record", CanonicalType.JSON, True)
+
+
+class AuthError(BadInputError):
+    """401/403 or a refused token: a retry cannot fix it."""
+
+
+class RetryableHTTPError(TransientError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def dig(body: Any, path: str | None) -> Any:
+    """The value at dotted ``path`` in a JSON body ("" or None: the body itself)."""
+    if not path:
+        return body
+    node = body
+    for part in path.split("."):
+        if isinstance(node, dict):
+            node = node.get(part)
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return None
+    return node
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
+
+
+def _format_filter(value: str, fmt: str) -> str:
+    """The stored cursor value as the API's filter parameter wants it."""
+    parsed = values.parse_timestamp(value, aware=True)
+    if fmt == "unix":
+        return str(int(parsed.timestamp()))
+    if fmt == "unix_ms":
+        return str(int(parsed.timestamp() * 1000))
+    if fmt == "date":
+        return parsed.date().isoformat()
+    return parsed.isoformat().replace("+00:00", "Z")
+
+
+class DponeRestHook(BaseHook):
+    """Reads declared endpoints of a REST API as rows."""
+
+    conn_name_attr = "http_conn_id"
+    default_conn_name = "http_default"
+    conn_type = "dpone_rest"
+    hook_name = "dpone REST API"
+
+    def __init__(
+        self, conn_id: str = default_conn_name, *, context: dict[str, str] | None = None, **kwargs: Any
+    ):
+        super().__init__(**kwargs)
+        self.dpone_conn_id = conn_id
+        self.context = context or {}  # pipeline, load and run ids for the request log
+        self._client: httpx.Client | None = None
+        self._token: tuple[str, float] | None = None
+        self.requests = 0
+        self.sleep = time.sleep  # tests may shorten the waits
+
+    # --- connection ------------------------------------------------------------------------
+
+    def _conn(self) -> Any:
+        return self.get_connection(self.dpone_conn_id)
+
+    def _extra(self) -> dict[str, Any]:
+        return dict(self._conn().extra_dejson)
+
+    def redactor(self) -> Redactor:
+        redactor = Redactor()
+        try:
+            conn = self._conn()
+        except Exception:
+            return redactor
+        redactor.add_connection(conn.password, conn.login, conn.extra_dejson)
+        if self._token:
+            redactor.add_secret(self._token[0])
+        return redactor
+
+    def base_url(self) -> str:
+        conn = self._conn()
+        host = conn.host or ""
+        if "://" not in host:
+            host = f"{conn.schema or 'https'}://{host}"
+        if conn.port:
+            host = f"{host.rstrip('/')}:{conn.port}"
+        return host.rstrip("/") + "/"
+
+    def dataset(self, table: str) -> dict[str, str]:
+        return {"namespace": self.base_url().rstrip("/"), "name": table}
+
+    def client(self) -> httpx.Client:
+        if self._client is None:
+            extra = self._extra()
+            self._client = httpx.Client(
+                base_url=self.base_url(),
+                timeout=float(extra.get("timeout", 60)),
+                headers={"Accept": "application/json", **(extra.get("headers") or {})},
+                follow_redirects=True,
+            )
+        return self._client
+
+    def _auth(self, headers: dict[str, str], params: dict[str, Any]) -> None:
+        conn, extra = self._conn(), self._extra()
+        kind = extra.get("auth", "none")
+        if kind == "bearer":
+            headers["Authorization"] = f"Bearer {conn.password}"
+        elif kind == "basic":
+            import base64
+
+            pair = f"{conn.login or ''}:{conn.password or ''}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
+        elif kind == "api_key":
+            if extra.get("api_key_param"):
+                params[extra["api_key_param"]] = conn.password
+            else:
+                headers[extra.get("api_key_header", "X-API-Key")] = conn.password or ""
+        elif kind == "oauth2":
+            headers["Authorization"] = f"Bearer {self._oauth_token()}"
+        elif kind != "none":
+            raise BadInputError(
+                f"connection '{self.dpone_conn_id}': extra auth '{kind}' is not one of "
+                "none, bearer, basic, api_key, oauth2"
+            )
+
+    def _oauth_token(self, refresh: bool = False) -> str:
+        """A client-credentials token, fetched once and refreshed before it expires."""
+        if self._token and not refresh and self._token[1] > time.monotonic() + 30:
+            return self._token[0]
+        conn, extra = self._conn(), self._extra()
+        token_url = extra.get("token_url")
+        if not token_url:
+            raise BadInputError(f"connection '{self.dpone_conn_id}': auth oauth2 needs extra 'token_url'")
+        data = {"grant_type": "client_credentials"}
+        if extra.get("scope"):
+            data["scope"] = extra["scope"]
+        response = httpx.post(
+            token_url,
+            data=data,
+            auth=(conn.login or "", conn.password or ""),
+            timeout=float(extra.get("timeout", 60)),
+        )
+        if response.status_code in (400, 401, 403):
+            raise AuthError(
+                f"connection '{self.dpone_conn_id}': the token endpoint refused the client credentials "
+                f"({response.status_code}); check login (client id) and password (client secret)"
+            )
+        response.raise_for_status()
+        body = response.json()
+        self._token = (body["access_token"], time.monotonic() + float(body.get("expires_in", 3600)))
+        return self._token[0]
+
+    # --- requests --------------------------------------------------------------------------
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        after = getattr(exc, "retry_after", None)
+        if after is not None:
+            return min(after, float(self._extra().get("max_retry_after", 300)))
+        return min(30.0, 0.5 * 2 ** (state.attempt_number - 1))
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: dict | None = None,
+        json_body: Any = None,
+        headers: dict | None = None,
+    ) -> httpx.Response:
+        """One API call with bounded retries on transport errors, 429 and 5xx."""
+        attempts = int(self._extra().get("max_retries", 5)) + 1
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception_type(RetryableHTTPError),
+            sleep=lambda seconds: self.sleep(seconds),
+            reraise=True,
+        )
+        return retrying(self._send, method, url, params or {}, json_body, headers or {})
+
+    def _send(self, method: str, url: str, params: dict, json_body: Any, headers: dict) -> httpx.Response:
+        params, headers = dict(params), dict(headers)
+        self._auth(headers, params)
+        redact = self.redactor().redact
+        started = time.perf_counter()
+        try:
+            response = self.client().request(
+                method, url, params=params or None, json=json_body, headers=headers
+            )
+        except httpx.TransportError as exc:
+            log.warning("%s %s failed: %s (%s)", method, redact(url), redact(str(exc)), self._ids())
+            raise RetryableHTTPError(
+                f"{method} {redact(url)}: {type(exc).__name__}: {redact(str(exc))}"
+            ) from None
+        self.requests += 1
+        ms = (time.perf_counter() - started) * 1000
+        shown = redact(str(response.request.url))
+        log.info("%s %s -> %d in %.0f ms (%s)", method, shown, response.status_code, ms, self._ids())
+        status = response.status_code
+        if status == 401 and self._extra().get("auth") == "oauth2" and self._token:
+            self._oauth_token(refresh=True)  # an expired token: fetch a new one and try once more
+            raise RetryableHTTPError(f"{method} {shown}: 401, token refreshed")
+        if status in (401, 403):
+            raise AuthError(
+                f"{method} {shown} returned {status} {response.reason_phrase}: the API refused the "
+                f"credentials of connection '{self.dpone_conn_id}' (check the key or token, its scopes "
+                "and the account's access); not retried"
+            )
+        if status == 429 or status >= 500:
+            raise RetryableHTTPError(
+                f"{method} {shown} returned {status} {response.reason_phrase}", _retry_after(response)
+            )
+        if status >= 400:
+            raise BadInputError(
+                f"{method} {shown} returned {status} {response.reason_phrase}: {redact(response.text[:300])}"
+            )
+        return response
+
+    def _ids(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.context.items()) or "no run context"
+
+    # --- pages -----------------------------------------------------------------------------
+
+    def pages(
+        self,
+        path: str,
+        params: dict[str, Any],
+        pagination: PaginationSpec,
+        selector: str,
+        *,
+        method: str = "GET",
+        body: dict | None = None,
+        headers: dict | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> Iterator[list[Any]]:
+        """The records of each page of one endpoint, following its pagination to the end."""
+        details = details if details is not None else {}
+        url: str = path.lstrip("/")
+        query = dict(params)
+        kind, size = pagination.type, pagination.page_size
+        if kind == "offset":
+            query.update({pagination.limit_param: size, pagination.offset_param: 0})
+        elif kind == "page":
+            query.update({pagination.limit_param: size, pagination.page_param: pagination.first_page})
+        page = 0
+        while True:
+            if page >= pagination.max_pages:
+                log.warning("%s: stopped at the page cap (%d pages); later pages were not read", path, page)
+                details["page_cap_hit"] = True
+                return
+            response = self.request(method, url, params=query, json_body=body, headers=headers)
+            page += 1
+            details["pages"] = details.get("pages", 0) + 1
+            payload = response.json() if response.content else None
+            records = dig(payload, selector)
+            if records is None:
+                records = []
+            if not isinstance(records, list):
+                raise BadInputError(f"{path}: record_selector '{selector}' is not a list in the response")
+            yield records
+            more = dig(payload, pagination.has_more_path) if pagination.has_more_path else None
+            if kind in ("offset", "page"):
+                if len(records) < size or more is False:
+                    return
+                if kind == "offset":
+                    query[pagination.offset_param] += size
+                else:
+                    query[pagination.page_param] += 1
+            elif kind == "cursor":
+                cursor = dig(payload, pagination.cursor_path)
+                if not cursor or more is False or not records:
+                    return
+                query[pagination.cursor_param] = cursor
+            elif kind == "link_header":
+                match = _LINK_NEXT.search(response.headers.get("Link", ""))
+                if not match:
+                    return
+                url, query = urljoin(str(response.request.url), match.group(1)), {}  # the URL carries them
+            elif kind == "next_url":
+                nxt = dig(payload, pagination.next_url_path)
+                if not nxt or more is False:
+                    return
+                url, query = urljoin(str(response.request.url), nxt), {}
+            else:
+                return
+
+    # --- source ----------------------------------------------------------------------------
+
+    def _schema(self, spec: SourceSpec) -> TableSchema:
+        endpoint = spec.endpoint
+        assert endpoint is not None
+        columns: tuple[Column, ...] = (
+            values.declared_schema(spec.fields).columns if spec.fields else (RECORD,)
+        )
+        if endpoint.parent:
+            columns = (Column(endpoint.parent.as_, CanonicalType.STRING, True), *columns)
+        keys = tuple(k for k in endpoint.primary_key if any(c.name == k for c in columns))
+        return TableSchema(columns, keys)
+
+    def _window(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The server-side filter parameter for this run, and the report's window."""
+        inc, endpoint = spec.incremental, spec.endpoint
+        assert endpoint is not None
+        if inc is None:
+            return {}, {"mode": "full"}
+        if inc.mode is not IncrementalMode.CURSOR:
+            raise UnsupportedError(
+                f"source.incremental.mode: '{inc.mode.value}' does not apply to an endpoint"
+            )
+        if state is not None and not isinstance(state, CursorState):
+            raise BadInputError(f"stored state is {state.kind!r} but the load uses cursor mode; reset it")
+        flt = endpoint.server_filter
+        assert flt is not None  # validated by the manifest
+        lower = state.value if state is not None else inc.initial_value
+        details = {"mode": "cursor", "cursor": flt.field, "lower": lower, "lookback_seconds": inc.lookback}
+        if lower is None:
+            return {}, details
+        since = values.parse_timestamp(lower, aware=True) - dt.timedelta(seconds=inc.lookback)
+        params = {flt.param: _format_filter(since.isoformat(), flt.format)}
+        details["filter"] = params
+        return params, details
+
+    def extract(
+        self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...] = ()
+    ) -> ExtractResult:
+        endpoint = spec.endpoint
+        if endpoint is None:
+            raise BadInputError("source.endpoint: the rest source reads an endpoint")
+        schema = self._schema(spec)
+        filter_params, details = self._window(spec, state)
+        candidate = state if spec.incremental else None
+        result = ExtractResult(StreamingBatches(()), schema, candidate, details)
+        result.artifact = StreamingBatches(self._rows(spec, endpoint, schema, filter_params, result))
+        return result
+
+    def _rows(
+        self,
+        spec: SourceSpec,
+        endpoint: EndpointSpec,
+        schema: TableSchema,
+        filter_params: dict[str, Any],
+        result: ExtractResult,
+    ) -> Iterator[list]:
+        details = result.details
+        value_schema = values.declared_schema(spec.fields) if spec.fields else TableSchema((RECORD,))
+        cursor = endpoint.server_filter.field if endpoint.server_filter and spec.incremental else None
+        newest: Any = None
+        sent = 0
+        for parent_value, path in self._targets(endpoint, details):
+            params = {**endpoint.params, **filter_params}
+            for records in self.pages(
+                path,
+                params,
+                endpoint.pagination,
+                endpoint.record_selector,
+                method=endpoint.method,
+                body=endpoint.body,
+                headers=endpoint.headers,
+                details=details,
+            ):
+                batch = []
+                for record in records:
+                    if not isinstance(record, dict):
+                        raise BadInputError(f"{path}: a record is not a JSON object")
+                    row = (
+                        values.row_of(value_schema, record)
+                        if spec.fields
+                        else [values.coerce(RECORD, record)]
+                    )
+                    if endpoint.parent:
+                        row = [parent_value, *row]
+                    if cursor is not None and record.get(cursor) is not None:
+                        seen = values.parse_timestamp(record[cursor], aware=True)
+                        newest = seen if newest is None or seen > newest else newest
+                    batch.append(row)
+                if batch:
+                    sent += len(batch)
+                    yield batch
+        details.update(source_rows=sent, requests=self.requests)
+        if cursor is not None:
+            lower = details.get("lower")
+            if newest is not None:
+                value = newest.isoformat()
+                if lower is None or values.parse_timestamp(lower, aware=True) < newest:
+                    result.state_candidate = CursorState(cursor=cursor, value=value, value_type="timestamptz")
+            details["upper"] = (
+                result.state_candidate.value if isinstance(result.state_candidate, CursorState) else lower
+            )
+
+    def _targets(self, endpoint: EndpointSpec, details: dict[str, Any]) -> Iterator[tuple[Any, str]]:
+        """(parent value, path) for each request series: one, or one per parent record."""
+        parent = endpoint.parent
+        if parent is None:
+            yield None, endpoint.path
+            return
+        fanned = 0
+        for records in self.pages(
+            parent.path, parent.params, parent.pagination, parent.record_selector, details=details
+        ):
+            for record in records:
+                value = dig(record, parent.field)
+                if value is None:
+                    continue
+                fanned += 1
+                details["parents"] = fanned
+                yield str(value), endpoint.path.replace("{" + parent.as_ + "}", str(value))
+
+    def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
+        endpoint = spec.endpoint
+        assert endpoint is not None
+        filter_params, details = self._window(spec, state)
+        schema = self._schema(spec)
+        plan = {
+            "request": f"{endpoint.method} {self.base_url()}{endpoint.path.lstrip('/')}",
+            "params": {**endpoint.params, **filter_params},
+            "pagination": endpoint.pagination.model_dump(),
+            "window": details,
+            "schema": [{"name": c.name, "type": c.type.value} for c in schema.columns],
+        }
+        return plan, schema
+
+    def extract_keys(
+        self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...] = ()
+    ) -> ExtractResult:
+        keyed = spec.model_copy(update={"incremental": None})
+        return self.extract(keyed, None, accepted_formats=accepted_formats)
+
+    def probe(self, spec: SourceSpec) -> int:
+        """Records on the first page of the endpoint (the sensor's question)."""
+        endpoint = spec.endpoint
+        assert endpoint is not None
+        filter_params, _ = self._window(spec, None)
+        for records in self.pages(
+            endpoint.path, {**endpoint.params, **filter_params}, endpoint.pagination, endpoint.record_selector
+        ):
+            return len(records)
+        return 0
