@@ -119,6 +119,9 @@ class DponeRestHook(BaseHook):
         self.requests = 0
         self.sleep = time.sleep  # tests may shorten the waits
 
+    def bind_run(self, ctx: Any) -> None:
+        self.context = {"pipeline": ctx.pipeline, "load": ctx.load.name, "run_id": ctx.run_id}
+
     # --- connection ------------------------------------------------------------------------
 
     def _conn(self) -> Any:

@@ -27,6 +27,7 @@ from .protocols import (
     AcknowledgingSource,
     JournalingSink,
     LoadContext,
+    RunAware,
     SinkHook,
     SourceHook,
     StagedData,
@@ -215,6 +216,9 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
         },
         sink={"connector": load.sink.connector, "conn_id": load.sink.conn_id, "table": load.sink.target},
     )
+    for part in (parts.source, parts.sink):
+        if isinstance(part, RunAware):
+            part.bind_run(ctx)
     started = time.perf_counter()
     staged: StagedData | None = None
     succeeded = False

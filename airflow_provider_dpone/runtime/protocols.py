@@ -100,6 +100,13 @@ class SinkHook(Protocol):
 
 
 @runtime_checkable
+class RunAware(Protocol):
+    """A hook that tags its logs with the run (e.g. every API request with the run ids)."""
+
+    def bind_run(self, ctx: LoadContext) -> None: ...
+
+
+@runtime_checkable
 class AcknowledgingSource(Protocol):
     """A source told when a load's state has committed (e.g. Kafka commits its consumer group)."""
 

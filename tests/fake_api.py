@@ -1,0 +1,139 @@
+"""A fake REST API on a real socket: pagination of every kind, auth, OAuth2, faults on demand.
+
+``FakeApi.records`` holds the data; ``fail`` queues responses (status, headers) returned before
+the real one; ``log`` keeps every request (path, query, headers) for the tests to inspect.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+TOKEN = "tok-3f9a1c7e55"
+API_KEY = "key-8d2b6e4410"
+CLIENT = ("client-id-1", "client-secret-77a2c")
+
+
+class FakeApi:
+    def __init__(self, records: list[dict] | None = None, auth: str = "bearer") -> None:
+        self.records = records if records is not None else []
+        self.children: dict[str, list[dict]] = {}
+        self.auth = auth
+        self.fail: list[tuple[int, dict[str, str]]] = []
+        self.log: list[dict] = []
+        self.tokens: dict[str, float] = {}  # issued oauth tokens -> expiry (monotonic)
+        self.token_ttl = 3600.0
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _send(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for key, value in (headers or {}).items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                form = parse_qs(self.rfile.read(length).decode())
+                if urlparse(self.path).path != "/oauth/token":
+                    self._send(404, {"error": "not found"})
+                    return
+                user, _, secret = (
+                    base64.b64decode(self.headers.get("Authorization", "Basic ")[6:]).decode().partition(":")
+                )
+                if (user, secret) != CLIENT or form.get("grant_type") != ["client_credentials"]:
+                    self._send(401, {"error": "invalid_client"})
+                    return
+                token = f"oauth-{len(api.tokens)}-{int(time.time() * 1000)}"
+                api.tokens[token] = time.monotonic() + api.token_ttl
+                self._send(200, {"access_token": token, "token_type": "bearer", "expires_in": api.token_ttl})
+
+            def do_GET(self) -> None:
+                url = urlparse(self.path)
+                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                api.log.append({"path": url.path, "query": query, "headers": dict(self.headers)})
+                if not api.authorized(self.headers, query):
+                    self._send(401, {"error": "invalid credentials"})
+                    return
+                if api.fail:
+                    status, headers = api.fail.pop(0)
+                    self._send(status, {"error": f"injected {status}"}, headers)
+                    return
+                status, body, headers = api.route(url.path, query, f"http://{self.headers['Host']}")
+                self._send(status, body, headers)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def authorized(self, headers: object, query: dict[str, str]) -> bool:
+        get = headers.get  # type: ignore[attr-defined]
+        if self.auth == "bearer":
+            return get("Authorization") == f"Bearer {TOKEN}"
+        if self.auth == "api_key_header":
+            return get("X-Api-Key") == API_KEY
+        if self.auth == "api_key_query":
+            return query.get("api_key") == API_KEY
+        if self.auth == "basic":
+            return get("Authorization") == "Basic " + base64.b64encode(b"user:" + API_KEY.encode()).decode()
+        if self.auth == "oauth2":
+            token = (get("Authorization") or "").removeprefix("Bearer ")
+            return self.tokens.get(token, 0) > time.monotonic()
+        return True
+
+    def _filtered(self, rows: list[dict], query: dict[str, str]) -> list[dict]:
+        since = query.get("updated_since")
+        if since:
+            rows = [r for r in rows if r["updated_at"] >= since.replace("Z", "+00:00")]
+        return sorted(rows, key=lambda r: (r["updated_at"], r["id"]))
+
+    def route(self, path: str, query: dict[str, str], base: str) -> tuple[int, object, dict[str, str]]:
+        if path.startswith("/accounts/") and path.endswith("/orders"):
+            account = path.split("/")[2]
+            return 200, {"data": self.children.get(account, [])}, {}
+        if path == "/accounts":
+            return 200, {"data": [{"id": a} for a in sorted(self.children)]}, {}
+        rows = self._filtered(self.records, query)
+        if path == "/offset":
+            start, size = int(query.get("offset", 0)), int(query.get("limit", 10))
+            return 200, {"data": rows[start : start + size]}, {}
+        if path == "/pages":
+            page, size = int(query.get("page", 1)), int(query.get("per_page", 10))
+            return 200, {"items": rows[(page - 1) * size : page * size]}, {}
+        if path == "/cursor":
+            start = int(query.get("cursor", 0))
+            chunk = rows[start : start + 7]
+            nxt = str(start + 7) if start + 7 < len(rows) else None
+            return 200, {"results": chunk, "meta": {"next_cursor": nxt}}, {}
+        if path == "/link":
+            start = int(query.get("from", 0))
+            chunk = rows[start : start + 6]
+            headers = {}
+            if start + 6 < len(rows):
+                headers["Link"] = (
+                    f'<{base}/link?from={start + 6}>; rel="next", <{base}/link?from=0>; rel="first"'
+                )
+            return 200, chunk, headers
+        if path == "/next":
+            start = int(query.get("start", 0))
+            chunk = rows[start : start + 9]
+            nxt = f"/next?start={start + 9}" if start + 9 < len(rows) else None
+            return 200, {"data": chunk, "links": {"next": nxt}}, {}
+        return 404, {"error": f"no route {path}"}, {}
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
