@@ -27,6 +27,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://docs.confluent.io/kafka-clients/python/current/overview.html",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "dpone REST API",
+                "external-doc-url": "https://www.python-httpx.org/",
+                "tags": ["protocol"],
+            },
         ],
         "hooks": [
             {
@@ -38,6 +43,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_dpone.hooks.clickhouse"],
             },
             {"integration-name": "dpone Kafka", "python-modules": ["airflow_provider_dpone.hooks.kafka"]},
+            {"integration-name": "dpone REST API", "python-modules": ["airflow_provider_dpone.hooks.rest"]},
         ],
         "sensors": [
             {
@@ -45,6 +51,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_dpone.sensors.clickhouse"],
             },
             {"integration-name": "dpone Kafka", "python-modules": ["airflow_provider_dpone.sensors.kafka"]},
+            {"integration-name": "dpone REST API", "python-modules": ["airflow_provider_dpone.sensors.rest"]},
         ],
         "triggers": [
             {"integration-name": "dpone Kafka", "python-modules": ["airflow_provider_dpone.triggers.kafka"]},
@@ -88,6 +95,20 @@ def get_provider_info() -> dict[str, Any]:
                     "relabeling": {"extra": "Config Dict"},
                     "placeholders": {
                         "extra": '{"bootstrap.servers": "broker:9092", "dpone.schema_registry": {"url": "http://registry:8081"}}'
+                    },
+                },
+            },
+            {
+                # REST sources also accept the HTTP provider's ``http`` connections.
+                "connection-type": "dpone_rest",
+                "hook-class-name": "airflow_provider_dpone.hooks.rest.DponeRestHook",
+                "ui-field-behaviour": {
+                    "hidden-fields": [],
+                    "relabeling": {"password": "Password / token / API key", "login": "Login / client id"},
+                    "placeholders": {
+                        "host": "https://api.example.com",
+                        "extra": '{"auth": "bearer | basic | api_key | oauth2 | none", "api_key_header": '
+                        '"X-API-Key", "token_url": "https://...", "max_retries": 5, "timeout": 60}',
                     },
                 },
             },

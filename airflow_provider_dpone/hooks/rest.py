@@ -490,11 +490,11 @@ class DponeRestHook(BaseHook):
         keyed = spec.model_copy(update={"incremental": None})
         return self.extract(keyed, None, accepted_formats=accepted_formats)
 
-    def probe(self, spec: SourceSpec) -> int:
-        """Records on the first page of the endpoint (the sensor's question)."""
+    def probe(self, spec: SourceSpec, state: StateRecord | None = None) -> int:
+        """Records on the first page past the stored watermark (the sensor's question)."""
         endpoint = spec.endpoint
         assert endpoint is not None
-        filter_params, _ = self._window(spec, None)
+        filter_params, _ = self._window(spec, state)
         for records in self.pages(
             endpoint.path, {**endpoint.params, **filter_params}, endpoint.pagination, endpoint.record_selector
         ):

@@ -257,3 +257,28 @@ def test_rest_to_postgres_merge_then_incremental(api, clean_pg, caplog) -> None:
     assert pg.query("dst", "select count(*), count(distinct id) from raw.items") == [(53, 53)]
     assert pg.query("dst", "select name from raw.items where id = 1") == [("renamed",)]
     assert pg.query("dst", "select tags->>'i' from raw.items where id = 7") == [("7",)]
+
+
+def test_new_data_sensor_polls_past_the_stored_watermark(api, clean_pg) -> None:
+    from airflow_provider_dpone.contracts.manifest import StateSpec
+    from airflow_provider_dpone.sensors.rest import RestNewDataSensor
+    from airflow_provider_dpone.state import build_state_backend
+
+    spec = source(
+        *PAGINATIONS["offset"],
+        endpoint={"server_filter": {"param": "updated_since", "field": "updated_at"}},
+        incremental={"mode": "cursor", "cursor": "updated_at"},
+    )
+    state = {"backend": "table", "conn_id": "dst"}
+    sensor = RestNewDataSensor(
+        task_id="wait", source=spec, pipeline="api", load="items", state=state, min_records=2
+    )
+    assert sensor.poke({}) is True  # nothing stored: everything is new
+    newest = (BASE + dt.timedelta(minutes=53)).isoformat()
+    build_state_backend(StateSpec.model_validate(state)).commit(
+        "api", "items", CursorState("updated_at", newest, "timestamptz"), "r1"
+    )
+    assert sensor.poke({}) is False  # only the watermark row itself
+    api.records += records(1, start=54)
+    assert sensor.poke({}) is True
+    assert api.log[-1]["query"]["updated_since"] == "2026-01-01T00:53:00Z"
