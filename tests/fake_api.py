@@ -24,6 +24,7 @@ class FakeApi:
         self.children: dict[str, list[dict]] = {}
         self.auth = auth
         self.fail: list[tuple[int, dict[str, str]]] = []
+        self.fail_at: dict[int, int] = {}  # request number (1-based, data requests) -> status
         self.log: list[dict] = []
         self.tokens: dict[str, float] = {}  # issued oauth tokens -> expiry (monotonic)
         self.token_ttl = 3600.0
@@ -67,6 +68,10 @@ class FakeApi:
                 api.log.append({"path": url.path, "query": query, "headers": dict(self.headers)})
                 if not api.authorized(self.headers, query):
                     self._send(401, {"error": "invalid credentials"})
+                    return
+                if len(api.log) in api.fail_at:
+                    status = api.fail_at.pop(len(api.log))
+                    self._send(status, {"error": f"injected {status}"})
                     return
                 if api.fail:
                     status, headers = api.fail.pop(0)

@@ -40,6 +40,18 @@ class StreamingBatches:
 
 
 @dataclass
+class CheckpointedBatches:
+    """Row batches, each with the checkpoint to resume from once it is staged: ``(rows, checkpoint)``.
+
+    The engine stages them batch by batch and saves each checkpoint after its batch committed,
+    so a retry of the run resumes after the last staged batch instead of starting over.
+    """
+
+    batches: Iterable[tuple[list[Row], dict[str, Any]]]
+    kind = "checkpointed_batches"
+
+
+@dataclass
 class ArrowBatches:
     """Lazily produced Arrow record batches (pyarrow objects), columns in ``schema`` order."""
 
@@ -82,6 +94,7 @@ class ObjectStorageStagingManifest:
 Artifact = (
     InMemoryRows
     | StreamingBatches
+    | CheckpointedBatches
     | ArrowBatches
     | FileExport
     | PartitionedFileExport

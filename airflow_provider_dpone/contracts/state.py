@@ -39,11 +39,28 @@ class OffsetsState:
         return None if value is None else int(value)
 
 
-StateRecord = CursorState | XminState | OffsetsState
+@dataclass(frozen=True)
+class ResumeState:
+    """Where a run's resumable extract stopped: the checkpoint after its last staged batch.
+
+    Kept under ``<load>#resume`` while a run is unfinished; only a retry of the same run
+    (``run_id``) resumes from it, and only while its staging still exists.
+    """
+
+    kind: ClassVar[str] = "resume"
+    run_id: str
+    checkpoint: dict[str, Any]
+    staged_rows: int = 0
+
+
+RESUME_SUFFIX = "#resume"
+
+StateRecord = CursorState | XminState | OffsetsState | ResumeState
 _KINDS: dict[str, type] = {
     CursorState.kind: CursorState,
     XminState.kind: XminState,
     OffsetsState.kind: OffsetsState,
+    ResumeState.kind: ResumeState,
 }
 
 

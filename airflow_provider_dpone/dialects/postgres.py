@@ -251,6 +251,10 @@ def create_table(
     return f"create {kind} {exists}{table.sql} (\n  " + ",\n  ".join(cols) + "\n)" + storage
 
 
+def count_rows(table: TableRef) -> str:
+    return f"select count(*) from {table.sql}"
+
+
 def drop_table(table: TableRef) -> str:
     return f"drop table if exists {table.sql}"
 

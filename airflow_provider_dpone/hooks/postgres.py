@@ -435,13 +435,7 @@ class DponePostgresHook(PostgresHook):
         artifact = extract.artifact
         with self.connect() as conn:
             cur = conn.cursor()
-            cur.execute(sql.create_schema(staging.schema))
-            conn.commit()
-            cur.execute(sql.drop_table(staging))
-            cur.execute(sql.create_table(staging, schema, unlogged=not logged))
-            born = cur.execute("select extract(epoch from now())").fetchone()[0]
-            label = {"dpone_staging": ctx.key, "run_id": ctx.run_id, "created_epoch": float(born)}
-            cur.execute(sql.comment_table(staging, json.dumps(label)))
+            self._create_staging(conn, ctx, staging, schema, logged=logged)
             size = 0
             if isinstance(artifact, FileExport):
                 if artifact.format not in self.accepted_formats:
@@ -457,22 +451,7 @@ class DponePostgresHook(PostgresHook):
                         copy.write(chunk)
                         failpoint("mid_copy")
             elif isinstance(artifact, InMemoryRows | StreamingBatches):
-                # JSON arrives as JSON text; dump it as text and let the server parse it.
-                oids = [
-                    25 if r[0] in (114, 3802) else r[0]
-                    for r in cur.execute(
-                        "select atttypid from pg_attribute where attrelid = %s::regclass and attnum > 0 "
-                        "and not attisdropped order by attnum",
-                        (staging.sql,),
-                    )
-                ]
-                # Text COPY: psycopg's binary array dumper cannot write empty arrays.
-                with cur.copy(sql.copy_in(staging, schema.names, "text", freeze=True)) as copy:
-                    copy.set_types(oids)
-                    for batch in iter_row_batches(artifact):
-                        for row in batch:
-                            copy.write_row(row)
-                        failpoint("mid_copy")
+                self._copy_rows(cur, staging, schema, iter_row_batches(artifact), freeze=True)
                 size = None  # rows are encoded by psycopg; the byte count is not tracked
             else:
                 raise BadInputError(f"postgres sink cannot load a {artifact.kind} artifact yet")
@@ -483,6 +462,82 @@ class DponePostgresHook(PostgresHook):
         )
         fmt_name = artifact.format if isinstance(artifact, FileExport) else artifact.kind
         return StagedData(staging=str(staging), schema=schema, rows=rows, bytes=size, format=fmt_name)
+
+    @staticmethod
+    def _create_staging(
+        conn: psycopg.Connection,
+        ctx: LoadContext,
+        staging: sql.TableRef,
+        schema: TableSchema,
+        *,
+        logged: bool,
+    ) -> None:
+        """(Re)create the staging table, labelled with its load, run and birth (not committed)."""
+        conn.execute(sql.create_schema(staging.schema))
+        conn.commit()
+        conn.execute(sql.drop_table(staging))
+        conn.execute(sql.create_table(staging, schema, unlogged=not logged))
+        born = conn.execute("select extract(epoch from now())").fetchone()[0]
+        label = {"dpone_staging": ctx.key, "run_id": ctx.run_id, "created_epoch": float(born)}
+        conn.execute(sql.comment_table(staging, json.dumps(label)))
+
+    @staticmethod
+    def _copy_rows(
+        cur: psycopg.Cursor, staging: sql.TableRef, schema: TableSchema, batches: Any, *, freeze: bool
+    ) -> None:
+        """Row batches into staging by text COPY (JSON arrives as text; the server parses it)."""
+        oids = [
+            25 if r[0] in (114, 3802) else r[0]
+            for r in cur.execute(
+                "select atttypid from pg_attribute where attrelid = %s::regclass and attnum > 0 "
+                "and not attisdropped order by attnum",
+                (staging.sql,),
+            )
+        ]
+        # Text COPY: psycopg's binary array dumper cannot write empty arrays.
+        with cur.copy(sql.copy_in(staging, schema.names, "text", freeze=freeze)) as copy:
+            copy.set_types(oids)
+            for batch in batches:
+                for row in batch:
+                    copy.write_row(row)
+                failpoint("mid_copy")
+
+    # --- staging batch by batch (resumable extracts) ------------------------------------
+
+    def has_staging(self, ctx: LoadContext) -> bool:
+        with self.connect() as conn:
+            return bool(conn.execute(sql.TABLE_EXISTS, (self.staging_table(ctx).sql,)).fetchone()[0])
+
+    def open_staging(self, ctx: LoadContext, schema: TableSchema, *, resume: bool) -> bool:
+        """Create the run's staging table, or keep the one a failed try of this run left
+        (``resume``). True when the existing staging is kept."""
+        staging = self.staging_table(ctx)
+        with self.connect() as conn:
+            if resume and conn.execute(sql.TABLE_EXISTS, (staging.sql,)).fetchone()[0]:
+                return True
+            self.sweep_stale_staging(ctx)
+            logged = ctx.load.sink.strategy is Strategy.FULL_REFRESH
+            self._create_staging(conn, ctx, staging, schema, logged=logged)
+            conn.commit()
+        return False
+
+    def append_batch(self, ctx: LoadContext, schema: TableSchema, rows: list) -> int:
+        """One batch into staging, committed: a later failure keeps it for the retry."""
+        staging = self.staging_table(ctx)
+        with self.connect() as conn:
+            cur = conn.cursor()
+            self._copy_rows(cur, staging, schema, [rows], freeze=False)
+            count = cur.rowcount
+            conn.commit()
+        return count
+
+    def staged(self, ctx: LoadContext, schema: TableSchema) -> StagedData:
+        staging = self.staging_table(ctx)
+        with self.connect() as conn:
+            rows = conn.execute(sql.count_rows(staging)).fetchone()[0]
+        return StagedData(
+            staging=str(staging), schema=schema, rows=rows, bytes=None, format="checkpointed_batches"
+        )
 
     def _target_primary_key(self, ctx: LoadContext, schema: TableSchema) -> tuple[str, ...]:
         spec = ctx.load.sink

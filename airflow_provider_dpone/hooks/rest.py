@@ -33,7 +33,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
     raise MissingExtraError(_exc.name or "httpx", "rest") from None
 
 from ..contracts import records as values
-from ..contracts.artifacts import ExtractResult, StreamingBatches
+from ..contracts.artifacts import CheckpointedBatches, ExtractResult, StreamingBatches
 from ..contracts.errors import BadInputError, TransientError, UnsupportedError
 from ..contracts.manifest import EndpointSpec, PaginationSpec, SourceSpec
 from ..contracts.redaction import Redactor
@@ -297,16 +297,21 @@ class DponeRestHook(BaseHook):
         body: dict | None = None,
         headers: dict | None = None,
         details: dict[str, Any] | None = None,
-    ) -> Iterator[list[Any]]:
-        """The records of each page of one endpoint, following its pagination to the end."""
+        start: dict[str, Any] | None = None,
+    ) -> Iterator[tuple[list[Any], dict[str, Any] | None]]:
+        """``(records, next position)`` for each page of one endpoint, to the end of its
+        pagination. The position (URL and query of the next request, None after the last page)
+        lets a retry continue here: pass it back as ``start``."""
         details = details if details is not None else {}
-        url: str = path.lstrip("/")
-        query = dict(params)
         kind, size = pagination.type, pagination.page_size
-        if kind == "offset":
-            query.update({pagination.limit_param: size, pagination.offset_param: 0})
-        elif kind == "page":
-            query.update({pagination.limit_param: size, pagination.page_param: pagination.first_page})
+        if start is not None:
+            url, query = start["url"], dict(start["query"])
+        else:
+            url, query = path.lstrip("/"), dict(params)
+            if kind == "offset":
+                query.update({pagination.limit_param: size, pagination.offset_param: 0})
+            elif kind == "page":
+                query.update({pagination.limit_param: size, pagination.page_param: pagination.first_page})
         page = 0
         while True:
             if page >= pagination.max_pages:
@@ -322,32 +327,48 @@ class DponeRestHook(BaseHook):
                 records = []
             if not isinstance(records, list):
                 raise BadInputError(f"{path}: record_selector '{selector}' is not a list in the response")
-            yield records
-            more = dig(payload, pagination.has_more_path) if pagination.has_more_path else None
-            if kind in ("offset", "page"):
-                if len(records) < size or more is False:
-                    return
-                if kind == "offset":
-                    query[pagination.offset_param] += size
-                else:
-                    query[pagination.page_param] += 1
-            elif kind == "cursor":
-                cursor = dig(payload, pagination.cursor_path)
-                if not cursor or more is False or not records:
-                    return
-                query[pagination.cursor_param] = cursor
-            elif kind == "link_header":
-                match = _LINK_NEXT.search(response.headers.get("Link", ""))
-                if not match:
-                    return
-                url, query = urljoin(str(response.request.url), match.group(1)), {}  # the URL carries them
-            elif kind == "next_url":
-                nxt = dig(payload, pagination.next_url_path)
-                if not nxt or more is False:
-                    return
-                url, query = urljoin(str(response.request.url), nxt), {}
-            else:
+            nxt = self._next(pagination, response, payload, records, url, query)
+            yield records, nxt
+            if nxt is None:
                 return
+            url, query = nxt["url"], nxt["query"]
+
+    @staticmethod
+    def _next(
+        pagination: PaginationSpec,
+        response: Any,
+        payload: Any,
+        records: list,
+        url: str,
+        query: dict[str, Any],
+    ) -> dict[str, Any] | None:
+        """The request after this page, or None when this was the last one."""
+        kind, size = pagination.type, pagination.page_size
+        more = dig(payload, pagination.has_more_path) if pagination.has_more_path else None
+        if more is False:
+            return None
+        if kind in ("offset", "page"):
+            if len(records) < size:
+                return None
+            step = (
+                {pagination.offset_param: query[pagination.offset_param] + size}
+                if kind == "offset"
+                else {pagination.page_param: query[pagination.page_param] + 1}
+            )
+            return {"url": url, "query": {**query, **step}}
+        if kind == "cursor":
+            cursor = dig(payload, pagination.cursor_path)
+            if not cursor or not records:
+                return None
+            return {"url": url, "query": {**query, pagination.cursor_param: cursor}}
+        if kind == "link_header":
+            match = _LINK_NEXT.search(response.headers.get("Link", ""))
+            # the next URL carries its own query
+            return {"url": urljoin(str(response.request.url), match.group(1)), "query": {}} if match else None
+        if kind == "next_url":
+            nxt = dig(payload, pagination.next_url_path)
+            return {"url": urljoin(str(response.request.url), nxt), "query": {}} if nxt else None
+        return None
 
     # --- source ----------------------------------------------------------------------------
 
@@ -385,35 +406,58 @@ class DponeRestHook(BaseHook):
         details["filter"] = params
         return params, details
 
+    resumable = True  # the engine may pass ``resume`` and stage batch by batch
+
     def extract(
-        self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...] = ()
+        self,
+        spec: SourceSpec,
+        state: StateRecord | None,
+        *,
+        accepted_formats: tuple[str, ...] = (),
+        resume: dict[str, Any] | None = None,
     ) -> ExtractResult:
+        """Read the endpoint lazily; with ``resume`` (a checkpoint), continue after it."""
         endpoint = spec.endpoint
         if endpoint is None:
             raise BadInputError("source.endpoint: the rest source reads an endpoint")
         schema = self._schema(spec)
         filter_params, details = self._window(spec, state)
+        if resume is not None:
+            details["resumed_from"] = resume
         candidate = state if spec.incremental else None
         result = ExtractResult(StreamingBatches(()), schema, candidate, details)
-        result.artifact = StreamingBatches(self._rows(spec, endpoint, schema, filter_params, result))
+        batches = self._rows(spec, endpoint, filter_params, result, resume)
+        if CheckpointedBatches.kind in accepted_formats:
+            result.artifact = CheckpointedBatches(batches)
+        else:
+            result.artifact = StreamingBatches(rows for rows, _ in batches)
         return result
 
     def _rows(
         self,
         spec: SourceSpec,
         endpoint: EndpointSpec,
-        schema: TableSchema,
         filter_params: dict[str, Any],
         result: ExtractResult,
-    ) -> Iterator[list]:
+        resume: dict[str, Any] | None,
+    ) -> Iterator[tuple[list, dict[str, Any]]]:
+        """Row batches, one per page, each with the checkpoint to resume after it."""
         details = result.details
         value_schema = values.declared_schema(spec.fields) if spec.fields else TableSchema((RECORD,))
         cursor = endpoint.server_filter.field if endpoint.server_filter and spec.incremental else None
-        newest: Any = None
-        sent = 0
-        for parent_value, path in self._targets(endpoint, details):
+        resume = resume or {}
+        newest = values.parse_timestamp(resume["newest"], aware=True) if resume.get("newest") else None
+        sent = int(resume.get("rows", 0))
+        for index, (parent_value, path) in enumerate(self._targets(endpoint, details)):
+            start = None
+            if index < resume.get("target", 0):
+                continue  # finished before the failure
+            if index == resume.get("target"):
+                if resume.get("next") is None:
+                    continue
+                start = resume["next"]
             params = {**endpoint.params, **filter_params}
-            for records in self.pages(
+            for records, nxt in self.pages(
                 path,
                 params,
                 endpoint.pagination,
@@ -422,6 +466,7 @@ class DponeRestHook(BaseHook):
                 body=endpoint.body,
                 headers=endpoint.headers,
                 details=details,
+                start=start,
             ):
                 batch = []
                 for record in records:
@@ -438,19 +483,23 @@ class DponeRestHook(BaseHook):
                         seen = values.parse_timestamp(record[cursor], aware=True)
                         newest = seen if newest is None or seen > newest else newest
                     batch.append(row)
-                if batch:
-                    sent += len(batch)
-                    yield batch
+                sent += len(batch)
+                checkpoint = {
+                    "target": index,
+                    "next": nxt,
+                    "newest": None if newest is None else newest.isoformat(),
+                    "rows": sent,
+                }
+                yield batch, checkpoint
         details.update(source_rows=sent, requests=self.requests)
         if cursor is not None:
             lower = details.get("lower")
-            if newest is not None:
-                value = newest.isoformat()
-                if lower is None or values.parse_timestamp(lower, aware=True) < newest:
-                    result.state_candidate = CursorState(cursor=cursor, value=value, value_type="timestamptz")
-            details["upper"] = (
-                result.state_candidate.value if isinstance(result.state_candidate, CursorState) else lower
-            )
+            if newest is not None and (lower is None or values.parse_timestamp(lower, aware=True) < newest):
+                result.state_candidate = CursorState(
+                    cursor=cursor, value=newest.isoformat(), value_type="timestamptz"
+                )
+            candidate = result.state_candidate
+            details["upper"] = candidate.value if isinstance(candidate, CursorState) else lower
 
     def _targets(self, endpoint: EndpointSpec, details: dict[str, Any]) -> Iterator[tuple[Any, str]]:
         """(parent value, path) for each request series: one, or one per parent record."""
@@ -459,7 +508,7 @@ class DponeRestHook(BaseHook):
             yield None, endpoint.path
             return
         fanned = 0
-        for records in self.pages(
+        for records, _ in self.pages(
             parent.path, parent.params, parent.pagination, parent.record_selector, details=details
         ):
             for record in records:
@@ -495,7 +544,7 @@ class DponeRestHook(BaseHook):
         endpoint = spec.endpoint
         assert endpoint is not None
         filter_params, _ = self._window(spec, state)
-        for records in self.pages(
+        for records, _ in self.pages(
             endpoint.path, {**endpoint.params, **filter_params}, endpoint.pagination, endpoint.record_selector
         ):
             return len(records)

@@ -14,17 +14,18 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from ..contracts.artifacts import FileExport, StreamingBatches
-from ..contracts.errors import DponeError, scrub
+from ..contracts.artifacts import CheckpointedBatches, FileExport, StreamingBatches
+from ..contracts.errors import DponeError, TransientError, scrub
 from ..contracts.manifest import LoadSpec, SourceSpec
 from ..contracts.quality import enforce as enforce_quality
 from ..contracts.quality import judge
 from ..contracts.redaction import Redactor
-from ..contracts.state import StateRecord, state_from_dict, state_to_dict
+from ..contracts.state import RESUME_SUFFIX, ResumeState, StateRecord, state_from_dict, state_to_dict
 from ..schema.planner import EvolutionMode, enforce_schema_plan
-from .failpoints import failpoint
+from .failpoints import AFTER_CHECKPOINT, failpoint
 from .protocols import (
     AcknowledgingSource,
+    BatchStagingSink,
     JournalingSink,
     LoadContext,
     RunAware,
@@ -182,6 +183,44 @@ def _recover_state(ctx: LoadContext, parts: LoadRuntime, current: StateRecord | 
     return current
 
 
+def _batch_staging(parts: LoadRuntime) -> bool:
+    return bool(getattr(parts.source, "resumable", False)) and isinstance(parts.sink, BatchStagingSink)
+
+
+def _resume_point(ctx: LoadContext, parts: LoadRuntime) -> ResumeState | None:
+    """The checkpoint a failed try of this same run left, if its staging is still there."""
+    if not _batch_staging(parts):
+        return None
+    saved = parts.state.get(ctx.pipeline, ctx.load.name + RESUME_SUFFIX)
+    if not isinstance(saved, ResumeState) or saved.run_id != ctx.run_id:
+        return None
+    if not parts.sink.has_staging(ctx):  # type: ignore[attr-defined]
+        log.warning("dpone %s: run %s left a checkpoint but no staging; starting over", ctx.key, ctx.run_id)
+        return None
+    log.info("dpone %s: resuming after %d staged rows at %s", ctx.key, saved.staged_rows, saved.checkpoint)
+    return saved
+
+
+def _stage_checkpointed(
+    ctx: LoadContext, parts: LoadRuntime, extract: Any, resume: ResumeState | None
+) -> StagedData:
+    """Stage batch by batch; after each committed batch, save where to resume from."""
+    sink: Any = parts.sink
+    kept = sink.open_staging(ctx, extract.schema, resume=resume is not None)
+    if resume is not None and not kept:
+        raise TransientError(f"staging of run {ctx.run_id} vanished while resuming; the next try starts over")
+    key = ctx.load.name + RESUME_SUFFIX
+    total = resume.staged_rows if resume else 0
+    for rows, checkpoint in extract.artifact.batches:
+        if rows:
+            total += sink.append_batch(ctx, extract.schema, rows)
+        parts.state.commit(ctx.pipeline, key, ResumeState(ctx.run_id, checkpoint, total), ctx.run_id)
+        failpoint(AFTER_CHECKPOINT)
+    staged = sink.staged(ctx, extract.schema)
+    log.info("dpone %s: staged %s rows batch by batch", ctx.key, f"{staged.rows:,}")
+    return staged
+
+
 def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> RunReport:
     """Run ``load``; a chunked backfill runs chunk after chunk, each committing its own state.
 
@@ -227,10 +266,19 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
         before = _recover_state(ctx, parts, parts.state.get(pipeline, load.name))
         report.state_before = state_to_dict(before) if before else None
         log.info("dpone %s: state before %s", ctx.key, report.state_before)
+        resume = _resume_point(ctx, parts)
         with _timed(report, "extract"):
-            extract = parts.source.extract(
-                effective_source(load), before, accepted_formats=parts.sink.accepted_formats
-            )
+            if resume is not None or _batch_staging(parts):
+                extract = parts.source.extract(  # type: ignore[call-arg]
+                    effective_source(load),
+                    before,
+                    accepted_formats=(*parts.sink.accepted_formats, CheckpointedBatches.kind),
+                    resume=resume.checkpoint if resume else None,
+                )
+            else:
+                extract = parts.source.extract(
+                    effective_source(load), before, accepted_formats=parts.sink.accepted_formats
+                )
         failpoint("after_extract")
         report.source["window"] = extract.details
         artifact = extract.artifact
@@ -251,7 +299,10 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
             return report
         enforce_schema_plan(plan, load.sink.target)  # breaking changes fail here, before staging
         with _timed(report, "stage") as phase:
-            staged = parts.sink.stage(ctx, extract)
+            if isinstance(extract.artifact, CheckpointedBatches):
+                staged = _stage_checkpointed(ctx, parts, extract, resume)
+            else:
+                staged = parts.sink.stage(ctx, extract)
             phase.rows, phase.bytes = staged.rows, staged.bytes
         if load.quality:
             _quality_gates(ctx, parts.sink, staged, extract.details.get("source_rows"), report)
@@ -303,6 +354,8 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
                     log.warning("dpone %s: source acknowledgement failed: %s", ctx.key, exc)
         else:
             report.state_after = report.state_before
+        if isinstance(extract.artifact, CheckpointedBatches):
+            parts.state.reset(pipeline, load.name + RESUME_SUFFIX)  # the run is done: nothing to resume
         succeeded = True
         report.status = "success"
         return report

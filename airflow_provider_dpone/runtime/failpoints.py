@@ -13,6 +13,8 @@ import signal
 
 ENV = "DPONE_FAILPOINT"
 POINTS = ("after_extract", "mid_copy", "after_stage", "mid_finalize", "after_finalize")
+# Resumable extracts only: after a batch is staged and its checkpoint saved.
+AFTER_CHECKPOINT = "after_checkpoint"
 
 log = logging.getLogger(__name__)
 

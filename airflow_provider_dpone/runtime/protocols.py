@@ -100,6 +100,19 @@ class SinkHook(Protocol):
 
 
 @runtime_checkable
+class BatchStagingSink(Protocol):
+    """A sink that can stage batch by batch, each committed, for resumable extracts."""
+
+    def has_staging(self, ctx: LoadContext) -> bool: ...
+
+    def open_staging(self, ctx: LoadContext, schema: TableSchema, *, resume: bool) -> bool: ...
+
+    def append_batch(self, ctx: LoadContext, schema: TableSchema, rows: list) -> int: ...
+
+    def staged(self, ctx: LoadContext, schema: TableSchema) -> StagedData: ...
+
+
+@runtime_checkable
 class RunAware(Protocol):
     """A hook that tags its logs with the run (e.g. every API request with the run ids)."""
 

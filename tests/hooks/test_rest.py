@@ -282,3 +282,58 @@ def test_new_data_sensor_polls_past_the_stored_watermark(api, clean_pg) -> None:
     api.records += records(1, start=54)
     assert sensor.poke({}) is True
     assert api.log[-1]["query"]["updated_since"] == "2026-01-01T00:53:00Z"
+
+
+def _offsets(api) -> list[int]:
+    return [int(r["query"].get("offset", -1)) for r in api.log]
+
+
+def test_a_failed_run_resumes_at_the_page_after_the_last_staged_one(api, clean_pg) -> None:
+    pg = clean_pg
+    os.environ["AIRFLOW_CONN_API"] = json.dumps(
+        {
+            "conn_type": "http",
+            "host": api.url,
+            "password": TOKEN,
+            "extra": {"auth": "bearer", "max_retries": 0},
+        }
+    )
+    m = manifest(source(*PAGINATIONS["offset"]))
+    api.fail_at = {4: 500}  # the 4th page fails (retries exhausted): the try fails
+    from airflow_provider_dpone.contracts.errors import TransientError
+
+    with pytest.raises(TransientError, match="500"):
+        run(m, "r1")
+    assert _offsets(api) == [0, 10, 20, 30]
+    saved = pg.query("dst", "select state::text from dpone.state where load = 'items#resume'")
+    assert json.loads(saved[0][0])["staged_rows"] == 30  # three pages staged and checkpointed
+    api.log.clear()
+    report = run(m, "r1")  # the Airflow retry: same run id
+    assert _offsets(api) == [30, 40, 50]  # resumed, nothing read twice
+    assert report.source["window"]["resumed_from"]["rows"] == 30
+    assert pg.query("dst", "select count(*), count(distinct id) from raw.items") == [(53, 53)]
+    assert pg.query("dst", "select count(*) from dpone.state where load = 'items#resume'") == [(0,)]
+
+
+def test_a_run_killed_mid_pagination_resumes_after_the_last_staged_page(api, clean_pg) -> None:
+    import multiprocessing
+    import signal
+
+    from airflow_provider_dpone.runtime.failpoints import AFTER_CHECKPOINT, ENV
+
+    pg = clean_pg
+    m = manifest(source(*PAGINATIONS["cursor"]))
+
+    def killed() -> None:  # SIGKILL right after the first page is staged and checkpointed
+        os.environ[ENV] = AFTER_CHECKPOINT
+        run(m, "r1")
+
+    worker = multiprocessing.get_context("fork").Process(target=killed)
+    worker.start()
+    worker.join(60)
+    assert worker.exitcode == -signal.SIGKILL
+    assert len(api.log) == 1
+    api.log.clear()
+    run(m, "r1")
+    assert [r["query"].get("cursor") for r in api.log] == ["7", "14", "21", "28", "35", "42", "49"]
+    assert pg.query("dst", "select count(*), count(distinct id) from raw.items") == [(53, 53)]
