@@ -83,3 +83,14 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         objects="endpoint",
     ),
 }
+
+# SaaS API sources: a catalog of resources each (``source.resource``), read over HTTP.
+for _name, _module, _hook in (("cbr", "cbr", "CbrHook"),):
+    CONNECTORS[_name] = ConnectorInfo(
+        name=_name,
+        hook=f"airflow_provider_dpone.apis.{_module}:{_hook}",
+        extra="rest",
+        source_modes=frozenset({None, IncrementalMode.CURSOR}),
+        sink_strategies=frozenset(),
+        objects="resource",
+    )

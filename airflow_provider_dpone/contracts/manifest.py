@@ -153,6 +153,8 @@ class SourceSpec(_Strict):
     query: str | None = None
     topic: str | None = None  # message sources (Kafka)
     endpoint: EndpointSpec | None = None  # REST API sources
+    resource: str | None = None  # SaaS API sources: a resource of the connector's catalog
+    options: dict[str, Any] = Field(default_factory=dict)  # the resource's options (ids, dates)
     value_format: Literal["json", "avro", "json_schema", "protobuf"] = "json"
     # Typed fields of schema-less JSON messages: {name: canonical type}, e.g. {id: int64}.
     fields: dict[str, str] | None = None
@@ -177,8 +179,8 @@ class SourceSpec(_Strict):
 
     @model_validator(mode="after")
     def _table_or_query(self) -> SourceSpec:
-        if sum(bool(x) for x in (self.table, self.query, self.topic, self.endpoint)) != 1:
-            raise ValueError("give exactly one of 'table', 'query', 'topic' or 'endpoint'")
+        if sum(bool(x) for x in (self.table, self.query, self.topic, self.endpoint, self.resource)) != 1:
+            raise ValueError("give exactly one of 'table', 'query', 'topic', 'endpoint' or 'resource'")
         inc = self.incremental
         if self.endpoint and inc and inc.mode is IncrementalMode.CURSOR:
             if self.endpoint.server_filter is None:
@@ -321,7 +323,15 @@ class LoadSpec(_Strict):
                 f"connector '{src.name}'; supported: {', '.join(allowed)}"
             )
         for side, spec, info in (("source", self.source, src), ("sink", self.sink, snk)):
-            used = "topic" if spec.topic else "endpoint" if getattr(spec, "endpoint", None) else "table"
+            used = (
+                "topic"
+                if spec.topic
+                else "endpoint"
+                if getattr(spec, "endpoint", None)
+                else "resource"
+                if getattr(spec, "resource", None)
+                else "table"
+            )
             if info and info.objects != used:
                 wanted = (
                     "'table' or 'query'"

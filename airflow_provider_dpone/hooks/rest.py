@@ -321,8 +321,8 @@ class DponeRestHook(BaseHook):
             response = self.request(method, url, params=query, json_body=body, headers=headers)
             page += 1
             details["pages"] = details.get("pages", 0) + 1
-            payload = response.json() if response.content else None
-            records = dig(payload, selector)
+            payload = self.decode(response)
+            records = self.records_of(payload, selector)
             if records is None:
                 records = []
             if not isinstance(records, list):
@@ -332,6 +332,22 @@ class DponeRestHook(BaseHook):
             if nxt is None:
                 return
             url, query = nxt["url"], nxt["query"]
+
+    def decode(self, response: httpx.Response) -> Any:
+        """The response body as data (JSON here; APIs answering XML or CSV override it)."""
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise BadInputError(
+                f"{response.request.method} {self.redactor().redact(str(response.request.url))}: "
+                f"the body is not JSON: {response.text[:200]!r}"
+            ) from None
+
+    def records_of(self, payload: Any, selector: str) -> Any:
+        """The records in a decoded body (overridden where an API does not answer a list)."""
+        return dig(payload, selector)
 
     @staticmethod
     def _next(
@@ -448,7 +464,7 @@ class DponeRestHook(BaseHook):
         resume = resume or {}
         newest = values.parse_timestamp(resume["newest"], aware=True) if resume.get("newest") else None
         sent = int(resume.get("rows", 0))
-        for index, (parent_value, path) in enumerate(self._targets(endpoint, details)):
+        for index, (parent_value, path, params) in enumerate(self._targets(endpoint, filter_params, details)):
             start = None
             if index < resume.get("target", 0):
                 continue  # finished before the failure
@@ -456,7 +472,6 @@ class DponeRestHook(BaseHook):
                 if resume.get("next") is None:
                     continue
                 start = resume["next"]
-            params = {**endpoint.params, **filter_params}
             for records, nxt in self.pages(
                 path,
                 params,
@@ -501,11 +516,14 @@ class DponeRestHook(BaseHook):
             candidate = result.state_candidate
             details["upper"] = candidate.value if isinstance(candidate, CursorState) else lower
 
-    def _targets(self, endpoint: EndpointSpec, details: dict[str, Any]) -> Iterator[tuple[Any, str]]:
-        """(parent value, path) for each request series: one, or one per parent record."""
+    def _targets(
+        self, endpoint: EndpointSpec, filter_params: dict[str, Any], details: dict[str, Any]
+    ) -> Iterator[tuple[Any, str, dict[str, Any]]]:
+        """(parent value, path, params) for each request series: one, or one per parent record."""
+        params = {**endpoint.params, **filter_params}
         parent = endpoint.parent
         if parent is None:
-            yield None, endpoint.path
+            yield None, endpoint.path, params
             return
         fanned = 0
         for records, _ in self.pages(
@@ -517,7 +535,7 @@ class DponeRestHook(BaseHook):
                     continue
                 fanned += 1
                 details["parents"] = fanned
-                yield str(value), endpoint.path.replace("{" + parent.as_ + "}", str(value))
+                yield str(value), endpoint.path.replace("{" + parent.as_ + "}", str(value)), params
 
     def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
         endpoint = spec.endpoint

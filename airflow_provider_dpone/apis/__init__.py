@@ -1,0 +1,1 @@
+"""SaaS API sources, one module per vendor, on the generic REST hook."""
