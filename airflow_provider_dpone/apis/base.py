@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from ..contracts.manifest import EndpointSpec, SourceSpec
 from ..contracts.state import StateRecord
 from ..hooks.rest import DponeRestHook
 
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
 Targets = Callable[[dict[str, Any], dict[str, Any]], list[tuple[str, dict[str, Any]]]]
 
 
@@ -113,20 +115,20 @@ class ApiHook(DponeRestHook):
                 f"source.incremental: {self.api.title} '{res.name}' has no server-side filter, so it is "
                 "read in full every run; remove source.incremental"
             )
-        if spec.incremental is not None and res.server_filter is not None:
-            if spec.incremental.cursor != res.server_filter["field"]:
-                raise BadInputError(
-                    f"source.incremental.cursor: {self.api.title} '{res.name}' filters on "
-                    f"'{res.server_filter['field']}', not '{spec.incremental.cursor}'"
-                )
-        try:
-            path = res.path.format(**spec.options)
-        except KeyError as exc:
-            raise BadInputError(f"source.options: resource '{res.name}' needs option {exc}") from None
+        filtered = res.server_filter
+        if spec.incremental is not None and filtered and spec.incremental.cursor != filtered["field"]:
+            raise BadInputError(
+                f"source.incremental.cursor: {self.api.title} '{res.name}' filters on "
+                f"'{res.server_filter['field']}', not '{spec.incremental.cursor}'"
+            )
+        path = _PLACEHOLDER.sub(lambda m: str(spec.options.get(m.group(1), m.group(0))), res.path)
+        if res.targets is None and _PLACEHOLDER.search(path):
+            raise BadInputError(f"source.options: resource '{res.name}' needs {_PLACEHOLDER.findall(path)}")
+        params = {k: spec.options.get(k, v) for k, v in res.params.items()}
         endpoint = EndpointSpec.model_validate(
             {
                 "path": path,
-                "params": {**res.params, **{k: v for k, v in spec.options.items() if k in res.params}},
+                "params": {k: v for k, v in params.items() if v is not None},
                 "record_selector": res.record_selector,
                 "primary_key": list(res.primary_key),
                 "pagination": res.pagination,

@@ -85,7 +85,10 @@ CONNECTORS: dict[str, ConnectorInfo] = {
 }
 
 # SaaS API sources: a catalog of resources each (``source.resource``), read over HTTP.
-for _name, _module, _hook in (("cbr", "cbr", "CbrHook"),):
+for _name, _module, _hook in (
+    ("cbr", "cbr", "CbrHook"),
+    ("openexchangerates", "openexchangerates", "OpenExchangeRatesHook"),
+):
     CONNECTORS[_name] = ConnectorInfo(
         name=_name,
         hook=f"airflow_provider_dpone.apis.{_module}:{_hook}",
