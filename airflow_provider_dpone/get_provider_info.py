@@ -44,6 +44,14 @@ def get_provider_info() -> dict[str, Any]:
             },
             {"integration-name": "dpone Kafka", "python-modules": ["airflow_provider_dpone.hooks.kafka"]},
             {"integration-name": "dpone REST API", "python-modules": ["airflow_provider_dpone.hooks.rest"]},
+            {
+                "integration-name": "dpone REST API",
+                "python-modules": [
+                    "airflow_provider_dpone.apis.cbr",
+                    "airflow_provider_dpone.apis.openexchangerates",
+                    "airflow_provider_dpone.apis.yandex_webmaster",
+                ],
+            },
         ],
         "sensors": [
             {

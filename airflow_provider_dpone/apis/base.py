@@ -47,6 +47,8 @@ class Resource:
     # e.g. one per day of a date range. None: the one path.
     targets: Targets | None = None
     required_options: tuple[str, ...] = ()
+    # Fan-out: {path, record_selector, field, as} of the parent resource (placeholders filled too)
+    parent: dict[str, Any] | None = None
     # Drop records whose primary key was already read in this run (APIs that answer a
     # non-working day with the previous day's data).
     distinct: bool = False
@@ -121,9 +123,20 @@ class ApiHook(DponeRestHook):
                 f"source.incremental.cursor: {self.api.title} '{res.name}' filters on "
                 f"'{res.server_filter['field']}', not '{spec.incremental.cursor}'"
             )
-        path = _PLACEHOLDER.sub(lambda m: str(spec.options.get(m.group(1), m.group(0))), res.path)
-        if res.targets is None and _PLACEHOLDER.search(path):
-            raise BadInputError(f"source.options: resource '{res.name}' needs {_PLACEHOLDER.findall(path)}")
+
+        def fill(text: str) -> str:
+            return _PLACEHOLDER.sub(lambda m: str(spec.options.get(m.group(1), m.group(0))), text)
+
+        path = fill(res.path)
+        parent = dict(res.parent) if res.parent else None
+        if parent:
+            parent["path"] = fill(parent["path"])
+            open_parts = [p for p in _PLACEHOLDER.findall(path) if p != parent.get("as")]
+        else:
+            open_parts = _PLACEHOLDER.findall(path)
+        if res.targets is None and (open_parts or (parent and _PLACEHOLDER.search(parent["path"]))):
+            missing = open_parts + (_PLACEHOLDER.findall(parent["path"]) if parent else [])
+            raise BadInputError(f"source.options: resource '{res.name}' needs {sorted(set(missing))}")
         params = {k: spec.options.get(k, v) for k, v in res.params.items()}
         endpoint = EndpointSpec.model_validate(
             {
@@ -133,6 +146,7 @@ class ApiHook(DponeRestHook):
                 "primary_key": list(res.primary_key),
                 "pagination": res.pagination,
                 "server_filter": res.server_filter,
+                "parent": parent,
             }
         )
         self._resource, self._options, self._seen = res, dict(spec.options), set()

@@ -88,6 +88,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
 for _name, _module, _hook in (
     ("cbr", "cbr", "CbrHook"),
     ("openexchangerates", "openexchangerates", "OpenExchangeRatesHook"),
+    ("yandex_webmaster", "yandex_webmaster", "YandexWebmasterHook"),
 ):
     CONNECTORS[_name] = ConnectorInfo(
         name=_name,

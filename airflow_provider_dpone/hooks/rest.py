@@ -90,7 +90,7 @@ def _retry_after(response: httpx.Response) -> float | None:
 
 def _format_filter(value: str, fmt: str) -> str:
     """The stored cursor value as the API's filter parameter wants it."""
-    parsed = values.parse_timestamp(value, aware=True)
+    parsed = values.parse_timestamp(value, aware=True).astimezone(dt.timezone.utc)
     if fmt == "unix":
         return str(int(parsed.timestamp()))
     if fmt == "unix_ms":
@@ -177,8 +177,9 @@ class DponeRestHook(BaseHook):
         elif kind == "api_key":
             if extra.get("api_key_param"):
                 params[extra["api_key_param"]] = conn.password
-            else:
-                headers[extra.get("api_key_header", "X-API-Key")] = conn.password or ""
+            else:  # e.g. header Authorization with prefix "OAuth " (Yandex) or "SecretKey " (Mindbox)
+                prefix = extra.get("api_key_prefix", "")
+                headers[extra.get("api_key_header", "X-API-Key")] = f"{prefix}{conn.password or ''}"
         elif kind == "oauth2":
             headers["Authorization"] = f"Bearer {self._oauth_token()}"
         elif kind != "none":
@@ -298,10 +299,12 @@ class DponeRestHook(BaseHook):
         headers: dict | None = None,
         details: dict[str, Any] | None = None,
         start: dict[str, Any] | None = None,
+        plain: bool = False,
     ) -> Iterator[tuple[list[Any], dict[str, Any] | None]]:
         """``(records, next position)`` for each page of one endpoint, to the end of its
         pagination. The position (URL and query of the next request, None after the last page)
-        lets a retry continue here: pass it back as ``start``."""
+        lets a retry continue here: pass it back as ``start``. ``plain`` reads the records at
+        ``selector`` as they are (parent lists), without an API's own record shaping."""
         details = details if details is not None else {}
         kind, size = pagination.type, pagination.page_size
         if start is not None:
@@ -322,7 +325,7 @@ class DponeRestHook(BaseHook):
             page += 1
             details["pages"] = details.get("pages", 0) + 1
             payload = self.decode(response)
-            records = self.records_of(payload, selector)
+            records = dig(payload, selector) if plain else self.records_of(payload, selector)
             if records is None:
                 records = []
             if not isinstance(records, list):
@@ -527,7 +530,7 @@ class DponeRestHook(BaseHook):
             return
         fanned = 0
         for records, _ in self.pages(
-            parent.path, parent.params, parent.pagination, parent.record_selector, details=details
+            parent.path, parent.params, parent.pagination, parent.record_selector, details=details, plain=True
         ):
             for record in records:
                 value = dig(record, parent.field)

@@ -1,0 +1,184 @@
+"""Yandex Webmaster source against a fake of API v4: OAuth header, host fan-out, offset pages."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from airflow_provider_dpone.contracts.manifest import parse_manifest
+from airflow_provider_dpone.hooks.rest import AuthError
+from tests.apis.vendor_fake import VendorFake
+from tests.helpers import run_first_load as run
+
+pytestmark = pytest.mark.integration
+
+TOKEN = "y0_AgAAAAB-fake-oauth-token"
+USER = "1130000012345"
+HOSTS = ["https:shop.example:443", "https:blog.example:443"]
+
+
+def _json(status: int, body: object, headers: dict | None = None):
+    return status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})}
+
+
+def route(method: str, path: str, query: dict, headers: object, body: bytes):
+    if headers.get("Authorization") != f"OAuth {TOKEN}":  # type: ignore[attr-defined]
+        return _json(401, {"error_code": "INVALID_OAUTH_TOKEN", "error_message": "Invalid oauth token"})
+    base = f"/v4/user/{USER}/hosts"
+    if path == base:
+        hosts = [
+            {"host_id": h, "ascii_host_url": f"https://{h.split(':')[1]}/", "verified": True} for h in HOSTS
+        ]
+        return _json(200, {"hosts": hosts})
+    for host in HOSTS:
+        if path == f"{base}/{host}/search-queries/popular":
+            offset, limit = int(query.get("offset", 0)), int(query.get("limit", 500))
+            total = 1200 if host == HOSTS[0] else 3
+            queries = [
+                {
+                    "query_id": f"q{i}",
+                    "query_text": f"query {i}",
+                    "indicators": {"TOTAL_SHOWS": 1000 - i / 2, "TOTAL_CLICKS": 5.0},
+                }
+                for i in range(offset, min(offset + limit, total))
+            ]
+            return _json(
+                200,
+                {
+                    "queries": queries,
+                    "date_from": query["date_from"],
+                    "date_to": query["date_to"],
+                    "count": total,
+                },
+            )
+        if path == f"{base}/{host}/indexing/history":
+            since = query.get("date_from", "2026-03-01T00:00:00Z")[:10]
+            days = [d for d in ("2026-03-01", "2026-03-02", "2026-03-03", "2026-03-04") if d >= since]
+            points = [{"date": f"{d}T00:00:00.000+03:00", "value": 10} for d in days]
+            errors = [p for p in points if p["date"].startswith("2026-03-01")]
+            return _json(200, {"indicators": {"HTTP_2XX": points, "HTTP_4XX": errors}})
+        if path == f"{base}/{host}/summary":
+            return _json(
+                200,
+                {
+                    "sqi": 40,
+                    "searchable_pages_count": 120,
+                    "excluded_pages_count": 3,
+                    "site_problems": {"FATAL": 0},
+                },
+            )
+    return _json(404, {"error_code": "RESOURCE_NOT_FOUND"})
+
+
+@pytest.fixture
+def ywm():
+    fake = VendorFake(route)
+    os.environ["AIRFLOW_CONN_YWM"] = json.dumps(
+        {"conn_type": "http", "host": f"{fake.url}/v4/", "password": TOKEN, "extra": {"max_retries": 2}}
+    )
+    yield fake
+    fake.close()
+
+
+def manifest(resource: str, options: dict, keys: list[str], **source):
+    return parse_manifest(
+        {
+            "pipeline": "seo",
+            "state": {"backend": "table", "conn_id": "dst"},
+            "loads": [
+                {
+                    "name": resource,
+                    "source": {
+                        "connector": "yandex_webmaster",
+                        "conn_id": "ywm",
+                        "resource": resource,
+                        "options": {"user_id": USER, **options},
+                        **source,
+                    },
+                    "sink": {
+                        "connector": "postgres",
+                        "conn_id": "dst",
+                        "table": f"raw.ywm_{resource}",
+                        "strategy": "incremental_merge",
+                        "unique_key": keys,
+                    },
+                }
+            ],
+        }
+    )
+
+
+def test_popular_queries_fan_out_over_hosts_and_page_by_offset(ywm, clean_pg) -> None:
+    options = {"date_from": "2026-03-01", "date_to": "2026-03-07"}
+    report = run(manifest("popular_queries", options, ["host_id", "query_id", "date_from", "date_to"]), "r1")
+    assert report.rows == 1203
+    calls = [(q["path"].rsplit("/hosts/", 1)[-1], q["query"].get("offset")) for q in ywm.log[1:]]
+    assert calls[:3] == [
+        (f"{HOSTS[0]}/search-queries/popular", "0"),
+        (f"{HOSTS[0]}/search-queries/popular", "500"),
+        (f"{HOSTS[0]}/search-queries/popular", "1000"),
+    ]
+    assert (
+        "query_indicator=TOTAL_SHOWS" in ywm.log[1]["headers"].get("X-Test", "")
+        or ywm.log[1]["query"]["query_indicator"] == "AVG_CLICK_POSITION"
+    )
+    rows = clean_pg.query(
+        "dst", "select host_id, count(*), max(total_shows) from raw.ywm_popular_queries group by 1 order by 1"
+    )
+    assert rows == [(HOSTS[1], 3, 1000.0), (HOSTS[0], 1200, 1000.0)]
+
+
+def test_indexing_history_is_incremental_on_the_server(ywm, clean_pg) -> None:
+    inc = {"incremental": {"mode": "cursor", "cursor": "date"}}
+    m = manifest("indexing_history", {}, ["host_id", "indicator", "date"], **inc)
+    assert run(m, "r1").rows == 10  # two hosts x (4 days 2xx + 1 day 4xx)
+    ywm.log.clear()
+    run(m, "r2")
+    since = {q["query"].get("date_from") for q in ywm.log if q["path"].endswith("/indexing/history")}
+    assert since == {"2026-03-03T21:00:00Z"}  # the newest point (2026-03-04 00:00+03:00), in UTC
+    assert clean_pg.query("dst", "select count(*) from raw.ywm_indexing_history") == [(10,)]
+
+
+def test_summary_per_host(ywm, clean_pg) -> None:
+    assert run(manifest("summary", {}, ["host_id"]), "r1").rows == 2
+    assert clean_pg.query("dst", "select host_id, sqi from raw.ywm_summary order by 1") == [
+        (HOSTS[1], 40),
+        (HOSTS[0], 40),
+    ]
+
+
+def test_an_invalid_token_fails_without_retries(ywm, clean_pg) -> None:
+    os.environ["AIRFLOW_CONN_YWM"] = json.dumps(
+        {"conn_type": "http", "host": f"{ywm.url}/v4/", "password": "bad"}
+    )
+    with pytest.raises(AuthError, match="returned 401"):
+        run(manifest("hosts", {}, ["host_id"]), "r1")
+    assert len(ywm.log) == 1
+
+
+def test_quota_and_server_errors_are_retried(ywm, clean_pg) -> None:
+    ywm.faults = [
+        _json(429, {"error_code": "QUOTA_EXCEEDED"}, {"Retry-After": "0"}),
+        _json(500, {"error_code": "INTERNAL_ERROR"}),
+    ]
+    assert run(manifest("hosts", {}, ["host_id"]), "r1").rows == 2
+    assert len(ywm.log) == 3
+
+
+@pytest.mark.integration_live
+def test_live_hosts() -> None:
+    token, user = os.environ.get("DPONE_LIVE_YWM_TOKEN"), os.environ.get("DPONE_LIVE_YWM_USER_ID")
+    if not (token and user):
+        pytest.skip(
+            "live test: set DPONE_LIVE_YWM_TOKEN and DPONE_LIVE_YWM_USER_ID (a Yandex OAuth token and its user id)"
+        )
+    from airflow_provider_dpone.apis.yandex_webmaster import YandexWebmasterHook
+
+    os.environ["AIRFLOW_CONN_YWM"] = json.dumps({"conn_type": "http", "password": token})
+    spec = manifest("hosts", {"user_id": user}, ["host_id"]).loads[0].source
+    rows = [
+        r for batch in YandexWebmasterHook(conn_id="ywm").extract(spec, None).artifact.batches for r in batch
+    ]
+    assert rows
