@@ -50,6 +50,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_dpone.apis.cbr",
                     "airflow_provider_dpone.apis.openexchangerates",
                     "airflow_provider_dpone.apis.yandex_webmaster",
+                    "airflow_provider_dpone.apis.similarweb",
                 ],
             },
         ],

@@ -100,9 +100,12 @@ class FakeApi:
         return True
 
     def _filtered(self, rows: list[dict], query: dict[str, str]) -> list[dict]:
-        since = query.get("updated_since")
+        since = query.get("updated_since")  # inclusive, as most APIs' "since" filters
         if since:
             rows = [r for r in rows if r["updated_at"] >= since.replace("Z", "+00:00")]
+        after = query.get("updated_after")  # exclusive
+        if after:
+            rows = [r for r in rows if r["updated_at"] > after.replace("Z", "+00:00")]
         return sorted(rows, key=lambda r: (r["updated_at"], r["id"]))
 
     def route(self, path: str, query: dict[str, str], base: str) -> tuple[int, object, dict[str, str]]:

@@ -89,6 +89,7 @@ for _name, _module, _hook in (
     ("cbr", "cbr", "CbrHook"),
     ("openexchangerates", "openexchangerates", "OpenExchangeRatesHook"),
     ("yandex_webmaster", "yandex_webmaster", "YandexWebmasterHook"),
+    ("similarweb", "similarweb", "SimilarwebHook"),
 ):
     CONNECTORS[_name] = ConnectorInfo(
         name=_name,

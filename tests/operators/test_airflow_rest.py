@@ -55,14 +55,16 @@ MANIFEST = {
                 "endpoint": {
                     "path": "/next",
                     "record_selector": "data",
+                    "server_filter": {"param": "updated_after", "field": "updated_at"},  # exclusive
                     "pagination": {"type": "next_url", "next_url_path": "links.next"},
-                }
+                },
+                "incremental": {"mode": "cursor", "cursor": "updated_at"},
             },
             "sink": {
                 "connector": "postgres",
                 "conn_id": "dst",
                 "table": "raw.events",
-                "strategy": "full_refresh",
+                "strategy": "incremental_append",
             },
         },
     ],
@@ -94,6 +96,10 @@ def test_rest_to_postgres_under_airflow_dags_test(env, clean_pg) -> None:
     assert filtered == ["2026-01-01T02:00:00Z"]  # one page past the watermark (minute 120)
     assert pg.query("dst", "select count(*), count(distinct id) from raw.orders") == [(121, 121)]
     assert pg.query("dst", "select name from raw.orders where id = 5") == [("changed",)]
-    assert pg.query("dst", "select count(*) from raw.events") == [(121,)]
+    # append: only records after the watermark (an exclusive filter), so none twice; id 5 changed
+    # after the watermark, so its new version is appended as a new row
+    assert pg.query("dst", "select count(*), count(distinct (id, updated_at)) from raw.events") == [
+        (122, 122)
+    ]
     state = json.loads(pg.query("dst", "select state::text from dpone.state where load = 'orders'")[0][0])
     assert state["value"].startswith("2026-01-01T10:00:00")
