@@ -51,6 +51,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_dpone.apis.openexchangerates",
                     "airflow_provider_dpone.apis.yandex_webmaster",
                     "airflow_provider_dpone.apis.similarweb",
+                    "airflow_provider_dpone.apis.google_sheets",
                 ],
             },
         ],

@@ -150,7 +150,9 @@ class ApiHook(DponeRestHook):
             }
         )
         self._resource, self._options, self._seen = res, dict(spec.options), set()
-        return spec.model_copy(update={"resource": None, "endpoint": endpoint, "fields": res.fields})
+        # Resources whose columns the user defines (a spreadsheet) take them from source.fields.
+        fields = spec.fields or res.fields or None
+        return spec.model_copy(update={"resource": None, "endpoint": endpoint, "fields": fields})
 
     def extract(
         self,

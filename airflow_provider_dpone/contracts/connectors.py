@@ -90,6 +90,7 @@ for _name, _module, _hook in (
     ("openexchangerates", "openexchangerates", "OpenExchangeRatesHook"),
     ("yandex_webmaster", "yandex_webmaster", "YandexWebmasterHook"),
     ("similarweb", "similarweb", "SimilarwebHook"),
+    ("google_sheets", "google_sheets", "GoogleSheetsHook"),
 ):
     CONNECTORS[_name] = ConnectorInfo(
         name=_name,

@@ -196,21 +196,32 @@ class DponeRestHook(BaseHook):
         token_url = extra.get("token_url")
         if not token_url:
             raise BadInputError(f"connection '{self.dpone_conn_id}': auth oauth2 needs extra 'token_url'")
-        data = {"grant_type": "client_credentials"}
+        grant = extra.get("grant_type", "client_credentials")
+        data = {"grant_type": grant}
+        if grant == "refresh_token":  # a user's offline grant (Google APIs)
+            data["refresh_token"] = extra.get("refresh_token", "")
         if extra.get("scope"):
             data["scope"] = extra["scope"]
-        response = httpx.post(
-            token_url,
-            data=data,
-            auth=(conn.login or "", conn.password or ""),
-            timeout=float(extra.get("timeout", 60)),
-        )
+        auth = None
+        if extra.get("token_auth", "basic") == "body":
+            data.update(client_id=conn.login or "", client_secret=conn.password or "")
+        else:
+            auth = (conn.login or "", conn.password or "")
+        response = httpx.post(token_url, data=data, auth=auth, timeout=float(extra.get("timeout", 60)))
         if response.status_code in (400, 401, 403):
             raise AuthError(
-                f"connection '{self.dpone_conn_id}': the token endpoint refused the client credentials "
-                f"({response.status_code}); check login (client id) and password (client secret)"
+                f"connection '{self.dpone_conn_id}': the token endpoint refused the credentials "
+                f"({response.status_code}); check login (client id), password (client secret) and, "
+                "for grant_type refresh_token, extra refresh_token"
             )
-        response.raise_for_status()
+        if response.status_code == 429 or response.status_code >= 500:  # retried like any request
+            raise RetryableHTTPError(
+                f"token endpoint returned {response.status_code}", _retry_after(response)
+            )
+        if response.status_code >= 400:
+            raise BadInputError(
+                f"connection '{self.dpone_conn_id}': the token endpoint returned {response.status_code}"
+            )
         body = response.json()
         self._token = (body["access_token"], time.monotonic() + float(body.get("expires_in", 3600)))
         return self._token[0]

@@ -1,0 +1,102 @@
+"""Google Sheets API v4 (https://developers.google.com/sheets/api/reference/rest).
+
+Auth: OAuth2 with a user's refresh token (connection login = client id, password = client
+secret, extras ``refresh_token``; scope ``https://www.googleapis.com/auth/spreadsheets.readonly``).
+A range's first row holds the column names; each following row becomes a record. Declare
+``source.fields`` to type the columns you want (by their header names); without it each row
+lands as one json ``record``. Sheets have no change filter: every run reads the range in full.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import ApiHook, ApiSource, Resource
+
+
+def value_records(body: Any) -> list[dict[str, Any]]:
+    rows = body.get("values") or []
+    if not rows:
+        return []
+    header = [str(h).strip() for h in rows[0]]
+    out = []
+    for row in rows[1:]:
+        if not any(cell not in ("", None) for cell in row):
+            continue  # blank lines inside the range
+        padded = list(row) + [None] * (len(header) - len(row))  # the API trims trailing empty cells
+        out.append(
+            {
+                name: (None if value == "" else value)
+                for name, value in zip(header, padded, strict=False)
+                if name
+            }
+        )
+    return out
+
+
+def sheet_records(body: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "sheet_id": (s.get("properties") or {}).get("sheetId"),
+            "title": (s.get("properties") or {}).get("title"),
+            "index": (s.get("properties") or {}).get("index"),
+            "row_count": ((s.get("properties") or {}).get("gridProperties") or {}).get("rowCount"),
+            "column_count": ((s.get("properties") or {}).get("gridProperties") or {}).get("columnCount"),
+        }
+        for s in body.get("sheets") or []
+    ]
+
+
+GOOGLE_SHEETS = ApiSource(
+    name="google_sheets",
+    title="Google Sheets",
+    base_url="https://sheets.googleapis.com/",
+    docs_url="https://developers.google.com/sheets/api/reference/rest",
+    auth="OAuth2 refresh token: login = client id, password = client secret, extra refresh_token",
+    extra={
+        "auth": "oauth2",
+        "grant_type": "refresh_token",
+        "token_url": "https://oauth2.googleapis.com/token",
+        "token_auth": "body",
+    },
+    rate_limits="read requests: 300 per minute per project and 60 per minute per user; over it the API "
+    "answers 429 RESOURCE_EXHAUSTED, retried with backoff",
+    resources={
+        "values": Resource(
+            name="values",
+            path="v4/spreadsheets/{spreadsheet_id}/values/{range}",
+            description="The cells of a range (spreadsheets.values.get), first row = column names",
+            fields={},
+            primary_key=(),
+            params={
+                "valueRenderOption": "UNFORMATTED_VALUE",
+                "dateTimeRenderOption": "FORMATTED_STRING",
+                "majorDimension": "ROWS",
+            },
+            records=value_records,
+            required_options=("spreadsheet_id", "range"),
+        ),
+        "sheets": Resource(
+            name="sheets",
+            path="v4/spreadsheets/{spreadsheet_id}",
+            description="The tabs of a spreadsheet with their sizes (spreadsheets.get, fields=sheets.properties)",
+            fields={
+                "sheet_id": "int64",
+                "title": "string",
+                "index": "int32",
+                "row_count": "int64",
+                "column_count": "int64",
+            },
+            primary_key=("sheet_id",),
+            params={"fields": "sheets.properties"},
+            records=sheet_records,
+            required_options=("spreadsheet_id",),
+        ),
+    },
+)
+
+
+class GoogleSheetsHook(ApiHook):
+    api = GOOGLE_SHEETS
+    conn_type = "dpone_google_sheets"
+    hook_name = "dpone Google Sheets"
