@@ -52,6 +52,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_dpone.apis.yandex_webmaster",
                     "airflow_provider_dpone.apis.similarweb",
                     "airflow_provider_dpone.apis.google_sheets",
+                    "airflow_provider_dpone.apis.appsflyer",
                 ],
             },
         ],

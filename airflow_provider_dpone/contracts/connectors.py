@@ -91,6 +91,7 @@ for _name, _module, _hook in (
     ("yandex_webmaster", "yandex_webmaster", "YandexWebmasterHook"),
     ("similarweb", "similarweb", "SimilarwebHook"),
     ("google_sheets", "google_sheets", "GoogleSheetsHook"),
+    ("appsflyer", "appsflyer", "AppsFlyerHook"),
 ):
     CONNECTORS[_name] = ConnectorInfo(
         name=_name,
