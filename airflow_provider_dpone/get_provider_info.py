@@ -53,6 +53,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_dpone.apis.similarweb",
                     "airflow_provider_dpone.apis.google_sheets",
                     "airflow_provider_dpone.apis.appsflyer",
+                    "airflow_provider_dpone.apis.google_ads",
                 ],
             },
         ],

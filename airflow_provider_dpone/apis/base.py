@@ -47,6 +47,9 @@ class Resource:
     # e.g. one per day of a date range. None: the one path.
     targets: Targets | None = None
     required_options: tuple[str, ...] = ()
+    method: str = "GET"
+    # (options, server-filter params) -> the JSON body of each request (e.g. a query language)
+    body: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
     # Fan-out: {path, record_selector, field, as} of the parent resource (placeholders filled too)
     parent: dict[str, Any] | None = None
     # Drop records whose primary key was already read in this run (APIs that answer a
@@ -147,6 +150,7 @@ class ApiHook(DponeRestHook):
                 "pagination": res.pagination,
                 "server_filter": res.server_filter,
                 "parent": parent,
+                "method": res.method,
             }
         )
         self._resource, self._options, self._seen = res, dict(spec.options), set()
@@ -200,13 +204,17 @@ class ApiHook(DponeRestHook):
 
     def _targets(
         self, endpoint: EndpointSpec, filter_params: dict[str, Any], details: dict[str, Any]
-    ) -> Iterator[tuple[Any, str, dict[str, Any]]]:
+    ) -> Iterator[tuple[Any, str, dict[str, Any], Any]]:
         res = self._resource
+        body = res.body(self._options, filter_params) if res is not None and res.body else None
         if res is None or res.targets is None:
-            yield from super()._targets(endpoint, filter_params, details)
+            for parent_value, path, params, default_body in super()._targets(
+                endpoint, filter_params, details
+            ):
+                yield parent_value, path, params, body if body is not None else default_body
             return
         for path, params in res.targets(self._options, filter_params):
-            yield None, path, {**endpoint.params, **params}
+            yield None, path, {**endpoint.params, **params}, body
 
 
 def day_range(options: dict[str, Any], since: str | None, *, default_days: int = 7) -> list[dt.date]:

@@ -92,6 +92,7 @@ for _name, _module, _hook in (
     ("similarweb", "similarweb", "SimilarwebHook"),
     ("google_sheets", "google_sheets", "GoogleSheetsHook"),
     ("appsflyer", "appsflyer", "AppsFlyerHook"),
+    ("google_ads", "google_ads", "GoogleAdsHook"),
 ):
     CONNECTORS[_name] = ConnectorInfo(
         name=_name,

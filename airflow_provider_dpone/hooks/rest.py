@@ -478,7 +478,9 @@ class DponeRestHook(BaseHook):
         resume = resume or {}
         newest = values.parse_timestamp(resume["newest"], aware=True) if resume.get("newest") else None
         sent = int(resume.get("rows", 0))
-        for index, (parent_value, path, params) in enumerate(self._targets(endpoint, filter_params, details)):
+        for index, (parent_value, path, params, body) in enumerate(
+            self._targets(endpoint, filter_params, details)
+        ):
             start = None
             if index < resume.get("target", 0):
                 continue  # finished before the failure
@@ -492,7 +494,7 @@ class DponeRestHook(BaseHook):
                 endpoint.pagination,
                 endpoint.record_selector,
                 method=endpoint.method,
-                body=endpoint.body,
+                body=body,
                 headers=endpoint.headers,
                 details=details,
                 start=start,
@@ -532,12 +534,12 @@ class DponeRestHook(BaseHook):
 
     def _targets(
         self, endpoint: EndpointSpec, filter_params: dict[str, Any], details: dict[str, Any]
-    ) -> Iterator[tuple[Any, str, dict[str, Any]]]:
-        """(parent value, path, params) for each request series: one, or one per parent record."""
+    ) -> Iterator[tuple[Any, str, dict[str, Any], Any]]:
+        """(parent value, path, params, body) per request series: one, or one per parent record."""
         params = {**endpoint.params, **filter_params}
         parent = endpoint.parent
         if parent is None:
-            yield None, endpoint.path, params
+            yield None, endpoint.path, params, endpoint.body
             return
         fanned = 0
         for records, _ in self.pages(
@@ -549,7 +551,12 @@ class DponeRestHook(BaseHook):
                     continue
                 fanned += 1
                 details["parents"] = fanned
-                yield str(value), endpoint.path.replace("{" + parent.as_ + "}", str(value)), params
+                yield (
+                    str(value),
+                    endpoint.path.replace("{" + parent.as_ + "}", str(value)),
+                    params,
+                    endpoint.body,
+                )
 
     def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
         endpoint = spec.endpoint
