@@ -93,6 +93,7 @@ for _name, _module, _hook in (
     ("google_sheets", "google_sheets", "GoogleSheetsHook"),
     ("appsflyer", "appsflyer", "AppsFlyerHook"),
     ("google_ads", "google_ads", "GoogleAdsHook"),
+    ("omnidesk", "omnidesk", "OmnideskHook"),
 ):
     CONNECTORS[_name] = ConnectorInfo(
         name=_name,

@@ -26,12 +26,22 @@ def declared_schema(fields: dict[str, str]) -> TableSchema:
 
 
 def parse_timestamp(value: Any, aware: bool) -> dt.datetime:
+    """A timestamp from ISO 8601, RFC 2822 (e-mail style) or epoch milliseconds."""
     if isinstance(value, dt.datetime):
         parsed = value
     elif isinstance(value, int | float):  # epoch milliseconds, as Kafka timestamps are
         parsed = dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc)
     else:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        text = str(value).strip()
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            from email.utils import parsedate_to_datetime  # RFC 2822: "Mon, 05 May 2014 00:15:17 +0300"
+
+            try:
+                parsed = parsedate_to_datetime(text)
+            except (TypeError, ValueError):
+                raise ValueError(f"not an ISO 8601 or RFC 2822 timestamp: {text!r}") from None
     if aware and parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.timezone.utc)
     return parsed if aware else parsed.replace(tzinfo=None)

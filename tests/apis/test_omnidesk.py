@@ -1,0 +1,164 @@
+"""Omnidesk source against a fake of its API: numbered bodies, page/limit, from_updated_time."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import email.utils
+import json
+import os
+
+import pytest
+
+from airflow_provider_dpone.contracts.manifest import parse_manifest
+from airflow_provider_dpone.hooks.rest import AuthError
+from tests.apis.vendor_fake import VendorFake
+from tests.helpers import run_first_load as run
+
+pytestmark = pytest.mark.integration
+
+EMAIL, KEY = "agent@shop.example", "omni-key-6b1f"
+BASE = dt.datetime(2026, 3, 1, tzinfo=dt.timezone(dt.timedelta(hours=3)))
+CASES = [
+    {
+        "case_id": i,
+        "case_number": f"664-{i:06d}",
+        "subject": f"Order {i}",
+        "status": "closed" if i % 3 == 0 else "open",
+        "created_at": email.utils.format_datetime(BASE + dt.timedelta(hours=i)),
+        "updated_at": email.utils.format_datetime(BASE + dt.timedelta(hours=i, minutes=30)),
+        "closed_at": email.utils.format_datetime(BASE + dt.timedelta(hours=i + 1)) if i % 3 == 0 else "-",
+        "closing_speed": 60 if i % 3 == 0 else "-",
+        "custom_fields": {"cf_25": f"v{i}"},
+        "labels": [101],
+    }
+    for i in range(1, 251)
+]
+
+
+def _json(status: int, body: object, headers: dict | None = None):
+    return status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})}
+
+
+def route(method: str, path: str, query: dict, headers: object, body: bytes):
+    expected = "Basic " + base64.b64encode(f"{EMAIL}:{KEY}".encode()).decode()
+    if headers.get("Authorization") != expected:  # type: ignore[attr-defined]
+        return _json(401, {"error": "authentication_failed"})
+    if path != "/api/cases.json":
+        return _json(404, {"error": "not_found"})
+    rows = CASES
+    if "from_updated_time" in query:
+        since = dt.datetime.fromtimestamp(int(query["from_updated_time"]), dt.timezone.utc)
+        rows = [c for c in rows if email.utils.parsedate_to_datetime(c["updated_at"]) >= since]
+    page, limit = int(query["page"]), int(query["limit"])
+    chunk = rows[(page - 1) * limit : page * limit]
+    out: dict = {str(i): {"case": c} for i, c in enumerate(chunk)}
+    out["total_count"] = len(rows)
+    return _json(200, out, {"api_calls_left": "499"})
+
+
+@pytest.fixture
+def omni():
+    fake = VendorFake(route)
+    os.environ["AIRFLOW_CONN_OMNI"] = json.dumps(
+        {
+            "conn_type": "http",
+            "host": f"{fake.url}/api/",
+            "login": EMAIL,
+            "password": KEY,
+            "extra": {"max_retries": 2},
+        }
+    )
+    yield fake
+    fake.close()
+
+
+def manifest(**source):
+    return parse_manifest(
+        {
+            "pipeline": "support",
+            "state": {"backend": "table", "conn_id": "dst"},
+            "loads": [
+                {
+                    "name": "cases",
+                    "source": {"connector": "omnidesk", "conn_id": "omni", "resource": "cases", **source},
+                    "sink": {
+                        "connector": "postgres",
+                        "conn_id": "dst",
+                        "table": "raw.omni_cases",
+                        "strategy": "incremental_merge",
+                        "unique_key": ["case_id"],
+                    },
+                }
+            ],
+        }
+    )
+
+
+INC = {"incremental": {"mode": "cursor", "cursor": "updated_at"}}
+
+
+def test_cases_page_through_numbered_bodies_then_filter_on_the_server(omni, clean_pg) -> None:
+    pg = clean_pg
+    assert run(manifest(**INC), "r1").rows == 250
+    assert [q["query"]["page"] for q in omni.log] == ["1", "2", "3"] and omni.log[0]["query"][
+        "sort"
+    ] == "updated_at_asc"
+    row = pg.query(
+        "dst",
+        "select updated_at, closed_at, closing_speed, custom_fields->>'cf_25' from raw.omni_cases where case_id = 3",
+    )[0]
+    assert row[0] == BASE + dt.timedelta(hours=3, minutes=30) and row[2] == 60 and row[3] == "v3"
+    assert pg.query("dst", "select closed_at, closing_speed from raw.omni_cases where case_id = 1") == [
+        (None, None)
+    ]  # "-"
+    CASES[4]["subject"], CASES[4]["updated_at"] = (
+        "changed",
+        email.utils.format_datetime(BASE + dt.timedelta(days=30)),
+    )
+    omni.log.clear()
+    second = run(manifest(**INC), "r2")
+    newest = BASE + dt.timedelta(hours=250, minutes=30)
+    assert omni.log[0]["query"]["from_updated_time"] == str(int(newest.timestamp()))
+    assert second.rows == 2  # the watermark case again, and the changed one
+    assert pg.query("dst", "select subject from raw.omni_cases where case_id = 5") == [("changed",)]
+
+
+def test_wrong_credentials_are_not_retried(omni, clean_pg) -> None:
+    os.environ["AIRFLOW_CONN_OMNI"] = json.dumps(
+        {"conn_type": "http", "host": f"{omni.url}/api/", "login": EMAIL, "password": "bad"}
+    )
+    with pytest.raises(AuthError, match="returned 401"):
+        run(manifest(), "r1")
+    assert len(omni.log) == 1
+
+
+def test_rate_limit_and_server_errors_are_retried(omni, clean_pg) -> None:
+    omni.faults = [_json(429, {"error": "too_many_requests"}, {"Retry-After": "0"}), _json(502, {})]
+    assert run(manifest(), "r1").rows == 250
+
+
+def test_a_missing_account_host_is_a_clear_error(omni, clean_pg) -> None:
+    from airflow_provider_dpone.contracts.errors import BadInputError
+
+    os.environ["AIRFLOW_CONN_OMNI"] = json.dumps({"conn_type": "http", "login": EMAIL, "password": KEY})
+    with pytest.raises(BadInputError, match=r"omnidesk\.ru"):
+        run(manifest(), "r1")
+
+
+@pytest.mark.integration_live
+def test_live_cases() -> None:
+    host, mail, key = (
+        os.environ.get(n)
+        for n in ("DPONE_LIVE_OMNIDESK_HOST", "DPONE_LIVE_OMNIDESK_EMAIL", "DPONE_LIVE_OMNIDESK_KEY")
+    )
+    if not (host and mail and key):
+        pytest.skip(
+            "live test: set DPONE_LIVE_OMNIDESK_HOST (https://<domain>.omnidesk.ru/api/), _EMAIL and _KEY"
+        )
+    from airflow_provider_dpone.apis.omnidesk import OmnideskHook
+
+    os.environ["AIRFLOW_CONN_OMNI"] = json.dumps(
+        {"conn_type": "http", "host": host, "login": mail, "password": key}
+    )
+    list(OmnideskHook(conn_id="omni").extract(manifest().loads[0].source, None).artifact.batches)
