@@ -43,7 +43,7 @@ class OffsetsState:
 class ResumeState:
     """Where a run's resumable extract stopped: the checkpoint after its last staged batch.
 
-    Kept under ``<load>#resume`` while a run is unfinished; only a retry of the same run
+    Kept under ``<load>.__resume__`` while a run is unfinished; only a retry of the same run
     (``run_id``) resumes from it, and only while its staging still exists.
     """
 
@@ -53,7 +53,8 @@ class ResumeState:
     staged_rows: int = 0
 
 
-RESUME_SUFFIX = "#resume"
+# Not "#": a key travels in URL paths (the Task SDK sets Variables through the API server).
+RESUME_SUFFIX = ".__resume__"
 
 StateRecord = CursorState | XminState | OffsetsState | ResumeState
 _KINDS: dict[str, type] = {

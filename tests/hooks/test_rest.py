@@ -305,14 +305,14 @@ def test_a_failed_run_resumes_at_the_page_after_the_last_staged_one(api, clean_p
     with pytest.raises(TransientError, match="500"):
         run(m, "r1")
     assert _offsets(api) == [0, 10, 20, 30]
-    saved = pg.query("dst", "select state::text from dpone.state where load = 'items#resume'")
+    saved = pg.query("dst", "select state::text from dpone.state where load = 'items.__resume__'")
     assert json.loads(saved[0][0])["staged_rows"] == 30  # three pages staged and checkpointed
     api.log.clear()
     report = run(m, "r1")  # the Airflow retry: same run id
     assert _offsets(api) == [30, 40, 50]  # resumed, nothing read twice
     assert report.source["window"]["resumed_from"]["rows"] == 30
     assert pg.query("dst", "select count(*), count(distinct id) from raw.items") == [(53, 53)]
-    assert pg.query("dst", "select count(*) from dpone.state where load = 'items#resume'") == [(0,)]
+    assert pg.query("dst", "select count(*) from dpone.state where load = 'items.__resume__'") == [(0,)]
 
 
 def test_a_run_killed_mid_pagination_resumes_after_the_last_staged_page(api, clean_pg) -> None:
