@@ -116,6 +116,8 @@ class DponeRestHook(BaseHook):
         self.context = context or {}  # pipeline, load and run ids for the request log
         self._client: httpx.Client | None = None
         self._token: tuple[str, float] | None = None
+        self._connection: Any = None
+        self._refreshed = False
         self.requests = 0
         self.sleep = time.sleep  # tests may shorten the waits
 
@@ -125,7 +127,11 @@ class DponeRestHook(BaseHook):
     # --- connection ------------------------------------------------------------------------
 
     def _conn(self) -> Any:
-        return self.get_connection(self.dpone_conn_id)
+        """The connection, read once per hook (every request needs it; inside a task each read
+        is a call to the API server)."""
+        if self._connection is None:
+            self._connection = self.get_connection(self.dpone_conn_id)
+        return self._connection
 
     def _extra(self) -> dict[str, Any]:
         return dict(self._conn().extra_dejson)
@@ -207,7 +213,10 @@ class DponeRestHook(BaseHook):
             data.update(client_id=conn.login or "", client_secret=conn.password or "")
         else:
             auth = (conn.login or "", conn.password or "")
-        response = httpx.post(token_url, data=data, auth=auth, timeout=float(extra.get("timeout", 60)))
+        try:
+            response = httpx.post(token_url, data=data, auth=auth, timeout=float(extra.get("timeout", 60)))
+        except httpx.TransportError as exc:
+            raise RetryableHTTPError(f"token endpoint: {type(exc).__name__}") from None
         if response.status_code in (400, 401, 403):
             raise AuthError(
                 f"connection '{self.dpone_conn_id}': the token endpoint refused the credentials "
@@ -274,9 +283,12 @@ class DponeRestHook(BaseHook):
         shown = redact(str(response.request.url))
         log.info("%s %s -> %d in %.0f ms (%s)", method, shown, response.status_code, ms, self._ids())
         status = response.status_code
-        if status == 401 and self._extra().get("auth") == "oauth2" and self._token:
-            self._oauth_token(refresh=True)  # an expired token: fetch a new one and try once more
+        if status == 401 and self._extra().get("auth") == "oauth2" and self._token and not self._refreshed:
+            self._refreshed = True  # an expired token: fetch a new one and try once more
+            self._oauth_token(refresh=True)
             raise RetryableHTTPError(f"{method} {shown}: 401, token refreshed")
+        if status < 400:
+            self._refreshed = False
         if status in (401, 403):
             raise AuthError(
                 f"{method} {shown} returned {status} {response.reason_phrase}: the API refused the "
