@@ -251,7 +251,11 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
         source={
             "connector": load.source.connector,
             "conn_id": load.source.conn_id,
-            "object": load.source.table or load.source.topic or "query",
+            "object": load.source.table
+            or load.source.topic
+            or (load.source.endpoint.path if load.source.endpoint else None)
+            or load.source.resource
+            or "query",
         },
         sink={"connector": load.sink.connector, "conn_id": load.sink.conn_id, "table": load.sink.target},
     )
