@@ -17,7 +17,14 @@ from typing import Any
 
 from ..contracts.errors import BadInputError, DponeError, ManifestError, StateError
 from ..contracts.manifest import LoadSpec, Manifest, load_manifest, validate_paths
-from ..contracts.state import CursorState, StateRecord, XminState, state_from_dict, state_to_dict
+from ..contracts.state import (
+    RESUME_SUFFIX,
+    CursorState,
+    StateRecord,
+    XminState,
+    state_from_dict,
+    state_to_dict,
+)
 from ..contracts.strategies import IncrementalMode
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -254,6 +261,8 @@ def cmd_state(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
     existed = backend.reset(manifest.pipeline, args.load)
+    # An unfinished run's resume checkpoint goes too: the next run starts from the reset state.
+    backend.reset(manifest.pipeline, args.load + RESUME_SUFFIX)
     _emit(
         args,
         {"reset": args.load, "existed": existed},

@@ -337,3 +337,44 @@ def test_a_run_killed_mid_pagination_resumes_after_the_last_staged_page(api, cle
     run(m, "r1")
     assert [r["query"].get("cursor") for r in api.log] == ["7", "14", "21", "28", "35", "42", "49"]
     assert pg.query("dst", "select count(*), count(distinct id) from raw.items") == [(53, 53)]
+
+
+def test_state_reset_also_drops_an_unfinished_runs_checkpoint(api, clean_pg, tmp_path) -> None:
+    import yaml
+
+    from airflow_provider_dpone.cli.main import main
+    from airflow_provider_dpone.contracts.errors import TransientError
+
+    os.environ["AIRFLOW_CONN_API"] = json.dumps(
+        {
+            "conn_type": "http",
+            "host": api.url,
+            "password": TOKEN,
+            "extra": {"auth": "bearer", "max_retries": 0},
+        }
+    )
+    body = {
+        "pipeline": "api",
+        "state": {"backend": "table", "conn_id": "dst"},
+        "loads": [
+            {
+                "name": "items",
+                "source": source(*PAGINATIONS["offset"]),
+                "sink": {
+                    "connector": "postgres",
+                    "conn_id": "dst",
+                    "table": "raw.items",
+                    "strategy": "full_refresh",
+                },
+            }
+        ],
+    }
+    api.fail_at = {2: 500}
+    with pytest.raises(TransientError):
+        run(parse_manifest(body), "r1")
+    checkpoints = "select count(*) from dpone.state where load = 'items.__resume__'"
+    assert clean_pg.query("dst", checkpoints) == [(1,)]
+    path = tmp_path / "api.yaml"
+    path.write_text(yaml.safe_dump(body))
+    assert main(["state", "reset", str(path), "--load", "items"]) == 0
+    assert clean_pg.query("dst", checkpoints) == [(0,)]
