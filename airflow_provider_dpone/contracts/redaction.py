@@ -10,7 +10,7 @@ of the PostgreSQL connector.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 MASK = "***"
@@ -34,6 +34,18 @@ class Redactor:
         self._secrets |= other._secrets
         self._identities |= other._identities
         self._pattern = None
+
+    @classmethod
+    def of_connection(cls, read: Callable[[], Any]) -> Redactor:
+        """A redactor knowing the credentials of the connection ``read()`` returns; empty when
+        it cannot be read (an unknown conn_id fails later with Airflow's own clear error)."""
+        redactor = cls()
+        try:
+            conn = read()
+        except Exception:
+            return redactor
+        redactor.add_connection(conn.password, conn.login, conn.extra_dejson)
+        return redactor
 
     def add_connection(self, password: Any, login: Any, extra: Mapping[str, Any] | None) -> None:
         """Register one connection's credential fields."""

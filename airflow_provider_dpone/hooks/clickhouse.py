@@ -140,13 +140,8 @@ class DponeClickHouseHook(BaseHook):
     # --- connections ---------------------------------------------------------------------
 
     def redactor(self) -> Redactor:
-        redactor = Redactor()
-        try:
-            conn = self.get_connection(self.dpone_conn_id)
-        except Exception:
-            return redactor
-        redactor.add_connection(conn.password, conn.login, conn.extra_dejson)
-        return redactor
+        """A redactor knowing this connection's credentials."""
+        return Redactor.of_connection(lambda: self.get_connection(self.dpone_conn_id))
 
     def client(self) -> Any:
         """The clickhouse-connect client, built on first use."""

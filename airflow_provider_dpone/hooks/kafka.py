@@ -74,13 +74,8 @@ class DponeKafkaHook(KafkaBaseHook):
         return {k: v for k, v in config.items() if not k.startswith("dpone.")}
 
     def redactor(self) -> Redactor:
-        redactor = Redactor()
-        try:
-            conn = self.get_connection(self.dpone_conn_id)
-        except Exception:
-            return redactor
-        redactor.add_connection(conn.password, conn.login, conn.extra_dejson)
-        return redactor
+        """A redactor knowing this connection's credentials."""
+        return Redactor.of_connection(lambda: self.get_connection(self.dpone_conn_id))
 
     def dataset(self, table: str) -> dict[str, str]:
         servers = str(self._extras().get("bootstrap.servers", "")).split(",")[0]

@@ -101,14 +101,8 @@ class DponePostgresHook(PostgresHook):
     # --- connections ---------------------------------------------------------------------
 
     def redactor(self) -> Redactor:
-        """A redactor knowing this connection's credentials (empty if it cannot be read)."""
-        redactor = Redactor()
-        try:
-            conn = self.get_connection(self.dpone_conn_id)
-        except Exception:  # an unknown conn_id fails later with Airflow's own clear error
-            return redactor
-        redactor.add_connection(conn.password, conn.login, conn.extra_dejson)
-        return redactor
+        """A redactor knowing this connection's credentials."""
+        return Redactor.of_connection(lambda: self.get_connection(self.dpone_conn_id))
 
     def connect(self) -> psycopg.Connection:
         try:

@@ -137,12 +137,7 @@ class DponeRestHook(BaseHook):
         return dict(self._conn().extra_dejson)
 
     def redactor(self) -> Redactor:
-        redactor = Redactor()
-        try:
-            conn = self._conn()
-        except Exception:
-            return redactor
-        redactor.add_connection(conn.password, conn.login, conn.extra_dejson)
+        redactor = Redactor.of_connection(self._conn)
         if self._token:
             redactor.add_secret(self._token[0])
         return redactor
