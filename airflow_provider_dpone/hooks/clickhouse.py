@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -51,6 +50,7 @@ from ..contracts.table import CanonicalType, Column, TableSchema
 from ..dialects import clickhouse as sql
 from ..runtime.failpoints import failpoint
 from ..runtime.protocols import LoadContext, StagedData, Statement
+from ..runtime.staging_label import staging_label, stale_age
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from .quality_measure import measure_checks
 
@@ -371,9 +371,6 @@ class DponeClickHouseHook(BaseHook):
         digest = hashlib.sha1(f"{ctx.key}|{target}|{ctx.run_id}".encode()).hexdigest()[:12]
         return sql.TableRef(ctx.load.sink.staging.schema_name, f"{target.name[:40]}__{digest}")
 
-    def _managed_columns(self, ctx: LoadContext) -> list[str]:
-        return []
-
     def _plan_schema(self, ctx: LoadContext, schema: TableSchema) -> tuple[SchemaPlan, TableSchema | None]:
         # Key columns keep their type's nullability: ClickHouse refuses to alter them.
         target = self.describe_table(self._ref(ctx.load.sink.table), with_partition_key=True)
@@ -383,7 +380,6 @@ class DponeClickHouseHook(BaseHook):
             target,
             mode=evo.mode,
             on_type_change=evo.on_type_change,
-            ignore_target_columns=self._managed_columns(ctx),
         )
         return plan, target
 
@@ -393,27 +389,19 @@ class DponeClickHouseHook(BaseHook):
     def _order_by(self, ctx: LoadContext, schema: TableSchema) -> list[str]:
         return list(ctx.load.sink.unique_key or schema.primary_key)
 
-    def _label(self, ctx: LoadContext, now: float) -> str:
-        return json.dumps({"dpone_staging": ctx.key, "run_id": ctx.run_id, "created_epoch": now})
-
     def sweep_stale_staging(self, ctx: LoadContext) -> list[str]:
         """Drop this load's staging tables left by other runs more than ``stale_after`` ago."""
         spec = ctx.load.sink.staging
         now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
         dropped = []
         for name, comment in self.query(sql.STAGING_TABLES, {"db": spec.schema_name}):
-            try:
-                meta = json.loads(comment)
-            except ValueError:
-                continue
-            if meta.get("dpone_staging") != ctx.key or meta.get("run_id") == ctx.run_id:
-                continue
-            if now - float(meta.get("created_epoch", now)) < spec.stale_after:
+            stale = stale_age(comment, ctx, now)
+            if stale is None:
                 continue
             table = sql.TableRef(spec.schema_name, name)
             self.command(sql.drop_table(table))
             dropped.append(str(table))
-            log.info("dropped stale staging %s of run %s", table, meta.get("run_id"))
+            log.info("dropped stale staging %s of run %s (%.0fs old)", table, stale[1], stale[0])
         return dropped
 
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
@@ -433,7 +421,7 @@ class DponeClickHouseHook(BaseHook):
         self.command(sql.drop_table(staging))
         now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
         if existing is not None:
-            self.command(sql.create_table_as(staging, target, comment=self._label(ctx, now)))
+            self.command(sql.create_table_as(staging, target, comment=staging_label(ctx, now)))
         else:
             self.command(
                 sql.create_table(
@@ -441,7 +429,7 @@ class DponeClickHouseHook(BaseHook):
                     sql.as_stored(extract.schema),
                     order_by=self._order_by(ctx, extract.schema),
                     partition_by=spec.partition_by or (),
-                    comment=self._label(ctx, now),
+                    comment=staging_label(ctx, now),
                 )
             )
         names = [plan.target_column(n) for n in extract.schema.names]

@@ -42,6 +42,7 @@ from ..dialects import postgres as sql
 from ..runtime.failpoints import failpoint
 from ..runtime.prefetch import Prefetched
 from ..runtime.protocols import LoadContext, StagedData, Statement
+from ..runtime.staging_label import staging_label, stale_age
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from .postgres_strategies import Finalize, active_predicate, replace_predicate
 from .quality_measure import measure_checks
@@ -400,14 +401,8 @@ class DponePostgresHook(PostgresHook):
             now = conn.execute("select extract(epoch from now())").fetchone()[0]
             conn.commit()
             for name, comment in rows:
-                try:
-                    meta = json.loads(comment)
-                except ValueError:
-                    continue
-                age = float(now) - float(meta.get("created_epoch", now))
-                if meta.get("dpone_staging") != ctx.key or meta.get("run_id") == ctx.run_id:
-                    continue
-                if age < spec.stale_after:
+                stale = stale_age(comment, ctx, now)
+                if stale is None:
                     continue
                 table = sql.TableRef(spec.schema_name, name)
                 try:
@@ -419,7 +414,7 @@ class DponePostgresHook(PostgresHook):
                     log.info("stale staging %s is in use; left for a later run", table)
                     continue
                 dropped.append(str(table))
-                log.info("dropped stale staging %s of run %s (%.0fs old)", table, meta.get("run_id"), age)
+                log.info("dropped stale staging %s of run %s (%.0fs old)", table, stale[1], stale[0])
         return dropped
 
     def _stage_into(
@@ -472,8 +467,7 @@ class DponePostgresHook(PostgresHook):
         conn.execute(sql.drop_table(staging))
         conn.execute(sql.create_table(staging, schema, unlogged=not logged))
         born = conn.execute("select extract(epoch from now())").fetchone()[0]
-        label = {"dpone_staging": ctx.key, "run_id": ctx.run_id, "created_epoch": float(born)}
-        conn.execute(sql.comment_table(staging, json.dumps(label)))
+        conn.execute(sql.comment_table(staging, staging_label(ctx, born)))
 
     @staticmethod
     def _copy_rows(

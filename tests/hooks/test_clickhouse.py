@@ -366,3 +366,21 @@ def test_clickhouse_source_to_clickhouse_sink_uses_arrow(clean_ch) -> None:
     assert ch.query("select sum(big), count() from raw.copy") == ch.query(
         "select sum(big), count() from src.orders"
     )
+
+
+def test_stale_staging_of_other_runs_is_swept(clean_pg, clean_ch) -> None:
+    import json as _json
+
+    pg, ch = clean_pg, clean_ch
+    pg.execute("src", "create table orders (id bigint primary key, v int); insert into orders values (1, 1)")
+    ch.command("create database dpone_staging")
+    old = _json.dumps({"dpone_staging": "ch.orders", "run_id": "killed", "created_epoch": 0})
+    other = _json.dumps({"dpone_staging": "ch.other", "run_id": "killed", "created_epoch": 0})
+    young = _json.dumps({"dpone_staging": "ch.orders", "run_id": "recent", "created_epoch": 4e9})
+    for name, label in (("orders__old", old), ("other__old", other), ("orders__young", young)):
+        ch.command(
+            f"create table dpone_staging.{name} (id Int64) engine = MergeTree order by id comment '{label}'"
+        )
+    run(manifest({"strategy": "full_refresh"}), "r1")
+    left = ch.query("select name from system.tables where database = 'dpone_staging' order by name")
+    assert left == [("orders__young",), ("other__old",)]  # another load's, and one not stale yet, stay
