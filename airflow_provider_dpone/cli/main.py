@@ -106,7 +106,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
         if "extract" in p:
             human.append(f"-- state: {json.dumps(p.get('state'))}")
             human.append(f"-- window: {json.dumps(p['extract']['window'], default=str)}")
-            human.append(f"-- extract (params {p['extract']['params']}):\n{p['extract']['sql']};")
+            extract = p["extract"]
+            if "sql" in extract:
+                human.append(f"-- extract (params {extract['params']}):\n{extract['sql']};")
+            else:  # a topic or an API: the requests, not SQL
+                shown = {k: v for k, v in extract.items() if k not in ("window", "schema")}
+                human.append(f"-- extract: {json.dumps(shown, default=str)}")
         else:
             human.append(f"-- extract could not be planned: {p['extract_error']}")
         if "schema_plan" in p:

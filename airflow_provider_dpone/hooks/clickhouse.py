@@ -592,7 +592,13 @@ class DponeClickHouseHook(BaseHook):
             return
         self.command(sql.drop_table(self.staging_table(ctx)))
 
-    def plan_load(self, ctx: LoadContext, schema: TableSchema | None, binary: bool = True) -> dict[str, Any]:
+    def plan_load(
+        self,
+        ctx: LoadContext,
+        schema: TableSchema | None,
+        binary: bool = True,
+        schema_plan: SchemaPlan | None = None,
+    ) -> dict[str, Any]:
         """The statements a run would issue, touching nothing."""
         spec = ctx.load.sink
         target = self._ref(spec.table)
@@ -600,7 +606,10 @@ class DponeClickHouseHook(BaseHook):
         statements: list[str] = [sql.create_database(staging.database)]
         plan = None
         if schema is not None:
-            plan, existing = self._plan_schema(ctx, schema)
+            if schema_plan is not None:  # already made by the caller: only the target is read again
+                plan, existing = schema_plan, self.describe_table(target, with_partition_key=True)
+            else:
+                plan, existing = self._plan_schema(ctx, schema)
             statements.extend(
                 sql.schema_changes_ddl(target, plan.to_apply, existing.primary_key if existing else ())
             )
@@ -624,6 +633,7 @@ class DponeClickHouseHook(BaseHook):
             statements += self._plan_finalize(ctx, target, staging, keys, existing is not None)
         statements.append(sql.drop_table(staging))
         return {
+            "target": str(target),
             "staging": str(staging),
             "statements": statements,
             "schema_plan": None if plan is None else plan.to_dict(),

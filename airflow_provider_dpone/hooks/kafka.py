@@ -373,6 +373,7 @@ class DponeKafkaHook(KafkaBaseHook):
             "topic": spec.topic,
             "value_format": spec.value_format,
             "partitions": {str(p): {"from": f, "to": h} for p, (f, h) in bounds.items()},
+            "window": {"mode": "offsets", "pending_messages": sum(max(0, h - f) for f, h in bounds.values())},
             "lost_to_retention": skipped,
             "schema": [
                 {"name": c.name, "type": c.type.value, "nullable": c.nullable} for c in schema.columns
@@ -522,9 +523,13 @@ class DponeKafkaHook(KafkaBaseHook):
                 self._in_transaction = False
         self._producer = None
 
-    def plan_load(self, ctx: LoadContext, schema: TableSchema | None, binary: bool = True) -> dict[str, Any]:
+    def plan_load(
+        self, ctx: LoadContext, schema: TableSchema | None, binary: bool = True, schema_plan: Any = None
+    ) -> dict[str, Any]:
+        """What a run would do: a topic has no schema plan and no SQL."""
         sink = ctx.load.sink
         return {
+            "target": sink.topic,
             "staging": f"transaction dpone.{ctx.key}",
             "statements": [
                 f"init_transactions(transactional.id=dpone.{ctx.key})  -- aborts a transaction a killed run left open",

@@ -95,8 +95,14 @@ class SinkHook(Protocol):
     def cleanup(self, ctx: LoadContext, staged: StagedData | None, succeeded: bool) -> None: ...
 
     def plan_load(
-        self, ctx: LoadContext, schema: TableSchema | None, binary: bool = True
-    ) -> dict[str, Any]: ...
+        self,
+        ctx: LoadContext,
+        schema: TableSchema | None,
+        binary: bool = True,
+        schema_plan: SchemaPlan | None = None,
+    ) -> dict[str, Any]:
+        """The statements a run would issue (``target``, ``staging``, ``statements``), touching nothing."""
+        ...
 
 
 @runtime_checkable

@@ -195,3 +195,99 @@ def test_openlineage_facets_from_the_report(clean_pg, tmp_path, capsys) -> None:
     assert target.name.endswith(".raw.orders")
     assert [f.name for f in target.facets["schema"].fields] == ["id", "amount", "updated_at"]
     assert target.outputFacets["outputStatistics"].rowCount == 100
+
+
+def test_plan_for_clickhouse_kafka_and_rest_loads_touches_nothing(
+    clean_pg, clean_ch, kafka, tmp_path, capsys
+) -> None:
+    """``dpone plan`` on the other connectors: their plans print and nothing is created."""
+    from tests.fake_api import TOKEN, FakeApi
+
+    pg, ch = clean_pg, clean_ch
+    pg.execute("src", ORDERS)
+    kafka.create_topic("plan_topic", 2)
+    api = FakeApi([])
+    os.environ["AIRFLOW_CONN_PLANAPI"] = json.dumps(
+        {"conn_type": "http", "host": api.url, "password": TOKEN, "extra": {"auth": "bearer"}}
+    )
+    doc = {
+        "pipeline": "plans",
+        "state": {"backend": "table", "conn_id": "dst"},
+        "loads": [
+            {
+                "name": "to_ch",
+                "source": {"connector": "postgres", "conn_id": "src", "table": "orders"},
+                "sink": {
+                    "connector": "clickhouse",
+                    "conn_id": "ch",
+                    "table": "raw.orders",
+                    "strategy": "incremental_merge",
+                    "unique_key": ["id"],
+                },
+            },
+            {
+                "name": "from_kafka",
+                "source": {
+                    "connector": "kafka",
+                    "conn_id": "kafka",
+                    "topic": "plan_topic",
+                    "incremental": {"mode": "offsets"},
+                    "fields": {"id": "int64"},
+                },
+                "sink": {
+                    "connector": "postgres",
+                    "conn_id": "dst",
+                    "table": "raw.msgs",
+                    "strategy": "incremental_append",
+                },
+            },
+            {
+                "name": "to_kafka",
+                "source": {"connector": "postgres", "conn_id": "src", "table": "orders"},
+                "sink": {
+                    "connector": "kafka",
+                    "conn_id": "kafka",
+                    "topic": "plan_topic",
+                    "strategy": "incremental_append",
+                },
+            },
+            {
+                "name": "from_api",
+                "source": {
+                    "connector": "rest",
+                    "conn_id": "planapi",
+                    "endpoint": {"path": "/offset", "record_selector": "data"},
+                },
+                "sink": {
+                    "connector": "postgres",
+                    "conn_id": "dst",
+                    "table": "raw.api",
+                    "strategy": "full_refresh",
+                },
+            },
+        ],
+    }
+    path = tmp_path / "plans.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    try:
+        code, plan = run_json(capsys, "plan", str(path))
+        assert code == EXIT_OK
+        by_load = {p["load"]: p for p in plan["loads"]}
+        assert any("create table `dpone_staging`" in s for s in by_load["to_ch"]["load_sql"]["statements"])
+        assert by_load["to_ch"]["load_sql"]["target"] == "raw.orders"
+        assert by_load["from_kafka"]["extract"]["partitions"] == {
+            "0": {"from": 0, "to": 0},
+            "1": {"from": 0, "to": 0},
+        }
+        assert by_load["to_kafka"]["load_sql"]["target"] == "plan_topic"
+        assert by_load["from_api"]["extract"]["request"].endswith("/offset")
+        assert main(["plan", str(path)]) == EXIT_OK  # the human form prints every kind of extract
+        human = capsys.readouterr().out
+        assert "-- extract: {" in human and "load into plan_topic via transaction" in human
+        assert ch.query("select count() from system.databases where name in ('raw', 'dpone_staging')") == [
+            (0,)
+        ]
+        assert pg.query("dst", "select to_regclass('raw.msgs'), to_regclass('raw.api')") == [(None, None)]
+        assert api.log == []  # planning a REST load sends no request
+    finally:
+        api.close()

@@ -427,3 +427,43 @@ def test_protobuf_values_through_the_schema_registry(clean_pg, kafka) -> None:
         )
     )
     assert types["amount_cents"] == "numeric" and types["at"] == "timestamp with time zone"
+
+
+def test_an_open_transaction_stops_the_read_at_the_last_stable_offset(clean_pg, kafka) -> None:
+    from confluent_kafka import Producer
+
+    topic = topic_name()
+    kafka.create_topic(topic, 1)
+    kafka.produce(topic, _events(1, 10))
+    pending = Producer({"bootstrap.servers": kafka.bootstrap, "transactional.id": f"open-{topic}"})
+    pending.init_transactions(30)
+    pending.begin_transaction()
+    key, value = _events(11, 11)[0]
+    pending.produce(topic, key=key, value=value)
+    assert pending.flush(30) == 0  # in the log, not committed: the high watermark is past it
+    m = from_kafka(topic, fields=FIELDS)
+    first = run(m, "r1")  # stops after the idle limit instead of waiting for the open transaction
+    assert first.rows == 10
+    stored = json.loads(clean_pg.query("dst", "select state::text from dpone.state")[0][0])["offsets"]
+    assert stored == {"0": 10}  # where the committed data ends, not the high watermark
+    pending.commit_transaction(30)
+    assert run(m, "r2").rows == 1
+    assert clean_pg.query("dst", "select count(*), count(distinct id) from raw.msgs") == [(11, 11)]
+
+
+def test_messages_removed_by_retention_are_reported(clean_pg, kafka) -> None:
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    topic = topic_name()
+    kafka.create_topic(topic, 1)
+    kafka.produce(topic, _events(1, 10))
+    m = from_kafka(topic, fields=FIELDS)
+    run(m, "r1")
+    kafka.produce(topic, _events(11, 20))
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    for future in admin.delete_records([TopicPartition(topic, 0, 15)]).values():
+        future.result(30)  # retention took 10..14 before this load read them
+    report = run(m, "r2")
+    assert report.source["window"]["lost_to_retention"] == {"0": 5}
+    assert report.rows == 5
