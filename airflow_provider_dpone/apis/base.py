@@ -96,8 +96,8 @@ class ApiHook(DponeRestHook):
     def base_url(self) -> str:
         return super().base_url() if self._conn().host else self.api.base_url.rstrip("/") + "/"
 
-    def _extra(self) -> dict[str, Any]:
-        return {**self.api.extra, **super()._extra()}
+    def _read_extra(self) -> dict[str, Any]:
+        return {**self.api.extra, **super()._read_extra()}
 
     def resource(self, spec: SourceSpec) -> Resource:
         name = spec.resource or ""

@@ -117,6 +117,8 @@ class DponeRestHook(BaseHook):
         self._client: httpx.Client | None = None
         self._token: tuple[str, float] | None = None
         self._connection: Any = None
+        self._extras: dict[str, Any] | None = None
+        self._redactor: Redactor | None = None
         self._refreshed = False
         self.requests = 0
         self.sleep = time.sleep  # tests may shorten the waits
@@ -134,13 +136,19 @@ class DponeRestHook(BaseHook):
         return self._connection
 
     def _extra(self) -> dict[str, Any]:
+        """The connection's extras, parsed once (several lookups per request)."""
+        if self._extras is None:
+            self._extras = self._read_extra()
+        return self._extras
+
+    def _read_extra(self) -> dict[str, Any]:
         return dict(self._conn().extra_dejson)
 
     def redactor(self) -> Redactor:
-        redactor = Redactor.of_connection(self._conn)
-        if self._token:
-            redactor.add_secret(self._token[0])
-        return redactor
+        """The connection's credentials, and the OAuth tokens fetched so far; built once."""
+        if self._redactor is None:
+            self._redactor = Redactor.of_connection(self._conn)
+        return self._redactor
 
     def base_url(self) -> str:
         conn = self._conn()
@@ -228,6 +236,7 @@ class DponeRestHook(BaseHook):
             )
         body = response.json()
         self._token = (body["access_token"], time.monotonic() + float(body.get("expires_in", 3600)))
+        self.redactor().add_secret(self._token[0])
         return self._token[0]
 
     # --- requests --------------------------------------------------------------------------
