@@ -47,6 +47,14 @@ def parse_timestamp(value: Any, aware: bool) -> dt.datetime:
     return parsed if aware else parsed.replace(tzinfo=None)
 
 
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+
+
+def as_bool(value: Any) -> bool:
+    """A boolean from a bool, a number or text ("true", "t", "yes", "on", "1")."""
+    return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
+
+
 def coerce(column: Column, value: Any) -> Any:
     """``value`` (decoded from a message) as the Python type the sinks expect for ``column``."""
     if value is None:
@@ -61,7 +69,7 @@ def coerce(column: Column, value: Any) -> Any:
     if t is T.DECIMAL:
         return value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
     if t is T.BOOLEAN:
-        return value if isinstance(value, bool) else str(value).lower() in ("true", "1", "t", "yes")
+        return as_bool(value)
     if t is T.TIMESTAMPTZ:
         return parse_timestamp(value, aware=True)
     if t is T.TIMESTAMP:

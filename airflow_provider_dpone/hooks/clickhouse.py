@@ -43,6 +43,7 @@ from ..contracts.artifacts import (
 from ..contracts.errors import BadInputError, DuplicateKeyError, TransientError, UnsupportedError
 from ..contracts.manifest import SourceSpec
 from ..contracts.quality import Measurement
+from ..contracts.records import as_bool
 from ..contracts.redaction import Redactor
 from ..contracts.state import CursorState, StateRecord
 from ..contracts.strategies import IncrementalMode, Strategy
@@ -97,11 +98,7 @@ def _arrow_type(column: Column) -> Any:
 
 def _flag(value: Any, default: bool) -> bool:
     """A boolean extra, also when it came from a connection URI as text."""
-    if value is None:
-        return default
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
+    return default if value is None else as_bool(value)
 
 
 def _text(value: Any) -> Any:
