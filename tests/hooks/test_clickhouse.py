@@ -253,7 +253,17 @@ def test_unsupported_strategies_and_modes_are_refused(clean_pg, clean_ch) -> Non
             {"incremental": {"mode": "xmin"}},
             connectors=("clickhouse", "postgres"),
         )
-    _ = (BadInputError, UnsupportedError)
+
+
+def test_keep_last_and_a_different_partition_key_are_refused_clearly(clean_pg, clean_ch) -> None:
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    keep_last = {"strategy": "incremental_merge", "unique_key": ["id"], "on_duplicate_keys": "keep_last"}
+    with pytest.raises(UnsupportedError, match="only 'fail' is supported by clickhouse"):
+        run(manifest(keep_last), "r1")
+    run(manifest({"strategy": "full_refresh"}), "r2")  # a target partitioned by nothing
+    with pytest.raises(BadInputError, match=r"partitioned by \(nothing\), not \(placed\)"):
+        run(manifest({"strategy": "partition_replace", "partition_by": ["placed"]}), "r3")
 
 
 CH_ORDERS = """
