@@ -394,3 +394,18 @@ def test_a_more_flag_in_the_body_ends_the_pagination() -> None:
     full_page = {"offset": 0, "limit": 2}
     assert DponeRestHook._next(offset, None, {"more": False}, [1, 2], "x", full_page) is None
     assert DponeRestHook._next(offset, None, {"more": True}, [1, 2], "x", full_page)["query"]["offset"] == 2
+
+
+def test_a_long_retry_after_is_capped_by_max_retry_after(api) -> None:
+    os.environ["AIRFLOW_CONN_API"] = json.dumps(
+        {
+            "conn_type": "http",
+            "host": api.url,
+            "password": TOKEN,
+            "extra": {"auth": "bearer", "max_retry_after": 7},
+        }
+    )
+    api.fail = [(429, {"Retry-After": "3600"})]
+    h = hook()
+    rows, _ = read_all(h, source(*PAGINATIONS["offset"]))
+    assert len(rows) == 53 and h.sleeps == [7.0]
