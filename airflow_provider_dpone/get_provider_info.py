@@ -55,6 +55,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_dpone.apis.appsflyer",
                     "airflow_provider_dpone.apis.google_ads",
                     "airflow_provider_dpone.apis.omnidesk",
+                    "airflow_provider_dpone.apis.mindbox",
                 ],
             },
         ],

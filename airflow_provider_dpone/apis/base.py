@@ -19,10 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree
 
+from ..contracts import records as values
 from ..contracts.errors import BadInputError, UnsupportedError
-from ..contracts.manifest import EndpointSpec, SourceSpec
-from ..contracts.state import StateRecord
+from ..contracts.manifest import EndpointSpec, PaginationSpec, SourceSpec
+from ..contracts.state import CursorState, StateRecord
 from ..hooks.rest import DponeRestHook
+from .async_export import AsyncExport, ExportReader
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
 Targets = Callable[[dict[str, Any], dict[str, Any]], list[tuple[str, dict[str, Any]]]]
@@ -55,6 +57,11 @@ class Resource:
     # Drop records whose primary key was already read in this run (APIs that answer a
     # non-working day with the previous day's data).
     distinct: bool = False
+    # A background export (start, poll, download files) instead of pages of records.
+    export: AsyncExport | None = None
+    # The watermark is the end of the window asked for (``until`` in the server-filter params),
+    # not a field of the records: for APIs that filter on a change time they do not return.
+    window_end: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,7 +179,70 @@ class ApiHook(DponeRestHook):
         return super().plan_extract(self.effective(spec), state)
 
     def probe(self, spec: SourceSpec, state: StateRecord | None = None) -> int:
+        if self.resource(spec).export is not None:
+            raise UnsupportedError(
+                f"{self.api.title} '{spec.resource}' is a background export: there is no cheap "
+                "request that tells whether new data exists, so the sensor does not apply"
+            )
         return super().probe(self.effective(spec), state)
+
+    def pages(
+        self,
+        path: str,
+        params: dict[str, Any],
+        pagination: PaginationSpec,
+        selector: str,
+        **kwargs: Any,
+    ) -> Iterator[tuple[list[Any], dict[str, Any] | None]]:
+        res = self._resource
+        if res is None or res.export is None or kwargs.get("plain"):
+            return super().pages(path, params, pagination, selector, **kwargs)
+        reader = ExportReader(
+            self,
+            res.export,
+            poll_interval=float(self._options.get("poll_interval", 10)),
+            max_wait=float(self._options.get("max_wait", 3600)),
+        )
+        return reader.pages(
+            path,
+            params,
+            method=kwargs.get("method", "GET"),
+            body=kwargs.get("body"),
+            headers=kwargs.get("headers"),
+            details=kwargs.get("details") if kwargs.get("details") is not None else {},
+            start=kwargs.get("start"),
+            batch_rows=pagination.page_size,
+        )
+
+    def _rows(
+        self,
+        spec: SourceSpec,
+        endpoint: EndpointSpec,
+        filter_params: dict[str, Any],
+        result: Any,
+        resume: dict[str, Any] | None,
+    ) -> Iterator[tuple[list, dict[str, Any]]]:
+        res = self._resource
+        if res is None or not res.window_end:
+            yield from super()._rows(spec, endpoint, filter_params, result, resume)
+            return
+        # The window's end is fixed once per run: a retry reads the same window it started.
+        until = (resume or {}).get("until")
+        if until is None and self._options.get("end_date"):
+            end = values.parse_timestamp(str(self._options["end_date"]), aware=True)
+            until = end.astimezone(dt.timezone.utc).isoformat()
+        if until is None:
+            until = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0).isoformat()
+        for batch, checkpoint in super()._rows(
+            spec, endpoint, {**filter_params, "until": until}, result, resume
+        ):
+            yield batch, {**checkpoint, "until": until}
+        result.details["until"] = until
+        if spec.incremental is not None and endpoint.server_filter is not None:
+            result.state_candidate = CursorState(
+                cursor=endpoint.server_filter.field, value=until, value_type="timestamptz"
+            )
+            result.details["upper"] = until
 
     def dataset(self, table: str) -> dict[str, str]:
         return {"namespace": self.api.base_url.rstrip("/"), "name": table}

@@ -94,6 +94,7 @@ for _name, _module, _hook in (
     ("appsflyer", "appsflyer", "AppsFlyerHook"),
     ("google_ads", "google_ads", "GoogleAdsHook"),
     ("omnidesk", "omnidesk", "OmnideskHook"),
+    ("mindbox", "mindbox", "MindboxHook"),
 ):
     CONNECTORS[_name] = ConnectorInfo(
         name=_name,

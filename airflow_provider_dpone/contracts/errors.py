@@ -107,6 +107,13 @@ class LoadInProgressError(TransientError):
     code = "DPONE201"
 
 
+class ResumeExpiredError(TransientError):
+    """The position a failed try saved is no longer usable (an export job expired or failed, a
+    cursor timed out): the saved position is dropped and the next try starts the run over."""
+
+    code = "DPONE202"
+
+
 class StateError(TerminalError):
     """Stored state is unreadable or does not match the load's incremental mode."""
 

@@ -114,7 +114,15 @@ class ServerFilterSpec(_Strict):
 
     param: str
     field: str
-    format: Literal["iso", "date", "unix", "unix_ms"] = "iso"
+    # iso | date | unix | unix_ms, or a strftime pattern in UTC (e.g. "%Y-%m-%d %H:%M")
+    format: str = "iso"
+
+    @field_validator("format")
+    @classmethod
+    def _format(cls, value: str) -> str:
+        if value not in ("iso", "date", "unix", "unix_ms") and "%" not in value:
+            raise ValueError(f"'{value}' is not iso, date, unix, unix_ms or a strftime pattern (with %)")
+        return value
 
 
 class ParentSpec(_Strict):

@@ -97,6 +97,8 @@ def _format_filter(value: str, fmt: str) -> str:
         return str(int(parsed.timestamp() * 1000))
     if fmt == "date":
         return parsed.date().isoformat()
+    if "%" in fmt:
+        return parsed.strftime(fmt)
     return parsed.isoformat().replace("+00:00", "Z")
 
 

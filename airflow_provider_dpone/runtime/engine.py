@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contracts.artifacts import CheckpointedBatches, FileExport, StreamingBatches
-from ..contracts.errors import DponeError, TransientError, scrub
+from ..contracts.errors import DponeError, ResumeExpiredError, TransientError, scrub
 from ..contracts.manifest import LoadSpec, SourceSpec
 from ..contracts.quality import enforce as enforce_quality
 from ..contracts.quality import judge
@@ -211,11 +211,19 @@ def _stage_checkpointed(
         raise TransientError(f"staging of run {ctx.run_id} vanished while resuming; the next try starts over")
     key = ctx.load.name + RESUME_SUFFIX
     total = resume.staged_rows if resume else 0
-    for rows, checkpoint in extract.artifact.batches:
-        if rows:
-            total += sink.append_batch(ctx, extract.schema, rows)
-        parts.state.commit(ctx.pipeline, key, ResumeState(ctx.run_id, checkpoint, total), ctx.run_id)
-        failpoint(AFTER_CHECKPOINT)
+    try:
+        for rows, checkpoint in extract.artifact.batches:
+            if rows:
+                total += sink.append_batch(ctx, extract.schema, rows)
+            parts.state.commit(ctx.pipeline, key, ResumeState(ctx.run_id, checkpoint, total), ctx.run_id)
+            failpoint(AFTER_CHECKPOINT)
+    except ResumeExpiredError as exc:
+        # What was staged came from a position that is gone: the next try restages from scratch.
+        parts.state.reset(ctx.pipeline, key)
+        log.warning(
+            "dpone %s: %s; dropped the saved position, the next try starts over", ctx.key, exc.message
+        )
+        raise ResumeExpiredError(f"{exc.message}; the next try starts the run over") from None
     staged = sink.staged(ctx, extract.schema)
     log.info("dpone %s: staged %s rows batch by batch", ctx.key, f"{staged.rows:,}")
     return staged

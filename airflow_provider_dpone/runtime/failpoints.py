@@ -19,9 +19,19 @@ AFTER_CHECKPOINT = "after_checkpoint"
 log = logging.getLogger(__name__)
 
 
+_hits: dict[str, int] = {}
+
+
 def failpoint(name: str) -> None:
-    """SIGKILL this process if ``DPONE_FAILPOINT`` names ``name``."""
-    if os.environ.get(ENV) == name:
+    """SIGKILL this process if ``DPONE_FAILPOINT`` names ``name`` (``name:N``: at its N-th hit)."""
+    wanted = os.environ.get(ENV)
+    if not wanted:
+        return
+    point, _, nth = wanted.partition(":")
+    if point != name:
+        return
+    _hits[name] = _hits.get(name, 0) + 1
+    if _hits[name] >= int(nth or 1):
         log.warning("dpone failpoint %s: killing process %d with SIGKILL", name, os.getpid())
         for handler in logging.getLogger().handlers:
             handler.flush()

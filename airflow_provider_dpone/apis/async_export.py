@@ -1,0 +1,222 @@
+"""Exports an API prepares in the background: start a job, poll it, stream the files it lists.
+
+The position after each batch is ``{"job", "file", "row"}``: a retry polls the same job and
+continues at that row of that file instead of starting another export. Files are downloaded
+without the connection's credentials (they are signed links, often on another host) and read
+as CSV row by row, so memory stays bounded by the batch size whatever the file size.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..contracts.errors import BadInputError, MissingExtraError, ResumeExpiredError, TransientError
+from ..hooks.rest import AuthError, RetryableHTTPError, dig
+
+try:
+    import httpx
+except ImportError as _exc:  # pragma: no cover - hooks.rest raises first
+    raise MissingExtraError(_exc.name or "httpx", "rest") from None
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AsyncExport:
+    """How one API runs an export: the request that starts it answers a job id; the same
+    request with ``poll_body(job id)`` answers its status and, once ready, the file links."""
+
+    job_id_path: str
+    poll_body: Callable[[str], dict[str, Any]]
+    status_path: str
+    ready: str
+    pending: tuple[str, ...]
+    files_path: str
+    column: Callable[[str], str] = str  # a CSV header -> the record field name
+
+
+class _Chunks(io.RawIOBase):
+    """A byte-chunk iterator as a readable stream (for ``io.TextIOWrapper``)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._rest:
+            try:
+                self._rest = next(self._chunks)
+            except StopIteration:
+                return 0
+        size = min(len(buffer), len(self._rest))
+        buffer[:size] = self._rest[:size]
+        self._rest = self._rest[size:]
+        return size
+
+
+def shown(url: str) -> str:
+    """A file link for the log: host and path, without the signed query."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+
+
+def csv_records(lines: Iterable[str], column: Callable[[str], str], skip: int) -> Iterator[dict[str, Any]]:
+    """Records of a CSV text (``;`` or ``,`` separated, told by the header), after ``skip`` rows."""
+    lines = iter(lines)
+    first = next(lines, "")
+    if not first.strip():
+        return
+    delimiter = ";" if first.count(";") > first.count(",") else ","
+    reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
+    names = [column(name.strip()) for name in next(reader)]
+    doubled = sorted({n for n in names if names.count(n) > 1})
+    if doubled:
+        raise BadInputError(f"the export file has several columns named {doubled}")
+    for index, row in enumerate(r for r in reader if r):
+        if index < skip:
+            continue
+        yield {name: (None if value == "" else value) for name, value in zip(names, row, strict=False)}
+
+
+class ExportReader:
+    """Runs one export through ``hook`` (a DponeRestHook: its requests, retries and log)."""
+
+    def __init__(self, hook: Any, export: AsyncExport, *, poll_interval: float, max_wait: float) -> None:
+        self.hook = hook
+        self.export = export
+        self.poll_interval = poll_interval
+        self.max_wait = max_wait
+
+    def pages(
+        self,
+        path: str,
+        params: dict[str, Any],
+        *,
+        method: str,
+        body: Any,
+        headers: dict | None,
+        details: dict[str, Any],
+        start: dict[str, Any] | None,
+        batch_rows: int,
+    ) -> Iterator[tuple[list[dict[str, Any]], dict[str, Any] | None]]:
+        """``(records, position)`` batches of the export, as ``DponeRestHook.pages`` yields them."""
+        if start is None:
+            answer = self.hook.decode(
+                self.hook.request(method, path, params=params, json_body=body, headers=headers)
+            )
+            job = dig(answer, self.export.job_id_path)
+            if not job:
+                raise BadInputError(
+                    f"{path}: the export answer has no '{self.export.job_id_path}': {answer!r:.200}"
+                )
+            position = {"job": str(job), "file": 0, "row": 0}
+            log.info("%s: export job %s started", path, job)
+            yield [], position  # saved before the wait: a retry polls this job, it does not start another
+        else:
+            position = dict(start)
+        details["export_job"] = position["job"]
+        files = self._wait(path, params, method, headers, position["job"], resumed=start is not None)
+        details["export_files"] = len(files)
+        for index in range(position["file"], len(files)):
+            skip = position["row"] if index == position["file"] else 0
+            done, batch, started = skip, [], time.perf_counter()
+            for record in self._file(str(files[index]), skip):
+                batch.append(record)
+                done += 1
+                if len(batch) >= batch_rows:
+                    yield batch, {**position, "file": index, "row": done}
+                    batch = []
+            log.info(
+                "export job %s: file %d/%d (%s): %s rows in %.1f s",
+                position["job"],
+                index + 1,
+                len(files),
+                shown(str(files[index])),
+                f"{done:,}",
+                time.perf_counter() - started,
+            )
+            last = index == len(files) - 1
+            yield batch, None if last else {**position, "file": index + 1, "row": 0}
+        if not files:
+            yield [], None
+
+    def _wait(
+        self, path: str, params: dict, method: str, headers: dict | None, job: str, *, resumed: bool
+    ) -> list[Any]:
+        """Poll the job until it is ready; its file links."""
+        began, polls = time.monotonic(), 0
+        while True:
+            try:
+                answer = self.hook.decode(
+                    self.hook.request(
+                        method, path, params=params, json_body=self.export.poll_body(job), headers=headers
+                    )
+                )
+            except AuthError:
+                raise
+            except BadInputError as exc:
+                if not resumed:
+                    raise
+                raise ResumeExpiredError(f"export job {job} can no longer be read ({exc.message})") from None
+            polls += 1
+            status = dig(answer, self.export.status_path)
+            if status == self.export.ready:
+                files = dig(answer, self.export.files_path) or []
+                log.info("export job %s ready after %d polls: %d files", job, polls, len(files))
+                return list(files)
+            if status not in self.export.pending:
+                raise ResumeExpiredError(f"export job {job} ended as {status!r}, not {self.export.ready!r}")
+            waited = time.monotonic() - began
+            if waited >= self.max_wait:
+                raise TransientError(
+                    f"export job {job} not ready after {waited:.0f} s (options.max_wait); "
+                    "the next try keeps polling it"
+                )
+            log.info(
+                "export job %s: %s after %.0f s; next poll in %.0f s", job, status, waited, self.poll_interval
+            )
+            self.hook.sleep(self.poll_interval)
+
+    def _file(self, url: str, skip: int) -> Iterator[dict[str, Any]]:
+        """The records of one file from row ``skip``; a broken download is reopened where it
+        stopped, a bounded number of times."""
+        done, failures = skip, 0
+        retries = int(self.hook._extra().get("max_retries", 5))
+        while True:
+            try:
+                for record in self._read(url, done):
+                    done += 1
+                    yield record
+                return
+            except (httpx.TransportError, RetryableHTTPError) as exc:
+                failures += 1
+                if failures > retries:
+                    raise TransientError(f"download of {shown(url)} failed {failures} times: {exc}") from None
+                log.warning("download of %s broke after %d rows (%s); reopening", shown(url), done, exc)
+                self.hook.sleep(min(30.0, 0.5 * 2 ** (failures - 1)))
+
+    def _read(self, url: str, skip: int) -> Iterator[dict[str, Any]]:
+        timeout = float(self.hook._extra().get("timeout", 60))
+        with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
+            status = response.status_code
+            if status == 429 or status >= 500:
+                raise RetryableHTTPError(f"GET {shown(url)} returned {status}")
+            if status in (403, 404, 410):
+                raise ResumeExpiredError(f"export file {shown(url)} is gone ({status}); its link expired")
+            if status >= 400:
+                raise BadInputError(f"GET {shown(url)} returned {status}")
+            text = io.TextIOWrapper(
+                io.BufferedReader(_Chunks(response.iter_bytes())), encoding="utf-8-sig", newline=""
+            )
+            yield from csv_records(text, self.export.column, skip)

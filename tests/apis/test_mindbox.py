@@ -1,0 +1,315 @@
+"""Mindbox source against a fake of the v3 export operations: start, poll, signed CSV files."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import multiprocessing
+import os
+import signal
+import uuid
+
+import pytest
+
+from airflow_provider_dpone.apis.async_export import csv_records
+from airflow_provider_dpone.apis.mindbox import column_name
+from airflow_provider_dpone.contracts.errors import BadInputError, ResumeExpiredError, TransientError
+from airflow_provider_dpone.contracts.manifest import parse_manifest
+from airflow_provider_dpone.hooks.rest import AuthError
+from airflow_provider_dpone.runtime.failpoints import AFTER_CHECKPOINT, ENV
+from tests.apis.vendor_fake import VendorFake
+from tests.helpers import run_first_load as run
+
+KEY = "mbx-secret-key-42"
+ENDPOINT = "Shop.Website"
+HEADER = ["CustomerIdsMindboxId", "CustomerEmail", "CustomerFullName", "OrderChangeDateTimeUtc"]
+
+
+def _file(rows: list[list]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(HEADER)
+    writer.writerows(rows)
+    return "\ufeff".encode() + out.getvalue().encode()  # Mindbox files start with a BOM
+
+
+class MindboxFake:
+    """Export jobs by id; ``not_ready`` polls answer NotReady before Ready."""
+
+    def __init__(self, customers: int = 5, per_file: int = 3) -> None:
+        self.jobs: dict[str, dict] = {}
+        self.not_ready = 2
+        self.per_file = per_file
+        self.customers = [
+            [str(i), f"c{i}@example.com", 'Anna\n"Line"; two' if i == 1 else f"Customer {i}", ""]
+            for i in range(1, customers + 1)
+        ]
+        self.orders = [
+            [str(100 + d), f"o{d}@example.com", f"Order {d}", f"2026-03-{d:02d} 12:00"] for d in range(1, 21)
+        ]
+        self.break_next_download = False
+        self.fake = VendorFake(self.route)
+        self.url = self.fake.url
+
+    def started(self) -> list[dict]:
+        return [e for e in self.fake.log if e["path"] == "/v3/operations/sync" and "start" in e]
+
+    def route(self, method: str, path: str, query: dict, headers: object, body: bytes):
+        if path.startswith("/files/"):
+            assert headers.get("Authorization") is None  # type: ignore[attr-defined]
+            _, _, job, name = path.split("/")
+            data = self.jobs[job]["files"][int(name.split(".")[0])]
+            if self.break_next_download:
+                self.break_next_download = False
+                return 200, data[: len(data) // 2], {"Content-Length": str(len(data)), "Connection": "close"}
+            return 200, data, {"Content-Type": "text/csv"}
+        if headers.get("Authorization") != f"SecretKey {KEY}":  # type: ignore[attr-defined]
+            return 401, b'{"status": "Unauthorized"}', {"Content-Type": "application/json"}
+        assert path == "/v3/operations/sync" and query["endpointId"] == ENDPOINT
+        request = json.loads(body)
+        if "exportId" in request:
+            job = self.jobs.get(request["exportId"])
+            if job is None:
+                return (
+                    200,
+                    json.dumps({"status": "ValidationError", "errorMessage": "Export not found"}).encode(),
+                    {},
+                )
+            job["polls"] += 1
+            if job["polls"] <= self.not_ready:
+                return (
+                    200,
+                    json.dumps(
+                        {"status": "Success", "exportResult": {"processingStatus": "NotReady"}}
+                    ).encode(),
+                    {},
+                )
+            urls = [
+                f"{self.url}/files/{job['id']}/{k}.csv?signature=s3cr3t" for k in range(len(job["files"]))
+            ]
+            answer = {"status": "Success", "exportResult": {"processingStatus": "Ready", "urls": urls}}
+            return 200, json.dumps(answer).encode(), {}
+        self.fake.log[-1]["start"] = request
+        if query["operation"] == "Export.Customers":
+            rows = self.customers
+        elif query["operation"] == "Export.Orders":
+            since, till = request["sinceDateTimeUtc"], request["tillDateTimeUtc"]
+            rows = [o for o in self.orders if since <= o[3] < till]
+        else:
+            message = f"Operation {query['operation']} not found"
+            return 200, json.dumps({"status": "ValidationError", "errorMessage": message}).encode(), {}
+        job = str(uuid.uuid4())
+        files = [_file(rows[i : i + self.per_file]) for i in range(0, len(rows), self.per_file)] or [
+            _file([])
+        ]
+        self.jobs[job] = {"id": job, "polls": 0, "files": files}
+        return 200, json.dumps({"status": "Success", "exportId": job}).encode(), {}
+
+    def close(self) -> None:
+        self.fake.close()
+
+
+@pytest.fixture
+def mbx():
+    fake = MindboxFake()
+    os.environ["AIRFLOW_CONN_MBX"] = json.dumps(
+        {"conn_type": "http", "host": fake.url, "password": KEY, "extra": {"max_retries": 2}}
+    )
+    yield fake
+    fake.close()
+
+
+FIELDS = {
+    "customer_ids_mindbox_id": "int64",
+    "customer_email": "string",
+    "customer_full_name": "string",
+    "order_change_date_time_utc": "timestamp",
+}
+
+
+def manifest(resource: str, operation: str, strategy: str = "incremental_merge", **options):
+    source = {
+        "connector": "mindbox",
+        "conn_id": "mbx",
+        "resource": resource,
+        "fields": FIELDS,
+        "options": {"endpoint_id": ENDPOINT, "operation": operation, "poll_interval": 0, **options},
+    }
+    if resource == "period_export" and options.pop("incremental", True):
+        source["incremental"] = {"mode": "cursor", "cursor": "export_period"}
+    return parse_manifest(
+        {
+            "pipeline": "crm",
+            "state": {"backend": "table", "conn_id": "dst"},
+            "loads": [
+                {
+                    "name": operation.split(".")[1].lower(),
+                    "source": source,
+                    "sink": {
+                        "connector": "postgres",
+                        "conn_id": "dst",
+                        "table": f"raw.mindbox_{operation.split('.')[1].lower()}",
+                        "strategy": strategy,
+                        "unique_key": ["customer_ids_mindbox_id"],
+                    },
+                }
+            ],
+        }
+    )
+
+
+@pytest.mark.unit
+def test_header_names_and_csv_reading() -> None:
+    assert column_name("CustomerIdsMindboxId") == "customer_ids_mindbox_id"
+    assert column_name("Customer.Ids.ExternalIDs") == "customer_ids_external_ids"
+    assert column_name("SMSStatus") == "sms_status"
+    text = 'A;B\r\n1;"x\r\ny;z"\r\n\r\n2;\r\n'
+    assert list(csv_records(io.StringIO(text, newline=""), str, 0)) == [
+        {"A": "1", "B": "x\r\ny;z"},
+        {"A": "2", "B": None},
+    ]
+    assert list(csv_records(io.StringIO("a,b\n1,2\n3,4\n"), str, 1)) == [{"a": "3", "b": "4"}]
+    assert list(csv_records(io.StringIO(""), str, 0)) == []
+    with pytest.raises(BadInputError, match="several columns"):
+        list(csv_records(io.StringIO("OrderId;order_id\n1;2\n"), column_name, 0))
+
+
+@pytest.mark.integration
+def test_export_polls_until_ready_then_reads_every_file(mbx, clean_pg) -> None:
+    report = run(manifest("export", "Export.Customers", "full_refresh"), "r1")
+    assert report.rows == 5
+    assert len(mbx.started()) == 1
+    polls = [e for e in mbx.fake.log if e["path"] == "/v3/operations/sync" and "start" not in e]
+    assert len(polls) == 3  # two NotReady answers, then Ready
+    assert len([e for e in mbx.fake.log if e["path"].startswith("/files/")]) == 2
+    rows = clean_pg.query(
+        "dst", "select customer_ids_mindbox_id, customer_full_name from raw.mindbox_customers order by 1"
+    )
+    assert rows[0] == (1, 'Anna\n"Line"; two') and rows[4] == (5, "Customer 5")
+
+
+@pytest.mark.integration
+def test_period_export_starts_at_the_watermark(mbx, clean_pg) -> None:
+    first = run(
+        manifest("period_export", "Export.Orders", start_date="2026-03-01", end_date="2026-03-10"), "r1"
+    )
+    assert mbx.started()[-1]["start"] == {
+        "sinceDateTimeUtc": "2026-03-01 00:00",
+        "tillDateTimeUtc": "2026-03-10 00:00",
+    }
+    assert first.rows == 9
+    second = run(manifest("period_export", "Export.Orders", end_date="2026-03-15T00:00:00Z"), "r2")
+    assert mbx.started()[-1]["start"] == {
+        "sinceDateTimeUtc": "2026-03-10 00:00",
+        "tillDateTimeUtc": "2026-03-15 00:00",
+    }
+    assert second.rows == 5
+    assert clean_pg.query(
+        "dst", "select count(*), max(order_change_date_time_utc)::text from raw.mindbox_orders"
+    ) == [(14, "2026-03-14 12:00:00")]
+    from airflow_provider_dpone.runtime.assemble import assemble
+
+    m = manifest("period_export", "Export.Orders")
+    state = assemble(m.loads[0], m.state).state.get("crm", "orders")
+    assert state.value == "2026-03-15T00:00:00+00:00"
+
+
+@pytest.mark.integration
+def test_a_wrong_key_is_not_retried_and_a_bad_operation_is_named(mbx, clean_pg) -> None:
+    os.environ["AIRFLOW_CONN_MBX"] = json.dumps({"conn_type": "http", "host": mbx.url, "password": "wrong"})
+    with pytest.raises(AuthError, match="returned 401"):
+        run(manifest("export", "Export.Customers", "full_refresh"), "r1")
+    assert len(mbx.fake.log) == 1
+    os.environ["AIRFLOW_CONN_MBX"] = json.dumps({"conn_type": "http", "host": mbx.url, "password": KEY})
+    with pytest.raises(BadInputError, match=r"Operation Export\.Nothing not found"):
+        run(manifest("export", "Export.Nothing", "full_refresh"), "r2")
+
+
+@pytest.mark.integration
+def test_limits_server_errors_and_a_broken_download_are_retried(mbx, clean_pg) -> None:
+    mbx.fake.faults = [(429, b"Too many requests", {"Retry-After": "0"}), (503, b"", {})]
+    mbx.break_next_download = True
+    assert run(manifest("export", "Export.Customers", "full_refresh"), "r1").rows == 5
+    downloads = [e["path"] for e in mbx.fake.log if e["path"].startswith("/files/")]
+    assert len(downloads) == 3 and downloads[0] == downloads[1]  # the broken file was reopened
+
+
+def _killed(m, nth: int) -> None:
+    def target() -> None:
+        os.environ[ENV] = f"{AFTER_CHECKPOINT}:{nth}"
+        run(m, "r1")
+
+    worker = multiprocessing.get_context("fork").Process(target=target)
+    worker.start()
+    worker.join(60)
+    assert worker.exitcode == -signal.SIGKILL
+
+
+@pytest.mark.integration
+def test_a_run_killed_mid_file_resumes_the_same_export_at_its_row(clean_pg) -> None:
+    fake = MindboxFake(customers=25_000, per_file=15_000)
+    os.environ["AIRFLOW_CONN_MBX"] = json.dumps({"conn_type": "http", "host": fake.url, "password": KEY})
+    try:
+        m = manifest("export", "Export.Customers", "full_refresh")
+        _killed(m, 2)  # after the first 10,000 rows of file 1 were staged
+        fake.fake.log.clear()
+        report = run(m, "r1")
+        assert fake.started() == []  # no second export: the same job was polled again
+        assert report.rows == 25_000
+        assert clean_pg.query(
+            "dst", "select count(*), count(distinct customer_ids_mindbox_id) from raw.mindbox_customers"
+        ) == [(25_000, 25_000)]
+    finally:
+        fake.close()
+
+
+@pytest.mark.integration
+def test_an_export_gone_before_the_retry_starts_over(mbx, clean_pg) -> None:
+    m = manifest("export", "Export.Customers", "full_refresh")
+    _killed(m, 1)  # the job was started and its id saved
+    mbx.jobs.clear()  # Mindbox no longer knows the export
+    with pytest.raises(ResumeExpiredError, match="can no longer be read"):
+        run(m, "r1")
+    assert run(m, "r1").rows == 5  # the next try starts a new export
+    assert len(mbx.started()) == 2
+
+
+@pytest.mark.integration
+def test_a_slow_export_is_polled_again_by_the_next_try(mbx, clean_pg) -> None:
+    mbx.not_ready = 3
+    with pytest.raises(TransientError, match="not ready after"):
+        run(manifest("export", "Export.Customers", "full_refresh", max_wait=0), "r1")
+    assert run(manifest("export", "Export.Customers", "full_refresh"), "r1").rows == 5
+    assert len(mbx.started()) == 1
+
+
+@pytest.mark.integration
+def test_the_sensor_refuses_an_export(mbx) -> None:
+    from airflow_provider_dpone.apis.mindbox import MindboxHook
+    from airflow_provider_dpone.contracts.errors import UnsupportedError
+
+    spec = manifest("export", "Export.Customers").loads[0].source
+    with pytest.raises(UnsupportedError, match="sensor does not apply"):
+        MindboxHook(conn_id="mbx").probe(spec)
+
+
+@pytest.mark.integration_live
+def test_live_export() -> None:
+    key, endpoint, operation = (
+        os.environ.get("DPONE_LIVE_MINDBOX_KEY"),
+        os.environ.get("DPONE_LIVE_MINDBOX_ENDPOINT"),
+        os.environ.get("DPONE_LIVE_MINDBOX_OPERATION"),
+    )
+    if not (key and endpoint and operation):
+        pytest.skip(
+            "live test: set DPONE_LIVE_MINDBOX_KEY, DPONE_LIVE_MINDBOX_ENDPOINT and "
+            "DPONE_LIVE_MINDBOX_OPERATION (an export operation of the project)"
+        )
+    from airflow_provider_dpone.apis.mindbox import MindboxHook
+
+    os.environ["AIRFLOW_CONN_MBX"] = json.dumps({"conn_type": "http", "password": key})
+    spec = manifest("export", operation).loads[0].source.model_copy(update={"fields": None})
+    spec.options["endpoint_id"] = endpoint
+    for _ in MindboxHook(conn_id="mbx").extract(spec, None).artifact.batches:
+        break
