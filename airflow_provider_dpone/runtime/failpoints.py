@@ -2,7 +2,8 @@
 
 Setting ``DPONE_FAILPOINT`` to one of :data:`POINTS` makes the process kill itself with
 SIGKILL when it reaches that point: no ``finally``, no rollback, no cleanup, exactly like an
-OOM kill or a lost worker. Unset (always, in production), a failpoint is one dict lookup.
+OOM kill or a lost worker. ``<point>:N`` kills at the N-th time the point is reached (e.g. after
+the second staged batch). Unset (always, in production), a failpoint is one dict lookup.
 """
 
 from __future__ import annotations

@@ -209,6 +209,17 @@ def test_incremental_sends_the_server_filter(api) -> None:
     assert [r[0] for r in rows] == [52, 53, 54, 55, 56, 57, 58]  # the lookback re-reads 52 and 53
 
 
+def test_a_server_filter_format_may_be_a_strftime_pattern() -> None:
+    from airflow_provider_dpone.contracts.errors import ManifestError
+    from airflow_provider_dpone.hooks.rest import _format_filter
+
+    assert _format_filter("2026-03-01T10:30:00+03:00", "%Y-%m-%d %H:%M") == "2026-03-01 07:30"
+    assert _format_filter("2026-03-01T10:30:00Z", "unix") == "1772361000"
+    bad = {"server_filter": {"param": "since", "field": "updated_at", "format": "Y-m-d"}}
+    with pytest.raises(ManifestError, match="strftime pattern"):
+        manifest(source(*PAGINATIONS["offset"], endpoint=bad))
+
+
 def test_incremental_without_a_server_filter_is_refused() -> None:
     from airflow_provider_dpone.contracts.errors import ManifestError
 
