@@ -86,7 +86,7 @@ def csv_records(lines: Iterable[str], column: Callable[[str], str], skip: int) -
     for index, row in enumerate(r for r in reader if r):
         if index < skip:
             continue
-        yield {name: (None if value == "" else value) for name, value in zip(names, row, strict=False)}
+        yield {name: value or None for name, value in zip(names, row, strict=False)}  # "" is NULL
 
 
 class ExportReader:

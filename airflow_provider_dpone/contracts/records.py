@@ -10,6 +10,7 @@ import datetime as dt
 import decimal
 import json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from .errors import BadInputError
@@ -32,19 +33,29 @@ def parse_timestamp(value: Any, aware: bool) -> dt.datetime:
     elif isinstance(value, int | float):  # epoch milliseconds, as Kafka timestamps are
         parsed = dt.datetime.fromtimestamp(value / 1000, dt.timezone.utc)
     else:
-        text = str(value).strip()
+        text = value.strip() if isinstance(value, str) else str(value).strip()
         try:
-            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            parsed = dt.datetime.fromisoformat(text)
         except ValueError:
-            from email.utils import parsedate_to_datetime  # RFC 2822: "Mon, 05 May 2014 00:15:17 +0300"
-
-            try:
-                parsed = parsedate_to_datetime(text)
-            except (TypeError, ValueError):
-                raise ValueError(f"not an ISO 8601 or RFC 2822 timestamp: {text!r}") from None
-    if aware and parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=dt.timezone.utc)
+            parsed = _slow_timestamp(text)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.timezone.utc) if aware else parsed
     return parsed if aware else parsed.replace(tzinfo=None)
+
+
+def _slow_timestamp(text: str) -> dt.datetime:
+    """The forms ``fromisoformat`` of Python 3.10 refuses: a "Z" suffix; RFC 2822."""
+    if text[-1:] in ("Z", "z"):
+        try:
+            return dt.datetime.fromisoformat(text[:-1] + "+00:00")
+        except ValueError:
+            pass
+    from email.utils import parsedate_to_datetime  # RFC 2822: "Mon, 05 May 2014 00:15:17 +0300"
+
+    try:
+        return parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"not an ISO 8601 or RFC 2822 timestamp: {text!r}") from None
 
 
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
@@ -55,47 +66,82 @@ def as_bool(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower() in _TRUE
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _json(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def _decimal(value: Any) -> decimal.Decimal:
+    return value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
+
+
+def _date(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
+def _time(value: Any) -> dt.time:
+    return value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value))
+
+
+def _uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _binary(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else base64.b64decode(value)
+
+
+# One converter per canonical type, picked once per column rather than once per value.
+_CONVERTERS: dict[T, Callable[[Any], Any]] = {
+    T.JSON: _json,
+    T.INT16: int,
+    T.INT32: int,
+    T.INT64: int,
+    T.FLOAT32: float,
+    T.FLOAT64: float,
+    T.DECIMAL: _decimal,
+    T.BOOLEAN: as_bool,
+    T.TIMESTAMPTZ: lambda value: parse_timestamp(value, aware=True),
+    T.TIMESTAMP: lambda value: parse_timestamp(value, aware=False),
+    T.DATE: _date,
+    T.TIME: _time,
+    T.UUID: _uuid,
+    T.BINARY: _binary,
+    T.ARRAY: list,
+}
+
+
 def coerce(column: Column, value: Any) -> Any:
     """``value`` (decoded from a message) as the Python type the sinks expect for ``column``."""
-    if value is None:
-        return None
-    t = column.type
-    if t is T.JSON:
-        return value if isinstance(value, str) else json.dumps(value, default=str)
-    if t in (T.INT16, T.INT32, T.INT64):
-        return int(value)
-    if t in (T.FLOAT32, T.FLOAT64):
-        return float(value)
-    if t is T.DECIMAL:
-        return value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
-    if t is T.BOOLEAN:
-        return as_bool(value)
-    if t is T.TIMESTAMPTZ:
-        return parse_timestamp(value, aware=True)
-    if t is T.TIMESTAMP:
-        return parse_timestamp(value, aware=False)
-    if t is T.DATE:
-        return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
-    if t is T.TIME:
-        return value if isinstance(value, dt.time) else dt.time.fromisoformat(str(value))
-    if t is T.UUID:
-        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
-    if t is T.BINARY:
-        return value if isinstance(value, bytes) else base64.b64decode(value)
-    if t is T.ARRAY:
-        return list(value)
-    return value if isinstance(value, str) else str(value)
+    return None if value is None else _CONVERTERS.get(column.type, _text)(value)
 
 
 def row_of(schema: TableSchema, value: dict[str, Any]) -> list[Any]:
     """The value's fields in ``schema`` order, coerced; missing fields are NULL."""
-    out = []
-    for column in schema.columns:
+    plan = _plans.get(id(schema))
+    if plan is None or plan[0] is not schema:
+        plan = (schema, tuple((c.name, _CONVERTERS.get(c.type, _text)) for c in schema.columns))
+        if len(_plans) >= 64:  # a process reads few schemas; never let the cache grow
+            _plans.clear()
+        _plans[id(schema)] = plan
+    get = value.get
+    try:
+        return [None if (raw := get(name)) is None else convert(raw) for name, convert in plan[1]]
+    except (ValueError, TypeError, decimal.InvalidOperation):
+        pass
+    for column in schema.columns:  # name the field that failed
         raw = value.get(column.name)
         try:
-            out.append(coerce(column, raw))
+            coerce(column, raw)
         except (ValueError, TypeError, decimal.InvalidOperation) as exc:
             raise BadInputError(
                 f"field '{column.name}': cannot read {type(raw).__name__} value as {column.type.value}: {exc}"
             ) from None
-    return out
+    raise AssertionError("unreachable: a conversion failed once and then succeeded")  # pragma: no cover
+
+
+# schema id -> (schema, ((field, converter), ...)); the schema is kept so its id stays its own.
+_plans: dict[int, tuple[TableSchema, tuple[tuple[str, Callable[[Any], Any]], ...]]] = {}
