@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import closing, contextmanager
 from typing import Any
 
 from ..contracts.errors import MissingExtraError
@@ -98,6 +99,8 @@ class DponePostgresHook(PostgresHook):
     def __init__(self, conn_id: str = "postgres_default", **kwargs: Any) -> None:
         super().__init__(postgres_conn_id=conn_id, **kwargs)
         self.dpone_conn_id = conn_id
+        self._idle: psycopg.Connection | None = None
+        self._idle_lock = threading.Lock()
 
     # --- connections ---------------------------------------------------------------------
 
@@ -117,6 +120,40 @@ class DponePostgresHook(PostgresHook):
             raise MissingExtraError("psycopg", "postgres")
         conn.autocommit = False
         return conn
+
+    @contextmanager
+    def session(self) -> Iterator[psycopg.Connection]:
+        """A connection for one unit of work: committed when the block ends, closed if it
+        raises. A healthy one is kept for the hook's next unit instead of being closed, so a
+        load opens a few connections rather than one per step (each costs a round trip, and
+        TLS and auth on a remote server). ``release()`` closes it; the engine calls it after
+        every load."""
+        with self._idle_lock:
+            conn, self._idle = self._idle, None
+        if conn is None or conn.closed or conn.broken:
+            conn = self.connect()
+        try:
+            yield conn
+            conn.commit()
+        except BaseException:
+            conn.close()  # rolled back by the server; never reused in an unknown state
+            raise
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            conn.close()
+            return
+        conn.autocommit = False
+        with self._idle_lock:
+            if self._idle is None:
+                self._idle, conn = conn, None
+        if conn is not None:
+            conn.close()
+
+    def release(self) -> None:
+        """Close the connection kept between units of work, if any."""
+        with self._idle_lock:
+            conn, self._idle = self._idle, None
+        if conn is not None:
+            conn.close()
 
     def dataset(self, table: str) -> dict[str, str]:
         """OpenLineage naming: ``postgres://host:port`` and ``database.schema.table``."""
@@ -396,7 +433,7 @@ class DponePostgresHook(PostgresHook):
         """
         spec = ctx.load.sink.staging
         dropped: list[str] = []
-        with self.connect() as conn:
+        with self.session() as conn:
             rows = conn.execute(sql.STAGING_TABLES, (spec.schema_name,)).fetchall()
             now = conn.execute("select extract(epoch from now())").fetchone()[0]
             conn.commit()
@@ -422,7 +459,7 @@ class DponePostgresHook(PostgresHook):
     ) -> StagedData:
         schema = extract.schema
         artifact = extract.artifact
-        with self.connect() as conn:
+        with self.session() as conn:
             cur = conn.cursor()
             self._create_staging(conn, ctx, staging, schema, logged=logged)
             size = 0
@@ -493,14 +530,14 @@ class DponePostgresHook(PostgresHook):
     # --- staging batch by batch (resumable extracts) ------------------------------------
 
     def has_staging(self, ctx: LoadContext) -> bool:
-        with self.connect() as conn:
+        with self.session() as conn:
             return bool(conn.execute(sql.TABLE_EXISTS, (self.staging_table(ctx).sql,)).fetchone()[0])
 
     def open_staging(self, ctx: LoadContext, schema: TableSchema, *, resume: bool) -> bool:
         """Create the run's staging table, or keep the one a failed try of this run left
         (``resume``). True when the existing staging is kept."""
         staging = self.staging_table(ctx)
-        with self.connect() as conn:
+        with self.session() as conn:
             if resume and conn.execute(sql.TABLE_EXISTS, (staging.sql,)).fetchone()[0]:
                 return True
             self.sweep_stale_staging(ctx)
@@ -512,7 +549,7 @@ class DponePostgresHook(PostgresHook):
     def append_batch(self, ctx: LoadContext, schema: TableSchema, rows: list) -> int:
         """One batch into staging, committed: a later failure keeps it for the retry."""
         staging = self.staging_table(ctx)
-        with self.connect() as conn:
+        with self.session() as conn:
             cur = conn.cursor()
             self._copy_rows(cur, staging, schema, [rows], freeze=False)
             count = cur.rowcount
@@ -521,7 +558,7 @@ class DponePostgresHook(PostgresHook):
 
     def staged(self, ctx: LoadContext, schema: TableSchema) -> StagedData:
         staging = self.staging_table(ctx)
-        with self.connect() as conn:
+        with self.session() as conn:
             rows = conn.execute(sql.count_rows(staging)).fetchone()[0]
         return StagedData(
             staging=str(staging), schema=schema, rows=rows, bytes=None, format="checkpointed_batches"
@@ -579,12 +616,11 @@ class DponePostgresHook(PostgresHook):
     def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
         """The schema plan as of now, read-only (the engine's early check and ``dpone plan``)."""
         target = sql.TableRef.parse(ctx.load.sink.table)
-        conn = self.connect()
-        try:
-            return self._plan_schema(conn.cursor(), ctx, target, schema)
-        finally:
-            conn.rollback()
-            conn.close()
+        with self.session() as conn:
+            try:
+                return self._plan_schema(conn.cursor(), ctx, target, schema)
+            finally:
+                conn.rollback()
 
     def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]:
         """Set-based finalize in one transaction, together with ``extra`` (colocated state)."""
@@ -595,7 +631,7 @@ class DponePostgresHook(PostgresHook):
         pk = self._target_primary_key(ctx, schema)
         result: dict[str, Any] = {"target": str(target)}
         try:
-            with self.connect() as conn:
+            with self.session() as conn:
                 cur = conn.cursor()
                 cur.execute(sql.advisory_lock(), (f"dpone:{target}",))
                 # Re-planned under the lock: the target may have changed since the run started.
@@ -683,7 +719,7 @@ class DponePostgresHook(PostgresHook):
 
     def measure_quality(self, ctx: LoadContext, staged: StagedData, checks: list[Any]) -> list[Measurement]:
         """Measure each quality check on staging, read-only; samples carry key columns only."""
-        with self.connect() as conn:
+        with self.session() as conn:
             conn.read_only = True
             cur = conn.cursor()
             out = measure_checks(
@@ -711,7 +747,7 @@ class DponePostgresHook(PostgresHook):
     ) -> list[Statement]:
         """The journal row finalize commits with the data, when state lives elsewhere."""
         table = self._journal(ctx)
-        with self.connect() as conn:  # created before the finalize transaction takes its locks
+        with self.session() as conn:  # created before the finalize transaction takes its locks
             if not conn.execute(sql.TABLE_EXISTS, (table.sql,)).fetchone()[0]:
                 for statement in sql.create_journal_table(table):
                     conn.execute(statement)
@@ -728,7 +764,7 @@ class DponePostgresHook(PostgresHook):
     def pending_journal(self, ctx: LoadContext) -> dict[str, Any] | None:
         """The last finalize whose state the state backend has not acknowledged, if any."""
         table = self._journal(ctx)
-        with self.connect() as conn:
+        with self.session() as conn:
             if not conn.execute(sql.TABLE_EXISTS, (table.sql,)).fetchone()[0]:
                 return None
             row = conn.execute(sql.select_pending_journal(table), (ctx.pipeline, ctx.load.name)).fetchone()
@@ -738,7 +774,7 @@ class DponePostgresHook(PostgresHook):
         return {"run_id": row[0], "state_before": before, "state_after": json.loads(row[2])}
 
     def acknowledge_journal(self, ctx: LoadContext, run_id: str) -> None:
-        with self.connect() as conn:
+        with self.session() as conn:
             conn.execute(sql.acknowledge_journal(self._journal(ctx)), (ctx.pipeline, ctx.load.name, run_id))
             conn.commit()
 
@@ -748,7 +784,7 @@ class DponePostgresHook(PostgresHook):
             if staged is not None:
                 log.info("keeping staging table %s (staging.keep=%s)", staged.staging, keep)
             return
-        with self.connect() as conn:
+        with self.session() as conn:
             for role in ("", "keys"):
                 conn.execute(sql.drop_table(self.staging_table(ctx, role)))
             conn.commit()

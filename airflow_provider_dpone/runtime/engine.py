@@ -81,11 +81,24 @@ def needs_key_set(load: LoadSpec) -> bool:
     return load.reconciliation.deletes != "none" and load.source.incremental is not None
 
 
+def _hooks(parts: LoadRuntime) -> tuple[Any, ...]:
+    """Every hook the load uses: source, sink, and the state table's if any."""
+    return (parts.source, parts.sink, getattr(parts.state, "hook", None))
+
+
+def _release(parts: LoadRuntime) -> None:
+    """Close the connections the hooks kept open between the steps of the load."""
+    for hook in _hooks(parts):
+        release = getattr(hook, "release", None)
+        if release is not None:
+            with suppress(Exception):
+                release()
+
+
 def _redactor(parts: LoadRuntime) -> Redactor:
     """One redactor for every connection the load uses (source, sink, state table)."""
     redactor = Redactor()
-    state_hook = getattr(parts.state, "hook", None)
-    for hook in (parts.source, parts.sink, state_hook):
+    for hook in _hooks(parts):
         make = getattr(hook, "redactor", None)
         if make is not None:
             with suppress(Exception):
@@ -235,16 +248,19 @@ def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> 
     A failure stops at the failing chunk with the state at the end of the previous one, so a
     retry resumes at the first unfinished chunk.
     """
-    report = _run_once(pipeline, load, parts, run_id)
-    chunks = [report]
-    while (
-        report.status == "success"
-        and report.source.get("window", {}).get("more")
-        and report.state_after != report.state_before  # a chunk that does not advance would loop
-    ):
-        log.info("dpone %s.%s: chunk %d done, next chunk", pipeline, load.name, len(chunks))
-        report = _run_once(pipeline, load, parts, f"{run_id}.chunk{len(chunks) + 1}")
-        chunks.append(report)
+    try:
+        report = _run_once(pipeline, load, parts, run_id)
+        chunks = [report]
+        while (
+            report.status == "success"
+            and report.source.get("window", {}).get("more")
+            and report.state_after != report.state_before  # a chunk that does not advance would loop
+        ):
+            log.info("dpone %s.%s: chunk %d done, next chunk", pipeline, load.name, len(chunks))
+            report = _run_once(pipeline, load, parts, f"{run_id}.chunk{len(chunks) + 1}")
+            chunks.append(report)
+    finally:
+        _release(parts)
     return chunks[0] if len(chunks) == 1 else RunReport.combine(chunks)
 
 

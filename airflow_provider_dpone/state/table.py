@@ -45,7 +45,7 @@ class TableStateBackend:
 
     def get(self, pipeline: str, load: str) -> StateRecord | None:
         """Read state; never creates the table (``dpone plan`` must touch nothing)."""
-        with self.hook.connect() as conn:
+        with self.hook.session() as conn:
             if not self._ensured and not self._exists(conn):
                 return None
             row = conn.execute(sql.select_state(self.table), (pipeline, load)).fetchone()
@@ -55,18 +55,18 @@ class TableStateBackend:
         return json.dumps(state_to_dict(record))
 
     def commit(self, pipeline: str, load: str, record: StateRecord, run_id: str) -> None:
-        with self.hook.connect() as conn:
+        with self.hook.session() as conn:
             self._ensure(conn)
             conn.execute(sql.upsert_state(self.table), (pipeline, load, self._payload(record), run_id))
 
     def reset(self, pipeline: str, load: str) -> bool:
-        with self.hook.connect() as conn:
+        with self.hook.session() as conn:
             if not self._exists(conn):
                 return False
             return conn.execute(sql.delete_state(self.table), (pipeline, load)).rowcount > 0
 
     def list(self, pipeline: str, loads: list[str]) -> list[dict[str, Any]]:
-        with self.hook.connect() as conn:
+        with self.hook.session() as conn:
             rows = (
                 []
                 if not self._exists(conn)
@@ -95,6 +95,6 @@ class TableStateBackend:
 
         if not isinstance(sink, DponePostgresHook) or sink_conn_id != self.conn_id:
             return None
-        with self.hook.connect() as conn:  # make sure the table exists before the sink's txn
+        with self.hook.session() as conn:  # make sure the table exists before the sink's txn
             self._ensure(conn)
         return [(sql.upsert_state(self.table), (pipeline, load, self._payload(record), run_id))]

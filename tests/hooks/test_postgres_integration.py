@@ -319,3 +319,53 @@ def test_binary_fast_path_without_user_type_arrays(clean_pg) -> None:
     m = manifest({"source": {"table": "awkward"}, "sink": {"table": "raw.awkward"}})
     assert run(m).fast_path == "postgres_binary"
     assert checksum(pg, "dst", "raw.awkward") == checksum(pg, "src", "awkward")
+
+
+def test_a_session_connection_is_reused_closed_on_error_and_released(clean_pg) -> None:
+    from airflow_provider_dpone.hooks.postgres import DponePostgresHook
+
+    hook = DponePostgresHook("dst")
+    with hook.session() as first:
+        first.execute("create table kept (id int)")
+    with hook.session() as second:
+        assert second is first  # kept open between units of work
+        assert second.execute("select count(*) from kept").fetchone() == (0,)  # committed
+    with pytest.raises(RuntimeError), hook.session() as failed:
+        failed.execute("insert into kept values (1)")
+        raise RuntimeError("boom")
+    assert failed.closed  # never reused in an unknown state
+    with hook.session() as third:
+        assert third is not failed
+        assert third.execute("select count(*) from kept").fetchone() == (0,)  # rolled back
+    hook.release()
+    assert third.closed
+
+
+def test_a_load_opens_few_connections_and_keeps_none(clean_pg, monkeypatch) -> None:
+    from airflow_provider_dpone.hooks.postgres import DponePostgresHook
+
+    clean_pg.execute("src", ORDERS)
+    opened: list = []
+    connect = DponePostgresHook.connect
+
+    def counting(self):
+        conn = connect(self)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(DponePostgresHook, "connect", counting)
+    m = manifest(
+        {
+            "source": {"table": "orders", "incremental": {"mode": "cursor", "cursor": "updated_at"}},
+            "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]},
+        }
+    )
+    load = m.loads[0]
+    parts = assemble(load, m.state)
+    run_load(m.pipeline, load, parts, "r1")
+    clean_pg.execute("src", "update orders set amount = amount + 1, updated_at = now() where id % 100 = 0")
+    opened.clear()
+    assert run_load(m.pipeline, load, parts, "r2").rows == 20
+    # source snapshot, sink and state sessions, the finalize: not one connection per step
+    assert len(opened) <= 4, len(opened)
+    assert all(conn.closed for conn in opened)  # nothing left open after the load
