@@ -141,7 +141,9 @@ class DponePostgresHook(PostgresHook):
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.close()
             return
+        # Back to the defaults connect() gives: a unit may have made its transactions read-only.
         conn.autocommit = False
+        conn.read_only = conn.isolation_level = conn.deferrable = None
         with self._idle_lock:
             if self._idle is None:
                 self._idle, conn = conn, None

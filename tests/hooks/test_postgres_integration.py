@@ -329,7 +329,12 @@ def test_a_session_connection_is_reused_closed_on_error_and_released(clean_pg) -
         first.execute("create table kept (id int)")
     with hook.session() as second:
         assert second is first  # kept open between units of work
+        second.read_only = True
         assert second.execute("select count(*) from kept").fetchone() == (0,)  # committed
+    with hook.session() as same:
+        assert same is first and same.read_only is None  # a unit's settings do not leak
+        same.execute("insert into kept values (0)")
+        same.execute("delete from kept")
     with pytest.raises(RuntimeError), hook.session() as failed:
         failed.execute("insert into kept values (1)")
         raise RuntimeError("boom")
