@@ -13,7 +13,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing, contextmanager, suppress
 from typing import Any
 
 from ..contracts.errors import MissingExtraError
@@ -156,6 +156,11 @@ class DponePostgresHook(PostgresHook):
             conn, self._idle = self._idle, None
         if conn is not None:
             conn.close()
+
+    def __del__(self) -> None:  # hooks used outside a load (sensors, the CLI) close theirs too
+        if getattr(self, "_idle", None) is not None:
+            with suppress(Exception):
+                self.release()
 
     def dataset(self, table: str) -> dict[str, str]:
         """OpenLineage naming: ``postgres://host:port`` and ``database.schema.table``."""
