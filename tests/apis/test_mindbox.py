@@ -49,6 +49,7 @@ class MindboxFake:
             [str(100 + d), f"o{d}@example.com", f"Order {d}", f"2026-03-{d:02d} 12:00"] for d in range(1, 21)
         ]
         self.break_next_download = False
+        self.files_gone = False
         self.fake = VendorFake(self.route)
         self.url = self.fake.url
 
@@ -58,6 +59,12 @@ class MindboxFake:
     def route(self, method: str, path: str, query: dict, headers: object, body: bytes):
         if path.startswith("/files/"):
             assert headers.get("Authorization") is None  # type: ignore[attr-defined]
+            if self.files_gone:
+                return (
+                    403,
+                    b"<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>",
+                    {},
+                )
             _, _, job, name = path.split("/")
             data = self.jobs[job]["files"][int(name.split(".")[0])]
             if self.break_next_download:
@@ -273,6 +280,26 @@ def test_an_export_gone_before_the_retry_starts_over(mbx, clean_pg) -> None:
         run(m, "r1")
     assert run(m, "r1").rows == 5  # the next try starts a new export
     assert len(mbx.started()) == 2
+
+
+@pytest.mark.integration
+def test_expired_file_links_start_the_run_over(clean_pg) -> None:
+    fake = MindboxFake(customers=25_000, per_file=15_000)
+    os.environ["AIRFLOW_CONN_MBX"] = json.dumps({"conn_type": "http", "host": fake.url, "password": KEY})
+    try:
+        m = manifest("export", "Export.Customers", "full_refresh")
+        _killed(m, 2)  # 10,000 rows of the first file staged
+        fake.files_gone = True  # the signed links expired meanwhile
+        with pytest.raises(ResumeExpiredError, match="link expired"):
+            run(m, "r1")
+        fake.files_gone = False
+        assert run(m, "r1").rows == 25_000  # a new export, staged from scratch: no duplicates
+        assert len(fake.started()) == 2
+        assert clean_pg.query(
+            "dst", "select count(distinct customer_ids_mindbox_id) from raw.mindbox_customers"
+        ) == [(25_000,)]
+    finally:
+        fake.close()
 
 
 @pytest.mark.integration
