@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager, suppress
 from typing import Any
@@ -55,6 +56,9 @@ TEXT = "postgres_text"
 _CHUNK = 1 << 20  # coalesce COPY messages into ~1 MiB writes
 _PREFETCH = 4  # chunks read ahead of the sink: memory stays within a few MiB
 _MERGE_FILLFACTOR = 90
+# A kept connection idle for longer is replaced, not reused: the steps of one load follow each
+# other within seconds, while a connection idle through a long extract may have been cut.
+IDLE_REUSE_SECONDS = 30.0
 _UPDATING = {Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2}
 _TEMPORAL = {CanonicalType.DATE, CanonicalType.TIMESTAMP, CanonicalType.TIMESTAMPTZ}
 # Text COPY spells these differently from TSV readers ({1,2} arrays, \\x.. bytea).
@@ -100,6 +104,7 @@ class DponePostgresHook(PostgresHook):
         super().__init__(postgres_conn_id=conn_id, **kwargs)
         self.dpone_conn_id = conn_id
         self._idle: psycopg.Connection | None = None
+        self._idle_since = 0.0
         self._idle_lock = threading.Lock()
 
     # --- connections ---------------------------------------------------------------------
@@ -130,6 +135,9 @@ class DponePostgresHook(PostgresHook):
         every load."""
         with self._idle_lock:
             conn, self._idle = self._idle, None
+        if conn is not None and time.monotonic() - self._idle_since > IDLE_REUSE_SECONDS:
+            conn.close()  # idle long enough for a server or firewall timeout to have cut it
+            conn = None
         if conn is None or conn.closed or conn.broken:
             conn = self.connect()
         try:
@@ -146,7 +154,7 @@ class DponePostgresHook(PostgresHook):
         conn.read_only = conn.isolation_level = conn.deferrable = None
         with self._idle_lock:
             if self._idle is None:
-                self._idle, conn = conn, None
+                self._idle, self._idle_since, conn = conn, time.monotonic(), None
         if conn is not None:
             conn.close()
 

@@ -346,6 +346,20 @@ def test_a_session_connection_is_reused_closed_on_error_and_released(clean_pg) -
     assert third.closed
 
 
+def test_a_connection_idle_too_long_is_replaced(clean_pg, monkeypatch) -> None:
+    from airflow_provider_dpone.hooks import postgres
+    from airflow_provider_dpone.hooks.postgres import DponePostgresHook
+
+    hook = DponePostgresHook("dst")
+    with hook.session() as first:
+        pid = first.info.backend_pid
+    clean_pg.execute("dst", "select pg_terminate_backend(%s)", (pid,))  # e.g. a server idle timeout
+    monkeypatch.setattr(postgres, "IDLE_REUSE_SECONDS", 0.0)
+    with hook.session() as fresh:  # not the cut one: this unit works
+        assert fresh is not first and fresh.execute("select 1").fetchone() == (1,)
+    hook.release()
+
+
 def test_a_load_opens_few_connections_and_keeps_none(clean_pg, monkeypatch) -> None:
     from airflow_provider_dpone.hooks.postgres import DponePostgresHook
 
