@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import multiprocessing
 import os
 import signal
 
@@ -13,9 +12,10 @@ import pytest
 
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.hooks.rest import AuthError
-from airflow_provider_dpone.runtime.failpoints import AFTER_CHECKPOINT, ENV
+from airflow_provider_dpone.runtime.failpoints import AFTER_CHECKPOINT
 from tests.apis.vendor_fake import VendorFake
 from tests.helpers import run_first_load as run
+from tests.helpers import run_killed
 
 pytestmark = pytest.mark.integration
 
@@ -191,14 +191,7 @@ def test_limits_and_server_errors_are_retried(af, clean_pg) -> None:
 def test_a_run_killed_mid_range_resumes_at_the_next_day(af, clean_pg) -> None:
     m = manifest("installs", {"start_date": "2026-03-01", "end_date": "2026-03-04"}, ["appsflyer_id"])
 
-    def killed() -> None:
-        os.environ[ENV] = AFTER_CHECKPOINT
-        run(m, "r1")
-
-    worker = multiprocessing.get_context("fork").Process(target=killed)
-    worker.start()
-    worker.join(60)
-    assert worker.exitcode == -signal.SIGKILL
+    assert run_killed(m, "r1", AFTER_CHECKPOINT) == -signal.SIGKILL
     af.log.clear()
     run(m, "r1")
     assert [q["query"]["from"] for q in af.log] == ["2026-03-02", "2026-03-03", "2026-03-04"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import multiprocessing
 import os
 import signal
 from decimal import Decimal
@@ -13,9 +12,10 @@ import pytest
 
 from airflow_provider_dpone.contracts.errors import BadInputError, TransientError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
-from airflow_provider_dpone.runtime.failpoints import AFTER_CHECKPOINT, ENV
+from airflow_provider_dpone.runtime.failpoints import AFTER_CHECKPOINT
 from tests.apis.vendor_fake import VendorFake
 from tests.helpers import run_first_load as run
+from tests.helpers import run_killed
 
 pytestmark = pytest.mark.integration
 
@@ -212,14 +212,8 @@ def test_a_run_killed_mid_range_resumes_at_the_next_day(cbr, clean_pg) -> None:
     pg = clean_pg
     m = manifest("daily_rates", WEEK)
 
-    def killed() -> None:
-        os.environ[ENV] = AFTER_CHECKPOINT  # dies after the first day is staged and checkpointed
-        run(m, "r1")
-
-    worker = multiprocessing.get_context("fork").Process(target=killed)
-    worker.start()
-    worker.join(60)
-    assert worker.exitcode == -signal.SIGKILL
+    # dies after the first day is staged and checkpointed
+    assert run_killed(m, "r1", AFTER_CHECKPOINT) == -signal.SIGKILL
     cbr.log.clear()
     run(m, "r1")  # the retry
     assert [q["query"]["date_req"] for q in cbr.log] == [f"{d:02d}/03/2026" for d in range(6, 11)]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import multiprocessing
 import os
 import signal
 import uuid
@@ -17,9 +16,10 @@ from airflow_provider_dpone.apis.mindbox import column_name
 from airflow_provider_dpone.contracts.errors import BadInputError, ResumeExpiredError, TransientError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.hooks.rest import AuthError
-from airflow_provider_dpone.runtime.failpoints import AFTER_CHECKPOINT, ENV
+from airflow_provider_dpone.runtime.failpoints import AFTER_CHECKPOINT
 from tests.apis.vendor_fake import VendorFake
 from tests.helpers import run_first_load as run
+from tests.helpers import run_killed
 
 KEY = "mbx-secret-key-42"
 ENDPOINT = "Shop.Website"
@@ -243,14 +243,7 @@ def test_limits_server_errors_and_a_broken_download_are_retried(mbx, clean_pg) -
 
 
 def _killed(m, nth: int) -> None:
-    def target() -> None:
-        os.environ[ENV] = f"{AFTER_CHECKPOINT}:{nth}"
-        run(m, "r1")
-
-    worker = multiprocessing.get_context("fork").Process(target=target)
-    worker.start()
-    worker.join(60)
-    assert worker.exitcode == -signal.SIGKILL
+    assert run_killed(m, "r1", f"{AFTER_CHECKPOINT}:{nth}") == -signal.SIGKILL
 
 
 @pytest.mark.integration

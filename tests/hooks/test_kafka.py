@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import signal
 import uuid
 
@@ -12,8 +10,8 @@ import pytest
 
 from airflow_provider_dpone.contracts.errors import ManifestError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
-from airflow_provider_dpone.runtime.failpoints import ENV
 from tests.helpers import run_first_load as run
+from tests.helpers import run_killed
 
 pytestmark = pytest.mark.integration
 
@@ -126,14 +124,8 @@ def test_a_failed_load_publishes_nothing_and_the_retry_publishes_once(clean_pg, 
     kafka.create_topic(topic, 2)
     m = to_kafka(topic)
 
-    def killed() -> None:  # dies after every message was produced, before the commit
-        os.environ[ENV] = "mid_finalize"
-        run(m, "r1")
-
-    worker = multiprocessing.get_context("fork").Process(target=killed)
-    worker.start()
-    worker.join(120)
-    assert worker.exitcode == -signal.SIGKILL
+    # dies after every message was produced, before the commit
+    assert run_killed(m, "r1", "mid_finalize") == -signal.SIGKILL
     assert kafka.consume_all(topic) == []  # read_committed consumers see nothing
     assert len(kafka.consume_all(topic, committed_only=False)) == 500  # the data is in the log, uncommitted
     run(m, "r1")  # the retry fences the killed producer (same transactional.id) and commits its own

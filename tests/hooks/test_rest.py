@@ -14,6 +14,7 @@ from airflow_provider_dpone.contracts.state import CursorState
 from airflow_provider_dpone.hooks.rest import AuthError, DponeRestHook
 from tests.fake_api import API_KEY, CLIENT, TOKEN, FakeApi
 from tests.helpers import run_first_load as run
+from tests.helpers import run_killed
 
 pytestmark = pytest.mark.integration
 
@@ -327,22 +328,15 @@ def test_a_failed_run_resumes_at_the_page_after_the_last_staged_one(api, clean_p
 
 
 def test_a_run_killed_mid_pagination_resumes_after_the_last_staged_page(api, clean_pg) -> None:
-    import multiprocessing
     import signal
 
-    from airflow_provider_dpone.runtime.failpoints import AFTER_CHECKPOINT, ENV
+    from airflow_provider_dpone.runtime.failpoints import AFTER_CHECKPOINT
 
     pg = clean_pg
     m = manifest(source(*PAGINATIONS["cursor"]))
 
-    def killed() -> None:  # SIGKILL right after the first page is staged and checkpointed
-        os.environ[ENV] = AFTER_CHECKPOINT
-        run(m, "r1")
-
-    worker = multiprocessing.get_context("fork").Process(target=killed)
-    worker.start()
-    worker.join(60)
-    assert worker.exitcode == -signal.SIGKILL
+    # SIGKILL right after the first page is staged and checkpointed
+    assert run_killed(m, "r1", AFTER_CHECKPOINT) == -signal.SIGKILL
     assert len(api.log) == 1
     api.log.clear()
     run(m, "r1")

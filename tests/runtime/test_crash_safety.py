@@ -10,7 +10,6 @@ match the source, and one more run must change nothing.
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ import pytest
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.runtime.failpoints import ENV, POINTS
 from tests.helpers import run_first_load as run
+from tests.helpers import run_killed
 
 pytestmark = pytest.mark.integration
 
@@ -123,19 +123,6 @@ def digest(pg, which: str, table: str, where: str) -> tuple:
     )[0]
 
 
-def crash(m, run_id: str, point: str) -> int | None:
-    """Run the load in a forked worker that SIGKILLs itself at ``point``; its exit code."""
-
-    def worker() -> None:
-        os.environ[ENV] = point
-        run(m, run_id)
-
-    process = multiprocessing.get_context("fork").Process(target=worker)
-    process.start()
-    process.join(120)
-    return process.exitcode
-
-
 def assert_converged(pg, strategy: str, state_conn: str, staging_left: int = 0) -> None:
     *_, compared, cursor = CASES[strategy]
     source_where = FEB if strategy == "replace" else "true"
@@ -168,7 +155,7 @@ def test_sigkill_at_every_phase_then_retry_converges(clean_pg, strategy: str, po
     m = manifest(strategy)
     run(m, "r1")
     pg.execute("src", CASES[strategy][3])
-    assert crash(m, "r2", point) == -signal.SIGKILL, f"the worker did not reach failpoint {point}"
+    assert run_killed(m, "r2", point) == -signal.SIGKILL, f"the worker did not reach failpoint {point}"
     report = run(m, "r2")  # the Airflow retry of the killed try
     assert report.status == "success"
     assert_converged(pg, strategy, "src")
@@ -189,7 +176,7 @@ def test_colocated_state_commits_with_the_data(clean_pg, point: str) -> None:
     m = manifest("incremental_append", state_conn="dst")
     run(m, "r1")
     pg.execute("src", INSERT)
-    assert crash(m, "r2", point) == -signal.SIGKILL
+    assert run_killed(m, "r2", point) == -signal.SIGKILL
     run(m, "r2")
     assert_converged(pg, "incremental_append", "dst")
     # Colocated state needs no journal: it committed in the finalize transaction itself.
@@ -202,7 +189,7 @@ def test_a_lost_state_commit_is_rolled_forward_not_reapplied(clean_pg) -> None:
     m = manifest("incremental_append")
     run(m, "r1")
     pg.execute("src", INSERT)
-    assert crash(m, "r2", "after_finalize") == -signal.SIGKILL
+    assert run_killed(m, "r2", "after_finalize") == -signal.SIGKILL
     # The data committed; the state backend still holds r1's state; the journal holds r2's.
     assert pg.query("dst", "select count(*) from raw.items") == [(12300,)]
     assert pg.query("src", "select state->>'value' from dpone.state") == [("12000",)]
@@ -218,7 +205,7 @@ def test_a_state_reset_after_a_crash_wins_over_the_journal(clean_pg) -> None:
     m = manifest("incremental_merge")
     run(m, "r1")
     pg.execute("src", UPDATE)
-    assert crash(m, "r2", "after_finalize") == -signal.SIGKILL
+    assert run_killed(m, "r2", "after_finalize") == -signal.SIGKILL
     pg.execute("src", "delete from dpone.state")  # the operator reset the state meanwhile
     report = run(m, "r3")
     assert report.state_before is None  # a full reload, as the reset asked
@@ -230,7 +217,7 @@ def test_stale_staging_from_killed_runs_is_dropped_after_stale_after(clean_pg) -
     pg = clean_pg
     pg.execute("src", ITEMS)
     kept = manifest("snapshot_diff")
-    assert crash(kept, "killed", "after_stage") == -signal.SIGKILL
+    assert run_killed(kept, "killed", "after_stage") == -signal.SIGKILL
     staged = "select tablename from pg_tables where schemaname = 'dpone_staging' order by 1"
     orphans = pg.query("dst", staged)
     assert len(orphans) == 1
