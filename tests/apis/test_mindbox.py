@@ -296,6 +296,29 @@ def test_expired_file_links_start_the_run_over(clean_pg) -> None:
 
 
 @pytest.mark.integration
+def test_a_retry_reads_the_period_its_run_started(mbx, clean_pg) -> None:
+    first = manifest("period_export", "Export.Orders", start_date="2026-03-01", end_date="2026-03-10")
+    _killed(first, 1)  # the export of 1-10 March was started and its position saved
+    later = manifest("period_export", "Export.Orders", start_date="2026-03-01", end_date="2026-03-20")
+    assert run(later, "r1").rows == 9  # the same run: it finishes the 1-10 March export
+    assert len(mbx.started()) == 1
+    from airflow_provider_dpone.runtime.assemble import assemble
+
+    state = assemble(later.loads[0], later.state).state.get("crm", "orders")
+    assert state.value == "2026-03-10T00:00:00+00:00"  # the period read, not the later end_date
+
+
+@pytest.mark.integration
+def test_a_mindbox_transient_status_fails_the_try_as_retryable(mbx, clean_pg) -> None:
+    answer = {"status": "TransientError", "errorMessage": "Service is temporarily unavailable"}
+    mbx.fake.faults = [(200, json.dumps(answer).encode(), {})]
+    with pytest.raises(TransientError, match="temporarily unavailable") as caught:
+        run(manifest("export", "Export.Customers", "full_refresh"), "r1")
+    assert caught.value.retryable
+    assert run(manifest("export", "Export.Customers", "full_refresh"), "r1").rows == 5
+
+
+@pytest.mark.integration
 def test_a_slow_export_is_polled_again_by_the_next_try(mbx, clean_pg) -> None:
     mbx.not_ready = 3
     with pytest.raises(TransientError, match="not ready after"):
