@@ -7,9 +7,10 @@ changes 1% of the rows (every 100th id) and, after a VACUUM and a CHECKPOINT as 
 ``pg_to_pg.py``, times the incremental run in this process:
 
 - every SQL statement dpone sends, and every connection it opens (psycopg calls, wall time);
-- the merge UPDATE's own ``EXPLAIN (ANALYZE, BUFFERS, WAL)``: full-page images and WAL bytes;
-- the same UPDATE of the same rows after a CHECKPOINT with ``wal_compression`` off, pglz, lz4 and
-  zstd (needs a superuser; a mode the server was built without is reported as unsupported).
+- the merge UPDATE's statement, run by hand from a copy of the changed rows: its
+  ``EXPLAIN (ANALYZE, BUFFERS, WAL)`` (full-page images and WAL bytes), and its time after a CHECKPOINT with ``wal_compression`` off, pglz, lz4 and
+  zstd (needs a superuser; a mode the server was built without is reported as unsupported), and
+  once more right after the last one, with no CHECKPOINT between (so no full-page images).
 
 Prints a table and writes JSON to benchmarks/results/pg_incremental_breakdown.json.
 """
@@ -91,8 +92,19 @@ def run_merge(run_id: str) -> tuple[float, list[tuple[float, str]]]:
         psycopg.Connection.connect = connect
 
 
-def explain_update(dst: str) -> dict:
-    """The merge UPDATE's plan figures after a CHECKPOINT (rolled back)."""
+MERGE_UPDATE = (
+    "update raw.events_inc as t set "
+    + ", ".join(f"{c} = s.{c}" for c in COLUMNS.split(", "))
+    + " from public.changed s where t.id = s.id"
+)
+
+
+def merge_shaped_updates(dst: str) -> tuple[dict, dict[str, float | str]]:
+    """The merge UPDATE's shape (every 100th row from a staged copy, joined on the key) run by
+    hand: its ``EXPLAIN (ANALYZE, BUFFERS, WAL)`` after a CHECKPOINT (rolled back); its seconds
+    after a CHECKPOINT per ``wal_compression`` mode; and its seconds once more right after the
+    last, with no CHECKPOINT between, so without full-page images."""
+    modes: dict[str, float | str] = {}
     with psycopg.connect(dst, autocommit=True) as conn:
         conn.execute("drop table if exists public.changed")
         conn.execute(
@@ -100,37 +112,32 @@ def explain_update(dst: str) -> dict:
         )
         conn.execute("analyze public.changed")
         conn.execute("checkpoint")
-        conn.execute("begin")
-        sets = ", ".join(f"{c} = s.{c}" for c in COLUMNS.split(", "))
-        plan = conn.execute(
-            "explain (analyze, buffers, wal, format json) "
-            f"update raw.events_inc as t set {sets} from public.changed s where t.id = s.id"
-        ).fetchone()[0][0]
-        conn.execute("rollback")
+        with conn.transaction(force_rollback=True):
+            plan = conn.execute(f"explain (analyze, buffers, wal, format json) {MERGE_UPDATE}").fetchone()[0][
+                0
+            ]
+        for mode in ("off", "pglz", "lz4", "zstd"):
+            conn.execute("checkpoint")
+            try:
+                with conn.transaction():
+                    conn.execute(f"set local wal_compression = {mode}")
+                    started = time.perf_counter()
+                    conn.execute(MERGE_UPDATE)
+            except psycopg.Error as exc:
+                modes[mode] = f"unsupported: {str(exc).splitlines()[0]}"
+                continue
+            modes[mode] = time.perf_counter() - started
+        started = time.perf_counter()
+        with conn.transaction():
+            conn.execute(MERGE_UPDATE)
+        modes["no_checkpoint_before"] = time.perf_counter() - started
         conn.execute("drop table public.changed")
-    return {
+    figures = {
         "execution_ms": plan["Execution Time"],
         "wal_fpi": plan["Plan"]["WAL FPI"],
         "wal_bytes": plan["Plan"]["WAL Bytes"],
     }
-
-
-def wal_compression(dst: str) -> dict[str, float | str]:
-    """Seconds for the UPDATE of every 100th row right after a CHECKPOINT, per wal_compression."""
-    out: dict[str, float | str] = {}
-    for mode in ("off", "pglz", "lz4", "zstd"):
-        checkpoint(dst)
-        with psycopg.connect(dst) as conn:
-            try:
-                conn.execute(f"set local wal_compression = {mode}")
-            except psycopg.Error as exc:
-                out[mode] = f"unsupported: {str(exc).splitlines()[0]}"
-                continue
-            started = time.perf_counter()
-            conn.execute("update raw.events_inc set amount = amount + 1 where id % 100 = 0")
-            conn.commit()
-            out[mode] = time.perf_counter() - started
-    return out
+    return figures, modes
 
 
 def main() -> None:
@@ -160,8 +167,7 @@ def main() -> None:
     connects = [s for s, q in calls if q == "CONNECT"]
     commits = sum(s for s, q in calls if q == "COMMIT")
     print(f"[{args.rows:,} rows] EXPLAIN of the merge UPDATE, wal_compression modes ...", flush=True)
-    plan = explain_update(dst)
-    modes = wal_compression(dst)
+    plan, modes = merge_shaped_updates(dst)
     result = {
         "rows": args.rows,
         "changed_rows": changed,
@@ -185,7 +191,7 @@ def main() -> None:
         f"{plan['wal_bytes'] / 2**20:.0f} MB WAL"
     )
     print(
-        "UPDATE after a CHECKPOINT by wal_compression: "
+        "UPDATE after a CHECKPOINT by wal_compression, then without a CHECKPOINT before: "
         + ", ".join(
             f"{k} {v * 1000:.0f} ms" if isinstance(v, float) else f"{k} {v}" for k, v in modes.items()
         )

@@ -1,13 +1,15 @@
 """Benchmark: PostgreSQL -> PostgreSQL with dpone vs the raw ``psql \\copy | psql \\copy`` pipe.
 
-    .venv/bin/python benchmarks/pg_to_pg.py --rows 1000000 5000000
+    .venv/bin/python benchmarks/pg_to_pg.py --rows 1000000 5000000 [--repeat 3]
 
-For each size, in one run: the raw binary COPY pipe, a dpone full load (full_refresh), a dpone
+For each size, in one run and ``--repeat`` trials each (medians reported, every trial in the
+JSON): the raw binary COPY pipe and a dpone full load (full_refresh), interleaved; then a dpone
 incremental run (incremental_merge on a cursor) after 1% of the rows changed (every 100th id,
-so spread over the whole table), and the hand-written floor of that incremental step (psql COPY
-of the changed rows into a temp table, then UPDATE ... FROM). Each timed step starts after a
-CHECKPOINT; between the initial and the incremental run the target is vacuumed, as autovacuum
-would have done between two scheduled runs.
+so spread over the whole table), and the floor of that incremental step measured right after it
+on the same changed rows: binary COPY of the changed rows into a temp table, ``UPDATE ... FROM``,
+commit, with nothing else (``floor_incremental``). Each timed step starts after a CHECKPOINT;
+between the initial and the incremental runs the targets are vacuumed, as autovacuum would have
+done between two scheduled runs.
 
 dpone runs in a child process so its peak RSS is measured alone. The timed part is the load
 itself (``run_load``); importing Airflow and the hooks is the worker's start-up cost, reported
@@ -22,9 +24,9 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -57,10 +59,16 @@ create index events_updated_at on events (updated_at);
 analyze events;
 """
 
+COLUMNS = ["kind", "name", "payload", "amount", "flag", "created_at", "updated_at", "note"]
 LOAD = {
     "source": {"connector": "postgres", "conn_id": "bench_src"},
     "sink": {"connector": "postgres", "conn_id": "bench_dst"},
 }
+
+
+def cpu_seconds(who: int) -> float:
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
 
 
 def child(kind: str) -> None:
@@ -90,14 +98,15 @@ def child(kind: str) -> None:
     # Airflow task runner has done it before the operator runs); it is reported, not timed.
     parts = assemble(spec, m.state)
     setup = time.perf_counter() - CHILD_STARTED
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds(resource.RUSAGE_SELF)
     report = run_load(m.pipeline, spec, parts, run_id=f"bench-{time.time_ns()}")
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, cpu_seconds(resource.RUSAGE_SELF) - cpu
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(
         json.dumps(
             {
                 "seconds": seconds,
+                "cpu_seconds": cpu,
                 "process_setup_seconds": setup,
                 "rows": report.rows,
                 "bytes": report.find_phase("stage").bytes,
@@ -118,9 +127,10 @@ def run_child(kind: str, env: dict[str, str]) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def timed_pipe(src: str, copy_out: str, dst: str, into_args: list[str]) -> float:
-    """Seconds for ``psql -c <copy_out>`` on the source piped into ``psql <into_args>`` on the sink."""
-    start = time.perf_counter()
+def timed_pipe(src: str, copy_out: str, dst: str, into_args: list[str]) -> tuple[float, float]:
+    """Seconds for ``psql -c <copy_out>`` on the source piped into ``psql <into_args>`` on the sink,
+    and the CPU seconds of the two psql processes."""
+    start, cpu = time.perf_counter(), cpu_seconds(resource.RUSAGE_CHILDREN)
     out = subprocess.Popen(["psql", "-X", "-q", "-d", src, "-c", copy_out], stdout=subprocess.PIPE)
     into = subprocess.run(
         ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dst, *into_args],
@@ -131,10 +141,10 @@ def timed_pipe(src: str, copy_out: str, dst: str, into_args: list[str]) -> float
     seconds = time.perf_counter() - start
     if out.returncode or into.returncode:
         raise SystemExit(f"psql pipe failed: {into.stderr.decode()}")
-    return seconds
+    return seconds, cpu_seconds(resource.RUSAGE_CHILDREN) - cpu
 
 
-def raw_pipe(src: str, dst: str) -> float:
+def raw_pipe(src: str, dst: str) -> tuple[float, float]:
     with psycopg.connect(dst, autocommit=True) as conn:
         conn.execute("drop table if exists pipe_events")
         conn.execute("create table pipe_events (like events_shape including all)")
@@ -152,25 +162,33 @@ def checkpoint(dsn: str) -> None:
         conn.execute("checkpoint")
 
 
-def raw_incremental(src: str, dst: str, since: str) -> float:
-    """The hand-written floor of the incremental step: pipe the changed rows (binary COPY) into a
-    temp table and UPDATE the pipe's copy of the table from it, in one transaction."""
-    with tempfile.TemporaryDirectory() as tmp:
-        script = Path(tmp) / "merge.sql"
-        script.write_text(
-            "begin;\n"
-            "create temp table changed (like events_shape) on commit drop;\n"
-            "\\copy changed from pstdin (format binary)\n"
-            "update pipe_events t set kind = c.kind, name = c.name, payload = c.payload, "
-            "amount = c.amount, flag = c.flag, created_at = c.created_at, "
-            "updated_at = c.updated_at, note = c.note from changed c where t.id = c.id;\n"
-            "commit;\n"
-        )
-        select = f"select * from events where updated_at > '{since}'"
-        return timed_pipe(src, rf"\copy ({select}) to stdout (format binary)", dst, ["-f", str(script)])
+def floor_incremental(src: str, dst: str, since: str) -> float:
+    """The physical floor of the incremental step, in this process: one connection per side,
+    binary COPY of the changed rows into a temp table, ANALYZE, ``UPDATE ... FROM``, commit, on
+    the pipe's copy of the table. No catalog queries, no state, no staging table kept."""
+    sets = ", ".join(f"{c} = c.{c}" for c in COLUMNS)
+    start = time.perf_counter()
+    with psycopg.connect(src) as s, psycopg.connect(dst) as d:
+        d.execute("create temp table changed (like events_shape) on commit drop")
+        with (
+            s.cursor().copy(
+                "copy (select * from events where updated_at > %s) to stdout (format binary)", (since,)
+            ) as out,
+            d.cursor().copy("copy changed from stdin (format binary)") as into,
+        ):
+            for chunk in out:
+                into.write(chunk)
+        d.execute("analyze changed")
+        d.execute(f"update pipe_events t set {sets} from changed c where t.id = c.id")
+        d.commit()
+    return time.perf_counter() - start
 
 
-def bench(admin: str, rows: int, env: dict[str, str]) -> dict:
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def bench(admin: str, rows: int, env: dict[str, str], repeat: int) -> dict:
     src, dst = recreate_database(admin, "dpone_bench_src"), recreate_database(admin, "dpone_bench_dst")
     env = {
         **env,
@@ -183,53 +201,75 @@ def bench(admin: str, rows: int, env: dict[str, str]) -> dict:
         size = conn.execute("select pg_total_relation_size('events')").fetchone()[0]
     with psycopg.connect(dst, autocommit=True) as conn:  # same DDL as the source, for the pipe
         conn.execute(EVENTS.split(";")[0].replace("create table events", "create table events_shape"))
-    print(f"[{rows:,} rows] raw psql binary COPY pipe ...", flush=True)
-    checkpoint(dst)
-    pipe = raw_pipe(src, dst)
-    print(f"[{rows:,} rows] dpone full load ...", flush=True)
-    checkpoint(dst)
-    full = run_child("full", env)
-    print(f"[{rows:,} rows] dpone incremental: initial load, then 1% changed ...", flush=True)
+    pipes, pipe_cpu, fulls = [], [], []
+    for trial in range(1, repeat + 1):  # interleaved, so a slow spell of the machine hits both
+        print(
+            f"[{rows:,} rows] trial {trial}/{repeat}: raw psql binary COPY pipe, dpone full load", flush=True
+        )
+        checkpoint(dst)
+        seconds, cpu = raw_pipe(src, dst)
+        pipes.append(seconds)
+        pipe_cpu.append(cpu)
+        checkpoint(dst)
+        fulls.append(run_child("full", env))
+    print(f"[{rows:,} rows] dpone incremental: initial load ...", flush=True)
     initial = run_child("incremental", env)
     with psycopg.connect(dst, autocommit=True) as conn:
         # Between two scheduled runs autovacuum has processed the freshly loaded tables.
         conn.execute("vacuum analyze raw.events_inc")
         conn.execute("vacuum analyze pipe_events")
-    with psycopg.connect(src, autocommit=True) as conn:
-        since = conn.execute("select max(updated_at)::text from events").fetchone()[0]
-        changed = conn.execute(
-            "update events set amount = amount + 1, updated_at = now() where id % 100 = 0"
-        ).rowcount
-    checkpoint(dst)
-    inc = run_child("incremental", env)
-    print(
-        f"[{rows:,} rows] hand-written incremental floor (COPY changed rows | UPDATE ... FROM) ...",
-        flush=True,
-    )
-    checkpoint(dst)
-    floor = raw_incremental(src, dst, since)
+    incs, floors, changed = [], [], 0
+    for trial in range(1, repeat + 1):
+        print(f"[{rows:,} rows] trial {trial}/{repeat}: 1% changed, dpone incremental, floor", flush=True)
+        with psycopg.connect(src, autocommit=True) as conn:
+            since = conn.execute("select max(updated_at)::text from events").fetchone()[0]
+            changed = conn.execute(
+                "update events set amount = amount + 1, updated_at = now() where id % 100 = 0"
+            ).rowcount
+        checkpoint(dst)
+        incs.append(run_child("incremental", env))
+        checkpoint(dst)
+        floors.append(floor_incremental(src, dst, since))
     with psycopg.connect(src) as s, psycopg.connect(dst) as d:
         q = "select count(*), sum(hashtext(t::text)) from {} t"
         equal = s.execute(q.format("events")).fetchone() == d.execute(q.format("raw.events_inc")).fetchone()
+        equal_floor = (
+            s.execute(q.format("events")).fetchone() == d.execute(q.format("pipe_events")).fetchone()
+        )
         equal_full = (
-            s.execute(q.format("events")).fetchone()[0]
+            s.execute("select count(*) from events").fetchone()[0]
             == d.execute("select count(*) from raw.events").fetchone()[0]
         )
+    pipe = median(pipes)
+    full = median([f["seconds"] for f in fulls])
+    # Each pipe/full pair ran back to back, so their ratio is taken per pair, then the median.
+    paired = [p / f["seconds"] for p, f in zip(pipes, fulls, strict=True)]
+    inc = median([i["seconds"] for i in incs])
+    floor = median(floors)
     return {
         "rows": rows,
+        "repeat": repeat,
         "source_table_bytes": size,
         "changed_rows": changed,
         "pipe_seconds": pipe,
+        "pipe_seconds_trials": pipes,
         "pipe_rows_per_s": rows / pipe,
-        "full": full,
-        "full_rows_per_s": rows / full["seconds"],
-        "full_vs_pipe": pipe / full["seconds"],
+        "pipe_psql_cpu_seconds_trials": pipe_cpu,
+        "full_seconds": full,
+        "full_trials": fulls,
+        "full_rows_per_s": rows / full,
+        "full_vs_pipe": median(paired),
+        "full_vs_pipe_trials": paired,
         "incremental_initial": initial,
-        "incremental": inc,
-        "incremental_fraction_of_full": inc["seconds"] / full["seconds"],
-        "raw_incremental_seconds": floor,
-        "raw_incremental_fraction_of_pipe": floor / pipe,
+        "incremental_seconds": inc,
+        "incremental_trials": incs,
+        "incremental_fraction_of_full": inc / full,
+        "floor_incremental_seconds": floor,
+        "floor_incremental_trials": floors,
+        "floor_incremental_fraction_of_full": floor / full,
+        "peak_rss_mb": max(r["peak_rss_mb"] for r in [*fulls, *incs, initial]),
         "incremental_target_equals_source": equal,
+        "floor_target_equals_source": equal_floor,
         "full_row_count_equal": equal_full,
     }
 
@@ -237,6 +277,7 @@ def bench(admin: str, rows: int, env: dict[str, str]) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, nargs="+", default=[1_000_000, 5_000_000])
+    parser.add_argument("--repeat", type=int, default=3, help="trials per size; medians are reported")
     parser.add_argument("--child", choices=["full", "incremental"])
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pg_to_pg.json"))
     args = parser.parse_args()
@@ -246,28 +287,31 @@ def main() -> int:
     admin, origin = resolve_postgres_uri(ROOT / ".dpone" / "pgdata-bench")
     env = {**os.environ, "AIRFLOW_HOME": os.environ.get("AIRFLOW_HOME", str(ROOT / ".airflow"))}
     results = []
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
     for n in args.rows:  # JSON is rewritten after each size, so a long run keeps what it measured
-        results.append(bench(admin, n, env))
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"postgres": origin, "results": results}, indent=2, default=str))
+        results.append(bench(admin, n, env, args.repeat))
+        out.write_text(json.dumps({"postgres": origin, "results": results}, indent=2, default=str))
     header = (
         f"{'rows':>10} {'pipe s':>7} {'full s':>7} {'full/pipe':>9} {'incr s':>7} {'incr/full':>9} "
-        f"{'raw incr s':>10} {'raw/pipe':>8} {'peak RSS MB':>11} {'equal':>6}"
+        f"{'floor s':>7} {'floor/full':>10} {'peak RSS MB':>11} {'equal':>6}"
     )
-    print(f"\nPostgreSQL: {origin}\n{header}")
+    print(
+        f"\nPostgreSQL: {origin}; medians of {args.repeat} trials (full/pipe: of the paired trials)\n{header}"
+    )
     for r in results:
-        rss = max(
-            r["full"]["peak_rss_mb"], r["incremental"]["peak_rss_mb"], r["incremental_initial"]["peak_rss_mb"]
+        equal = (
+            r["incremental_target_equals_source"]
+            and r["floor_target_equals_source"]
+            and r["full_row_count_equal"]
         )
         print(
-            f"{r['rows']:>10,} {r['pipe_seconds']:>7.2f} {r['full']['seconds']:>7.2f} {r['full_vs_pipe']:>8.2f}x "
-            f"{r['incremental']['seconds']:>7.2f} {r['incremental_fraction_of_full']:>9.1%} "
-            f"{r['raw_incremental_seconds']:>10.2f} {r['raw_incremental_fraction_of_pipe']:>8.1%} {rss:>11.0f} "
-            f"{r['incremental_target_equals_source'] and r['full_row_count_equal']!s:>6}"
+            f"{r['rows']:>10,} {r['pipe_seconds']:>7.2f} {r['full_seconds']:>7.2f} {r['full_vs_pipe']:>8.2f}x "
+            f"{r['incremental_seconds']:>7.3f} {r['incremental_fraction_of_full']:>9.1%} "
+            f"{r['floor_incremental_seconds']:>7.3f} {r['floor_incremental_fraction_of_full']:>10.1%} "
+            f"{r['peak_rss_mb']:>11.0f} {equal!s:>6}"
         )
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"postgres": origin, "results": results}, indent=2, default=str))
-    print(f"wrote {args.out}")
+    print(f"wrote {out}")
     return 0
 
 
