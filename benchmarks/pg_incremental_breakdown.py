@@ -28,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import psycopg  # noqa: E402
+import psycopg2  # noqa: E402
 from pg_to_pg import EVENTS, LOAD, ROOT, checkpoint  # noqa: E402
 
 from airflow_provider_dpone.demo.postgres_server import (  # noqa: E402
@@ -45,7 +46,8 @@ COLUMNS = "kind, name, payload, amount, flag, created_at, updated_at, note"
 
 
 def run_merge(run_id: str) -> tuple[float, list[tuple[float, str]]]:
-    """One incremental run; its seconds and the (seconds, statement) of each psycopg call."""
+    """One incremental run; its seconds and the (seconds, statement) of each psycopg call, and
+    of each connection opened (psycopg, and psycopg2 for the source's COPY reader)."""
     from airflow_provider_dpone.contracts.manifest import parse_manifest
     from airflow_provider_dpone.runtime.assemble import assemble
     from airflow_provider_dpone.runtime.engine import run_load
@@ -81,8 +83,16 @@ def run_merge(run_id: str) -> tuple[float, list[tuple[float, str]]]:
         commit(self)
         calls.append((time.perf_counter() - started, "COMMIT"))
 
+    def timed_reader_connect(*args, **kwargs):
+        started = time.perf_counter()
+        conn = reader_connect(*args, **kwargs)
+        calls.append((time.perf_counter() - started, "CONNECT"))
+        return conn
+
+    reader_connect = psycopg2.connect
     psycopg.Cursor.execute, psycopg.Connection.commit = timed_execute, timed_commit
     psycopg.Connection.connect = classmethod(timed_connect)
+    psycopg2.connect = timed_reader_connect
     try:
         started = time.perf_counter()
         run_load(m.pipeline, m.loads[0], parts, run_id=run_id)
@@ -90,6 +100,7 @@ def run_merge(run_id: str) -> tuple[float, list[tuple[float, str]]]:
     finally:
         psycopg.Cursor.execute, psycopg.Connection.commit = execute, commit
         psycopg.Connection.connect = connect
+        psycopg2.connect = reader_connect
 
 
 MERGE_UPDATE = (

@@ -373,6 +373,16 @@ def test_a_load_opens_few_connections_and_keeps_none(clean_pg, monkeypatch) -> N
         return conn
 
     monkeypatch.setattr(DponePostgresHook, "connect", counting)
+    import psycopg2
+
+    reader_connect = psycopg2.connect
+
+    def counting_reader(*args, **kwargs):
+        conn = reader_connect(*args, **kwargs)
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(psycopg2, "connect", counting_reader)
     m = manifest(
         {
             "source": {"table": "orders", "incremental": {"mode": "cursor", "cursor": "updated_at"}},
@@ -385,6 +395,6 @@ def test_a_load_opens_few_connections_and_keeps_none(clean_pg, monkeypatch) -> N
     clean_pg.execute("src", "update orders set amount = amount + 1, updated_at = now() where id % 100 = 0")
     opened.clear()
     assert run_load(m.pipeline, load, parts, "r2").rows == 20
-    # source snapshot, sink and state sessions, the finalize: not one connection per step
+    # source snapshot and its COPY reader, sink and state sessions: not one connection per step
     assert len(opened) <= 4, len(opened)
     assert all(conn.closed for conn in opened)  # nothing left open after the load

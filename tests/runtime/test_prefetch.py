@@ -1,4 +1,4 @@
-"""The read-ahead iterator used between a source COPY stream and a sink COPY."""
+"""The hand-offs used between a source COPY stream and a sink COPY: read-ahead and push."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import closing
 
 import pytest
 
-from airflow_provider_dpone.runtime.prefetch import Prefetched
+from airflow_provider_dpone.runtime.prefetch import Prefetched, Pushed
 
 
 class Source:
@@ -65,3 +65,67 @@ def test_close_before_start_closes_the_source() -> None:
     g = gen()
     Prefetched(g).close()
     assert list(g) == []  # closed: nothing more comes out
+
+
+def write_rows(n: int, size: int, fail_at: int | None = None, written: list[int] | None = None):
+    """A producer that writes ``n`` rows of ``size`` bytes, one write each, like a COPY reader."""
+
+    def produce(out) -> None:
+        for i in range(n):
+            if i == fail_at:
+                raise RuntimeError(f"producer broke at {i}")
+            out.write(bytes([i % 256]) * size)
+            if written is not None:
+                written.append(i)
+
+    return produce
+
+
+def test_pushed_gathers_small_writes_into_chunks_in_order() -> None:
+    chunks = list(Pushed(write_rows(10_000, 300), chunk_size=64 * 1024, depth=2))
+    data = b"".join(chunks)
+    assert data == b"".join(bytes([i % 256]) * 300 for i in range(10_000))
+    # A chunk is flushed when the next row would not fit: within one row of the chunk size.
+    assert all(64 * 1024 - 300 < len(c) <= 64 * 1024 for c in chunks[:-1])
+
+
+def test_pushed_error_reaches_the_consumer_after_what_was_written() -> None:
+    got = bytearray()
+    with pytest.raises(RuntimeError, match="broke at 500"):
+        for chunk in Pushed(write_rows(1000, 100, fail_at=500), chunk_size=4096):
+            got += chunk
+    assert got == b"".join(bytes([i % 256]) * 100 for i in range(500))
+
+
+def test_pushed_close_stops_the_producer_at_its_next_write() -> None:
+    written: list[int] = []
+    items = Pushed(write_rows(10**7, 100, written=written), chunk_size=1000, depth=2)
+    assert len(next(items)) == 1000
+    items.close()
+    assert not items._thread.is_alive()
+    assert len(written) < 100  # a chunk handed out, two queued, one refused: about 40 rows
+    with pytest.raises(StopIteration):
+        next(items)
+
+
+def test_pushed_close_interrupts_a_producer_blocked_on_its_input() -> None:
+    release = threading.Event()
+
+    def produce(out) -> None:
+        out.write(b"x" * 10)
+        out.flush()
+        if not release.wait(10):  # a driver waiting on a slow server
+            raise AssertionError("never interrupted")
+        raise RuntimeError("cancelled")
+
+    items = Pushed(produce, chunk_size=1000, interrupt=release.set)
+    assert next(items) == b"x" * 10
+    started = time.monotonic()
+    items.close()
+    assert time.monotonic() - started < 2 and not items._thread.is_alive()
+
+
+def test_pushed_close_before_start_runs_nothing() -> None:
+    ran = []
+    Pushed(lambda out: ran.append(1), chunk_size=10).close()
+    assert ran == []

@@ -1,0 +1,122 @@
+"""The PostgreSQL source's COPY reader (psycopg2 in the extract's snapshot) against the real server."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import pytest
+
+from airflow_provider_dpone.contracts.errors import TransientError
+from airflow_provider_dpone.hooks import postgres_copy_out
+from airflow_provider_dpone.runtime.assemble import assemble
+from airflow_provider_dpone.runtime.engine import run_load
+from airflow_provider_dpone.runtime.protocols import LoadContext
+from tests.hooks.test_postgres_integration import ORDERS, checksum, manifest
+
+pytestmark = pytest.mark.integration
+
+FULL = {"source": {"table": "orders"}, "sink": {"table": "raw.orders"}}
+
+
+def stage_with_a_late_row(pg, load_spec: dict):
+    """Extract, commit a row on the source, then stream: what the sink staged, and the details."""
+    m = manifest(load_spec)
+    load = m.loads[0]
+    parts = assemble(load, m.state)
+    extract = parts.source.extract(load.source, None, accepted_formats=parts.sink.accepted_formats)
+    pg.execute("src", "insert into orders values (9000, 1, 'late', now() - interval '2 hours')")
+    ctx = LoadContext("t", load, "r1")
+    staged = parts.sink.stage(ctx, extract)
+    parts.sink.cleanup(ctx, staged, True)
+    return staged, extract.details
+
+
+def test_the_reader_sees_exactly_the_extract_snapshot(clean_pg) -> None:
+    """A row committed after the extract started is not read, although no window excludes it."""
+    clean_pg.execute("src", ORDERS)
+    staged, details = stage_with_a_late_row(clean_pg, FULL)
+    assert details["copy_reader"] == "psycopg2"
+    assert staged.rows == details["source_rows"] == 2000
+
+
+def test_a_cursor_window_reads_no_row_committed_after_its_snapshot(clean_pg) -> None:
+    """The late row's cursor value lies inside the window: only the shared snapshot keeps it
+    out of this run (the next run's lookback is what picks such rows up)."""
+    clean_pg.execute("src", ORDERS)
+    spec = {
+        "source": {"table": "orders", "incremental": {"mode": "cursor", "cursor": "updated_at"}},
+        "sink": {"table": "raw.orders", "strategy": "incremental_append"},
+    }
+    staged, details = stage_with_a_late_row(clean_pg, spec)
+    assert details["copy_reader"] == "psycopg2" and staged.rows == 2000
+
+
+def test_without_psycopg2_the_stream_is_read_by_psycopg(clean_pg, monkeypatch) -> None:
+    clean_pg.execute("src", ORDERS)
+    monkeypatch.setitem(sys.modules, "psycopg2", None)  # import psycopg2 raises ImportError
+    staged, details = stage_with_a_late_row(clean_pg, FULL)
+    assert details["copy_reader"] == "psycopg" and staged.rows == 2000
+
+
+def test_a_server_refusing_the_snapshot_export_falls_back_to_psycopg(clean_pg, monkeypatch) -> None:
+    clean_pg.execute("src", ORDERS)
+    monkeypatch.setattr(postgres_copy_out, "_EXPORT", "select pg_export_snapshot_that_is_missing()")
+    m = manifest(
+        {
+            "source": {"table": "orders", "incremental": {"mode": "cursor", "cursor": "updated_at"}},
+            "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]},
+        }
+    )
+    load = m.loads[0]
+    report = run_load(m.pipeline, load, assemble(load, m.state), "r1")
+    assert report.status == "success" and report.rows == 2000
+    assert checksum(clean_pg, "dst", "raw.orders") == checksum(clean_pg, "src", "orders")
+
+
+def copying_backends(pg) -> list:
+    return pg.query(
+        "src",
+        "select pid from pg_stat_activity where datname = current_database() "
+        "and query ilike 'copy (select%' and state <> 'idle'",
+    )
+
+
+def test_closing_the_stream_early_stops_the_reader_and_ends_its_query(clean_pg) -> None:
+    clean_pg.execute(
+        "src",
+        "create table wide as select g as id, repeat('x', 500) as pad from generate_series(1, 200000) g",
+    )
+    m = manifest({"source": {"table": "wide"}, "sink": {"table": "raw.wide"}})
+    load = m.loads[0]
+    parts = assemble(load, m.state)
+    extract = parts.source.extract(load.source, None, accepted_formats=parts.sink.accepted_formats)
+    chunks = extract.artifact.chunks
+    assert len(next(chunks)) > 0  # 100 MB are waiting on the server
+    assert copying_backends(clean_pg)
+    chunks.close()
+    assert not [t for t in threading.enumerate() if t.name == "dpone-pushed"]
+    deadline = time.monotonic() + 5
+    while copying_backends(clean_pg) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not copying_backends(clean_pg)
+
+
+def test_a_reader_cut_off_mid_stream_fails_the_try_as_transient(clean_pg) -> None:
+    clean_pg.execute(
+        "src",
+        "create table wide as select g as id, repeat('x', 500) as pad from generate_series(1, 200000) g",
+    )
+    m = manifest({"source": {"table": "wide"}, "sink": {"table": "raw.wide"}})
+    load = m.loads[0]
+    parts = assemble(load, m.state)
+    extract = parts.source.extract(load.source, None, accepted_formats=parts.sink.accepted_formats)
+    chunks = extract.artifact.chunks
+    next(chunks)
+    [(pid,)] = copying_backends(clean_pg)
+    clean_pg.execute("src", "select pg_terminate_backend(%s)", (pid,))  # e.g. a failover
+    with pytest.raises(TransientError, match="source COPY broke off"):
+        for _ in chunks:
+            pass
+    chunks.close()
