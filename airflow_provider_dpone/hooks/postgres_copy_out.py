@@ -48,8 +48,12 @@ def export_snapshot(conn: psycopg.Connection) -> str | None:
         return None
 
 
-def snapshot_reader(conn: psycopg.Connection, snapshot: str, connect_error: Callable[[str], str]) -> Any:
-    """A psycopg2 connection in the exported ``snapshot`` of ``conn``'s open transaction.
+def snapshot_reader(
+    conn: psycopg.Connection, snapshot: str, connect_error: Callable[[str], str]
+) -> Any | None:
+    """A psycopg2 connection in the exported ``snapshot`` of ``conn``'s open transaction, or
+    None where the snapshot cannot be imported (a proxy that sent the reader to another server,
+    say): the caller then reads through ``conn``.
 
     ``connect_error`` turns a connection error's text into the message to raise (it redacts
     the credentials libpq may echo).
@@ -76,6 +80,12 @@ def snapshot_reader(conn: psycopg.Connection, snapshot: str, connect_error: Call
         reader.autocommit = False
         reader.set_session(isolation_level="REPEATABLE READ")  # not read-only: like the extract
         cur.execute("set transaction snapshot %s", (snapshot,))  # the transaction's first statement
+    except psycopg2.Error as exc:
+        reader.close()
+        log.info(
+            "cannot import the extract's snapshot (SQLSTATE %s); reading COPY through psycopg", exc.pgcode
+        )
+        return None
     except BaseException:
         reader.close()
         raise

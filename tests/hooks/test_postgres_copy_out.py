@@ -75,6 +75,20 @@ def test_a_server_refusing_the_snapshot_export_falls_back_to_psycopg(clean_pg, m
     assert checksum(clean_pg, "dst", "raw.orders") == checksum(clean_pg, "src", "orders")
 
 
+def test_a_snapshot_the_reader_cannot_import_falls_back_to_psycopg(clean_pg, monkeypatch) -> None:
+    """E.g. a proxy that sends the reader to another server, where the snapshot is unknown."""
+    clean_pg.execute("src", ORDERS)
+    export = postgres_copy_out.export_snapshot
+
+    def unknown_snapshot(conn):
+        export(conn)  # the extract's transaction starts as usual
+        return "00000003-0000001B-1"
+
+    monkeypatch.setattr("airflow_provider_dpone.hooks.postgres.export_snapshot", unknown_snapshot)
+    staged, details = stage_with_a_late_row(clean_pg, FULL)
+    assert details["copy_reader"] == "psycopg" and staged.rows == 2000
+
+
 def copying_backends(pg) -> list:
     return pg.query(
         "src",
