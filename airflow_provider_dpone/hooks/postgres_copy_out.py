@@ -26,8 +26,6 @@ from ..runtime.prefetch import Pushed
 log = logging.getLogger(__name__)
 
 _EXPORT = "select pg_export_snapshot()"
-# Settings that change how values are written out; the reader takes the extract's.
-_OUTPUT_SETTINGS = ("client_encoding", "TimeZone", "DateStyle", "IntervalStyle")
 
 
 def export_snapshot(conn: psycopg.Connection) -> str | None:
@@ -60,7 +58,8 @@ def snapshot_reader(
     """
     import psycopg2
 
-    settings = {name: conn.pgconn.parameter_status(name.encode()) for name in _OUTPUT_SETTINGS}
+    # The extract's own libpq parameters (options, sslmode, ...): the server gives the reader the
+    # same session settings, so values are written out the same way (TimeZone, DateStyle, ...).
     params = conn.info.get_parameters()
     if conn.info.password:
         params["password"] = conn.info.password
@@ -69,17 +68,8 @@ def snapshot_reader(
     except psycopg2.Error as exc:
         raise TransientError(connect_error(str(exc).strip())) from None
     try:
-        reader.autocommit = True
-        encoding = settings.pop("client_encoding")
-        if encoding is not None:
-            reader.set_client_encoding(encoding.decode())
-        cur = reader.cursor()
-        for name, value in settings.items():
-            if value is not None:
-                cur.execute("select set_config(%s, %s, false)", (name, value.decode()))
-        reader.autocommit = False
         reader.set_session(isolation_level="REPEATABLE READ")  # not read-only: like the extract
-        cur.execute("set transaction snapshot %s", (snapshot,))  # the transaction's first statement
+        reader.cursor().execute("set transaction snapshot %s", (snapshot,))  # its first statement
     except psycopg2.Error as exc:
         reader.close()
         log.info(

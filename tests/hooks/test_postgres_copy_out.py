@@ -97,8 +97,9 @@ def copying_backends(pg) -> list:
     )
 
 
-def test_closing_the_stream_early_stops_the_reader_and_ends_its_query(clean_pg) -> None:
-    clean_pg.execute(
+def wide_stream(pg):
+    """The COPY chunks of a 100 MB table's full extract, one chunk read."""
+    pg.execute(
         "src",
         "create table wide as select g as id, repeat('x', 500) as pad from generate_series(1, 200000) g",
     )
@@ -107,7 +108,13 @@ def test_closing_the_stream_early_stops_the_reader_and_ends_its_query(clean_pg) 
     parts = assemble(load, m.state)
     extract = parts.source.extract(load.source, None, accepted_formats=parts.sink.accepted_formats)
     chunks = extract.artifact.chunks
-    assert len(next(chunks)) > 0  # 100 MB are waiting on the server
+    assert len(next(chunks)) > 0
+    assert extract.details["copy_reader"] == "psycopg2"
+    return chunks
+
+
+def test_closing_the_stream_early_stops_the_reader_and_ends_its_query(clean_pg) -> None:
+    chunks = wide_stream(clean_pg)  # most of the 100 MB are still waiting on the server
     assert copying_backends(clean_pg)
     chunks.close()
     assert not [t for t in threading.enumerate() if t.name == "dpone-pushed"]
@@ -118,19 +125,27 @@ def test_closing_the_stream_early_stops_the_reader_and_ends_its_query(clean_pg) 
 
 
 def test_a_reader_cut_off_mid_stream_fails_the_try_as_transient(clean_pg) -> None:
-    clean_pg.execute(
-        "src",
-        "create table wide as select g as id, repeat('x', 500) as pad from generate_series(1, 200000) g",
-    )
-    m = manifest({"source": {"table": "wide"}, "sink": {"table": "raw.wide"}})
-    load = m.loads[0]
-    parts = assemble(load, m.state)
-    extract = parts.source.extract(load.source, None, accepted_formats=parts.sink.accepted_formats)
-    chunks = extract.artifact.chunks
-    next(chunks)
+    chunks = wide_stream(clean_pg)
     [(pid,)] = copying_backends(clean_pg)
     clean_pg.execute("src", "select pg_terminate_backend(%s)", (pid,))  # e.g. a failover
     with pytest.raises(TransientError, match="source COPY broke off"):
         for _ in chunks:
             pass
     chunks.close()
+
+
+def test_the_reader_connects_with_the_extract_connections_settings(clean_pg) -> None:
+    """A session setting given in the connection's options (here TimeZone) reaches the reader,
+    so text COPY writes timestamps the same way either reader would."""
+    import psycopg
+
+    with psycopg.connect(clean_pg.src, options="-c TimeZone=Asia/Kathmandu") as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        snapshot = postgres_copy_out.export_snapshot(conn)
+        reader = postgres_copy_out.snapshot_reader(conn, snapshot, str)
+        try:
+            cur = reader.cursor()
+            cur.execute("show timezone")
+            assert cur.fetchone() == ("Asia/Kathmandu",)
+        finally:
+            reader.close()
