@@ -132,6 +132,44 @@ class StagingMismatchError(TerminalError):
     code = "DPONE306"
 
 
+class CredentialOriginError(BadInputError):
+    """A request would carry the connection's credentials to another origin (a next link or a
+    redirect to another scheme, host or port)."""
+
+    code = "DPONE104"
+
+
+class SourceContractError(TerminalError):
+    """The source answered outside what the manifest declares: a record selector that matches
+    nothing, a pagination that loops, a response body over the size limit."""
+
+    code = "DPONE307"
+
+
+class TargetStateMismatchError(TerminalError):
+    """Stored state says rows were loaded, but the target is missing or was just created."""
+
+    code = "DPONE308"
+
+
+class StateMissingError(StateError):
+    """No state is stored (or it was lost), but the incremental target already holds rows."""
+
+    code = "DPONE309"
+
+
+class NullKeyError(TerminalError):
+    """A merge batch has NULL in a ``unique_key`` column."""
+
+    code = "DPONE310"
+
+
+class EmptySourceError(TerminalError):
+    """A full refresh read 0 rows while the target holds rows, and ``allow_empty`` is not set."""
+
+    code = "DPONE311"
+
+
 def scrub(exc: BaseException, redact: Callable[[str], str]) -> BaseException:
     """``exc`` with credentials masked, or a masked ``TransientError`` standing in for it.
 
