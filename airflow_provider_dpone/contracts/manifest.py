@@ -23,6 +23,9 @@ from .strategies import RECONCILING_STRATEGIES, STRATEGIES_NEEDING_UNIQUE_KEY, I
 from .table import column_from_type_name
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
+_WHOLE_TARGET = frozenset(
+    {Strategy.FULL_REFRESH, Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2}
+)
 _TABLE = re.compile(r"^[^.\s\"]+(\.[^.\s\"]+)?$")
 
 
@@ -49,6 +52,11 @@ class IncrementalSpec(_Strict):
     initial_value: str | None = None
     # Backfill in resumable chunks: a duration for date/time cursors, a number for numeric ones.
     chunk: float | None = None
+    # State says rows were loaded but the target is missing: fail, or read the source in full.
+    on_target_missing: Literal["fail", "full_extract"] = "fail"
+    # No state, but the target already holds rows (an append would load them twice): fail, or
+    # take the watermark from the target's max(cursor) (cursor mode only).
+    on_state_missing: Literal["fail", "from_target"] = "fail"
 
     @field_validator("lookback", mode="before")
     @classmethod
@@ -73,6 +81,11 @@ class IncrementalSpec(_Strict):
             raise ValueError(f"'cursor' only applies to mode 'cursor', not '{self.mode.value}'")
         if self.mode is not IncrementalMode.CURSOR and self.chunk:
             raise ValueError(f"'chunk' splits a cursor range; it does not apply to mode '{self.mode.value}'")
+        if self.mode is not IncrementalMode.CURSOR and self.on_state_missing == "from_target":
+            raise ValueError(
+                f"'on_state_missing: from_target' reads max(cursor) from the target; mode "
+                f"'{self.mode.value}' has no cursor there"
+            )
         return self
 
 
@@ -215,6 +228,8 @@ class StagingSpec(_Strict):
     keep: Literal["always", "never", "on_failure"] = "on_failure"
     # Staging left by other runs of the load (killed, or kept on failure) is dropped once older.
     stale_after: float = 86400.0  # seconds
+    # At most this many other runs' staging tables are kept per load; the oldest go first.
+    max_kept: int = Field(default=3, ge=0)
 
     @field_validator("stale_after", mode="before")
     @classmethod
@@ -246,6 +261,8 @@ class SinkSpec(_Strict):
     replace: ReplaceSpec | None = None
     partition_by: list[str] | None = None
     staging: StagingSpec = Field(default_factory=StagingSpec)
+    # A full refresh (or replace) that read 0 rows while the target holds rows fails unless set.
+    allow_empty: bool = False
 
     _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
     _connector = field_validator("connector")(classmethod(lambda cls, v: _check_connector(v)))
@@ -277,7 +294,7 @@ class SinkSpec(_Strict):
 
 
 class SchemaEvolutionSpec(_Strict):
-    mode: Literal["safe", "fail", "plan_only"] = "safe"
+    mode: Literal["safe", "strict", "fail", "plan_only"] = "safe"
     on_type_change: Literal["fail", "new_column"] = "fail"
 
 
@@ -299,6 +316,12 @@ class LoadSpec(_Strict):
     reconciliation: ReconciliationSpec = Field(default_factory=ReconciliationSpec)
     quality: list[QualityCheck] = Field(default_factory=list)
     retries: int | None = Field(default=None, ge=0)
+
+    @property
+    def rewrites_whole_target(self) -> bool:
+        """Whether each run writes every target row (a full extract into a strategy that
+        rewrites or merges the whole table); otherwise rows outside the batch stay as they are."""
+        return self.source.incremental is None and self.sink.strategy in _WHOLE_TARGET
 
     @field_validator("name")
     @classmethod

@@ -347,9 +347,13 @@ def delete_matching_keys(target: TableRef, staging: TableRef, keys: Sequence[str
     return f"delete from {target.sql} where ({cols}) in (select {cols} from {staging.sql})"
 
 
-def count_null_keys(staging: TableRef, keys: Sequence[str]) -> str:
+def null_keys(staging: TableRef, keys: Sequence[str], sample: int = 5) -> str:
+    """(rows with a NULL in any key column, up to ``sample`` of their keys as text)."""
     cond = " or ".join(f"isNull({quote_ident(k)})" for k in keys)
-    return f"select count() from {staging.sql} where {cond}"
+    return (
+        f"select count(), groupArray({int(sample)})(toString(tuple({column_list(keys)}))) "
+        f"from {staging.sql} where {cond}"
+    )
 
 
 def duplicate_keys(staging: TableRef, keys: Sequence[str], sample: int = 5) -> str:
@@ -377,8 +381,10 @@ def select_rows(relation: str, names: Sequence[str], where: str = "") -> str:
     return f"{text} where {where}" if where else text
 
 
-def cursor_max(relation: str, cursor: str) -> str:
-    return f"select toString(max({quote_ident(cursor)})), count() from {relation}"
+def cursor_max(relation: str, cursor: str, *, utc: bool = False) -> str:
+    """(max of ``cursor`` as text, row count); ``utc`` spells date-times in UTC."""
+    zone = ", 'UTC'" if utc else ""
+    return f"select toString(max({quote_ident(cursor)}){zone}), count() from {relation}"
 
 
 def cursor_predicate(cursor: str, param_type: str, has_lower: bool, lookback: bool) -> str:

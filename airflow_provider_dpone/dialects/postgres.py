@@ -62,7 +62,8 @@ select a.attname,
        tn.nspname = 'pg_catalog' as builtin,
        coalesce(format_type(t.typbasetype, t.typtypmod), '') as domain_base,
        coalesce(et.typtype, '') as elem_typtype,
-       coalesce(etn.nspname = 'pg_catalog', true) as elem_builtin
+       coalesce(etn.nspname = 'pg_catalog', true) as elem_builtin,
+       a.atthasdef or a.attidentity <> '' or a.attgenerated <> '' as has_default
 from pg_attribute a
 join pg_class c on c.oid = a.attrelid
 join pg_namespace n on n.oid = c.relnamespace
@@ -158,7 +159,7 @@ def column_from_catalog(row: Sequence) -> Column:
     Enums become ``text`` and domains their base type: the target database need not have the
     user-defined type, and both keep the same COPY representation.
     """
-    name, native, notnull, typtype, _builtin, domain_base, elem_typtype, elem_builtin = row
+    name, native, notnull, typtype, _builtin, domain_base, elem_typtype, elem_builtin = row[:8]
     if typtype == "e":
         native = "text"
     elif typtype == "d":
@@ -613,8 +614,25 @@ def truncate(table: TableRef) -> str:
     return f"truncate table {table.sql}"
 
 
-def lock_table(table: TableRef) -> str:
-    return f"lock table {table.sql} in access exclusive mode"
+def lock_table(table: TableRef, mode: str = "access exclusive") -> str:
+    """LOCK TABLE; ``row exclusive`` (a writer's lock) keeps DDL such as ALTER out until commit."""
+    if mode not in ("access exclusive", "row exclusive"):
+        raise ValueError(f"lock mode {mode!r}")
+    return f"lock table {table.sql} in {mode} mode"
+
+
+def null_keys(staging: TableRef, keys: Sequence[str], limit: int = 5) -> str:
+    """(rows with a NULL in any key column, up to ``limit`` of their keys as JSON arrays)."""
+    cond = " or ".join(f"{quote_ident(k)} is null" for k in keys)
+    return (
+        f"select count(*), (array_agg(json_build_array({column_list(keys)})::text))[1:{int(limit)}] "
+        f"from {staging.sql} where {cond}"
+    )
+
+
+def target_has_rows(table: TableRef) -> str:
+    """Whether ``table`` holds at least one row (stops at the first)."""
+    return f"select exists (select from {table.sql})"
 
 
 def swap_in(staging: TableRef, target: TableRef, primary_key_constraint: str | None) -> list[str]:

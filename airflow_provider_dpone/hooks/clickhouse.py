@@ -50,14 +50,16 @@ from ..contracts.strategies import IncrementalMode, Strategy
 from ..contracts.table import CanonicalType, Column, TableSchema
 from ..dialects import clickhouse as sql
 from ..runtime.failpoints import failpoint
+from ..runtime.guards import missing_target_error, null_key_error
 from ..runtime.protocols import LoadContext, StagedData, Statement
-from ..runtime.staging_label import staging_label, stale_age
+from ..runtime.staging_label import KeptStaging, kept_staging, staging_label, to_sweep
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from .quality_measure import measure_checks
 
 log = logging.getLogger(__name__)
 
 _TEMPORAL = {CanonicalType.DATE, CanonicalType.TIMESTAMP, CanonicalType.TIMESTAMPTZ}
+_DATETIMES = {CanonicalType.TIMESTAMP, CanonicalType.TIMESTAMPTZ}
 _AUTH_ERRORS = ("AUTHENTICATION_FAILED", "REQUIRED_PASSWORD", "Code: 516", "Code: 194")
 # A NULL sent to a non-Nullable column fails the insert instead of becoming 0 or ''.
 _INSERT_SETTINGS = {"input_format_null_as_default": 0}
@@ -377,8 +379,34 @@ class DponeClickHouseHook(BaseHook):
             target,
             mode=evo.mode,
             on_type_change=evo.on_type_change,
+            rewrites_all_rows=ctx.load.rewrites_whole_target,
+            # every ClickHouse column has a default (its type's zero value when none is declared)
+            target_defaults=target.names if target else (),
         )
         return plan, target
+
+    def target_rows(self, ctx: LoadContext, *, exact: bool = False) -> int | None:
+        """None when the target is missing; else whether it has rows (0/1), or its row count."""
+        target = self._ref(ctx.load.sink.table)
+        if self._table_info(target) is None:
+            return None
+        count = int(self.query(sql.count_rows(target))[0][0])  # from part metadata: cheap
+        return count if exact else min(count, 1)
+
+    def target_watermark(self, ctx: LoadContext, column: str) -> tuple[str, str] | None:
+        """max(``column``) in the target as text (date-times in UTC), with its canonical type."""
+        target = self._ref(ctx.load.sink.table)
+        schema = self.describe_table(target)
+        if schema is None or not schema.has(column):
+            raise BadInputError(
+                f"source.incremental.on_state_missing: from_target needs column '{column}' in "
+                f"{target}; it has {schema.names if schema else 'no columns'}"
+            )
+        ctype = schema.column(column).type
+        value, count = self.query(sql.cursor_max(target.sql, column, utc=ctype in _DATETIMES))[0]
+        if not count:
+            return None
+        return (value + "+00:00" if ctype is CanonicalType.TIMESTAMPTZ else value), ctype.value
 
     def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
         return self._plan_schema(ctx, schema)[0]
@@ -386,19 +414,24 @@ class DponeClickHouseHook(BaseHook):
     def _order_by(self, ctx: LoadContext, schema: TableSchema) -> list[str]:
         return list(ctx.load.sink.unique_key or schema.primary_key)
 
+    def kept_staging(self, ctx: LoadContext) -> list[KeptStaging]:
+        """Staging tables other runs of this load left behind (killed, or kept on failure)."""
+        now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
+        rows = self.query(sql.STAGING_TABLES, {"db": ctx.load.sink.staging.schema_name})
+        return kept_staging([(r[0], r[1]) for r in rows], ctx, now)
+
     def sweep_stale_staging(self, ctx: LoadContext) -> list[str]:
-        """Drop this load's staging tables left by other runs more than ``stale_after`` ago."""
+        """Drop this load's staging tables left by other runs more than ``stale_after`` ago,
+        and those beyond the newest ``max_kept`` runs."""
         spec = ctx.load.sink.staging
         now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
+        rows = self.query(sql.STAGING_TABLES, {"db": spec.schema_name})
         dropped = []
-        for name, comment in self.query(sql.STAGING_TABLES, {"db": spec.schema_name}):
-            stale = stale_age(comment, ctx, now)
-            if stale is None:
-                continue
-            table = sql.TableRef(spec.schema_name, name)
+        for kept, why in to_sweep([(r[0], r[1]) for r in rows], ctx, now):
+            table = sql.TableRef(spec.schema_name, kept.name)
             self.command(sql.drop_table(table))
             dropped.append(str(table))
-            log.info("dropped stale staging %s of run %s (%.0fs old)", table, stale[1], stale[0])
+            log.info("dropped staging %s of run %s: %s", table, kept.run_id, why)
         return dropped
 
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
@@ -501,9 +534,9 @@ class DponeClickHouseHook(BaseHook):
 
     def _check_keys(self, staging: sql.TableRef, keys: list[str]) -> None:
         """NULL or duplicate keys in staging stop the load before the target is touched."""
-        nulls = int(self.query(sql.count_null_keys(staging, keys))[0][0])
+        nulls, sample = self.query(sql.null_keys(staging, keys))[0]
         if nulls:
-            raise BadInputError(f"{nulls} staged row(s) have a NULL in unique_key {keys}; target untouched")
+            raise null_key_error(str(staging), keys, int(nulls), list(sample))
         count, sample = self.query(sql.duplicate_keys(staging, keys))[0]
         if count:
             shown = ", ".join(str(tuple(s) if isinstance(s, tuple | list) else s) for s in sample)
@@ -532,6 +565,8 @@ class DponeClickHouseHook(BaseHook):
             self._check_keys(staging, keys)
         result: dict[str, Any] = {"target": str(target), "rows_inserted": staged.rows}
         info = self._table_info(target)
+        if info is None and ctx.expects_target:
+            raise missing_target_error(ctx, during_load=True)
         if info is None:
             self.command(sql.create_database(target.database))
             self.command(sql.rename_table(staging, target))
@@ -626,7 +661,7 @@ class DponeClickHouseHook(BaseHook):
             )
             keys = list(spec.unique_key or ())
             if keys:
-                statements += [sql.count_null_keys(staging, keys), sql.duplicate_keys(staging, keys)]
+                statements += [sql.null_keys(staging, keys), sql.duplicate_keys(staging, keys)]
             statements += self._plan_finalize(ctx, target, staging, keys, existing is not None)
         statements.append(sql.drop_table(staging))
         return {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import select
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +35,7 @@ from ..contracts.artifacts import (
     StreamingBatches,
     iter_row_batches,
 )
-from ..contracts.errors import BadInputError, TransientError
+from ..contracts.errors import BadInputError, DponeError, TerminalError, TransientError
 from ..contracts.manifest import SourceSpec
 from ..contracts.quality import Measurement
 from ..contracts.redaction import Redactor
@@ -43,9 +44,10 @@ from ..contracts.strategies import SCD2_COLUMNS, IncrementalMode, Strategy
 from ..contracts.table import CanonicalType, Column, TableSchema
 from ..dialects import postgres as sql
 from ..runtime.failpoints import failpoint
+from ..runtime.guards import missing_target_error
 from ..runtime.prefetch import Prefetched
 from ..runtime.protocols import LoadContext, StagedData, Statement
-from ..runtime.staging_label import staging_label, stale_age
+from ..runtime.staging_label import KeptStaging, kept_staging, staging_label, to_sweep
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from .postgres_copy_out import copy_out_chunks, export_snapshot, snapshot_reader
 from .postgres_strategies import Finalize, active_predicate, replace_predicate
@@ -72,6 +74,36 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(
         exc, psycopg.OperationalError | psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected
     )
+
+
+def classify(exc: psycopg.Error, what: str) -> DponeError | None:
+    """The dpone error for a driver error, by whether an Airflow retry can help (None: not ours
+    to classify). A ``lock_timeout`` is transient: the lock's holder finishes. A
+    ``statement_timeout`` is not: the same statement on the same data times out again."""
+    text = f"{exc.__class__.__name__}: {exc}".strip()
+    if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in str(exc):
+        return TerminalError(
+            f"{what}: statement_timeout cancelled it ({text}); a retry would time out again. Raise "
+            "statement_timeout for this connection (extra options: '-c statement_timeout=...') or "
+            "for its role, or make the load smaller (incremental.chunk)"
+        )
+    if isinstance(exc, psycopg.errors.LockNotAvailable):
+        return TransientError(
+            f"{what}: lock_timeout expired waiting for a lock another session holds ({text}); "
+            "retried, as the other session finishes"
+        )
+    if _transient(exc):
+        return TransientError(f"{what} failed: {text}")
+    return None
+
+
+def _alive(conn: psycopg.Connection) -> bool:
+    """Whether an idle connection is still open: a server that ended the session (an idle
+    timeout, a terminated backend, a restart) has sent its goodbye, so the socket is readable."""
+    try:
+        return not select.select([conn.fileno()], [], [], 0)[0]
+    except (OSError, ValueError, psycopg.Error):
+        return False
 
 
 class _OwnedStream(Iterator[Any]):
@@ -137,8 +169,10 @@ class DponePostgresHook(PostgresHook):
         every load."""
         with self._idle_lock:
             conn, self._idle = self._idle, None
-        if conn is not None and time.monotonic() - self._idle_since > IDLE_REUSE_SECONDS:
-            conn.close()  # idle long enough for a server or firewall timeout to have cut it
+        if conn is not None and (
+            time.monotonic() - self._idle_since > IDLE_REUSE_SECONDS or not _alive(conn)
+        ):
+            conn.close()  # cut by the server, or idle long enough for a firewall to have cut it
             conn = None
         if conn is None or conn.closed or conn.broken:
             conn = self.connect()
@@ -466,8 +500,16 @@ class DponePostgresHook(PostgresHook):
         """Stage the source's full key set next to the batch (reconciliation of incremental loads)."""
         return self._stage_into(ctx, self.staging_table(ctx, "keys"), extract, logged=False)
 
+    def kept_staging(self, ctx: LoadContext) -> list[KeptStaging]:
+        """Staging tables other runs of this load left behind (killed, or kept on failure)."""
+        with self.session() as conn:
+            rows = conn.execute(sql.STAGING_TABLES, (ctx.load.sink.staging.schema_name,)).fetchall()
+            now = conn.execute("select extract(epoch from now())").fetchone()[0]
+        return kept_staging(rows, ctx, float(now))
+
     def sweep_stale_staging(self, ctx: LoadContext) -> list[str]:
-        """Drop this load's staging tables left by other runs more than ``stale_after`` ago.
+        """Drop this load's staging tables left by other runs more than ``stale_after`` ago,
+        and those beyond the newest ``max_kept`` runs.
 
         Killed runs leave their staging behind (a retry of the same run reuses its name and
         recreates it). A table still locked by a live run is skipped, never waited for.
@@ -478,11 +520,8 @@ class DponePostgresHook(PostgresHook):
             rows = conn.execute(sql.STAGING_TABLES, (spec.schema_name,)).fetchall()
             now = conn.execute("select extract(epoch from now())").fetchone()[0]
             conn.commit()
-            for name, comment in rows:
-                stale = stale_age(comment, ctx, now)
-                if stale is None:
-                    continue
-                table = sql.TableRef(spec.schema_name, name)
+            for kept, why in to_sweep(rows, ctx, float(now)):
+                table = sql.TableRef(spec.schema_name, kept.name)
                 try:
                     conn.execute("set local lock_timeout = '1s'")
                     conn.execute(sql.drop_table(table))
@@ -492,7 +531,7 @@ class DponePostgresHook(PostgresHook):
                     log.info("stale staging %s is in use; left for a later run", table)
                     continue
                 dropped.append(str(table))
-                log.info("dropped stale staging %s of run %s (%.0fs old)", table, stale[1], stale[0])
+                log.info("dropped staging %s of run %s: %s", table, kept.run_id, why)
         return dropped
 
     def _stage_into(
@@ -644,15 +683,43 @@ class DponePostgresHook(PostgresHook):
     ) -> SchemaPlan:
         """The schema plan for ``schema`` into ``target``, from the target's current catalog."""
         evolution = ctx.load.schema_evolution
-        exists = cur.execute(sql.TABLE_EXISTS, (target.sql,)).fetchone()[0]
-        current = self._describe_relation(cur, target)[0] if exists else None
+        rows = cur.execute(sql.INTROSPECT_COLUMNS, (target.schema, target.name)).fetchall()
+        current = None
+        if rows:
+            pk = cur.execute(sql.INTROSPECT_PRIMARY_KEY, (target.schema, target.name)).fetchall()
+            current = TableSchema(tuple(sql.column_from_catalog(r) for r in rows), tuple(r[0] for r in pk))
         return plan_schema(
             schema,
             current,
             mode=evolution.mode,
             on_type_change=evolution.on_type_change,
             ignore_target_columns=[c.name for c in self._managed_columns(ctx)],
+            rewrites_all_rows=ctx.load.rewrites_whole_target,
+            target_defaults=[r[0] for r in rows if r[8]],
         )
+
+    def target_rows(self, ctx: LoadContext, *, exact: bool = False) -> int | None:
+        """None when the target is missing; else whether it has rows (0/1), or its row count."""
+        target = sql.TableRef.parse(ctx.load.sink.table)
+        with self.session() as conn:
+            if not conn.execute(sql.TABLE_EXISTS, (target.sql,)).fetchone()[0]:
+                return None
+            query = sql.count_rows(target) if exact else sql.target_has_rows(target)
+            return int(conn.execute(query).fetchone()[0])
+
+    def target_watermark(self, ctx: LoadContext, column: str) -> tuple[str, str] | None:
+        """max(``column``) in the target as text, with its canonical type; None when empty."""
+        target = sql.TableRef.parse(ctx.load.sink.table)
+        with self.session() as conn:
+            rows = conn.execute(sql.INTROSPECT_COLUMNS, (target.schema, target.name)).fetchall()
+            found = [sql.column_from_catalog(r) for r in rows if r[0] == column]
+            if not found:
+                raise BadInputError(
+                    f"source.incremental.on_state_missing: from_target needs column '{column}' in "
+                    f"{target}; it has {[r[0] for r in rows]}"
+                )
+            value = conn.execute(sql.cursor_bounds(target.sql, column)).fetchone()[0]
+        return None if value is None else (value, found[0].type.value)
 
     def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
         """The schema plan as of now, read-only (the engine's early check and ``dpone plan``)."""
@@ -675,10 +742,16 @@ class DponePostgresHook(PostgresHook):
             with self.session() as conn:
                 cur = conn.cursor()
                 cur.execute(sql.advisory_lock(), (f"dpone:{target}",))
-                # Re-planned under the lock: the target may have changed since the run started.
+                # A writer's lock first: a concurrent ALTER or DROP COLUMN waits for this commit
+                # (or, if it came first, is seen by the re-plan below, which reads the catalog
+                # after the lock).
+                if cur.execute(sql.TABLE_EXISTS, (target.sql,)).fetchone()[0]:
+                    cur.execute(sql.lock_table(target, "row exclusive"))
                 plan = self._plan_schema(cur, ctx, target, schema)
                 enforce_schema_plan(plan, str(target))
                 exists = plan.target_exists
+                if not exists and ctx.expects_target:
+                    raise missing_target_error(ctx, during_load=True)
                 for change in plan.to_apply:  # same transaction: rolled back if the load fails
                     for statement in sql.schema_change_ddl(target, change):
                         cur.execute(statement)
@@ -710,10 +783,9 @@ class DponePostgresHook(PostgresHook):
                     cur.execute(statement, params)
                 conn.commit()
         except psycopg.Error as exc:
-            if _transient(exc):
-                raise TransientError(
-                    f"finalize into {target} failed: {exc.__class__.__name__}: {exc}"
-                ) from None
+            classified = classify(exc, f"finalize into {target}")
+            if classified is not None:
+                raise classified from None
             raise
         return result
 

@@ -9,11 +9,18 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..contracts.errors import BadInputError, DuplicateKeyError, MassDeleteError, StagingMismatchError
+from ..contracts.errors import (
+    BadInputError,
+    DuplicateKeyError,
+    EmptySourceError,
+    MassDeleteError,
+    StagingMismatchError,
+)
 from ..contracts.manifest import LoadSpec, ReplaceSpec
 from ..contracts.strategies import SCD2_COLUMNS, Strategy
 from ..contracts.table import TableSchema
 from ..dialects import postgres as sql
+from ..runtime.guards import null_key_error
 from ..runtime.protocols import LoadContext, StagedData
 
 if TYPE_CHECKING:
@@ -92,8 +99,11 @@ class Finalize:
             raise BadInputError(f"{field}: {missing} not in source columns {self.schema.names}")
 
     def _dedupe(self) -> int:
-        """Fail on duplicate keys in the batch, or keep the last row per key; rows removed."""
+        """Fail on NULL or duplicate keys in the batch, or keep the last row per key; rows removed."""
         self._check_columns("sink.unique_key", self.keys)
+        nulls, sample = self.cur.execute(sql.null_keys(self.staging, self.keys)).fetchone()
+        if nulls:
+            raise null_key_error(self.ctx.key, self.keys, nulls, sample or [])
         dupes = self.cur.execute(sql.duplicate_keys(self.staging, self.keys)).fetchall()
         if not dupes:
             return 0
@@ -261,6 +271,12 @@ class Finalize:
                 "replaced range (set source.window, or filter the query); the target is untouched"
             )
         deleted = 0 if self.created else self._execute(sql.delete_where(self.target, predicate), params)
+        if deleted and not self.staged.rows and not self.ctx.load.sink.allow_empty:
+            raise EmptySourceError(
+                f"{self.ctx.key}: the source returned 0 rows and replace would delete {deleted:,} rows "
+                f"of {self.target} in the replaced range, leaving it empty; nothing was changed. If "
+                "the range is really empty now, set sink.allow_empty: true for this load"
+            )
         inserted = self._execute(sql.insert_select(self.target, self.staging, self.names, self.mapping))
         return {"method": "delete_insert", "rows_deleted": deleted, "rows_inserted": inserted}
 

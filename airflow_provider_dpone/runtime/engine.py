@@ -23,6 +23,7 @@ from ..contracts.redaction import Redactor
 from ..contracts.state import RESUME_SUFFIX, ResumeState, StateRecord, state_from_dict, state_to_dict
 from ..schema.planner import EvolutionMode, enforce_schema_plan
 from .failpoints import AFTER_CHECKPOINT, failpoint
+from .guards import agree_state_and_target, check_full_refresh, state_key
 from .protocols import (
     AcknowledgingSource,
     BatchStagingSink,
@@ -294,6 +295,11 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
         before = _recover_state(ctx, parts, parts.state.get(pipeline, load.name))
         report.state_before = state_to_dict(before) if before else None
         log.info("dpone %s: state before %s", ctx.key, report.state_before)
+        ctx, before, note = agree_state_and_target(
+            ctx, parts.sink, before, state_key(parts.state, pipeline, load.name)
+        )
+        if note:
+            report.warnings.append(note)
         resume = _resume_point(ctx, parts)
         with _timed(report, "extract"):
             if resume is not None or _batch_staging(parts):
@@ -316,7 +322,10 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
             plan = parts.sink.schema_plan(ctx, extract.schema)
         report.schema = plan.to_dict()
         log.info("dpone %s: schema plan: %s", ctx.key, plan.summary())
-        if plan.mode is EvolutionMode.PLAN_ONLY and plan.changes:
+        for warning in plan.warnings:
+            log.warning("dpone %s: schema: %s", ctx.key, warning)
+            report.warnings.append(warning)
+        if plan.mode is EvolutionMode.PLAN_ONLY and plan.needs_ddl:
             # Report what would change; touch neither the target nor the state.
             log.warning(
                 "dpone %s: schema_evolution.mode is plan_only; not loading: %s", ctx.key, plan.summary()
@@ -348,6 +357,7 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
                 staged.details["key_set"] = key_set.staging
                 phase.rows, phase.bytes = key_set.rows, key_set.bytes
         failpoint("after_stage")
+        check_full_refresh(ctx, parts.sink, staged)
         candidate = extract.state_candidate
         extra = []
         colocated = journaled = False

@@ -21,6 +21,9 @@ class LoadContext:
     pipeline: str
     load: LoadSpec
     run_id: str
+    # The run extracts from stored state, so the target must exist: finalize fails rather than
+    # create it from a delta (it was dropped, or the sink points at another database).
+    expects_target: bool = False
 
     @property
     def key(self) -> str:
@@ -116,6 +119,19 @@ class BatchStagingSink(Protocol):
     def append_batch(self, ctx: LoadContext, schema: TableSchema, rows: list) -> int: ...
 
     def staged(self, ctx: LoadContext, schema: TableSchema) -> StagedData: ...
+
+
+@runtime_checkable
+class TargetProbe(Protocol):
+    """A sink that can say what its target holds before a load (state/target agreement)."""
+
+    def target_rows(self, ctx: LoadContext, *, exact: bool = False) -> int | None:
+        """None when the target does not exist; else its row count (``exact``) or 0/1 (any rows)."""
+        ...
+
+    def target_watermark(self, ctx: LoadContext, column: str) -> tuple[str, str] | None:
+        """(max of ``column`` in the target as text, its canonical type), None when empty."""
+        ...
 
 
 @runtime_checkable

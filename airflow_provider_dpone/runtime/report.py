@@ -36,6 +36,7 @@ class RunReport:
     quality: list[dict[str, Any]] = field(default_factory=list)
     chunks: list[dict[str, Any]] = field(default_factory=list)
     lineage: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
     started_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
@@ -59,6 +60,7 @@ class RunReport:
             schema=first.schema,
             quality=[q for c in chunks for q in c.quality if not q["passed"]] or last.quality,
             lineage=last.lineage,
+            warnings=[w for c in chunks for w in c.warnings],
             error=last.error,
             seconds=round(sum(c.seconds for c in chunks), 4),
         )
@@ -148,6 +150,8 @@ class RunReport:
         changes = (self.schema or {}).get("changes") or []
         lines += ["", "### Schema changes", ""]
         lines += [f"- {c['description']}" for c in changes] or ["none"]
+        if self.warnings:
+            lines += ["", "### Warnings", ""] + [f"- {cell(w)}" for w in self.warnings]
         if self.quality:
             lines += [
                 "",
@@ -210,6 +214,7 @@ class RunReport:
         for q in self.quality:
             verdict = "ok" if q["passed"] else ("FAILED" if q["severity"] == "error" else "warn")
             lines.append(f"quality {q['name']}: {verdict}: {q['message']}")
+        lines += [f"warning: {w}" for w in self.warnings]
         if self.error:
             lines.append(f"error: {self.error}")
         return "\n".join(lines)

@@ -20,6 +20,9 @@ from ..contracts.table import CanonicalType, Column, TableSchema
 
 class EvolutionMode(str, Enum):
     SAFE = "safe"  # apply safe changes, fail on breaking ones
+    # like safe, but a column added to a target that this load does not rewrite whole (its
+    # existing rows would stay NULL) fails instead of being added with a warning
+    STRICT = "strict"
     FAIL = "fail"  # refuse any change
     PLAN_ONLY = "plan_only"  # report, apply nothing, leave target and state untouched
 
@@ -34,14 +37,23 @@ class ChangeKind(str, Enum):
     WIDEN = "widen"
     RELAX_NOT_NULL = "relax_not_null"
     NEW_COLUMN = "new_column"  # a changed type goes to <column>__<type>
-    DROP = "drop"  # the target has a column the source no longer sends
+    TARGET_ONLY = "target_only"  # a nullable or defaulted target column the source does not send
+    DROP = "drop"  # a NOT NULL target column without a default that the source does not send
     NARROW = "narrow"  # the source type is narrower than the target's
     INCOMPATIBLE = "incompatible"
 
 
 SAFE_KINDS = frozenset(
-    {ChangeKind.ADD_COLUMN, ChangeKind.WIDEN, ChangeKind.RELAX_NOT_NULL, ChangeKind.NEW_COLUMN}
+    {
+        ChangeKind.ADD_COLUMN,
+        ChangeKind.WIDEN,
+        ChangeKind.RELAX_NOT_NULL,
+        ChangeKind.NEW_COLUMN,
+        ChangeKind.TARGET_ONLY,
+    }
 )
+# Kinds that need no DDL: the plan reports them, nothing is applied.
+_NO_DDL = frozenset({ChangeKind.TARGET_ONLY})
 
 _INT_RANK = {CanonicalType.INT16: 1, CanonicalType.INT32: 2, CanonicalType.INT64: 3}
 _INT_DIGITS = {CanonicalType.INT16: 5, CanonicalType.INT32: 10, CanonicalType.INT64: 19}
@@ -178,8 +190,13 @@ class SchemaChange:
         if self.kind is ChangeKind.NEW_COLUMN:
             name = self.result.name if self.result else "?"
             return f"column '{self.column}': type changed {tgt} -> {src}; values go to new column '{name}'"
+        if self.kind is ChangeKind.TARGET_ONLY:
+            return f"column '{self.column}': in the target ({tgt}) but not in the source; loaded rows leave it NULL or its default"
         if self.kind is ChangeKind.DROP:
-            return f"column '{self.column}': in the target ({tgt}) but no longer in the source"
+            return (
+                f"column '{self.column}': in the target ({tgt}, NOT NULL without a default) but not in the "
+                "source, so no row could be loaded; drop its NOT NULL or give it a default"
+            )
         if self.kind is ChangeKind.NARROW:
             return f"column '{self.column}': source type {src} is narrower than the target's {tgt}"
         return f"column '{self.column}': source type {src} is incompatible with the target's {tgt}"
@@ -205,6 +222,8 @@ class SchemaPlan:
     target_exists: bool = True
     # source column -> target column it loads into (differs only for new_column changes)
     column_map: dict[str, str] = field(default_factory=dict)
+    # columns added to a target this load only partly rewrites: their existing rows stay NULL
+    partial_adds: tuple[str, ...] = ()
 
     @property
     def breaking(self) -> list[SchemaChange]:
@@ -221,17 +240,36 @@ class SchemaPlan:
         ``plan_only`` blocks nothing: it reports every change and loads only when there is none.
         """
         if self.mode is EvolutionMode.FAIL:
-            return list(self.changes)
+            return [c for c in self.changes if c.kind not in _NO_DDL]
         if self.mode is EvolutionMode.PLAN_ONLY:
             return []
+        if self.mode is EvolutionMode.STRICT:
+            return self.breaking + [c for c in self.changes if c.column in self.partial_adds]
         return self.breaking
 
     @property
     def to_apply(self) -> list[SchemaChange]:
         """The changes to apply before the load (none in plan_only or when the load is blocked)."""
-        if self.mode is not EvolutionMode.SAFE or self.blocked:
+        if self.mode not in (EvolutionMode.SAFE, EvolutionMode.STRICT) or self.blocked:
             return []
-        return self.safe_changes
+        return [c for c in self.safe_changes if c.kind not in _NO_DDL]
+
+    @property
+    def needs_ddl(self) -> bool:
+        """Whether any change would alter the target (``plan_only`` stops only for these)."""
+        return any(c.kind not in _NO_DDL for c in self.changes)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the run report should say about changes that load but leave gaps."""
+        out = [
+            f"column '{name}' is added to a target this load does not rewrite whole: its existing "
+            "rows stay NULL; backfill it with a full-refresh run (or schema_evolution.mode: strict "
+            "to refuse such additions)"
+            for name in self.partial_adds
+        ]
+        out += [c.describe() for c in self.changes if c.kind in _NO_DDL]
+        return out
 
     def target_column(self, source_column: str) -> str:
         return self.column_map.get(source_column, source_column)
@@ -252,6 +290,7 @@ class SchemaPlan:
             "blocked": [c.column for c in self.blocked],
             "applied": [c.column for c in self.to_apply],
             "column_map": {k: v for k, v in self.column_map.items() if k != v},
+            "warnings": self.warnings,
         }
 
 
@@ -262,11 +301,16 @@ def plan_schema(
     mode: EvolutionMode | str = EvolutionMode.SAFE,
     on_type_change: OnTypeChange | str = OnTypeChange.FAIL,
     ignore_target_columns: Iterable[str] = (),
+    rewrites_all_rows: bool = True,
+    target_defaults: Iterable[str] = (),
 ) -> SchemaPlan:
     """Compare ``source`` with the existing ``target`` (None: not created yet).
 
     ``ignore_target_columns`` are columns the sink manages itself (SCD2 validity, soft-delete
-    flags); they are never reported as dropped.
+    flags); they are never reported. ``rewrites_all_rows`` is False for loads that write only
+    part of the target (incremental extracts, appends, windows): a column added then stays NULL
+    on the rows already there, which the plan warns about (and ``strict`` refuses).
+    ``target_defaults`` are the target columns that have a default value.
     """
     mode, on_type_change = EvolutionMode(mode), OnTypeChange(on_type_change)
     if target is None:
@@ -314,12 +358,17 @@ def plan_schema(
         if col.nullable and not existing.nullable and col.name not in target.primary_key:
             # A key column keeps NOT NULL: a NULL arriving there fails the load loudly instead.
             changes.append(SchemaChange(ChangeKind.RELAX_NOT_NULL, col.name, source=col, target=existing))
+    defaults = set(target_defaults)
     for col in target.columns:
         if col.name not in consumed and col.name not in ignored and not source.has(col.name):
             if _is_routed_column(col.name, column_map, source):
                 continue
-            changes.append(SchemaChange(ChangeKind.DROP, col.name, target=col))
-    return SchemaPlan(mode, on_type_change, tuple(changes), True, column_map)
+            tolerated = col.nullable or col.name in defaults
+            changes.append(
+                SchemaChange(ChangeKind.TARGET_ONLY if tolerated else ChangeKind.DROP, col.name, target=col)
+            )
+    partial = () if rewrites_all_rows else tuple(c.column for c in changes if c.kind is ChangeKind.ADD_COLUMN)
+    return SchemaPlan(mode, on_type_change, tuple(changes), True, column_map, partial)
 
 
 def _is_routed_column(name: str, column_map: dict[str, str], source: TableSchema) -> bool:
@@ -338,6 +387,9 @@ def enforce_schema_plan(plan: SchemaPlan, target: str) -> None:
         why = (
             "schema_evolution.mode is fail, so no change is applied"
             if plan.mode is EvolutionMode.FAIL
+            else "schema_evolution.mode is strict: breaking changes, and columns that existing rows "
+            "would leave NULL, are never applied automatically"
+            if plan.mode is EvolutionMode.STRICT
             else "breaking changes are never applied automatically"
         )
         raise SchemaMismatchError(
@@ -346,7 +398,7 @@ def enforce_schema_plan(plan: SchemaPlan, target: str) -> None:
             + ". Change the target by hand, or set schema_evolution.on_type_change: new_column "
             "to load changed types into new columns"
         )
-    if plan.mode is EvolutionMode.PLAN_ONLY and plan.changes:
+    if plan.mode is EvolutionMode.PLAN_ONLY and plan.needs_ddl:
         raise SchemaMismatchError(
             f"target {target}: schema_evolution.mode is plan_only and the target needs changes: "
             f"{plan.summary()}"
