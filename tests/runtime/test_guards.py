@@ -147,7 +147,7 @@ def test_lost_variable_state_names_the_variable(clean_pg, airflow_db) -> None:
     m = manifest(APPEND, CURSOR, state={"backend": "variable"})
     run(m, "r1")
     Variable.delete("dpone.guards.orders")
-    with pytest.raises(StateMissingError, match="Airflow Variable 'dpone.guards.orders'"):
+    with pytest.raises(StateMissingError, match=r"Airflow Variable 'dpone\.guards\.orders'"):
         run(m, "r2")
     assert count(pg) == 1000
 
@@ -169,8 +169,11 @@ def test_null_keys_fail_a_merge_into_a_target_without_not_null(clean_pg) -> None
     pg = clean_pg
     pg.execute("src", "create table orders (id bigint, amount numeric(12,2), updated_at timestamptz)")
     pg.execute("src", "insert into orders values (1, 1, now()), (null, 2, now()), (null, 3, now())")
-    pg.execute("dst", "create schema raw; create table raw.orders (id bigint, amount numeric(12,2), "
-               "updated_at timestamptz)")
+    pg.execute(
+        "dst",
+        "create schema raw; create table raw.orders (id bigint, amount numeric(12,2), "
+        "updated_at timestamptz)",
+    )
     pg.execute("dst", "insert into raw.orders values (7, 7, now())")
     with pytest.raises(NullKeyError) as err:
         run(manifest(MERGE), "r1")
@@ -230,8 +233,10 @@ def test_ddl_waits_for_the_finalize_that_planned_the_schema(clean_pg, monkeypatc
     pg.execute("src", ORDERS)
     m = manifest(MERGE, CURSOR)
     run(m, "r1")
-    pg.execute("src", "update orders set amount = amount + 0.5, updated_at = updated_at + interval '1 day' "
-               "where id <= 10")
+    pg.execute(
+        "src",
+        "update orders set amount = amount + 0.5, updated_at = updated_at + interval '1 day' where id <= 10",
+    )
     real = DponePostgresHook._plan_schema
     blocked: list[BaseException] = []
     calls = {"n": 0}
