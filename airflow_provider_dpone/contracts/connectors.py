@@ -20,6 +20,8 @@ class ConnectorInfo:
     table_only_modes: frozenset[IncrementalMode] = frozenset()
     objects: str = "table"  # what loads name: "table" (table or query), "topic", "endpoint"
     refused: dict[Strategy, str] = field(default_factory=dict)  # never possible, and why
+    # a sink that can read max(cursor) from its target (incremental.on_state_missing: from_target)
+    target_watermark: bool = False
 
 
 CONNECTORS: dict[str, ConnectorInfo] = {
@@ -40,6 +42,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
             }
         ),
         table_only_modes=frozenset({IncrementalMode.XMIN}),
+        target_watermark=True,
     ),
     "clickhouse": ConnectorInfo(
         name="clickhouse",
@@ -54,6 +57,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
                 Strategy.PARTITION_REPLACE,
             }
         ),
+        target_watermark=True,
     ),
     "kafka": ConnectorInfo(
         name="kafka",

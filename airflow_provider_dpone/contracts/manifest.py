@@ -372,6 +372,13 @@ class LoadSpec(_Strict):
                 problems.append(
                     f"{side}: connector '{info.name}' works on {info.objects}s, not {used}s: give {wanted}"
                 )
+        inc = self.source.incremental
+        if snk and inc and inc.on_state_missing == "from_target" and not snk.target_watermark:
+            problems.append(
+                f"source.incremental.on_state_missing: 'from_target' reads max(cursor) from the "
+                f"target, which connector '{snk.name}' cannot; use 'fail' and set the state with "
+                "`dpone state set`"
+            )
         if src and mode in src.table_only_modes and self.source.query:
             problems.append(f"source.incremental.mode: '{mode.value}' needs 'table', not 'query'")
         if self.sink.strategy is Strategy.FULL_REFRESH and mode is not None:

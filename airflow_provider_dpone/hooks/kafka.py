@@ -404,6 +404,26 @@ class DponeKafkaHook(KafkaBaseHook):
     def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
         return plan_schema(schema, None)  # a topic has no schema to evolve
 
+    def target_rows(self, ctx: LoadContext, *, exact: bool = False) -> int | None:
+        """None when the sink's topic does not exist; else whether it holds messages (0/1), or
+        how many offsets its partitions span (transaction markers included)."""
+        topic = ctx.load.sink.topic or ""
+        consumer = self._consumer("dpone.watermarks")
+        try:
+            info = consumer.list_topics(topic, timeout=_TIMEOUT).topics.get(topic)
+            if info is None or info.error is not None or not info.partitions:
+                return None
+            total = 0
+            for partition in info.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=_TIMEOUT)
+                total += max(high - low, 0)
+        finally:
+            consumer.close()
+        return total if exact else min(total, 1)
+
+    def target_watermark(self, ctx: LoadContext, column: str) -> tuple[str, str] | None:
+        raise UnsupportedError("a topic has no column to read a watermark from (validation refuses this)")
+
     def _producer_for(self, ctx: LoadContext) -> Any:
         config = {
             "acks": "all",

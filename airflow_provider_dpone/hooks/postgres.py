@@ -938,7 +938,7 @@ class DponePostgresHook(PostgresHook):
                 sql.delete_matching_partitions(target, staging, parts),
                 sql.insert_select(target, staging, names, mapping),
             ]
-        statements = [sql.duplicate_keys(staging, keys)]
+        statements = [sql.null_keys(staging, keys), sql.duplicate_keys(staging, keys)]
         deletes = load.reconciliation.deletes
         keyset = self.staging_table(ctx, "keys") if load.source.incremental else staging
         if deletes != "none":
@@ -1003,11 +1003,19 @@ class DponePostgresHook(PostgresHook):
             )
         statements.append(sql.copy_in(staging, names, "binary" if binary else "text", freeze=True))
         mapping = schema_plan.column_map if schema_plan else {}
+        statements += [
+            "-- finalize: one transaction; an existing target is locked before the schema is re-planned",
+            sql.lock_table(target, "row exclusive"),
+        ]
         if schema_plan and schema_plan.to_apply:
             statements.append("-- schema changes, in the finalize transaction")
             for change in schema_plan.to_apply:
                 statements += sql.schema_change_ddl(target, change)
         if spec.strategy is Strategy.FULL_REFRESH:
+            if not spec.allow_empty:
+                statements.append(
+                    "-- fails if the batch is empty while the target holds rows (sink.allow_empty)"
+                )
             statements += ["-- if the target is absent or a plain identical table: swap"]
             statements += sql.swap_in(
                 staging, target, f"{staging.name}_pk" if schema and schema.primary_key else None

@@ -394,3 +394,42 @@ def test_stale_staging_of_other_runs_is_swept(clean_pg, clean_ch) -> None:
     run(manifest({"strategy": "full_refresh"}), "r1")
     left = ch.query("select name from system.tables where database = 'dpone_staging' order by name")
     assert left == [("orders__young",), ("other__old",)]  # another load's, and one not stale yet, stay
+
+
+def test_state_and_target_must_agree_on_clickhouse(clean_pg, clean_ch) -> None:
+    from airflow_provider_dpone.contracts.errors import StateMissingError, TargetStateMismatchError
+
+    pg, ch = clean_pg, clean_ch
+    pg.execute("src", ORDERS)
+    cursor = {"incremental": {"mode": "cursor", "cursor": "updated_at"}}
+    m = manifest({"strategy": "incremental_append"}, cursor)
+    run(m, "r1")
+    ch.command("drop table raw.orders sync")
+    with pytest.raises(TargetStateMismatchError, match="does not exist"):
+        run(m, "r2")
+    assert ch.query("select count() from system.tables where database = 'raw' and name = 'orders'") == [(0,)]
+    pg.execute("dst", "delete from dpone.state")
+    run(m, "r3")  # no state, no target: a first load
+    pg.execute("dst", "delete from dpone.state")
+    pg.execute(
+        "src",
+        "insert into orders select g, 'x', null, null, null, null, '2026-01-01', "
+        "timestamptz '2027-01-01 00:00+00' + g * interval '1 s', null, null from generate_series(3001, 3010) g",
+    )
+    with pytest.raises(StateMissingError):
+        run(m, "r4")
+    rederive = {"incremental": {**cursor["incremental"], "on_state_missing": "from_target"}}
+    report = run(manifest({"strategy": "incremental_append"}, rederive), "r5")
+    assert report.rows == 10 and same(pg, ch)
+
+
+def test_a_clickhouse_full_refresh_that_reads_nothing_keeps_the_target(clean_pg, clean_ch) -> None:
+    from airflow_provider_dpone.contracts.errors import EmptySourceError
+
+    pg, ch = clean_pg, clean_ch
+    pg.execute("src", ORDERS)
+    run(manifest({"strategy": "full_refresh"}), "r1")
+    pg.execute("src", "delete from orders")
+    with pytest.raises(EmptySourceError):
+        run(manifest({"strategy": "full_refresh"}), "r2")
+    assert ch.query("select count() from raw.orders") == [(3000,)]

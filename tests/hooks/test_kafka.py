@@ -459,3 +459,56 @@ def test_messages_removed_by_retention_are_reported(clean_pg, kafka) -> None:
     report = run(m, "r2")
     assert report.source["window"]["lost_to_retention"] == {"0": 5}
     assert report.rows == 5
+
+
+def test_lost_state_over_a_topic_with_messages_fails_instead_of_publishing_twice(clean_pg, kafka) -> None:
+    from airflow_provider_dpone.contracts.errors import StateMissingError
+
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    topic = topic_name()
+    kafka.create_topic(topic, 2)
+    m = appending(topic)
+    run(m, "r1")
+    pg.execute("dst", "delete from dpone.state")
+    with pytest.raises(StateMissingError, match="already holds rows"):
+        run(m, "r2")
+    assert len(kafka.consume_all(topic)) == 500
+
+
+def test_stored_state_with_a_missing_topic_fails(clean_pg, kafka) -> None:
+    from airflow_provider_dpone.contracts.errors import TargetStateMismatchError
+
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    topic = topic_name()
+    kafka.create_topic(topic, 1)
+    run(appending(topic), "r1")
+    pg.execute("src", "insert into orders values (501, 1, 'x', timestamptz '2026-02-01', null, null)")
+    with pytest.raises(TargetStateMismatchError, match="does not exist"):
+        run(appending(topic_name()), "r2")  # the sink now points at a topic that is not there
+
+
+def appending(topic: str):
+    return manifest(
+        {
+            "connector": "postgres",
+            "conn_id": "src",
+            "table": "orders",
+            "incremental": {"mode": "cursor", "cursor": "at"},
+        },
+        {"connector": "kafka", "conn_id": "kafka", "topic": topic, "strategy": "incremental_append"},
+    )
+
+
+def test_from_target_is_refused_for_a_topic() -> None:
+    with pytest.raises(ManifestError, match="cannot; use 'fail'"):
+        manifest(
+            {
+                "connector": "postgres",
+                "conn_id": "src",
+                "table": "orders",
+                "incremental": {"mode": "cursor", "cursor": "at", "on_state_missing": "from_target"},
+            },
+            {"connector": "kafka", "conn_id": "kafka", "topic": "t", "strategy": "incremental_append"},
+        )

@@ -119,7 +119,8 @@ def test_breaking_changes_fail_before_anything_is_touched(clean_pg) -> None:
     with pytest.raises(SchemaMismatchError) as err:
         run(m, "r2")
     message = str(err.value)
-    assert "'price': in the target (decimal(12,2)) but no longer in the source" in message
+    # a nullable target column the source stopped sending is tolerated (reported as a warning)
+    assert "'price'" not in message
     assert "'qty': source type string is incompatible with the target's int32" in message
     assert columns(pg)[1] == ("qty", "integer", "NO") and len(columns(pg)) == 5
     assert state(pg) == before_state

@@ -121,7 +121,7 @@ def test_decimal_widening_keeps_integer_digits_and_scale() -> None:
 
 def test_breaking_changes_block_the_load_and_name_each_column() -> None:
     source = schema(ID, col("qty", T.STRING), col("code", T.INT16))
-    target = schema(ID, col("qty", T.INT64), col("code", T.INT32), col("gone", T.DATE))
+    target = schema(ID, col("qty", T.INT64), col("code", T.INT32), col("gone", T.DATE, nullable=False))
     plan = plan_schema(source, target)
     assert {(c.column, c.kind) for c in plan.blocked} == {
         ("qty", ChangeKind.INCOMPATIBLE),
@@ -132,7 +132,36 @@ def test_breaking_changes_block_the_load_and_name_each_column() -> None:
     text = plan.summary()
     assert "'qty': source type string is incompatible with the target's int64" in text
     assert "'code': source type int16 is narrower than the target's int32" in text
-    assert "'gone': in the target (date) but no longer in the source" in text
+    assert "'gone': in the target (date, NOT NULL without a default) but not in the source" in text
+    assert "no longer" not in text  # it may never have been in the source (a DBA added it)
+
+
+def test_a_target_only_column_is_tolerated_when_nullable_or_defaulted() -> None:
+    target = schema(ID, col("audited", T.BOOLEAN), col("origin", T.STRING, nullable=False))
+    plan = plan_schema(schema(ID), target, target_defaults=["origin"])
+    assert [(c.column, c.kind) for c in plan.changes] == [
+        ("audited", ChangeKind.TARGET_ONLY),
+        ("origin", ChangeKind.TARGET_ONLY),
+    ]
+    assert plan.blocked == [] and plan.to_apply == [] and not plan.needs_ddl
+    assert any("'audited': in the target (boolean) but not in the source" in w for w in plan.warnings)
+    # fail and plan_only modes do not stop for a column that needs no change either
+    assert plan_schema(schema(ID), target, mode="fail", target_defaults=["origin"]).blocked == []
+
+
+def test_a_column_added_to_a_partly_rewritten_target_warns_and_strict_refuses() -> None:
+    source, target = schema(ID, col("note", T.STRING)), schema(ID)
+    whole = plan_schema(source, target)
+    assert whole.warnings == [] and [c.column for c in whole.to_apply] == ["note"]
+    partial = plan_schema(source, target, rewrites_all_rows=False)
+    assert [c.column for c in partial.to_apply] == ["note"]  # safe mode adds it, and says so
+    assert len(partial.warnings) == 1 and "'note'" in partial.warnings[0]
+    assert "stay NULL" in partial.warnings[0] and partial.to_dict()["warnings"] == partial.warnings
+    strict = plan_schema(source, target, mode="strict", rewrites_all_rows=False)
+    assert [c.column for c in strict.blocked] == ["note"] and strict.to_apply == []
+    # strict still applies what needs no backfill
+    widen = plan_schema(schema(ID, col("n", T.INT64)), schema(ID, col("n", T.INT32)), mode="strict")
+    assert [c.kind for c in widen.to_apply] == [ChangeKind.WIDEN]
 
 
 def test_fail_mode_refuses_even_safe_changes() -> None:
@@ -192,7 +221,7 @@ def test_plan_serialises_for_reports() -> None:
         "safe": True,
         "description": "column 'x': widen int32 -> int64",
     }
-    assert data["applied"] == ["x"] and data["blocked"] == []
+    assert data["applied"] == ["x"] and data["blocked"] == [] and data["warnings"] == []
 
 
 def test_a_primary_key_column_keeps_not_null_when_the_source_reports_nullable() -> None:
