@@ -15,17 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..contracts.errors import BadInputError, DponeError, ManifestError, StateError
+from ..contracts.errors import BadInputError, DponeError, ManifestError
 from ..contracts.manifest import LoadSpec, Manifest, load_manifest, validate_paths
-from ..contracts.state import (
-    RESUME_SUFFIX,
-    CursorState,
-    StateRecord,
-    XminState,
-    state_from_dict,
-    state_to_dict,
-)
-from ..contracts.strategies import IncrementalMode
+from ..contracts.state import RESUME_SUFFIX, state_to_dict
+from ..contracts.state_check import state_for_set
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -196,44 +189,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(r.status == "failed" for r in reports) and args.fail_on_failed else EXIT_OK
 
 
-def _state_to_set(load: LoadSpec, value: str | None) -> StateRecord:
-    """The record ``state set --value`` asks for, checked against the load's incremental mode.
-
-    ``--value`` is either a whole state record as JSON (``{"kind": "cursor", ...}``) or, for a
-    cursor load, just the new high-water mark (``2024-01-01T00:00:00Z``); an xmin load takes
-    the 64-bit xmin as an integer.
-    """
-    inc = load.source.incremental
-    if inc is None:
-        raise BadInputError(f"load '{load.name}' has no source.incremental, so it keeps no state to set")
-    if value is None:
-        raise BadInputError("state set needs --value (a state record as JSON, or the new watermark)")
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError:
-        parsed = value
-    if isinstance(parsed, dict):
-        try:
-            record = state_from_dict(parsed)
-        except StateError as exc:
-            raise BadInputError(f"--value: {exc}") from None
-    elif inc.mode is IncrementalMode.XMIN:
-        if isinstance(parsed, bool) or not isinstance(parsed, int) or parsed < 0:
-            raise BadInputError(f"--value: an xmin load needs a non-negative integer xmin, got {value!r}")
-        record = XminState(xmin=parsed)
-    else:
-        record = CursorState(cursor=inc.cursor or "", value=str(parsed) if parsed is not None else None)
-    if record.kind != inc.mode.value:
-        raise BadInputError(
-            f"--value: a {record.kind} state does not fit load '{load.name}', which uses {inc.mode.value} mode"
-        )
-    if isinstance(record, CursorState) and record.cursor != inc.cursor:
-        raise BadInputError(
-            f"--value: state is for cursor '{record.cursor}' but load '{load.name}' uses cursor '{inc.cursor}'"
-        )
-    return record
-
-
 def cmd_state(args: argparse.Namespace) -> int:
     from ..state import build_state_backend
 
@@ -244,25 +199,26 @@ def cmd_state(args: argparse.Namespace) -> int:
         rows = backend.list(manifest.pipeline, loads)
         if args.load:
             rows = [r for r in rows if r["load"] == args.load]
-        human = "\n".join(f"{r['pipeline']}.{r['load']}: {json.dumps(r['state'])}" for r in rows)
+        human = "\n".join(
+            f"{r['pipeline']}.{r['load']}: {json.dumps(r['state'])}"
+            + (f"\n  error: {r['error']}" if r.get("error") else "")
+            for r in rows
+        )
         _emit(args, {"backend": backend.name, "states": rows}, human or "no state")
         return EXIT_OK
     if not args.load:
         raise BadInputError(f"state {args.action} needs --load NAME")
     if args.action == "set":
-        record = _state_to_set(manifest.load(args.load), args.value)
-        before = backend.get(manifest.pipeline, args.load)
+        # Read as listed, not decoded: setting a good value is how corrupt state gets fixed.
+        rows = backend.list(manifest.pipeline, [args.load])
+        before = next(r["state"] for r in rows if r["load"] == args.load)
+        record = state_for_set(manifest.load(args.load), args.value, before)
         backend.commit(manifest.pipeline, args.load, record, args.run_id or "dpone_cli__state_set")
+        after = state_to_dict(record)
         _emit(
             args,
-            {
-                "set": args.load,
-                "before": None if before is None else state_to_dict(before),
-                "after": state_to_dict(record),
-            },
-            f"state of {manifest.pipeline}.{args.load}: "
-            f"{json.dumps(None if before is None else state_to_dict(before))} -> "
-            f"{json.dumps(state_to_dict(record))}",
+            {"set": args.load, "before": before, "after": after},
+            f"state of {manifest.pipeline}.{args.load}: {json.dumps(before)} -> {json.dumps(after)}",
         )
         return EXIT_OK
     existed = backend.reset(manifest.pipeline, args.load)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..contracts.state import StateRecord, state_from_dict, state_to_dict
+from ..contracts.state import StateRecord, decode_state, state_to_dict
 from ..dialects import postgres as sql
 from ..runtime.protocols import Statement
+from . import listed
 
 
 class TableStateBackend:
@@ -43,13 +44,18 @@ class TableStateBackend:
     def _exists(self, conn: Any) -> bool:
         return bool(conn.execute(sql.TABLE_EXISTS, (self.table.sql,)).fetchone()[0])
 
+    def where(self, pipeline: str, load: str) -> str:
+        """The row's key, for messages."""
+        return f"{self.table} (pipeline={pipeline!r}, load={load!r})"
+
     def get(self, pipeline: str, load: str) -> StateRecord | None:
-        """Read state; never creates the table (``dpone plan`` must touch nothing)."""
+        """Read state; never creates the table (``dpone plan`` must touch nothing). None for no
+        row (or JSON null); ``StateError`` when the row is unreadable."""
         with self.hook.session() as conn:
             if not self._ensured and not self._exists(conn):
                 return None
             row = conn.execute(sql.select_state(self.table), (pipeline, load)).fetchone()
-        return state_from_dict(json.loads(row[0])) if row else None
+        return decode_state(row[0], self.where(pipeline, load), load) if row else None
 
     def _payload(self, record: StateRecord) -> str:
         return json.dumps(state_to_dict(record))
@@ -80,7 +86,7 @@ class TableStateBackend:
                 {
                     "pipeline": pipeline,
                     "load": load,
-                    "state": json.loads(r[2]) if r else None,
+                    **(listed(r[2], self.where(pipeline, load), load) if r else {"state": None}),
                     "run_id": r[3] if r else None,
                     "updated_at": r[4] if r else None,
                 }

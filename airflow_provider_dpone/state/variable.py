@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..contracts.state import StateRecord, state_from_dict, state_to_dict
+from ..contracts.state import StateRecord, decode_state, state_to_dict
+from . import listed
 
 
 def _sdk_variable() -> Any | None:
@@ -19,6 +20,10 @@ def _sdk_variable() -> Any | None:
     from airflow.sdk import Variable
 
     return Variable
+
+
+# The run id is stored next to the record's own fields (a resume checkpoint has its own).
+_ENVELOPE = ("run_id",)
 
 
 class VariableStateBackend:
@@ -46,12 +51,9 @@ class VariableStateBackend:
         Variable.set(key, value)
 
     def get(self, pipeline: str, load: str) -> StateRecord | None:
-        raw = self._get_raw(self.key(pipeline, load))
-        if not raw:
-            return None
-        data = json.loads(raw)
-        data.pop("run_id", None)
-        return state_from_dict(data)
+        """The stored record; None for none (or JSON null); ``StateError`` when unreadable."""
+        key = self.key(pipeline, load)
+        return decode_state(self._get_raw(key), key, load, envelope=_ENVELOPE)
 
     def commit(self, pipeline: str, load: str, record: StateRecord, run_id: str) -> None:
         self._set_raw(self.key(pipeline, load), json.dumps({**state_to_dict(record), "run_id": run_id}))
@@ -71,8 +73,10 @@ class VariableStateBackend:
     def list(self, pipeline: str, loads: list[str]) -> list[dict[str, Any]]:
         out = []
         for load in loads:
-            raw = self._get_raw(self.key(pipeline, load))
-            out.append({"pipeline": pipeline, "load": load, "state": json.loads(raw) if raw else None})
+            key = self.key(pipeline, load)
+            out.append(
+                {"pipeline": pipeline, "load": load, **listed(self._get_raw(key), key, load, _ENVELOPE)}
+            )
         return out
 
     def colocated_statements(self, *args: Any, **kwargs: Any) -> None:
