@@ -189,6 +189,36 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_FAILED if any(r.status == "failed" for r in reports) and args.fail_on_failed else EXIT_OK
 
 
+def _kept_staging(pipeline: str, load: LoadSpec) -> list[dict[str, Any]] | dict[str, str]:
+    """Staging tables failed or killed runs of ``load`` left in its sink (``state show``)."""
+    from ..hooks.registry import build_hook
+    from ..runtime.protocols import LoadContext
+
+    hook = build_hook(load.sink.connector, load.sink.conn_id)
+    kept = getattr(hook, "kept_staging", None)
+    if kept is None:
+        return []
+    try:
+        found = kept(LoadContext(pipeline, load, "dpone_cli__state_show"))
+    except Exception as exc:  # the state is still worth showing when the sink is unreachable
+        return {"error": hook.redactor().redact(f"{type(exc).__name__}: {exc}")}
+    finally:
+        release = getattr(hook, "release", None)
+        if release is not None:
+            release()
+    schema = load.sink.staging.schema_name
+    return [
+        {"table": f"{schema}.{k.name}", "run_id": k.run_id, "age_seconds": round(k.age_seconds)}
+        for k in found
+    ]
+
+
+def _staging_lines(kept: Any) -> list[str]:
+    if isinstance(kept, dict):
+        return [f"kept staging: unknown ({kept['error']})"]
+    return [f"kept staging: {k['table']} (run {k['run_id']}, {k['age_seconds']}s old)" for k in kept or []]
+
+
 def cmd_state(args: argparse.Namespace) -> int:
     from ..state import build_state_backend
 
@@ -199,9 +229,13 @@ def cmd_state(args: argparse.Namespace) -> int:
         rows = backend.list(manifest.pipeline, loads)
         if args.load:
             rows = [r for r in rows if r["load"] == args.load]
+        for row in rows:
+            if row["load"] in loads:
+                row["kept_staging"] = _kept_staging(manifest.pipeline, manifest.load(row["load"]))
         human = "\n".join(
             f"{r['pipeline']}.{r['load']}: {json.dumps(r['state'])}"
             + (f"\n  error: {r['error']}" if r.get("error") else "")
+            + "".join(f"\n  {line}" for line in _staging_lines(r.get("kept_staging")))
             for r in rows
         )
         _emit(args, {"backend": backend.name, "states": rows}, human or "no state")

@@ -15,12 +15,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contracts.artifacts import CheckpointedBatches, FileExport, StreamingBatches
-from ..contracts.errors import DponeError, ResumeExpiredError, TransientError, scrub
+from ..contracts.errors import DponeError, ResumeExpiredError, StateError, TransientError, scrub
 from ..contracts.manifest import LoadSpec, SourceSpec
 from ..contracts.quality import enforce as enforce_quality
 from ..contracts.quality import judge
 from ..contracts.redaction import Redactor
-from ..contracts.state import RESUME_SUFFIX, ResumeState, StateRecord, state_from_dict, state_to_dict
+from ..contracts.state import (
+    RESUME_SUFFIX,
+    ResumeState,
+    StateRecord,
+    state_from_dict,
+    state_mismatch,
+    state_to_dict,
+)
 from ..schema.planner import EvolutionMode, enforce_schema_plan
 from .failpoints import AFTER_CHECKPOINT, failpoint
 from .guards import agree_state_and_target, check_full_refresh, state_key
@@ -295,9 +302,15 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
         before = _recover_state(ctx, parts, parts.state.get(pipeline, load.name))
         report.state_before = state_to_dict(before) if before else None
         log.info("dpone %s: state before %s", ctx.key, report.state_before)
-        ctx, before, note = agree_state_and_target(
-            ctx, parts.sink, before, state_key(parts.state, pipeline, load.name)
-        )
+        key = state_key(parts.state, pipeline, load.name)
+        problem = state_mismatch(load, before)
+        if problem:
+            raise StateError(
+                f"{ctx.key}: the state at {key} does not fit this load: {problem}. Set a fitting "
+                f"value with `dpone state set PATH --load {load.name} --value ...`, or clear it with "
+                f"`dpone state reset PATH --load {load.name}` (the next run reads the source in full)"
+            )
+        ctx, before, note = agree_state_and_target(ctx, parts.sink, before, key)
         if note:
             report.warnings.append(note)
         resume = _resume_point(ctx, parts)

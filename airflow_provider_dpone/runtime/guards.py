@@ -34,12 +34,8 @@ log = logging.getLogger("airflow_provider_dpone.runtime")
 
 def state_key(backend: Any, pipeline: str, load: str) -> str:
     """Where ``backend`` keeps a load's state, as a user finds it (Variable key or table row)."""
-    if getattr(backend, "name", None) == "variable":
-        return f"Airflow Variable '{backend.key(pipeline, load)}'"
-    table = getattr(backend, "table", None)
-    if table is not None:
-        return f"state table {table} row ({pipeline}, {load})"
-    return f"state of {pipeline}.{load}"
+    where = getattr(backend, "where", None)
+    return where(pipeline, load) if where is not None else f"the state of {pipeline}.{load}"
 
 
 def _reset_hint(ctx: LoadContext) -> str:

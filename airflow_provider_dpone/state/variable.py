@@ -50,10 +50,14 @@ class VariableStateBackend:
 
         Variable.set(key, value)
 
+    def where(self, pipeline: str, load: str) -> str:
+        """The Variable's key, for messages."""
+        return f"Airflow Variable '{self.key(pipeline, load)}'"
+
     def get(self, pipeline: str, load: str) -> StateRecord | None:
         """The stored record; None for none (or JSON null); ``StateError`` when unreadable."""
-        key = self.key(pipeline, load)
-        return decode_state(self._get_raw(key), key, load, envelope=_ENVELOPE)
+        raw = self._get_raw(self.key(pipeline, load))
+        return decode_state(raw, self.where(pipeline, load), load, envelope=_ENVELOPE)
 
     def commit(self, pipeline: str, load: str, record: StateRecord, run_id: str) -> None:
         self._set_raw(self.key(pipeline, load), json.dumps({**state_to_dict(record), "run_id": run_id}))
@@ -75,7 +79,11 @@ class VariableStateBackend:
         for load in loads:
             key = self.key(pipeline, load)
             out.append(
-                {"pipeline": pipeline, "load": load, **listed(self._get_raw(key), key, load, _ENVELOPE)}
+                {
+                    "pipeline": pipeline,
+                    "load": load,
+                    **listed(self._get_raw(key), self.where(pipeline, load), load, _ENVELOPE),
+                }
             )
         return out
 

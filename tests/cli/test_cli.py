@@ -116,7 +116,14 @@ def test_run_then_state_show_set_reset(clean_pg, tmp_path, capsys) -> None:
     assert code == EXIT_OK and reset["existed"] is True
     code, shown = run_json(capsys, "state", "show", str(path), "--load", "orders")
     assert shown["states"] == [
-        {"pipeline": "cli", "load": "orders", "state": None, "run_id": None, "updated_at": None}
+        {
+            "pipeline": "cli",
+            "load": "orders",
+            "state": None,
+            "run_id": None,
+            "updated_at": None,
+            "kept_staging": [],
+        }
     ]
 
 
@@ -291,3 +298,22 @@ def test_plan_for_clickhouse_kafka_and_rest_loads_touches_nothing(
         assert api.log == []  # planning a REST load sends no request
     finally:
         api.close()
+
+
+def test_state_show_lists_the_staging_failed_runs_kept(clean_pg, tmp_path, capsys) -> None:
+    clean_pg.execute("src", ORDERS)
+    path = write_manifest(tmp_path)
+    assert main(["run", str(path), "--load", "orders"]) == EXIT_OK
+    clean_pg.execute("src", "update orders set amount = -1, updated_at = now() where id = 5")
+    doc = yaml.safe_load(path.read_text())
+    doc["loads"][0]["quality"] = [{"check": "sql", "sql": "select count(*) from {staging} where amount < 0"}]
+    path.write_text(yaml.safe_dump(doc))
+    capsys.readouterr()
+    assert main(["run", str(path), "--load", "orders", "--run-id", "bad_run"]) == EXIT_FAILED
+    code, shown = run_json(capsys, "state", "show", str(path), "--load", "orders")
+    assert code == EXIT_OK
+    (kept,) = shown["states"][0]["kept_staging"]
+    assert kept["run_id"] == "bad_run" and kept["table"].startswith("dpone_staging.orders__")
+    assert main(["state", "show", str(path)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"kept staging: {kept['table']} (run bad_run," in out

@@ -166,7 +166,7 @@ def test_corrupt_state_fails_the_run_clearly_and_state_set_fixes_it(
         from airflow.models import Variable
 
         Variable.set("dpone.setp.orders", corrupt)
-        where = "dpone.setp.orders"
+        where = "Airflow Variable 'dpone.setp.orders'"
     else:
         backend.commit("setp", "orders", XminState(1), "r0")
         clean_pg.execute("dst", "update dpone.state set state = %s::jsonb", (corrupt,))

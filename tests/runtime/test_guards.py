@@ -120,7 +120,7 @@ def test_lost_state_over_a_filled_append_target_fails_instead_of_appending_twice
     with pytest.raises(StateMissingError) as err:
         run(m, "r2")
     text = str(err.value)
-    assert "state table dpone.state row (guards, orders)" in text and "dpone state set" in text
+    assert "dpone.state (pipeline='guards', load='orders')" in text and "dpone state set" in text
     assert "on_state_missing: from_target" in text
     assert count(pg) == 1000
 
@@ -298,3 +298,23 @@ def test_a_column_a_dba_added_to_the_target_is_tolerated_when_nullable(clean_pg)
         run(manifest(MERGE, CURSOR), "r3")
     assert "'reviewer'" in str(err.value) and "not in the source" in str(err.value)
     assert "no longer" not in str(err.value)
+
+
+def test_state_recorded_for_another_cursor_fails_naming_key_value_and_fix(clean_pg) -> None:
+    from airflow_provider_dpone.contracts.errors import StateError
+
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    m = manifest(MERGE, CURSOR)
+    run(m, "r1")
+    pg.execute(
+        "dst",
+        "update dpone.state set state = jsonb_set(state, '{cursor}', '\"created_at\"') "
+        "where pipeline = 'guards'",
+    )
+    with pytest.raises(StateError) as err:
+        run(m, "r2")
+    text = str(err.value)
+    assert "dpone.state (pipeline='guards', load='orders')" in text
+    assert "a cursor state on 'created_at' does not fit load 'orders', which uses cursor 'updated_at'" in text
+    assert '"value": "2026-01-01 16:40:00+00"' in text and "dpone state reset PATH --load orders" in text

@@ -67,7 +67,7 @@ def _store_raw(backend, pg, pipeline: str, load: str, raw: str) -> None:
 
 def _where(backend, pipeline: str, load: str) -> str:
     if backend.name == "variable":
-        return f"dpone.{pipeline}.{load}"
+        return f"Airflow Variable 'dpone.{pipeline}.{load}'"
     return f"meta.dpone_state (pipeline='{pipeline}', load='{load}')"
 
 
@@ -116,7 +116,7 @@ def test_variable_with_invalid_json_fails_clearly(clean_pg, airflow_db) -> None:
     with pytest.raises(StateError) as err:
         backend.get("c_json", "a")
     message = str(err.value)
-    assert "stored state at dpone.c_json.a is unreadable (not valid JSON" in message
+    assert "stored state at Airflow Variable 'dpone.c_json.a' is unreadable (not valid JSON" in message
     assert f"stored value: {raw[:200]}…" in message and raw[:201] not in message
     (listed,) = backend.list("c_json", ["a"])
     assert listed["state"] == raw and "not valid JSON" in listed["error"]
