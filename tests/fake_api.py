@@ -2,11 +2,14 @@
 
 ``FakeApi.records`` holds the data; ``fail`` queues responses (status, headers) returned before
 the real one; ``log`` keeps every request (path, query, headers) for the tests to inspect.
+``redirects`` answers a path with a redirect, ``link_base`` puts next links on another server,
+``stuck_next`` is where ``/stuck`` always points, ``chunked``/``gzip`` change how bodies are sent.
 """
 
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import threading
 import time
@@ -18,16 +21,19 @@ API_KEY = "key-8d2b6e4410"
 CLIENT = ("client-id-1", "client-secret-77a2c")
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """A client closing a connection mid-body (a redirect or an oversized body left unread)
+        is expected here; anything else is printed as usual."""
+        import sys
+
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+
 class FakeApi:
     def __init__(self, records: list[dict] | None = None, auth: str = "bearer") -> None:
-        self.records = records if records is not None else []
-        self.children: dict[str, list[dict]] = {}
-        self.auth = auth
-        self.fail: list[tuple[int, dict[str, str]]] = []
-        self.fail_at: dict[int, int] = {}  # request number (1-based, data requests) -> status
-        self.log: list[dict] = []
-        self.tokens: dict[str, float] = {}  # issued oauth tokens -> expiry (monotonic)
-        self.token_ttl = 3600.0
+        self.reset(records, auth)
         api = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,6 +48,17 @@ class FakeApi:
                 self.send_header("Content-Type", "application/json")
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
+                if api.gzip:
+                    data = gzip.compress(data)
+                    self.send_header("Content-Encoding", "gzip")
+                if api.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    for start in range(0, len(data), 256):
+                        piece = data[start : start + 256]
+                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -77,12 +94,34 @@ class FakeApi:
                     status, headers = api.fail.pop(0)
                     self._send(status, {"error": f"injected {status}"}, headers)
                     return
+                if url.path in api.redirects:
+                    status, target = api.redirects[url.path]
+                    location = f"{target}?{url.query}" if url.query else target
+                    self._send(status, {"moved": location}, {"Location": location})
+                    return
                 status, body, headers = api.route(url.path, query, f"http://{self.headers['Host']}")
                 self._send(status, body, headers)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def reset(self, records: list[dict] | None = None, auth: str = "bearer") -> None:
+        """Back to a fresh server's state (tests sharing one server between them)."""
+        self.records = records if records is not None else []
+        self.children: dict[str, list[dict]] = {}
+        self.auth = auth
+        self.fail: list[tuple[int, dict[str, str]]] = []
+        self.fail_at: dict[int, int] = {}  # request number (1-based, data requests) -> status
+        self.log: list[dict] = []
+        self.tokens: dict[str, float] = {}  # issued oauth tokens -> expiry (monotonic)
+        self.token_ttl = 3600.0
+        self.redirects: dict[str, tuple[int, str]] = {}  # path -> (status, target; query kept)
+        self.link_base: str | None = None  # next links (next_url, Link) on this server instead
+        self.omit_empty = False  # /offset: an empty page has no "data" key at all
+        self.stuck_next = "/stuck?page=2"  # /stuck: the next link (and cursor "c2") never advance
+        self.chunked = False  # bodies without Content-Length (Transfer-Encoding: chunked)
+        self.gzip = False  # bodies gzip-compressed (Content-Encoding: gzip)
 
     def authorized(self, headers: object, query: dict[str, str]) -> bool:
         get = headers.get  # type: ignore[attr-defined]
@@ -117,6 +156,8 @@ class FakeApi:
         rows = self._filtered(self.records, query)
         if path == "/offset":
             start, size = int(query.get("offset", 0)), int(query.get("limit", 10))
+            if self.omit_empty and not rows[start : start + size]:
+                return 200, {"meta": {"total": len(rows)}}, {}
             return 200, {"data": rows[start : start + size]}, {}
         if path == "/pages":
             page, size = int(query.get("page", 1)), int(query.get("per_page", 10))
@@ -131,15 +172,19 @@ class FakeApi:
             chunk = rows[start : start + 6]
             headers = {}
             if start + 6 < len(rows):
+                there = self.link_base or base
                 headers["Link"] = (
-                    f'<{base}/link?from={start + 6}>; rel="next", <{base}/link?from=0>; rel="first"'
+                    f'<{there}/link?from={start + 6}>; rel="next", <{base}/link?from=0>; rel="first"'
                 )
             return 200, chunk, headers
         if path == "/next":
             start = int(query.get("start", 0))
             chunk = rows[start : start + 9]
-            nxt = f"/next?start={start + 9}" if start + 9 < len(rows) else None
+            nxt = f"{self.link_base or ''}/next?start={start + 9}" if start + 9 < len(rows) else None
             return 200, {"data": chunk, "links": {"next": nxt}}, {}
+        if path == "/stuck":
+            body = {"data": rows[:2], "links": {"next": self.stuck_next}, "meta": {"next_cursor": "c2"}}
+            return 200, body, {}
         return 404, {"error": f"no route {path}"}, {}
 
     def close(self) -> None:

@@ -165,6 +165,9 @@ class EndpointSpec(_Strict):
     server_filter: ServerFilterSpec | None = None
     pagination: PaginationSpec = Field(default_factory=PaginationSpec)
     parent: ParentSpec | None = None
+    # A next link or redirect to another scheme, host or port than the connection's: fail, or
+    # follow it without any of the connection's credentials (auth, the headers extra).
+    cross_origin: Literal["fail", "follow_without_credentials"] = "fail"
 
 
 class SourceSpec(_Strict):

@@ -6,86 +6,47 @@ The connection is the official HTTP provider's ``http`` connection: host (with s
 - ``auth``: ``none`` | ``bearer`` (password is the token) | ``basic`` | ``api_key`` (password is the
   key, sent in header ``api_key_header`` or query parameter ``api_key_param``) | ``oauth2``
   (client credentials: login/password are the client id/secret, ``token_url``, ``scope``);
-- ``headers``, ``timeout`` (s), ``max_retries``.
+- ``headers``, ``timeout`` (s), ``max_retries``, ``max_response_bytes`` (100 MB).
 
-Every request is logged with the pipeline, load and run ids and its timing, secrets masked.
-Transport errors, 429 and 5xx are retried (bounded, honouring ``Retry-After``); 401 and 403
-fail the task without Airflow retries and say what to fix.
+Credentials (auth and the ``headers`` extra) go only to the origin of the connection's URL;
+redirects are followed hop by hop to enforce it (``rest_transport``: the HTTP side of the hook;
+``rest_pages``: pagination and its guards). Every request is logged with the pipeline, load and
+run ids and its timing, secrets masked. Transport errors, 429 and 5xx are retried (bounded,
+honouring ``Retry-After``); 401 and 403 fail the task without Airflow retries and say what to fix.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urljoin
 
 from ..contracts.errors import MissingExtraError
 
 try:
     import httpx
-    import tenacity
     from airflow.sdk import BaseHook
 except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra test
     raise MissingExtraError(_exc.name or "httpx", "rest") from None
 
 from ..contracts import records as values
 from ..contracts.artifacts import CheckpointedBatches, ExtractResult, StreamingBatches
-from ..contracts.errors import BadInputError, TransientError, UnsupportedError
+from ..contracts.errors import BadInputError, UnsupportedError
 from ..contracts.manifest import EndpointSpec, PaginationSpec, SourceSpec
-from ..contracts.redaction import Redactor
 from ..contracts.state import CursorState, StateRecord
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import CanonicalType, Column, TableSchema
+from .rest_pages import LoopGuard, dig, has_path, missing_selector, next_position
+from .rest_transport import AuthError as AuthError  # re-exported: hooks.rest is the public module
+from .rest_transport import RestTransport
+from .rest_transport import RetryableHTTPError as RetryableHTTPError
 
 log = logging.getLogger(__name__)
 
-_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 RECORD = Column("record", CanonicalType.JSON, True)
-
-
-class AuthError(BadInputError):
-    """401/403 or a refused token: a retry cannot fix it."""
-
-
-class RetryableHTTPError(TransientError):
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-
-
-def dig(body: Any, path: str | None) -> Any:
-    """The value at dotted ``path`` in a JSON body ("" or None: the body itself)."""
-    if not path:
-        return body
-    node = body
-    for part in path.split("."):
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        else:
-            return None
-    return node
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        from email.utils import parsedate_to_datetime
-
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(0.0, (when - dt.datetime.now(dt.timezone.utc)).total_seconds())
 
 
 def _format_filter(value: str, fmt: str) -> str:
@@ -102,7 +63,7 @@ def _format_filter(value: str, fmt: str) -> str:
     return parsed.isoformat().replace("+00:00", "Z")
 
 
-class DponeRestHook(BaseHook):
+class DponeRestHook(RestTransport, BaseHook):
     """Reads declared endpoints of a REST API as rows."""
 
     conn_name_attr = "http_conn_id"
@@ -116,11 +77,8 @@ class DponeRestHook(BaseHook):
         super().__init__(**kwargs)
         self.dpone_conn_id = conn_id
         self.context = context or {}  # pipeline, load and run ids for the request log
-        self._client: httpx.Client | None = None
-        self._token: tuple[str, float] | None = None
-        self._connection: Any = None
-        self._extras: dict[str, Any] | None = None
-        self._redactor: Redactor | None = None
+        # the HTTP side's state (declared in RestTransport)
+        self._client = self._token = self._connection = self._extras = self._redactor = None
         self._refreshed = False
         self.requests = 0
         self.sleep = time.sleep  # tests may shorten the waits
@@ -128,191 +86,8 @@ class DponeRestHook(BaseHook):
     def bind_run(self, ctx: Any) -> None:
         self.context = {"pipeline": ctx.pipeline, "load": ctx.load.name, "run_id": ctx.run_id}
 
-    # --- connection ------------------------------------------------------------------------
-
-    def _conn(self) -> Any:
-        """The connection, read once per hook (every request needs it; inside a task each read
-        is a call to the API server)."""
-        if self._connection is None:
-            self._connection = self.get_connection(self.dpone_conn_id)
-        return self._connection
-
-    def _extra(self) -> dict[str, Any]:
-        """The connection's extras, parsed once (several lookups per request)."""
-        if self._extras is None:
-            self._extras = self._read_extra()
-        return self._extras
-
-    def _read_extra(self) -> dict[str, Any]:
-        return dict(self._conn().extra_dejson)
-
-    def redactor(self) -> Redactor:
-        """The connection's credentials, and the OAuth tokens fetched so far; built once."""
-        if self._redactor is None:
-            self._redactor = Redactor.of_connection(self._conn)
-        return self._redactor
-
-    def base_url(self) -> str:
-        conn = self._conn()
-        host = conn.host or ""
-        if "://" not in host:
-            host = f"{conn.schema or 'https'}://{host}"
-        if conn.port:
-            host = f"{host.rstrip('/')}:{conn.port}"
-        return host.rstrip("/") + "/"
-
     def dataset(self, table: str) -> dict[str, str]:
         return {"namespace": self.base_url().rstrip("/"), "name": table}
-
-    def client(self) -> httpx.Client:
-        if self._client is None:
-            extra = self._extra()
-            self._client = httpx.Client(
-                base_url=self.base_url(),
-                timeout=float(extra.get("timeout", 60)),
-                headers={"Accept": "application/json", **(extra.get("headers") or {})},
-                follow_redirects=True,
-            )
-        return self._client
-
-    def _auth(self, headers: dict[str, str], params: dict[str, Any]) -> None:
-        conn, extra = self._conn(), self._extra()
-        kind = extra.get("auth", "none")
-        if kind == "bearer":
-            headers["Authorization"] = f"Bearer {conn.password}"
-        elif kind == "basic":
-            import base64
-
-            pair = f"{conn.login or ''}:{conn.password or ''}".encode()
-            headers["Authorization"] = "Basic " + base64.b64encode(pair).decode()
-        elif kind == "api_key":
-            if extra.get("api_key_param"):
-                params[extra["api_key_param"]] = conn.password
-            else:  # e.g. header Authorization with prefix "OAuth " (Yandex) or "SecretKey " (Mindbox)
-                prefix = extra.get("api_key_prefix", "")
-                headers[extra.get("api_key_header", "X-API-Key")] = f"{prefix}{conn.password or ''}"
-        elif kind == "oauth2":
-            headers["Authorization"] = f"Bearer {self._oauth_token()}"
-        elif kind != "none":
-            raise BadInputError(
-                f"connection '{self.dpone_conn_id}': extra auth '{kind}' is not one of "
-                "none, bearer, basic, api_key, oauth2"
-            )
-
-    def _oauth_token(self, refresh: bool = False) -> str:
-        """A client-credentials token, fetched once and refreshed before it expires."""
-        if self._token and not refresh and self._token[1] > time.monotonic() + 30:
-            return self._token[0]
-        conn, extra = self._conn(), self._extra()
-        token_url = extra.get("token_url")
-        if not token_url:
-            raise BadInputError(f"connection '{self.dpone_conn_id}': auth oauth2 needs extra 'token_url'")
-        grant = extra.get("grant_type", "client_credentials")
-        data = {"grant_type": grant}
-        if grant == "refresh_token":  # a user's offline grant (Google APIs)
-            data["refresh_token"] = extra.get("refresh_token", "")
-        if extra.get("scope"):
-            data["scope"] = extra["scope"]
-        auth = None
-        if extra.get("token_auth", "basic") == "body":
-            data.update(client_id=conn.login or "", client_secret=conn.password or "")
-        else:
-            auth = (conn.login or "", conn.password or "")
-        try:
-            response = httpx.post(token_url, data=data, auth=auth, timeout=float(extra.get("timeout", 60)))
-        except httpx.TransportError as exc:
-            raise RetryableHTTPError(f"token endpoint: {type(exc).__name__}") from None
-        if response.status_code in (400, 401, 403):
-            raise AuthError(
-                f"connection '{self.dpone_conn_id}': the token endpoint refused the credentials "
-                f"({response.status_code}); check login (client id), password (client secret) and, "
-                "for grant_type refresh_token, extra refresh_token"
-            )
-        if response.status_code == 429 or response.status_code >= 500:  # retried like any request
-            raise RetryableHTTPError(
-                f"token endpoint returned {response.status_code}", _retry_after(response)
-            )
-        if response.status_code >= 400:
-            raise BadInputError(
-                f"connection '{self.dpone_conn_id}': the token endpoint returned {response.status_code}"
-            )
-        body = response.json()
-        self._token = (body["access_token"], time.monotonic() + float(body.get("expires_in", 3600)))
-        self.redactor().add_secret(self._token[0])
-        return self._token[0]
-
-    # --- requests --------------------------------------------------------------------------
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        after = getattr(exc, "retry_after", None)
-        if after is not None:
-            return min(after, float(self._extra().get("max_retry_after", 300)))
-        return min(30.0, 0.5 * 2 ** (state.attempt_number - 1))
-
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        params: dict | None = None,
-        json_body: Any = None,
-        headers: dict | None = None,
-    ) -> httpx.Response:
-        """One API call with bounded retries on transport errors, 429 and 5xx."""
-        attempts = int(self._extra().get("max_retries", 5)) + 1
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception_type(RetryableHTTPError),
-            sleep=lambda seconds: self.sleep(seconds),
-            reraise=True,
-        )
-        return retrying(self._send, method, url, params or {}, json_body, headers or {})
-
-    def _send(self, method: str, url: str, params: dict, json_body: Any, headers: dict) -> httpx.Response:
-        params, headers = dict(params), dict(headers)
-        self._auth(headers, params)
-        redact = self.redactor().redact
-        started = time.perf_counter()
-        try:
-            response = self.client().request(
-                method, url, params=params or None, json=json_body, headers=headers
-            )
-        except httpx.TransportError as exc:
-            log.warning("%s %s failed: %s (%s)", method, redact(url), redact(str(exc)), self._ids())
-            raise RetryableHTTPError(
-                f"{method} {redact(url)}: {type(exc).__name__}: {redact(str(exc))}"
-            ) from None
-        self.requests += 1
-        ms = (time.perf_counter() - started) * 1000
-        shown = redact(str(response.request.url))
-        log.info("%s %s -> %d in %.0f ms (%s)", method, shown, response.status_code, ms, self._ids())
-        status = response.status_code
-        if status == 401 and self._extra().get("auth") == "oauth2" and self._token and not self._refreshed:
-            self._refreshed = True  # an expired token: fetch a new one and try once more
-            self._oauth_token(refresh=True)
-            raise RetryableHTTPError(f"{method} {shown}: 401, token refreshed")
-        if status < 400:
-            self._refreshed = False
-        if status in (401, 403):
-            raise AuthError(
-                f"{method} {shown} returned {status} {response.reason_phrase}: the API refused the "
-                f"credentials of connection '{self.dpone_conn_id}' (check the key or token, its scopes "
-                "and the account's access); not retried"
-            )
-        if status == 429 or status >= 500:
-            raise RetryableHTTPError(
-                f"{method} {shown} returned {status} {response.reason_phrase}", _retry_after(response)
-            )
-        if status >= 400:
-            raise BadInputError(
-                f"{method} {shown} returned {status} {response.reason_phrase}: {redact(response.text[:300])}"
-            )
-        return response
-
-    def _ids(self) -> str:
-        return " ".join(f"{k}={v}" for k, v in self.context.items()) or "no run context"
 
     # --- pages -----------------------------------------------------------------------------
 
@@ -329,11 +104,15 @@ class DponeRestHook(BaseHook):
         details: dict[str, Any] | None = None,
         start: dict[str, Any] | None = None,
         plain: bool = False,
+        cross_origin: str = "fail",
     ) -> Iterator[tuple[list[Any], dict[str, Any] | None]]:
         """``(records, next position)`` for each page of one endpoint, to the end of its
         pagination. The position (URL and query of the next request, None after the last page)
         lets a retry continue here: pass it back as ``start``. ``plain`` reads the records at
-        ``selector`` as they are (parent lists), without an API's own record shaping."""
+        ``selector`` as they are (parent lists), without an API's own record shaping.
+
+        A ``selector`` absent from the first page, or a position requested twice (a loop),
+        fails with ``SourceContractError``; a later page without it has no records."""
         details = details if details is not None else {}
         kind, size = pagination.type, pagination.page_size
         if start is not None:
@@ -345,78 +124,56 @@ class DponeRestHook(BaseHook):
             elif kind == "page":
                 query.update({pagination.limit_param: size, pagination.page_param: pagination.first_page})
         page = 0
+        loops = LoopGuard(path, kind, self._position(url, query))
         while True:
             if page >= pagination.max_pages:
                 log.warning("%s: stopped at the page cap (%d pages); later pages were not read", path, page)
                 details["page_cap_hit"] = True
                 return
-            response = self.request(method, url, params=query, json_body=body, headers=headers)
+            response = self.request(
+                method, url, params=query, json_body=body, headers=headers, cross_origin=cross_origin
+            )
             page += 1
             details["pages"] = details.get("pages", 0) + 1
             payload = self.decode(response)
             records = dig(payload, selector) if plain else self.records_of(payload, selector)
             if records is None:
-                records = []
+                if page == 1 and start is None and not has_path(payload, selector):
+                    raise missing_selector(path, selector, payload, self.redactor().redact)
+                records = []  # null, or a later page without the key: no records
             if not isinstance(records, list):
                 raise BadInputError(f"{path}: record_selector '{selector}' is not a list in the response")
             nxt = self._next(pagination, response, payload, records, url, query)
+            if nxt is not None:
+                position = self._position(nxt["url"], nxt["query"])
+                loops.check(position, page, self.redactor().redact(position))
             yield records, nxt
             if nxt is None:
                 return
             url, query = nxt["url"], nxt["query"]
+
+    def _position(self, url: str, query: dict[str, Any]) -> str:
+        """The full URL a page position requests (before credentials are attached)."""
+        return str(self.client().build_request("GET", url, params=query or None).url)
 
     def decode(self, response: httpx.Response) -> Any:
         """The response body as data (JSON here; APIs answering XML or CSV override it)."""
         if not response.content:
             return None
         try:
-            return response.json()
+            return json.loads(response.content)  # from the bytes: no text copy of the body
         except ValueError:
+            head = response.content[:200].decode("utf-8", errors="replace")
             raise BadInputError(
                 f"{response.request.method} {self.redactor().redact(str(response.request.url))}: "
-                f"the body is not JSON: {response.text[:200]!r}"
+                f"the body is not JSON: {self.redactor().redact(head)!r}"
             ) from None
 
     def records_of(self, payload: Any, selector: str) -> Any:
         """The records in a decoded body (overridden where an API does not answer a list)."""
         return dig(payload, selector)
 
-    @staticmethod
-    def _next(
-        pagination: PaginationSpec,
-        response: Any,
-        payload: Any,
-        records: list,
-        url: str,
-        query: dict[str, Any],
-    ) -> dict[str, Any] | None:
-        """The request after this page, or None when this was the last one."""
-        kind, size = pagination.type, pagination.page_size
-        more = dig(payload, pagination.has_more_path) if pagination.has_more_path else None
-        if more is False:
-            return None
-        if kind in ("offset", "page"):
-            if len(records) < size:
-                return None
-            step = (
-                {pagination.offset_param: query[pagination.offset_param] + size}
-                if kind == "offset"
-                else {pagination.page_param: query[pagination.page_param] + 1}
-            )
-            return {"url": url, "query": {**query, **step}}
-        if kind == "cursor":
-            cursor = dig(payload, pagination.cursor_path)
-            if not cursor or not records:
-                return None
-            return {"url": url, "query": {**query, pagination.cursor_param: cursor}}
-        if kind == "link_header":
-            match = _LINK_NEXT.search(response.headers.get("Link", ""))
-            # the next URL carries its own query
-            return {"url": urljoin(str(response.request.url), match.group(1)), "query": {}} if match else None
-        if kind == "next_url":
-            nxt = dig(payload, pagination.next_url_path)
-            return {"url": urljoin(str(response.request.url), nxt), "query": {}} if nxt else None
-        return None
+    _next = staticmethod(next_position)  # the request after a page (rest_pages)
 
     # --- source ----------------------------------------------------------------------------
 
@@ -516,6 +273,7 @@ class DponeRestHook(BaseHook):
                 headers=endpoint.headers,
                 details=details,
                 start=start,
+                cross_origin=endpoint.cross_origin,
             ):
                 batch = []
                 for record in records:
@@ -561,7 +319,13 @@ class DponeRestHook(BaseHook):
             return
         fanned = 0
         for records, _ in self.pages(
-            parent.path, parent.params, parent.pagination, parent.record_selector, details=details, plain=True
+            parent.path,
+            parent.params,
+            parent.pagination,
+            parent.record_selector,
+            details=details,
+            plain=True,
+            cross_origin=endpoint.cross_origin,
         ):
             for record in records:
                 value = dig(record, parent.field)
@@ -602,7 +366,11 @@ class DponeRestHook(BaseHook):
         assert endpoint is not None
         filter_params, _ = self._window(spec, state)
         for records, _ in self.pages(
-            endpoint.path, {**endpoint.params, **filter_params}, endpoint.pagination, endpoint.record_selector
+            endpoint.path,
+            {**endpoint.params, **filter_params},
+            endpoint.pagination,
+            endpoint.record_selector,
+            cross_origin=endpoint.cross_origin,
         ):
             return len(records)
         return 0

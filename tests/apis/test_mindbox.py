@@ -37,7 +37,7 @@ def _file(rows: list[list]) -> bytes:
 class MindboxFake:
     """Export jobs by id; ``not_ready`` polls answer NotReady before Ready."""
 
-    def __init__(self, customers: int = 5, per_file: int = 3) -> None:
+    def __init__(self, customers: int = 5, per_file: int = 3, files_elsewhere: bool = False) -> None:
         self.jobs: dict[str, dict] = {}
         self.not_ready = 2
         self.per_file = per_file
@@ -52,6 +52,8 @@ class MindboxFake:
         self.files_gone = False
         self.fake = VendorFake(self.route)
         self.url = self.fake.url
+        # the signed file links on another origin (a storage host), as Mindbox serves them
+        self.files = VendorFake(self.route) if files_elsewhere else self.fake
 
     def started(self) -> list[dict]:
         return [e for e in self.fake.log if e["path"] == "/v3/operations/sync" and "start" in e]
@@ -93,7 +95,8 @@ class MindboxFake:
                     {},
                 )
             urls = [
-                f"{self.url}/files/{job['id']}/{k}.csv?signature=s3cr3t" for k in range(len(job["files"]))
+                f"{self.files.url}/files/{job['id']}/{k}.csv?signature=s3cr3t"
+                for k in range(len(job["files"]))
             ]
             answer = {"status": "Success", "exportResult": {"processingStatus": "Ready", "urls": urls}}
             return 200, json.dumps(answer).encode(), {}
@@ -115,6 +118,8 @@ class MindboxFake:
 
     def close(self) -> None:
         self.fake.close()
+        if self.files is not self.fake:
+            self.files.close()
 
 
 @pytest.fixture
@@ -194,6 +199,21 @@ def test_export_polls_until_ready_then_reads_every_file(mbx, clean_pg) -> None:
         "dst", "select customer_ids_mindbox_id, customer_full_name from raw.mindbox_customers order by 1"
     )
     assert rows[0] == (1, 'Anna\n"Line"; two') and rows[4] == (5, "Customer 5")
+
+
+@pytest.mark.integration
+def test_files_on_another_host_are_downloaded_without_the_key(clean_pg) -> None:
+    """The REST source sends credentials only to the API's origin; the export's signed links
+    are another origin and keep being read, without the secret key."""
+    fake = MindboxFake(files_elsewhere=True)
+    os.environ["AIRFLOW_CONN_MBX"] = json.dumps({"conn_type": "http", "host": fake.url, "password": KEY})
+    try:
+        assert run(manifest("export", "Export.Customers", "full_refresh"), "r1").rows == 5
+    finally:
+        fake.close()
+    downloads = fake.files.log
+    assert len(downloads) == 2 and not [e for e in downloads if KEY in json.dumps(e)]
+    assert not [e for e in fake.fake.log if e["path"].startswith("/files/")]
 
 
 @pytest.mark.integration

@@ -1,0 +1,120 @@
+"""Pagination of the REST source: records in a page, the next position, and the guards that
+stop a page series that answers outside the manifest (a selector that matches nothing, a
+pagination that loops)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urljoin
+
+from ..contracts.errors import SourceContractError
+from ..contracts.manifest import PaginationSpec
+
+_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
+_MISSING = object()
+_SHOWN_KEYS, _KEY_WIDTH = 20, 40
+
+
+def dig(body: Any, path: str | None, default: Any = None) -> Any:
+    """The value at dotted ``path`` in a JSON body ("" or None: the body itself); ``default``
+    when the path is not there."""
+    if not path:
+        return body
+    node = body
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return default
+    return node
+
+
+def has_path(body: Any, path: str | None) -> bool:
+    """Whether dotted ``path`` is in ``body`` (its value may be null or empty)."""
+    return dig(body, path, _MISSING) is not _MISSING
+
+
+def describe_keys(body: Any) -> str:
+    """What a body holds, for an error: its top-level keys (at most 20, each cut at 40
+    characters), or its kind."""
+    if isinstance(body, dict):
+        if not body:
+            return "the body is an empty object"
+        names = [k if len(k) <= _KEY_WIDTH else k[: _KEY_WIDTH - 3] + "..." for k in map(str, body)]
+        more = f" (+{len(names) - _SHOWN_KEYS} more)" if len(names) > _SHOWN_KEYS else ""
+        return f"top-level keys: {', '.join(names[:_SHOWN_KEYS])}{more}"
+    if isinstance(body, list):
+        return f"the body is a list of {len(body)} items"
+    if body is None:
+        return "the body is empty"
+    return f"the body is a {type(body).__name__}"
+
+
+def missing_selector(
+    path: str, selector: str, body: Any, redact: Callable[[str], str]
+) -> SourceContractError:
+    """The error for a ``selector`` absent from the first page of ``path``."""
+    return SourceContractError(
+        f"{path}: record_selector '{selector}' matches nothing in the first page "
+        f"({redact(describe_keys(body))}); point record_selector at the list of records"
+    )
+
+
+def next_position(
+    pagination: PaginationSpec,
+    response: Any,
+    payload: Any,
+    records: list,
+    url: str,
+    query: dict[str, Any],
+) -> dict[str, Any] | None:
+    """The request after this page (``{"url", "query"}``), or None when this was the last one."""
+    kind, size = pagination.type, pagination.page_size
+    more = dig(payload, pagination.has_more_path) if pagination.has_more_path else None
+    if more is False:
+        return None
+    if kind in ("offset", "page"):
+        if len(records) < size:
+            return None
+        step = (
+            {pagination.offset_param: query[pagination.offset_param] + size}
+            if kind == "offset"
+            else {pagination.page_param: query[pagination.page_param] + 1}
+        )
+        return {"url": url, "query": {**query, **step}}
+    if kind == "cursor":
+        cursor = dig(payload, pagination.cursor_path)
+        if not cursor or not records:
+            return None
+        return {"url": url, "query": {**query, pagination.cursor_param: cursor}}
+    if kind == "link_header":
+        match = _LINK_NEXT.search(response.headers.get("Link", ""))
+        # the next URL carries its own query
+        return {"url": urljoin(str(response.request.url), match.group(1)), "query": {}} if match else None
+    if kind == "next_url":
+        nxt = dig(payload, pagination.next_url_path)
+        return {"url": urljoin(str(response.request.url), nxt), "query": {}} if nxt else None
+    return None
+
+
+class LoopGuard:
+    """The positions (full request URLs) of one page series; a position asked for twice means
+    the API's next link, cursor or page number does not advance."""
+
+    def __init__(self, path: str, kind: str, first: str) -> None:
+        self.path, self.kind = path, kind
+        self.seen = {first}
+
+    def check(self, position: str, page: int, shown: str) -> None:
+        """Record the position after page ``page``; ``SourceContractError`` naming it (as
+        ``shown``, redacted) when it was requested before."""
+        if position in self.seen:
+            raise SourceContractError(
+                f"{self.path}: the pagination loops: after page {page} it asks again for {shown}, "
+                f"already requested in this run; the API's {self.kind} pagination does not advance"
+            )
+        self.seen.add(position)

@@ -1,0 +1,282 @@
+"""Guards of the generic REST source (issue 13, items 1, 2 and 8), against real-socket fakes:
+credentials stay with their origin, a selector that matches nothing fails, pagination and
+response bodies cannot run away."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from airflow_provider_dpone.contracts.errors import (
+    BadInputError,
+    CredentialOriginError,
+    ManifestError,
+    SourceContractError,
+)
+from airflow_provider_dpone.hooks.rest import DponeRestHook
+from tests.fake_api import API_KEY, TOKEN, FakeApi
+from tests.hooks.test_rest import PAGINATIONS, read_all, records, source
+
+pytestmark = pytest.mark.integration
+
+HEADER_SECRET = "hdr-secret-5c0ffee91"  # a credential carried by the connection's `headers` extra
+SECRETS = (TOKEN, API_KEY, HEADER_SECRET)
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-tenant-secret")
+
+AUTHS = {  # fake API auth mode -> connection fields
+    "bearer": {"password": TOKEN, "extra": {"auth": "bearer"}},
+    "basic": {"login": "user", "password": API_KEY, "extra": {"auth": "basic"}},
+    "api_key_header": {"password": API_KEY, "extra": {"auth": "api_key", "api_key_header": "X-Api-Key"}},
+    "api_key_query": {"password": API_KEY, "extra": {"auth": "api_key", "api_key_param": "api_key"}},
+}
+MECHANISMS = ("next_url", "link_header", "redirect_301", "redirect_302", "redirect_307")
+
+
+@pytest.fixture(scope="module")
+def servers():
+    main, other = FakeApi(), FakeApi(auth="none")
+    yield main, other
+    main.close()
+    other.close()
+
+
+@pytest.fixture
+def api(servers):
+    """The API of the connection; a fresh state for each test."""
+    main, other = servers
+    main.reset(records(53), auth="bearer")
+    other.reset(records(53), auth="none")
+    connect(main, "bearer")
+    return main
+
+
+@pytest.fixture
+def other(servers, api):
+    """Another origin: the same API on another port of 127.0.0.1, without auth."""
+    return servers[1]
+
+
+def connect(api: FakeApi, auth: str, **extra: object) -> None:
+    """The connection to ``api`` with ``auth`` credentials and a secret in the `headers` extra."""
+    conn = AUTHS[auth]
+    os.environ["AIRFLOW_CONN_API"] = json.dumps(
+        {
+            "conn_type": "http",
+            "host": api.url,
+            **conn,
+            "extra": {**conn["extra"], "headers": {"X-Tenant-Secret": HEADER_SECRET}, **extra},
+        }
+    )
+
+
+def hook() -> DponeRestHook:
+    h = DponeRestHook(conn_id="api")
+    h.sleep = lambda seconds: None
+    return h
+
+
+def header(entry: dict, name: str) -> str | None:
+    """A header of one logged request, by case-insensitive name."""
+    return {k.lower(): v for k, v in entry["headers"].items()}.get(name.lower())
+
+
+def leaks(entry: dict) -> list[str]:
+    """The credentials one logged request carried."""
+    found = [name for name in CREDENTIAL_HEADERS if header(entry, name) is not None]
+    found += [f"query {k}" for k in entry["query"] if k == "api_key"]
+    text = json.dumps(entry)
+    return found + [f"secret {s[:4]}..." for s in SECRETS if s in text]
+
+
+def cross_origin_source(api: FakeApi, other: FakeApi, mechanism: str, policy: str | None) -> dict:
+    """A source whose pages (or redirects) lead from ``api`` to ``other``."""
+    endpoint = {"cross_origin": policy} if policy else {}
+    if mechanism.startswith("redirect_"):
+        api.redirects["/offset"] = (int(mechanism[-3:]), f"{other.url}/offset")
+        return source(*PAGINATIONS["offset"], endpoint=endpoint)
+    api.link_base = other.url
+    return source(*PAGINATIONS[mechanism], endpoint=endpoint)
+
+
+# --- 1. credentials stay with their origin ---------------------------------------------------
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+@pytest.mark.parametrize("auth", list(AUTHS))
+def test_a_cross_origin_hop_fails_by_default_before_anything_reaches_the_other_host(
+    api, other, auth: str, mechanism: str
+) -> None:
+    api.auth = auth
+    connect(api, auth)
+    with pytest.raises(CredentialOriginError) as caught:
+        read_all(hook(), cross_origin_source(api, other, mechanism, None))
+    message = str(caught.value)
+    assert message.startswith("[DPONE104]")
+    assert api.url in message and other.url in message and "cross_origin" in message
+    assert not [s for s in SECRETS if s in message]
+    assert other.log == []
+    assert len(api.log) == 1 and header(api.log[0], "X-Tenant-Secret") == HEADER_SECRET
+
+
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+@pytest.mark.parametrize("auth", list(AUTHS))
+def test_follow_without_credentials_sends_none_to_the_other_host(
+    api, other, auth: str, mechanism: str
+) -> None:
+    api.auth = auth
+    connect(api, auth)
+    rows, _ = read_all(hook(), cross_origin_source(api, other, mechanism, "follow_without_credentials"))
+    assert [r[0] for r in rows] == list(range(1, 54))
+    assert other.log and [leaks(e) for e in other.log] == [[] for _ in other.log]
+    # the API itself still got every credential (it answers 401 without them)
+    assert all(header(e, "X-Tenant-Secret") == HEADER_SECRET for e in api.log)
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+@pytest.mark.parametrize("relative", [False, True])
+def test_same_origin_redirects_keep_the_credentials(api, status: int, relative: bool) -> None:
+    api.auth = "api_key_query"
+    connect(api, "api_key_query")
+    api.redirects["/old"] = (status, "/offset" if relative else f"{api.url}/offset")
+    rows, _ = read_all(hook(), source("/old", "data", PAGINATIONS["offset"][2]))
+    assert len(rows) == 53
+    served = [e for e in api.log if e["path"] == "/offset"]
+    assert len(served) == 6 and all(leaks(e) for e in served)
+
+
+def test_redirects_are_bounded(api) -> None:
+    api.redirects["/loop"] = (302, "/loop")
+    with pytest.raises(SourceContractError, match="more than 10 redirects"):
+        read_all(hook(), source("/loop", "data", {"type": "none"}))
+    assert len(api.log) == 11
+
+
+def test_origins_compare_scheme_host_and_port() -> None:
+    from airflow_provider_dpone.hooks.rest_transport import origin_of
+
+    assert origin_of("HTTPS://Api.Example.com/v1?x=1") == origin_of("https://api.example.com:443/v2")
+    assert origin_of("http://api.example.com") == ("http", "api.example.com", 80)
+    assert origin_of("http://api.example.com") != origin_of("https://api.example.com")
+    assert origin_of("http://127.0.0.1:8080") != origin_of("http://127.0.0.1:8081")
+    assert origin_of("http://127.0.0.1:8080") != origin_of("http://localhost:8080")
+
+
+def test_cross_origin_takes_fail_or_follow_without_credentials() -> None:
+    from tests.hooks.test_rest import manifest
+
+    assert manifest(source(*PAGINATIONS["offset"])).loads[0].source.endpoint.cross_origin == "fail"
+    with pytest.raises(ManifestError, match=r"source\.endpoint\.cross_origin: invalid value 'follow'"):
+        manifest(source(*PAGINATIONS["offset"], endpoint={"cross_origin": "follow"}))
+
+
+# --- 2. a selector that matches nothing ------------------------------------------------------
+
+
+@pytest.mark.parametrize("selector", ["items", "data.orders"])
+def test_a_selector_absent_from_the_first_page_fails_naming_the_keys_there(api, selector: str) -> None:
+    with pytest.raises(SourceContractError) as caught:
+        read_all(hook(), source("/offset", selector, PAGINATIONS["offset"][2]))
+    message = str(caught.value)
+    assert message.startswith("[DPONE307]")
+    assert f"record_selector '{selector}'" in message and "first page" in message
+    assert "top-level keys: data" in message
+    assert len(api.log) == 1
+
+
+def test_a_selector_absent_only_from_the_last_page_ends_the_pagination(api) -> None:
+    api.reset(records(50))
+    api.omit_empty = True  # 5 full pages, then a page without "data"
+    rows, result = read_all(hook(), source(*PAGINATIONS["offset"]))
+    assert len(rows) == 50 and result.details["pages"] == 6
+
+
+def test_an_empty_list_at_the_selector_is_zero_rows(api) -> None:
+    api.reset([])
+    rows, result = read_all(hook(), source(*PAGINATIONS["offset"]))
+    assert rows == [] and result.details["pages"] == 1
+
+
+def test_the_keys_in_the_message_are_truncated() -> None:
+    from airflow_provider_dpone.hooks.rest_pages import describe_keys
+
+    assert describe_keys({"a": 1, "b": 2}) == "top-level keys: a, b"
+    many = describe_keys({f"key_{i}": i for i in range(40)} | {"x" * 200: 1})
+    assert many.startswith("top-level keys: key_0, key_1") and many.endswith("(+21 more)")
+    assert len(many) < 400
+    assert describe_keys([1, 2, 3]) == "the body is a list of 3 items"
+    assert describe_keys(None) == "the body is empty"
+    assert describe_keys("text") == "the body is a str"
+
+
+def test_a_selector_that_matches_nothing_leaves_a_full_refresh_target_as_it_was(api, clean_pg) -> None:
+    from tests.helpers import run_first_load as run
+    from tests.hooks.test_rest import manifest
+
+    sink = {"connector": "postgres", "conn_id": "dst", "table": "raw.items", "strategy": "full_refresh"}
+    assert run(manifest(source(*PAGINATIONS["offset"]), sink), "r1").rows == 53
+    with pytest.raises(SourceContractError, match="record_selector 'items'"):
+        run(manifest(source("/offset", "items", PAGINATIONS["offset"][2]), sink), "r2")
+    assert clean_pg.query("dst", "select count(*) from raw.items") == [(53,)]
+
+
+# --- 3. pagination and bodies cannot run away ------------------------------------------------
+
+NEXT = {"type": "next_url", "next_url_path": "links.next", "max_pages": 50}
+CURSOR = {"type": "cursor", "cursor_path": "meta.next_cursor", "max_pages": 50}
+
+
+@pytest.mark.parametrize(
+    ("pagination", "stuck_next", "requests", "position"),
+    [
+        (NEXT, "/stuck?page=2", 2, "/stuck?page=2"),
+        (NEXT, "/stuck", 1, "/stuck"),  # back to the first page
+        (CURSOR, "/stuck?page=2", 2, "cursor=c2"),
+    ],
+)
+def test_a_pagination_that_repeats_a_position_fails_at_once(
+    api, pagination: dict, stuck_next: str, requests: int, position: str
+) -> None:
+    api.stuck_next = stuck_next
+    with pytest.raises(SourceContractError) as caught:
+        read_all(hook(), source("/stuck", "data", pagination))
+    message = str(caught.value)
+    assert "pagination loops" in message and position in message
+    assert len(api.log) == requests
+
+
+def test_a_looping_position_is_shown_without_the_key(api) -> None:
+    api.auth = "api_key_query"
+    connect(api, "api_key_query")
+    api.stuck_next = f"/stuck?page=2&api_key={API_KEY}"  # an API echoing the key in its links
+    with pytest.raises(SourceContractError, match="pagination loops") as caught:
+        read_all(hook(), source("/stuck", "data", NEXT))
+    message = str(caught.value)
+    assert API_KEY not in message and "/stuck?page=2&" in message and "***" in message
+
+
+@pytest.mark.parametrize("sent", ["content_length", "chunked", "gzip"])
+def test_a_body_over_max_response_bytes_fails(api, sent: str) -> None:
+    connect(api, "bearer", max_response_bytes=1000)  # a page of 10 records is ~1.3 kB of JSON
+    api.chunked = sent == "chunked"
+    api.gzip = sent == "gzip"  # ~300 bytes on the wire, ~1.3 kB decompressed
+    with pytest.raises(SourceContractError, match="over the limit of 1,000 bytes") as caught:
+        read_all(hook(), source(*PAGINATIONS["offset"]))
+    message = str(caught.value)
+    assert "max_response_bytes" in message
+    assert ("Content-Length" in message) == (sent == "content_length")
+
+
+def test_a_body_under_the_limit_is_read(api) -> None:
+    connect(api, "bearer", max_response_bytes=5000)
+    api.gzip = True
+    rows, _ = read_all(hook(), source(*PAGINATIONS["offset"]))
+    assert len(rows) == 53
+
+
+def test_max_response_bytes_defaults_to_100_mb_and_is_validated(api) -> None:
+    assert hook().max_response_bytes() == 100 * 1024 * 1024
+    connect(api, "bearer", max_response_bytes="lots")
+    with pytest.raises(BadInputError, match="extra max_response_bytes"):
+        read_all(hook(), source(*PAGINATIONS["offset"]))
