@@ -72,6 +72,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from ..runtime.assemble import assemble
     from ..runtime.engine import effective_source
+    from ..runtime.guards import starting_state
     from ..runtime.protocols import LoadContext
 
     manifest = load_manifest(args.path)
@@ -80,13 +81,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
         parts = assemble(load, manifest.state)
         entry: dict[str, Any] = {"load": load.name, "strategy": load.sink.strategy.value}
         schema = None
+        ctx = LoadContext(manifest.pipeline, load, run_id="<run_id>")
         try:
             state = parts.state.get(manifest.pipeline, load.name)
             entry["state"] = None if state is None else state.__dict__
-            entry["extract"], schema = parts.source.plan_extract(effective_source(load), state)
+            ctx, start, note = starting_state(ctx, parts.sink, parts.state, state)  # as the run does
+            if note:
+                entry["warning"] = note
+            entry["extract"], schema = parts.source.plan_extract(effective_source(load), start)
         except DponeError as exc:
             entry["extract_error"] = str(exc)
-        ctx = LoadContext(manifest.pipeline, load, run_id="<run_id>")
         binary = "format binary" in entry.get("extract", {}).get("sql", "format binary")
         schema_plan = parts.sink.schema_plan(ctx, schema) if schema is not None else None
         if schema_plan is not None:
@@ -106,7 +110,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
                 shown = {k: v for k, v in extract.items() if k not in ("window", "schema")}
                 human.append(f"-- extract: {json.dumps(shown, default=str)}")
         else:
-            human.append(f"-- extract could not be planned: {p['extract_error']}")
+            human.append(f"-- the run would fail before extracting: {p['extract_error']}")
+        if "warning" in p:
+            human.append(f"-- warning: {p['warning']}")
         if "schema_plan" in p:
             changes = p["schema_plan"]["changes"]
             verdict = "blocked" if p["schema_plan"]["blocked"] else p["schema_plan"]["mode"]
@@ -208,7 +214,12 @@ def _kept_staging(pipeline: str, load: LoadSpec) -> list[dict[str, Any]] | dict[
             release()
     schema = load.sink.staging.schema_name
     return [
-        {"table": f"{schema}.{k.name}", "run_id": k.run_id, "age_seconds": round(k.age_seconds)}
+        {
+            "table": f"{schema}.{k.name}",
+            "run_id": k.run_id,
+            "age_seconds": round(k.age_seconds),
+            "failed": k.failed,
+        }
         for k in found
     ]
 
@@ -216,7 +227,11 @@ def _kept_staging(pipeline: str, load: LoadSpec) -> list[dict[str, Any]] | dict[
 def _staging_lines(kept: Any) -> list[str]:
     if isinstance(kept, dict):
         return [f"kept staging: unknown ({kept['error']})"]
-    return [f"kept staging: {k['table']} (run {k['run_id']}, {k['age_seconds']}s old)" for k in kept or []]
+    return [
+        f"kept staging: {k['table']} (run {k['run_id']}, {k['age_seconds']}s old, "
+        f"{'failed' if k['failed'] else 'killed or still running'})"
+        for k in kept or []
+    ]
 
 
 def cmd_state(args: argparse.Namespace) -> int:

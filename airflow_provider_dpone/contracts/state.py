@@ -184,12 +184,18 @@ def decode_state(
         raise _unreadable(where, load, raw, exc.message) from None
 
 
-def _unreadable(where: str, load: str, raw: str, reason: str) -> StateError:
+def fix_hint(load: str) -> str:
+    """How a user repairs a load's stored state, for messages."""
     load = load.removesuffix(RESUME_SUFFIX)
-    return StateError(
-        f"stored state at {where} is unreadable ({reason}); stored value: {_shorten(raw)}. "
+    return (
         f"Set a good value with `dpone state set PATH --load {load} --value ...`, or clear it "
-        f"with `dpone state reset PATH --load {load}`"
+        f"with `dpone state reset PATH --load {load}` (the next run then reads the source in full)"
+    )
+
+
+def _unreadable(where: str, load: str, raw: str, reason: str) -> StateError:
+    return StateError(
+        f"stored state at {where} is unreadable ({reason}); stored value: {_shorten(raw)}. {fix_hint(load)}"
     )
 
 

@@ -624,9 +624,9 @@ def lock_table(table: TableRef, mode: str = "access exclusive") -> str:
 def null_keys(staging: TableRef, keys: Sequence[str], limit: int = 5) -> str:
     """(rows with a NULL in any key column, up to ``limit`` of their keys as JSON arrays)."""
     cond = " or ".join(f"{quote_ident(k)} is null" for k in keys)
+    sample = f"select json_build_array({column_list(keys)})::text as k from {staging.sql} where {cond} limit {int(limit)}"
     return (
-        f"select count(*), (array_agg(json_build_array({column_list(keys)})::text))[1:{int(limit)}] "
-        f"from {staging.sql} where {cond}"
+        f"select (select count(*) from {staging.sql} where {cond}), (select array_agg(k) from ({sample}) s)"
     )
 
 
@@ -784,6 +784,9 @@ def acknowledge_journal(table: TableRef) -> str:
 
 
 # --- staging housekeeping: each staging table carries its load, run and birth in a comment -----
+
+
+TABLE_COMMENT = "select obj_description(to_regclass(%s), 'pg_class')"
 
 
 def comment_table(table: TableRef, text: str) -> str:

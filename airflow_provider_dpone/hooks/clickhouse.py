@@ -52,7 +52,7 @@ from ..dialects import clickhouse as sql
 from ..runtime.failpoints import failpoint
 from ..runtime.guards import missing_target_error, null_key_error
 from ..runtime.protocols import LoadContext, StagedData, Statement
-from ..runtime.staging_label import KeptStaging, kept_staging, staging_label, to_sweep
+from ..runtime.staging_label import KeptStaging, failed_label, kept_staging, staging_label, to_sweep
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from .quality_measure import measure_checks
 
@@ -422,12 +422,10 @@ class DponeClickHouseHook(BaseHook):
 
     def sweep_stale_staging(self, ctx: LoadContext) -> list[str]:
         """Drop this load's staging tables left by other runs more than ``stale_after`` ago,
-        and those beyond the newest ``max_kept`` runs."""
+        and failed runs' beyond the newest ``max_kept``."""
         spec = ctx.load.sink.staging
-        now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
-        rows = self.query(sql.STAGING_TABLES, {"db": spec.schema_name})
         dropped = []
-        for kept, why in to_sweep([(r[0], r[1]) for r in rows], ctx, now):
+        for kept, why in to_sweep(self.kept_staging(ctx), ctx):
             table = sql.TableRef(spec.schema_name, kept.name)
             self.command(sql.drop_table(table))
             dropped.append(str(table))
@@ -532,11 +530,11 @@ class DponeClickHouseHook(BaseHook):
             checks=checks,
         )
 
-    def _check_keys(self, staging: sql.TableRef, keys: list[str]) -> None:
+    def _check_keys(self, ctx: LoadContext, staging: sql.TableRef, keys: list[str]) -> None:
         """NULL or duplicate keys in staging stop the load before the target is touched."""
         nulls, sample = self.query(sql.null_keys(staging, keys))[0]
         if nulls:
-            raise null_key_error(str(staging), keys, int(nulls), list(sample))
+            raise null_key_error(ctx.key, keys, int(nulls), list(sample))
         count, sample = self.query(sql.duplicate_keys(staging, keys))[0]
         if count:
             shown = ", ".join(str(tuple(s) if isinstance(s, tuple | list) else s) for s in sample)
@@ -562,7 +560,7 @@ class DponeClickHouseHook(BaseHook):
                 raise UnsupportedError(
                     "sink.on_duplicate_keys: only 'fail' is supported by clickhouse (no row order to keep the last by)"
                 )
-            self._check_keys(staging, keys)
+            self._check_keys(ctx, staging, keys)
         result: dict[str, Any] = {"target": str(target), "rows_inserted": staged.rows}
         info = self._table_info(target)
         if info is None and ctx.expects_target:
@@ -621,6 +619,12 @@ class DponeClickHouseHook(BaseHook):
         if keep == "always" or (keep == "on_failure" and not succeeded):
             if staged is not None:
                 log.info("keeping staging table %s (staging.keep=%s)", staged.staging, keep)
+            if not succeeded:  # labelled as a failed run's: staging.max_kept caps those
+                staging = self.staging_table(ctx)
+                found = self.query(sql.TABLE_COMMENT, {"db": staging.database, "table": staging.name})
+                label = failed_label(found[0][0] if found else None)
+                if label is not None:
+                    self.command(sql.modify_comment(staging, label))
             return
         self.command(sql.drop_table(self.staging_table(ctx)))
 

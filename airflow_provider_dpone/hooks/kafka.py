@@ -27,7 +27,14 @@ from ..contracts.errors import MissingExtraError
 
 try:
     from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
-    from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+    from confluent_kafka import (
+        OFFSET_BEGINNING,
+        Consumer,
+        KafkaError,
+        KafkaException,
+        Producer,
+        TopicPartition,
+    )
 except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra test
     raise MissingExtraError(_exc.name or "confluent-kafka", "kafka") from None
 
@@ -405,21 +412,47 @@ class DponeKafkaHook(KafkaBaseHook):
         return plan_schema(schema, None)  # a topic has no schema to evolve
 
     def target_rows(self, ctx: LoadContext, *, exact: bool = False) -> int | None:
-        """None when the sink's topic does not exist; else whether it holds messages (0/1), or
-        how many offsets its partitions span (transaction markers included)."""
+        """None when the sink's topic does not exist; else 1 when a committed message is there to
+        read, 0 when none is (aborted transactions use offsets but hold no message). ``exact`` is
+        not offered: a topic's message count is not known without reading it."""
+        if exact:
+            raise UnsupportedError("a topic's message count is not known without reading every message")
         topic = ctx.load.sink.topic or ""
-        consumer = self._consumer("dpone.watermarks")
+        consumer = self._consumer("dpone.target_probe")
         try:
             info = consumer.list_topics(topic, timeout=_TIMEOUT).topics.get(topic)
-            if info is None or info.error is not None or not info.partitions:
+            if info is None or (
+                info.error is not None and info.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+            ):
                 return None
-            total = 0
-            for partition in info.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=_TIMEOUT)
-                total += max(high - low, 0)
+            if info.error is not None or not info.partitions:
+                raise TransientError(f"kafka sink: cannot read the metadata of topic '{topic}': {info.error}")
+            return self._any_committed(consumer, topic, sorted(info.partitions))
         finally:
             consumer.close()
-        return total if exact else min(total, 1)
+
+    @staticmethod
+    def _any_committed(consumer: Any, topic: str, partitions: list[int]) -> int:
+        """1 when a read_committed consumer finds a message in ``topic``, 0 at the end of every
+        partition."""
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        ended: set[int] = set()
+        deadline = time.monotonic() + _TIMEOUT
+        while len(ended) < len(partitions):
+            if time.monotonic() > deadline:
+                raise TransientError(
+                    f"kafka sink: could not tell within {_TIMEOUT:.0f}s whether '{topic}' holds messages"
+                )
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            error = message.error()
+            if error is None:
+                return 1
+            if error.code() != KafkaError._PARTITION_EOF:
+                raise TransientError(f"kafka sink: reading topic '{topic}' failed: {error}")
+            ended.add(message.partition())
+        return 0
 
     def target_watermark(self, ctx: LoadContext, column: str) -> tuple[str, str] | None:
         raise UnsupportedError("a topic has no column to read a watermark from (validation refuses this)")

@@ -35,7 +35,7 @@ from ..contracts.artifacts import (
     StreamingBatches,
     iter_row_batches,
 )
-from ..contracts.errors import BadInputError, DponeError, TerminalError, TransientError
+from ..contracts.errors import BadInputError, TransientError
 from ..contracts.manifest import SourceSpec
 from ..contracts.quality import Measurement
 from ..contracts.redaction import Redactor
@@ -47,9 +47,10 @@ from ..runtime.failpoints import failpoint
 from ..runtime.guards import missing_target_error
 from ..runtime.prefetch import Prefetched
 from ..runtime.protocols import LoadContext, StagedData, Statement
-from ..runtime.staging_label import KeptStaging, kept_staging, staging_label, to_sweep
+from ..runtime.staging_label import KeptStaging, failed_label, kept_staging, staging_label, to_sweep
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from .postgres_copy_out import copy_out_chunks, export_snapshot, snapshot_reader
+from .postgres_errors import classify
 from .postgres_strategies import Finalize, active_predicate, replace_predicate
 from .quality_measure import measure_checks
 
@@ -64,37 +65,18 @@ _MERGE_FILLFACTOR = 90
 # other within seconds, while a connection idle through a long extract may have been cut.
 IDLE_REUSE_SECONDS = 30.0
 _UPDATING = {Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2}
+
 _TEMPORAL = {CanonicalType.DATE, CanonicalType.TIMESTAMP, CanonicalType.TIMESTAMPTZ}
 # Text COPY spells these differently from TSV readers ({1,2} arrays, \\x.. bytea).
 _NOT_TSV = {CanonicalType.ARRAY, CanonicalType.BINARY}
 _NUMERIC = {CanonicalType.INT16, CanonicalType.INT32, CanonicalType.INT64, CanonicalType.DECIMAL}
 
 
-def _transient(exc: BaseException) -> bool:
-    return isinstance(
-        exc, psycopg.OperationalError | psycopg.errors.SerializationFailure | psycopg.errors.DeadlockDetected
-    )
-
-
-def classify(exc: psycopg.Error, what: str) -> DponeError | None:
-    """The dpone error for a driver error, by whether an Airflow retry can help (None: not ours
-    to classify). A ``lock_timeout`` is transient: the lock's holder finishes. A
-    ``statement_timeout`` is not: the same statement on the same data times out again."""
-    text = f"{exc.__class__.__name__}: {exc}".strip()
-    if isinstance(exc, psycopg.errors.QueryCanceled) and "statement timeout" in str(exc):
-        return TerminalError(
-            f"{what}: statement_timeout cancelled it ({text}); a retry would time out again. Raise "
-            "statement_timeout for this connection (extra options: '-c statement_timeout=...') or "
-            "for its role, or make the load smaller (incremental.chunk)"
-        )
-    if isinstance(exc, psycopg.errors.LockNotAvailable):
-        return TransientError(
-            f"{what}: lock_timeout expired waiting for a lock another session holds ({text}); "
-            "retried, as the other session finishes"
-        )
-    if _transient(exc):
-        return TransientError(f"{what} failed: {text}")
-    return None
+def _finalize_lock(strategy: Strategy) -> str:
+    """The lock finalize takes on an existing target before re-planning its schema: a full
+    refresh truncates or swaps it (the exclusive lock it needs, taken now rather than upgraded
+    to later); the other strategies write rows, as an UPDATE does."""
+    return "access exclusive" if strategy is Strategy.FULL_REFRESH else "row exclusive"
 
 
 def _alive(conn: psycopg.Connection) -> bool:
@@ -118,7 +100,13 @@ class _OwnedStream(Iterator[Any]):
         self._conn, self._stream = conn, stream
 
     def __next__(self) -> Any:
-        return next(self._stream)
+        try:
+            return next(self._stream)
+        except psycopg.Error as exc:
+            classified = classify(exc, "source extract")
+            if classified is not None:
+                raise classified from None
+            raise
 
     def close(self) -> None:
         close = getattr(self._stream, "close", None)
@@ -161,7 +149,7 @@ class DponePostgresHook(PostgresHook):
         return conn
 
     @contextmanager
-    def session(self) -> Iterator[psycopg.Connection]:
+    def session(self, what: str | None = None) -> Iterator[psycopg.Connection]:
         """A connection for one unit of work: committed when the block ends, closed if it
         raises. A healthy one is kept for the hook's next unit instead of being closed, so a
         load opens a few connections rather than one per step (each costs a round trip, and
@@ -179,8 +167,14 @@ class DponePostgresHook(PostgresHook):
         try:
             yield conn
             conn.commit()
-        except BaseException:
+        except psycopg.Error as exc:
             conn.close()  # rolled back by the server; never reused in an unknown state
+            classified = classify(exc, what or f"PostgreSQL '{self.dpone_conn_id}'")
+            if classified is not None:
+                raise classified from None
+            raise
+        except BaseException:
+            conn.close()
             raise
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             conn.close()
@@ -509,18 +503,16 @@ class DponePostgresHook(PostgresHook):
 
     def sweep_stale_staging(self, ctx: LoadContext) -> list[str]:
         """Drop this load's staging tables left by other runs more than ``stale_after`` ago,
-        and those beyond the newest ``max_kept`` runs.
+        and failed runs' beyond the newest ``max_kept``.
 
         Killed runs leave their staging behind (a retry of the same run reuses its name and
         recreates it). A table still locked by a live run is skipped, never waited for.
         """
         spec = ctx.load.sink.staging
         dropped: list[str] = []
+        doomed = to_sweep(self.kept_staging(ctx), ctx)
         with self.session() as conn:
-            rows = conn.execute(sql.STAGING_TABLES, (spec.schema_name,)).fetchall()
-            now = conn.execute("select extract(epoch from now())").fetchone()[0]
-            conn.commit()
-            for kept, why in to_sweep(rows, ctx, float(now)):
+            for kept, why in doomed:
                 table = sql.TableRef(spec.schema_name, kept.name)
                 try:
                     conn.execute("set local lock_timeout = '1s'")
@@ -683,11 +675,7 @@ class DponePostgresHook(PostgresHook):
     ) -> SchemaPlan:
         """The schema plan for ``schema`` into ``target``, from the target's current catalog."""
         evolution = ctx.load.schema_evolution
-        rows = cur.execute(sql.INTROSPECT_COLUMNS, (target.schema, target.name)).fetchall()
-        current = None
-        if rows:
-            pk = cur.execute(sql.INTROSPECT_PRIMARY_KEY, (target.schema, target.name)).fetchall()
-            current = TableSchema(tuple(sql.column_from_catalog(r) for r in rows), tuple(r[0] for r in pk))
+        current, defaults = self._describe_target(cur, target)
         return plan_schema(
             schema,
             current,
@@ -695,8 +683,19 @@ class DponePostgresHook(PostgresHook):
             on_type_change=evolution.on_type_change,
             ignore_target_columns=[c.name for c in self._managed_columns(ctx)],
             rewrites_all_rows=ctx.load.rewrites_whole_target,
-            target_defaults=[r[0] for r in rows if r[8]],
+            target_defaults=defaults,
         )
+
+    @staticmethod
+    def _describe_target(cur: psycopg.Cursor, target: sql.TableRef) -> tuple[TableSchema | None, list[str]]:
+        """The target's columns and primary key (None when it does not exist), and the columns
+        that have a default."""
+        rows = cur.execute(sql.INTROSPECT_COLUMNS, (target.schema, target.name)).fetchall()
+        if not rows:
+            return None, []
+        pk = cur.execute(sql.INTROSPECT_PRIMARY_KEY, (target.schema, target.name)).fetchall()
+        columns = tuple(sql.column_from_catalog(r) for r in rows)
+        return TableSchema(columns, tuple(r[0] for r in pk)), [r[0] for r in rows if r[8]]
 
     def target_rows(self, ctx: LoadContext, *, exact: bool = False) -> int | None:
         """None when the target is missing; else whether it has rows (0/1), or its row count."""
@@ -711,15 +710,14 @@ class DponePostgresHook(PostgresHook):
         """max(``column``) in the target as text, with its canonical type; None when empty."""
         target = sql.TableRef.parse(ctx.load.sink.table)
         with self.session() as conn:
-            rows = conn.execute(sql.INTROSPECT_COLUMNS, (target.schema, target.name)).fetchall()
-            found = [sql.column_from_catalog(r) for r in rows if r[0] == column]
-            if not found:
+            current, _ = self._describe_target(conn.cursor(), target)
+            if current is None or not current.has(column):
                 raise BadInputError(
                     f"source.incremental.on_state_missing: from_target needs column '{column}' in "
-                    f"{target}; it has {[r[0] for r in rows]}"
+                    f"{target}; it has {current.names if current else 'no columns'}"
                 )
             value = conn.execute(sql.cursor_bounds(target.sql, column)).fetchone()[0]
-        return None if value is None else (value, found[0].type.value)
+        return None if value is None else (value, current.column(column).type.value)
 
     def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
         """The schema plan as of now, read-only (the engine's early check and ``dpone plan``)."""
@@ -738,55 +736,49 @@ class DponePostgresHook(PostgresHook):
         schema = staged.schema
         pk = self._target_primary_key(ctx, schema)
         result: dict[str, Any] = {"target": str(target)}
-        try:
-            with self.session() as conn:
-                cur = conn.cursor()
-                cur.execute(sql.advisory_lock(), (f"dpone:{target}",))
-                # A writer's lock first: a concurrent ALTER or DROP COLUMN waits for this commit
-                # (or, if it came first, is seen by the re-plan below, which reads the catalog
-                # after the lock).
-                if cur.execute(sql.TABLE_EXISTS, (target.sql,)).fetchone()[0]:
-                    cur.execute(sql.lock_table(target, "row exclusive"))
-                plan = self._plan_schema(cur, ctx, target, schema)
-                enforce_schema_plan(plan, str(target))
-                exists = plan.target_exists
-                if not exists and ctx.expects_target:
-                    raise missing_target_error(ctx, during_load=True)
-                for change in plan.to_apply:  # same transaction: rolled back if the load fails
-                    for statement in sql.schema_change_ddl(target, change):
-                        cur.execute(statement)
-                result["schema_changes"] = [c.describe() for c in plan.to_apply]
-                mapping = plan.column_map
-                if spec.strategy is Strategy.FULL_REFRESH:
-                    result.update(self._finalize_full(cur, target, staging, schema, pk, exists, mapping))
-                else:
-                    if not exists:
-                        cur.execute(sql.create_schema(target.schema))
-                        cur.execute(
-                            sql.create_table(
-                                target,
-                                self._target_schema(ctx, schema),
-                                primary_key=pk,
-                                fillfactor=self._fillfactor(spec),
-                            )
+        with self.session(f"finalize into {target}") as conn:
+            # Each statement sees what committed before it (the re-plan must read the catalog
+            # after the lock), whatever the server's default isolation.
+            conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
+            cur = conn.cursor()
+            cur.execute(sql.advisory_lock(), (f"dpone:{target}",))
+            # Lock the target first: a concurrent ALTER or DROP COLUMN waits for this commit
+            # (or, if it came first, is seen by the re-plan below).
+            if cur.execute(sql.TABLE_EXISTS, (target.sql,)).fetchone()[0]:
+                cur.execute(sql.lock_table(target, _finalize_lock(spec.strategy)))
+            plan = self._plan_schema(cur, ctx, target, schema)
+            enforce_schema_plan(plan, str(target))
+            exists = plan.target_exists
+            if not exists and ctx.expects_target:
+                raise missing_target_error(ctx, during_load=True)
+            for change in plan.to_apply:  # same transaction: rolled back if the load fails
+                for statement in sql.schema_change_ddl(target, change):
+                    cur.execute(statement)
+            result["schema_changes"] = [c.describe() for c in plan.to_apply]
+            mapping = plan.column_map
+            if spec.strategy is Strategy.FULL_REFRESH:
+                result.update(self._finalize_full(cur, target, staging, schema, pk, exists, mapping))
+            else:
+                if not exists:
+                    cur.execute(sql.create_schema(target.schema))
+                    cur.execute(
+                        sql.create_table(
+                            target,
+                            self._target_schema(ctx, schema),
+                            primary_key=pk,
+                            fillfactor=self._fillfactor(spec),
                         )
-                        result["created"] = True
-                    else:
-                        for column in self._managed_columns(ctx):  # e.g. soft deletes turned on later
-                            cur.execute(
-                                sql.add_column_if_missing(target, column.name, sql.native_type(column))
-                            )
-                    step = Finalize(cur, ctx, target, staging, schema, mapping, staged, created=not exists)
-                    result.update(step.run())
-                failpoint("mid_finalize")  # the data is written, not committed
-                for statement, params in extra:
-                    cur.execute(statement, params)
-                conn.commit()
-        except psycopg.Error as exc:
-            classified = classify(exc, f"finalize into {target}")
-            if classified is not None:
-                raise classified from None
-            raise
+                    )
+                    result["created"] = True
+                else:
+                    for column in self._managed_columns(ctx):  # e.g. soft deletes turned on later
+                        cur.execute(sql.add_column_if_missing(target, column.name, sql.native_type(column)))
+                step = Finalize(cur, ctx, target, staging, schema, mapping, staged, created=not exists)
+                result.update(step.run())
+            failpoint("mid_finalize")  # the data is written, not committed
+            for statement, params in extra:
+                cur.execute(statement, params)
+            conn.commit()
         return result
 
     def _finalize_full(
@@ -896,11 +888,23 @@ class DponePostgresHook(PostgresHook):
         if keep == "always" or (keep == "on_failure" and not succeeded):
             if staged is not None:
                 log.info("keeping staging table %s (staging.keep=%s)", staged.staging, keep)
+            if not succeeded:
+                self._mark_failed(ctx)
             return
         with self.session() as conn:
             for role in ("", "keys"):
                 conn.execute(sql.drop_table(self.staging_table(ctx, role)))
             conn.commit()
+
+    def _mark_failed(self, ctx: LoadContext) -> None:
+        """Label the run's kept staging as a failed run's (``staging.max_kept`` caps those)."""
+        with self.session() as conn:
+            for role in ("", "keys"):
+                table = self.staging_table(ctx, role)
+                row = conn.execute(sql.TABLE_COMMENT, (table.sql,)).fetchone()
+                label = failed_label(row[0] if row else None)
+                if label is not None:
+                    conn.execute(sql.comment_table(table, label))
 
     def _plan_finalize(
         self,
@@ -1004,8 +1008,8 @@ class DponePostgresHook(PostgresHook):
         statements.append(sql.copy_in(staging, names, "binary" if binary else "text", freeze=True))
         mapping = schema_plan.column_map if schema_plan else {}
         statements += [
-            "-- finalize: one transaction; an existing target is locked before the schema is re-planned",
-            sql.lock_table(target, "row exclusive"),
+            "-- finalize: one transaction; the target, if it exists, is locked before the schema is re-planned",
+            sql.lock_table(target, _finalize_lock(spec.strategy)),
         ]
         if schema_plan and schema_plan.to_apply:
             statements.append("-- schema changes, in the finalize transaction")

@@ -20,8 +20,9 @@ from typing import Any
 
 import psycopg
 
-from ..contracts.errors import TransientError
+from ..contracts.errors import TerminalError, TransientError
 from ..runtime.prefetch import Pushed
+from .postgres_errors import classify
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,9 @@ def copy_out_chunks(
         try:
             cur.copy_expert(query, out)
         except psycopg2.Error as exc:
+            classified = classify(exc, "source COPY")
+            if isinstance(classified, TerminalError):
+                raise classified from None
             if isinstance(exc, psycopg2.OperationalError) or _broken(reader):
                 # The connection dropped (a failover, a terminated backend): a retry can succeed.
                 raise TransientError(f"source COPY broke off: {type(exc).__name__}: {exc}".strip()) from None

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contracts.artifacts import CheckpointedBatches, FileExport, StreamingBatches
-from ..contracts.errors import DponeError, ResumeExpiredError, StateError, TransientError, scrub
+from ..contracts.errors import DponeError, ResumeExpiredError, TransientError, scrub
 from ..contracts.manifest import LoadSpec, SourceSpec
 from ..contracts.quality import enforce as enforce_quality
 from ..contracts.quality import judge
@@ -25,12 +25,11 @@ from ..contracts.state import (
     ResumeState,
     StateRecord,
     state_from_dict,
-    state_mismatch,
     state_to_dict,
 )
 from ..schema.planner import EvolutionMode, enforce_schema_plan
 from .failpoints import AFTER_CHECKPOINT, failpoint
-from .guards import agree_state_and_target, check_full_refresh, state_key
+from .guards import check_full_refresh, starting_state
 from .protocols import (
     AcknowledgingSource,
     BatchStagingSink,
@@ -302,15 +301,9 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
         before = _recover_state(ctx, parts, parts.state.get(pipeline, load.name))
         report.state_before = state_to_dict(before) if before else None
         log.info("dpone %s: state before %s", ctx.key, report.state_before)
-        key = state_key(parts.state, pipeline, load.name)
-        problem = state_mismatch(load, before)
-        if problem:
-            raise StateError(
-                f"{ctx.key}: the state at {key} does not fit this load: {problem}. Set a fitting "
-                f"value with `dpone state set PATH --load {load.name} --value ...`, or clear it with "
-                f"`dpone state reset PATH --load {load.name}` (the next run reads the source in full)"
-            )
-        ctx, before, note = agree_state_and_target(ctx, parts.sink, before, key)
+        # ``start`` is where this run extracts from; ``before`` stays what the backend holds (the
+        # journal compares it with the backend after a crash).
+        ctx, start, note = starting_state(ctx, parts.sink, parts.state, before)
         if note:
             report.warnings.append(note)
         resume = _resume_point(ctx, parts)
@@ -318,13 +311,13 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
             if resume is not None or _batch_staging(parts):
                 extract = parts.source.extract(  # type: ignore[call-arg]
                     effective_source(load),
-                    before,
+                    start,
                     accepted_formats=(*parts.sink.accepted_formats, CheckpointedBatches.kind),
                     resume=resume.checkpoint if resume else None,
                 )
             else:
                 extract = parts.source.extract(
-                    effective_source(load), before, accepted_formats=parts.sink.accepted_formats
+                    effective_source(load), start, accepted_formats=parts.sink.accepted_formats
                 )
         failpoint("after_extract")
         report.source["window"] = extract.details

@@ -22,10 +22,11 @@ from ..contracts.errors import (
     EmptySourceError,
     MassDeleteError,
     NullKeyError,
+    StateError,
     StateMissingError,
     TargetStateMismatchError,
 )
-from ..contracts.state import CursorState, StateRecord, state_to_dict
+from ..contracts.state import CursorState, StateRecord, fix_hint, state_mismatch, state_to_dict
 from ..contracts.strategies import Strategy
 from .protocols import LoadContext, StagedData, TargetProbe
 
@@ -42,12 +43,16 @@ def _reset_hint(ctx: LoadContext) -> str:
     return f"`dpone state reset <manifest> --load {ctx.load.name}`"
 
 
-def missing_target_error(ctx: LoadContext, *, during_load: bool = False) -> TargetStateMismatchError:
-    """The error for a target that stored state says exists, but does not."""
+def missing_target_error(
+    ctx: LoadContext, *, during_load: bool = False, empty: bool = False
+) -> TargetStateMismatchError:
+    """The error for a target that stored state says holds rows, but is missing or empty."""
     target = ctx.load.sink.target
     when = (
         "disappeared while this run was loading"
         if during_load
+        else "is empty (truncated, or re-created, e.g. by a migration in a new database)"
+        if empty
         else "does not exist (dropped, restored elsewhere, or the sink points at another database)"
     )
     return TargetStateMismatchError(
@@ -56,6 +61,21 @@ def missing_target_error(ctx: LoadContext, *, during_load: bool = False) -> Targ
         f"{_reset_hint(ctx)} (the next run reads the source in full) or a full-refresh run, or set "
         "source.incremental.on_target_missing: full_extract to do that automatically"
     )
+
+
+def starting_state(
+    ctx: LoadContext, sink: Any, backend: Any, before: StateRecord | None
+) -> tuple[LoadContext, StateRecord | None, str | None]:
+    """Where a run extracts from: the stored state, checked against the load (its mode and
+    cursor) and against the target (``agree_state_and_target``). The run and ``dpone plan``
+    both start here, so the plan shows what the run would do."""
+    key = state_key(backend, ctx.pipeline, ctx.load.name)
+    problem = state_mismatch(ctx.load, before)
+    if problem:
+        raise StateError(
+            f"{ctx.key}: the state at {key} does not fit this load: {problem}. {fix_hint(ctx.load.name)}"
+        )
+    return agree_state_and_target(ctx, sink, before, key)
 
 
 def agree_state_and_target(
@@ -71,19 +91,31 @@ def agree_state_and_target(
         return ctx, before, None
     rows = sink.target_rows(ctx)
     if before is not None:
-        if rows is not None:
+        # An empty table counts as lost too when the state proves rows were loaded (a cursor
+        # value comes from a row) and nothing of dpone's could have emptied it (no
+        # reconciliation deletes; a table, not a topic, which empties itself by retention).
+        emptied = (
+            rows == 0
+            and isinstance(before, CursorState)
+            and before.value is not None
+            and ctx.load.reconciliation.deletes == "none"
+            and bool(ctx.load.sink.table)
+        )
+        if rows is not None and not emptied:
             return dataclasses.replace(ctx, expects_target=True), before, None
         if inc.on_target_missing != "full_extract":
-            raise missing_target_error(ctx)
+            raise missing_target_error(ctx, empty=emptied)
         note = (
-            f"target {ctx.load.sink.target} is missing although {key} holds "
+            f"target {ctx.load.sink.target} is {'empty' if emptied else 'missing'} although {key} holds "
             f"{json.dumps(state_to_dict(before))}; reading the source in full "
             "(on_target_missing: full_extract)"
         )
         log.warning("dpone %s: %s", ctx.key, note)
         return ctx, None, note
-    if not rows or ctx.load.sink.strategy is not Strategy.INCREMENTAL_APPEND:
-        return ctx, None, None  # nothing there, or a keyed strategy that converges on a full read
+    if not rows or ctx.load.sink.strategy is not Strategy.INCREMENTAL_APPEND or inc.initial_value:
+        # nothing there; a keyed strategy, which converges on a full read; or the manifest says
+        # where to start (initial_value)
+        return ctx, None, None
     if inc.on_state_missing == "from_target" and inc.cursor:
         found = sink.target_watermark(ctx, inc.cursor)
         if found is not None:
@@ -106,8 +138,8 @@ def agree_state_and_target(
 
 
 def check_full_refresh(ctx: LoadContext, sink: Any, staged: StagedData) -> None:
-    """A full refresh may not empty a target, nor shrink it past ``max_delete_fraction`` when the
-    manifest sets one, unless the manifest says so (``sink.allow_empty``)."""
+    """A full refresh may not empty a target (unless ``sink.allow_empty``), nor shrink it by
+    more than ``reconciliation.max_delete_fraction``, the limit reconciliation deletes have."""
     load = ctx.load
     if load.sink.strategy is not Strategy.FULL_REFRESH or not isinstance(sink, TargetProbe):
         return
@@ -119,17 +151,18 @@ def check_full_refresh(ctx: LoadContext, sink: Any, staged: StagedData) -> None:
             "sink.allow_empty: true for this load"
         )
     limit = load.reconciliation.max_delete_fraction
-    if "max_delete_fraction" not in load.reconciliation.model_fields_set:
+    if limit >= 1 or (staged.rows == 0 and load.sink.allow_empty):
         return
     total = sink.target_rows(ctx, exact=True)
     if not total or staged.rows >= total:
         return
     gone = total - staged.rows
-    if gone / total > limit and not (staged.rows == 0 and load.sink.allow_empty):
+    if gone / total > limit:
         raise MassDeleteError(
             f"{ctx.key}: the full refresh would shrink {target} from {total:,} to {staged.rows:,} rows "
             f"({gone / total:.1%} fewer), above reconciliation.max_delete_fraction {limit:g}; nothing "
-            "was changed. Check the source; if the rows are really gone, raise the limit for one run"
+            "was changed. Check the source (a partial or failed extract?); if the rows are really "
+            "gone, raise reconciliation.max_delete_fraction for one run (1 turns the check off)"
         )
 
 

@@ -314,6 +314,25 @@ def test_state_show_lists_the_staging_failed_runs_kept(clean_pg, tmp_path, capsy
     assert code == EXIT_OK
     (kept,) = shown["states"][0]["kept_staging"]
     assert kept["run_id"] == "bad_run" and kept["table"].startswith("dpone_staging.orders__")
+    assert kept["failed"] is True
     assert main(["state", "show", str(path)]) == EXIT_OK
     out = capsys.readouterr().out
-    assert f"kept staging: {kept['table']} (run bad_run," in out
+    assert f"kept staging: {kept['table']} (run bad_run," in out and "old, failed)" in out
+
+
+def test_plan_says_when_the_run_would_refuse_its_state(clean_pg, tmp_path, capsys) -> None:
+    clean_pg.execute("src", ORDERS)
+    path = write_manifest(tmp_path)
+    assert main(["run", str(path), "--load", "orders"]) == EXIT_OK
+    clean_pg.execute("dst", "drop table raw.orders")
+    capsys.readouterr()
+    assert main(["plan", str(path), "--load", "orders"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "-- the run would fail before extracting: [DPONE308]" in out
+    doc = yaml.safe_load(path.read_text())
+    doc["loads"][0]["source"]["incremental"]["on_target_missing"] = "full_extract"
+    path.write_text(yaml.safe_dump(doc))
+    code, plan = run_json(capsys, "plan", str(path), "--load", "orders")
+    (entry,) = plan["loads"]
+    assert code == EXIT_OK and "reading the source in full" in entry["warning"]
+    assert entry["extract"]["window"]["lower"] is None  # the plan reads everything, as the run would

@@ -476,6 +476,20 @@ def test_lost_state_over_a_topic_with_messages_fails_instead_of_publishing_twice
     assert len(kafka.consume_all(topic)) == 500
 
 
+def test_a_first_append_killed_before_its_commit_is_retried(clean_pg, kafka) -> None:
+    """An aborted transaction takes offsets but leaves no message: the lost-state guard reads
+    the topic as a consumer would and lets the retry publish."""
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    topic = topic_name()
+    kafka.create_topic(topic, 2)
+    m = appending(topic)
+    assert run_killed(m, "r1", "mid_finalize") == -signal.SIGKILL
+    assert len(kafka.consume_all(topic, committed_only=False)) == 500
+    assert run(m, "r1").status == "success"
+    assert len(kafka.consume_all(topic)) == 500
+
+
 def test_stored_state_with_a_missing_topic_fails(clean_pg, kafka) -> None:
     from airflow_provider_dpone.contracts.errors import TargetStateMismatchError
 

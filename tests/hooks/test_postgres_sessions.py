@@ -11,7 +11,8 @@ import pytest
 from airflow_provider_dpone.contracts.errors import TerminalError, TransientError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.contracts.quality import QualityGateError
-from airflow_provider_dpone.hooks.postgres import DponePostgresHook, classify
+from airflow_provider_dpone.hooks.postgres import DponePostgresHook
+from airflow_provider_dpone.hooks.postgres_errors import classify
 from airflow_provider_dpone.runtime.protocols import LoadContext
 from tests.helpers import run_first_load as run
 
@@ -60,8 +61,30 @@ def test_staging_kept_from_failed_runs_is_capped_per_load(clean_pg) -> None:
     assert tables == 3  # the newest 2 other runs' and the last run's own
     hook = DponePostgresHook("dst")
     kept = hook.kept_staging(LoadContext("house", failing.loads[0], "r9"))
-    assert [k.run_id for k in kept] == ["r4", "r3", "r2"]
+    assert [(k.run_id, k.failed) for k in kept] == [("r4", True), ("r3", True), ("r2", True)]
     hook.release()
+
+
+def test_the_cap_leaves_staging_of_runs_that_have_not_failed(clean_pg) -> None:
+    """Staging without the failed mark belongs to a run still going (or killed): only its age
+    (stale_after) may drop it, never the cap, so a live run's batch is not swept from under it."""
+    pg = clean_pg
+    pg.execute("src", "create table items (id int primary key); insert into items values (1), (2)")
+    m = manifest(staging={"max_kept": 0})
+    hook = DponePostgresHook("dst")
+    for n in range(3):  # three live (or killed) runs' staging
+        live = LoadContext("house", m.loads[0], f"live{n}")
+        with hook.session() as conn:
+            hook._create_staging(conn, live, hook.staging_table(live), _schema(), logged=False)
+    assert hook.sweep_stale_staging(LoadContext("house", m.loads[0], "now")) == []
+    assert len(hook.kept_staging(LoadContext("house", m.loads[0], "now"))) == 3
+    hook.release()
+
+
+def _schema():
+    from airflow_provider_dpone.contracts.table import CanonicalType, Column, TableSchema
+
+    return TableSchema((Column("id", CanonicalType.INT32),))
 
 
 def test_statement_timeout_is_terminal_and_lock_timeout_is_retried(clean_pg) -> None:

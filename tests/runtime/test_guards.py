@@ -201,11 +201,11 @@ def test_a_full_refresh_shrinking_past_max_delete_fraction_fails(clean_pg) -> No
     pg.execute("src", ORDERS)
     run(manifest({"strategy": "full_refresh"}), "r1")
     pg.execute("src", "delete from orders where id > 500")
-    limited = manifest({"strategy": "full_refresh"}, reconciliation={"max_delete_fraction": 0.2})
     with pytest.raises(MassDeleteError, match="from 1,000 to 500 rows"):
-        run(limited, "r2")
+        run(manifest({"strategy": "full_refresh"}), "r2")  # the default limit, 0.05
     assert count(pg) == 1000
-    assert run(manifest({"strategy": "full_refresh"}), "r3").status == "success"  # no limit set
+    allowed = manifest({"strategy": "full_refresh"}, reconciliation={"max_delete_fraction": 0.6})
+    assert run(allowed, "r3").status == "success"
     assert count(pg) == 500
 
 
@@ -318,3 +318,46 @@ def test_state_recorded_for_another_cursor_fails_naming_key_value_and_fix(clean_
     assert "dpone.state (pipeline='guards', load='orders')" in text
     assert "a cursor state on 'created_at' does not fit load 'orders', which uses cursor 'updated_at'" in text
     assert '"value": "2026-01-01 16:40:00+00"' in text and "dpone state reset PATH --load orders" in text
+
+
+def test_an_emptied_target_with_cursor_state_fails_like_a_missing_one(clean_pg) -> None:
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    m = manifest(APPEND, CURSOR)
+    run(m, "r1")
+    pg.execute("dst", "truncate raw.orders")  # or re-created empty by a migration elsewhere
+    change_some(pg)
+    with pytest.raises(TargetStateMismatchError, match="is empty"):
+        run(m, "r2")
+    assert count(pg) == 0
+
+
+def test_initial_value_says_where_an_append_starts_over_a_filled_target(clean_pg) -> None:
+    pg = clean_pg
+    pg.execute("src", ORDERS.replace("bigint primary key", "bigint"))
+    run(manifest(APPEND, CURSOR), "r1")
+    pg.execute("dst", "delete from dpone.state")
+    change_some(pg)
+    start = {"incremental": {**CURSOR["incremental"], "initial_value": "2026-02-01T00:00:00Z"}}
+    assert run(manifest(APPEND, start), "r2").rows == 10
+    assert count(pg) == 1010
+
+
+def test_a_full_extract_fallback_killed_before_its_state_commit_converges(clean_pg) -> None:
+    """The journal records the state the backend holds, not the fallback's empty start: a crash
+    between the data and the state commit is rolled forward, not loaded again."""
+    from tests.helpers import run_killed
+
+    pg = clean_pg
+    pg.execute("src", ORDERS.replace("bigint primary key", "bigint"))
+    fallback = {"incremental": {**CURSOR["incremental"], "on_target_missing": "full_extract"}}
+    m = manifest(APPEND, fallback, state={"backend": "table", "conn_id": "src"})  # state elsewhere
+    run(m, "r1")
+    pg.execute("dst", "drop table raw.orders")
+    change_some(pg)
+    assert run_killed(m, "r2", "after_finalize") == -9
+    assert count(pg) == 1010  # the full extract committed; its state did not
+    change_some(pg, 2001, 5)
+    assert run(m, "r3").status == "success"
+    assert count(pg) == 1015
+    assert pg.query("dst", "select count(distinct id) from raw.orders")[0][0] == 1015
