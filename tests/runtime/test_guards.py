@@ -44,6 +44,7 @@ def manifest(sink: dict, source: dict | None = None, state: dict | None = None, 
     )
 
 
+UNKEYED = ORDERS.replace("bigint primary key", "bigint")  # an append target without a key
 CURSOR = {"incremental": {"mode": "cursor", "cursor": "updated_at"}}
 MERGE = {"strategy": "incremental_merge", "unique_key": ["id"]}
 APPEND = {"strategy": "incremental_append"}
@@ -51,6 +52,14 @@ APPEND = {"strategy": "incremental_append"}
 
 def count(pg, which: str = "dst", table: str = "raw.orders") -> int:
     return pg.query(which, f"select count(*) from {table}")[0][0]
+
+
+def appended_then_state_lost(pg) -> None:
+    """1,000 rows appended into an unkeyed target, the state deleted, 10 new source rows."""
+    pg.execute("src", UNKEYED)
+    run(manifest(APPEND, CURSOR), "r1")
+    pg.execute("dst", "delete from dpone.state")
+    change_some(pg)
 
 
 def change_some(pg, first: int = 1001, n: int = 10) -> None:
@@ -111,7 +120,7 @@ def test_a_target_dropped_during_the_load_fails_the_finalize(clean_pg, monkeypat
 )
 def test_lost_state_over_a_filled_append_target_fails_instead_of_appending_twice(clean_pg, lose) -> None:
     pg = clean_pg
-    pg.execute("src", ORDERS.replace("bigint primary key", "bigint"))
+    pg.execute("src", UNKEYED)
     m = manifest(APPEND, CURSOR)
     run(m, "r1")
     assert count(pg) == 1000
@@ -127,10 +136,7 @@ def test_lost_state_over_a_filled_append_target_fails_instead_of_appending_twice
 
 def test_lost_state_can_be_rederived_from_the_target(clean_pg) -> None:
     pg = clean_pg
-    pg.execute("src", ORDERS.replace("bigint primary key", "bigint"))
-    run(manifest(APPEND, CURSOR), "r1")
-    pg.execute("dst", "delete from dpone.state")
-    change_some(pg)
+    appended_then_state_lost(pg)
     m = manifest(APPEND, {"incremental": {**CURSOR["incremental"], "on_state_missing": "from_target"}})
     report = run(m, "r2")
     assert report.status == "success" and report.rows == 10
@@ -143,7 +149,7 @@ def test_lost_variable_state_names_the_variable(clean_pg, airflow_db) -> None:
     from airflow.models import Variable
 
     pg = clean_pg
-    pg.execute("src", ORDERS.replace("bigint primary key", "bigint"))
+    pg.execute("src", UNKEYED)
     m = manifest(APPEND, CURSOR, state={"backend": "variable"})
     run(m, "r1")
     Variable.delete("dpone.guards.orders")
@@ -334,10 +340,7 @@ def test_an_emptied_target_with_cursor_state_fails_like_a_missing_one(clean_pg) 
 
 def test_initial_value_says_where_an_append_starts_over_a_filled_target(clean_pg) -> None:
     pg = clean_pg
-    pg.execute("src", ORDERS.replace("bigint primary key", "bigint"))
-    run(manifest(APPEND, CURSOR), "r1")
-    pg.execute("dst", "delete from dpone.state")
-    change_some(pg)
+    appended_then_state_lost(pg)
     start = {"incremental": {**CURSOR["incremental"], "initial_value": "2026-02-01T00:00:00Z"}}
     assert run(manifest(APPEND, start), "r2").rows == 10
     assert count(pg) == 1010
@@ -349,7 +352,7 @@ def test_a_full_extract_fallback_killed_before_its_state_commit_converges(clean_
     from tests.helpers import run_killed
 
     pg = clean_pg
-    pg.execute("src", ORDERS.replace("bigint primary key", "bigint"))
+    pg.execute("src", UNKEYED)
     fallback = {"incremental": {**CURSOR["incremental"], "on_target_missing": "full_extract"}}
     m = manifest(APPEND, fallback, state={"backend": "table", "conn_id": "src"})  # state elsewhere
     run(m, "r1")
