@@ -89,6 +89,9 @@ def agree_state_and_target(
     inc = ctx.load.source.incremental
     if inc is None or not isinstance(sink, TargetProbe):
         return ctx, before, None
+    if before is None and (ctx.load.sink.strategy is not Strategy.INCREMENTAL_APPEND or inc.initial_value):
+        # a keyed strategy, which converges on a full read; or the manifest says where to start
+        return ctx, None, None
     rows = sink.target_rows(ctx)
     if before is not None:
         # An empty table counts as lost too when the state proves rows were loaded (a cursor
@@ -112,10 +115,8 @@ def agree_state_and_target(
         )
         log.warning("dpone %s: %s", ctx.key, note)
         return ctx, None, note
-    if not rows or ctx.load.sink.strategy is not Strategy.INCREMENTAL_APPEND or inc.initial_value:
-        # nothing there; a keyed strategy, which converges on a full read; or the manifest says
-        # where to start (initial_value)
-        return ctx, None, None
+    if not rows:
+        return ctx, None, None  # a first load
     if inc.on_state_missing == "from_target" and inc.cursor:
         found = sink.target_watermark(ctx, inc.cursor)
         if found is not None:
