@@ -1,6 +1,6 @@
 """Shared fixtures. Integration tests use a real PostgreSQL (see demo/postgres_server.py).
 
-Every test module under tests/ is marked ``unit`` unless it marks itself ``integration``.
+Every test is marked ``unit`` unless it marks itself ``integration`` (or uses a service fixture).
 """
 
 from __future__ import annotations
@@ -24,11 +24,19 @@ os.environ.setdefault("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", f"sqlite:///{_AIRFL
 os.environ.setdefault("DPONE_REPORT_DIR", str(_AIRFLOW_HOME / "reports"))
 
 
+_TIERS = ("integration", "integration_live", "nightly")
+_SERVICES = {"pg", "clean_pg", "ch", "clean_ch", "kafka", "airflow_db"}  # fixtures that need a service
+
+
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test gets a tier: its own marker, else ``integration`` when it uses a service
+    fixture, else ``unit`` (so ``-m unit`` runs with no service at all)."""
     for item in items:
-        if not any(item.iter_markers(name=m) for m in ("integration", "integration_live", "nightly")):
-            item.add_marker(pytest.mark.unit)
+        if any(item.get_closest_marker(m) for m in _TIERS):
+            continue
+        uses_service = _SERVICES & set(getattr(item, "fixturenames", ()))
+        item.add_marker(pytest.mark.integration if uses_service else pytest.mark.unit)
 
 
 class PgEnv:
