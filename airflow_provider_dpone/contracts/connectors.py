@@ -20,7 +20,19 @@ class ConnectorInfo:
     table_only_modes: frozenset[IncrementalMode] = frozenset()
     objects: str = "table"  # what loads name: "table" (table or query), "topic", "endpoint"
     refused: dict[Strategy, str] = field(default_factory=dict)  # never possible, and why
-    # a sink that can read max(cursor) from its target (incremental.on_state_missing: from_target)
+    # source: reads a cursor range in resumable chunks (incremental.chunk)
+    chunk: bool = False
+    # source: reads a fixed range of a table (source.window)
+    window: bool = False
+    # sink: the on_duplicate_keys values it honours
+    duplicate_keys: frozenset[str] = frozenset({"fail"})
+    # sink: the reconciliation.deletes kinds it applies
+    deletes: frozenset[str] = frozenset({"none"})
+    # sink: stages the source's key set beside an incremental batch (deletes on incremental loads)
+    key_set: bool = False
+    # sink: can keep the state table in its database, committed in its finalize transaction
+    hosts_state: bool = False
+    # sink: can read max(cursor) from its target (incremental.on_state_missing: from_target)
     target_watermark: bool = False
 
 
@@ -42,6 +54,12 @@ CONNECTORS: dict[str, ConnectorInfo] = {
             }
         ),
         table_only_modes=frozenset({IncrementalMode.XMIN}),
+        chunk=True,
+        window=True,
+        duplicate_keys=frozenset({"fail", "keep_last"}),
+        deletes=frozenset({"none", "soft", "hard"}),
+        key_set=True,
+        hosts_state=True,
         target_watermark=True,
     ),
     "clickhouse": ConnectorInfo(
@@ -57,6 +75,8 @@ CONNECTORS: dict[str, ConnectorInfo] = {
                 Strategy.PARTITION_REPLACE,
             }
         ),
+        window=True,
+        # no row order to keep the last by; reconciliation is not implemented (refused)
         target_watermark=True,
     ),
     "kafka": ConnectorInfo(
@@ -66,6 +86,11 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         source_modes=frozenset({IncrementalMode.OFFSETS}),
         sink_strategies=frozenset({Strategy.INCREMENTAL_APPEND, Strategy.INCREMENTAL_MERGE}),
         objects="topic",
+        # every message of a batch is produced in order, so the last per key wins (compaction);
+        # it does not look for duplicates, so only keep_last is honest (and its default)
+        duplicate_keys=frozenset({"keep_last"}),
+        # a row whose soft_delete_column is set is sent as a tombstone (the source's own flag)
+        deletes=frozenset({"none", "soft", "hard"}),
         refused={
             s: "a topic is an append-only log; it cannot be replaced or rewritten (use incremental_append, "
             "or incremental_merge for keyed upserts with tombstones on a compacted topic)"
@@ -88,23 +113,26 @@ CONNECTORS: dict[str, ConnectorInfo] = {
     ),
 }
 
-# SaaS API sources: a catalog of resources each (``source.resource``), read over HTTP.
-for _name, _module, _hook in (
-    ("cbr", "cbr", "CbrHook"),
-    ("openexchangerates", "openexchangerates", "OpenExchangeRatesHook"),
-    ("yandex_webmaster", "yandex_webmaster", "YandexWebmasterHook"),
-    ("similarweb", "similarweb", "SimilarwebHook"),
-    ("google_sheets", "google_sheets", "GoogleSheetsHook"),
-    ("appsflyer", "appsflyer", "AppsFlyerHook"),
-    ("google_ads", "google_ads", "GoogleAdsHook"),
-    ("omnidesk", "omnidesk", "OmnideskHook"),
-    ("mindbox", "mindbox", "MindboxHook"),
+# SaaS API sources: a catalog of resources each (``source.resource``), read over HTTP. Cursor
+# mode where some resource of the catalog filters on the server (each resource that does not
+# refuses it when the load starts).
+_FULL_AND_CURSOR = frozenset({None, IncrementalMode.CURSOR})
+for _name, _module, _hook, _modes in (
+    ("cbr", "cbr", "CbrHook", _FULL_AND_CURSOR),
+    ("openexchangerates", "openexchangerates", "OpenExchangeRatesHook", _FULL_AND_CURSOR),
+    ("yandex_webmaster", "yandex_webmaster", "YandexWebmasterHook", _FULL_AND_CURSOR),
+    ("similarweb", "similarweb", "SimilarwebHook", _FULL_AND_CURSOR),
+    ("google_sheets", "google_sheets", "GoogleSheetsHook", frozenset({None})),  # a sheet has no filter
+    ("appsflyer", "appsflyer", "AppsFlyerHook", _FULL_AND_CURSOR),
+    ("google_ads", "google_ads", "GoogleAdsHook", _FULL_AND_CURSOR),
+    ("omnidesk", "omnidesk", "OmnideskHook", _FULL_AND_CURSOR),
+    ("mindbox", "mindbox", "MindboxHook", _FULL_AND_CURSOR),
 ):
     CONNECTORS[_name] = ConnectorInfo(
         name=_name,
         hook=f"airflow_provider_dpone.apis.{_module}:{_hook}",
         extra="rest",
-        source_modes=frozenset({None, IncrementalMode.CURSOR}),
+        source_modes=_modes,
         sink_strategies=frozenset(),
         objects="resource",
     )

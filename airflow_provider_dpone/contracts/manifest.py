@@ -15,11 +15,12 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .capabilities import load_problems, state_problems
 from .connectors import CONNECTORS
 from .durations import parse_duration, validate_schedule
 from .errors import ManifestError, ValidationIssue
 from .quality import QualityCheck
-from .strategies import RECONCILING_STRATEGIES, STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
+from .strategies import STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
 from .table import column_from_type_name
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
@@ -335,88 +336,7 @@ class LoadSpec(_Strict):
 
     @model_validator(mode="after")
     def _capabilities(self) -> LoadSpec:
-        problems = []
-        src = CONNECTORS.get(self.source.connector)
-        snk = CONNECTORS.get(self.sink.connector)
-        mode = self.source.incremental.mode if self.source.incremental else None
-        if snk and self.sink.strategy in snk.refused:
-            problems.append(
-                f"sink.strategy: '{self.sink.strategy.value}' is refused by connector '{snk.name}': "
-                f"{snk.refused[self.sink.strategy]}"
-            )
-        elif snk and self.sink.strategy not in snk.sink_strategies:
-            allowed = sorted(s.value for s in snk.sink_strategies)
-            problems.append(
-                f"sink.strategy: '{self.sink.strategy.value}' is not supported by connector "
-                f"'{snk.name}' yet; supported: {', '.join(allowed)}"
-            )
-        if src and mode not in src.source_modes:
-            allowed = sorted(m.value if m else "full (no incremental)" for m in src.source_modes)
-            problems.append(
-                f"source.incremental.mode: '{mode.value if mode else None}' is not supported by "
-                f"connector '{src.name}'; supported: {', '.join(allowed)}"
-            )
-        for side, spec, info in (("source", self.source, src), ("sink", self.sink, snk)):
-            used = (
-                "topic"
-                if spec.topic
-                else "endpoint"
-                if getattr(spec, "endpoint", None)
-                else "resource"
-                if getattr(spec, "resource", None)
-                else "table"
-            )
-            if info and info.objects != used:
-                wanted = (
-                    "'table' or 'query'"
-                    if info.objects == "table" and side == "source"
-                    else f"'{info.objects}'"
-                )
-                problems.append(
-                    f"{side}: connector '{info.name}' works on {info.objects}s, not {used}s: give {wanted}"
-                )
-        inc = self.source.incremental
-        if snk and inc and inc.on_state_missing == "from_target" and not snk.target_watermark:
-            problems.append(
-                f"source.incremental.on_state_missing: 'from_target' reads max(cursor) from the "
-                f"target, which connector '{snk.name}' cannot; use 'fail' and set the state with "
-                "`dpone state set`"
-            )
-        if src and mode in src.table_only_modes and self.source.query:
-            problems.append(f"source.incremental.mode: '{mode.value}' needs 'table', not 'query'")
-        if self.sink.strategy is Strategy.FULL_REFRESH and mode is not None:
-            problems.append(
-                "sink.strategy: 'full_refresh' replaces the whole target, so it needs a full "
-                "extract; remove source.incremental or use incremental_append / incremental_merge"
-            )
-        strategy, deletes = self.sink.strategy, self.reconciliation.deletes
-        if deletes != "none" and strategy not in RECONCILING_STRATEGIES:
-            allowed = ", ".join(sorted(s.value for s in RECONCILING_STRATEGIES))
-            problems.append(
-                f"reconciliation.deletes: '{deletes}' needs a keyed strategy that can delete "
-                f"({allowed}); '{strategy.value}' cannot"
-            )
-        if strategy is Strategy.SNAPSHOT_DIFF:
-            if mode is not None:
-                problems.append(
-                    "sink.strategy: 'snapshot_diff' compares the whole source snapshot, so it needs a "
-                    "full extract; remove source.incremental"
-                )
-            if deletes == "none":
-                problems.append(
-                    "reconciliation.deletes: 'snapshot_diff' also converges deletes; set it to 'hard' "
-                    "or 'soft' (deletes are opt-in)"
-                )
-        if strategy is Strategy.REPLACE and mode is not None:
-            problems.append(
-                "sink.strategy: 'replace' rewrites a bounded window, so it needs a full extract of that "
-                "window; remove source.incremental"
-            )
-        if strategy is Strategy.PARTITION_REPLACE and mode is not None:
-            problems.append(
-                "sink.strategy: 'partition_replace' rewrites whole partitions, so it needs a full "
-                "extract of them; remove source.incremental"
-            )
+        problems = load_problems(self)
         if problems:  # one per line: each becomes its own issue, at the path it starts with
             raise ValueError("\n".join(problems))
         return self
@@ -426,8 +346,11 @@ class StateSpec(_Strict):
     backend: Literal["variable", "table"] = "variable"
     conn_id: str | None = None
     table: str = "dpone.state"
+    # backend table: the connector of conn_id, which must be able to host the state table
+    connector: str = "postgres"
 
     _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
+    _connector = field_validator("connector")(classmethod(lambda cls, v: _check_connector(v)))
 
     @model_validator(mode="after")
     def _conn(self) -> StateSpec:
@@ -628,7 +551,7 @@ def parse_manifest(data: Any, file: str = "<memory>") -> Manifest:
         manifest = Manifest.model_validate({**data, "source_file": file})
     except ValidationError as exc:
         raise ManifestError(_issues_from(exc, file, raw_loads)) from None
-    if issues := _graph_issues(manifest, file):
+    if issues := _graph_issues(manifest, file) + state_problems(manifest, file):
         raise ManifestError(issues)
     return manifest
 

@@ -8,7 +8,6 @@ from airflow_provider_dpone.contracts.errors import (
     BadInputError,
     DuplicateKeyError,
     SchemaMismatchError,
-    UnsupportedError,
 )
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.contracts.quality import QualityGateError
@@ -258,9 +257,11 @@ def test_unsupported_strategies_and_modes_are_refused(clean_pg, clean_ch) -> Non
 def test_keep_last_and_a_different_partition_key_are_refused_clearly(clean_pg, clean_ch) -> None:
     pg = clean_pg
     pg.execute("src", ORDERS)
+    from airflow_provider_dpone.contracts.errors import ManifestError
+
     keep_last = {"strategy": "incremental_merge", "unique_key": ["id"], "on_duplicate_keys": "keep_last"}
-    with pytest.raises(UnsupportedError, match="only 'fail' is supported by clickhouse"):
-        run(manifest(keep_last), "r1")
+    with pytest.raises(ManifestError, match="'keep_last' is not supported by connector 'clickhouse'"):
+        manifest(keep_last)  # refused by dpone validate, before anything connects
     run(manifest({"strategy": "full_refresh"}), "r2")  # a target partitioned by nothing
     with pytest.raises(BadInputError, match=r"partitioned by \(nothing\), not \(placed\)"):
         run(manifest({"strategy": "partition_replace", "partition_by": ["placed"]}), "r3")
@@ -433,3 +434,20 @@ def test_a_clickhouse_full_refresh_that_reads_nothing_keeps_the_target(clean_pg,
     with pytest.raises(EmptySourceError):
         run(manifest({"strategy": "full_refresh"}), "r2")
     assert ch.query("select count() from raw.orders") == [(3000,)]
+
+
+def test_a_clickhouse_source_reads_only_its_window(clean_pg, clean_ch) -> None:
+    pg, ch = clean_pg, clean_ch
+    ch.command(CH_ORDERS)
+    ch.command(
+        "insert into src.orders select number, 'c', NULL, toDate32('2026-01-01') + number % 30, "
+        "toDateTime64('2026-03-01 00:00:00', 6, 'UTC'), generateUUIDv4(), [], number, true "
+        "from numbers(1, 300)"
+    )
+    window = {"column": "placed", "start": "2026-01-05", "end": "2026-01-07"}
+    m = manifest(
+        {"strategy": "full_refresh"}, {"table": "src.orders", "window": window}, ("clickhouse", "postgres")
+    )
+    assert run(m, "r1").rows == 20  # two of the thirty days, ten rows each
+    days = pg.query("dst", "select distinct placed::text from raw.orders order by 1")
+    assert days == [("2026-01-05",), ("2026-01-06",)]

@@ -1,0 +1,193 @@
+"""What ``dpone validate`` refuses because a connector cannot do it, or a strategy never could.
+
+Pure: reads the connectors' declarations (``contracts.connectors``), never their drivers. A
+manifest that validates runs exactly as it asks; everything else is refused here, naming the
+field and what the connector supports.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .connectors import CONNECTORS, ConnectorInfo
+from .errors import ValidationIssue
+from .strategies import RECONCILING_STRATEGIES, Strategy
+
+if TYPE_CHECKING:
+    from .manifest import LoadSpec, Manifest
+
+
+def _supporters(flag: str) -> str:
+    names = sorted(name for name, info in CONNECTORS.items() if getattr(info, flag))
+    return ", ".join(names) or "none yet"
+
+
+def _objects_problems(side: str, spec: Any, info: ConnectorInfo) -> list[str]:
+    used = (
+        "topic"
+        if spec.topic
+        else "endpoint"
+        if getattr(spec, "endpoint", None)
+        else "resource"
+        if getattr(spec, "resource", None)
+        else "table"
+    )
+    if info.objects == used:
+        return []
+    wanted = "'table' or 'query'" if info.objects == "table" and side == "source" else f"'{info.objects}'"
+    return [f"{side}: connector '{info.name}' works on {info.objects}s, not {used}s: give {wanted}"]
+
+
+def _source_problems(load: LoadSpec, src: ConnectorInfo) -> list[str]:
+    problems = []
+    inc = load.source.incremental
+    mode = inc.mode if inc else None
+    if mode not in src.source_modes:
+        allowed = sorted(m.value if m else "full (no incremental)" for m in src.source_modes)
+        problems.append(
+            f"source.incremental.mode: '{mode.value if mode else None}' is not supported by "
+            f"connector '{src.name}'; supported: {', '.join(allowed)}"
+        )
+    if mode in src.table_only_modes and load.source.query:
+        problems.append(f"source.incremental.mode: '{mode.value}' needs 'table', not 'query'")
+    if inc and inc.chunk and not src.chunk:
+        problems.append(
+            f"source.incremental.chunk: connector '{src.name}' does not read in chunks; "
+            f"connectors that do: {_supporters('chunk')}"
+        )
+    if load.source.window and not src.window:
+        problems.append(
+            f"source.window: connector '{src.name}' cannot read a fixed range; connectors that can: "
+            f"{_supporters('window')}"
+        )
+    return problems + _objects_problems("source", load.source, src)
+
+
+def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
+    problems = []
+    sink, inc = load.sink, load.source.incremental
+    if sink.strategy in snk.refused:
+        problems.append(
+            f"sink.strategy: '{sink.strategy.value}' is refused by connector '{snk.name}': "
+            f"{snk.refused[sink.strategy]}"
+        )
+    elif sink.strategy not in snk.sink_strategies:
+        allowed = sorted(s.value for s in snk.sink_strategies)
+        problems.append(
+            f"sink.strategy: '{sink.strategy.value}' is not supported by connector "
+            f"'{snk.name}' yet; supported: {', '.join(allowed)}"
+        )
+    # Not set in the manifest: the connector's own behaviour (a topic keeps the last per key).
+    asked = "on_duplicate_keys" in sink.model_fields_set or "fail" in snk.duplicate_keys
+    if sink.unique_key and asked and sink.on_duplicate_keys not in snk.duplicate_keys:
+        problems.append(
+            f"sink.on_duplicate_keys: '{sink.on_duplicate_keys}' is not supported by connector "
+            f"'{snk.name}'; supported: {', '.join(sorted(snk.duplicate_keys))}"
+        )
+    deletes = load.reconciliation.deletes
+    if deletes != "none" and deletes not in snk.deletes:
+        allowed = ", ".join(sorted(snk.deletes - {"none"})) or "none"
+        problems.append(
+            f"reconciliation.deletes: '{deletes}' is not supported by connector '{snk.name}'; "
+            f"deletes it supports: {allowed}"
+        )
+    elif deletes != "none" and inc is not None and not snk.key_set:
+        problems.append(
+            f"reconciliation.deletes: '{deletes}' on an incremental load needs the source's key set "
+            f"staged beside the batch, which connector '{snk.name}' cannot; connectors that can: "
+            f"{_supporters('key_set')}"
+        )
+    if inc and inc.on_state_missing == "from_target" and not snk.target_watermark:
+        problems.append(
+            f"source.incremental.on_state_missing: 'from_target' reads max(cursor) from the "
+            f"target, which connector '{snk.name}' cannot; use 'fail' and set the state with "
+            "`dpone state set`"
+        )
+    return problems + _objects_problems("sink", sink, snk)
+
+
+def _strategy_problems(load: LoadSpec) -> list[str]:
+    """Rules of the strategies themselves, whatever the connector."""
+    problems = []
+    mode = load.source.incremental.mode if load.source.incremental else None
+    strategy, deletes = load.sink.strategy, load.reconciliation.deletes
+    if strategy is Strategy.FULL_REFRESH and mode is not None:
+        problems.append(
+            "sink.strategy: 'full_refresh' replaces the whole target, so it needs a full "
+            "extract; remove source.incremental or use incremental_append / incremental_merge"
+        )
+    if deletes != "none" and strategy not in RECONCILING_STRATEGIES:
+        allowed = ", ".join(sorted(s.value for s in RECONCILING_STRATEGIES))
+        problems.append(
+            f"reconciliation.deletes: '{deletes}' needs a keyed strategy that can delete "
+            f"({allowed}); '{strategy.value}' cannot"
+        )
+    if strategy is Strategy.SNAPSHOT_DIFF:
+        if mode is not None:
+            problems.append(
+                "sink.strategy: 'snapshot_diff' compares the whole source snapshot, so it needs a "
+                "full extract; remove source.incremental"
+            )
+        if deletes == "none":
+            problems.append(
+                "reconciliation.deletes: 'snapshot_diff' also converges deletes; set it to 'hard' "
+                "or 'soft' (deletes are opt-in)"
+            )
+    if strategy is Strategy.REPLACE and mode is not None:
+        problems.append(
+            "sink.strategy: 'replace' rewrites a bounded window, so it needs a full extract of that "
+            "window; remove source.incremental"
+        )
+    if strategy is Strategy.PARTITION_REPLACE and mode is not None:
+        problems.append(
+            "sink.strategy: 'partition_replace' rewrites whole partitions, so it needs a full "
+            "extract of them; remove source.incremental"
+        )
+    return problems
+
+
+def load_problems(load: LoadSpec) -> list[str]:
+    """Everything in ``load`` that would not run as asked; each message starts with its field."""
+    problems = []
+    src, snk = CONNECTORS.get(load.source.connector), CONNECTORS.get(load.sink.connector)
+    if snk:
+        problems += _sink_problems(load, snk)
+    if src:
+        problems += _source_problems(load, src)
+    return problems + _strategy_problems(load)
+
+
+def state_problems(manifest: Manifest, file: str) -> list[ValidationIssue]:
+    """A state table must live in a database whose connector can host it; the connection's
+    connector is ``state.connector``, and loads that use the same connection must agree."""
+    state = manifest.state
+    if state.backend != "table":
+        return []
+    info = CONNECTORS[state.connector]
+    issues = []
+    if not info.hosts_state:
+        issues.append(
+            ValidationIssue(
+                file,
+                "state.connector",
+                f"connector '{info.name}' cannot host the state table; connectors that can: "
+                f"{_supporters('hosts_state')}",
+            )
+        )
+    for load in manifest.loads:
+        for side, spec in (("source", load.source), ("sink", load.sink)):
+            if spec.conn_id == state.conn_id and spec.connector != state.connector:
+                issues.append(
+                    ValidationIssue(
+                        file,
+                        "state.conn_id",
+                        f"connection '{state.conn_id}' is the {side} of load '{load.name}', a "
+                        f"'{spec.connector}' connection, but state.connector is '{state.connector}'"
+                        + (
+                            f"; connector '{spec.connector}' cannot host the state table"
+                            if not CONNECTORS[spec.connector].hosts_state
+                            else ""
+                        ),
+                    )
+                )
+    return issues
