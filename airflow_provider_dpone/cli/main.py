@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from ..contracts.errors import BadInputError, DponeError, ManifestError
-from ..contracts.manifest import LoadSpec, Manifest, load_manifest, validate_paths
+from ..contracts.manifest import LoadSpec, Manifest
 from ..contracts.state import RESUME_SUFFIX, state_to_dict
 from ..contracts.state_check import state_for_set
+from ..dag_factory.files import load_manifest, validate_paths
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import re
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .capabilities import load_problems, state_problems
@@ -554,60 +552,3 @@ def parse_manifest(data: Any, file: str = "<memory>") -> Manifest:
     if issues := _graph_issues(manifest, file) + state_problems(manifest, file):
         raise ManifestError(issues)
     return manifest
-
-
-def _yaml_loader() -> type:
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def load_manifest(path: str | Path) -> Manifest:
-    """Read and validate one manifest file."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ManifestError([ValidationIssue(str(path), "", f"cannot read file: {exc.strerror}")]) from None
-    try:
-        data = yaml.load(text, Loader=_yaml_loader())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ManifestError([ValidationIssue(str(path), "", f"invalid YAML{where}: {problem}")]) from None
-    return parse_manifest(data, str(path))
-
-
-def manifest_files(paths: list[str | Path]) -> list[Path]:
-    """Expand directories into their ``*.yaml`` / ``*.yml`` files, sorted."""
-    files: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            files.extend(sorted([*p.glob("*.yaml"), *p.glob("*.yml")]))
-        else:
-            files.append(p)
-    return files
-
-
-def validate_paths(paths: list[str | Path]) -> tuple[list[Manifest], list[ValidationIssue]]:
-    """Validate every file; a broken one never hides the others. Pipelines must be unique."""
-    manifests: list[Manifest] = []
-    issues: list[ValidationIssue] = []
-    owners: dict[str, str] = {}
-    for file in manifest_files(paths):
-        try:
-            manifest = load_manifest(file)
-        except ManifestError as exc:
-            issues.extend(exc.issues)
-            continue
-        if manifest.pipeline in owners:
-            issues.append(
-                ValidationIssue(
-                    str(file),
-                    "pipeline",
-                    f"'{manifest.pipeline}' is already defined in {owners[manifest.pipeline]}",
-                )
-            )
-            continue
-        owners[manifest.pipeline] = str(file)
-        manifests.append(manifest)
-    return manifests, issues

@@ -16,8 +16,9 @@ from typing import Any
 from airflow.sdk import DAG
 
 from ..contracts.errors import ValidationIssue
-from ..contracts.manifest import Manifest, validate_paths
+from ..contracts.manifest import Manifest
 from ..operators.staged_load import InvalidManifestOperator, StagedLoadOperator
+from .files import validate_paths
 
 log = logging.getLogger(__name__)
 

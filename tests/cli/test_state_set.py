@@ -45,7 +45,7 @@ def write_manifest(tmp_path: Path, backend: str = "table") -> Path:
 
 
 def backend_for(path: Path):
-    from airflow_provider_dpone.contracts.manifest import load_manifest
+    from airflow_provider_dpone.dag_factory.files import load_manifest
     from airflow_provider_dpone.state import build_state_backend
 
     return build_state_backend(load_manifest(path).state)

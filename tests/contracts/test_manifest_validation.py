@@ -9,7 +9,8 @@ import yaml
 
 from airflow_provider_dpone.cli.main import main as dpone
 from airflow_provider_dpone.contracts.errors import ManifestError
-from airflow_provider_dpone.contracts.manifest import load_manifest, parse_manifest, validate_paths
+from airflow_provider_dpone.contracts.manifest import parse_manifest
+from airflow_provider_dpone.dag_factory.files import load_manifest, validate_paths
 
 VALID = {
     "pipeline": "shop",
