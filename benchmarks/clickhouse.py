@@ -168,7 +168,7 @@ def child_pg_to_ch(rows: int) -> None:
     """Run the PG -> ClickHouse full load in this process; print timing and peak RSS."""
     started = time.perf_counter()
     from airflow_provider_dpone.contracts.manifest import parse_manifest
-    from airflow_provider_dpone.runtime.assemble import assemble
+    from airflow_provider_dpone.operators.wiring import assemble
     from airflow_provider_dpone.runtime.engine import run_load
 
     m = parse_manifest(

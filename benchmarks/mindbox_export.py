@@ -186,7 +186,7 @@ def child_source(url: str) -> dict:
 
 
 def child_load(url: str) -> dict:
-    from airflow_provider_dpone.runtime.assemble import assemble
+    from airflow_provider_dpone.operators.wiring import assemble
     from airflow_provider_dpone.runtime.engine import run_load
 
     m = _manifest(url, "raw.mindbox_customers")

@@ -49,7 +49,7 @@ def run_merge(run_id: str) -> tuple[float, list[tuple[float, str]]]:
     """One incremental run; its seconds and the (seconds, statement) of each psycopg call, and
     of each connection opened (psycopg, and psycopg2 for the source's COPY reader)."""
     from airflow_provider_dpone.contracts.manifest import parse_manifest
-    from airflow_provider_dpone.runtime.assemble import assemble
+    from airflow_provider_dpone.operators.wiring import assemble
     from airflow_provider_dpone.runtime.engine import run_load
 
     m = parse_manifest(

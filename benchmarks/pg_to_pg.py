@@ -75,7 +75,7 @@ def cpu_seconds(who: int) -> float:
 def child(kind: str) -> None:
     """Run one dpone load in this process and print its timing and peak RSS as JSON."""
     from airflow_provider_dpone.contracts.manifest import parse_manifest
-    from airflow_provider_dpone.runtime.assemble import assemble
+    from airflow_provider_dpone.operators.wiring import assemble
     from airflow_provider_dpone.runtime.engine import run_load
 
     if kind == "full":

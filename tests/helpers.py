@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from airflow_provider_dpone.contracts.manifest import Manifest
-from airflow_provider_dpone.runtime.assemble import assemble
+from airflow_provider_dpone.operators.wiring import assemble
 from airflow_provider_dpone.runtime.engine import run_load
 from airflow_provider_dpone.runtime.report import RunReport
 

@@ -71,7 +71,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from ..runtime.assemble import assemble
+    from ..operators.wiring import assemble
     from ..runtime.engine import effective_source
     from ..runtime.guards import starting_state
     from ..runtime.protocols import LoadContext
@@ -128,7 +128,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..runtime.assemble import assemble
+    from ..operators.wiring import assemble
     from ..runtime.engine import run_load
     from ..runtime.report_store import report_dir, save_report
 

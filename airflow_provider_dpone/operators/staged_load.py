@@ -38,8 +38,8 @@ class StagedLoadOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from ..contracts.manifest import LoadSpec, StateSpec
-        from ..runtime.assemble import assemble
         from ..runtime.engine import run_load
+        from .wiring import assemble
 
         try:
             spec = LoadSpec.model_validate(self.load)

@@ -1,11 +1,13 @@
-"""Resolve a load's source, sink and state backend from connection ids (lazily)."""
+"""The wiring of one load: its source and sink hooks and its state backend, built from
+connection ids (drivers imported only here, when a load runs). Used by the operator and the
+CLI; the runtime itself only sees the protocols."""
 
 from __future__ import annotations
 
 from ..contracts.manifest import LoadSpec, StateSpec
 from ..hooks.registry import build_hook
+from ..runtime.engine import LoadRuntime
 from ..state import build_state_backend
-from .engine import LoadRuntime
 
 
 def assemble(load: LoadSpec, state: StateSpec) -> LoadRuntime:

@@ -235,7 +235,7 @@ def test_period_export_starts_at_the_watermark(mbx, clean_pg) -> None:
     assert clean_pg.query(
         "dst", "select count(*), max(order_change_date_time_utc)::text from raw.mindbox_orders"
     ) == [(14, "2026-03-14 12:00:00")]
-    from airflow_provider_dpone.runtime.assemble import assemble
+    from airflow_provider_dpone.operators.wiring import assemble
 
     m = manifest("period_export", "Export.Orders")
     state = assemble(m.loads[0], m.state).state.get("crm", "orders")
@@ -322,7 +322,7 @@ def test_a_retry_reads_the_period_its_run_started(mbx, clean_pg) -> None:
     later = manifest("period_export", "Export.Orders", start_date="2026-03-01", end_date="2026-03-20")
     assert run(later, "r1").rows == 9  # the same run: it finishes the 1-10 March export
     assert len(mbx.started()) == 1
-    from airflow_provider_dpone.runtime.assemble import assemble
+    from airflow_provider_dpone.operators.wiring import assemble
 
     state = assemble(later.loads[0], later.state).state.get("crm", "orders")
     assert state.value == "2026-03-10T00:00:00+00:00"  # the period read, not the later end_date

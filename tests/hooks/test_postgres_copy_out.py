@@ -10,7 +10,7 @@ import pytest
 
 from airflow_provider_dpone.contracts.errors import TransientError
 from airflow_provider_dpone.hooks import postgres_copy_out
-from airflow_provider_dpone.runtime.assemble import assemble
+from airflow_provider_dpone.operators.wiring import assemble
 from airflow_provider_dpone.runtime.engine import run_load
 from airflow_provider_dpone.runtime.protocols import LoadContext
 from tests.hooks.test_postgres_integration import ORDERS, checksum, manifest

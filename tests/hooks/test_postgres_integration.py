@@ -9,7 +9,7 @@ import pytest
 
 from airflow_provider_dpone.contracts.errors import DuplicateKeyError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
-from airflow_provider_dpone.runtime.assemble import assemble
+from airflow_provider_dpone.operators.wiring import assemble
 from airflow_provider_dpone.runtime.engine import run_load
 from tests.helpers import run_first_load as run
 

@@ -6,7 +6,7 @@ import pytest
 
 from airflow_provider_dpone.contracts.errors import MassDeleteError, StagingMismatchError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
-from airflow_provider_dpone.runtime.assemble import assemble
+from airflow_provider_dpone.operators.wiring import assemble
 from airflow_provider_dpone.runtime.engine import effective_source
 from airflow_provider_dpone.runtime.protocols import LoadContext
 from tests.helpers import run_first_load as run
