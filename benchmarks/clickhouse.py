@@ -11,7 +11,7 @@
    benchmarks/pg_to_pg.py, in a child process (its own chDB data directory) so its peak RSS is
    its own. Target: peak RSS under 400 MB.
 
-The ClickHouse engine is chDB, in process (see ../shared/services.md). Prints a table and writes
+The ClickHouse engine is chDB, in process (the `dev` extra installs it). Prints a table and writes
 JSON to benchmarks/results/clickhouse.json.
 """
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/kafka.py --rows 1000000
 
-The broker is noida-db (a Kafka-protocol broker, see ../shared/services.md), started here.
+The broker is noida-db (a Kafka-protocol broker from the `dev` extra), started here.
 In one run and alternately (best of ``--repeat``):
 
 - raw loop: ``for row: producer.produce(topic, key, json.dumps(row))``, then ``flush()``: the
