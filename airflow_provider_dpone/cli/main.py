@@ -52,7 +52,7 @@ def _selected(manifest: Manifest, name: str | None) -> list[LoadSpec]:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     manifests, issues = validate_paths(args.paths)
-    data = {
+    data: dict[str, Any] = {
         "valid": [
             {"file": m.source_file, "pipeline": m.pipeline, "loads": [ld.name for ld in m.loads]}
             for m in manifests

@@ -86,10 +86,10 @@ def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
         )
     deletes = load.reconciliation.deletes
     if deletes != "none" and deletes not in snk.deletes:
-        allowed = ", ".join(sorted(snk.deletes - {"none"})) or "none"
+        kinds = ", ".join(sorted(snk.deletes - {"none"})) or "none"
         problems.append(
             f"reconciliation.deletes: '{deletes}' is not supported by connector '{snk.name}'; "
-            f"deletes it supports: {allowed}"
+            f"deletes it supports: {kinds}"
         )
     elif deletes != "none" and inc is not None and not snk.key_set:
         problems.append(

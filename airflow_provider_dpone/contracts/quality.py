@@ -161,9 +161,10 @@ def judge(check: _Check, measured: Measurement, source_rows: int | None = None) 
         message = "unique" if passed else f"{value} duplicated value(s) over {rows} row(s){samples}"
     elif isinstance(check, RowCountCheck):
         problems = []
-        if check.min is not None and value < check.min:
+        count = value or 0  # a row count is always measured; None only from a broken sink
+        if check.min is not None and count < check.min:
             problems.append(f"below min {check.min}")
-        if check.max is not None and value > check.max:
+        if check.max is not None and count > check.max:
             problems.append(f"above max {check.max}")
         if check.equals_source:
             if source_rows is None:

@@ -145,8 +145,8 @@ def state_from_dict(data: Any) -> StateRecord | None:
         if f.default is MISSING and f.default_factory is MISSING and f.name not in values
     ]
     if unexpected or missing:
-        problem = f"unexpected field {unexpected[0]!r}" if unexpected else f"missing field {missing[0]!r}"
-        raise StateError(f"malformed {kind} state: {problem}")
+        shape = f"unexpected field {unexpected[0]!r}" if unexpected else f"missing field {missing[0]!r}"
+        raise StateError(f"malformed {kind} state: {shape}")
     record = cls(**values)
     problem = _field_problem(record)
     if problem:

@@ -90,6 +90,7 @@ def main() -> int:
     with psycopg.connect(shop) as s, psycopg.connect(dwh) as d:
         q = "select count(*), sum(hashtext(id::text || status || amount::text)) from {}"
         src, dst = s.execute(q.format("orders")).fetchone(), d.execute(q.format("raw.orders")).fetchone()
+    assert src is not None and dst is not None  # an aggregate always answers one row
     same = src == dst
     print(f"Warehouse raw.orders {'equals' if same else 'DIFFERS FROM'} the shop: {dst[0]:,} rows")
     return 0 if same else 1

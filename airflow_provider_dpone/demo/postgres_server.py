@@ -51,9 +51,9 @@ def database_uri(admin_uri: str, dbname: str) -> str:
     """The same server, another database."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    params = conninfo_to_dict(admin_uri)
+    params: dict[str, Any] = conninfo_to_dict(admin_uri)
     params["dbname"] = dbname
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def airflow_conn_uri(libpq_uri: str) -> str:
@@ -62,7 +62,7 @@ def airflow_conn_uri(libpq_uri: str) -> str:
 
     from psycopg.conninfo import conninfo_to_dict
 
-    p = conninfo_to_dict(libpq_uri)
+    p = {k: str(v) for k, v in conninfo_to_dict(libpq_uri).items() if v is not None}
     auth = quote(p.get("user", "postgres"), safe="")
     if p.get("password"):
         auth += ":" + quote(p["password"], safe="")

@@ -45,7 +45,7 @@ def change_orders(uri: str, fraction: float = 0.01, new_rows: int = 500) -> tupl
             "update orders set status = 'refunded', updated_at = now() where id %% %s = 0",
             (max(1, round(1 / fraction)),),
         ).rowcount
-        start = conn.execute("select coalesce(max(id), 0) from orders").fetchone()[0]
+        (start,) = conn.execute("select coalesce(max(id), 0) from orders").fetchone() or (0,)
         inserted = conn.execute(
             "insert into orders select g, 1, 9.99, 'new', '{}'::jsonb, now() "
             "from generate_series(%s::bigint + 1, %s::bigint + %s) g",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from ..contracts.errors import BadInputError
 from ..contracts.table import CanonicalType, Column, TableSchema
@@ -160,7 +161,7 @@ def to_canonical(name: str, native: str, *, nullable: bool | None = None) -> Col
         text, is_nullable = text[len("Nullable(") : -1], True
     if text.startswith("LowCardinality(") and text.endswith(")"):
         text = text[len("LowCardinality(") : -1]
-    keep = {"native_type": native.strip(), "dialect": DIALECT}
+    keep: dict[str, Any] = {"native_type": native.strip(), "dialect": DIALECT}
     nullable = is_nullable if nullable is None else nullable
     head = text.split("(", 1)[0]
     if head in _SIMPLE:

@@ -101,7 +101,7 @@ def _json_schema_column(name: str, prop: dict[str, Any], required: bool) -> Colu
         return Column(name, T.BOOLEAN, nullable)
     if kind == "string":
         by_format = {"date-time": T.TIMESTAMPTZ, "date": T.DATE, "time": T.TIME, "uuid": T.UUID}
-        return Column(name, by_format.get(fmt, T.STRING), nullable, length=prop.get("maxLength"))
+        return Column(name, by_format.get(str(fmt), T.STRING), nullable, length=prop.get("maxLength"))
     return Column(name, T.JSON, nullable)
 
 

@@ -374,7 +374,9 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
             if statements:
                 extra, colocated = statements, True
             elif isinstance(parts.sink, JournalingSink):
-                extra = parts.sink.journal_statements(ctx, _plain(before), _plain(candidate))
+                after = _plain(candidate)
+                assert after is not None  # a candidate is a record
+                extra = parts.sink.journal_statements(ctx, _plain(before), after)
                 journaled = True
         with _timed(report, "finalize") as phase:
             result = parts.sink.finalize(ctx, staged, extra)

@@ -44,7 +44,7 @@ def operator_lineage(lineage: dict[str, Any]) -> Any:
                     ]
                 )
             )
-        output_facets = {}
+        output_facets: dict[str, Any] = {}
         if d.get("rows") is not None:
             output_facets["outputStatistics"] = (
                 output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(

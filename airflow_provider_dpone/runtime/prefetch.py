@@ -15,7 +15,7 @@ import io
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO, Generic, TypeVar
+from typing import Any, BinaryIO, Generic, TypeVar
 
 T = TypeVar("T")
 
@@ -165,7 +165,8 @@ class Pushed(_Handoff[bytes]):
         self._producer, self._chunk_size, self._interrupter = produce, chunk_size, interrupt
 
     def _produce(self) -> None:
-        out = io.BufferedWriter(_QueueWriter(self._put), buffer_size=self._chunk_size)
+        raw: Any = _QueueWriter(self._put)  # a RawIOBase; typeshed's stream protocol is narrower
+        out = io.BufferedWriter(raw, buffer_size=self._chunk_size)
         try:
             self._producer(out)  # type: ignore[arg-type]
             out.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -179,6 +180,6 @@ class StateBackend(Protocol):
 
     def colocated_statements(
         self, sink: object, sink_conn_id: str, pipeline: str, load: str, record: StateRecord, run_id: str
-    ) -> list[Statement] | None:
+    ) -> builtins.list[Statement] | None:
         """Statements the sink runs in its finalize transaction, or None if not colocated."""
         ...

@@ -6,6 +6,7 @@ finalize transaction, so data and state commit together.
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any
 
@@ -95,7 +96,7 @@ class TableStateBackend:
 
     def colocated_statements(
         self, sink: object, sink_conn_id: str, pipeline: str, load: str, record: StateRecord, run_id: str
-    ) -> list[Statement] | None:
+    ) -> builtins.list[Statement] | None:
         """The upsert to run inside the sink's transaction, when the sink is this database."""
         from ..hooks.postgres import DponePostgresHook
 
