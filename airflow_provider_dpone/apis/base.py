@@ -79,12 +79,19 @@ class ApiSource:
 
 
 class ApiHook(DponeRestHook):
-    """The REST hook bound to one API's catalog."""
+    """The REST hook bound to one API's catalog; its default connection id is the API's name."""
 
     api: ApiSource
 
-    def __init__(self, conn_id: str | None = None, **kwargs: Any) -> None:
-        super().__init__(conn_id=conn_id or self.api.name, **kwargs)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "api" in cls.__dict__:
+            cls.default_conn_name = cls.api.name
+
+    def __init__(self, http_conn_id: str | None = None, *, conn_id: str | None = None, **kwargs: Any) -> None:
+        """``http_conn_id`` (what Airflow passes) or its alias ``conn_id``; other keyword
+        arguments go to DponeRestHook."""
+        super().__init__(http_conn_id, conn_id=conn_id, **kwargs)
         self._resource: Resource | None = None
         self._options: dict[str, Any] = {}
         self._seen: set[tuple] = set()

@@ -28,7 +28,7 @@ try:
 except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra test
     raise MissingExtraError(_exc.name or "clickhouse-connect", "clickhouse") from None
 
-from airflow.sdk import BaseHook
+from airflow.providers.common.sql.hooks.sql import DbApiHook
 
 from ..contracts.artifacts import (
     ARROW,
@@ -54,6 +54,8 @@ from ..runtime.guards import missing_target_error, null_key_error
 from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..runtime.staging_label import KeptStaging, failed_label, kept_staging, staging_label, to_sweep
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
+from .clickhouse_dbapi import ClickHouseConnection
+from .connection import conn_id_of, probe
 from .quality_measure import measure_checks
 
 log = logging.getLogger(__name__)
@@ -121,8 +123,9 @@ def rows_to_arrow(schema: TableSchema, names: list[str], rows: list) -> Any:
     return pa.Table.from_arrays(arrays, names=names)
 
 
-class DponeClickHouseHook(BaseHook):
-    """Source and sink for ClickHouse."""
+class DponeClickHouseHook(DbApiHook):
+    """Source and sink for ClickHouse; also a DbApiHook (``run``, ``get_records``, ``get_first``
+    through a small DB-API adapter), for ``SQLExecuteQueryOperator`` and ``SqlSensor``."""
 
     conn_name_attr = "clickhouse_conn_id"
     default_conn_name = "clickhouse_default"
@@ -131,16 +134,27 @@ class DponeClickHouseHook(BaseHook):
 
     accepted_formats = (TSV, ARROW)
 
-    def __init__(self, conn_id: str = default_conn_name, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.dpone_conn_id = conn_id
+    def __init__(
+        self, clickhouse_conn_id: str | None = None, *, conn_id: str | None = None, **kwargs: Any
+    ) -> None:
+        """``clickhouse_conn_id`` (what Airflow passes) or its alias ``conn_id``; other keyword
+        arguments go to DbApiHook."""
+        super().__init__(clickhouse_conn_id=conn_id_of(self, clickhouse_conn_id, conn_id), **kwargs)
         self._client: Any = None
+
+    @property
+    def dpone_conn_id(self) -> str:
+        return self.get_conn_id()
 
     # --- connections ---------------------------------------------------------------------
 
     def redactor(self) -> Redactor:
         """A redactor knowing this connection's credentials."""
         return Redactor.of_connection(lambda: self.get_connection(self.dpone_conn_id))
+
+    def test_connection(self) -> tuple[bool, str]:  # type: ignore[override]  # common-sql's stub says None
+        """The UI's Test button: ``select 1``; no credential in the message."""
+        return probe(self.redactor(), lambda: f"select 1 returned {self.get_first('select 1')}")
 
     def client(self) -> Any:
         """The clickhouse-connect client, built on first use."""
@@ -173,8 +187,9 @@ class DponeClickHouseHook(BaseHook):
             raise TransientError(f"cannot connect to '{self.dpone_conn_id}': {message}") from None
         return self._client
 
-    def get_conn(self) -> Any:
-        return self.client()
+    def get_conn(self) -> ClickHouseConnection:
+        """A DB-API connection over the hook's client (for DbApiHook's methods)."""
+        return ClickHouseConnection(self.client())
 
     def _database(self) -> str:
         return self.get_connection(self.dpone_conn_id).schema or "default"

@@ -3,7 +3,8 @@
 Built on the official Kafka provider's hook and connection: the connection's extras are the
 librdkafka configuration (``bootstrap.servers``, security settings...). dpone's own keys in
 the extras start with ``dpone.``: ``dpone.schema_registry`` (``{"url": ..., "basic.auth.user.info":
-...}``) for Avro, JSON Schema and Protobuf values.
+...}``, or just the URL in ``dpone.schema_registry_url``) for Avro, JSON Schema and Protobuf
+values.
 
 Source: reads each partition from the offsets in the state (or the earliest) up to the high
 watermark seen when the extract starts, with ``read_committed``, then stops. The offsets are
@@ -35,6 +36,7 @@ try:
         Producer,
         TopicPartition,
     )
+    from confluent_kafka.admin import AdminClient
 except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra test
     raise MissingExtraError(_exc.name or "confluent-kafka", "kafka") from None
 
@@ -50,6 +52,7 @@ from ..dialects import kafka as codec
 from ..runtime.failpoints import failpoint
 from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..schema.planner import SchemaPlan, plan_schema
+from .connection import conn_id_of, probe
 
 log = logging.getLogger(__name__)
 
@@ -58,31 +61,49 @@ _IDLE = 5.0  # a partition that makes no progress this long (an open transaction
 
 
 class DponeKafkaHook(KafkaBaseHook):
-    """Source and sink for Kafka topics."""
+    """Source and sink for Kafka topics. Accepts ``kafka`` and ``dpone_kafka`` connections."""
 
     conn_type = "dpone_kafka"
     hook_name = "dpone Kafka"
     accepted_formats: tuple[str, ...] = ()  # rows
 
-    def __init__(self, conn_id: str = "kafka_default", **kwargs: Any) -> None:
-        super().__init__(kafka_config_id=conn_id)
-        self.dpone_conn_id = conn_id
+    def __init__(self, kafka_config_id: str | None = None, *, conn_id: str | None = None) -> None:
+        """``kafka_config_id`` (what Airflow passes) or its alias ``conn_id``."""
+        super().__init__(kafka_config_id=conn_id_of(self, kafka_config_id, conn_id))
         self._producer: Any = None
         self._in_transaction = False
+
+    @property
+    def dpone_conn_id(self) -> str:
+        return self.kafka_config_id
 
     # --- connections ---------------------------------------------------------------------
 
     def _extras(self) -> dict[str, Any]:
-        return dict(self.get_connection(self.dpone_conn_id).extra_dejson)
+        """The connection's extras; a key the UI form left empty (null) counts as absent."""
+        extra = self.get_connection(self.dpone_conn_id).extra_dejson
+        return {k: v for k, v in extra.items() if v is not None}
 
     def client_config(self) -> dict[str, Any]:
         """The librdkafka configuration: the connection's extras without dpone's own keys."""
         config = self._build_config()
-        return {k: v for k, v in config.items() if not k.startswith("dpone.")}
+        return {k: v for k, v in config.items() if not k.startswith("dpone.") and v is not None}
 
     def redactor(self) -> Redactor:
         """A redactor knowing this connection's credentials."""
         return Redactor.of_connection(lambda: self.get_connection(self.dpone_conn_id))
+
+    def test_connection(self, timeout: float = 10.0) -> tuple[bool, str]:
+        """The UI's Test button: list the topics (within ``timeout`` seconds); no credential in
+        the message."""
+
+        def check() -> str:
+            config: dict[str, Any] = {**self.client_config(), "logger": log}  # not librdkafka's stderr
+            admin = AdminClient(config)
+            metadata = admin.list_topics(timeout=timeout)
+            return f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s) visible"
+
+        return probe(self.redactor(), check)
 
     def dataset(self, table: str) -> dict[str, str]:
         servers = str(self._extras().get("bootstrap.servers", "")).split(",")[0]
@@ -91,13 +112,15 @@ class DponeKafkaHook(KafkaBaseHook):
     def registry(self) -> Any:
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
-        settings = self._extras().get("dpone.schema_registry")
+        extras = self._extras()
+        settings = extras.get("dpone.schema_registry") or extras.get("dpone.schema_registry_url")
         if isinstance(settings, str):
             settings = {"url": settings}
         if not settings or not settings.get("url"):
             raise BadInputError(
                 f"connection '{self.dpone_conn_id}': Avro / JSON Schema values need "
-                'extra \'dpone.schema_registry\': {"url": "http://registry:8081"}'
+                'extra \'dpone.schema_registry\': {"url": "http://registry:8081"} '
+                "(or the form's Schema Registry URL)"
             )
         return SchemaRegistryClient(settings)
 

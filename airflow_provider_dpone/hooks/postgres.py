@@ -49,6 +49,7 @@ from ..runtime.prefetch import Prefetched
 from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..runtime.staging_label import KeptStaging, failed_label, kept_staging, staging_label, to_sweep
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
+from .connection import conn_id_of, probe
 from .postgres_copy_out import copy_out_chunks, export_snapshot, snapshot_reader
 from .postgres_errors import classify
 from .postgres_strategies import Finalize, active_predicate, replace_predicate
@@ -116,24 +117,39 @@ class _OwnedStream(Iterator[Any]):
 
 
 class DponePostgresHook(PostgresHook):
-    """Source and sink for PostgreSQL. Accepts ``postgres`` and ``dpone_postgres`` connections."""
+    """Source and sink for PostgreSQL. Accepts ``postgres`` and ``dpone_postgres`` connections.
+
+    Being the official PostgresHook, it also offers ``run``, ``get_records``, ``get_first`` and
+    ``test_connection`` (``select 1``), for ``SQLExecuteQueryOperator`` and ``SqlSensor``.
+    """
 
     conn_type = "dpone_postgres"
     hook_name = "dpone PostgreSQL"
     accepted_formats = (BINARY, TEXT)
 
-    def __init__(self, conn_id: str = "postgres_default", **kwargs: Any) -> None:
-        super().__init__(postgres_conn_id=conn_id, **kwargs)
-        self.dpone_conn_id = conn_id
+    def __init__(
+        self, postgres_conn_id: str | None = None, *, conn_id: str | None = None, **kwargs: Any
+    ) -> None:
+        """``postgres_conn_id`` (what Airflow passes) or its alias ``conn_id``; other keyword
+        arguments go to PostgresHook."""
+        super().__init__(postgres_conn_id=conn_id_of(self, postgres_conn_id, conn_id), **kwargs)
         self._idle: psycopg.Connection | None = None
         self._idle_since = 0.0
         self._idle_lock = threading.Lock()
+
+    @property
+    def dpone_conn_id(self) -> str:
+        return self.get_conn_id()
 
     # --- connections ---------------------------------------------------------------------
 
     def redactor(self) -> Redactor:
         """A redactor knowing this connection's credentials."""
         return Redactor.of_connection(lambda: self.get_connection(self.dpone_conn_id))
+
+    def test_connection(self) -> tuple[bool, str]:  # type: ignore[override]  # common-sql's stub says None
+        """The UI's Test button: ``select 1`` on a new connection; no credential in the message."""
+        return probe(self.redactor(), lambda: f"select 1 returned {self.get_first('select 1')}")
 
     def connect(self) -> psycopg.Connection:
         try:

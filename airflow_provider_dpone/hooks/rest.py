@@ -39,6 +39,7 @@ from ..contracts.manifest import EndpointSpec, PaginationSpec, SourceSpec
 from ..contracts.state import CursorState, StateRecord
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import CanonicalType, Column, TableSchema
+from .connection import conn_id_of, probe
 from .rest_pages import LoopGuard, dig, has_path, missing_selector, next_position
 from .rest_transport import AuthError as AuthError  # re-exported: hooks.rest is the public module
 from .rest_transport import RestTransport
@@ -72,16 +73,35 @@ class DponeRestHook(RestTransport, BaseHook):
     hook_name = "dpone REST API"
 
     def __init__(
-        self, conn_id: str = default_conn_name, *, context: dict[str, str] | None = None, **kwargs: Any
-    ):
+        self,
+        http_conn_id: str | None = None,
+        *,
+        conn_id: str | None = None,
+        context: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        """``http_conn_id`` (what Airflow passes) or its alias ``conn_id``; other keyword
+        arguments go to BaseHook."""
         super().__init__(**kwargs)
-        self.dpone_conn_id = conn_id
+        self.http_conn_id = conn_id_of(self, http_conn_id, conn_id)
         self.context = context or {}  # pipeline, load and run ids for the request log
         # the HTTP side's state (declared in RestTransport)
         self._client = self._token = self._connection = self._extras = self._redactor = None
         self._refreshed = False
         self.requests = 0
         self.sleep = time.sleep  # tests may shorten the waits
+
+    def test_connection(self) -> tuple[bool, str]:
+        """The UI's Test button: one authenticated GET of the base URL, or of extra
+        ``test_path`` (an endpoint that answers cheaply); fails on an error status. No
+        credential in the message."""
+
+        def check() -> str:
+            path = str(self._extra().get("test_path") or "").lstrip("/")
+            response = self._send("GET", path, {}, None, {}, "fail")
+            return f"GET {response.request.url} returned {response.status_code} {response.reason_phrase}"
+
+        return probe(self.redactor(), check)
 
     def bind_run(self, ctx: Any) -> None:
         self.context = {"pipeline": ctx.pipeline, "load": ctx.load.name, "run_id": ctx.run_id}

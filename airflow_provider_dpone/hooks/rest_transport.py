@@ -136,7 +136,7 @@ def retry_after(response: httpx.Response) -> float | None:
 class RestTransport:
     """Connection, credentials and requests of :class:`DponeRestHook` (a mixin before BaseHook)."""
 
-    dpone_conn_id: str
+    http_conn_id: str
     context: dict[str, str]
     requests: int
     _client: httpx.Client | None
@@ -153,6 +153,10 @@ class RestTransport:
 
     # --- connection ------------------------------------------------------------------------
 
+    @property
+    def dpone_conn_id(self) -> str:
+        return self.http_conn_id
+
     def _conn(self) -> Any:
         """The connection, read once per hook (every request needs it; inside a task each read
         is a call to the API server)."""
@@ -167,7 +171,8 @@ class RestTransport:
         return self._extras
 
     def _read_extra(self) -> dict[str, Any]:
-        return dict(self._conn().extra_dejson)
+        """The extras; a key the UI form left empty (null) counts as absent."""
+        return {k: v for k, v in self._conn().extra_dejson.items() if v is not None}
 
     def redactor(self) -> Redactor:
         """The connection's credentials, and the OAuth tokens fetched so far; built once."""
