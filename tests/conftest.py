@@ -5,6 +5,7 @@ Every test is marked ``unit`` unless it marks itself ``integration`` (or uses a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -166,6 +167,7 @@ class KafkaEnv:
                 str(self.port),
             ],
             stdout=self.log,
+            start_new_session=True,  # its own process group: stop() ends the broker it spawns too
             stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 20
@@ -231,9 +233,17 @@ class KafkaEnv:
             consumer.close()
 
     def stop(self) -> None:
+        """End the broker: ``noida-db`` is a launcher, so the whole process group goes."""
+        import signal
+
         self.registry.close()
-        self.process.terminate()
-        self.process.wait(10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
         self.log.close()
 
 
