@@ -77,9 +77,7 @@ def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
             f"sink.strategy: '{sink.strategy.value}' is not supported by connector "
             f"'{snk.name}' yet; supported: {', '.join(allowed)}"
         )
-    # Not set in the manifest: the connector's own behaviour (a topic keeps the last per key).
-    asked = "on_duplicate_keys" in sink.model_fields_set or "fail" in snk.duplicate_keys
-    if sink.unique_key and asked and sink.on_duplicate_keys not in snk.duplicate_keys:
+    if sink.unique_key and sink.on_duplicate_keys not in snk.duplicate_keys:
         problems.append(
             f"sink.on_duplicate_keys: '{sink.on_duplicate_keys}' is not supported by connector "
             f"'{snk.name}'; supported: {', '.join(sorted(snk.duplicate_keys))}"

@@ -269,6 +269,17 @@ class SinkSpec(_Strict):
     _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
     _connector = field_validator("connector")(classmethod(lambda cls, v: _check_connector(v)))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _duplicate_keys_default(cls, data: Any) -> Any:
+        """Not given: ``fail``, or the one policy a connector that cannot fail on duplicates has
+        (a topic keeps the last message per key)."""
+        if isinstance(data, dict) and "on_duplicate_keys" not in data:
+            info = CONNECTORS.get(data.get("connector", ""))
+            if info is not None and "fail" not in info.duplicate_keys:
+                return {**data, "on_duplicate_keys": min(info.duplicate_keys)}
+        return data
+
     @property
     def target(self) -> str:
         """The table or topic written to."""

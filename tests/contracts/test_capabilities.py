@@ -215,3 +215,13 @@ def test_state_table_connection_must_match_its_loads() -> None:
     data["state"] = {"backend": "table", "conn_id": "clickhouse_sink"}  # connector defaults to postgres
     with pytest.raises(ManifestError, match=r"a 'clickhouse' connection, but state\.connector is 'postgres'"):
         parse_manifest(data)
+
+
+def test_a_topic_defaults_to_keep_last_and_refuses_fail() -> None:
+    data = manifest_using("kafka", "strategy:incremental_merge")
+    assert parse_manifest(copy.deepcopy(data)).loads[0].sink.on_duplicate_keys == "keep_last"
+    data["loads"][0]["sink"]["on_duplicate_keys"] = "fail"
+    with pytest.raises(ManifestError, match="'fail' is not supported by connector 'kafka'"):
+        parse_manifest(data)
+    sql = manifest_using("clickhouse", "strategy:incremental_merge")
+    assert parse_manifest(sql).loads[0].sink.on_duplicate_keys == "fail"
