@@ -204,6 +204,10 @@ class DponePostgresHook(PostgresHook):
         if conn is not None:
             conn.close()
 
+    def hosts_state(self, conn_id: str) -> bool:
+        """A state table on ``conn_id`` commits in this sink's finalize when it is this connection."""
+        return conn_id == self.dpone_conn_id
+
     def release(self) -> None:
         """Close the connection kept between units of work, if any."""
         with self._idle_lock:

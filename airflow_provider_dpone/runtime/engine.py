@@ -368,9 +368,7 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
         extra = []
         colocated = journaled = False
         if candidate is not None:
-            statements = parts.state.colocated_statements(
-                parts.sink, load.sink.conn_id, pipeline, load.name, candidate, run_id
-            )
+            statements = parts.state.colocated_statements(parts.sink, pipeline, load.name, candidate, run_id)
             if statements:
                 extra, colocated = statements, True
             elif isinstance(parts.sink, JournalingSink):

@@ -136,6 +136,16 @@ class TargetProbe(Protocol):
 
 
 @runtime_checkable
+class StateHost(Protocol):
+    """A sink that can keep the state table in its own database and commit a load's state in
+    its finalize transaction (connectors declare it: ``ConnectorInfo.hosts_state``)."""
+
+    def hosts_state(self, conn_id: str) -> bool:
+        """Whether a state table on connection ``conn_id`` is in this sink's database."""
+        ...
+
+
+@runtime_checkable
 class RunAware(Protocol):
     """A hook that tags its logs with the run (e.g. every API request with the run ids)."""
 
@@ -179,7 +189,7 @@ class StateBackend(Protocol):
     def list(self, pipeline: str, loads: list[str]) -> list[dict[str, Any]]: ...
 
     def colocated_statements(
-        self, sink: object, sink_conn_id: str, pipeline: str, load: str, record: StateRecord, run_id: str
+        self, sink: object, pipeline: str, load: str, record: StateRecord, run_id: str
     ) -> builtins.list[Statement] | None:
         """Statements the sink runs in its finalize transaction, or None if not colocated."""
         ...

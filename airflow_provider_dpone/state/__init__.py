@@ -15,7 +15,7 @@ def build_state_backend(spec: StateSpec) -> Any:
     if spec.backend == "table":
         from .table import TableStateBackend
 
-        return TableStateBackend(conn_id=spec.conn_id or "", table=spec.table)
+        return TableStateBackend(conn_id=spec.conn_id or "", table=spec.table, connector=spec.connector)
     from .variable import VariableStateBackend
 
     return VariableStateBackend()

@@ -12,25 +12,27 @@ from typing import Any
 
 from ..contracts.state import StateRecord, decode_state, state_to_dict
 from ..dialects import postgres as sql
-from ..runtime.protocols import Statement
+from ..runtime.protocols import StateHost, Statement
 from . import listed
 
 
 class TableStateBackend:
     name = "table"
 
-    def __init__(self, conn_id: str, table: str = "dpone.state") -> None:
-        self.conn_id = conn_id
+    def __init__(self, conn_id: str, table: str = "dpone.state", connector: str = "postgres") -> None:
+        self.conn_id, self.connector = conn_id, connector
         self.table = sql.TableRef.parse(table, default_schema="dpone")
         self._hook: Any = None
         self._ensured = False
 
     @property
     def hook(self) -> Any:
+        """The hook of the connection holding the table, built by its connector (validation
+        allows only connectors that declare they can host state)."""
         if self._hook is None:
-            from ..hooks.postgres import DponePostgresHook
+            from ..hooks.registry import build_hook
 
-            self._hook = DponePostgresHook(conn_id=self.conn_id)
+            self._hook = build_hook(self.connector, self.conn_id)
         return self._hook
 
     def _ensure(self, conn: Any) -> None:
@@ -95,12 +97,11 @@ class TableStateBackend:
         return out
 
     def colocated_statements(
-        self, sink: object, sink_conn_id: str, pipeline: str, load: str, record: StateRecord, run_id: str
+        self, sink: object, pipeline: str, load: str, record: StateRecord, run_id: str
     ) -> builtins.list[Statement] | None:
-        """The upsert to run inside the sink's transaction, when the sink is this database."""
-        from ..hooks.postgres import DponePostgresHook
-
-        if not isinstance(sink, DponePostgresHook) or sink_conn_id != self.conn_id:
+        """The upsert to run inside the sink's transaction, when the sink says the state table's
+        connection is its own database."""
+        if not isinstance(sink, StateHost) or not sink.hosts_state(self.conn_id):
             return None
         with self.hook.session() as conn:  # make sure the table exists before the sink's txn
             self._ensure(conn)
