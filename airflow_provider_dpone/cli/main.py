@@ -72,32 +72,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from ..operators.wiring import assemble
-    from ..runtime.engine import effective_source
-    from ..runtime.guards import starting_state
-    from ..runtime.protocols import LoadContext
+    from ..runtime.planning import plan_load
 
     manifest = load_manifest(args.path)
-    plans = []
-    for load in _selected(manifest, args.load):
-        parts = assemble(load, manifest.state)
-        entry: dict[str, Any] = {"load": load.name, "strategy": load.sink.strategy.value}
-        schema = None
-        ctx = LoadContext(manifest.pipeline, load, run_id="<run_id>")
-        try:
-            state = parts.state.get(manifest.pipeline, load.name)
-            entry["state"] = None if state is None else state.__dict__
-            ctx, start, note = starting_state(ctx, parts.sink, parts.state, state)  # as the run does
-            if note:
-                entry["warning"] = note
-            entry["extract"], schema = parts.source.plan_extract(effective_source(load), start)
-        except DponeError as exc:
-            entry["extract_error"] = str(exc)
-        binary = "format binary" in entry.get("extract", {}).get("sql", "format binary")
-        schema_plan = parts.sink.schema_plan(ctx, schema) if schema is not None else None
-        if schema_plan is not None:
-            entry["schema_plan"] = schema_plan.to_dict()
-        entry["load_sql"] = parts.sink.plan_load(ctx, schema, binary=binary, schema_plan=schema_plan)
-        plans.append(entry)
+    plans = [
+        plan_load(manifest.pipeline, load, assemble(load, manifest.state))
+        for load in _selected(manifest, args.load)
+    ]
     human = []
     for p in plans:
         human.append(f"== load {p['load']} ({p['strategy']})")

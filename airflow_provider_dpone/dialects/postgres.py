@@ -566,6 +566,15 @@ def replace_partition(
     return prepare, swap
 
 
+def append_rows(
+    target: TableRef, staging: TableRef, names: Sequence[str], mapping: dict[str, str], keys: Sequence[str]
+) -> str:
+    """``incremental_append``: insert the batch; with a target key, rows already there (lookback
+    or xmin overlap) are skipped."""
+    statement = insert_select(target, staging, names, mapping)
+    return statement + (f" on conflict ({column_list(keys)}) do nothing" if keys else "")
+
+
 def add_column_if_missing(table: TableRef, name: str, native: str) -> str:
     return f"alter table {table.sql} add column if not exists {quote_ident(name)} {native}"
 

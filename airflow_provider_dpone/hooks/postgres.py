@@ -824,15 +824,12 @@ class DponePostgresHook(PostgresHook):
             if pk:
                 constraint = f"{staging.name}_pk"
                 cur.execute(sql.add_primary_key(staging, pk, constraint))
-            if exists:
-                cur.execute(sql.lock_table(target))
-            else:
+            if not exists:  # an existing target is already locked exclusively (finalize's first lock)
                 cur.execute(sql.create_schema(target.schema))
             for statement in sql.swap_in(staging, target, constraint):
                 cur.execute(statement)
             cur.execute(sql.analyze(target))
             return {"method": "swap", "rows_inserted": None}
-        cur.execute(sql.lock_table(target))
         cur.execute(sql.truncate(target))
         cur.execute(sql.insert_select(target, staging, schema.names, mapping))
         return {"method": "truncate_insert", "rows_inserted": cur.rowcount}
@@ -926,6 +923,18 @@ class DponePostgresHook(PostgresHook):
                 if label is not None:
                     conn.execute(sql.comment_table(table, label))
 
+    def _planned_key(self, ctx: LoadContext, target: sql.TableRef, schema: TableSchema | None) -> list[str]:
+        """The target's primary key as finalize will find it: the existing table's, else the
+        one it would be created with (read-only)."""
+        with self.session() as conn:
+            try:
+                rows = conn.execute(sql.INTROSPECT_PRIMARY_KEY, (target.schema, target.name)).fetchall()
+            finally:
+                conn.rollback()
+        if rows:
+            return [r[0] for r in rows]
+        return list(self._target_primary_key(ctx, schema)) if schema else []
+
     def _plan_finalize(
         self,
         ctx: LoadContext,
@@ -940,7 +949,7 @@ class DponePostgresHook(PostgresHook):
         spec = load.sink
         strategy, keys = spec.strategy, list(spec.unique_key or ())
         if strategy is Strategy.INCREMENTAL_APPEND:
-            return [sql.insert_select(target, staging, names, mapping)]
+            return [sql.append_rows(target, staging, names, mapping, self._planned_key(ctx, target, schema))]
         if strategy is Strategy.REPLACE:
             assert spec.replace is not None
             if schema is None:
@@ -985,6 +994,7 @@ class DponePostgresHook(PostgresHook):
                         keys,
                         {n["valid_to"]: "now()", n["is_current"]: "false"},
                         active_predicate(load),
+                        mapping,
                     )
                 )
             return statements
@@ -1002,7 +1012,7 @@ class DponePostgresHook(PostgresHook):
         statements.append(sql.merge_insert(target, staging, names, keys, mapping))
         if soft:
             statements.append(
-                sql.close_missing_keys(target, keyset, keys, {soft: "now()"}, active_predicate(load))
+                sql.close_missing_keys(target, keyset, keys, {soft: "now()"}, active_predicate(load), mapping)
             )
         elif deletes == "hard":
             statements.append(sql.delete_missing_keys(target, keyset, keys, mapping))
@@ -1041,15 +1051,23 @@ class DponePostgresHook(PostgresHook):
                     "-- fails if the batch is empty while the target holds rows (sink.allow_empty)"
                 )
             statements += ["-- if the target is absent or a plain identical table: swap"]
-            statements += sql.swap_in(
-                staging, target, f"{staging.name}_pk" if schema and schema.primary_key else None
-            )
+            constraint = None
+            if schema and schema.primary_key:
+                constraint = f"{staging.name}_pk"
+                statements.append(sql.add_primary_key(staging, schema.primary_key, constraint))
+            statements += sql.swap_in(staging, target, constraint)
             statements += [
                 "-- otherwise",
                 sql.truncate(target),
                 sql.insert_select(target, staging, names, mapping),
             ]
         else:
+            if self._managed_columns(ctx) and (schema_plan is None or schema_plan.target_exists):
+                statements.append("-- an existing target gets the columns this strategy manages")
+                statements += [
+                    sql.add_column_if_missing(target, c.name, sql.native_type(c))
+                    for c in self._managed_columns(ctx)
+                ]
             statements += self._plan_finalize(ctx, target, staging, names, mapping, schema)
         if schema:
             statements.insert(

@@ -180,9 +180,7 @@ class Finalize:
     def append(self) -> dict[str, Any]:
         target = self.target
         keys = [r[0] for r in self.cur.execute(sql.INTROSPECT_PRIMARY_KEY, (target.schema, target.name))]
-        statement = sql.insert_select(target, self.staging, self.names, self.mapping)
-        if keys:  # rows re-read by lookback or xmin overlap are already there
-            statement += f" on conflict ({sql.column_list(keys)}) do nothing"
+        statement = sql.append_rows(target, self.staging, self.names, self.mapping, keys)
         return {"method": "insert", "rows_inserted": self._execute(statement)}
 
     def merge(self, *, only_changed: bool = False) -> dict[str, Any]:

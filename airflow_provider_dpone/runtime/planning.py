@@ -1,0 +1,33 @@
+"""``dpone plan`` for one load: the extract, the schema plan and every statement the sink would
+run, computed the way a run starts (the same state checks), touching nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..contracts.errors import DponeError
+from .engine import LoadRuntime, effective_source
+from .guards import starting_state
+from .protocols import LoadContext
+
+
+def plan_load(pipeline: str, load: Any, parts: LoadRuntime) -> dict[str, Any]:
+    """The plan of ``load`` as ``dpone plan`` prints it (``--format json`` shape)."""
+    entry: dict[str, Any] = {"load": load.name, "strategy": load.sink.strategy.value}
+    schema = None
+    ctx = LoadContext(pipeline, load, run_id="<run_id>")
+    try:
+        state = parts.state.get(pipeline, load.name)
+        entry["state"] = None if state is None else state.__dict__
+        ctx, start, note = starting_state(ctx, parts.sink, parts.state, state)  # as the run does
+        if note:
+            entry["warning"] = note
+        entry["extract"], schema = parts.source.plan_extract(effective_source(load), start)
+    except DponeError as exc:
+        entry["extract_error"] = str(exc)
+    binary = "format binary" in entry.get("extract", {}).get("sql", "format binary")
+    schema_plan = parts.sink.schema_plan(ctx, schema) if schema is not None else None
+    if schema_plan is not None:
+        entry["schema_plan"] = schema_plan.to_dict()
+    entry["load_sql"] = parts.sink.plan_load(ctx, schema, binary=binary, schema_plan=schema_plan)
+    return entry
