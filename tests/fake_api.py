@@ -4,6 +4,8 @@
 the real one; ``log`` keeps every request (path, query, headers) for the tests to inspect.
 ``redirects`` answers a path with a redirect, ``link_base`` puts next links on another server,
 ``stuck_next`` is where ``/stuck`` always points, ``chunked``/``gzip`` change how bodies are sent.
+``cookie`` is set on every answer, ``token_answer`` replaces the token endpoint's answer,
+``raw_pages`` are served as they are at ``/raw?page=N``.
 """
 
 from __future__ import annotations
@@ -43,11 +45,16 @@ class FakeApi:
                 pass
 
             def _send(self, status: int, body: object, headers: dict[str, str] | None = None) -> None:
-                data = json.dumps(body).encode()
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()  # bytes: as they are
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 for key, value in (headers or {}).items():
                     self.send_header(key, value)
+                if api.cookie:
+                    self.send_header("Set-Cookie", f"{api.cookie}; Path=/")
+                if status == 204:
+                    self.end_headers()
+                    return
                 if api.gzip:
                     data = gzip.compress(data)
                     self.send_header("Content-Encoding", "gzip")
@@ -68,6 +75,9 @@ class FakeApi:
                 form = parse_qs(self.rfile.read(length).decode())
                 if urlparse(self.path).path != "/oauth/token":
                     self._send(404, {"error": "not found"})
+                    return
+                if api.token_answer is not None:
+                    self._send(*api.token_answer)
                     return
                 user, _, secret = (
                     base64.b64decode(self.headers.get("Authorization", "Basic ")[6:]).decode().partition(":")
@@ -122,6 +132,11 @@ class FakeApi:
         self.stuck_next = "/stuck?page=2"  # /stuck: the next link (and cursor "c2") never advance
         self.chunked = False  # bodies without Content-Length (Transfer-Encoding: chunked)
         self.gzip = False  # bodies gzip-compressed (Content-Encoding: gzip)
+        self.cookie: str | None = None  # "name=value" set (Set-Cookie) on every answer
+        self.token_answer: tuple[int, bytes, dict[str, str]] | None = None  # /oauth/token, as it is
+        self.raw_pages: list[bytes] = []  # /raw?page=N (1-based) answers these bytes
+        self.omitted: set[str] = set()  # /accounts/<id>/orders of these ids: no "data" key
+        self.holes: set[int] = set()  # /next?start=N of these N: no "data" key (the link kept)
 
     def authorized(self, headers: object, query: dict[str, str]) -> bool:
         get = headers.get  # type: ignore[attr-defined]
@@ -150,6 +165,8 @@ class FakeApi:
     def route(self, path: str, query: dict[str, str], base: str) -> tuple[int, object, dict[str, str]]:
         if path.startswith("/accounts/") and path.endswith("/orders"):
             account = path.split("/")[2]
+            if account in self.omitted:
+                return 200, {"meta": {"account": account}}, {}
             return 200, {"data": self.children.get(account, [])}, {}
         if path == "/accounts":
             return 200, {"data": [{"id": a} for a in sorted(self.children)]}, {}
@@ -181,7 +198,21 @@ class FakeApi:
             start = int(query.get("start", 0))
             chunk = rows[start : start + 9]
             nxt = f"{self.link_base or ''}/next?start={start + 9}" if start + 9 < len(rows) else None
+            if start in self.holes:
+                return 200, {"links": {"next": nxt}}, {}
             return 200, {"data": chunk, "links": {"next": nxt}}, {}
+        if path == "/raw":
+            page = int(query.get("page", 1))
+            return 200, self.raw_pages[page - 1] if page <= len(self.raw_pages) else b'{"data": []}', {}
+        if path == "/same":  # ignores the page parameter: always the first page
+            return 200, {"data": rows[: int(query.get("limit", 10))]}, {}
+        if path == "/quiet":  # empty pages (the same bytes) whose Link advances, then the records
+            start = int(query.get("from", 0))
+            if start < 3:
+                return 200, [], {"Link": f'<{base}/quiet?from={start + 1}>; rel="next"'}
+            return 200, rows, {}
+        if path in ("/no_content", "/empty"):
+            return (204 if path == "/no_content" else 200), b"", {}
         if path == "/stuck":
             body = {"data": rows[:2], "links": {"next": self.stuck_next}, "meta": {"next_cursor": "c2"}}
             return 200, body, {}

@@ -3,7 +3,9 @@
 The position after each batch is ``{"job", "file", "row"}``: a retry polls the same job and
 continues at that row of that file instead of starting another export. Files are downloaded
 without the connection's credentials (they are signed links, often on another host) and read
-as CSV row by row, so memory stays bounded by the batch size whatever the file size.
+as CSV row by row, so memory stays bounded by the batch size whatever the file size; one record
+(a line, or the lines of a quoted field) is read up to the connection's ``max_response_bytes``
+characters, no further.
 """
 
 from __future__ import annotations
@@ -15,11 +17,18 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
-from ..contracts.errors import BadInputError, MissingExtraError, ResumeExpiredError, TransientError
+from ..contracts.errors import (
+    BadInputError,
+    MissingExtraError,
+    ResumeExpiredError,
+    SourceContractError,
+    TransientError,
+)
 from ..hooks.rest import AuthError, RetryableHTTPError, dig
+from ..hooks.rest_transport import DEFAULT_MAX_RESPONSE_BYTES
 
 try:
     import httpx
@@ -71,22 +80,71 @@ def shown(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
-def csv_records(lines: Iterable[str], column: Callable[[str], str], skip: int) -> Iterator[dict[str, Any]]:
-    """Records of a CSV text (``;`` or ``,`` separated, told by the header), after ``skip`` rows."""
-    lines = iter(lines)
-    first = next(lines, "")
-    if not first.strip():
-        return
-    delimiter = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
-    names = [column(name.strip()) for name in next(reader)]
-    doubled = sorted({n for n in names if names.count(n) > 1})
-    if doubled:
-        raise BadInputError(f"the export file has several columns named {doubled}")
-    for index, row in enumerate(r for r in reader if r):
-        if index < skip:
-            continue
-        yield {name: value or None for name, value in zip(names, row, strict=False)}  # "" is NULL
+class _TooLong(Exception):
+    """A record passed its character limit (``_Lines``)."""
+
+
+class _Lines:
+    """The lines of a text stream for ``csv.reader``, at most ``limit`` characters per record
+    (``used`` is reset after each): a huge line is read up to the limit, not whole."""
+
+    def __init__(self, text: IO[str], limit: int) -> None:
+        self.text, self.limit = text, limit
+        self.used = 0  # characters of the record being read
+        self.line = 0  # lines read
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = self.text.readline(self.limit - self.used + 1)
+        if not line:
+            raise StopIteration
+        self.line += 1
+        self.used += len(line)
+        if self.used > self.limit:
+            raise _TooLong
+        return line
+
+
+def csv_records(
+    text: IO[str], column: Callable[[str], str], skip: int, limit: int = DEFAULT_MAX_RESPONSE_BYTES
+) -> Iterator[dict[str, Any]]:
+    """Records of a CSV text (``;`` or ``,`` separated, told by the header), after ``skip`` rows.
+    A record over ``limit`` characters, or one that cannot be read, fails with
+    ``SourceContractError`` naming its data row and line."""
+    lines, row = _Lines(text, limit), 0  # row: the data row being read (0: the header)
+    try:
+        first = next(lines, "")
+        if not first.strip():
+            return
+        delimiter = ";" if first.count(";") > first.count(",") else ","
+        # csv's own field limit (131,072 by default) is process-wide: only ever raised, to ``limit``
+        csv.field_size_limit(max(csv.field_size_limit(), limit))
+        reader = csv.reader(itertools.chain([first], lines), delimiter=delimiter)
+        names = [column(name.strip()) for name in next(reader)]
+        doubled = sorted({n for n in names if names.count(n) > 1})
+        if doubled:
+            raise BadInputError(f"the export file has several columns named {doubled}")
+        lines.used, row = 0, 1
+        for values in reader:
+            lines.used = 0
+            if not values:
+                continue
+            if row > skip:
+                yield {name: value or None for name, value in zip(names, values, strict=False)}  # "" is NULL
+            row += 1
+    except _TooLong:
+        where = f"data row {row}" if row else "the header"
+        raise SourceContractError(
+            f"{where} (line {lines.line}) is longer than {limit:,} characters, the limit "
+            "(connection extra max_response_bytes); reading stopped there"
+        ) from None
+    except (csv.Error, UnicodeDecodeError) as exc:
+        where = f"data row {row}" if row else "the header"
+        raise SourceContractError(
+            f"{where} (line {lines.line}) cannot be read: {type(exc).__name__}: {exc}"
+        ) from None
 
 
 class ExportReader:
@@ -118,7 +176,8 @@ class ExportReader:
             job = dig(answer, self.export.job_id_path)
             if not job:
                 raise BadInputError(
-                    f"{path}: the export answer has no '{self.export.job_id_path}': {answer!r:.200}"
+                    f"{path}: the export answer has no '{self.export.job_id_path}': "
+                    + self.hook.redactor().redact(f"{answer!r:.200}")
                 )
             position = {"job": str(job), "file": 0, "row": 0}
             log.info("%s: export job %s started", path, job)
@@ -176,7 +235,10 @@ class ExportReader:
                 log.info("export job %s ready after %d polls: %d files", job, polls, len(files))
                 return list(files)
             if status not in self.export.pending:
-                raise ResumeExpiredError(f"export job {job} ended as {status!r}, not {self.export.ready!r}")
+                shown_status = self.hook.redactor().redact(f"{status!r:.100}")
+                raise ResumeExpiredError(
+                    f"export job {job} ended as {shown_status}, not {self.export.ready!r}"
+                )
             waited = time.monotonic() - began
             if waited >= self.max_wait:
                 raise TransientError(
@@ -201,9 +263,10 @@ class ExportReader:
                 return
             except (httpx.TransportError, RetryableHTTPError) as exc:
                 failures += 1
+                why = self.hook.redactor().redact(str(exc))
                 if failures > retries:
-                    raise TransientError(f"download of {shown(url)} failed {failures} times: {exc}") from None
-                log.warning("download of %s broke after %d rows (%s); reopening", shown(url), done, exc)
+                    raise TransientError(f"download of {shown(url)} failed {failures} times: {why}") from None
+                log.warning("download of %s broke after %d rows (%s); reopening", shown(url), done, why)
                 self.hook.sleep(min(30.0, 0.5 * 2 ** (failures - 1)))
 
     def _read(self, url: str, skip: int) -> Iterator[dict[str, Any]]:
@@ -219,4 +282,8 @@ class ExportReader:
             text = io.TextIOWrapper(
                 io.BufferedReader(_Chunks(response.iter_bytes())), encoding="utf-8-sig", newline=""
             )
-            yield from csv_records(text, self.export.column, skip)
+            try:
+                yield from csv_records(text, self.export.column, skip, self.hook.max_response_bytes())
+            except SourceContractError as exc:  # the file named without its signed query
+                where = self.hook.redactor().redact(shown(url))
+                raise SourceContractError(f"export file {where}: {exc.message}") from None

@@ -16,7 +16,7 @@ import io
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from xml.etree import ElementTree
 
 from ..contracts import records as values
@@ -62,6 +62,9 @@ class Resource:
     # The watermark is the end of the window asked for (``until`` in the server-filter params),
     # not a field of the records: for APIs that filter on a change time they do not return.
     window_end: bool = False
+    # A next link or redirect to another origin: ``fail``, or ``follow_without_credentials`` for
+    # an API known to hand over to another host. Set by the catalog, not by manifests.
+    cross_origin: Literal["fail", "follow_without_credentials"] = "fail"
 
 
 @dataclass(frozen=True)
@@ -165,6 +168,7 @@ class ApiHook(DponeRestHook):
                 "server_filter": res.server_filter,
                 "parent": parent,
                 "method": res.method,
+                "cross_origin": res.cross_origin,
             }
         )
         self._resource, self._options, self._seen = res, dict(spec.options), set()

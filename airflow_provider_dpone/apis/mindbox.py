@@ -134,8 +134,9 @@ class MindboxHook(ApiHook):
             return body
         message = body.get("errorMessage") if isinstance(body, dict) else None
         details = body.get("validationMessages") if isinstance(body, dict) else None
-        text = f"Mindbox answered status {status!r}: {message or body!r:.300}" + (
-            f" {details!r:.300}" if details else ""
+        text = self.redactor().redact(  # Mindbox's own text may echo what it was sent
+            f"Mindbox answered status {status!r}: {message or body!r:.300}"
+            + (f" {details!r:.300}" if details else "")
         )
         if status == "TransientError":
             raise TransientError(text)

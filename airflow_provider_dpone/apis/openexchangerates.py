@@ -11,11 +11,12 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from ..hooks.rest_pages import require
 from .base import ApiHook, ApiSource, Resource, day_range
 
 
 def rate_records(body: Any) -> list[dict[str, Any]]:
-    stamp = dt.datetime.fromtimestamp(int(body["timestamp"]), dt.timezone.utc)
+    stamp = dt.datetime.fromtimestamp(int(require(body, "timestamp")), dt.timezone.utc)
     return [
         {
             "date": stamp.date().isoformat(),
@@ -24,7 +25,7 @@ def rate_records(body: Any) -> list[dict[str, Any]]:
             "currency": code,
             "rate": str(rate),
         }
-        for code, rate in sorted((body.get("rates") or {}).items())
+        for code, rate in sorted((require(body, "rates") or {}).items())  # absent: an error, not 0 rows
     ]
 
 

@@ -12,6 +12,7 @@ import datetime as dt
 from typing import Any
 
 from ..contracts.errors import BadInputError
+from ..hooks.rest_pages import require
 from .base import ApiHook, ApiSource, Resource
 
 METRICS = {
@@ -32,7 +33,7 @@ def _records(key: str) -> Any:
                 "date": point.get("date"),
                 "value": point.get(key),
             }
-            for point in body.get(key) or []
+            for point in require(body, key) or []  # absent: SourceContractError, not 0 rows
         ]
 
     return records

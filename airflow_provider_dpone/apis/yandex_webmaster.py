@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..hooks.rest_pages import require
 from .base import ApiHook, ApiSource, Resource
 
 INDICATORS = ("TOTAL_SHOWS", "TOTAL_CLICKS", "AVG_SHOW_POSITION", "AVG_CLICK_POSITION")
@@ -19,7 +20,7 @@ HOSTS = {"path": "user/{user_id}/hosts", "record_selector": "hosts", "field": "h
 
 def query_records(body: Any) -> list[dict[str, Any]]:
     out = []
-    for q in body.get("queries", []):
+    for q in require(body, "queries") or []:  # absent: SourceContractError, not 0 rows
         ind = q.get("indicators") or {}
         out.append(
             {
@@ -36,8 +37,8 @@ def query_records(body: Any) -> list[dict[str, Any]]:
 def history_records(body: Any) -> list[dict[str, Any]]:
     return [
         {"indicator": name, "date": point.get("date"), "value": point.get("value")}
-        for name, points in sorted((body.get("indicators") or {}).items())
-        for point in points
+        for name, points in sorted((require(body, "indicators") or {}).items())
+        for point in points or []
     ]
 
 

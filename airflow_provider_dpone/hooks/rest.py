@@ -34,15 +34,15 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
 
 from ..contracts import records as values
 from ..contracts.artifacts import CheckpointedBatches, ExtractResult, StreamingBatches
-from ..contracts.errors import BadInputError, UnsupportedError
+from ..contracts.errors import BadInputError, SourceContractError, UnsupportedError
 from ..contracts.manifest import EndpointSpec, PaginationSpec, SourceSpec
 from ..contracts.state import CursorState, StateRecord
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import CanonicalType, Column, TableSchema
 from .connection import conn_id_of, probe
-from .rest_pages import LoopGuard, dig, has_path, missing_selector, next_position
+from .rest_pages import LoopGuard, MissingKey, body_digest, dig, has_path, missing_selector, next_position
 from .rest_transport import AuthError as AuthError  # re-exported: hooks.rest is the public module
-from .rest_transport import RestTransport
+from .rest_transport import RestTransport, headers_only
 from .rest_transport import RetryableHTTPError as RetryableHTTPError
 
 log = logging.getLogger(__name__)
@@ -125,14 +125,18 @@ class DponeRestHook(RestTransport, BaseHook):
         start: dict[str, Any] | None = None,
         plain: bool = False,
         cross_origin: str = "fail",
+        required: bool = True,
     ) -> Iterator[tuple[list[Any], dict[str, Any] | None]]:
         """``(records, next position)`` for each page of one endpoint, to the end of its
         pagination. The position (URL and query of the next request, None after the last page)
         lets a retry continue here: pass it back as ``start``. ``plain`` reads the records at
         ``selector`` as they are (parent lists), without an API's own record shaping.
 
-        A ``selector`` absent from the first page, or a position requested twice (a loop),
-        fails with ``SourceContractError``; a later page without it has no records."""
+        Fail with ``SourceContractError``: a ``selector`` absent from the first page when
+        ``required`` (the load's first page; a fan-out child or a later request series may
+        leave it out: no records), or from a page whose pagination continues; a position
+        requested twice or a page body read twice (a loop). An empty body (204) has no records.
+        A page's objects are released before the next request."""
         details = details if details is not None else {}
         kind, size = pagination.type, pagination.page_size
         if start is not None:
@@ -155,22 +159,42 @@ class DponeRestHook(RestTransport, BaseHook):
             )
             page += 1
             details["pages"] = details.get("pages", 0) + 1
-            payload = self.decode(response)
-            records = dig(payload, selector) if plain else self.records_of(payload, selector)
+            empty = not response.content  # 204, or no body: no records
+            digest = body_digest(response.content)
+            payload = None if empty else self.decode(response)
+            response = headers_only(response)  # the body's bytes dropped once decoded
+            records = [] if empty else self._records(path, selector, payload, plain, page)
+            missing = records is None and not has_path(payload, selector)
             if records is None:
-                if page == 1 and start is None and not has_path(payload, selector):
-                    raise missing_selector(path, selector, payload, self.redactor().redact)
-                records = []  # null, or a later page without the key: no records
+                records = []  # null, or a page without the key (checked below): no records
             if not isinstance(records, list):
                 raise BadInputError(f"{path}: record_selector '{selector}' is not a list in the response")
             nxt = self._next(pagination, response, payload, records, url, query)
+            if missing and page == 1 and required and start is None:
+                raise missing_selector(path, selector, payload, self.redactor().redact)
+            if missing and nxt is not None:
+                where = f"page {page}, whose pagination continues"
+                raise missing_selector(path, selector, payload, self.redactor().redact, where)
             if nxt is not None:
                 position = self._position(nxt["url"], nxt["query"])
                 loops.check(position, page, self.redactor().redact(position))
+            if records:  # empty pages may repeat (an empty list under advancing links)
+                loops.check_body(digest, page)
             yield records, nxt
+            del payload, records  # the page is the consumer's now: not held during the next request
             if nxt is None:
                 return
             url, query = nxt["url"], nxt["query"]
+
+    def _records(self, path: str, selector: str, payload: Any, plain: bool, page: int) -> Any:
+        """The records of one decoded page (None: the selector's key is absent or null); an
+        API's record function missing its key fails naming the path and the keys present."""
+        if plain:
+            return dig(payload, selector)
+        try:
+            return self.records_of(payload, selector)
+        except MissingKey as exc:
+            raise SourceContractError(f"{path}: page {page}: {self.redactor().redact(exc.message)}") from None
 
     def _position(self, url: str, query: dict[str, Any]) -> str:
         """The full URL a page position requests (before credentials are attached)."""
@@ -294,6 +318,8 @@ class DponeRestHook(RestTransport, BaseHook):
                 details=details,
                 start=start,
                 cross_origin=endpoint.cross_origin,
+                # the load's first page must carry the selector; a fan-out child may leave it out
+                required=not resume and index == 0 and endpoint.parent is None,
             ):
                 batch = []
                 for record in records:
@@ -318,6 +344,7 @@ class DponeRestHook(RestTransport, BaseHook):
                     "rows": sent,
                 }
                 yield batch, checkpoint
+                del records, batch  # not held while the next page is read
         details.update(source_rows=sent, requests=self.requests)
         if cursor is not None:
             lower = details.get("lower")

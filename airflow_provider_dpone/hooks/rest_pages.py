@@ -4,6 +4,7 @@ pagination that loops)."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -55,13 +56,33 @@ def describe_keys(body: Any) -> str:
 
 
 def missing_selector(
-    path: str, selector: str, body: Any, redact: Callable[[str], str]
+    path: str, selector: str, body: Any, redact: Callable[[str], str], where: str = "the first page"
 ) -> SourceContractError:
-    """The error for a ``selector`` absent from the first page of ``path``."""
+    """The error for a ``selector`` absent from a page of ``path`` (``where``: which one)."""
     return SourceContractError(
-        f"{path}: record_selector '{selector}' matches nothing in the first page "
+        f"{path}: record_selector '{selector}' matches nothing in {where} "
         f"({redact(describe_keys(body))}); point record_selector at the list of records"
     )
+
+
+class MissingKey(SourceContractError):
+    """A key an API's record function reads is not in the body (the vendor renamed it?)."""
+
+    def __init__(self, key: str, body: Any) -> None:
+        self.key, self.keys = key, describe_keys(body)
+        super().__init__(
+            f"the response has no '{key}' ({self.keys}): the API no longer answers what this "
+            "source reads, so the load stops instead of reading 0 rows"
+        )
+
+
+def require(body: Any, key: str) -> Any:
+    """The value at dotted ``key`` in a decoded body, for an API's record function: an empty
+    list, object or null there is 0 records; an absent key raises :class:`MissingKey`."""
+    value = dig(body, key, _MISSING)
+    if value is _MISSING:
+        raise MissingKey(key, body)
+    return value
 
 
 def next_position(
@@ -102,12 +123,14 @@ def next_position(
 
 
 class LoopGuard:
-    """The positions (full request URLs) of one page series; a position asked for twice means
-    the API's next link, cursor or page number does not advance."""
+    """The positions (full request URLs) and page bodies of one page series; a position asked
+    for twice, or a body read twice, means the API's next link, cursor or page number does not
+    advance (a server that ignores the page parameter answers the same page under new URLs)."""
 
     def __init__(self, path: str, kind: str, first: str) -> None:
         self.path, self.kind = path, kind
         self.seen = {first}
+        self.bodies: dict[bytes, int] = {}  # a digest of each page's raw body -> its page number
 
     def check(self, position: str, page: int, shown: str) -> None:
         """Record the position after page ``page``; ``SourceContractError`` naming it (as
@@ -118,3 +141,19 @@ class LoopGuard:
                 f"already requested in this run; the API's {self.kind} pagination does not advance"
             )
         self.seen.add(position)
+
+    def check_body(self, digest: bytes, page: int) -> None:
+        """Record the body digest (:func:`body_digest`) of page ``page``, a page with records;
+        ``SourceContractError`` naming both pages when an earlier page had the same bytes."""
+        first = self.bodies.setdefault(digest, page)
+        if first != page:
+            raise SourceContractError(
+                f"{self.path}: the pagination loops: page {page} repeats page {first} byte for byte; "
+                f"the API's {self.kind} pagination does not advance (does it ignore the page, offset "
+                "or cursor parameter?)"
+            )
+
+
+def body_digest(body: bytes) -> bytes:
+    """A short hash of a page's raw body, for :meth:`LoopGuard.check_body`."""
+    return hashlib.blake2b(body, digest_size=16).digest()

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import json
 import logging
 import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
+from http.cookiejar import Cookie, CookieJar, DefaultCookiePolicy
 from typing import TYPE_CHECKING, Any
 
 from ..contracts.errors import (
@@ -31,6 +33,7 @@ except ImportError as _exc:  # pragma: no cover - the rest extra is not installe
     raise MissingExtraError(_exc.name or "httpx", "rest") from None
 
 from ..contracts.redaction import Redactor
+from .rest_pages import describe_keys
 
 log = logging.getLogger("airflow_provider_dpone.hooks.rest")  # the hook's logger
 
@@ -42,6 +45,8 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # headers that describe the body as sent, not as buffered (already decompressed)
 _WIRE_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _LIMIT_HINT = "raise the connection extra max_response_bytes, or ask the API for smaller pages"
+TOKEN_BODY_LIMIT = 1024 * 1024  # an OAuth token answer is a few kB
+_TOKEN_HINT = "check extra token_url: an OAuth2 token endpoint answers a small JSON object"
 
 
 class AuthError(BadInputError):
@@ -66,6 +71,19 @@ def show_origin(origin: Origin) -> str:
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
+class HomeCookies(DefaultCookiePolicy):
+    """Keeps only cookies the connection's origin sets: the default policy keys them by host
+    alone, so another port or scheme of the host could plant one. (Requests to another origin
+    carry no cookies at all: ``RestTransport._authorize``.)"""
+
+    def __init__(self, home: Origin) -> None:
+        super().__init__()
+        self.home = home
+
+    def set_ok(self, cookie: Cookie, request: Any) -> bool:
+        return origin_of(request.get_full_url()) == self.home and super().set_ok(cookie, request)
+
+
 def redirect_target(response: httpx.Response) -> tuple[str, httpx.URL, bool]:
     """(method, URL, whether the body is sent again) of the request a redirect asks for: 303,
     and a POST answered 301 or 302, become a GET (as browsers and httpx do); 307 and 308 repeat
@@ -78,17 +96,17 @@ def redirect_target(response: httpx.Response) -> tuple[str, httpx.URL, bool]:
     return method, url, True
 
 
-def read_limited(response: httpx.Response, limit: int, shown: str) -> httpx.Response:
+def read_limited(response: httpx.Response, limit: int, shown: str, hint: str = _LIMIT_HINT) -> httpx.Response:
     """``response`` (sent with ``stream=True``) with its body read into memory once.
 
     A ``Content-Length`` over ``limit`` fails before reading; otherwise reading stops as soon
-    as the decompressed body passes ``limit`` bytes (``SourceContractError``).
+    as the decompressed body passes ``limit`` bytes (``SourceContractError`` ending in ``hint``).
     """
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
         raise SourceContractError(
             f"{shown}: the response declares {int(declared):,} bytes (Content-Length), over the "
-            f"limit of {limit:,} bytes, so nothing was read; {_LIMIT_HINT}"
+            f"limit of {limit:,} bytes, so nothing was read; {hint}"
         )
     body = io.BytesIO()
     for chunk in response.iter_bytes():
@@ -96,13 +114,24 @@ def read_limited(response: httpx.Response, limit: int, shown: str) -> httpx.Resp
         if body.tell() > limit:
             raise SourceContractError(
                 f"{shown}: the response body is over the limit of {limit:,} bytes (decompressed); "
-                f"reading stopped there; {_LIMIT_HINT}"
+                f"reading stopped there; {hint}"
             )
     headers = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _WIRE_HEADERS]
     return httpx.Response(
         response.status_code,
         headers=headers,
         content=body.getvalue(),  # BytesIO hands over its buffer: one copy of the body
+        request=response.request,
+        extensions=response.extensions,
+    )
+
+
+def headers_only(response: httpx.Response) -> httpx.Response:
+    """``response`` without its body (status, headers and request kept), so a page's bytes are
+    not held once decoded."""
+    return httpx.Response(
+        response.status_code,
+        headers=response.headers,
         request=response.request,
         extensions=response.extensions,
     )
@@ -197,6 +226,7 @@ class RestTransport:
                 timeout=float(self._extra().get("timeout", 60)),
                 headers={"Accept": "application/json"},
                 follow_redirects=False,
+                cookies=CookieJar(HomeCookies(origin_of(self.base_url()))),
             )
         return self._client
 
@@ -257,8 +287,10 @@ class RestTransport:
             data.update(client_id=conn.login or "", client_secret=conn.password or "")
         else:
             auth = (conn.login or "", conn.password or "")
+        timeout = float(extra.get("timeout", 60))
         try:
-            response = httpx.post(token_url, data=data, auth=auth, timeout=float(extra.get("timeout", 60)))
+            with httpx.stream("POST", token_url, data=data, auth=auth, timeout=timeout) as streamed:
+                response = self._token_answer(streamed)
         except httpx.TransportError as exc:
             raise RetryableHTTPError(f"token endpoint: {type(exc).__name__}") from None
         if response.status_code in (400, 401, 403):
@@ -273,10 +305,50 @@ class RestTransport:
             raise BadInputError(
                 f"connection '{self.dpone_conn_id}': the token endpoint returned {response.status_code}"
             )
-        body = response.json()
-        self._token = (body["access_token"], time.monotonic() + float(body.get("expires_in", 3600)))
+        body = self._token_body(response)
+        try:
+            lifetime = float(body.get("expires_in", 3600))
+        except (TypeError, ValueError):
+            lifetime = 3600.0
+        self._token = (body["access_token"], time.monotonic() + lifetime)
         self.redactor().add_secret(self._token[0])
         return self._token[0]
+
+    def _token_answer(self, response: httpx.Response) -> httpx.Response:
+        """The token endpoint's answer, its body read up to ``TOKEN_BODY_LIMIT``; a redirect
+        fails (the client credentials are not sent on to wherever it points)."""
+        shown = f"POST {self.redactor().redact(str(response.request.url.copy_with(query=None)))}"
+        if response.is_redirect:
+            raise BadInputError(
+                f"connection '{self.dpone_conn_id}': the token endpoint ({shown}) answered "
+                f"{response.status_code}, a redirect; set extra token_url to the URL that issues tokens"
+            )
+        if response.status_code >= 400:
+            read_head(response)  # a refusal: only its status is used
+            return response
+        return read_limited(response, TOKEN_BODY_LIMIT, f"the token endpoint ({shown})", _TOKEN_HINT)
+
+    def _token_body(self, response: httpx.Response) -> dict[str, Any]:
+        """The token endpoint's JSON object with a string ``access_token``; anything else fails
+        naming what came instead (never the body: it may hold a token)."""
+        problem = ""
+        try:
+            body = json.loads(response.content)
+        except ValueError:
+            kind = response.headers.get("Content-Type", "no Content-Type")
+            problem = f"the body is not JSON ({kind}, {len(response.content):,} bytes)"
+        else:
+            if not isinstance(body, dict):
+                problem = f"the body is not a JSON object ({describe_keys(body)})"
+            elif not isinstance(body.get("access_token"), str) or not body["access_token"]:
+                problem = f"the body has no access_token string ({describe_keys(body)})"
+        if problem:
+            raise BadInputError(
+                f"connection '{self.dpone_conn_id}': the token endpoint answered {response.status_code} "
+                f"but {self.redactor().redact(problem)}; check extra token_url (an OAuth2 token "
+                "endpoint answers a JSON object with access_token)"
+            )
+        return body
 
     # --- requests --------------------------------------------------------------------------
 
@@ -344,7 +416,8 @@ class RestTransport:
         """Attach the connection's credentials (auth, the ``headers`` extra) when ``request``
         goes to the connection's origin. Another origin fails (``CredentialOriginError``) or,
         with ``cross_origin: follow_without_credentials``, is sent without any (also without an
-        ``api_key_param`` echoed in its URL). Whether credentials were attached."""
+        ``api_key_param`` echoed in its URL, and without cookies: the client's jar holds the
+        API's). Whether credentials were attached."""
         home, there = origin_of(self.base_url()), origin_of(request.url)
         if there == home:
             headers: dict[str, str] = {}
@@ -367,6 +440,7 @@ class RestTransport:
         key_param = self._extra().get("api_key_param")
         if key_param and key_param in request.url.params:
             request.url = request.url.copy_remove_param(key_param)
+        request.headers.pop("Cookie", None)  # the jar matches by host alone: another port would get them
         log.info(
             "%s %s: another origin than %s, sent without credentials",
             request.method,
@@ -398,6 +472,13 @@ class RestTransport:
                 self._refreshed = True  # an expired token: fetch a new one and try once more
                 self._oauth_token(refresh=True)
                 raise RetryableHTTPError(f"{method} {shown}: 401, token refreshed")
+            if status in (401, 403) and not credentialed:
+                raise AuthError(
+                    f"{method} {shown} returned {status} {response.reason_phrase}: another origin "
+                    f"than the connection's ({show_origin(origin_of(self.base_url()))}) refused the "
+                    "request; no credentials were sent there (cross_origin: follow_without_credentials), "
+                    "so the API's next link or redirect leads somewhere that needs its own; not retried"
+                )
             if status in (401, 403):
                 raise AuthError(
                     f"{method} {shown} returned {status} {response.reason_phrase}: the API refused the "

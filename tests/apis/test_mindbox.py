@@ -376,3 +376,78 @@ def test_live_export() -> None:
     spec.options["endpoint_id"] = endpoint
     for _ in MindboxHook(conn_id="mbx").extract(spec, None).artifact.batches:
         break
+
+
+@pytest.mark.unit
+def test_a_huge_csv_line_fails_within_its_limit() -> None:
+    """One line larger than the limit is not read whole: reading stops at the limit."""
+    import tracemalloc
+
+    from airflow_provider_dpone.contracts.errors import SourceContractError
+
+    text = io.StringIO("A;B\r\n1;ok\r\n2;" + "x" * 20_000_000 + "\r\n3;after\r\n", newline="")
+    tracemalloc.start()
+    try:
+        with pytest.raises(SourceContractError) as caught:
+            list(csv_records(text, str, 0, limit=100_000))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert "row 2" in str(caught.value) and "100,000" in str(caught.value)
+    assert peak < 2_000_000
+    multi = io.StringIO('A;B\r\n1;"' + "y\r\n" * 50_000 + '"\r\n', newline="")  # one field, many lines
+    with pytest.raises(SourceContractError, match="row 1"):
+        list(csv_records(multi, str, 0, limit=100_000))
+    broken = io.TextIOWrapper(io.BytesIO(b"A;B\r\n1;\xff\r\n"), encoding="utf-8-sig", newline="")
+    with pytest.raises(SourceContractError, match="cannot be read: UnicodeDecodeError"):
+        list(csv_records(broken, str, 0, limit=100_000))
+
+
+@pytest.mark.integration
+def test_an_export_line_over_max_response_bytes_fails_naming_the_file_not_its_signature(
+    clean_pg,
+) -> None:
+    from airflow_provider_dpone.contracts.errors import SourceContractError
+
+    fake = MindboxFake(customers=4, per_file=2)
+    fake.customers[2][2] = "z" * 300_000  # file 1, its first data row: one 300 kB line
+    os.environ["AIRFLOW_CONN_MBX"] = json.dumps(
+        {"conn_type": "http", "host": fake.url, "password": KEY, "extra": {"max_response_bytes": 100_000}}
+    )
+    try:
+        with pytest.raises(SourceContractError) as caught:
+            run(manifest("export", "Export.Customers", "full_refresh"), "r1")
+    finally:
+        fake.close()
+    message = str(caught.value)
+    assert "/1.csv" in message and "row 1" in message and "max_response_bytes" in message
+    assert "signature" not in message and "s3cr3t" not in message
+
+
+@pytest.mark.unit
+def test_mindbox_and_export_messages_mask_the_key() -> None:
+    import httpx
+
+    from airflow_provider_dpone.apis.async_export import ExportReader
+    from airflow_provider_dpone.apis.mindbox import EXPORT, MindboxHook
+
+    os.environ["AIRFLOW_CONN_MBX_MASKED"] = json.dumps(
+        {"conn_type": "http", "host": "http://127.0.0.1:9", "password": KEY}
+    )
+    hook = MindboxHook(conn_id="mbx_masked")
+    request = httpx.Request("POST", "http://127.0.0.1:9/v3/operations/sync")
+    answer = {"status": "ValidationError", "errorMessage": f"key {KEY} is not valid here"}
+    with pytest.raises(BadInputError) as caught:
+        hook.decode(httpx.Response(200, json=answer, request=request))
+    assert KEY not in str(caught.value) and "is not valid here" in str(caught.value)
+
+    hook.request = lambda *a, **k: httpx.Response(  # type: ignore[method-assign]
+        200, json={"status": "Success", "echo": f"SecretKey {KEY}"}, request=request
+    )
+    reader = ExportReader(hook, EXPORT, poll_interval=0, max_wait=0)
+    pages = reader.pages(
+        "v3/operations/sync", {}, method="POST", body={}, headers=None, details={}, start=None, batch_rows=10
+    )
+    with pytest.raises(BadInputError, match="exportId") as caught:
+        next(pages)
+    assert KEY not in str(caught.value)

@@ -15,7 +15,7 @@ from airflow_provider_dpone.contracts.errors import (
     ManifestError,
     SourceContractError,
 )
-from airflow_provider_dpone.hooks.rest import DponeRestHook
+from airflow_provider_dpone.hooks.rest import AuthError, DponeRestHook
 from tests.fake_api import API_KEY, TOKEN, FakeApi
 from tests.hooks.test_rest import PAGINATIONS, read_all, records, source
 
@@ -280,3 +280,236 @@ def test_max_response_bytes_defaults_to_100_mb_and_is_validated(api) -> None:
     connect(api, "bearer", max_response_bytes="lots")
     with pytest.raises(BadInputError, match="extra max_response_bytes"):
         read_all(hook(), source(*PAGINATIONS["offset"]))
+
+
+# --- review follow-ups -----------------------------------------------------------------------
+
+
+def test_cookies_stay_with_their_origin(api, other) -> None:
+    """The client's cookie jar keys cookies by host alone: another port of the same host must
+    get none of the API's cookies, and the API none of the other origin's."""
+    api.cookie, other.cookie = "sid=home-cookie-1", "planted=other-cookie-2"
+    api.link_base, other.link_base = other.url, api.url  # pages alternate between the origins
+    rows, _ = read_all(hook(), cross_origin_source(api, other, "next_url", "follow_without_credentials"))
+    assert len(rows) == 53
+    assert [header(e, "Cookie") for e in other.log] == [None] * len(other.log)
+    home_cookies = [header(e, "Cookie") for e in api.log[1:]]
+    assert home_cookies == ["sid=home-cookie-1"] * len(home_cookies)  # the API's own cookie kept
+
+
+def test_json_pages_are_released_before_the_next_request(api) -> None:
+    """Peak memory of reading ~10 MB pages: the body, its decoded text and the parsed page,
+    never the previous page too."""
+    import gc
+    import tracemalloc
+
+    from airflow_provider_dpone.contracts.manifest import PaginationSpec
+
+    size = 1000
+    api.raw_pages = [
+        json.dumps(
+            {"data": [{"id": p * size + i, "blob": f"{p}-{i}-" + "x" * 10_000} for i in range(n)]}
+        ).encode()
+        for p, n in enumerate((size, size, size, 10))
+    ]
+    page_bytes = len(api.raw_pages[0])
+    h = hook()
+    h.client(), h.max_response_bytes(), h.redactor()  # the connection read before measuring
+    pagination = PaginationSpec(type="page", page_size=size)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        count = 0
+        for page_records, _ in h.pages("/raw", {}, pagination, "data"):
+            count += len(page_records)
+            del page_records  # a consumer that keeps nothing
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 3 * size + 10
+    assert peak < 3.5 * page_bytes, f"peak {peak / page_bytes:.2f} x one page body"
+
+
+def test_a_child_series_without_the_selector_is_no_records_for_that_parent(api) -> None:
+    api.children = {"a0": [], "a1": records(3), "a2": [], "a3": records(2, 10)}
+    api.omitted = {"a0", "a2"}  # no orders: the API leaves "data" out
+    parent = {"path": "/accounts", "record_selector": "data", "field": "id", "as": "account"}
+    src = source("/accounts/{account}/orders", "data", {"type": "none"}, endpoint={"parent": parent})
+    rows, result = read_all(hook(), src)
+    assert sorted((r[0], r[1]) for r in rows) == [("a1", 1), ("a1", 2), ("a1", 3), ("a3", 10), ("a3", 11)]
+    assert result.details["pages"] == 5  # the parent page and one per child
+
+
+def test_a_parent_page_without_its_selector_still_fails(api) -> None:
+    api.children = {"a1": records(3)}
+    parent = {"path": "/accounts", "record_selector": "accounts", "field": "id", "as": "account"}
+    src = source("/accounts/{account}/orders", "data", {"type": "none"}, endpoint={"parent": parent})
+    with pytest.raises(
+        SourceContractError, match="record_selector 'accounts' matches nothing in the first page"
+    ):
+        read_all(hook(), src)
+
+
+def test_a_page_without_the_selector_whose_pagination_continues_fails(api) -> None:
+    api.holes = {18}  # the third page has no "data", yet links to the fourth
+    with pytest.raises(SourceContractError) as caught:
+        read_all(hook(), source(*PAGINATIONS["next_url"]))
+    message = str(caught.value)
+    assert message.startswith("[DPONE307]") and "record_selector 'data'" in message
+    assert "page 3" in message and "top-level keys: links" in message
+    assert len(api.log) == 3
+
+
+@pytest.mark.parametrize("path", ["/no_content", "/empty"])
+def test_an_empty_body_is_zero_records(api, path: str) -> None:
+    rows, result = read_all(hook(), source(path, "data", {"type": "offset", "page_size": 10}))
+    assert rows == [] and result.details["pages"] == 1
+
+
+def test_a_page_that_repeats_an_earlier_one_fails(api) -> None:
+    """A server that ignores the page parameter answers the same page under every URL."""
+    pagination = {"type": "page", "page_size": 10, "max_pages": 50}
+    with pytest.raises(SourceContractError) as caught:
+        read_all(hook(), source("/same", "data", pagination))
+    message = str(caught.value)
+    assert message.startswith("[DPONE307]") and "pagination loops" in message
+    assert "page 2" in message and "page 1" in message
+    assert len(api.log) == 2
+
+
+def test_empty_pages_with_the_same_body_are_not_a_loop(api) -> None:
+    rows, result = read_all(hook(), source("/quiet", "", {"type": "link_header"}))
+    assert len(rows) == 53 and result.details["pages"] == 4
+
+
+def test_a_cross_origin_refusal_does_not_blame_the_connections_credentials(api, other) -> None:
+    other.auth = "bearer"  # the other origin wants credentials it is never sent
+    with pytest.raises(AuthError) as caught:
+        read_all(hook(), cross_origin_source(api, other, "next_url", "follow_without_credentials"))
+    message = str(caught.value)
+    assert "returned 401" in message and other.url in message
+    assert "refused the credentials of connection" not in message
+    assert "no credentials were sent" in message
+    assert len(other.log) == 1 and leaks(other.log[0]) == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ((200, b"<html>sign in</html>", {}), "not JSON"),
+        ((200, b"access_token=abc&expires_in=3600", {}), "not JSON"),
+        ((200, b"[1, 2]", {}), "not a JSON object"),
+        ((200, b'{"token": "t"}', {}), "no access_token"),
+        ((302, b"", {"Location": "/login"}), "redirect"),
+        ((200, b'{"access_token": "' + b"t" * 2_000_000 + b'"}', {}), "over the limit"),
+    ],
+)
+def test_a_token_endpoint_answering_outside_oauth_fails_clearly(api, answer: tuple, expected: str) -> None:
+    from tests.fake_api import CLIENT
+
+    api.auth = "oauth2"
+    api.token_answer = answer
+    os.environ["AIRFLOW_CONN_API"] = json.dumps(
+        {
+            "conn_type": "http",
+            "host": api.url,
+            "login": CLIENT[0],
+            "password": CLIENT[1],
+            "extra": {"auth": "oauth2", "token_url": f"{api.url}/oauth/token", "max_retries": 0},
+        }
+    )
+    with pytest.raises((BadInputError, SourceContractError)) as caught:
+        read_all(hook(), source(*PAGINATIONS["offset"]))
+    message = str(caught.value)
+    assert "token endpoint" in message and expected in message
+    assert "abc" not in message and CLIENT[1] not in message
+    assert api.log == []
+
+
+# --- SaaS record functions: a missing key is not 0 rows ---------------------------------------
+
+
+def _saas_records():
+    from airflow_provider_dpone.apis import openexchangerates, similarweb, yandex_webmaster
+
+    return {
+        "similarweb": (similarweb._records("visits"), {"meta": {}, "visits": []}, "visits"),
+        "ywm_queries": (yandex_webmaster.query_records, {"queries": [], "count": 0}, "queries"),
+        "ywm_history": (yandex_webmaster.history_records, {"indicators": {}}, "indicators"),
+        "oxr_rates": (openexchangerates.rate_records, {"timestamp": 1, "base": "USD", "rates": {}}, "rates"),
+    }
+
+
+@pytest.mark.parametrize("name", ["similarweb", "ywm_queries", "ywm_history", "oxr_rates"])
+def test_a_saas_record_key_that_is_missing_fails_naming_it(name: str) -> None:
+    function, empty, key = _saas_records()[name]
+    assert function(empty) == []  # an explicit empty list or object: 0 rows
+    renamed = {("renamed_" + k if k == key else k): v for k, v in empty.items()}
+    with pytest.raises(SourceContractError) as caught:
+        function(renamed)
+    message = str(caught.value)
+    assert f"'{key}'" in message and f"renamed_{key}" in message
+
+
+def test_a_renamed_vendor_key_fails_the_load_with_its_path() -> None:
+    """End to end: Open Exchange Rates answering 'quotes' instead of 'rates'."""
+    from airflow_provider_dpone.apis.openexchangerates import OpenExchangeRatesHook
+    from airflow_provider_dpone.contracts.manifest import SourceSpec
+    from tests.apis.vendor_fake import VendorFake
+
+    answer = {"timestamp": 1767225600, "base": "USD", "quotes": {"EUR": 0.9}}
+    fake = VendorFake(lambda *_: (200, json.dumps(answer).encode(), {"Content-Type": "application/json"}))
+    os.environ["AIRFLOW_CONN_OXR_RENAMED"] = json.dumps(
+        {"conn_type": "http", "host": f"{fake.url}/api/", "password": "app-id-123"}
+    )
+    try:
+        spec = SourceSpec.model_validate(
+            {"connector": "openexchangerates", "conn_id": "oxr_renamed", "resource": "latest"}
+        )
+        result = OpenExchangeRatesHook(conn_id="oxr_renamed").extract(spec, None)
+        with pytest.raises(SourceContractError) as caught:
+            list(result.artifact.batches)
+    finally:
+        fake.close()
+    message = str(caught.value)
+    assert "latest.json" in message and "'rates'" in message and "quotes" in message
+    assert "app-id-123" not in message
+
+
+# --- SaaS sources and other origins ------------------------------------------------------------
+
+
+def test_a_saas_resource_fails_on_another_origin_unless_its_catalog_says_otherwise() -> None:
+    import dataclasses
+
+    from airflow_provider_dpone.apis.openexchangerates import OXR, OpenExchangeRatesHook
+    from airflow_provider_dpone.contracts.manifest import SourceSpec
+    from tests.apis.vendor_fake import VendorFake
+
+    elsewhere = VendorFake(lambda *_: (200, b'{"EUR": "Euro"}', {"Content-Type": "application/json"}))
+    fake = VendorFake(lambda *_: (302, b"", {"Location": f"{elsewhere.url}/currencies.json"}))
+    os.environ["AIRFLOW_CONN_OXR_MOVED"] = json.dumps(
+        {"conn_type": "http", "host": f"{fake.url}/api/", "password": "app-id-123"}
+    )
+    spec = SourceSpec.model_validate(
+        {"connector": "openexchangerates", "conn_id": "oxr_moved", "resource": "currencies"}
+    )
+    try:
+        with pytest.raises(CredentialOriginError):
+            list(OpenExchangeRatesHook(conn_id="oxr_moved").extract(spec, None).artifact.batches)
+        assert elsewhere.log == []
+        follows = dataclasses.replace(OXR.resources["currencies"], cross_origin="follow_without_credentials")
+        api = dataclasses.replace(OXR, resources={**OXR.resources, "currencies": follows})
+
+        class Follows(OpenExchangeRatesHook):
+            pass
+
+        Follows.api = api
+        h = Follows(conn_id="oxr_moved")
+        assert h.effective(spec).endpoint.cross_origin == "follow_without_credentials"
+        rows = [r for b in h.extract(spec, None).artifact.batches for r in b]
+        assert rows == [["EUR", "Euro"]]
+        assert len(elsewhere.log) == 1 and "app-id-123" not in json.dumps(elsewhere.log)
+    finally:
+        fake.close()
+        elsewhere.close()
