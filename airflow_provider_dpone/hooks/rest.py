@@ -165,6 +165,9 @@ class DponeRestHook(RestTransport, BaseHook):
             response = headers_only(response)  # the body's bytes dropped once decoded
             records = [] if empty else self._records(path, selector, payload, plain, page)
             missing = records is None and not has_path(payload, selector)
+            if not empty and not plain:  # how many pages carried the selector's key (fan-outs check it)
+                seen = "selector_missing" if missing else "selector_found"
+                details[seen] = details.get(seen, 0) + 1
             if records is None:
                 records = []  # null, or a page without the key (checked below): no records
             if not isinstance(records, list):
@@ -345,6 +348,18 @@ class DponeRestHook(RestTransport, BaseHook):
                 }
                 yield batch, checkpoint
                 del records, batch  # not held while the next page is read
+        if (
+            endpoint.parent
+            and not resume
+            and details.get("selector_missing")
+            and not details.get("selector_found")
+        ):
+            # One child without the key is a parent with no records; all of them is a renamed key.
+            raise SourceContractError(
+                f"{endpoint.path}: record_selector '{endpoint.record_selector}' matches nothing in any "
+                f"of the {details['selector_missing']} child page(s) read; point record_selector at "
+                "the list of records"
+            )
         details.update(source_rows=sent, requests=self.requests)
         if cursor is not None:
             lower = details.get("lower")

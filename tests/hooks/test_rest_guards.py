@@ -340,6 +340,17 @@ def test_a_child_series_without_the_selector_is_no_records_for_that_parent(api) 
     assert result.details["pages"] == 5  # the parent page and one per child
 
 
+def test_a_selector_no_child_page_carries_fails(api) -> None:
+    """One child without the key is a parent with no records; every child without it is a key
+    the vendor renamed, which would otherwise read 0 rows and succeed."""
+    api.children = {"a0": [], "a1": [], "a2": []}
+    api.omitted = {"a0", "a1", "a2"}
+    parent = {"path": "/accounts", "record_selector": "data", "field": "id", "as": "account"}
+    src = source("/accounts/{account}/orders", "data", {"type": "none"}, endpoint={"parent": parent})
+    with pytest.raises(SourceContractError, match=r"matches nothing in any of the 3 child page\(s\)"):
+        read_all(hook(), src)
+
+
 def test_a_parent_page_without_its_selector_still_fails(api) -> None:
     api.children = {"a1": records(3)}
     parent = {"path": "/accounts", "record_selector": "accounts", "field": "id", "as": "account"}
