@@ -179,7 +179,7 @@ class ExportReader:
                     f"{path}: the export answer has no '{self.export.job_id_path}': "
                     + self.hook.redactor().redact(f"{answer!r:.200}")
                 )
-            position = {"job": str(job), "file": 0, "row": 0}
+            position: dict[str, Any] = {"job": str(job), "file": 0, "row": 0}
             log.info("%s: export job %s started", path, job)
             yield [], position  # saved before the wait: a retry polls this job, it does not start another
         else:

@@ -141,7 +141,7 @@ class ApiHook(DponeRestHook):
         if spec.incremental is not None and filtered and spec.incremental.cursor != filtered["field"]:
             raise BadInputError(
                 f"source.incremental.cursor: {self.api.title} '{res.name}' filters on "
-                f"'{res.server_filter['field']}', not '{spec.incremental.cursor}'"
+                f"'{filtered['field']}', not '{spec.incremental.cursor}'"
             )
 
         def fill(text: str) -> str:
@@ -220,7 +220,7 @@ class ApiHook(DponeRestHook):
             method=kwargs.get("method", "GET"),
             body=kwargs.get("body"),
             headers=kwargs.get("headers"),
-            details=kwargs.get("details") if kwargs.get("details") is not None else {},
+            details=kwargs.get("details") or {},
             start=kwargs.get("start"),
             batch_rows=pagination.page_size,
         )

@@ -266,7 +266,8 @@ class DponeClickHouseHook(DbApiHook):
         self, spec: SourceSpec, schema: TableSchema, relation: str, state: StateRecord | None
     ) -> tuple[str, dict[str, Any], StateRecord | None, dict[str, Any]]:
         inc = spec.incremental
-        where, params, candidate, details = "", {}, None, {"mode": "full"}
+        where, params, candidate = "", {}, None
+        details: dict[str, Any] = {"mode": "full"}
         if inc is not None:
             if inc.mode is not IncrementalMode.CURSOR:
                 raise UnsupportedError(
@@ -381,13 +382,13 @@ class DponeClickHouseHook(DbApiHook):
     # --- sink ----------------------------------------------------------------------------
 
     def staging_table(self, ctx: LoadContext) -> sql.TableRef:
-        target = self._ref(ctx.load.sink.table)
+        target = self._ref(ctx.load.sink.target)
         digest = hashlib.sha1(f"{ctx.key}|{target}|{ctx.run_id}".encode()).hexdigest()[:12]
         return sql.TableRef(ctx.load.sink.staging.schema_name, f"{target.name[:40]}__{digest}")
 
     def _plan_schema(self, ctx: LoadContext, schema: TableSchema) -> tuple[SchemaPlan, TableSchema | None]:
         # Key columns keep their type's nullability: ClickHouse refuses to alter them.
-        target = self.describe_table(self._ref(ctx.load.sink.table), with_partition_key=True)
+        target = self.describe_table(self._ref(ctx.load.sink.target), with_partition_key=True)
         evo = ctx.load.schema_evolution
         plan = plan_schema(
             sql.as_stored(schema),
@@ -402,7 +403,7 @@ class DponeClickHouseHook(DbApiHook):
 
     def target_rows(self, ctx: LoadContext, *, exact: bool = False) -> int | None:
         """None when the target is missing; else whether it has rows (0/1), or its row count."""
-        target = self._ref(ctx.load.sink.table)
+        target = self._ref(ctx.load.sink.target)
         if self._table_info(target) is None:
             return None
         count = int(self.query(sql.count_rows(target))[0][0])  # from part metadata: cheap
@@ -410,7 +411,7 @@ class DponeClickHouseHook(DbApiHook):
 
     def target_watermark(self, ctx: LoadContext, column: str) -> tuple[str, str] | None:
         """max(``column``) in the target as text (date-times in UTC), with its canonical type."""
-        target = self._ref(ctx.load.sink.table)
+        target = self._ref(ctx.load.sink.target)
         schema = self.describe_table(target)
         if schema is None or not schema.has(column):
             raise BadInputError(
@@ -450,7 +451,7 @@ class DponeClickHouseHook(DbApiHook):
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
         """Apply the safe schema changes, create staging from the target, insert the batch."""
         spec = ctx.load.sink
-        target = self._ref(spec.table)
+        target = self._ref(spec.target)
         staging = self.staging_table(ctx)
         plan, existing = self._plan_schema(ctx, extract.schema)
         enforce_schema_plan(plan, str(target))
@@ -538,7 +539,7 @@ class DponeClickHouseHook(DbApiHook):
             lambda statement, params: next(iter(fetchall(statement, params)), None),
             fetchall,
             staging=sql.TableRef.parse(staged.staging),
-            target=self._ref(ctx.load.sink.table),
+            target=self._ref(ctx.load.sink.target),
             schema=staged.schema,
             keys=list(ctx.load.sink.unique_key or staged.schema.primary_key),
             staged_rows=staged.rows,
@@ -567,7 +568,7 @@ class DponeClickHouseHook(DbApiHook):
             raise UnsupportedError("state cannot be committed inside a ClickHouse finalize")
         spec = ctx.load.sink
         strategy = spec.strategy
-        target = self._ref(spec.table)
+        target = self._ref(spec.target)
         staging = sql.TableRef.parse(staged.staging)
         keys = list(spec.unique_key or ())
         if keys:
@@ -652,7 +653,7 @@ class DponeClickHouseHook(DbApiHook):
     ) -> dict[str, Any]:
         """The statements a run would issue, touching nothing."""
         spec = ctx.load.sink
-        target = self._ref(spec.table)
+        target = self._ref(spec.target)
         staging = self.staging_table(ctx)
         statements: list[str] = [sql.create_database(staging.database)]
         plan = None

@@ -52,7 +52,7 @@ from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from .connection import conn_id_of, probe
 from .postgres_copy_out import copy_out_chunks, export_snapshot, snapshot_reader
 from .postgres_errors import classify
-from .postgres_strategies import Finalize, active_predicate, replace_predicate
+from .postgres_strategies import Finalize, active_predicate, one_row, replace_predicate
 from .quality_measure import measure_checks
 
 log = logging.getLogger(__name__)
@@ -238,7 +238,9 @@ class DponePostgresHook(PostgresHook):
         pk = [r[0] for r in cur.execute(sql.INTROSPECT_PRIMARY_KEY, (table.schema, table.name))]
         columns = tuple(sql.column_from_catalog(r) for r in rows)
         # Columns of user types (enums, domains) are selected cast to their portable type.
-        casts = {c.name: c.native_type for c, r in zip(columns, rows, strict=True) if c.native_type != r[1]}
+        casts = {
+            c.name: c.native_type or r[1] for c, r in zip(columns, rows, strict=True) if c.native_type != r[1]
+        }
         schema = TableSchema(columns, tuple(pk), extras=casts)
         return schema, sql.binary_copy_safe(rows)
 
@@ -258,14 +260,14 @@ class DponePostgresHook(PostgresHook):
                 )
             return schema, binary_ok, table.sql
         probe = sql.TableRef("pg_temp", "dpone_probe")
-        cur.execute(f"create temp view dpone_probe as {spec.query.strip().rstrip(';')}")
+        cur.execute(f"create temp view dpone_probe as {(spec.query or '').strip().rstrip(';')}")
         schema, binary_ok = self._describe_relation(cur, sql.TableRef(self._temp_schema(cur), probe.name))
         cur.execute("drop view pg_temp.dpone_probe")
         return schema, binary_ok, sql.source_relation(None, spec.query)
 
     @staticmethod
     def _temp_schema(cur: psycopg.Cursor) -> str:
-        return cur.execute("select nspname from pg_namespace where oid = pg_my_temp_schema()").fetchone()[0]
+        return one_row(cur.execute("select nspname from pg_namespace where oid = pg_my_temp_schema()"))[0]
 
     # --- source --------------------------------------------------------------------------
 
@@ -282,6 +284,7 @@ class DponePostgresHook(PostgresHook):
         if inc is None:
             return "", (), None, {"mode": "full"}
         if inc.mode is IncrementalMode.CURSOR:
+            assert inc.cursor is not None  # the manifest requires it in cursor mode
             column = schema.column(inc.cursor) if schema.has(inc.cursor) else None
             if column is None:
                 raise BadInputError(
@@ -306,12 +309,12 @@ class DponePostgresHook(PostgresHook):
                 bounds = sql.chunk_bounds(
                     relation, inc.cursor, native, column.type in _TEMPORAL, lower is not None
                 )
-                last, upper = cur.execute(bounds, {"chunk": inc.chunk, "lower": lower}).fetchone()
+                last, upper = one_row(cur.execute(bounds, {"chunk": inc.chunk, "lower": lower}))
                 if last is None:  # nothing past the watermark (least() ignores the NULL max)
                     upper = None
                 more = upper is not None and upper != last
             else:
-                upper = cur.execute(sql.cursor_bounds(relation, inc.cursor)).fetchone()[0]
+                upper = one_row(cur.execute(sql.cursor_bounds(relation, inc.cursor)))[0]
             details = {
                 "mode": "cursor",
                 "cursor": inc.cursor,
@@ -327,12 +330,12 @@ class DponePostgresHook(PostgresHook):
             if lower is not None:
                 params = (lower, inc.lookback, upper) if inc.lookback else (lower, upper)
             where = sql.cursor_predicate(inc.cursor, native, lower is not None, bool(inc.lookback))
-            candidate = CursorState(cursor=inc.cursor, value=upper, value_type=column.type.value)
-            return where, params, candidate, details
+            cursor_state = CursorState(cursor=inc.cursor, value=upper, value_type=column.type.value)
+            return where, params, cursor_state, details
         if inc.mode is IncrementalMode.XMIN:
             if state is not None and not isinstance(state, XminState):
                 raise BadInputError(f"stored state is {state.kind!r} but the load uses xmin mode; reset it")
-            snap = cur.execute(sql.SNAPSHOT_XMIN).fetchone()[0]
+            snap = one_row(cur.execute(sql.SNAPSHOT_XMIN))[0]
             candidate = XminState(xmin=int(snap))
             details = {"mode": "xmin", "from_xmin": state.xmin if state else None, "snapshot_xmin": snap}
             if state is None:
@@ -498,7 +501,7 @@ class DponePostgresHook(PostgresHook):
     @staticmethod
     def staging_table(ctx: LoadContext, role: str = "") -> sql.TableRef:
         """The run's staging table; ``role`` "keys" names the reconciliation key set."""
-        target = sql.TableRef.parse(ctx.load.sink.table)
+        target = sql.TableRef.parse(ctx.load.sink.target)
         digest = hashlib.sha1(f"{ctx.key}|{target}|{ctx.run_id}".encode()).hexdigest()[:12]
         suffix = f"__{role}" if role else ""
         return sql.TableRef(ctx.load.sink.staging.schema_name, f"{target.name[:34]}__{digest}{suffix}")
@@ -518,7 +521,7 @@ class DponePostgresHook(PostgresHook):
         """Staging tables other runs of this load left behind (killed, or kept on failure)."""
         with self.session() as conn:
             rows = conn.execute(sql.STAGING_TABLES, (ctx.load.sink.staging.schema_name,)).fetchall()
-            now = conn.execute("select extract(epoch from now())").fetchone()[0]
+            now = one_row(conn.execute("select extract(epoch from now())"))[0]
         return kept_staging(rows, ctx, float(now))
 
     def sweep_stale_staging(self, ctx: LoadContext) -> list[str]:
@@ -554,7 +557,7 @@ class DponePostgresHook(PostgresHook):
         with self.session() as conn:
             cur = conn.cursor()
             self._create_staging(conn, ctx, staging, schema, logged=logged)
-            size = 0
+            size: int | None = 0
             if isinstance(artifact, FileExport):
                 if artifact.format not in self.accepted_formats:
                     raise BadInputError(f"postgres sink cannot load {artifact.format!r} exports")
@@ -564,10 +567,12 @@ class DponePostgresHook(PostgresHook):
                     closing(Prefetched(artifact.chunks, depth=_PREFETCH)) as chunks,
                     cur.copy(sql.copy_in(staging, schema.names, fmt, freeze=True)) as copy,
                 ):
+                    copied = 0
                     for chunk in chunks:
-                        size += len(chunk)
+                        copied += len(chunk)
                         copy.write(chunk)
                         failpoint("mid_copy")
+                    size = copied
             elif isinstance(artifact, InMemoryRows | StreamingBatches):
                 self._copy_rows(cur, staging, schema, iter_row_batches(artifact), freeze=True)
                 size = None  # rows are encoded by psycopg; the byte count is not tracked
@@ -595,7 +600,7 @@ class DponePostgresHook(PostgresHook):
         conn.commit()
         conn.execute(sql.drop_table(staging))
         conn.execute(sql.create_table(staging, schema, unlogged=not logged))
-        born = conn.execute("select extract(epoch from now())").fetchone()[0]
+        born = one_row(conn.execute("select extract(epoch from now())"))[0]
         conn.execute(sql.comment_table(staging, staging_label(ctx, born)))
 
     @staticmethod
@@ -623,14 +628,14 @@ class DponePostgresHook(PostgresHook):
 
     def has_staging(self, ctx: LoadContext) -> bool:
         with self.session() as conn:
-            return bool(conn.execute(sql.TABLE_EXISTS, (self.staging_table(ctx).sql,)).fetchone()[0])
+            return bool(one_row(conn.execute(sql.TABLE_EXISTS, (self.staging_table(ctx).sql,)))[0])
 
     def open_staging(self, ctx: LoadContext, schema: TableSchema, *, resume: bool) -> bool:
         """Create the run's staging table, or keep the one a failed try of this run left
         (``resume``). True when the existing staging is kept."""
         staging = self.staging_table(ctx)
         with self.session() as conn:
-            if resume and conn.execute(sql.TABLE_EXISTS, (staging.sql,)).fetchone()[0]:
+            if resume and one_row(conn.execute(sql.TABLE_EXISTS, (staging.sql,)))[0]:
                 return True
             self.sweep_stale_staging(ctx)
             logged = ctx.load.sink.strategy is Strategy.FULL_REFRESH
@@ -651,7 +656,7 @@ class DponePostgresHook(PostgresHook):
     def staged(self, ctx: LoadContext, schema: TableSchema) -> StagedData:
         staging = self.staging_table(ctx)
         with self.session() as conn:
-            rows = conn.execute(sql.count_rows(staging)).fetchone()[0]
+            rows = one_row(conn.execute(sql.count_rows(staging)))[0]
         return StagedData(
             staging=str(staging), schema=schema, rows=rows, bytes=None, format="checkpointed_batches"
         )
@@ -719,16 +724,16 @@ class DponePostgresHook(PostgresHook):
 
     def target_rows(self, ctx: LoadContext, *, exact: bool = False) -> int | None:
         """None when the target is missing; else whether it has rows (0/1), or its row count."""
-        target = sql.TableRef.parse(ctx.load.sink.table)
+        target = sql.TableRef.parse(ctx.load.sink.target)
         with self.session() as conn:
-            if not conn.execute(sql.TABLE_EXISTS, (target.sql,)).fetchone()[0]:
+            if not one_row(conn.execute(sql.TABLE_EXISTS, (target.sql,)))[0]:
                 return None
             query = sql.count_rows(target) if exact else sql.target_has_rows(target)
-            return int(conn.execute(query).fetchone()[0])
+            return int(one_row(conn.execute(query))[0])
 
     def target_watermark(self, ctx: LoadContext, column: str) -> tuple[str, str] | None:
         """max(``column``) in the target as text, with its canonical type; None when empty."""
-        target = sql.TableRef.parse(ctx.load.sink.table)
+        target = sql.TableRef.parse(ctx.load.sink.target)
         with self.session() as conn:
             current, _ = self._describe_target(conn.cursor(), target)
             if current is None or not current.has(column):
@@ -736,12 +741,12 @@ class DponePostgresHook(PostgresHook):
                     f"source.incremental.on_state_missing: from_target needs column '{column}' in "
                     f"{target}; it has {current.names if current else 'no columns'}"
                 )
-            value = conn.execute(sql.cursor_bounds(target.sql, column)).fetchone()[0]
+            value = one_row(conn.execute(sql.cursor_bounds(target.sql, column)))[0]
         return None if value is None else (value, current.column(column).type.value)
 
     def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
         """The schema plan as of now, read-only (the engine's early check and ``dpone plan``)."""
-        target = sql.TableRef.parse(ctx.load.sink.table)
+        target = sql.TableRef.parse(ctx.load.sink.target)
         with self.session() as conn:
             try:
                 return self._plan_schema(conn.cursor(), ctx, target, schema)
@@ -751,7 +756,7 @@ class DponePostgresHook(PostgresHook):
     def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]:
         """Set-based finalize in one transaction, together with ``extra`` (colocated state)."""
         spec = ctx.load.sink
-        target = sql.TableRef.parse(spec.table)
+        target = sql.TableRef.parse(spec.target)
         staging = sql.TableRef.parse(staged.staging)
         schema = staged.schema
         pk = self._target_primary_key(ctx, schema)
@@ -764,7 +769,7 @@ class DponePostgresHook(PostgresHook):
             cur.execute(sql.advisory_lock(), (f"dpone:{target}",))
             # Lock the target first: a concurrent ALTER or DROP COLUMN waits for this commit
             # (or, if it came first, is seen by the re-plan below).
-            if cur.execute(sql.TABLE_EXISTS, (target.sql,)).fetchone()[0]:
+            if one_row(cur.execute(sql.TABLE_EXISTS, (target.sql,)))[0]:
                 cur.execute(sql.lock_table(target, _finalize_lock(spec.strategy)))
             plan = self._plan_schema(cur, ctx, target, schema)
             enforce_schema_plan(plan, str(target))
@@ -817,7 +822,7 @@ class DponePostgresHook(PostgresHook):
             same_shape = [(r[0], r[1]) for r in target_cols] == [
                 (c.name, sql.native_type(c)) for c in schema.columns
             ]
-            blockers = cur.execute(sql.SWAP_BLOCKERS, (target.sql,)).fetchone()
+            blockers = one_row(cur.execute(sql.SWAP_BLOCKERS, (target.sql,)))
             swap = same_shape and not mapping and not any(blockers)
         if swap:
             constraint = None
@@ -849,7 +854,7 @@ class DponePostgresHook(PostgresHook):
                 lambda query, params: cur.execute(query, params or None).fetchone(),
                 lambda query, params: cur.execute(query, params or None).fetchall(),
                 staging=sql.TableRef.parse(staged.staging),
-                target=sql.TableRef.parse(ctx.load.sink.table),
+                target=sql.TableRef.parse(ctx.load.sink.target),
                 schema=staged.schema,
                 keys=list(ctx.load.sink.unique_key or staged.schema.primary_key),
                 staged_rows=staged.rows,
@@ -870,7 +875,7 @@ class DponePostgresHook(PostgresHook):
         """The journal row finalize commits with the data, when state lives elsewhere."""
         table = self._journal(ctx)
         with self.session() as conn:  # created before the finalize transaction takes its locks
-            if not conn.execute(sql.TABLE_EXISTS, (table.sql,)).fetchone()[0]:
+            if not one_row(conn.execute(sql.TABLE_EXISTS, (table.sql,)))[0]:
                 for statement in sql.create_journal_table(table):
                     conn.execute(statement)
                 conn.commit()
@@ -887,7 +892,7 @@ class DponePostgresHook(PostgresHook):
         """The last finalize whose state the state backend has not acknowledged, if any."""
         table = self._journal(ctx)
         with self.session() as conn:
-            if not conn.execute(sql.TABLE_EXISTS, (table.sql,)).fetchone()[0]:
+            if not one_row(conn.execute(sql.TABLE_EXISTS, (table.sql,)))[0]:
                 return None
             row = conn.execute(sql.select_pending_journal(table), (ctx.pipeline, ctx.load.name)).fetchone()
         if row is None:
@@ -1027,7 +1032,7 @@ class DponePostgresHook(PostgresHook):
     ) -> dict[str, Any]:
         """The DDL and finalize SQL this load would run, rendered without touching the sink."""
         spec = ctx.load.sink
-        target = sql.TableRef.parse(spec.table)
+        target = sql.TableRef.parse(spec.target)
         staging = self.staging_table(ctx)
         names = schema.names if schema else ["<source columns>"]
         statements = [sql.create_schema(staging.schema)]

@@ -29,6 +29,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def one_row(cursor: psycopg.Cursor) -> tuple[Any, ...]:
+    """The row a statement that always answers one row (an aggregate, a catalog probe) returned."""
+    row = cursor.fetchone()
+    if row is None:
+        raise RuntimeError("the statement answered no row")
+    return tuple(row)
+
+
 def replace_predicate(spec: ReplaceSpec | None, schema: TableSchema) -> tuple[str, tuple]:
     """The rows ``replace`` rewrites: the window (bounds as parameters) or the author's predicate."""
     assert spec is not None  # the manifest requires it for this strategy
@@ -101,7 +109,7 @@ class Finalize:
     def _dedupe(self) -> int:
         """Fail on NULL or duplicate keys in the batch, or keep the last row per key; rows removed."""
         self._check_columns("sink.unique_key", self.keys)
-        nulls, sample = self.cur.execute(sql.null_keys(self.staging, self.keys)).fetchone()
+        nulls, sample = one_row(self.cur.execute(sql.null_keys(self.staging, self.keys)))
         if nulls:
             raise null_key_error(self.ctx.key, self.keys, nulls, sample or [])
         dupes = self.cur.execute(sql.duplicate_keys(self.staging, self.keys)).fetchall()
@@ -134,9 +142,11 @@ class Finalize:
         if self.deletes == "none" or self.created:
             return None
         keyset = self._keyset()
-        missing, total = self.cur.execute(
-            sql.count_missing_keys(self.target, keyset, self.keys, self.mapping, self._active())
-        ).fetchone()
+        missing, total = one_row(
+            self.cur.execute(
+                sql.count_missing_keys(self.target, keyset, self.keys, self.mapping, self._active())
+            )
+        )
         limit = self.ctx.load.reconciliation.max_delete_fraction
         if total and missing / total > limit:
             raise MassDeleteError(
@@ -262,7 +272,7 @@ class Finalize:
     def replace(self) -> dict[str, Any]:
         """Delete the window (or predicate) from the target and insert the batch, which must fit it."""
         predicate, params = replace_predicate(self.ctx.load.sink.replace, self.schema)
-        outside = self.cur.execute(sql.count_outside(self.staging, predicate), params or None).fetchone()[0]
+        outside = one_row(self.cur.execute(sql.count_outside(self.staging, predicate), params or None))[0]
         if outside:
             raise StagingMismatchError(
                 f"{outside:,} staged row(s) fall outside sink.replace; the source must read only the "
@@ -282,7 +292,7 @@ class Finalize:
         """Rewrite every partition the batch touches: swap declarative partitions, else scoped delete."""
         columns = list(self.ctx.load.sink.partition_by or ())
         self._check_columns("sink.partition_by", columns)
-        partitioned = self.cur.execute(sql.IS_PARTITIONED, (self.target.sql,)).fetchone()[0]
+        partitioned = one_row(self.cur.execute(sql.IS_PARTITIONED, (self.target.sql,)))[0]
         if not partitioned:
             deleted = 0
             if not self.created:
@@ -294,9 +304,9 @@ class Finalize:
             raise StagingMismatchError(
                 f"{self.target} is partitioned but has no partitions; create them first"
             )
-        total, *per_leaf = self.cur.execute(
-            sql.count_per_constraint(self.staging, [leaf[5] for leaf in leaves])
-        ).fetchone()
+        total, *per_leaf = one_row(
+            self.cur.execute(sql.count_per_constraint(self.staging, [leaf[5] for leaf in leaves]))
+        )
         if sum(per_leaf) != total:
             raise StagingMismatchError(
                 f"{total - sum(per_leaf):,} staged row(s) fall in no partition of {self.target}; "

@@ -250,7 +250,12 @@ class DponeRestHook(RestTransport, BaseHook):
         flt = endpoint.server_filter
         assert flt is not None  # validated by the manifest
         lower = state.value if state is not None else inc.initial_value
-        details = {"mode": "cursor", "cursor": flt.field, "lower": lower, "lookback_seconds": inc.lookback}
+        details: dict[str, Any] = {
+            "mode": "cursor",
+            "cursor": flt.field,
+            "lower": lower,
+            "lookback_seconds": inc.lookback,
+        }
         if lower is None:
             return {}, details
         since = values.parse_timestamp(lower, aware=True) - dt.timedelta(seconds=inc.lookback)
