@@ -33,8 +33,13 @@ from .guards import check_full_refresh, starting_state
 from .protocols import (
     AcknowledgingSource,
     BatchStagingSink,
+    Closeable,
+    HookedBackend,
     JournalingSink,
     LoadContext,
+    Redacting,
+    Releasable,
+    ResumableSource,
     RunAware,
     SinkHook,
     SourceHook,
@@ -65,14 +70,15 @@ def _timed(report: RunReport, name: str) -> Iterator[Any]:
         phase.seconds = round(time.perf_counter() - start, 4)
 
 
-def _close_artifact(artifact: Any) -> None:
+def _close_artifact(artifact: object) -> None:
     """Close a lazy artifact that the sink did not exhaust (releases the source snapshot)."""
-    iterable = getattr(artifact, "chunks", None) if isinstance(artifact, FileExport) else None
-    if isinstance(artifact, StreamingBatches):
+    iterable: object = None
+    if isinstance(artifact, FileExport):
+        iterable = artifact.chunks
+    elif isinstance(artifact, StreamingBatches):
         iterable = artifact.batches
-    close = getattr(iterable, "close", None)
-    if close:
-        close()
+    if isinstance(iterable, Closeable):
+        iterable.close()
 
 
 def effective_source(load: LoadSpec) -> SourceSpec:
@@ -88,28 +94,27 @@ def needs_key_set(load: LoadSpec) -> bool:
     return load.reconciliation.deletes != "none" and load.source.incremental is not None
 
 
-def _hooks(parts: LoadRuntime) -> tuple[Any, ...]:
+def _hooks(parts: LoadRuntime) -> tuple[object, ...]:
     """Every hook the load uses: source, sink, and the state table's if any."""
-    return (parts.source, parts.sink, getattr(parts.state, "hook", None))
+    state_hook = parts.state.hook if isinstance(parts.state, HookedBackend) else None
+    return (parts.source, parts.sink, state_hook)
 
 
 def _release(parts: LoadRuntime) -> None:
     """Close the connections the hooks kept open between the steps of the load."""
     for hook in _hooks(parts):
-        release = getattr(hook, "release", None)
-        if release is not None:
+        if isinstance(hook, Releasable):
             with suppress(Exception):
-                release()
+                hook.release()
 
 
 def _redactor(parts: LoadRuntime) -> Redactor:
     """One redactor for every connection the load uses (source, sink, state table)."""
     redactor = Redactor()
     for hook in _hooks(parts):
-        make = getattr(hook, "redactor", None)
-        if make is not None:
+        if isinstance(hook, Redacting):
             with suppress(Exception):
-                redactor.merge(make())
+                redactor.merge(hook.redactor())
     return redactor
 
 
@@ -175,7 +180,9 @@ def _recover_state(ctx: LoadContext, parts: LoadRuntime, current: StateRecord | 
     ``dpone state reset`` or ``set``), the operator's choice wins and the journal is dropped.
     """
     sink = parts.sink
-    pending = sink.pending_journal(ctx) if isinstance(sink, JournalingSink) else None
+    if not isinstance(sink, JournalingSink):
+        return current
+    pending = sink.pending_journal(ctx)
     if pending is None:
         return current
     now = _plain(current)
@@ -199,12 +206,15 @@ def _recover_state(ctx: LoadContext, parts: LoadRuntime, current: StateRecord | 
             now,
             pending["state_after"],
         )
-    sink.acknowledge_journal(ctx, pending["run_id"])  # type: ignore[attr-defined]
+    sink.acknowledge_journal(ctx, pending["run_id"])
     return current
 
 
 def _batch_staging(parts: LoadRuntime) -> bool:
-    return bool(getattr(parts.source, "resumable", False)) and isinstance(parts.sink, BatchStagingSink)
+    source = parts.source
+    return (
+        isinstance(source, ResumableSource) and source.resumable and isinstance(parts.sink, BatchStagingSink)
+    )
 
 
 def _resume_point(ctx: LoadContext, parts: LoadRuntime) -> ResumeState | None:
@@ -214,7 +224,7 @@ def _resume_point(ctx: LoadContext, parts: LoadRuntime) -> ResumeState | None:
     saved = parts.state.get(ctx.pipeline, ctx.load.name + RESUME_SUFFIX)
     if not isinstance(saved, ResumeState) or saved.run_id != ctx.run_id:
         return None
-    if not parts.sink.has_staging(ctx):  # type: ignore[attr-defined]
+    if not isinstance(parts.sink, BatchStagingSink) or not parts.sink.has_staging(ctx):
         log.warning("dpone %s: run %s left a checkpoint but no staging; starting over", ctx.key, ctx.run_id)
         return None
     log.info("dpone %s: resuming after %d staged rows at %s", ctx.key, saved.staged_rows, saved.checkpoint)
@@ -225,7 +235,8 @@ def _stage_checkpointed(
     ctx: LoadContext, parts: LoadRuntime, extract: Any, resume: ResumeState | None
 ) -> StagedData:
     """Stage batch by batch; after each committed batch, save where to resume from."""
-    sink: Any = parts.sink
+    sink = parts.sink
+    assert isinstance(sink, BatchStagingSink)  # checkpointed batches only go to such a sink
     kept = sink.open_staging(ctx, extract.schema, resume=resume is not None)
     if resume is not None and not kept:
         raise TransientError(f"staging of run {ctx.run_id} vanished while resuming; the next try starts over")
@@ -308,8 +319,9 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
             report.warnings.append(note)
         resume = _resume_point(ctx, parts)
         with _timed(report, "extract"):
-            if resume is not None or _batch_staging(parts):
-                extract = parts.source.extract(  # type: ignore[call-arg]
+            source = parts.source
+            if isinstance(source, ResumableSource) and _batch_staging(parts):
+                extract = source.extract(
                     effective_source(load),
                     start,
                     accepted_formats=(*parts.sink.accepted_formats, CheckpointedBatches.kind),
@@ -387,8 +399,8 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
             else:
                 with _timed(report, "state"):
                     parts.state.commit(pipeline, load.name, candidate, run_id)
-                    if journaled:
-                        parts.sink.acknowledge_journal(ctx, run_id)  # type: ignore[attr-defined]
+                    if journaled and isinstance(parts.sink, JournalingSink):
+                        parts.sink.acknowledge_journal(ctx, run_id)
                 report.state_committed = "after_data"
             report.state_after = state_to_dict(candidate)
             if isinstance(parts.source, AcknowledgingSource):
@@ -408,7 +420,7 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
         report.status = "failed"
         report.error = str(clean) if isinstance(clean, DponeError) else f"{type(clean).__name__}: {clean}"
         with suppress(AttributeError, TypeError):  # callers save the failed run's report too
-            clean.run_report = report  # type: ignore[attr-defined]
+            vars(clean)["run_report"] = report
         if clean is exc:
             raise
         raise clean from None

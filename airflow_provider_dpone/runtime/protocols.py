@@ -146,6 +146,49 @@ class StateHost(Protocol):
 
 
 @runtime_checkable
+class ResumableSource(Protocol):
+    """A source whose extract can continue from a checkpoint a failed try saved."""
+
+    resumable: bool
+
+    def extract(
+        self,
+        spec: SourceSpec,
+        state: StateRecord | None,
+        *,
+        accepted_formats: tuple[str, ...],
+        resume: dict[str, Any] | None = None,
+    ) -> ExtractResult: ...
+
+
+@runtime_checkable
+class Releasable(Protocol):
+    """A hook that keeps a connection between the steps of a load; released after it."""
+
+    def release(self) -> None: ...
+
+
+@runtime_checkable
+class Redacting(Protocol):
+    """A hook that knows its connection's credentials (to mask them in errors)."""
+
+    def redactor(self) -> Redactor: ...
+
+
+@runtime_checkable
+class HookedBackend(Protocol):
+    """A state backend that talks to a database through a hook of its own."""
+
+    @property
+    def hook(self) -> Any: ...
+
+
+@runtime_checkable
+class Closeable(Protocol):
+    def close(self) -> None: ...
+
+
+@runtime_checkable
 class RunAware(Protocol):
     """A hook that tags its logs with the run (e.g. every API request with the run ids)."""
 
