@@ -274,8 +274,9 @@ class SinkSpec(_Strict):
     def _duplicate_keys_default(cls, data: Any) -> Any:
         """Not given: ``fail``, or the one policy a connector that cannot fail on duplicates has
         (a topic keeps the last message per key)."""
-        if isinstance(data, dict) and "on_duplicate_keys" not in data:
-            info = CONNECTORS.get(data.get("connector", ""))
+        connector = data.get("connector") if isinstance(data, dict) else None
+        if isinstance(connector, str) and "on_duplicate_keys" not in data:
+            info = CONNECTORS.get(connector)
             if info is not None and "fail" not in info.duplicate_keys:
                 return {**data, "on_duplicate_keys": min(info.duplicate_keys)}
         return data

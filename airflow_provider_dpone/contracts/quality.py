@@ -161,7 +161,9 @@ def judge(check: _Check, measured: Measurement, source_rows: int | None = None) 
         message = "unique" if passed else f"{value} duplicated value(s) over {rows} row(s){samples}"
     elif isinstance(check, RowCountCheck):
         problems = []
-        count = value or 0  # a row count is always measured; None only from a broken sink
+        count = value or 0
+        if value is None:  # a row count is always measured; None only from a broken sink
+            problems.append("the row count was not measured")
         if check.min is not None and count < check.min:
             problems.append(f"below min {check.min}")
         if check.max is not None and count > check.max:

@@ -930,15 +930,16 @@ class DponePostgresHook(PostgresHook):
 
     def _planned_key(self, ctx: LoadContext, target: sql.TableRef, schema: TableSchema | None) -> list[str]:
         """The target's primary key as finalize will find it: the existing table's, else the
-        one it would be created with (read-only)."""
+        one it would be created with (a read-only catalog query; without a source schema, as
+        when the extract could not be planned, nothing is read)."""
+        if schema is None:
+            return []
         with self.session() as conn:
             try:
                 rows = conn.execute(sql.INTROSPECT_PRIMARY_KEY, (target.schema, target.name)).fetchall()
             finally:
                 conn.rollback()
-        if rows:
-            return [r[0] for r in rows]
-        return list(self._target_primary_key(ctx, schema)) if schema else []
+        return [r[0] for r in rows] if rows else list(self._target_primary_key(ctx, schema))
 
     def _plan_finalize(
         self,
@@ -1030,7 +1031,7 @@ class DponePostgresHook(PostgresHook):
         binary: bool = True,
         schema_plan: SchemaPlan | None = None,
     ) -> dict[str, Any]:
-        """The DDL and finalize SQL this load would run, rendered without touching the sink."""
+        """The DDL and finalize SQL this load would run, rendered without changing the sink (only its catalog is read)."""
         spec = ctx.load.sink
         target = sql.TableRef.parse(spec.target)
         staging = self.staging_table(ctx)

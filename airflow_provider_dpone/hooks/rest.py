@@ -356,10 +356,10 @@ class DponeRestHook(RestTransport, BaseHook):
         if (
             endpoint.parent
             and not resume
-            and details.get("selector_missing")
+            and details.get("selector_missing", 0) >= 2
             and not details.get("selector_found")
         ):
-            # One child without the key is a parent with no records; all of them is a renamed key.
+            # One child without the key is a parent with no records; all of several is a renamed key.
             raise SourceContractError(
                 f"{endpoint.path}: record_selector '{endpoint.record_selector}' matches nothing in any "
                 f"of the {details['selector_missing']} child page(s) read; point record_selector at "

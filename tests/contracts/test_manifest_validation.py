@@ -383,6 +383,13 @@ CASES = [
         "customers",
         ["'strict'"],
     ),
+    (
+        "connector_not_a_string",
+        _with("loads.0.sink", {"connector": ["kafka"], "conn_id": "k", "topic": "t"}),
+        "sink.connector",
+        "customers",
+        ["string"],
+    ),
     ("empty_loads", _with("loads", []), "loads", None, ["at least 1"]),
     ("load_not_mapping", _with("loads", ["orders"]), "loads[0]", None, ["dictionary"]),
 ]

@@ -85,6 +85,12 @@ def test_row_count_judgement() -> None:
     assert "no row count" in judge(check, Measurement(50), source_rows=None).message
 
 
+def test_a_row_count_that_was_not_measured_fails() -> None:
+    check = RowCountCheck(check="row_count", max=100)
+    result = judge(check, Measurement(None))
+    assert not result.passed and "not measured" in result.message
+
+
 def test_enforce_raises_for_errors_only() -> None:
     warn = judge(SqlCheck(check="sql", sql="select 1 from {staging}", severity="warn"), Measurement(3))
     enforce("l", [warn])
