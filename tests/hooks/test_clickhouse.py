@@ -451,3 +451,44 @@ def test_a_clickhouse_source_reads_only_its_window(clean_pg, clean_ch) -> None:
     assert run(m, "r1").rows == 20  # two of the thirty days, ten rows each
     days = pg.query("dst", "select distinct placed::text from raw.orders order by 1")
     assert days == [("2026-01-05",), ("2026-01-06",)]
+
+
+def test_a_clickhouse_target_dropped_during_the_load_fails_the_finalize(
+    clean_pg, clean_ch, monkeypatch
+) -> None:
+    from airflow_provider_dpone.contracts.errors import TargetStateMismatchError
+    from airflow_provider_dpone.hooks.clickhouse import DponeClickHouseHook
+
+    pg, ch = clean_pg, clean_ch
+    pg.execute("src", ORDERS)
+    m = manifest(
+        {"strategy": "incremental_append"}, {"incremental": {"mode": "cursor", "cursor": "updated_at"}}
+    )
+    run(m, "r1")
+    pg.execute("src", "update orders set updated_at = updated_at + interval '1 year' where id <= 5")
+    real = DponeClickHouseHook.finalize
+
+    def drop_first(self, ctx, staged, extra):
+        ch.command("drop table raw.orders sync")
+        return real(self, ctx, staged, extra)
+
+    monkeypatch.setattr(DponeClickHouseHook, "finalize", drop_first)
+    with pytest.raises(TargetStateMismatchError, match="disappeared while this run was loading"):
+        run(m, "r2")
+    assert ch.query("select count() from system.tables where database = 'raw' and name = 'orders'") == [(0,)]
+
+
+def test_a_failed_clickhouse_run_keeps_its_staging_labelled_failed(clean_pg, clean_ch) -> None:
+    from airflow_provider_dpone.hooks.clickhouse import DponeClickHouseHook
+    from airflow_provider_dpone.runtime.protocols import LoadContext
+
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    failing = manifest(
+        {"strategy": "full_refresh", "staging": {"max_kept": 1}}, quality=[{"check": "row_count", "max": 1}]
+    )
+    for n in range(3):
+        with pytest.raises(QualityGateError):
+            run(failing, f"r{n}")
+    kept = DponeClickHouseHook(conn_id="ch").kept_staging(LoadContext("ch", failing.loads[0], "next"))
+    assert [(k.run_id, k.failed) for k in kept] == [("r2", True), ("r1", True)]  # r0 capped by max_kept
