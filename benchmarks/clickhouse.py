@@ -96,11 +96,11 @@ def bench_insert(rows: int, repeat: int, batch_rows: int) -> dict:
         ),
         ("id",),
     )
-    from airflow_provider_dpone.dialects import clickhouse as sql
+    from airflow_provider_dpone.sql.clickhouse import CLICKHOUSE as dialect
 
     client.command("create database if not exists raw")
-    target = sql.TableRef("raw", "events")
-    client.command(sql.create_table(target, sql.as_stored(schema), order_by=["id"]))
+    target = dialect.table("raw", "events")
+    client.command(dialect.create_table(target, dialect.as_stored(schema), order_by=["id"]))
     m = parse_manifest(
         {
             "pipeline": "bench",
@@ -123,7 +123,7 @@ def bench_insert(rows: int, repeat: int, batch_rows: int) -> dict:
     raw_times, sink_times = [], []
     for i in range(repeat):
         client.command("drop table if exists raw.events_raw")
-        client.command(sql.create_table_as(sql.TableRef("raw", "events_raw"), target))
+        client.command(dialect.create_table_as(dialect.table("raw", "events_raw"), target))
         start = time.perf_counter()
         client.insert_arrow("raw.events_raw", data)
         raw_times.append(time.perf_counter() - start)

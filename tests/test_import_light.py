@@ -15,7 +15,7 @@ def _run(code: str) -> str:
 def test_import_pulls_no_driver_or_airflow() -> None:
     out = _run(
         "import sys, airflow_provider_dpone, airflow_provider_dpone.contracts.manifest, "
-        "airflow_provider_dpone.dialects.postgres, airflow_provider_dpone.schema;"
+        "airflow_provider_dpone.sql.postgres, airflow_provider_dpone.sql.clickhouse, airflow_provider_dpone.schema;"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg2', 'airflow')))"
     )
     assert out == "[]"

@@ -48,12 +48,13 @@ from ..contracts.redaction import Redactor
 from ..contracts.state import CursorState, StateRecord
 from ..contracts.strategies import IncrementalMode, Strategy
 from ..contracts.table import CanonicalType, Column, TableSchema
-from ..dialects import clickhouse as sql
 from ..runtime.failpoints import failpoint
 from ..runtime.guards import missing_target_error, null_key_error
 from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..runtime.staging_label import KeptStaging, failed_label, kept_staging, staging_label, to_sweep
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
+from ..sql.clickhouse import CLICKHOUSE as dialect
+from ..sql.dialect import TableRef
 from .clickhouse_dbapi import ClickHouseConnection
 from .connection import conn_id_of, probe
 from .quality_measure import measure_checks
@@ -87,7 +88,7 @@ def _arrow_type(column: Column) -> Any:
         return simple[t]
     if t is CanonicalType.DECIMAL:
         p, s = (
-            sql.UNBOUNDED_DECIMAL
+            dialect.UNBOUNDED_DECIMAL
             if column.precision is None or column.precision > 76
             else (
                 column.precision,
@@ -194,8 +195,8 @@ class DponeClickHouseHook(DbApiHook):
     def _database(self) -> str:
         return self.get_connection(self.dpone_conn_id).schema or "default"
 
-    def _ref(self, table: str) -> sql.TableRef:
-        return sql.TableRef.parse(table, self._database())
+    def _ref(self, table: str) -> TableRef:
+        return dialect.parse_table(table, self._database())
 
     def dataset(self, table: str) -> dict[str, str]:
         conn = self.get_connection(self.dpone_conn_id)
@@ -203,7 +204,7 @@ class DponeClickHouseHook(DbApiHook):
         where = conn.extra_dejson.get("dsn") or f"clickhouse://{conn.host or 'localhost'}:{conn.port or 8123}"
         if where.startswith("chdb://"):
             where = "chdb://local"  # the data directory is a local path, not a locator
-        return {"namespace": where, "name": f"{ref.database}.{ref.name}"}
+        return {"namespace": where, "name": f"{ref.schema}.{ref.name}"}
 
     def query(self, statement: str, params: dict | None = None) -> list[tuple]:
         return list(self.client().query(statement, parameters=params or {}).result_rows)
@@ -213,17 +214,17 @@ class DponeClickHouseHook(DbApiHook):
 
     # --- introspection -------------------------------------------------------------------
 
-    def describe_table(self, table: sql.TableRef, *, with_partition_key: bool = False) -> TableSchema | None:
+    def describe_table(self, table: TableRef, *, with_partition_key: bool = False) -> TableSchema | None:
         """Columns and sorting key (plus the partition key columns, for schema planning)."""
-        rows = self.query(sql.INTROSPECT_COLUMNS, {"db": table.database, "table": table.name})
+        rows = self.query(dialect.INTROSPECT_COLUMNS, {"db": table.schema, "table": table.name})
         if not rows:
             return None
-        columns = tuple(sql.to_canonical(name, native) for name, native, _, _ in rows)
+        columns = tuple(dialect.to_canonical(name, native) for name, native, _, _ in rows)
         keys = tuple(r[0] for r in rows if r[2] or (with_partition_key and r[3]))
         return TableSchema(columns, keys)
 
-    def _table_info(self, table: sql.TableRef) -> tuple[str, str, str] | None:
-        rows = self.query(sql.TABLE_INFO, {"db": table.database, "table": table.name})
+    def _table_info(self, table: TableRef) -> tuple[str, str, str] | None:
+        rows = self.query(dialect.TABLE_INFO, {"db": table.schema, "table": table.name})
         return tuple(rows[0]) if rows else None  # type: ignore[return-value]
 
     def _describe_source(self, spec: SourceSpec) -> tuple[TableSchema, str]:
@@ -235,8 +236,8 @@ class DponeClickHouseHook(DbApiHook):
             relation = ref.sql
         else:
             query = (spec.query or "").strip().rstrip(";")
-            rows = self.query(sql.describe_query(query))
-            schema = TableSchema(tuple(sql.to_canonical(r[0], r[1]) for r in rows))
+            rows = self.query(dialect.describe_query(query))
+            schema = TableSchema(tuple(dialect.to_canonical(r[0], r[1]) for r in rows))
             relation = f"({query}) as dpone_source"
         if spec.columns:
             missing = [c for c in spec.columns if not schema.has(c)]
@@ -255,9 +256,9 @@ class DponeClickHouseHook(DbApiHook):
         if not schema.has(column):
             raise BadInputError(f"column '{column}' not in {ref} ({schema.names})")
         if watermark is None:
-            return int(self.query(sql.count_rows(ref))[0][0])
+            return int(self.query(dialect.count_rows(ref))[0][0])
         native = schema.column(column).native_type or "String"
-        statement = sql.count_newer(ref, column, sql.param_type(native))
+        statement = dialect.count_newer(ref, column, dialect.param_type(native))
         return int(self.query(statement, {"watermark": watermark})[0][0])
 
     # --- source --------------------------------------------------------------------------
@@ -290,7 +291,7 @@ class DponeClickHouseHook(DbApiHook):
                     "source.incremental.chunk is not supported by the clickhouse source yet"
                 )
             lower = state.value if state is not None else inc.initial_value
-            upper, count = self.query(sql.cursor_max(relation, column.name))[0]
+            upper, count = self.query(dialect.cursor_max(relation, column.name))[0]
             upper = upper if count else None
             details = {
                 "mode": "cursor",
@@ -301,8 +302,8 @@ class DponeClickHouseHook(DbApiHook):
             }
             if upper is None:
                 return "0", {}, state, details
-            ptype = sql.param_type(column.native_type or sql.base_type(column))
-            where = sql.cursor_predicate(column.name, ptype, lower is not None, bool(inc.lookback))
+            ptype = dialect.param_type(column.native_type or dialect.base_type(column))
+            where = dialect.cursor_predicate(column.name, ptype, lower is not None, bool(inc.lookback))
             params = {"upper": upper}
             if lower is not None:
                 params["lower"] = lower
@@ -315,8 +316,8 @@ class DponeClickHouseHook(DbApiHook):
                     f"source.window.column: '{spec.window.column}' not in source {schema.names}"
                 )
             column = schema.column(spec.window.column)
-            ptype = sql.param_type(column.native_type or sql.base_type(column))
-            col = sql.quote_ident(column.name)
+            ptype = dialect.param_type(column.native_type or dialect.base_type(column))
+            col = dialect.quote_ident(column.name)
             clause = f"{col} >= {{wstart:{ptype}}} and {col} < {{wend:{ptype}}}"
             where = f"({where}) and {clause}" if where else clause
             params.update(wstart=spec.window.start, wend=spec.window.end)
@@ -329,7 +330,7 @@ class DponeClickHouseHook(DbApiHook):
         """Fix the window (the cursor's max now), then stream the rows lazily in blocks."""
         schema, relation = self._describe_source(spec)
         where, params, candidate, details = self._window(spec, schema, relation, state)
-        select = sql.select_rows(relation, schema.names, where)
+        select = dialect.select_rows(relation, schema.names, where)
         details["query"] = select
         settings = {"max_block_size": spec.batch_size}
         if ARROW in accepted_formats:
@@ -358,7 +359,7 @@ class DponeClickHouseHook(DbApiHook):
         schema, relation = self._describe_source(spec)
         where, params, candidate, details = self._window(spec, schema, relation, state)
         plan = {
-            "sql": sql.select_rows(relation, schema.names, where),
+            "sql": dialect.select_rows(relation, schema.names, where),
             "params": {k: str(v) for k, v in params.items()},
             "window": details,
             "state_candidate": None if candidate is None else candidate.__dict__,
@@ -375,23 +376,23 @@ class DponeClickHouseHook(DbApiHook):
         if spec.table:
             keyed = spec.model_copy(update={"columns": keys, "incremental": None, "window": None})
         else:
-            cols = sql.column_list(keys)
+            cols = dialect.column_list(keys)
             keyed = spec.model_copy(update={"query": f"select distinct {cols} from ({spec.query})"})
         return self.extract(keyed, None, accepted_formats=accepted_formats)
 
     # --- sink ----------------------------------------------------------------------------
 
-    def staging_table(self, ctx: LoadContext) -> sql.TableRef:
+    def staging_table(self, ctx: LoadContext) -> TableRef:
         target = self._ref(ctx.load.sink.target)
         digest = hashlib.sha1(f"{ctx.key}|{target}|{ctx.run_id}".encode()).hexdigest()[:12]
-        return sql.TableRef(ctx.load.sink.staging.schema_name, f"{target.name[:40]}__{digest}")
+        return dialect.table(ctx.load.sink.staging.schema_name, f"{target.name[:40]}__{digest}")
 
     def _plan_schema(self, ctx: LoadContext, schema: TableSchema) -> tuple[SchemaPlan, TableSchema | None]:
         # Key columns keep their type's nullability: ClickHouse refuses to alter them.
         target = self.describe_table(self._ref(ctx.load.sink.target), with_partition_key=True)
         evo = ctx.load.schema_evolution
         plan = plan_schema(
-            sql.as_stored(schema),
+            dialect.as_stored(schema),
             target,
             mode=evo.mode,
             on_type_change=evo.on_type_change,
@@ -406,7 +407,7 @@ class DponeClickHouseHook(DbApiHook):
         target = self._ref(ctx.load.sink.target)
         if self._table_info(target) is None:
             return None
-        count = int(self.query(sql.count_rows(target))[0][0])  # from part metadata: cheap
+        count = int(self.query(dialect.count_rows(target))[0][0])  # from part metadata: cheap
         return count if exact else min(count, 1)
 
     def target_watermark(self, ctx: LoadContext, column: str) -> tuple[str, str] | None:
@@ -419,7 +420,7 @@ class DponeClickHouseHook(DbApiHook):
                 f"{target}; it has {schema.names if schema else 'no columns'}"
             )
         ctype = schema.column(column).type
-        value, count = self.query(sql.cursor_max(target.sql, column, utc=ctype in _DATETIMES))[0]
+        value, count = self.query(dialect.cursor_max(target.sql, column, utc=ctype in _DATETIMES))[0]
         if not count:
             return None
         return (value + "+00:00" if ctype is CanonicalType.TIMESTAMPTZ else value), ctype.value
@@ -433,7 +434,7 @@ class DponeClickHouseHook(DbApiHook):
     def kept_staging(self, ctx: LoadContext) -> list[KeptStaging]:
         """Staging tables other runs of this load left behind (killed, or kept on failure)."""
         now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
-        rows = self.query(sql.STAGING_TABLES, {"db": ctx.load.sink.staging.schema_name})
+        rows = self.query(dialect.STAGING_TABLES, {"db": ctx.load.sink.staging.schema_name})
         return kept_staging([(r[0], r[1]) for r in rows], ctx, now)
 
     def sweep_stale_staging(self, ctx: LoadContext) -> list[str]:
@@ -442,8 +443,8 @@ class DponeClickHouseHook(DbApiHook):
         spec = ctx.load.sink.staging
         dropped = []
         for kept, why in to_sweep(self.kept_staging(ctx), ctx):
-            table = sql.TableRef(spec.schema_name, kept.name)
-            self.command(sql.drop_table(table))
+            table = dialect.table(spec.schema_name, kept.name)
+            self.command(dialect.drop_table(table))
             dropped.append(str(table))
             log.info("dropped staging %s of run %s: %s", table, kept.run_id, why)
         return dropped
@@ -456,21 +457,21 @@ class DponeClickHouseHook(DbApiHook):
         plan, existing = self._plan_schema(ctx, extract.schema)
         enforce_schema_plan(plan, str(target))
         keys = existing.primary_key if existing else ()
-        for statement in sql.schema_changes_ddl(target, plan.to_apply, keys):
+        for statement in dialect.schema_changes_ddl(target, plan.to_apply, keys):
             self.command(statement)  # ClickHouse has no transactional DDL: applied before staging
         if plan.to_apply:
             log.info("applied schema changes to %s: %s", target, plan.summary())
-        self.command(sql.create_database(staging.database))
+        self.command(dialect.create_database(staging.schema))
         self.sweep_stale_staging(ctx)
-        self.command(sql.drop_table(staging))
+        self.command(dialect.drop_table(staging))
         now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
         if existing is not None:
-            self.command(sql.create_table_as(staging, target, comment=staging_label(ctx, now)))
+            self.command(dialect.create_table_as(staging, target, comment=staging_label(ctx, now)))
         else:
             self.command(
-                sql.create_table(
+                dialect.create_table(
                     staging,
-                    sql.as_stored(extract.schema),
+                    dialect.as_stored(extract.schema),
                     order_by=self._order_by(ctx, extract.schema),
                     partition_by=spec.partition_by or (),
                     comment=staging_label(ctx, now),
@@ -478,7 +479,7 @@ class DponeClickHouseHook(DbApiHook):
             )
         names = [plan.target_column(n) for n in extract.schema.names]
         size = self._insert(staging, names, extract)
-        rows = int(self.query(sql.count_rows(staging))[0][0])
+        rows = int(self.query(dialect.count_rows(staging))[0][0])
         fmt = extract.artifact.format if isinstance(extract.artifact, FileExport) else extract.artifact.kind
         log.info("staged %s rows (%s bytes, %s) into %s", f"{rows:,}", f"{size:,}", fmt, staging)
         return StagedData(
@@ -490,7 +491,7 @@ class DponeClickHouseHook(DbApiHook):
             details={"target_existed": existing is not None, "column_map": plan.column_map},
         )
 
-    def _insert(self, staging: sql.TableRef, names: list[str], extract: ExtractResult) -> int:
+    def _insert(self, staging: TableRef, names: list[str], extract: ExtractResult) -> int:
         artifact = extract.artifact
         client = self.client()
         table = str(staging)
@@ -535,10 +536,10 @@ class DponeClickHouseHook(DbApiHook):
             return self.query(statement, params)
 
         return measure_checks(
-            sql,
+            dialect,
             lambda statement, params: next(iter(fetchall(statement, params)), None),
             fetchall,
-            staging=sql.TableRef.parse(staged.staging),
+            staging=dialect.parse_table(staged.staging),
             target=self._ref(ctx.load.sink.target),
             schema=staged.schema,
             keys=list(ctx.load.sink.unique_key or staged.schema.primary_key),
@@ -546,12 +547,12 @@ class DponeClickHouseHook(DbApiHook):
             checks=checks,
         )
 
-    def _check_keys(self, ctx: LoadContext, staging: sql.TableRef, keys: list[str]) -> None:
+    def _check_keys(self, ctx: LoadContext, staging: TableRef, keys: list[str]) -> None:
         """NULL or duplicate keys in staging stop the load before the target is touched."""
-        nulls, sample = self.query(sql.null_keys(staging, keys))[0]
+        nulls, sample = self.query(dialect.null_keys(staging, keys))[0]
         if nulls:
             raise null_key_error(ctx.key, keys, int(nulls), list(sample))
-        count, sample = self.query(sql.duplicate_keys(staging, keys))[0]
+        count, sample = self.query(dialect.duplicate_keys(staging, keys))[0]
         if count:
             shown = ", ".join(str(tuple(s) if isinstance(s, tuple | list) else s) for s in sample)
             raise DuplicateKeyError(
@@ -560,8 +561,8 @@ class DponeClickHouseHook(DbApiHook):
                 "deduplicate in the source query"
             )
 
-    def _partitions(self, table: sql.TableRef) -> list[str]:
-        return [r[0] for r in self.query(sql.ACTIVE_PARTITIONS, {"db": table.database, "table": table.name})]
+    def _partitions(self, table: TableRef) -> list[str]:
+        return [r[0] for r in self.query(dialect.ACTIVE_PARTITIONS, {"db": table.schema, "table": table.name})]
 
     def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]:
         if extra:
@@ -569,7 +570,7 @@ class DponeClickHouseHook(DbApiHook):
         spec = ctx.load.sink
         strategy = spec.strategy
         target = self._ref(spec.target)
-        staging = sql.TableRef.parse(staged.staging)
+        staging = dialect.parse_table(staged.staging)
         keys = list(spec.unique_key or ())
         if keys:
             if spec.on_duplicate_keys != "fail":
@@ -582,16 +583,16 @@ class DponeClickHouseHook(DbApiHook):
         if info is None and ctx.expects_target:
             raise missing_target_error(ctx, during_load=True)
         if info is None:
-            self.command(sql.create_database(target.database))
-            self.command(sql.rename_table(staging, target))
-            self.command(sql.modify_comment(target, ""))  # drop the staging label
+            self.command(dialect.create_database(target.schema))
+            self.command(dialect.rename_table(staging, target))
+            self.command(dialect.modify_comment(target, ""))  # drop the staging label
             result.update(method="rename", created=True)
             return result
         engine, _, partition_key = info
         if strategy is Strategy.FULL_REFRESH:
-            comment = self.query(sql.TABLE_COMMENT, {"db": target.database, "table": target.name})[0][0]
-            self.command(sql.exchange_tables(staging, target))
-            self.command(sql.modify_comment(target, comment))  # the target keeps its own comment
+            comment = self.query(dialect.TABLE_COMMENT, {"db": target.schema, "table": target.name})[0][0]
+            self.command(dialect.exchange_tables(staging, target))
+            self.command(dialect.modify_comment(target, comment))  # the target keeps its own comment
             result["method"] = "exchange"
         elif strategy is Strategy.INCREMENTAL_APPEND:
             result.update(method="attach_partitions", partitions=self._attach_all(target, staging))
@@ -599,7 +600,7 @@ class DponeClickHouseHook(DbApiHook):
             if engine.startswith("Replacing"):
                 result["method"] = "replacing_merge_tree"
             else:
-                self.command(sql.delete_matching_keys(target, staging, keys))
+                self.command(dialect.delete_matching_keys(target, staging, keys))
                 result["method"] = "delete_insert"
             failpoint("mid_finalize")
             result["partitions"] = self._attach_all(target, staging)
@@ -612,7 +613,7 @@ class DponeClickHouseHook(DbApiHook):
                 )
             replaced = []
             for partition_id in self._partitions(staging):
-                self.command(sql.replace_partition_from(target, partition_id, staging))
+                self.command(dialect.replace_partition_from(target, partition_id, staging))
                 replaced.append(partition_id)
                 failpoint("mid_finalize")
             result.update(method="replace_partition", partitions_replaced=replaced)
@@ -622,11 +623,11 @@ class DponeClickHouseHook(DbApiHook):
             )
         return result
 
-    def _attach_all(self, target: sql.TableRef, staging: sql.TableRef) -> list[str]:
+    def _attach_all(self, target: TableRef, staging: TableRef) -> list[str]:
         """Copy every staged partition into the target; each partition lands whole or not at all."""
         attached = []
         for partition_id in self._partitions(staging):
-            self.command(sql.attach_partition_from(target, partition_id, staging))
+            self.command(dialect.attach_partition_from(target, partition_id, staging))
             attached.append(partition_id)
         return attached
 
@@ -637,12 +638,12 @@ class DponeClickHouseHook(DbApiHook):
                 log.info("keeping staging table %s (staging.keep=%s)", staged.staging, keep)
             if not succeeded:  # labelled as a failed run's: staging.max_kept caps those
                 staging = self.staging_table(ctx)
-                found = self.query(sql.TABLE_COMMENT, {"db": staging.database, "table": staging.name})
+                found = self.query(dialect.TABLE_COMMENT, {"db": staging.schema, "table": staging.name})
                 label = failed_label(found[0][0] if found else None)
                 if label is not None:
-                    self.command(sql.modify_comment(staging, label))
+                    self.command(dialect.modify_comment(staging, label))
             return
-        self.command(sql.drop_table(self.staging_table(ctx)))
+        self.command(dialect.drop_table(self.staging_table(ctx)))
 
     def plan_load(
         self,
@@ -655,7 +656,7 @@ class DponeClickHouseHook(DbApiHook):
         spec = ctx.load.sink
         target = self._ref(spec.target)
         staging = self.staging_table(ctx)
-        statements: list[str] = [sql.create_database(staging.database)]
+        statements: list[str] = [dialect.create_database(staging.schema)]
         plan = None
         if schema is not None:
             if schema_plan is not None:  # already made by the caller: only the target is read again
@@ -663,27 +664,27 @@ class DponeClickHouseHook(DbApiHook):
             else:
                 plan, existing = self._plan_schema(ctx, schema)
             statements.extend(
-                sql.schema_changes_ddl(target, plan.to_apply, existing.primary_key if existing else ())
+                dialect.schema_changes_ddl(target, plan.to_apply, existing.primary_key if existing else ())
             )
             if existing is not None:
-                statements.append(sql.create_table_as(staging, target))
+                statements.append(dialect.create_table_as(staging, target))
             else:
                 statements.append(
-                    sql.create_table(
+                    dialect.create_table(
                         staging,
-                        sql.as_stored(schema),
+                        dialect.as_stored(schema),
                         order_by=self._order_by(ctx, schema),
                         partition_by=spec.partition_by or (),
                     )
                 )
             statements.append(
-                f"insert into {staging.sql} ({sql.column_list(schema.names)}) format Arrow|TabSeparated"
+                f"insert into {staging.sql} ({dialect.column_list(schema.names)}) format Arrow|TabSeparated"
             )
             keys = list(spec.unique_key or ())
             if keys:
-                statements += [sql.null_keys(staging, keys), sql.duplicate_keys(staging, keys)]
+                statements += [dialect.null_keys(staging, keys), dialect.duplicate_keys(staging, keys)]
             statements += self._plan_finalize(ctx, target, staging, keys, existing is not None)
-        statements.append(sql.drop_table(staging))
+        statements.append(dialect.drop_table(staging))
         return {
             "target": str(target),
             "staging": str(staging),
@@ -693,21 +694,21 @@ class DponeClickHouseHook(DbApiHook):
 
     @staticmethod
     def _plan_finalize(
-        ctx: LoadContext, target: sql.TableRef, staging: sql.TableRef, keys: list[str], exists: bool
+        ctx: LoadContext, target: TableRef, staging: TableRef, keys: list[str], exists: bool
     ) -> list[str]:
         strategy = ctx.load.sink.strategy
         if not exists:
-            return [sql.rename_table(staging, target)]
+            return [dialect.rename_table(staging, target)]
         each = "-- for each partition id in system.parts of the staging table:"
         if strategy is Strategy.FULL_REFRESH:
-            return [sql.exchange_tables(staging, target)]
+            return [dialect.exchange_tables(staging, target)]
         if strategy is Strategy.INCREMENTAL_MERGE:
             return [
-                sql.delete_matching_keys(target, staging, keys)
+                dialect.delete_matching_keys(target, staging, keys)
                 + "  -- unless the target is a ReplacingMergeTree",
                 each,
-                sql.attach_partition_from(target, "<id>", staging),
+                dialect.attach_partition_from(target, "<id>", staging),
             ]
         if strategy is Strategy.PARTITION_REPLACE:
-            return [each, sql.replace_partition_from(target, "<id>", staging)]
-        return [each, sql.attach_partition_from(target, "<id>", staging)]
+            return [each, dialect.replace_partition_from(target, "<id>", staging)]
+        return [each, dialect.attach_partition_from(target, "<id>", staging)]

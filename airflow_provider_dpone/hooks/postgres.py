@@ -42,13 +42,14 @@ from ..contracts.redaction import Redactor
 from ..contracts.state import CursorState, StateRecord, XminState
 from ..contracts.strategies import SCD2_COLUMNS, IncrementalMode, Strategy
 from ..contracts.table import CanonicalType, Column, TableSchema
-from ..dialects import postgres as sql
 from ..runtime.failpoints import failpoint
 from ..runtime.guards import missing_target_error
 from ..runtime.prefetch import Prefetched
 from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..runtime.staging_label import KeptStaging, failed_label, kept_staging, staging_label, to_sweep
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
+from ..sql.dialect import TableRef
+from ..sql.postgres import POSTGRES as dialect
 from .connection import conn_id_of, probe
 from .postgres_copy_out import copy_out_chunks, export_snapshot, snapshot_reader
 from .postgres_errors import classify
@@ -223,7 +224,7 @@ class DponePostgresHook(PostgresHook):
     def dataset(self, table: str) -> dict[str, str]:
         """OpenLineage naming: ``postgres://host:port`` and ``database.schema.table``."""
         conn = self.get_connection(self.dpone_conn_id)
-        ref = sql.TableRef.parse(table)
+        ref = dialect.parse_table(table)
         return {
             "namespace": f"postgres://{conn.host or 'localhost'}:{conn.port or 5432}",
             "name": f"{conn.schema or 'postgres'}.{ref.schema}.{ref.name}",
@@ -231,23 +232,23 @@ class DponePostgresHook(PostgresHook):
 
     # --- introspection -------------------------------------------------------------------
 
-    def _describe_relation(self, cur: psycopg.Cursor, table: sql.TableRef) -> tuple[TableSchema, bool]:
-        rows = cur.execute(sql.INTROSPECT_COLUMNS, (table.schema, table.name)).fetchall()
+    def _describe_relation(self, cur: psycopg.Cursor, table: TableRef) -> tuple[TableSchema, bool]:
+        rows = cur.execute(dialect.INTROSPECT_COLUMNS, (table.schema, table.name)).fetchall()
         if not rows:
             raise BadInputError(f"source table {table} does not exist or has no columns")
-        pk = [r[0] for r in cur.execute(sql.INTROSPECT_PRIMARY_KEY, (table.schema, table.name))]
-        columns = tuple(sql.column_from_catalog(r) for r in rows)
+        pk = [r[0] for r in cur.execute(dialect.INTROSPECT_PRIMARY_KEY, (table.schema, table.name))]
+        columns = tuple(dialect.column_from_catalog(r) for r in rows)
         # Columns of user types (enums, domains) are selected cast to their portable type.
         casts = {
             c.name: c.native_type or r[1] for c, r in zip(columns, rows, strict=True) if c.native_type != r[1]
         }
         schema = TableSchema(columns, tuple(pk), extras=casts)
-        return schema, sql.binary_copy_safe(rows)
+        return schema, dialect.binary_copy_safe(rows)
 
     def describe_source(self, cur: psycopg.Cursor, spec: SourceSpec) -> tuple[TableSchema, bool, str]:
         """Source schema, whether binary COPY is safe, and the FROM item to select from."""
         if spec.table:
-            table = sql.TableRef.parse(spec.table)
+            table = dialect.parse_table(spec.table)
             schema, binary_ok = self._describe_relation(cur, table)
             if spec.columns:
                 missing = [c for c in spec.columns if not schema.has(c)]
@@ -259,11 +260,11 @@ class DponePostgresHook(PostgresHook):
                     cols, pk, extras={k: v for k, v in schema.extras.items() if k in spec.columns}
                 )
             return schema, binary_ok, table.sql
-        probe = sql.TableRef("pg_temp", "dpone_probe")
+        probe = dialect.table("pg_temp", "dpone_probe")
         cur.execute(f"create temp view dpone_probe as {(spec.query or '').strip().rstrip(';')}")
-        schema, binary_ok = self._describe_relation(cur, sql.TableRef(self._temp_schema(cur), probe.name))
+        schema, binary_ok = self._describe_relation(cur, dialect.table(self._temp_schema(cur), probe.name))
         cur.execute("drop view pg_temp.dpone_probe")
-        return schema, binary_ok, sql.source_relation(None, spec.query)
+        return schema, binary_ok, dialect.source_relation(None, spec.query)
 
     @staticmethod
     def _temp_schema(cur: psycopg.Cursor) -> str:
@@ -297,7 +298,7 @@ class DponePostgresHook(PostgresHook):
                     f"source.incremental.lookback: only applies to date/timestamp cursors; "
                     f"'{inc.cursor}' is {column.native_type}"
                 )
-            native = sql.native_type(column)
+            native = dialect.native_type(column)
             lower = state.value if state is not None else inc.initial_value
             more = False
             if inc.chunk:
@@ -306,7 +307,7 @@ class DponePostgresHook(PostgresHook):
                         f"source.incremental.chunk: needs a date/time or numeric cursor; "
                         f"'{inc.cursor}' is {column.native_type}"
                     )
-                bounds = sql.chunk_bounds(
+                bounds = dialect.chunk_bounds(
                     relation, inc.cursor, native, column.type in _TEMPORAL, lower is not None
                 )
                 last, upper = one_row(cur.execute(bounds, {"chunk": inc.chunk, "lower": lower}))
@@ -314,7 +315,7 @@ class DponePostgresHook(PostgresHook):
                     upper = None
                 more = upper is not None and upper != last
             else:
-                upper = one_row(cur.execute(sql.cursor_bounds(relation, inc.cursor)))[0]
+                upper = one_row(cur.execute(dialect.cursor_bounds(relation, inc.cursor)))[0]
             details = {
                 "mode": "cursor",
                 "cursor": inc.cursor,
@@ -329,13 +330,13 @@ class DponePostgresHook(PostgresHook):
             params: tuple = (upper,)
             if lower is not None:
                 params = (lower, inc.lookback, upper) if inc.lookback else (lower, upper)
-            where = sql.cursor_predicate(inc.cursor, native, lower is not None, bool(inc.lookback))
+            where = dialect.cursor_predicate(inc.cursor, native, lower is not None, bool(inc.lookback))
             cursor_state = CursorState(cursor=inc.cursor, value=upper, value_type=column.type.value)
             return where, params, cursor_state, details
         if inc.mode is IncrementalMode.XMIN:
             if state is not None and not isinstance(state, XminState):
                 raise BadInputError(f"stored state is {state.kind!r} but the load uses xmin mode; reset it")
-            snap = one_row(cur.execute(sql.SNAPSHOT_XMIN))[0]
+            snap = one_row(cur.execute(dialect.SNAPSHOT_XMIN))[0]
             candidate = XminState(xmin=int(snap))
             details = {"mode": "xmin", "from_xmin": state.xmin if state else None, "snapshot_xmin": snap}
             if state is None:
@@ -343,9 +344,9 @@ class DponePostgresHook(PostgresHook):
             stored_epoch, low = divmod(state.xmin, 1 << 32)
             cur_epoch, cur_low = divmod(int(snap), 1 << 32)
             if cur_epoch == stored_epoch:
-                return sql.xmin_predicate(False), (low,), candidate, details
+                return dialect.xmin_predicate(False), (low,), candidate, details
             if cur_epoch == stored_epoch + 1 and cur_low < low:
-                return sql.xmin_predicate(True), (low, cur_low), candidate, details
+                return dialect.xmin_predicate(True), (low, cur_low), candidate, details
             details["resync"] = "xid wrapped more than once since the last run; full extract"
             return "", (), candidate, details
         raise BadInputError(f"source.incremental.mode: '{inc.mode.value}' is not supported by postgres")
@@ -359,10 +360,10 @@ class DponePostgresHook(PostgresHook):
                 raise BadInputError(
                     f"source.window.column: '{spec.window.column}' not in source {schema.names}"
                 )
-            where = sql.window_predicate(schema.column(spec.window.column))
+            where = dialect.window_predicate(schema.column(spec.window.column))
             params = (spec.window.start, spec.window.end)
             details["window"] = spec.window.model_dump()
-        select = sql.select_rows(relation, schema.names, where, casts=schema.extras)
+        select = dialect.select_rows(relation, schema.names, where, casts=schema.extras)
         return schema, binary_ok, select, params, candidate, details
 
     def _open_snapshot(self) -> psycopg.Connection:
@@ -393,7 +394,7 @@ class DponePostgresHook(PostgresHook):
                     chunks=_OwnedStream(
                         conn,
                         self._copy_chunks(
-                            conn, snapshot, sql.copy_out(select, fmt == BINARY), params, details
+                            conn, snapshot, dialect.copy_out(select, fmt == BINARY), params, details
                         ),
                     ),
                 )
@@ -472,7 +473,7 @@ class DponePostgresHook(PostgresHook):
         try:
             schema, binary_ok, select, params, candidate, details = self._prepare(conn.cursor(), spec, state)
             plan = {
-                "sql": sql.copy_out(select, binary_ok),
+                "sql": dialect.copy_out(select, binary_ok),
                 "params": [str(p) for p in params],
                 "window": details,
                 "state_candidate": None if candidate is None else candidate.__dict__,
@@ -493,18 +494,18 @@ class DponePostgresHook(PostgresHook):
         if spec.table:
             keyed = spec.model_copy(update={"columns": keys, "incremental": None, "window": None})
         else:
-            keyed = spec.model_copy(update={"query": sql.key_set_query(spec.query or "", keys)})
+            keyed = spec.model_copy(update={"query": dialect.key_set_query(spec.query or "", keys)})
         return self.extract(keyed, None, accepted_formats=accepted_formats)
 
     # --- sink ----------------------------------------------------------------------------
 
     @staticmethod
-    def staging_table(ctx: LoadContext, role: str = "") -> sql.TableRef:
+    def staging_table(ctx: LoadContext, role: str = "") -> TableRef:
         """The run's staging table; ``role`` "keys" names the reconciliation key set."""
-        target = sql.TableRef.parse(ctx.load.sink.target)
+        target = dialect.parse_table(ctx.load.sink.target)
         digest = hashlib.sha1(f"{ctx.key}|{target}|{ctx.run_id}".encode()).hexdigest()[:12]
         suffix = f"__{role}" if role else ""
-        return sql.TableRef(ctx.load.sink.staging.schema_name, f"{target.name[:34]}__{digest}{suffix}")
+        return dialect.table(ctx.load.sink.staging.schema_name, f"{target.name[:34]}__{digest}{suffix}")
 
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
         """Create the staging table and COPY the artifact into it, in one transaction."""
@@ -520,7 +521,7 @@ class DponePostgresHook(PostgresHook):
     def kept_staging(self, ctx: LoadContext) -> list[KeptStaging]:
         """Staging tables other runs of this load left behind (killed, or kept on failure)."""
         with self.session() as conn:
-            rows = conn.execute(sql.STAGING_TABLES, (ctx.load.sink.staging.schema_name,)).fetchall()
+            rows = conn.execute(dialect.STAGING_TABLES, (ctx.load.sink.staging.schema_name,)).fetchall()
             now = one_row(conn.execute("select extract(epoch from now())"))[0]
         return kept_staging(rows, ctx, float(now))
 
@@ -536,10 +537,10 @@ class DponePostgresHook(PostgresHook):
         doomed = to_sweep(self.kept_staging(ctx), ctx)
         with self.session() as conn:
             for kept, why in doomed:
-                table = sql.TableRef(spec.schema_name, kept.name)
+                table = dialect.table(spec.schema_name, kept.name)
                 try:
                     conn.execute("set local lock_timeout = '1s'")
-                    conn.execute(sql.drop_table(table))
+                    conn.execute(dialect.drop_table(table))
                     conn.commit()
                 except psycopg.errors.LockNotAvailable:
                     conn.rollback()
@@ -550,7 +551,7 @@ class DponePostgresHook(PostgresHook):
         return dropped
 
     def _stage_into(
-        self, ctx: LoadContext, staging: sql.TableRef, extract: ExtractResult, *, logged: bool
+        self, ctx: LoadContext, staging: TableRef, extract: ExtractResult, *, logged: bool
     ) -> StagedData:
         schema = extract.schema
         artifact = extract.artifact
@@ -565,7 +566,7 @@ class DponePostgresHook(PostgresHook):
                 # The source is read ahead in a thread (a few chunks) while the sink writes.
                 with (
                     closing(Prefetched(artifact.chunks, depth=_PREFETCH)) as chunks,
-                    cur.copy(sql.copy_in(staging, schema.names, fmt, freeze=True)) as copy,
+                    cur.copy(dialect.copy_in(staging, schema.names, fmt, freeze=True)) as copy,
                 ):
                     copied = 0
                     for chunk in chunks:
@@ -590,22 +591,22 @@ class DponePostgresHook(PostgresHook):
     def _create_staging(
         conn: psycopg.Connection,
         ctx: LoadContext,
-        staging: sql.TableRef,
+        staging: TableRef,
         schema: TableSchema,
         *,
         logged: bool,
     ) -> None:
         """(Re)create the staging table, labelled with its load, run and birth (not committed)."""
-        conn.execute(sql.create_schema(staging.schema))
+        conn.execute(dialect.create_schema(staging.schema))
         conn.commit()
-        conn.execute(sql.drop_table(staging))
-        conn.execute(sql.create_table(staging, schema, unlogged=not logged))
+        conn.execute(dialect.drop_table(staging))
+        conn.execute(dialect.create_table(staging, schema, unlogged=not logged))
         born = one_row(conn.execute("select extract(epoch from now())"))[0]
-        conn.execute(sql.comment_table(staging, staging_label(ctx, born)))
+        conn.execute(dialect.comment_table(staging, staging_label(ctx, born)))
 
     @staticmethod
     def _copy_rows(
-        cur: psycopg.Cursor, staging: sql.TableRef, schema: TableSchema, batches: Any, *, freeze: bool
+        cur: psycopg.Cursor, staging: TableRef, schema: TableSchema, batches: Any, *, freeze: bool
     ) -> None:
         """Row batches into staging by text COPY (JSON arrives as text; the server parses it)."""
         oids = [
@@ -617,7 +618,7 @@ class DponePostgresHook(PostgresHook):
             )
         ]
         # Text COPY: psycopg's binary array dumper cannot write empty arrays.
-        with cur.copy(sql.copy_in(staging, schema.names, "text", freeze=freeze)) as copy:
+        with cur.copy(dialect.copy_in(staging, schema.names, "text", freeze=freeze)) as copy:
             copy.set_types(oids)
             for batch in batches:
                 for row in batch:
@@ -628,14 +629,14 @@ class DponePostgresHook(PostgresHook):
 
     def has_staging(self, ctx: LoadContext) -> bool:
         with self.session() as conn:
-            return bool(one_row(conn.execute(sql.TABLE_EXISTS, (self.staging_table(ctx).sql,)))[0])
+            return bool(one_row(conn.execute(dialect.TABLE_EXISTS, (self.staging_table(ctx).sql,)))[0])
 
     def open_staging(self, ctx: LoadContext, schema: TableSchema, *, resume: bool) -> bool:
         """Create the run's staging table, or keep the one a failed try of this run left
         (``resume``). True when the existing staging is kept."""
         staging = self.staging_table(ctx)
         with self.session() as conn:
-            if resume and one_row(conn.execute(sql.TABLE_EXISTS, (staging.sql,)))[0]:
+            if resume and one_row(conn.execute(dialect.TABLE_EXISTS, (staging.sql,)))[0]:
                 return True
             self.sweep_stale_staging(ctx)
             logged = ctx.load.sink.strategy is Strategy.FULL_REFRESH
@@ -656,7 +657,7 @@ class DponePostgresHook(PostgresHook):
     def staged(self, ctx: LoadContext, schema: TableSchema) -> StagedData:
         staging = self.staging_table(ctx)
         with self.session() as conn:
-            rows = one_row(conn.execute(sql.count_rows(staging)))[0]
+            rows = one_row(conn.execute(dialect.count_rows(staging)))[0]
         return StagedData(
             staging=str(staging), schema=schema, rows=rows, bytes=None, format="checkpointed_batches"
         )
@@ -696,7 +697,7 @@ class DponePostgresHook(PostgresHook):
         return TableSchema((*schema.columns, *managed), schema.primary_key, schema.extras)
 
     def _plan_schema(
-        self, cur: psycopg.Cursor, ctx: LoadContext, target: sql.TableRef, schema: TableSchema
+        self, cur: psycopg.Cursor, ctx: LoadContext, target: TableRef, schema: TableSchema
     ) -> SchemaPlan:
         """The schema plan for ``schema`` into ``target``, from the target's current catalog."""
         evolution = ctx.load.schema_evolution
@@ -712,28 +713,28 @@ class DponePostgresHook(PostgresHook):
         )
 
     @staticmethod
-    def _describe_target(cur: psycopg.Cursor, target: sql.TableRef) -> tuple[TableSchema | None, list[str]]:
+    def _describe_target(cur: psycopg.Cursor, target: TableRef) -> tuple[TableSchema | None, list[str]]:
         """The target's columns and primary key (None when it does not exist), and the columns
         that have a default."""
-        rows = cur.execute(sql.INTROSPECT_COLUMNS, (target.schema, target.name)).fetchall()
+        rows = cur.execute(dialect.INTROSPECT_COLUMNS, (target.schema, target.name)).fetchall()
         if not rows:
             return None, []
-        pk = cur.execute(sql.INTROSPECT_PRIMARY_KEY, (target.schema, target.name)).fetchall()
-        columns = tuple(sql.column_from_catalog(r) for r in rows)
+        pk = cur.execute(dialect.INTROSPECT_PRIMARY_KEY, (target.schema, target.name)).fetchall()
+        columns = tuple(dialect.column_from_catalog(r) for r in rows)
         return TableSchema(columns, tuple(r[0] for r in pk)), [r[0] for r in rows if r[8]]
 
     def target_rows(self, ctx: LoadContext, *, exact: bool = False) -> int | None:
         """None when the target is missing; else whether it has rows (0/1), or its row count."""
-        target = sql.TableRef.parse(ctx.load.sink.target)
+        target = dialect.parse_table(ctx.load.sink.target)
         with self.session() as conn:
-            if not one_row(conn.execute(sql.TABLE_EXISTS, (target.sql,)))[0]:
+            if not one_row(conn.execute(dialect.TABLE_EXISTS, (target.sql,)))[0]:
                 return None
-            query = sql.count_rows(target) if exact else sql.target_has_rows(target)
+            query = dialect.count_rows(target) if exact else dialect.target_has_rows(target)
             return int(one_row(conn.execute(query))[0])
 
     def target_watermark(self, ctx: LoadContext, column: str) -> tuple[str, str] | None:
         """max(``column``) in the target as text, with its canonical type; None when empty."""
-        target = sql.TableRef.parse(ctx.load.sink.target)
+        target = dialect.parse_table(ctx.load.sink.target)
         with self.session() as conn:
             current, _ = self._describe_target(conn.cursor(), target)
             if current is None or not current.has(column):
@@ -741,12 +742,12 @@ class DponePostgresHook(PostgresHook):
                     f"source.incremental.on_state_missing: from_target needs column '{column}' in "
                     f"{target}; it has {current.names if current else 'no columns'}"
                 )
-            value = one_row(conn.execute(sql.cursor_bounds(target.sql, column)))[0]
+            value = one_row(conn.execute(dialect.cursor_bounds(target.sql, column)))[0]
         return None if value is None else (value, current.column(column).type.value)
 
     def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
         """The schema plan as of now, read-only (the engine's early check and ``dpone plan``)."""
-        target = sql.TableRef.parse(ctx.load.sink.target)
+        target = dialect.parse_table(ctx.load.sink.target)
         with self.session() as conn:
             try:
                 return self._plan_schema(conn.cursor(), ctx, target, schema)
@@ -756,8 +757,8 @@ class DponePostgresHook(PostgresHook):
     def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]:
         """Set-based finalize in one transaction, together with ``extra`` (colocated state)."""
         spec = ctx.load.sink
-        target = sql.TableRef.parse(spec.target)
-        staging = sql.TableRef.parse(staged.staging)
+        target = dialect.parse_table(spec.target)
+        staging = dialect.parse_table(staged.staging)
         schema = staged.schema
         pk = self._target_primary_key(ctx, schema)
         result: dict[str, Any] = {"target": str(target)}
@@ -766,18 +767,18 @@ class DponePostgresHook(PostgresHook):
             # after the lock), whatever the server's default isolation.
             conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
             cur = conn.cursor()
-            cur.execute(sql.advisory_lock(), (f"dpone:{target}",))
+            cur.execute(dialect.advisory_lock(), (f"dpone:{target}",))
             # Lock the target first: a concurrent ALTER or DROP COLUMN waits for this commit
             # (or, if it came first, is seen by the re-plan below).
-            if one_row(cur.execute(sql.TABLE_EXISTS, (target.sql,)))[0]:
-                cur.execute(sql.lock_table(target, _finalize_lock(spec.strategy)))
+            if one_row(cur.execute(dialect.TABLE_EXISTS, (target.sql,)))[0]:
+                cur.execute(dialect.lock_table(target, _finalize_lock(spec.strategy)))
             plan = self._plan_schema(cur, ctx, target, schema)
             enforce_schema_plan(plan, str(target))
             exists = plan.target_exists
             if not exists and ctx.expects_target:
                 raise missing_target_error(ctx, during_load=True)
             for change in plan.to_apply:  # same transaction: rolled back if the load fails
-                for statement in sql.schema_change_ddl(target, change):
+                for statement in dialect.schema_change_ddl(target, change):
                     cur.execute(statement)
             result["schema_changes"] = [c.describe() for c in plan.to_apply]
             mapping = plan.column_map
@@ -785,9 +786,9 @@ class DponePostgresHook(PostgresHook):
                 result.update(self._finalize_full(cur, target, staging, schema, pk, exists, mapping))
             else:
                 if not exists:
-                    cur.execute(sql.create_schema(target.schema))
+                    cur.execute(dialect.create_schema(target.schema))
                     cur.execute(
-                        sql.create_table(
+                        dialect.create_table(
                             target,
                             self._target_schema(ctx, schema),
                             primary_key=pk,
@@ -797,7 +798,7 @@ class DponePostgresHook(PostgresHook):
                     result["created"] = True
                 else:
                     for column in self._managed_columns(ctx):  # e.g. soft deletes turned on later
-                        cur.execute(sql.add_column_if_missing(target, column.name, sql.native_type(column)))
+                        cur.execute(dialect.add_column_if_missing(target, column.name, dialect.native_type(column)))
                 step = Finalize(cur, ctx, target, staging, schema, mapping, staged, created=not exists)
                 result.update(step.run())
             failpoint("mid_finalize")  # the data is written, not committed
@@ -809,8 +810,8 @@ class DponePostgresHook(PostgresHook):
     def _finalize_full(
         self,
         cur: psycopg.Cursor,
-        target: sql.TableRef,
-        staging: sql.TableRef,
+        target: TableRef,
+        staging: TableRef,
         schema: TableSchema,
         pk: tuple[str, ...],
         exists: bool,
@@ -818,25 +819,25 @@ class DponePostgresHook(PostgresHook):
     ) -> dict[str, Any]:
         swap = not exists
         if exists:
-            target_cols = cur.execute(sql.INTROSPECT_COLUMNS, (target.schema, target.name)).fetchall()
+            target_cols = cur.execute(dialect.INTROSPECT_COLUMNS, (target.schema, target.name)).fetchall()
             same_shape = [(r[0], r[1]) for r in target_cols] == [
-                (c.name, sql.native_type(c)) for c in schema.columns
+                (c.name, dialect.native_type(c)) for c in schema.columns
             ]
-            blockers = one_row(cur.execute(sql.SWAP_BLOCKERS, (target.sql,)))
+            blockers = one_row(cur.execute(dialect.SWAP_BLOCKERS, (target.sql,)))
             swap = same_shape and not mapping and not any(blockers)
         if swap:
             constraint = None
             if pk:
                 constraint = f"{staging.name}_pk"
-                cur.execute(sql.add_primary_key(staging, pk, constraint))
+                cur.execute(dialect.add_primary_key(staging, pk, constraint))
             if not exists:  # an existing target is already locked exclusively (finalize's first lock)
-                cur.execute(sql.create_schema(target.schema))
-            for statement in sql.swap_in(staging, target, constraint):
+                cur.execute(dialect.create_schema(target.schema))
+            for statement in dialect.swap_in(staging, target, constraint):
                 cur.execute(statement)
-            cur.execute(sql.analyze(target))
+            cur.execute(dialect.analyze(target))
             return {"method": "swap", "rows_inserted": None}
-        cur.execute(sql.truncate(target))
-        cur.execute(sql.insert_select(target, staging, schema.names, mapping))
+        cur.execute(dialect.truncate(target))
+        cur.execute(dialect.insert_select(target, staging, schema.names, mapping))
         return {"method": "truncate_insert", "rows_inserted": cur.rowcount}
 
     @staticmethod
@@ -850,11 +851,11 @@ class DponePostgresHook(PostgresHook):
             conn.read_only = True
             cur = conn.cursor()
             out = measure_checks(
-                sql,
+                dialect,
                 lambda query, params: cur.execute(query, params or None).fetchone(),
                 lambda query, params: cur.execute(query, params or None).fetchall(),
-                staging=sql.TableRef.parse(staged.staging),
-                target=sql.TableRef.parse(ctx.load.sink.target),
+                staging=dialect.parse_table(staged.staging),
+                target=dialect.parse_table(ctx.load.sink.target),
                 schema=staged.schema,
                 keys=list(ctx.load.sink.unique_key or staged.schema.primary_key),
                 staged_rows=staged.rows,
@@ -866,8 +867,8 @@ class DponePostgresHook(PostgresHook):
     # --- finalize journal ------------------------------------------------------------------
 
     @staticmethod
-    def _journal(ctx: LoadContext) -> sql.TableRef:
-        return sql.TableRef(ctx.load.sink.staging.schema_name, "dpone_journal")
+    def _journal(ctx: LoadContext) -> TableRef:
+        return dialect.table(ctx.load.sink.staging.schema_name, "dpone_journal")
 
     def journal_statements(
         self, ctx: LoadContext, before: dict[str, Any] | None, after: dict[str, Any]
@@ -875,8 +876,8 @@ class DponePostgresHook(PostgresHook):
         """The journal row finalize commits with the data, when state lives elsewhere."""
         table = self._journal(ctx)
         with self.session() as conn:  # created before the finalize transaction takes its locks
-            if not one_row(conn.execute(sql.TABLE_EXISTS, (table.sql,)))[0]:
-                for statement in sql.create_journal_table(table):
+            if not one_row(conn.execute(dialect.TABLE_EXISTS, (table.sql,)))[0]:
+                for statement in dialect.create_journal_table(table):
                     conn.execute(statement)
                 conn.commit()
         params = (
@@ -886,15 +887,15 @@ class DponePostgresHook(PostgresHook):
             None if before is None else json.dumps(before),
             json.dumps(after),
         )
-        return [(sql.upsert_journal(table), params)]
+        return [(dialect.upsert_journal(table), params)]
 
     def pending_journal(self, ctx: LoadContext) -> dict[str, Any] | None:
         """The last finalize whose state the state backend has not acknowledged, if any."""
         table = self._journal(ctx)
         with self.session() as conn:
-            if not one_row(conn.execute(sql.TABLE_EXISTS, (table.sql,)))[0]:
+            if not one_row(conn.execute(dialect.TABLE_EXISTS, (table.sql,)))[0]:
                 return None
-            row = conn.execute(sql.select_pending_journal(table), (ctx.pipeline, ctx.load.name)).fetchone()
+            row = conn.execute(dialect.select_pending_journal(table), (ctx.pipeline, ctx.load.name)).fetchone()
         if row is None:
             return None
         before = None if row[1] is None else json.loads(row[1])
@@ -902,7 +903,7 @@ class DponePostgresHook(PostgresHook):
 
     def acknowledge_journal(self, ctx: LoadContext, run_id: str) -> None:
         with self.session() as conn:
-            conn.execute(sql.acknowledge_journal(self._journal(ctx)), (ctx.pipeline, ctx.load.name, run_id))
+            conn.execute(dialect.acknowledge_journal(self._journal(ctx)), (ctx.pipeline, ctx.load.name, run_id))
             conn.commit()
 
     def cleanup(self, ctx: LoadContext, staged: StagedData | None, succeeded: bool) -> None:
@@ -915,7 +916,7 @@ class DponePostgresHook(PostgresHook):
             return
         with self.session() as conn:
             for role in ("", "keys"):
-                conn.execute(sql.drop_table(self.staging_table(ctx, role)))
+                conn.execute(dialect.drop_table(self.staging_table(ctx, role)))
             conn.commit()
 
     def _mark_failed(self, ctx: LoadContext) -> None:
@@ -923,12 +924,12 @@ class DponePostgresHook(PostgresHook):
         with self.session() as conn:
             for role in ("", "keys"):
                 table = self.staging_table(ctx, role)
-                row = conn.execute(sql.TABLE_COMMENT, (table.sql,)).fetchone()
+                row = conn.execute(dialect.TABLE_COMMENT, (table.sql,)).fetchone()
                 label = failed_label(row[0] if row else None)
                 if label is not None:
-                    conn.execute(sql.comment_table(table, label))
+                    conn.execute(dialect.comment_table(table, label))
 
-    def _planned_key(self, ctx: LoadContext, target: sql.TableRef, schema: TableSchema | None) -> list[str]:
+    def _planned_key(self, ctx: LoadContext, target: TableRef, schema: TableSchema | None) -> list[str]:
         """The target's primary key as finalize will find it: the existing table's, else the
         one it would be created with (a read-only catalog query; without a source schema, as
         when the extract could not be planned, nothing is read)."""
@@ -936,7 +937,7 @@ class DponePostgresHook(PostgresHook):
             return []
         with self.session() as conn:
             try:
-                rows = conn.execute(sql.INTROSPECT_PRIMARY_KEY, (target.schema, target.name)).fetchall()
+                rows = conn.execute(dialect.INTROSPECT_PRIMARY_KEY, (target.schema, target.name)).fetchall()
             finally:
                 conn.rollback()
         return [r[0] for r in rows] if rows else list(self._target_primary_key(ctx, schema))
@@ -944,8 +945,8 @@ class DponePostgresHook(PostgresHook):
     def _plan_finalize(
         self,
         ctx: LoadContext,
-        target: sql.TableRef,
-        staging: sql.TableRef,
+        target: TableRef,
+        staging: TableRef,
         names: list[str],
         mapping: dict[str, str],
         schema: TableSchema | None,
@@ -955,7 +956,7 @@ class DponePostgresHook(PostgresHook):
         spec = load.sink
         strategy, keys = spec.strategy, list(spec.unique_key or ())
         if strategy is Strategy.INCREMENTAL_APPEND:
-            return [sql.append_rows(target, staging, names, mapping, self._planned_key(ctx, target, schema))]
+            return [dialect.append_rows(target, staging, names, mapping, self._planned_key(ctx, target, schema))]
         if strategy is Strategy.REPLACE:
             assert spec.replace is not None
             if schema is None:
@@ -964,9 +965,9 @@ class DponePostgresHook(PostgresHook):
                 predicate, params = replace_predicate(spec.replace, schema)
             return [
                 f"-- fails if any staged row is outside the replaced range; parameters {list(params)}",
-                sql.count_outside(staging, predicate),
-                sql.delete_where(target, predicate),
-                sql.insert_select(target, staging, names, mapping),
+                dialect.count_outside(staging, predicate),
+                dialect.delete_where(target, predicate),
+                dialect.insert_select(target, staging, names, mapping),
             ]
         if strategy is Strategy.PARTITION_REPLACE:
             parts = list(spec.partition_by or ())
@@ -974,10 +975,10 @@ class DponePostgresHook(PostgresHook):
                 "-- declaratively partitioned target: each touched leaf partition is rebuilt and swapped "
                 "(create ... like, insert, detach, attach, drop)",
                 "-- otherwise",
-                sql.delete_matching_partitions(target, staging, parts),
-                sql.insert_select(target, staging, names, mapping),
+                dialect.delete_matching_partitions(target, staging, parts),
+                dialect.insert_select(target, staging, names, mapping),
             ]
-        statements = [sql.null_keys(staging, keys), sql.duplicate_keys(staging, keys)]
+        statements = [dialect.null_keys(staging, keys), dialect.duplicate_keys(staging, keys)]
         deletes = load.reconciliation.deletes
         keyset = self.staging_table(ctx, "keys") if load.source.incremental else staging
         if deletes != "none":
@@ -985,16 +986,16 @@ class DponePostgresHook(PostgresHook):
                 f"-- reconciliation ({deletes}): fails above max_delete_fraction "
                 f"{load.reconciliation.max_delete_fraction:g} before any change"
             )
-            statements.append(sql.count_missing_keys(target, keyset, keys, mapping, active_predicate(load)))
+            statements.append(dialect.count_missing_keys(target, keyset, keys, mapping, active_predicate(load)))
         if strategy is Strategy.SCD2:
             n = SCD2_COLUMNS
             statements += [
-                sql.scd2_close_changed(target, staging, names, keys, mapping, n),
-                sql.scd2_insert_versions(target, staging, names, keys, mapping, n),
+                dialect.scd2_close_changed(target, staging, names, keys, mapping, n),
+                dialect.scd2_insert_versions(target, staging, names, keys, mapping, n),
             ]
             if deletes != "none":
                 statements.append(
-                    sql.close_missing_keys(
+                    dialect.close_missing_keys(
                         target,
                         keyset,
                         keys,
@@ -1005,7 +1006,7 @@ class DponePostgresHook(PostgresHook):
                 )
             return statements
         soft = load.reconciliation.soft_delete_column if deletes == "soft" else None
-        if update := sql.merge_update(
+        if update := dialect.merge_update(
             target,
             staging,
             names,
@@ -1015,13 +1016,13 @@ class DponePostgresHook(PostgresHook):
             undelete=soft,
         ):
             statements.append(update)
-        statements.append(sql.merge_insert(target, staging, names, keys, mapping))
+        statements.append(dialect.merge_insert(target, staging, names, keys, mapping))
         if soft:
             statements.append(
-                sql.close_missing_keys(target, keyset, keys, {soft: "now()"}, active_predicate(load), mapping)
+                dialect.close_missing_keys(target, keyset, keys, {soft: "now()"}, active_predicate(load), mapping)
             )
         elif deletes == "hard":
-            statements.append(sql.delete_missing_keys(target, keyset, keys, mapping))
+            statements.append(dialect.delete_missing_keys(target, keyset, keys, mapping))
         return statements
 
     def plan_load(
@@ -1033,24 +1034,24 @@ class DponePostgresHook(PostgresHook):
     ) -> dict[str, Any]:
         """The DDL and finalize SQL this load would run, rendered without changing the sink (only its catalog is read)."""
         spec = ctx.load.sink
-        target = sql.TableRef.parse(spec.target)
+        target = dialect.parse_table(spec.target)
         staging = self.staging_table(ctx)
         names = schema.names if schema else ["<source columns>"]
-        statements = [sql.create_schema(staging.schema)]
+        statements = [dialect.create_schema(staging.schema)]
         if schema:
             statements.append(
-                sql.create_table(staging, schema, unlogged=spec.strategy is not Strategy.FULL_REFRESH)
+                dialect.create_table(staging, schema, unlogged=spec.strategy is not Strategy.FULL_REFRESH)
             )
-        statements.append(sql.copy_in(staging, names, "binary" if binary else "text", freeze=True))
+        statements.append(dialect.copy_in(staging, names, "binary" if binary else "text", freeze=True))
         mapping = schema_plan.column_map if schema_plan else {}
         statements += [
             "-- finalize: one transaction; the target, if it exists, is locked before the schema is re-planned",
-            sql.lock_table(target, _finalize_lock(spec.strategy)),
+            dialect.lock_table(target, _finalize_lock(spec.strategy)),
         ]
         if schema_plan and schema_plan.to_apply:
             statements.append("-- schema changes, in the finalize transaction")
             for change in schema_plan.to_apply:
-                statements += sql.schema_change_ddl(target, change)
+                statements += dialect.schema_change_ddl(target, change)
         if spec.strategy is Strategy.FULL_REFRESH:
             if not spec.allow_empty:
                 statements.append(
@@ -1060,25 +1061,25 @@ class DponePostgresHook(PostgresHook):
             constraint = None
             if schema and schema.primary_key:
                 constraint = f"{staging.name}_pk"
-                statements.append(sql.add_primary_key(staging, schema.primary_key, constraint))
-            statements += sql.swap_in(staging, target, constraint)
+                statements.append(dialect.add_primary_key(staging, schema.primary_key, constraint))
+            statements += dialect.swap_in(staging, target, constraint)
             statements += [
                 "-- otherwise",
-                sql.truncate(target),
-                sql.insert_select(target, staging, names, mapping),
+                dialect.truncate(target),
+                dialect.insert_select(target, staging, names, mapping),
             ]
         else:
             if self._managed_columns(ctx) and (schema_plan is None or schema_plan.target_exists):
                 statements.append("-- an existing target gets the columns this strategy manages")
                 statements += [
-                    sql.add_column_if_missing(target, c.name, sql.native_type(c))
+                    dialect.add_column_if_missing(target, c.name, dialect.native_type(c))
                     for c in self._managed_columns(ctx)
                 ]
             statements += self._plan_finalize(ctx, target, staging, names, mapping, schema)
         if schema:
             statements.insert(
                 1,
-                sql.create_table(
+                dialect.create_table(
                     target,
                     self._target_schema(ctx, schema),
                     primary_key=self._target_primary_key(ctx, schema),

@@ -19,9 +19,10 @@ from ..contracts.errors import (
 from ..contracts.manifest import LoadSpec, ReplaceSpec
 from ..contracts.strategies import SCD2_COLUMNS, Strategy
 from ..contracts.table import TableSchema
-from ..dialects import postgres as sql
 from ..runtime.guards import null_key_error
 from ..runtime.protocols import LoadContext, StagedData
+from ..sql.dialect import TableRef
+from ..sql.postgres import POSTGRES as dialect
 
 if TYPE_CHECKING:
     import psycopg
@@ -48,15 +49,15 @@ def replace_predicate(spec: ReplaceSpec | None, schema: TableSchema) -> tuple[st
         raise BadInputError(
             f"sink.replace.window.column: '{window.column}' not in source columns {schema.names}"
         )
-    return sql.window_predicate(schema.column(window.column)), (window.start, window.end)
+    return dialect.window_predicate(schema.column(window.column)), (window.start, window.end)
 
 
 def active_predicate(load: LoadSpec) -> str:
     """Target rows (alias ``t``) that count as present: not already soft-deleted or closed."""
     if load.sink.strategy is Strategy.SCD2:
-        return f"t.{sql.quote_ident(SCD2_COLUMNS['is_current'])}"
+        return f"t.{dialect.quote_ident(SCD2_COLUMNS['is_current'])}"
     if load.reconciliation.deletes == "soft":
-        return f"t.{sql.quote_ident(load.reconciliation.soft_delete_column)} is null"
+        return f"t.{dialect.quote_ident(load.reconciliation.soft_delete_column)} is null"
     return ""
 
 
@@ -67,8 +68,8 @@ class Finalize:
         self,
         cur: psycopg.Cursor,
         ctx: LoadContext,
-        target: sql.TableRef,
-        staging: sql.TableRef,
+        target: TableRef,
+        staging: TableRef,
         schema: TableSchema,
         mapping: dict[str, str],
         staged: StagedData,
@@ -109,10 +110,10 @@ class Finalize:
     def _dedupe(self) -> int:
         """Fail on NULL or duplicate keys in the batch, or keep the last row per key; rows removed."""
         self._check_columns("sink.unique_key", self.keys)
-        nulls, sample = one_row(self.cur.execute(sql.null_keys(self.staging, self.keys)))
+        nulls, sample = one_row(self.cur.execute(dialect.null_keys(self.staging, self.keys)))
         if nulls:
             raise null_key_error(self.ctx.key, self.keys, nulls, sample or [])
-        dupes = self.cur.execute(sql.duplicate_keys(self.staging, self.keys)).fetchall()
+        dupes = self.cur.execute(dialect.duplicate_keys(self.staging, self.keys)).fetchall()
         if not dupes:
             return 0
         if self.ctx.load.sink.on_duplicate_keys == "fail":
@@ -121,9 +122,9 @@ class Finalize:
                 f"{len(dupes)}+ unique_key values occur more than once in this batch "
                 f"(sample: {sample}); fix the source or set sink.on_duplicate_keys: keep_last"
             )
-        return self._execute(sql.keep_last_per_key(self.staging, self.keys))
+        return self._execute(dialect.keep_last_per_key(self.staging, self.keys))
 
-    def _keyset(self) -> sql.TableRef:
+    def _keyset(self) -> TableRef:
         """Where the source's full key set is: the batch itself for full extracts."""
         if self.ctx.load.source.incremental is None:
             return self.staging
@@ -132,19 +133,19 @@ class Finalize:
             raise BadInputError(
                 "reconciliation of an incremental load needs the staged key set; none was staged"
             )
-        return sql.TableRef.parse(key_set)
+        return dialect.parse_table(key_set)
 
     def _active(self) -> str:
         return active_predicate(self.ctx.load)
 
-    def _delete_guard(self) -> tuple[sql.TableRef, int] | None:
+    def _delete_guard(self) -> tuple[TableRef, int] | None:
         """Count the rows reconciliation would delete; fail before any change above the limit."""
         if self.deletes == "none" or self.created:
             return None
         keyset = self._keyset()
         missing, total = one_row(
             self.cur.execute(
-                sql.count_missing_keys(self.target, keyset, self.keys, self.mapping, self._active())
+                dialect.count_missing_keys(self.target, keyset, self.keys, self.mapping, self._active())
             )
         )
         limit = self.ctx.load.reconciliation.max_delete_fraction
@@ -157,14 +158,14 @@ class Finalize:
         log.info("reconciliation: %s of %s target rows are gone from the source", missing, total)
         return keyset, missing
 
-    def _apply_deletes(self, guard: tuple[sql.TableRef, int] | None) -> dict[str, Any]:
+    def _apply_deletes(self, guard: tuple[TableRef, int] | None) -> dict[str, Any]:
         if guard is None:
             return {}
         keyset, _ = guard
         if self.ctx.load.sink.strategy is Strategy.SCD2:
             n = SCD2_COLUMNS
             deleted = self._execute(
-                sql.close_missing_keys(
+                dialect.close_missing_keys(
                     self.target,
                     keyset,
                     self.keys,
@@ -177,20 +178,20 @@ class Finalize:
         if self.deletes == "soft":
             column = self.ctx.load.reconciliation.soft_delete_column
             deleted = self._execute(
-                sql.close_missing_keys(
+                dialect.close_missing_keys(
                     self.target, keyset, self.keys, {column: "now()"}, self._active(), self.mapping
                 )
             )
             return {"rows_deleted": deleted, "deletes": "soft"}
-        deleted = self._execute(sql.delete_missing_keys(self.target, keyset, self.keys, self.mapping))
+        deleted = self._execute(dialect.delete_missing_keys(self.target, keyset, self.keys, self.mapping))
         return {"rows_deleted": deleted, "deletes": "hard"}
 
     # --- strategies ----------------------------------------------------------------------
 
     def append(self) -> dict[str, Any]:
         target = self.target
-        keys = [r[0] for r in self.cur.execute(sql.INTROSPECT_PRIMARY_KEY, (target.schema, target.name))]
-        statement = sql.append_rows(target, self.staging, self.names, self.mapping, keys)
+        keys = [r[0] for r in self.cur.execute(dialect.INTROSPECT_PRIMARY_KEY, (target.schema, target.name))]
+        statement = dialect.append_rows(target, self.staging, self.names, self.mapping, keys)
         return {"method": "insert", "rows_inserted": self._execute(statement)}
 
     def merge(self, *, only_changed: bool = False) -> dict[str, Any]:
@@ -198,11 +199,11 @@ class Finalize:
         guard = self._delete_guard()
         result: dict[str, Any] = {"duplicates_removed": removed}
         if self.created:  # the target was created in this transaction: every row is new
-            inserted = self._execute(sql.insert_select(self.target, self.staging, self.names, self.mapping))
+            inserted = self._execute(dialect.insert_select(self.target, self.staging, self.names, self.mapping))
             return {**result, "method": "insert", "rows_updated": 0, "rows_inserted": inserted}
-        self._execute(sql.analyze(self.staging, self.keys))  # row count and key stats: joins use the index
+        self._execute(dialect.analyze(self.staging, self.keys))  # row count and key stats: joins use the index
         undelete = self.ctx.load.reconciliation.soft_delete_column if self.deletes == "soft" else None
-        update = sql.merge_update(
+        update = dialect.merge_update(
             self.target,
             self.staging,
             self.names,
@@ -216,7 +217,7 @@ class Finalize:
         unique = {
             frozenset(cols)
             for (cols,) in self.cur.execute(
-                sql.INTROSPECT_UNIQUE_KEYS, (self.target.schema, self.target.name)
+                dialect.INTROSPECT_UNIQUE_KEYS, (self.target.schema, self.target.name)
             )
         }
         if (
@@ -229,7 +230,7 @@ class Finalize:
             # Keys are unique on both sides and every staged row matched one: nothing is new.
             return {**result, "method": "update", "rows_inserted": 0}
         inserted = self._execute(
-            sql.merge_insert(self.target, self.staging, self.names, self.keys, self.mapping)
+            dialect.merge_insert(self.target, self.staging, self.names, self.keys, self.mapping)
         )
         result.update(method="update_insert", rows_inserted=inserted)
         if only_changed:
@@ -250,14 +251,14 @@ class Finalize:
         guard = self._delete_guard()
         n = SCD2_COLUMNS
         if not self.created:
-            self._execute(sql.analyze(self.staging, self.keys))
+            self._execute(dialect.analyze(self.staging, self.keys))
         closed = 0
         if not self.created:
             closed = self._execute(
-                sql.scd2_close_changed(self.target, self.staging, self.names, self.keys, self.mapping, n)
+                dialect.scd2_close_changed(self.target, self.staging, self.names, self.keys, self.mapping, n)
             )
         opened = self._execute(
-            sql.scd2_insert_versions(self.target, self.staging, self.names, self.keys, self.mapping, n)
+            dialect.scd2_insert_versions(self.target, self.staging, self.names, self.keys, self.mapping, n)
         )
         result = {
             "method": "scd2",
@@ -272,40 +273,40 @@ class Finalize:
     def replace(self) -> dict[str, Any]:
         """Delete the window (or predicate) from the target and insert the batch, which must fit it."""
         predicate, params = replace_predicate(self.ctx.load.sink.replace, self.schema)
-        outside = one_row(self.cur.execute(sql.count_outside(self.staging, predicate), params or None))[0]
+        outside = one_row(self.cur.execute(dialect.count_outside(self.staging, predicate), params or None))[0]
         if outside:
             raise StagingMismatchError(
                 f"{outside:,} staged row(s) fall outside sink.replace; the source must read only the "
                 "replaced range (set source.window, or filter the query); the target is untouched"
             )
-        deleted = 0 if self.created else self._execute(sql.delete_where(self.target, predicate), params)
+        deleted = 0 if self.created else self._execute(dialect.delete_where(self.target, predicate), params)
         if deleted and not self.staged.rows and not self.ctx.load.sink.allow_empty:
             raise EmptySourceError(
                 f"{self.ctx.key}: the source returned 0 rows and replace would delete {deleted:,} rows "
                 f"of {self.target} in the replaced range, leaving it empty; nothing was changed. If "
                 "the range is really empty now, set sink.allow_empty: true for this load"
             )
-        inserted = self._execute(sql.insert_select(self.target, self.staging, self.names, self.mapping))
+        inserted = self._execute(dialect.insert_select(self.target, self.staging, self.names, self.mapping))
         return {"method": "delete_insert", "rows_deleted": deleted, "rows_inserted": inserted}
 
     def partition_replace(self) -> dict[str, Any]:
         """Rewrite every partition the batch touches: swap declarative partitions, else scoped delete."""
         columns = list(self.ctx.load.sink.partition_by or ())
         self._check_columns("sink.partition_by", columns)
-        partitioned = one_row(self.cur.execute(sql.IS_PARTITIONED, (self.target.sql,)))[0]
+        partitioned = one_row(self.cur.execute(dialect.IS_PARTITIONED, (self.target.sql,)))[0]
         if not partitioned:
             deleted = 0
             if not self.created:
-                deleted = self._execute(sql.delete_matching_partitions(self.target, self.staging, columns))
-            inserted = self._execute(sql.insert_select(self.target, self.staging, self.names, self.mapping))
+                deleted = self._execute(dialect.delete_matching_partitions(self.target, self.staging, columns))
+            inserted = self._execute(dialect.insert_select(self.target, self.staging, self.names, self.mapping))
             return {"method": "scoped_delete_insert", "rows_deleted": deleted, "rows_inserted": inserted}
-        leaves = self.cur.execute(sql.LEAF_PARTITIONS, (self.target.sql,)).fetchall()
+        leaves = self.cur.execute(dialect.LEAF_PARTITIONS, (self.target.sql,)).fetchall()
         if not leaves:
             raise StagingMismatchError(
                 f"{self.target} is partitioned but has no partitions; create them first"
             )
         total, *per_leaf = one_row(
-            self.cur.execute(sql.count_per_constraint(self.staging, [leaf[5] for leaf in leaves]))
+            self.cur.execute(dialect.count_per_constraint(self.staging, [leaf[5] for leaf in leaves]))
         )
         if sum(per_leaf) != total:
             raise StagingMismatchError(
@@ -318,16 +319,16 @@ class Finalize:
         ):
             if not rows:
                 continue
-            old = sql.TableRef(schema, name)
-            new = sql.TableRef(schema, f"{name[:40]}__dpone_new")
-            prepare, swap = sql.replace_partition(
-                sql.TableRef(parent_schema, parent_name), old, new, bound, constraint
+            old = dialect.table(schema, name)
+            new = dialect.table(schema, f"{name[:40]}__dpone_new")
+            prepare, swap = dialect.replace_partition(
+                dialect.table(parent_schema, parent_name), old, new, bound, constraint
             )
-            self._execute(sql.drop_table(new))
+            self._execute(dialect.drop_table(new))
             for statement in prepare:
                 self._execute(statement)
             inserted += self._execute(
-                sql.insert_select(new, self.staging, self.names, self.mapping, where=constraint)
+                dialect.insert_select(new, self.staging, self.names, self.mapping, where=constraint)
             )
             for statement in swap:
                 self._execute(statement)

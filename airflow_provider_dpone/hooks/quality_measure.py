@@ -1,13 +1,12 @@
 """Measure quality checks on a staging table, the same way for every SQL sink.
 
-The dialect module renders each check's SQL; ``fetchone`` runs it read-only on the sink.
+The dialect object renders each check's SQL; ``fetchone`` runs it read-only on the sink.
 Samples carry key columns only, never other values.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 from ..contracts.errors import BadInputError
@@ -21,18 +20,19 @@ from ..contracts.quality import (
     UniqueCheck,
 )
 from ..contracts.table import TableSchema
+from ..sql.dialect import SqlDialect, TableRef
 
 Fetch = Callable[[str, Any], "tuple | None"]
 FetchAll = Callable[[str, Any], list]
 
 
 def measure_checks(
-    dialect: ModuleType,
+    dialect: SqlDialect,
     fetchone: Fetch,
     fetchall: FetchAll,
     *,
-    staging: Any,
-    target: Any,
+    staging: TableRef,
+    target: TableRef,
     schema: TableSchema,
     keys: list[str],
     staged_rows: int,

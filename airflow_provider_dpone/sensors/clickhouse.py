@@ -42,8 +42,8 @@ class ClickHouseWatermarkSensor(BaseSensorOperator):
         self.min_rows = min_rows
 
     def poke(self, context: Any) -> bool:
-        from ..dialects import clickhouse as sql
         from ..hooks.clickhouse import DponeClickHouseHook
+        from ..sql.clickhouse import CLICKHOUSE as dialect
 
         hook = DponeClickHouseHook(conn_id=self.conn_id)
         newer = hook.count_newer(
@@ -51,7 +51,7 @@ class ClickHouseWatermarkSensor(BaseSensorOperator):
         )
         self.log.info(
             "%s: %d row(s) with %s > %s (waiting for %d)",
-            sql.TableRef.parse(self.table),
+            dialect.parse_table(self.table),
             newer,
             self.column,
             self.watermark,

@@ -11,8 +11,8 @@ import json
 from typing import Any
 
 from ..contracts.state import StateRecord, decode_state, state_to_dict
-from ..dialects import postgres as sql
 from ..runtime.protocols import StateHost, Statement
+from ..sql.postgres import POSTGRES as dialect
 from . import listed
 
 
@@ -21,7 +21,7 @@ class TableStateBackend:
 
     def __init__(self, conn_id: str, table: str = "dpone.state", connector: str = "postgres") -> None:
         self.conn_id, self.connector = conn_id, connector
-        self.table = sql.TableRef.parse(table, default_schema="dpone")
+        self.table = dialect.parse_table(table, default_schema="dpone")
         self._hook: Any = None
         self._ensured = False
 
@@ -39,13 +39,13 @@ class TableStateBackend:
         if self._ensured:
             return
         if not self._exists(conn):
-            for statement in sql.create_state_table(self.table):
+            for statement in dialect.create_state_table(self.table):
                 conn.execute(statement)
             conn.commit()
         self._ensured = True
 
     def _exists(self, conn: Any) -> bool:
-        return bool(conn.execute(sql.TABLE_EXISTS, (self.table.sql,)).fetchone()[0])
+        return bool(conn.execute(dialect.TABLE_EXISTS, (self.table.sql,)).fetchone()[0])
 
     def where(self, pipeline: str, load: str) -> str:
         """The row's key, for messages."""
@@ -57,7 +57,7 @@ class TableStateBackend:
         with self.hook.session() as conn:
             if not self._ensured and not self._exists(conn):
                 return None
-            row = conn.execute(sql.select_state(self.table), (pipeline, load)).fetchone()
+            row = conn.execute(dialect.select_state(self.table), (pipeline, load)).fetchone()
         return decode_state(row[0], self.where(pipeline, load), load) if row else None
 
     def _payload(self, record: StateRecord) -> str:
@@ -66,20 +66,20 @@ class TableStateBackend:
     def commit(self, pipeline: str, load: str, record: StateRecord, run_id: str) -> None:
         with self.hook.session() as conn:
             self._ensure(conn)
-            conn.execute(sql.upsert_state(self.table), (pipeline, load, self._payload(record), run_id))
+            conn.execute(dialect.upsert_state(self.table), (pipeline, load, self._payload(record), run_id))
 
     def reset(self, pipeline: str, load: str) -> bool:
         with self.hook.session() as conn:
             if not self._exists(conn):
                 return False
-            return conn.execute(sql.delete_state(self.table), (pipeline, load)).rowcount > 0
+            return conn.execute(dialect.delete_state(self.table), (pipeline, load)).rowcount > 0
 
     def list(self, pipeline: str, loads: list[str]) -> list[dict[str, Any]]:
         with self.hook.session() as conn:
             rows = (
                 []
                 if not self._exists(conn)
-                else conn.execute(sql.list_state(self.table), (pipeline,)).fetchall()
+                else conn.execute(dialect.list_state(self.table), (pipeline,)).fetchall()
             )
         found = {r[1]: r for r in rows}
         out = []
@@ -105,4 +105,4 @@ class TableStateBackend:
             return None
         with self.hook.session() as conn:  # make sure the table exists before the sink's txn
             self._ensure(conn)
-        return [(sql.upsert_state(self.table), (pipeline, load, self._payload(record), run_id))]
+        return [(dialect.upsert_state(self.table), (pipeline, load, self._payload(record), run_id))]

@@ -266,8 +266,7 @@ def test_concurrent_runs_serialize_on_the_finalize_lock(clean_pg) -> None:
     import time
 
     import psycopg
-
-    from airflow_provider_dpone.dialects.postgres import advisory_lock
+    from airflow_provider_dpone.sql.postgres import POSTGRES
 
     pg = clean_pg
     pg.execute("src", ACCOUNTS)
@@ -288,7 +287,7 @@ def test_concurrent_runs_serialize_on_the_finalize_lock(clean_pg) -> None:
 
     # Another run holds the load's finalize lock: this run stages, then waits before any change.
     with psycopg.connect(pg.dst) as holder:
-        holder.execute(advisory_lock(), ("dpone:raw.accounts",))
+        holder.execute(POSTGRES.advisory_lock(), ("dpone:raw.accounts",))
         waiting = threading.Thread(target=load, args=("r2",))
         waiting.start()
         waited = []

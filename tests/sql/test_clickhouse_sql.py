@@ -7,17 +7,17 @@ import pytest
 from airflow_provider_dpone.contracts.errors import BadInputError
 from airflow_provider_dpone.contracts.table import CanonicalType as T
 from airflow_provider_dpone.contracts.table import Column, TableSchema
-from airflow_provider_dpone.dialects import clickhouse as sql
 from airflow_provider_dpone.schema.planner import ChangeKind, plan_schema
+from airflow_provider_dpone.sql.clickhouse import CLICKHOUSE as dialect
 
 
 def test_identifiers_and_literals_are_quoted() -> None:
-    assert sql.quote_ident("we`ird\\name") == "`we\\`ird\\\\name`"
-    assert sql.TableRef.parse("raw.orders").sql == "`raw`.`orders`"
-    assert sql.TableRef.parse("orders", "dwh") == sql.TableRef("dwh", "orders")
-    assert sql.quote_literal("it's \\ ok") == "'it\\'s \\\\ ok'"
+    assert dialect.quote_ident("we`ird\\name") == "`we\\`ird\\\\name`"
+    assert dialect.parse_table("raw.orders").sql == "`raw`.`orders`"
+    assert dialect.parse_table("orders", "dwh") == dialect.table("dwh", "orders")
+    assert dialect.quote_literal("it's \\ ok") == "'it\\'s \\\\ ok'"
     with pytest.raises(BadInputError):
-        sql.quote_ident("")
+        dialect.quote_ident("")
 
 
 @pytest.mark.parametrize(
@@ -40,11 +40,11 @@ def test_identifiers_and_literals_are_quoted() -> None:
     ],
 )
 def test_canonical_to_clickhouse(column: Column, expected: str) -> None:
-    assert sql.column_type(column) == expected
+    assert dialect.column_type(column) == expected
 
 
 def test_sorting_key_columns_are_never_nullable() -> None:
-    assert sql.column_type(Column("id", T.INT64, nullable=True), key=True) == "Int64"
+    assert dialect.column_type(Column("id", T.INT64, nullable=True), key=True) == "Int64"
 
 
 @pytest.mark.parametrize(
@@ -66,7 +66,7 @@ def test_sorting_key_columns_are_never_nullable() -> None:
     ],
 )
 def test_clickhouse_to_canonical(native: str, type_: T, extra: dict) -> None:
-    column = sql.to_canonical("c", native)
+    column = dialect.to_canonical("c", native)
     assert column.type is type_ and column.native_type == native
     for key, value in extra.items():
         assert getattr(column, key) == value
@@ -85,10 +85,10 @@ def test_round_trip_through_clickhouse_is_stable() -> None:
         ("id",),
     )
     created = TableSchema(
-        tuple(sql.to_canonical(c.name, sql.column_type(c, key=c.name == "id")) for c in source.columns),
+        tuple(dialect.to_canonical(c.name, dialect.column_type(c, key=c.name == "id")) for c in source.columns),
         ("id",),
     )
-    assert plan_schema(sql.as_stored(source), created).changes == ()
+    assert plan_schema(dialect.as_stored(source), created).changes == ()
 
 
 def test_schema_change_ddl() -> None:
@@ -98,14 +98,14 @@ def test_schema_change_ddl() -> None:
     source = TableSchema(
         (Column("id", T.INT64, False), Column("n", T.INT64, True), Column("extra", T.STRING, False))
     )
-    plan = plan_schema(sql.as_stored(source), target)
+    plan = plan_schema(dialect.as_stored(source), target)
     kinds = {(c.kind, c.column) for c in plan.changes}
     assert kinds == {
         (ChangeKind.WIDEN, "n"),
         (ChangeKind.RELAX_NOT_NULL, "n"),
         (ChangeKind.ADD_COLUMN, "extra"),
     }
-    ddl = sql.schema_changes_ddl(sql.TableRef("raw", "t"), plan.changes)
+    ddl = dialect.schema_changes_ddl(dialect.table("raw", "t"), plan.changes)
     assert ddl == [
         "alter table `raw`.`t` add column if not exists `extra` Nullable(String)",
         "alter table `raw`.`t` modify column `n` Nullable(Int64)",  # widened and relaxed at once
@@ -113,21 +113,21 @@ def test_schema_change_ddl() -> None:
 
 
 def test_cursor_predicate_binds_values_server_side() -> None:
-    where = sql.cursor_predicate("updated_at", "DateTime64(6, 'UTC')", True, True)
+    where = dialect.cursor_predicate("updated_at", "DateTime64(6, 'UTC')", True, True)
     assert where == (
         "`updated_at` > {lower:DateTime64(6, 'UTC')} - toIntervalMicrosecond({lookback_us:Int64}) "
         "and `updated_at` <= {upper:DateTime64(6, 'UTC')}"
     )
-    assert sql.param_type("LowCardinality(Nullable(String))") == "String"
+    assert dialect.param_type("LowCardinality(Nullable(String))") == "String"
     with pytest.raises(BadInputError):
-        sql.param_type("String}; drop table x; --")
+        dialect.param_type("String}; drop table x; --")
 
 
 def test_partition_and_delete_statements() -> None:
-    t, s = sql.TableRef("raw", "t"), sql.TableRef("dpone_staging", "t__x")
-    assert sql.replace_partition_from(t, "2026", s) == (
+    t, s = dialect.table("raw", "t"), dialect.table("dpone_staging", "t__x")
+    assert dialect.replace_partition_from(t, "2026", s) == (
         "alter table `raw`.`t` replace partition id '2026' from `dpone_staging`.`t__x`"
     )
-    assert sql.delete_matching_keys(t, s, ["a", "b"]) == (
+    assert dialect.delete_matching_keys(t, s, ["a", "b"]) == (
         "delete from `raw`.`t` where (`a`, `b`) in (select `a`, `b` from `dpone_staging`.`t__x`)"
     )

@@ -4,19 +4,19 @@ import pytest
 
 from airflow_provider_dpone.contracts.errors import BadInputError
 from airflow_provider_dpone.contracts.table import CanonicalType, Column, TableSchema
-from airflow_provider_dpone.dialects import postgres as sql
+from airflow_provider_dpone.sql.postgres import POSTGRES as dialect
 
 
 def test_quote_ident_escapes_quotes() -> None:
-    assert sql.quote_ident('we"ird') == '"we""ird"'
-    assert sql.TableRef.parse("raw.Orders; drop table x").sql == '"raw"."Orders; drop table x"'
+    assert dialect.quote_ident('we"ird') == '"we""ird"'
+    assert dialect.parse_table("raw.Orders; drop table x").sql == '"raw"."Orders; drop table x"'
     with pytest.raises(BadInputError):
-        sql.quote_ident("")
+        dialect.quote_ident("")
 
 
 def test_table_ref_default_schema() -> None:
-    assert sql.TableRef.parse("orders") == sql.TableRef("public", "orders")
-    assert str(sql.TableRef.parse("raw.orders")) == "raw.orders"
+    assert dialect.parse_table("orders") == dialect.table("public", "orders")
+    assert str(dialect.parse_table("raw.orders")) == "raw.orders"
 
 
 @pytest.mark.parametrize(
@@ -33,21 +33,21 @@ def test_table_ref_default_schema() -> None:
     ],
 )
 def test_canonical_from_native(native, expected) -> None:
-    assert sql.canonical_from_native(native) == expected
+    assert dialect.canonical_from_native(native) == expected
 
 
 def test_enum_and_domain_columns_map_to_portable_types() -> None:
-    enum = sql.column_from_catalog(("m", "mood", False, "e", False, "", "", True))
-    domain = sql.column_from_catalog(("d", "posint", True, "d", False, "integer", "", True))
+    enum = dialect.column_from_catalog(("m", "mood", False, "e", False, "", "", True))
+    domain = dialect.column_from_catalog(("d", "posint", True, "d", False, "integer", "", True))
     assert (enum.native_type, enum.type, enum.nullable) == ("text", CanonicalType.STRING, True)
     assert (domain.native_type, domain.nullable) == ("integer", False)
 
 
 def test_native_type_from_other_dialect() -> None:
-    assert sql.native_type(Column("a", CanonicalType.DECIMAL, precision=12, scale=2)) == "numeric(12,2)"
-    assert sql.native_type(Column("a", CanonicalType.STRING, length=5)) == "varchar(5)"
-    assert sql.native_type(Column("a", CanonicalType.ARRAY, element=CanonicalType.INT64)) == "bigint[]"
-    assert sql.native_type(Column("a", CanonicalType.JSON)) == "jsonb"
+    assert dialect.native_type(Column("a", CanonicalType.DECIMAL, precision=12, scale=2)) == "numeric(12,2)"
+    assert dialect.native_type(Column("a", CanonicalType.STRING, length=5)) == "varchar(5)"
+    assert dialect.native_type(Column("a", CanonicalType.ARRAY, element=CanonicalType.INT64)) == "bigint[]"
+    assert dialect.native_type(Column("a", CanonicalType.JSON)) == "jsonb"
 
 
 def test_create_table_keeps_not_null_and_primary_key() -> None:
@@ -58,33 +58,33 @@ def test_create_table_keeps_not_null_and_primary_key() -> None:
         ),
         ("id",),
     )
-    ddl = sql.create_table(sql.TableRef("raw", "t"), schema, primary_key=("id",), if_not_exists=True)
+    ddl = dialect.create_table(dialect.table("raw", "t"), schema, primary_key=("id",), if_not_exists=True)
     assert (
         ddl
         == 'create table if not exists "raw"."t" (\n  "id" bigint not null,\n  "v" text,\n  primary key ("id")\n)'
     )
-    assert sql.create_table(sql.TableRef("s", "t"), schema, unlogged=True).startswith(
+    assert dialect.create_table(dialect.table("s", "t"), schema, unlogged=True).startswith(
         'create unlogged table "s"."t"'
     )
 
 
 def test_cursor_predicate_uses_parameters_only() -> None:
-    assert sql.cursor_predicate("u", "timestamptz", False, False) == '"u" <= %s::timestamptz'
-    assert sql.cursor_predicate("u", "timestamptz", True, True) == (
+    assert dialect.cursor_predicate("u", "timestamptz", False, False) == '"u" <= %s::timestamptz'
+    assert dialect.cursor_predicate("u", "timestamptz", True, True) == (
         '"u" > (%s::timestamptz - make_interval(secs => %s)) and "u" <= %s::timestamptz'
     )
 
 
 def test_merge_statements() -> None:
-    t, s = sql.TableRef("raw", "o"), sql.TableRef("stg", "o1")
-    update = sql.merge_update(t, s, ["id", "v"], ["id"])
+    t, s = dialect.table("raw", "o"), dialect.table("stg", "o1")
+    update = dialect.merge_update(t, s, ["id", "v"], ["id"])
     assert update == 'update "raw"."o" as t set "v" = s."v" from "stg"."o1" as s where t."id" = s."id"'
-    assert sql.merge_update(t, s, ["id"], ["id"]) is None
-    assert "where not exists" in sql.merge_insert(t, s, ["id", "v"], ["id"])
+    assert dialect.merge_update(t, s, ["id"], ["id"]) is None
+    assert "where not exists" in dialect.merge_insert(t, s, ["id", "v"], ["id"])
 
 
 def test_swap_in_renames_primary_key() -> None:
-    stmts = sql.swap_in(sql.TableRef("stg", "o__x"), sql.TableRef("raw", "o"), "o__x_pk")
+    stmts = dialect.swap_in(dialect.table("stg", "o__x"), dialect.table("raw", "o"), "o__x_pk")
     assert stmts == [
         'drop table if exists "raw"."o"',
         'alter table "stg"."o__x" set schema "raw"',
