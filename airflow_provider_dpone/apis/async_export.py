@@ -28,7 +28,7 @@ from ..contracts.errors import (
     TransientError,
 )
 from ..hooks.rest import AuthError, RetryableHTTPError, dig
-from ..hooks.rest_transport import DEFAULT_MAX_RESPONSE_BYTES
+from ..hooks.rest_http import DEFAULT_MAX_RESPONSE_BYTES
 
 try:
     import httpx

@@ -6,6 +6,9 @@ key, the server-side incremental filter if the API has one), and a hook class bo
 A manifest names a resource and its options:
 
     source: {connector: cbr, conn_id: cbr, resource: daily_rates, options: {start_date: 2026-01-01}}
+
+Each extract reads its resource through a :class:`ResourceRead` handed down the hook's methods;
+the hook itself keeps no per-extract state.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import csv
 import datetime as dt
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from xml.etree import ElementTree
@@ -23,7 +26,7 @@ from ..contracts import records as values
 from ..contracts.errors import BadInputError, UnsupportedError
 from ..contracts.manifest import EndpointSpec, PaginationSpec, SourceSpec
 from ..contracts.state import CursorState, StateRecord
-from ..hooks.rest import DponeRestHook
+from ..hooks.rest import DponeRestHook, Read
 from .async_export import AsyncExport, ExportReader
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -67,6 +70,36 @@ class Resource:
     cross_origin: Literal["fail", "follow_without_credentials"] = "fail"
 
 
+@dataclass(frozen=True, eq=False)
+class ResourceRead(Read):
+    """One extract of a resource: the endpoint read (``Read``), the catalog's resource, the
+    manifest's options, and the primary keys read so far (a ``distinct`` resource's own)."""
+
+    resource: Resource
+    options: Mapping[str, Any]
+    seen: set[tuple] = field(default_factory=set)
+
+    def records(self, payload: Any, selector: str) -> Any:
+        res = self.resource
+        records = res.records(payload) if res.records else super().records(payload, selector)
+        if not res.distinct or not isinstance(records, list):
+            return records
+        fresh = []
+        for record in records:
+            key = tuple(record.get(k) for k in res.primary_key)
+            if key not in self.seen:
+                self.seen.add(key)
+                fresh.append(record)
+        return fresh
+
+
+def resource_read(read: Read) -> ResourceRead:
+    """``read`` as the resource read :meth:`ApiHook.read_of` built (an API hook reads nothing else)."""
+    if not isinstance(read, ResourceRead):
+        raise TypeError(f"an API hook reads resources, not a {type(read).__name__}")
+    return read
+
+
 @dataclass(frozen=True)
 class ApiSource:
     name: str
@@ -95,9 +128,6 @@ class ApiHook(DponeRestHook):
         """``http_conn_id`` (what Airflow passes) or its alias ``conn_id``; other keyword
         arguments go to DponeRestHook."""
         super().__init__(http_conn_id, conn_id=conn_id, **kwargs)
-        self._resource: Resource | None = None
-        self._options: dict[str, Any] = {}
-        self._seen: set[tuple] = set()
 
     def _conn(self) -> Any:
         """The connection; an API without authentication also works without one."""
@@ -128,6 +158,12 @@ class ApiHook(DponeRestHook):
         if missing:
             raise BadInputError(f"source.options: resource '{name}' needs {missing}")
         return found
+
+    def read_of(self, spec: SourceSpec) -> ResourceRead:
+        """The read of ``spec``'s resource: its endpoint, fields and the manifest's options."""
+        effective = self.effective(spec)
+        assert effective.endpoint is not None
+        return ResourceRead(effective, effective.endpoint, self.resource(spec), dict(spec.options))
 
     def effective(self, spec: SourceSpec) -> SourceSpec:
         """``spec`` as a plain endpoint read: the resource's endpoint and typed fields."""
@@ -171,23 +207,9 @@ class ApiHook(DponeRestHook):
                 "cross_origin": res.cross_origin,
             }
         )
-        self._resource, self._options, self._seen = res, dict(spec.options), set()
         # Resources whose columns the user defines (a spreadsheet) take them from source.fields.
         fields = spec.fields or res.fields or None
         return spec.model_copy(update={"resource": None, "endpoint": endpoint, "fields": fields})
-
-    def extract(
-        self,
-        spec: SourceSpec,
-        state: StateRecord | None,
-        *,
-        accepted_formats: tuple[str, ...] = (),
-        resume: dict[str, Any] | None = None,
-    ) -> Any:
-        return super().extract(self.effective(spec), state, accepted_formats=accepted_formats, resume=resume)
-
-    def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> Any:
-        return super().plan_extract(self.effective(spec), state)
 
     def probe(self, spec: SourceSpec, state: StateRecord | None = None) -> int:
         if self.resource(spec).export is not None:
@@ -195,7 +217,7 @@ class ApiHook(DponeRestHook):
                 f"{self.api.title} '{spec.resource}' is a background export: there is no cheap "
                 "request that tells whether new data exists, so the sensor does not apply"
             )
-        return super().probe(self.effective(spec), state)
+        return super().probe(spec, state)
 
     def pages(
         self,
@@ -203,16 +225,18 @@ class ApiHook(DponeRestHook):
         params: dict[str, Any],
         pagination: PaginationSpec,
         selector: str,
+        *,
+        read: Read | None = None,
         **kwargs: Any,
     ) -> Iterator[tuple[list[Any], dict[str, Any] | None]]:
-        res = self._resource
-        if res is None or res.export is None or kwargs.get("plain"):
-            return super().pages(path, params, pagination, selector, **kwargs)
+        resource = None if read is None or kwargs.get("plain") else resource_read(read)
+        if resource is None or resource.resource.export is None:
+            return super().pages(path, params, pagination, selector, read=read, **kwargs)
         reader = ExportReader(
             self,
-            res.export,
-            poll_interval=float(self._options.get("poll_interval", 10)),
-            max_wait=float(self._options.get("max_wait", 3600)),
+            resource.resource.export,
+            poll_interval=float(resource.options.get("poll_interval", 10)),
+            max_wait=float(resource.options.get("max_wait", 3600)),
         )
         return reader.pages(
             path,
@@ -226,29 +250,23 @@ class ApiHook(DponeRestHook):
         )
 
     def _rows(
-        self,
-        spec: SourceSpec,
-        endpoint: EndpointSpec,
-        filter_params: dict[str, Any],
-        result: Any,
-        resume: dict[str, Any] | None,
+        self, read: Read, filter_params: dict[str, Any], result: Any, resume: dict[str, Any] | None
     ) -> Iterator[tuple[list, dict[str, Any]]]:
-        res = self._resource
-        if res is None or not res.window_end:
-            yield from super()._rows(spec, endpoint, filter_params, result, resume)
+        read = resource_read(read)
+        if not read.resource.window_end:
+            yield from super()._rows(read, filter_params, result, resume)
             return
         # The window's end is fixed once per run: a retry reads the same window it started.
         until = (resume or {}).get("until")
-        if until is None and self._options.get("end_date"):
-            end = values.parse_timestamp(str(self._options["end_date"]), aware=True)
+        if until is None and read.options.get("end_date"):
+            end = values.parse_timestamp(str(read.options["end_date"]), aware=True)
             until = end.astimezone(dt.timezone.utc).isoformat()
         if until is None:
             until = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0).isoformat()
-        for batch, checkpoint in super()._rows(
-            spec, endpoint, {**filter_params, "until": until}, result, resume
-        ):
+        for batch, checkpoint in super()._rows(read, {**filter_params, "until": until}, result, resume):
             yield batch, {**checkpoint, "until": until}
         result.details["until"] = until
+        spec, endpoint = read.spec, read.endpoint
         if spec.incremental is not None and endpoint.server_filter is not None:
             result.state_candidate = CursorState(
                 cursor=endpoint.server_filter.field, value=until, value_type="timestamptz"
@@ -268,34 +286,18 @@ class ApiHook(DponeRestHook):
             return list(csv.DictReader(io.StringIO(response.text)))
         return super().decode(response)
 
-    def records_of(self, payload: Any, selector: str) -> Any:
-        res = self._resource
-        records = (
-            res.records(payload) if res is not None and res.records else super().records_of(payload, selector)
-        )
-        if res is None or not res.distinct or not isinstance(records, list):
-            return records
-        fresh = []
-        for record in records:
-            key = tuple(record.get(k) for k in res.primary_key)
-            if key not in self._seen:
-                self._seen.add(key)
-                fresh.append(record)
-        return fresh
-
     def _targets(
-        self, endpoint: EndpointSpec, filter_params: dict[str, Any], details: dict[str, Any]
+        self, read: Read, filter_params: dict[str, Any], details: dict[str, Any]
     ) -> Iterator[tuple[Any, str, dict[str, Any], Any]]:
-        res = self._resource
-        body = res.body(self._options, filter_params) if res is not None and res.body else None
-        if res is None or res.targets is None:
-            for parent_value, path, params, default_body in super()._targets(
-                endpoint, filter_params, details
-            ):
+        read = resource_read(read)
+        res, options = read.resource, dict(read.options)
+        body = res.body(options, filter_params) if res.body else None
+        if res.targets is None:
+            for parent_value, path, params, default_body in super()._targets(read, filter_params, details):
                 yield parent_value, path, params, body if body is not None else default_body
             return
-        for path, params in res.targets(self._options, filter_params):
-            yield None, path, {**endpoint.params, **params}, body
+        for path, params in res.targets(options, filter_params):
+            yield None, path, {**read.endpoint.params, **params}, body
 
 
 def day_range(options: dict[str, Any], since: str | None, *, default_days: int = 7) -> list[dt.date]:

@@ -10,7 +10,9 @@ The connection is the official HTTP provider's ``http`` connection: host (with s
 
 Credentials (auth and the ``headers`` extra) go only to the origin of the connection's URL;
 redirects are followed hop by hop to enforce it (``rest_transport``: the HTTP side of the hook;
-``rest_pages``: pagination and its guards). Every request is logged with the pipeline, load and
+``rest_auth``: one class per ``auth`` type; ``rest_paginators``: one class per pagination type;
+``rest_pages``: the page guards). Each extract's read (``rest_pages.Read``) is passed down the
+methods: the hook keeps no per-extract state. Every request is logged with the pipeline, load and
 run ids and its timing, secrets masked. Transport errors, 429 and 5xx are retried (bounded,
 honouring ``Retry-After``); 401 and 403 fail the task without Airflow retries and say what to fix.
 """
@@ -35,15 +37,17 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
 from ..contracts import records as values
 from ..contracts.artifacts import CheckpointedBatches, ExtractResult, StreamingBatches
 from ..contracts.errors import BadInputError, SourceContractError, UnsupportedError
-from ..contracts.manifest import EndpointSpec, PaginationSpec, SourceSpec
+from ..contracts.manifest import PaginationSpec, SourceSpec
 from ..contracts.state import CursorState, StateRecord
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import CanonicalType, Column, TableSchema
 from .connection import conn_id_of, probe
-from .rest_pages import LoopGuard, MissingKey, body_digest, dig, has_path, missing_selector, next_position
-from .rest_transport import AuthError as AuthError  # re-exported: hooks.rest is the public module
-from .rest_transport import RestTransport, headers_only
-from .rest_transport import RetryableHTTPError as RetryableHTTPError
+from .rest_http import AuthError as AuthError  # re-exported: hooks.rest is the public module
+from .rest_http import RetryableHTTPError as RetryableHTTPError
+from .rest_http import headers_only
+from .rest_pages import LoopGuard, MissingKey, Read, body_digest, dig, has_path, missing_selector
+from .rest_paginators import Page, paginator_for
+from .rest_transport import RestTransport
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +90,7 @@ class DponeRestHook(RestTransport, BaseHook):
         self.http_conn_id = conn_id_of(self, http_conn_id, conn_id)
         self.context = context or {}  # pipeline, load and run ids for the request log
         # the HTTP side's state (declared in RestTransport)
-        self._client = self._token = self._connection = self._extras = self._redactor = None
+        self._client = self._authenticator = self._connection = self._extras = self._redactor = None
         self._refreshed = False
         self.requests = 0
         self.sleep = time.sleep  # tests may shorten the waits
@@ -118,6 +122,7 @@ class DponeRestHook(RestTransport, BaseHook):
         pagination: PaginationSpec,
         selector: str,
         *,
+        read: Read | None = None,
         method: str = "GET",
         body: dict | None = None,
         headers: dict | None = None,
@@ -129,8 +134,8 @@ class DponeRestHook(RestTransport, BaseHook):
     ) -> Iterator[tuple[list[Any], dict[str, Any] | None]]:
         """``(records, next position)`` for each page of one endpoint, to the end of its
         pagination. The position (URL and query of the next request, None after the last page)
-        lets a retry continue here: pass it back as ``start``. ``plain`` reads the records at
-        ``selector`` as they are (parent lists), without an API's own record shaping.
+        lets a retry continue here: pass it back as ``start``. ``read`` shapes the records (an
+        API's record function); ``plain`` reads them at ``selector`` as they are (parent lists).
 
         Fail with ``SourceContractError``: a ``selector`` absent from the first page when
         ``required`` (the load's first page; a fan-out child or a later request series may
@@ -138,17 +143,13 @@ class DponeRestHook(RestTransport, BaseHook):
         requested twice or a page body read twice (a loop). An empty body (204) has no records.
         A page's objects are released before the next request."""
         details = details if details is not None else {}
-        kind, size = pagination.type, pagination.page_size
+        paginator = paginator_for(pagination)
         if start is not None:
             url, query = start["url"], dict(start["query"])
         else:
-            url, query = path.lstrip("/"), dict(params)
-            if kind == "offset":
-                query.update({pagination.limit_param: size, pagination.offset_param: 0})
-            elif kind == "page":
-                query.update({pagination.limit_param: size, pagination.page_param: pagination.first_page})
+            url, query = path.lstrip("/"), paginator.first(params)
         page = 0
-        loops = LoopGuard(path, kind, self._position(url, query))
+        loops = LoopGuard(path, paginator.type, self._position(url, query))
         while True:
             if page >= pagination.max_pages:
                 log.warning("%s: stopped at the page cap (%d pages); later pages were not read", path, page)
@@ -163,7 +164,7 @@ class DponeRestHook(RestTransport, BaseHook):
             digest = body_digest(response.content)
             payload = None if empty else self.decode(response)
             response = headers_only(response)  # the body's bytes dropped once decoded
-            records = [] if empty else self._records(path, selector, payload, plain, page)
+            records = [] if empty else self._records(read, path, selector, payload, plain, page)
             missing = records is None and not has_path(payload, selector)
             if not empty and not plain:  # how many pages carried the selector's key (fan-outs check it)
                 seen = "selector_missing" if missing else "selector_found"
@@ -172,7 +173,7 @@ class DponeRestHook(RestTransport, BaseHook):
                 records = []  # null, or a page without the key (checked below): no records
             if not isinstance(records, list):
                 raise BadInputError(f"{path}: record_selector '{selector}' is not a list in the response")
-            nxt = self._next(pagination, response, payload, records, url, query)
+            nxt = paginator.next(Page(response, payload, records, url, query))
             if missing and page == 1 and required and start is None:
                 raise missing_selector(path, selector, payload, self.redactor().redact)
             if missing and nxt is not None:
@@ -189,13 +190,15 @@ class DponeRestHook(RestTransport, BaseHook):
                 return
             url, query = nxt["url"], nxt["query"]
 
-    def _records(self, path: str, selector: str, payload: Any, plain: bool, page: int) -> Any:
+    def _records(
+        self, read: Read | None, path: str, selector: str, payload: Any, plain: bool, page: int
+    ) -> Any:
         """The records of one decoded page (None: the selector's key is absent or null); an
         API's record function missing its key fails naming the path and the keys present."""
-        if plain:
+        if plain or read is None:
             return dig(payload, selector)
         try:
-            return self.records_of(payload, selector)
+            return read.records(payload, selector)
         except MissingKey as exc:
             raise SourceContractError(f"{path}: page {page}: {self.redactor().redact(exc.message)}") from None
 
@@ -216,13 +219,13 @@ class DponeRestHook(RestTransport, BaseHook):
                 f"the body is not JSON: {self.redactor().redact(head)!r}"
             ) from None
 
-    def records_of(self, payload: Any, selector: str) -> Any:
-        """The records in a decoded body (overridden where an API does not answer a list)."""
-        return dig(payload, selector)
-
-    _next = staticmethod(next_position)  # the request after a page (rest_pages)
-
     # --- source ----------------------------------------------------------------------------
+
+    def read_of(self, spec: SourceSpec) -> Read:
+        """The read of ``spec`` (API catalogs: of its resource), built once per extract."""
+        if spec.endpoint is None:
+            raise BadInputError("source.endpoint: the rest source reads an endpoint")
+        return Read(spec, spec.endpoint)
 
     def _schema(self, spec: SourceSpec) -> TableSchema:
         endpoint = spec.endpoint
@@ -274,16 +277,14 @@ class DponeRestHook(RestTransport, BaseHook):
         resume: dict[str, Any] | None = None,
     ) -> ExtractResult:
         """Read the endpoint lazily; with ``resume`` (a checkpoint), continue after it."""
-        endpoint = spec.endpoint
-        if endpoint is None:
-            raise BadInputError("source.endpoint: the rest source reads an endpoint")
-        schema = self._schema(spec)
-        filter_params, details = self._window(spec, state)
+        read = self.read_of(spec)
+        schema = self._schema(read.spec)
+        filter_params, details = self._window(read.spec, state)
         if resume is not None:
             details["resumed_from"] = resume
         candidate = state if spec.incremental else None
         result = ExtractResult(StreamingBatches(()), schema, candidate, details)
-        batches = self._rows(spec, endpoint, filter_params, result, resume)
+        batches = self._rows(read, filter_params, result, resume)
         if CheckpointedBatches.kind in accepted_formats:
             result.artifact = CheckpointedBatches(batches)
         else:
@@ -291,22 +292,17 @@ class DponeRestHook(RestTransport, BaseHook):
         return result
 
     def _rows(
-        self,
-        spec: SourceSpec,
-        endpoint: EndpointSpec,
-        filter_params: dict[str, Any],
-        result: ExtractResult,
-        resume: dict[str, Any] | None,
+        self, read: Read, filter_params: dict[str, Any], result: ExtractResult, resume: dict[str, Any] | None
     ) -> Iterator[tuple[list, dict[str, Any]]]:
         """Row batches, one per page, each with the checkpoint to resume after it."""
-        details = result.details
+        spec, endpoint, details = read.spec, read.endpoint, result.details
         value_schema = values.declared_schema(spec.fields) if spec.fields else TableSchema((RECORD,))
         cursor = endpoint.server_filter.field if endpoint.server_filter and spec.incremental else None
         resume = resume or {}
         newest = values.parse_timestamp(resume["newest"], aware=True) if resume.get("newest") else None
         sent = int(resume.get("rows", 0))
         for index, (parent_value, path, params, body) in enumerate(
-            self._targets(endpoint, filter_params, details)
+            self._targets(read, filter_params, details)
         ):
             start = None
             if index < resume.get("target", 0):
@@ -320,6 +316,7 @@ class DponeRestHook(RestTransport, BaseHook):
                 params,
                 endpoint.pagination,
                 endpoint.record_selector,
+                read=read,
                 method=endpoint.method,
                 body=body,
                 headers=endpoint.headers,
@@ -376,9 +373,10 @@ class DponeRestHook(RestTransport, BaseHook):
             details["upper"] = candidate.value if isinstance(candidate, CursorState) else lower
 
     def _targets(
-        self, endpoint: EndpointSpec, filter_params: dict[str, Any], details: dict[str, Any]
+        self, read: Read, filter_params: dict[str, Any], details: dict[str, Any]
     ) -> Iterator[tuple[Any, str, dict[str, Any], Any]]:
         """(parent value, path, params, body) per request series: one, or one per parent record."""
+        endpoint = read.endpoint
         params = {**endpoint.params, **filter_params}
         parent = endpoint.parent
         if parent is None:
@@ -408,10 +406,10 @@ class DponeRestHook(RestTransport, BaseHook):
                 )
 
     def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
-        endpoint = spec.endpoint
-        assert endpoint is not None
-        filter_params, details = self._window(spec, state)
-        schema = self._schema(spec)
+        read = self.read_of(spec)
+        endpoint = read.endpoint
+        filter_params, details = self._window(read.spec, state)
+        schema = self._schema(read.spec)
         plan = {
             "request": f"{endpoint.method} {self.base_url()}{endpoint.path.lstrip('/')}",
             "params": {**endpoint.params, **filter_params},
@@ -429,14 +427,15 @@ class DponeRestHook(RestTransport, BaseHook):
 
     def probe(self, spec: SourceSpec, state: StateRecord | None = None) -> int:
         """Records on the first page past the stored watermark (the sensor's question)."""
-        endpoint = spec.endpoint
-        assert endpoint is not None
-        filter_params, _ = self._window(spec, state)
+        read = self.read_of(spec)
+        endpoint = read.endpoint
+        filter_params, _ = self._window(read.spec, state)
         for records, _ in self.pages(
             endpoint.path,
             {**endpoint.params, **filter_params},
             endpoint.pagination,
             endpoint.record_selector,
+            read=read,
             cross_origin=endpoint.cross_origin,
         ):
             return len(records)

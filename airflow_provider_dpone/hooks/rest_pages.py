@@ -1,19 +1,17 @@
-"""Pagination of the REST source: records in a page, the next position, and the guards that
-stop a page series that answers outside the manifest (a selector that matches nothing, a
-pagination that loops)."""
+"""Pages of the REST source: one extract's read (:class:`Read`), the records in a page, and the
+guards that stop a page series that answers outside the manifest (a selector that matches
+nothing, a pagination that loops). The next position is the paginators' (``rest_paginators``)."""
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urljoin
 
 from ..contracts.errors import SourceContractError
-from ..contracts.manifest import PaginationSpec
+from ..contracts.manifest import EndpointSpec, SourceSpec
 
-_LINK_NEXT = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _MISSING = object()
 _SHOWN_KEYS, _KEY_WIDTH = 20, 40
 
@@ -32,6 +30,20 @@ def dig(body: Any, path: str | None, default: Any = None) -> Any:
         else:
             return default
     return node
+
+
+@dataclass(frozen=True, eq=False)
+class Read:
+    """One extract's read, handed down the REST hook's methods (the hook keeps no per-extract
+    state, so one hook serves extracts in a row or interleaved): the source spec as read and its
+    endpoint. API catalogs subclass it with their resource (``apis/base.py``)."""
+
+    spec: SourceSpec
+    endpoint: EndpointSpec
+
+    def records(self, payload: Any, selector: str) -> Any:
+        """The records in a decoded page (None: the key is absent or null)."""
+        return dig(payload, selector)
 
 
 def has_path(body: Any, path: str | None) -> bool:
@@ -83,43 +95,6 @@ def require(body: Any, key: str) -> Any:
     if value is _MISSING:
         raise MissingKey(key, body)
     return value
-
-
-def next_position(
-    pagination: PaginationSpec,
-    response: Any,
-    payload: Any,
-    records: list,
-    url: str,
-    query: dict[str, Any],
-) -> dict[str, Any] | None:
-    """The request after this page (``{"url", "query"}``), or None when this was the last one."""
-    kind, size = pagination.type, pagination.page_size
-    more = dig(payload, pagination.has_more_path) if pagination.has_more_path else None
-    if more is False:
-        return None
-    if kind in ("offset", "page"):
-        if len(records) < size:
-            return None
-        step = (
-            {pagination.offset_param: query[pagination.offset_param] + size}
-            if kind == "offset"
-            else {pagination.page_param: query[pagination.page_param] + 1}
-        )
-        return {"url": url, "query": {**query, **step}}
-    if kind == "cursor":
-        cursor = dig(payload, pagination.cursor_path)
-        if not cursor or not records:
-            return None
-        return {"url": url, "query": {**query, pagination.cursor_param: cursor}}
-    if kind == "link_header":
-        match = _LINK_NEXT.search(response.headers.get("Link", ""))
-        # the next URL carries its own query
-        return {"url": urljoin(str(response.request.url), match.group(1)), "query": {}} if match else None
-    if kind == "next_url":
-        nxt = dig(payload, pagination.next_url_path)
-        return {"url": urljoin(str(response.request.url), nxt), "query": {}} if nxt else None
-    return None
 
 
 class LoopGuard:

@@ -388,17 +388,19 @@ def test_state_reset_also_drops_an_unfinished_runs_checkpoint(api, clean_pg, tmp
 def test_a_more_flag_in_the_body_ends_the_pagination() -> None:
     """``has_more_path``: a cursor (or a full page) with ``more: false`` is the last page."""
     from airflow_provider_dpone.contracts.manifest import PaginationSpec
+    from airflow_provider_dpone.hooks.rest_paginators import Page, paginator_for
 
-    cursor = PaginationSpec(type="cursor", cursor_path="next", has_more_path="meta.more")
-    assert DponeRestHook._next(cursor, None, {"next": "c2", "meta": {"more": True}}, [1], "x", {}) == {
+    cursor = paginator_for(PaginationSpec(type="cursor", cursor_path="next", has_more_path="meta.more"))
+    assert cursor.next(Page(None, {"next": "c2", "meta": {"more": True}}, [1], "x", {})) == {
         "url": "x",
         "query": {"cursor": "c2"},
     }
-    assert DponeRestHook._next(cursor, None, {"next": "c3", "meta": {"more": False}}, [1], "x", {}) is None
-    offset = PaginationSpec(type="offset", page_size=2, has_more_path="more")
+    assert cursor.next(Page(None, {"next": "c3", "meta": {"more": False}}, [1], "x", {})) is None
+    offset = paginator_for(PaginationSpec(type="offset", page_size=2, has_more_path="more"))
     full_page = {"offset": 0, "limit": 2}
-    assert DponeRestHook._next(offset, None, {"more": False}, [1, 2], "x", full_page) is None
-    assert DponeRestHook._next(offset, None, {"more": True}, [1, 2], "x", full_page)["query"]["offset"] == 2
+    assert offset.next(Page(None, {"more": False}, [1, 2], "x", full_page)) is None
+    nxt = offset.next(Page(None, {"more": True}, [1, 2], "x", full_page))
+    assert nxt is not None and nxt["query"]["offset"] == 2
 
 
 def test_a_long_retry_after_is_capped_by_max_retry_after(api) -> None:
