@@ -562,7 +562,9 @@ class DponeClickHouseHook(DbApiHook):
             )
 
     def _partitions(self, table: TableRef) -> list[str]:
-        return [r[0] for r in self.query(dialect.ACTIVE_PARTITIONS, {"db": table.schema, "table": table.name})]
+        return [
+            r[0] for r in self.query(dialect.ACTIVE_PARTITIONS, {"db": table.schema, "table": table.name})
+        ]
 
     def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]:
         if extra:

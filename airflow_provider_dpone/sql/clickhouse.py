@@ -99,7 +99,6 @@ _PARAM_SAFE = re.compile(r"^[A-Za-z0-9_(), ']+$")
 # --- quality checks on staging (same shapes as the PostgreSQL dialect's) ----------------------
 
 
-
 class ClickHouseDialect(SqlDialect):
     """ClickHouse SQL, rendered: identifiers quoted, values server-side bound parameters."""
 
@@ -347,7 +346,9 @@ class ClickHouseDialect(SqlDialect):
         return f"select count() from {table.sql}"
 
     def count_newer(self, table: TableRef, column: str, param_type: str) -> str:
-        return f"select count() from {table.sql} where {self.quote_ident(column)} > {{watermark:{param_type}}}"
+        return (
+            f"select count() from {table.sql} where {self.quote_ident(column)} > {{watermark:{param_type}}}"
+        )
 
     # --- source ----------------------------------------------------------------------------------
 

@@ -11,7 +11,8 @@ from collections.abc import Mapping, Sequence
 from ..contracts.errors import BadInputError
 from ..contracts.table import CanonicalType, Column, TableSchema
 from ..schema.planner import ChangeKind, SchemaChange
-from .dialect import SqlDialect, TableRef
+from .dialect import TableRef
+from .finalize_dialect import SetBasedDialect
 
 DIALECT = "postgres"
 Statement = tuple[str, tuple]
@@ -141,7 +142,6 @@ IS_PARTITIONED = "select relkind = 'p' from pg_class where oid = to_regclass(%s)
 # --- quality gates (read-only queries over staging) -----------------------------------------
 
 
-
 # --- staging housekeeping: each staging table carries its load, run and birth in a comment -----
 
 
@@ -157,7 +157,7 @@ where n.nspname = %s and c.relkind in ('r', 'p') and d.description like '{"dpone
 """
 
 
-class PostgresDialect(SqlDialect):
+class PostgresDialect(SetBasedDialect):
     """PostgreSQL SQL, rendered: identifiers quoted, values always parameters."""
 
     DIALECT = DIALECT
@@ -255,9 +255,6 @@ class PostgresDialect(SqlDialect):
         return _CANONICAL_TO_NATIVE[column.type]
 
     # --- DDL -----------------------------------------------------------------------------------
-
-    def create_schema(self, schema: str) -> str:
-        return f"create schema if not exists {self.quote_ident(schema)}"
 
     def create_table(
         self,
@@ -373,22 +370,6 @@ class PostgresDialect(SqlDialect):
             f"where s.ctid = d.ctid and d.rn > 1"
         )
 
-    def _target_name(self, column_map: Mapping[str, str] | None, name: str) -> str:
-        return column_map.get(name, name) if column_map else name
-
-    def insert_select(
-        self,
-        target: TableRef,
-        staging: TableRef,
-        columns: Sequence[str],
-        column_map: Mapping[str, str] | None = None,
-        where: str = "",
-    ) -> str:
-        """INSERT staged rows (those matching ``where``); ``column_map`` renames staging columns."""
-        into = self.column_list([self._target_name(column_map, c) for c in columns])
-        statement = f"insert into {target.sql} ({into}) select {self.column_list(columns)} from {staging.sql}"
-        return f"{statement} where {where}" if where else statement
-
     def merge_update(
         self,
         target: TableRef,
@@ -427,11 +408,6 @@ class PostgresDialect(SqlDialect):
                 changed.append(f"t.{self.quote_ident(undelete)} is not null")
             statement += f" and ({' or '.join(changed)})"
         return statement
-
-    def _missing_from(
-        self, keyset: TableRef, keys: Sequence[str], column_map: Mapping[str, str] | None
-    ) -> str:
-        return f"not exists (select 1 from {keyset.sql} as s where {self._key_match(keys, column_map)})"
 
     def count_missing_keys(
         self,
@@ -517,13 +493,6 @@ class PostgresDialect(SqlDialect):
         col, native = self.quote_ident(column.name), self.native_type(column)
         return f"{col} >= %s::{native} and {col} < %s::{native}"
 
-    def count_outside(self, staging: TableRef, predicate: str) -> str:
-        """Staged rows for which ``predicate`` is not true (false or NULL)."""
-        return f"select count(*) from {staging.sql} where ({predicate}) is not true"
-
-    def delete_where(self, target: TableRef, predicate: str) -> str:
-        return f"delete from {target.sql} where {predicate}"
-
     def delete_matching_partitions(self, target: TableRef, staging: TableRef, columns: Sequence[str]) -> str:
         """Scoped delete: every target row whose partition values occur in staging (NULLs match)."""
         match = " and ".join(
@@ -577,26 +546,6 @@ class PostgresDialect(SqlDialect):
         """The key columns of a user query, as a query."""
         return f"select {self.column_list(keys)} from ({query.strip().rstrip(';')}) as dpone_keys"
 
-    def merge_insert(
-        self,
-        target: TableRef,
-        staging: TableRef,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        column_map: Mapping[str, str] | None = None,
-    ) -> str:
-        into = self.column_list([self._target_name(column_map, c) for c in columns])
-        scols = ", ".join(f"s.{self.quote_ident(c)}" for c in columns)
-        return (
-            f"insert into {target.sql} ({into}) select {scols} from {staging.sql} as s "
-            f"where not exists (select 1 from {target.sql} as t where {self._key_match(keys, column_map)})"
-        )
-
-    def _key_match(self, keys: Sequence[str], column_map: Mapping[str, str] | None) -> str:
-        return " and ".join(
-            f"t.{self.quote_ident(self._target_name(column_map, k))} = s.{self.quote_ident(k)}" for k in keys
-        )
-
     def schema_change_ddl(self, table: TableRef, change: SchemaChange) -> list[str]:
         """The DDL that applies one safe change of the schema plan to ``table``."""
         if change.kind in (ChangeKind.ADD_COLUMN, ChangeKind.NEW_COLUMN):
@@ -611,9 +560,6 @@ class PostgresDialect(SqlDialect):
         if change.kind is ChangeKind.RELAX_NOT_NULL:
             return [f"alter table {table.sql} alter column {self.quote_ident(change.column)} drop not null"]
         raise ValueError(f"{change.kind.value} is not a change that is applied: {change.describe()}")
-
-    def truncate(self, table: TableRef) -> str:
-        return f"truncate table {table.sql}"
 
     def lock_table(self, table: TableRef, mode: str = "access exclusive") -> str:
         """LOCK TABLE; ``row exclusive`` (a writer's lock) keeps DDL such as ALTER out until commit."""

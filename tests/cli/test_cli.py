@@ -60,7 +60,11 @@ def test_plan_shows_sql_and_touches_nothing(clean_pg, tmp_path, capsys) -> None:
     orders = plan["loads"][0]
     assert orders["extract"]["sql"].startswith("copy (select")
     assert orders["extract"]["window"]["mode"] == "cursor"
-    assert any(s.startswith("update ") for s in orders["load_sql"]["statements"])
+    statements = orders["load_sql"]["statements"]
+    # A new target: the plan creates it and inserts (a run against it merges nothing).
+    assert any(s.startswith('create table "raw"."orders"') for s in statements)
+    assert not any(s.startswith("update ") for s in statements)
+    assert [s["sql"] for s in orders["load_sql"]["steps"]][-1].startswith('insert into "raw"."orders"')
     assert orders["schema_plan"]["target_exists"] is False and orders["schema_plan"]["changes"] == []
     # Nothing was created in the sink: no schemas, no state table, no staging.
     schemas = pg.query(

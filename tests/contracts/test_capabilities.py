@@ -36,7 +36,7 @@ _SAAS = {  # connector: (test module, full-load test, incremental test or None)
     "mindbox": ("test_mindbox", "test_export_polls_until_ready_then_reads_every_file", "test_period_export_starts_at_the_watermark"),
 }  # fmt: skip
 
-S, PG, CH, KF = "tests/hooks/test_strategies.py", "tests/hooks/test_postgres_integration.py", "tests/hooks/test_clickhouse.py", "tests/hooks/test_kafka.py"  # fmt: skip
+S, PG, CH, KF = "tests/hooks/test_sink_contract.py", "tests/hooks/test_postgres_integration.py", "tests/hooks/test_clickhouse.py", "tests/hooks/test_kafka.py"  # fmt: skip
 EVIDENCE: dict[tuple[str, str], str] = {
     ("postgres", "mode:full"): f"{PG}::test_full_refresh_swaps_then_keeps_target_shape",
     ("postgres", "mode:cursor"): f"{PG}::test_cursor_incremental_merge_with_lookback",
@@ -47,7 +47,7 @@ EVIDENCE: dict[tuple[str, str], str] = {
     ("postgres", "strategy:incremental_append"): f"{PG}::test_xmin_incremental_append",
     ("postgres", "strategy:incremental_merge"): f"{PG}::test_cursor_incremental_merge_with_lookback",
     ("postgres", "strategy:replace"): f"{S}::test_replace_rewrites_only_the_window",
-    ("postgres", "strategy:partition_replace"): f"{S}::test_partition_replace_swaps_declarative_partitions",
+    ("postgres", "strategy:partition_replace"): "tests/hooks/test_postgres_strategies.py::test_partition_replace_swaps_declarative_partitions",
     ("postgres", "strategy:snapshot_diff"): f"{S}::test_snapshot_diff_converges_updates_inserts_and_deletes",
     ("postgres", "strategy:scd2"): f"{S}::test_scd2_keeps_history_and_closes_deleted_keys",
     ("postgres", "on_duplicate_keys:fail"): f"{PG}::test_merge_rejects_duplicate_keys_by_default_and_keep_last",

@@ -84,7 +84,7 @@ def test_a_snapshot_the_reader_cannot_import_falls_back_to_psycopg(clean_pg, mon
         export(conn)  # the extract's transaction starts as usual
         return "00000003-0000001B-1"
 
-    monkeypatch.setattr("airflow_provider_dpone.hooks.postgres.export_snapshot", unknown_snapshot)
+    monkeypatch.setattr("airflow_provider_dpone.hooks.postgres_source.export_snapshot", unknown_snapshot)
     staged, details = stage_with_a_late_row(clean_pg, FULL)
     assert details["copy_reader"] == "psycopg" and staged.rows == 2000
 

@@ -354,7 +354,7 @@ def test_a_session_connection_is_reused_closed_on_error_and_released(clean_pg) -
 
 
 def test_a_connection_idle_too_long_is_replaced(clean_pg, monkeypatch) -> None:
-    from airflow_provider_dpone.hooks import postgres
+    from airflow_provider_dpone.hooks import postgres_session as postgres
     from airflow_provider_dpone.hooks.postgres import DponePostgresHook
 
     hook = DponePostgresHook("dst")

@@ -85,7 +85,9 @@ def test_round_trip_through_clickhouse_is_stable() -> None:
         ("id",),
     )
     created = TableSchema(
-        tuple(dialect.to_canonical(c.name, dialect.column_type(c, key=c.name == "id")) for c in source.columns),
+        tuple(
+            dialect.to_canonical(c.name, dialect.column_type(c, key=c.name == "id")) for c in source.columns
+        ),
         ("id",),
     )
     assert plan_schema(dialect.as_stored(source), created).changes == ()

@@ -1,0 +1,69 @@
+"""The target a strategy maintains: its key, the columns the sink manages itself, and the
+rows reconciliation treats as present. Pure, shared by every set-based SQL sink."""
+
+from __future__ import annotations
+
+from ..contracts.errors import BadInputError
+from ..contracts.manifest import LoadSpec
+from ..contracts.strategies import SCD2_COLUMNS, Strategy
+from ..contracts.table import CanonicalType, Column, TableSchema
+
+# Strategies that update rows in place: targets dpone creates for them leave room on each page.
+UPDATING = frozenset({Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2})
+
+
+def target_primary_key(load: LoadSpec, schema: TableSchema) -> tuple[str, ...]:
+    """The primary key a target created for this load gets."""
+    spec = load.sink
+    if spec.strategy in (Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF):
+        return tuple(spec.unique_key or ())
+    if spec.strategy is Strategy.SCD2:
+        return (*(spec.unique_key or ()), SCD2_COLUMNS["valid_from"])
+    return schema.primary_key
+
+
+def managed_columns(load: LoadSpec) -> list[Column]:
+    """Target columns the sink maintains itself (validity, soft-delete marker)."""
+    if load.sink.strategy is Strategy.SCD2:
+        n = SCD2_COLUMNS
+        return [
+            Column(n["valid_from"], CanonicalType.TIMESTAMPTZ, nullable=False),
+            Column(n["valid_to"], CanonicalType.TIMESTAMPTZ),
+            Column(n["is_current"], CanonicalType.BOOLEAN, nullable=False),
+            Column(n["row_hash"], CanonicalType.STRING, nullable=False),
+        ]
+    if load.reconciliation.deletes == "soft":
+        return [Column(load.reconciliation.soft_delete_column, CanonicalType.TIMESTAMPTZ)]
+    return []
+
+
+def target_schema(load: LoadSpec, schema: TableSchema) -> TableSchema:
+    """The source's columns plus the managed ones; a source column may not take their names."""
+    managed = managed_columns(load)
+    clash = [c.name for c in managed if schema.has(c.name)]
+    if clash:
+        raise BadInputError(
+            f"source columns {clash} collide with columns the {load.sink.strategy.value} sink "
+            "manages; rename them in the source query"
+        )
+    return TableSchema((*schema.columns, *managed), schema.primary_key, schema.extras)
+
+
+def active_column(load: LoadSpec) -> tuple[str, bool] | None:
+    """The managed column telling a present target row from a deleted one: (name, whether
+    present means true) for SCD2's current flag, (name, False) for a soft-delete timestamp
+    that is NULL while present; None when every row counts."""
+    if load.sink.strategy is Strategy.SCD2:
+        return SCD2_COLUMNS["is_current"], True
+    if load.reconciliation.deletes == "soft":
+        return load.reconciliation.soft_delete_column, False
+    return None
+
+
+def require_columns(field: str, columns: list[str], schema: TableSchema | None) -> None:
+    """Fail naming ``field`` when a column it lists is not in the batch."""
+    if schema is None:
+        return
+    missing = [c for c in columns if not schema.has(c)]
+    if missing:
+        raise BadInputError(f"{field}: {missing} not in source columns {schema.names}")
