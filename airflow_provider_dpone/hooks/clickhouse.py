@@ -6,9 +6,7 @@ metadata, loaded by native Arrow insert or TSV insert, keys checked, then finali
 atomic EXCHANGE TABLES (full refresh), partition attach (append), lightweight delete + attach
 (merge; attach only on a ReplacingMergeTree target) or REPLACE PARTITION (partition_replace).
 
-The connection: host, port (8123, or 8443 with ``secure``), login, password, schema (the
-database) and extras ``secure``, ``compress``, ``settings``; or extra ``dsn`` such as
-``chdb:///var/lib/chdb`` for the in-process engine.
+The connection is described in ``clickhouse_client``; the source is ``clickhouse_source``.
 """
 
 from __future__ import annotations
@@ -22,13 +20,10 @@ from typing import Any
 from ..contracts.errors import MissingExtraError
 
 try:
-    import clickhouse_connect
     import pyarrow as pa
-    from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
 except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra test
     raise MissingExtraError(_exc.name or "clickhouse-connect", "clickhouse") from None
 
-from airflow.providers.common.sql.hooks.sql import DbApiHook
 
 from ..contracts.artifacts import (
     ARROW,
@@ -40,13 +35,10 @@ from ..contracts.artifacts import (
     StreamingBatches,
     iter_row_batches,
 )
-from ..contracts.errors import BadInputError, DuplicateKeyError, TransientError, UnsupportedError
-from ..contracts.manifest import SourceSpec
+from ..contracts.errors import BadInputError, DuplicateKeyError, UnsupportedError
 from ..contracts.quality import Measurement
 from ..contracts.records import as_bool
-from ..contracts.redaction import Redactor
-from ..contracts.state import CursorState, StateRecord
-from ..contracts.strategies import IncrementalMode, Strategy
+from ..contracts.strategies import Strategy
 from ..contracts.table import CanonicalType, Column, TableSchema
 from ..runtime.failpoints import failpoint
 from ..runtime.guards import missing_target_error, null_key_error
@@ -55,8 +47,7 @@ from ..runtime.staging_label import KeptStaging, failed_label, kept_staging, sta
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from ..sql.clickhouse import CLICKHOUSE as dialect
 from ..sql.dialect import TableRef
-from .clickhouse_dbapi import ClickHouseConnection
-from .connection import conn_id_of, probe
+from .clickhouse_source import ClickHouseSource
 from .quality_measure import measure_checks
 
 log = logging.getLogger(__name__)
@@ -124,7 +115,7 @@ def rows_to_arrow(schema: TableSchema, names: list[str], rows: list) -> Any:
     return pa.Table.from_arrays(arrays, names=names)
 
 
-class DponeClickHouseHook(DbApiHook):
+class DponeClickHouseHook(ClickHouseSource):
     """Source and sink for ClickHouse; also a DbApiHook (``run``, ``get_records``, ``get_first``
     through a small DB-API adapter), for ``SQLExecuteQueryOperator`` and ``SqlSensor``."""
 
@@ -134,251 +125,6 @@ class DponeClickHouseHook(DbApiHook):
     hook_name = "dpone ClickHouse"
 
     accepted_formats = (TSV, ARROW)
-
-    def __init__(
-        self, clickhouse_conn_id: str | None = None, *, conn_id: str | None = None, **kwargs: Any
-    ) -> None:
-        """``clickhouse_conn_id`` (what Airflow passes) or its alias ``conn_id``; other keyword
-        arguments go to DbApiHook."""
-        super().__init__(clickhouse_conn_id=conn_id_of(self, clickhouse_conn_id, conn_id), **kwargs)
-        self._client: Any = None
-
-    @property
-    def dpone_conn_id(self) -> str:
-        return self.get_conn_id()
-
-    # --- connections ---------------------------------------------------------------------
-
-    def redactor(self) -> Redactor:
-        """A redactor knowing this connection's credentials."""
-        return Redactor.of_connection(lambda: self.get_connection(self.dpone_conn_id))
-
-    def test_connection(self) -> tuple[bool, str]:  # type: ignore[override]  # common-sql's stub says None
-        """The UI's Test button: ``select 1``; no credential in the message."""
-        return probe(self.redactor(), lambda: f"select 1 returned {self.get_first('select 1')}")
-
-    def client(self) -> Any:
-        """The clickhouse-connect client, built on first use."""
-        if self._client is not None:
-            return self._client
-        conn = self.get_connection(self.dpone_conn_id)
-        extra = conn.extra_dejson
-        try:
-            if extra.get("dsn"):
-                self._client = clickhouse_connect.get_client(dsn=extra["dsn"], tz_mode="schema")
-            else:
-                secure = _flag(extra.get("secure"), False)
-                self._client = clickhouse_connect.get_client(
-                    host=conn.host or "localhost",
-                    port=conn.port or (8443 if secure else 8123),
-                    username=conn.login or "default",
-                    password=conn.password or "",
-                    database=conn.schema or "default",
-                    secure=secure,
-                    compress=_flag(extra.get("compress"), True),
-                    settings=extra.get("settings") or {},
-                    tz_mode="schema",
-                )
-        except (OperationalError, ClickHouseError) as exc:
-            message = self.redactor().redact(str(exc).strip())
-            if any(code in message for code in _AUTH_ERRORS):  # retrying cannot fix credentials
-                raise BadInputError(
-                    f"cannot connect to '{self.dpone_conn_id}': the server refused the credentials: {message}"
-                ) from None
-            raise TransientError(f"cannot connect to '{self.dpone_conn_id}': {message}") from None
-        return self._client
-
-    def get_conn(self) -> ClickHouseConnection:
-        """A DB-API connection over the hook's client (for DbApiHook's methods)."""
-        return ClickHouseConnection(self.client())
-
-    def _database(self) -> str:
-        return self.get_connection(self.dpone_conn_id).schema or "default"
-
-    def _ref(self, table: str) -> TableRef:
-        return dialect.parse_table(table, self._database())
-
-    def dataset(self, table: str) -> dict[str, str]:
-        conn = self.get_connection(self.dpone_conn_id)
-        ref = self._ref(table)
-        where = conn.extra_dejson.get("dsn") or f"clickhouse://{conn.host or 'localhost'}:{conn.port or 8123}"
-        if where.startswith("chdb://"):
-            where = "chdb://local"  # the data directory is a local path, not a locator
-        return {"namespace": where, "name": f"{ref.schema}.{ref.name}"}
-
-    def query(self, statement: str, params: dict | None = None) -> list[tuple]:
-        return list(self.client().query(statement, parameters=params or {}).result_rows)
-
-    def command(self, statement: str, params: dict | None = None) -> None:
-        self.client().command(statement, parameters=params or None)
-
-    # --- introspection -------------------------------------------------------------------
-
-    def describe_table(self, table: TableRef, *, with_partition_key: bool = False) -> TableSchema | None:
-        """Columns and sorting key (plus the partition key columns, for schema planning)."""
-        rows = self.query(dialect.INTROSPECT_COLUMNS, {"db": table.schema, "table": table.name})
-        if not rows:
-            return None
-        columns = tuple(dialect.to_canonical(name, native) for name, native, _, _ in rows)
-        keys = tuple(r[0] for r in rows if r[2] or (with_partition_key and r[3]))
-        return TableSchema(columns, keys)
-
-    def _table_info(self, table: TableRef) -> tuple[str, str, str] | None:
-        rows = self.query(dialect.TABLE_INFO, {"db": table.schema, "table": table.name})
-        return tuple(rows[0]) if rows else None  # type: ignore[return-value]
-
-    def _describe_source(self, spec: SourceSpec) -> tuple[TableSchema, str]:
-        if spec.table:
-            ref = self._ref(spec.table)
-            schema = self.describe_table(ref)
-            if schema is None:
-                raise BadInputError(f"source table {ref} does not exist or has no columns")
-            relation = ref.sql
-        else:
-            query = (spec.query or "").strip().rstrip(";")
-            rows = self.query(dialect.describe_query(query))
-            schema = TableSchema(tuple(dialect.to_canonical(r[0], r[1]) for r in rows))
-            relation = f"({query}) as dpone_source"
-        if spec.columns:
-            missing = [c for c in spec.columns if not schema.has(c)]
-            if missing:
-                raise BadInputError(f"source.columns: {missing} not in the source columns {schema.names}")
-            keep = tuple(schema.column(c) for c in spec.columns)
-            schema = TableSchema(keep, tuple(k for k in schema.primary_key if k in spec.columns))
-        return schema, relation
-
-    def count_newer(self, table: str, column: str, watermark: str | None) -> int:
-        """Rows of ``table`` whose ``column`` is greater than ``watermark`` (all rows if None)."""
-        ref = self._ref(table)
-        schema = self.describe_table(ref)
-        if schema is None:
-            raise BadInputError(f"table {ref} does not exist")
-        if not schema.has(column):
-            raise BadInputError(f"column '{column}' not in {ref} ({schema.names})")
-        if watermark is None:
-            return int(self.query(dialect.count_rows(ref))[0][0])
-        native = schema.column(column).native_type or "String"
-        statement = dialect.count_newer(ref, column, dialect.param_type(native))
-        return int(self.query(statement, {"watermark": watermark})[0][0])
-
-    # --- source --------------------------------------------------------------------------
-
-    def _window(
-        self, spec: SourceSpec, schema: TableSchema, relation: str, state: StateRecord | None
-    ) -> tuple[str, dict[str, Any], StateRecord | None, dict[str, Any]]:
-        inc = spec.incremental
-        where, params, candidate = "", {}, None
-        details: dict[str, Any] = {"mode": "full"}
-        if inc is not None:
-            if inc.mode is not IncrementalMode.CURSOR:
-                raise UnsupportedError(
-                    f"source.incremental.mode: '{inc.mode.value}' is not supported by clickhouse; allowed: cursor"
-                )
-            if not schema.has(inc.cursor or ""):
-                raise BadInputError(
-                    f"source.incremental.cursor: column '{inc.cursor}' not in source {schema.names}"
-                )
-            column = schema.column(inc.cursor or "")
-            if state is not None and not isinstance(state, CursorState):
-                raise BadInputError(f"stored state is {state.kind!r} but the load uses cursor mode; reset it")
-            if inc.lookback and column.type not in _TEMPORAL:
-                raise BadInputError(
-                    f"source.incremental.lookback: only applies to date/time cursors; "
-                    f"'{inc.cursor}' is {column.native_type}"
-                )
-            if inc.chunk:
-                raise UnsupportedError(
-                    "source.incremental.chunk is not supported by the clickhouse source yet"
-                )
-            lower = state.value if state is not None else inc.initial_value
-            upper, count = self.query(dialect.cursor_max(relation, column.name))[0]
-            upper = upper if count else None
-            details = {
-                "mode": "cursor",
-                "cursor": column.name,
-                "lower": lower,
-                "upper": upper,
-                "lookback_seconds": inc.lookback,
-            }
-            if upper is None:
-                return "0", {}, state, details
-            ptype = dialect.param_type(column.native_type or dialect.base_type(column))
-            where = dialect.cursor_predicate(column.name, ptype, lower is not None, bool(inc.lookback))
-            params = {"upper": upper}
-            if lower is not None:
-                params["lower"] = lower
-            if inc.lookback:
-                params["lookback_us"] = int(inc.lookback * 1_000_000)
-            candidate = CursorState(cursor=column.name, value=upper, value_type=column.type.value)
-        if spec.window:
-            if not schema.has(spec.window.column):
-                raise BadInputError(
-                    f"source.window.column: '{spec.window.column}' not in source {schema.names}"
-                )
-            column = schema.column(spec.window.column)
-            ptype = dialect.param_type(column.native_type or dialect.base_type(column))
-            col = dialect.quote_ident(column.name)
-            clause = f"{col} >= {{wstart:{ptype}}} and {col} < {{wend:{ptype}}}"
-            where = f"({where}) and {clause}" if where else clause
-            params.update(wstart=spec.window.start, wend=spec.window.end)
-            details["window"] = spec.window.model_dump()
-        return where, params, candidate, details
-
-    def extract(
-        self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...] = ()
-    ) -> ExtractResult:
-        """Fix the window (the cursor's max now), then stream the rows lazily in blocks."""
-        schema, relation = self._describe_source(spec)
-        where, params, candidate, details = self._window(spec, schema, relation, state)
-        select = dialect.select_rows(relation, schema.names, where)
-        details["query"] = select
-        settings = {"max_block_size": spec.batch_size}
-        if ARROW in accepted_formats:
-            artifact: Any = ArrowBatches(self._arrow_batches(select, params, settings, details))
-        else:
-            artifact = StreamingBatches(self._row_batches(select, params, settings, details))
-        return ExtractResult(artifact=artifact, schema=schema, state_candidate=candidate, details=details)
-
-    def _arrow_batches(self, select: str, params: dict, settings: dict, details: dict) -> Iterator[Any]:
-        sent = 0
-        with self.client().query_arrow_stream(select, parameters=params, settings=settings) as stream:
-            for batch in stream:
-                sent += batch.num_rows
-                yield batch
-        details["source_rows"] = sent
-
-    def _row_batches(self, select: str, params: dict, settings: dict, details: dict) -> Iterator[list]:
-        sent = 0
-        with self.client().query_row_block_stream(select, parameters=params, settings=settings) as stream:
-            for block in stream:
-                sent += len(block)
-                yield [tuple(r) for r in block]
-        details["source_rows"] = sent
-
-    def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
-        schema, relation = self._describe_source(spec)
-        where, params, candidate, details = self._window(spec, schema, relation, state)
-        plan = {
-            "sql": dialect.select_rows(relation, schema.names, where),
-            "params": {k: str(v) for k, v in params.items()},
-            "window": details,
-            "state_candidate": None if candidate is None else candidate.__dict__,
-            "schema": [
-                {"name": c.name, "type": c.native_type, "nullable": c.nullable} for c in schema.columns
-            ],
-            "primary_key": list(schema.primary_key),
-        }
-        return plan, schema
-
-    def extract_keys(
-        self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...] = ()
-    ) -> ExtractResult:
-        if spec.table:
-            keyed = spec.model_copy(update={"columns": keys, "incremental": None, "window": None})
-        else:
-            cols = dialect.column_list(keys)
-            keyed = spec.model_copy(update={"query": f"select distinct {cols} from ({spec.query})"})
-        return self.extract(keyed, None, accepted_formats=accepted_formats)
 
     # --- sink ----------------------------------------------------------------------------
 
