@@ -440,13 +440,12 @@ class DponePostgresHook(PostgresSource):
             if not plan.target_exists and ctx.expects_target:
                 raise missing_target_error(ctx, during_load=True)
             facts = self._facts(cur, ctx, target, staged.schema)
-            key_set = staged.details.get("key_set")
             job = self._job(
                 ctx,
                 staged.schema,
                 plan,
                 staging=dialect.parse_table(staged.staging),
-                key_set=dialect.parse_table(key_set) if key_set else None,
+                key_set=dialect.parse_table(staged.key_set) if staged.key_set else None,
                 staged_rows=staged.rows,
             )
             outcomes = run_steps(plan_finalize(dialect, job, facts), execute)

@@ -372,7 +372,7 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
                     key_set = parts.sink.stage_key_set(ctx, keys)
                 finally:
                     _close_artifact(keys.artifact)
-                staged.details["key_set"] = key_set.staging
+                staged.key_set = key_set.staging
                 phase.rows, phase.bytes = key_set.rows, key_set.bytes
         failpoint("after_stage")
         check_full_refresh(ctx, parts.sink, staged)

@@ -41,6 +41,7 @@ class StagedData:
     bytes: int | None
     format: str
     details: dict[str, Any] = field(default_factory=dict)
+    key_set: str | None = None  # where the source's full key set is staged (reconciliation)
 
 
 @runtime_checkable

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..contracts.errors import (
+    BadInputError,
     DuplicateKeyError,
     EmptySourceError,
     MassDeleteError,
@@ -212,7 +213,12 @@ def _active(d: SetBasedDialect, load: LoadSpec) -> str:
 
 
 def _key_set(job: FinalizeJob) -> TableRef:
-    return job.key_set if job.load.source.incremental is not None and job.key_set else job.staging
+    """Where the source's full key set is: the batch itself for a full extract."""
+    if job.load.source.incremental is None:
+        return job.staging
+    if job.key_set is None:  # the batch holds only changed rows: reconciling against it would delete the rest
+        raise BadInputError("reconciliation of an incremental load needs the staged key set; none was staged")
+    return job.key_set
 
 
 def _delete_guard(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[Step]:

@@ -3,11 +3,13 @@ the result computed from what the steps answered, without a database."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from airflow_provider_dpone.contracts.errors import (
+    BadInputError,
     DuplicateKeyError,
     EmptySourceError,
     MassDeleteError,
@@ -179,3 +181,13 @@ def test_locks_come_first_and_the_target_lock_matches_the_strategy() -> None:
     assert full[0].sql.startswith("select pg_advisory_xact_lock") and full[0].params == ("dpone:raw.items",)
     assert "access exclusive" in full[1].sql and "row exclusive" in merge[1].sql
     assert len(lock_steps(d, job(MERGE), exists=False)) == 1
+
+
+def test_incremental_reconciliation_without_a_staged_key_set_is_refused() -> None:
+    rec = {"reconciliation": {"deletes": "hard"}}
+    cursor = {"incremental": {"mode": "cursor", "cursor": "day"}}
+    with pytest.raises(BadInputError, match="key set"):
+        plan_finalize(d, job(MERGE, rec, source=cursor), EXISTING)
+    keyed = replace(job(MERGE, rec, source=cursor), key_set=d.table("dpone_staging", "items__abc__keys"))
+    delete = [s.sql for s in plan_finalize(d, keyed, EXISTING) if s.sql.startswith("delete")]
+    assert delete and '"items__abc__keys"' in delete[0]
