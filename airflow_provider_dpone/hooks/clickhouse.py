@@ -11,8 +11,6 @@ The connection is described in ``clickhouse_client``; the source is ``clickhouse
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -35,20 +33,21 @@ from ..contracts.artifacts import (
     StreamingBatches,
     iter_row_batches,
 )
-from ..contracts.errors import BadInputError, DuplicateKeyError, UnsupportedError
-from ..contracts.quality import Measurement
-from ..contracts.records import as_bool
-from ..contracts.strategies import Strategy
-from ..contracts.table import CanonicalType, Column, TableSchema
+from ..contracts.errors import BadInputError, UnsupportedError
+from ..contracts.table import CanonicalType, TableSchema
 from ..runtime.failpoints import failpoint
-from ..runtime.guards import missing_target_error, null_key_error
+from ..runtime.guards import missing_target_error
 from ..runtime.protocols import LoadContext, StagedData, Statement
-from ..runtime.staging_label import KeptStaging, failed_label, kept_staging, staging_label, to_sweep
+from ..runtime.staging_label import staging_label
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from ..sql.clickhouse import CLICKHOUSE as dialect
+from ..sql.clickhouse_finalize import ClickHouseFacts, clickhouse_result, plan_clickhouse_finalize
 from ..sql.dialect import TableRef
+from ..sql.finalize import FinalizeJob
+from ..sql.staging_sink import StagingSink
+from ..sql.steps import Outcome, Step, render, run_steps, step_dict
+from .clickhouse_arrow import rows_to_arrow
 from .clickhouse_source import ClickHouseSource
-from .quality_measure import measure_checks
 
 log = logging.getLogger(__name__)
 
@@ -60,62 +59,7 @@ _INSERT_SETTINGS = {"input_format_null_as_default": 0}
 _TSV_SETTINGS = {**_INSERT_SETTINGS, "date_time_input_format": "best_effort"}
 
 
-def _arrow_type(column: Column) -> Any:
-    """The Arrow type a canonical column's Python values are converted through."""
-    t = column.type
-    simple = {
-        CanonicalType.BOOLEAN: pa.bool_(),
-        CanonicalType.INT16: pa.int16(),
-        CanonicalType.INT32: pa.int32(),
-        CanonicalType.INT64: pa.int64(),
-        CanonicalType.FLOAT32: pa.float32(),
-        CanonicalType.FLOAT64: pa.float64(),
-        CanonicalType.BINARY: pa.binary(),
-        CanonicalType.DATE: pa.date32(),
-        CanonicalType.TIMESTAMP: pa.timestamp("us"),
-        CanonicalType.TIMESTAMPTZ: pa.timestamp("us", tz="UTC"),
-    }
-    if t in simple:
-        return simple[t]
-    if t is CanonicalType.DECIMAL:
-        p, s = (
-            dialect.UNBOUNDED_DECIMAL
-            if column.precision is None or column.precision > 76
-            else (
-                column.precision,
-                column.scale or 0,
-            )
-        )
-        return pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
-    if t is CanonicalType.ARRAY:
-        return pa.list_(_arrow_type(Column("element", column.element or CanonicalType.UNKNOWN)))
-    return pa.string()  # string, json (text), uuid, time, interval, unknown
-
-
-def _flag(value: Any, default: bool) -> bool:
-    """A boolean extra, also when it came from a connection URI as text."""
-    return default if value is None else as_bool(value)
-
-
-def _text(value: Any) -> Any:
-    return value if value is None or isinstance(value, str) else str(value)
-
-
-def rows_to_arrow(schema: TableSchema, names: list[str], rows: list) -> Any:
-    """One row batch as an Arrow table with the columns renamed to ``names``."""
-    arrays = []
-    for i, column in enumerate(schema.columns):
-        values = [r[i] for r in rows]
-        arrow_type = _arrow_type(column)
-        if pa.types.is_string(arrow_type):
-            values = [_text(v) for v in values]
-        elif column.type is CanonicalType.TIMESTAMPTZ:
-            values = [v.astimezone(dt.timezone.utc) if v is not None else None for v in values]
-        arrays.append(pa.array(values, type=arrow_type))
-    return pa.Table.from_arrays(arrays, names=names)
-
-
-class DponeClickHouseHook(ClickHouseSource):
+class DponeClickHouseHook(ClickHouseSource, StagingSink):
     """Source and sink for ClickHouse; also a DbApiHook (``run``, ``get_records``, ``get_first``
     through a small DB-API adapter), for ``SQLExecuteQueryOperator`` and ``SqlSensor``."""
 
@@ -125,13 +69,18 @@ class DponeClickHouseHook(ClickHouseSource):
     hook_name = "dpone ClickHouse"
 
     accepted_formats = (TSV, ARROW)
+    sql_dialect = dialect
+
+    def _read(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
+        return self.query(statement, params)
+
+    def _write(self, statement: str, params: Any = None) -> None:
+        self.command(statement, params)
+
+    def target_table(self, ctx: LoadContext) -> TableRef:
+        return self._ref(ctx.load.sink.target)
 
     # --- sink ----------------------------------------------------------------------------
-
-    def staging_table(self, ctx: LoadContext) -> TableRef:
-        target = self._ref(ctx.load.sink.target)
-        digest = hashlib.sha1(f"{ctx.key}|{target}|{ctx.run_id}".encode()).hexdigest()[:12]
-        return dialect.table(ctx.load.sink.staging.schema_name, f"{target.name[:40]}__{digest}")
 
     def _plan_schema(self, ctx: LoadContext, schema: TableSchema) -> tuple[SchemaPlan, TableSchema | None]:
         # Key columns keep their type's nullability: ClickHouse refuses to alter them.
@@ -176,24 +125,6 @@ class DponeClickHouseHook(ClickHouseSource):
 
     def _order_by(self, ctx: LoadContext, schema: TableSchema) -> list[str]:
         return list(ctx.load.sink.unique_key or schema.primary_key)
-
-    def kept_staging(self, ctx: LoadContext) -> list[KeptStaging]:
-        """Staging tables other runs of this load left behind (killed, or kept on failure)."""
-        now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
-        rows = self.query(dialect.STAGING_TABLES, {"db": ctx.load.sink.staging.schema_name})
-        return kept_staging([(r[0], r[1]) for r in rows], ctx, now)
-
-    def sweep_stale_staging(self, ctx: LoadContext) -> list[str]:
-        """Drop this load's staging tables left by other runs more than ``stale_after`` ago,
-        and failed runs' beyond the newest ``max_kept``."""
-        spec = ctx.load.sink.staging
-        dropped = []
-        for kept, why in to_sweep(self.kept_staging(ctx), ctx):
-            table = dialect.table(spec.schema_name, kept.name)
-            self.command(dialect.drop_table(table))
-            dropped.append(str(table))
-            log.info("dropped staging %s of run %s: %s", table, kept.run_id, why)
-        return dropped
 
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
         """Apply the safe schema changes, create staging from the target, insert the batch."""
@@ -277,121 +208,45 @@ class DponeClickHouseHook(ClickHouseSource):
     def stage_key_set(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
         raise UnsupportedError("reconciliation (deletes) is not supported by the clickhouse sink")
 
-    def measure_quality(self, ctx: LoadContext, staged: StagedData, checks: list[Any]) -> list[Measurement]:
-        def fetchall(statement: str, params: Any) -> list:
-            return self.query(statement, params)
+    # --- finalize ------------------------------------------------------------------------
 
-        return measure_checks(
-            dialect,
-            lambda statement, params: next(iter(fetchall(statement, params)), None),
-            fetchall,
-            staging=dialect.parse_table(staged.staging),
-            target=self._ref(ctx.load.sink.target),
-            schema=staged.schema,
-            keys=list(ctx.load.sink.unique_key or staged.schema.primary_key),
-            staged_rows=staged.rows,
-            checks=checks,
-        )
-
-    def _check_keys(self, ctx: LoadContext, staging: TableRef, keys: list[str]) -> None:
-        """NULL or duplicate keys in staging stop the load before the target is touched."""
-        nulls, sample = self.query(dialect.null_keys(staging, keys))[0]
-        if nulls:
-            raise null_key_error(ctx.key, keys, int(nulls), list(sample))
-        count, sample = self.query(dialect.duplicate_keys(staging, keys))[0]
-        if count:
-            shown = ", ".join(str(tuple(s) if isinstance(s, tuple | list) else s) for s in sample)
-            raise DuplicateKeyError(
-                f"{count} key(s) of unique_key {keys} occur more than once in the batch "
-                f"(e.g. {shown}); target untouched. ClickHouse has no row order to keep the last by: "
-                "deduplicate in the source query"
-            )
+    def _facts(self, target: TableRef, staging: TableRef | None) -> ClickHouseFacts:
+        """The target from the catalog, and the staged partitions (None for a plan)."""
+        info = self._table_info(target)
+        partitions = None if staging is None else tuple(self._partitions(staging))
+        if info is None:
+            return ClickHouseFacts(exists=False, partitions=partitions)
+        comment = self.query(*dialect.table_comment(target))[0][0]
+        return ClickHouseFacts(True, info[0], info[2], comment, partitions)
 
     def _partitions(self, table: TableRef) -> list[str]:
         return [
             r[0] for r in self.query(dialect.ACTIVE_PARTITIONS, {"db": table.schema, "table": table.name})
         ]
 
+    def _job(
+        self, ctx: LoadContext, staging: TableRef, schema: TableSchema | None, rows: int | None
+    ) -> FinalizeJob:
+        return FinalizeJob(ctx.key, ctx.load, self.target_table(ctx), staging, schema, staged_rows=rows)
+
+    def _execute(self, step: Step) -> Outcome:
+        if step.check is not None:  # a guard: one row answered
+            return Outcome(1, self.query(step.sql, dict(step.params) if step.params else None))
+        self.command(step.sql)
+        failpoint("mid_finalize")  # a step has landed; the next has not
+        return Outcome(0)
+
     def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]:
+        """The planned steps, in order; each partition lands whole or not at all."""
         if extra:
             raise UnsupportedError("state cannot be committed inside a ClickHouse finalize")
-        spec = ctx.load.sink
-        strategy = spec.strategy
-        target = self._ref(spec.target)
         staging = dialect.parse_table(staged.staging)
-        keys = list(spec.unique_key or ())
-        if keys:
-            if spec.on_duplicate_keys != "fail":
-                raise UnsupportedError(
-                    "sink.on_duplicate_keys: only 'fail' is supported by clickhouse (no row order to keep the last by)"
-                )
-            self._check_keys(ctx, staging, keys)
-        result: dict[str, Any] = {"target": str(target), "rows_inserted": staged.rows}
-        info = self._table_info(target)
-        if info is None and ctx.expects_target:
+        job = self._job(ctx, staging, staged.schema, staged.rows)
+        facts = self._facts(job.target, staging)
+        if not facts.exists and ctx.expects_target:
             raise missing_target_error(ctx, during_load=True)
-        if info is None:
-            self.command(dialect.create_database(target.schema))
-            self.command(dialect.rename_table(staging, target))
-            self.command(dialect.modify_comment(target, ""))  # drop the staging label
-            result.update(method="rename", created=True)
-            return result
-        engine, _, partition_key = info
-        if strategy is Strategy.FULL_REFRESH:
-            comment = self.query(dialect.TABLE_COMMENT, {"db": target.schema, "table": target.name})[0][0]
-            self.command(dialect.exchange_tables(staging, target))
-            self.command(dialect.modify_comment(target, comment))  # the target keeps its own comment
-            result["method"] = "exchange"
-        elif strategy is Strategy.INCREMENTAL_APPEND:
-            result.update(method="attach_partitions", partitions=self._attach_all(target, staging))
-        elif strategy is Strategy.INCREMENTAL_MERGE:
-            if engine.startswith("Replacing"):
-                result["method"] = "replacing_merge_tree"
-            else:
-                self.command(dialect.delete_matching_keys(target, staging, keys))
-                result["method"] = "delete_insert"
-            failpoint("mid_finalize")
-            result["partitions"] = self._attach_all(target, staging)
-        elif strategy is Strategy.PARTITION_REPLACE:
-            wanted = ", ".join(spec.partition_by or ())
-            if not partition_key or partition_key.replace("`", "").strip("()") != wanted:
-                raise BadInputError(
-                    f"sink.partition_by: target {target} is partitioned by ({partition_key or 'nothing'}), "
-                    f"not ({wanted}); REPLACE PARTITION needs the same partition key"
-                )
-            replaced = []
-            for partition_id in self._partitions(staging):
-                self.command(dialect.replace_partition_from(target, partition_id, staging))
-                replaced.append(partition_id)
-                failpoint("mid_finalize")
-            result.update(method="replace_partition", partitions_replaced=replaced)
-        else:
-            raise UnsupportedError(
-                f"sink.strategy: '{strategy.value}' is not supported by the clickhouse sink"
-            )
-        return result
-
-    def _attach_all(self, target: TableRef, staging: TableRef) -> list[str]:
-        """Copy every staged partition into the target; each partition lands whole or not at all."""
-        attached = []
-        for partition_id in self._partitions(staging):
-            self.command(dialect.attach_partition_from(target, partition_id, staging))
-            attached.append(partition_id)
-        return attached
-
-    def cleanup(self, ctx: LoadContext, staged: StagedData | None, succeeded: bool) -> None:
-        keep = ctx.load.sink.staging.keep
-        if keep == "always" or (keep == "on_failure" and not succeeded):
-            if staged is not None:
-                log.info("keeping staging table %s (staging.keep=%s)", staged.staging, keep)
-            if not succeeded:  # labelled as a failed run's: staging.max_kept caps those
-                staging = self.staging_table(ctx)
-                found = self.query(dialect.TABLE_COMMENT, {"db": staging.schema, "table": staging.name})
-                label = failed_label(found[0][0] if found else None)
-                if label is not None:
-                    self.command(dialect.modify_comment(staging, label))
-            return
-        self.command(dialect.drop_table(self.staging_table(ctx)))
+        outcomes = run_steps(plan_clickhouse_finalize(dialect, job, facts), self._execute)
+        return clickhouse_result(job, facts, outcomes)
 
     def plan_load(
         self,
@@ -400,20 +255,20 @@ class DponeClickHouseHook(ClickHouseSource):
         binary: bool = True,
         schema_plan: SchemaPlan | None = None,
     ) -> dict[str, Any]:
-        """The statements a run would issue, touching nothing."""
+        """The statements a run would issue, touching nothing: schema changes, staging, then
+        the finalize's steps."""
         spec = ctx.load.sink
-        target = self._ref(spec.target)
-        staging = self.staging_table(ctx)
+        target, staging = self.target_table(ctx), self.staging_table(ctx)
         statements: list[str] = [dialect.create_database(staging.schema)]
         plan = None
+        finalize: list[Step] = []
         if schema is not None:
             if schema_plan is not None:  # already made by the caller: only the target is read again
                 plan, existing = schema_plan, self.describe_table(target, with_partition_key=True)
             else:
                 plan, existing = self._plan_schema(ctx, schema)
-            statements.extend(
-                dialect.schema_changes_ddl(target, plan.to_apply, existing.primary_key if existing else ())
-            )
+            keys = existing.primary_key if existing else ()
+            statements.extend(dialect.schema_changes_ddl(target, plan.to_apply, keys))
             if existing is not None:
                 statements.append(dialect.create_table_as(staging, target))
             else:
@@ -425,38 +280,15 @@ class DponeClickHouseHook(ClickHouseSource):
                         partition_by=spec.partition_by or (),
                     )
                 )
-            statements.append(
-                f"insert into {staging.sql} ({dialect.column_list(schema.names)}) format Arrow|TabSeparated"
+            columns = dialect.column_list(schema.names)
+            statements.append(f"insert into {staging.sql} ({columns}) format Arrow|TabSeparated")
+            finalize = plan_clickhouse_finalize(
+                dialect, self._job(ctx, staging, schema, None), self._facts(target, None)
             )
-            keys = list(spec.unique_key or ())
-            if keys:
-                statements += [dialect.null_keys(staging, keys), dialect.duplicate_keys(staging, keys)]
-            statements += self._plan_finalize(ctx, target, staging, keys, existing is not None)
-        statements.append(dialect.drop_table(staging))
         return {
             "target": str(target),
             "staging": str(staging),
-            "statements": statements,
+            "statements": statements + render(finalize) + [dialect.drop_table(staging)],
+            "steps": [step_dict(s) for s in finalize],
             "schema_plan": None if plan is None else plan.to_dict(),
         }
-
-    @staticmethod
-    def _plan_finalize(
-        ctx: LoadContext, target: TableRef, staging: TableRef, keys: list[str], exists: bool
-    ) -> list[str]:
-        strategy = ctx.load.sink.strategy
-        if not exists:
-            return [dialect.rename_table(staging, target)]
-        each = "-- for each partition id in system.parts of the staging table:"
-        if strategy is Strategy.FULL_REFRESH:
-            return [dialect.exchange_tables(staging, target)]
-        if strategy is Strategy.INCREMENTAL_MERGE:
-            return [
-                dialect.delete_matching_keys(target, staging, keys)
-                + "  -- unless the target is a ReplacingMergeTree",
-                each,
-                dialect.attach_partition_from(target, "<id>", staging),
-            ]
-        if strategy is Strategy.PARTITION_REPLACE:
-            return [each, dialect.replace_partition_from(target, "<id>", staging)]
-        return [each, dialect.attach_partition_from(target, "<id>", staging)]

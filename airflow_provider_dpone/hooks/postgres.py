@@ -7,7 +7,6 @@ transaction; ``dpone plan`` renders the same steps.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -29,29 +28,28 @@ from ..contracts.artifacts import (
     iter_row_batches,
 )
 from ..contracts.errors import BadInputError
-from ..contracts.quality import Measurement
 from ..contracts.strategies import Strategy
 from ..contracts.table import TableSchema
 from ..runtime.failpoints import failpoint
 from ..runtime.guards import missing_target_error
 from ..runtime.prefetch import Prefetched
 from ..runtime.protocols import LoadContext, StagedData, Statement
-from ..runtime.staging_label import KeptStaging, failed_label, kept_staging, staging_label, to_sweep
+from ..runtime.staging_label import staging_label
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from ..sql.dialect import TableRef
 from ..sql.finalize import FinalizeJob, Leaf, TargetFacts, lock_steps, plan_finalize
 from ..sql.finalize_result import finalize_result
 from ..sql.postgres import POSTGRES as dialect
+from ..sql.staging_sink import StagingSink
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
 from ..sql.targets import managed_columns, target_primary_key
 from .postgres_session import one_row
 from .postgres_source import BINARY, PREFETCH, TEXT, PostgresSource
-from .quality_measure import measure_checks
 
 log = logging.getLogger(__name__)
 
 
-class DponePostgresHook(PostgresSource):
+class DponePostgresHook(PostgresSource, StagingSink):
     """Source and sink for PostgreSQL. Accepts ``postgres`` and ``dpone_postgres`` connections.
 
     Being the official PostgresHook, it also offers ``run``, ``get_records``, ``get_first`` and
@@ -61,20 +59,36 @@ class DponePostgresHook(PostgresSource):
     conn_type = "dpone_postgres"
     hook_name = "dpone PostgreSQL"
     accepted_formats = (BINARY, TEXT)
+    sql_dialect = dialect
+
+    def _read(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
+        """Rows of one read-only statement (a check's SQL cannot write through here)."""
+        with self.session() as conn:
+            conn.read_only = True
+            try:
+                return conn.execute(statement, params or None).fetchall()
+            finally:
+                conn.rollback()
+
+    def _write(self, statement: str, params: Any = None) -> None:
+        with self.session() as conn:
+            conn.execute(statement, params or None)
+
+    def _drop_stale(self, table: TableRef) -> bool:
+        """A table still locked by a live run is skipped, never waited for."""
+        try:
+            with self.session() as conn:
+                conn.execute("set local lock_timeout = '1s'")
+                conn.execute(dialect.drop_table(table))
+        except psycopg.errors.LockNotAvailable:
+            return False
+        return True
 
     def hosts_state(self, conn_id: str) -> bool:
         """A state table on ``conn_id`` commits in this sink's finalize when it is this connection."""
         return conn_id == self.dpone_conn_id
 
     # --- sink ----------------------------------------------------------------------------
-
-    @staticmethod
-    def staging_table(ctx: LoadContext, role: str = "") -> TableRef:
-        """The run's staging table; ``role`` "keys" names the reconciliation key set."""
-        target = dialect.parse_table(ctx.load.sink.target)
-        digest = hashlib.sha1(f"{ctx.key}|{target}|{ctx.run_id}".encode()).hexdigest()[:12]
-        suffix = f"__{role}" if role else ""
-        return dialect.table(ctx.load.sink.staging.schema_name, f"{target.name[:34]}__{digest}{suffix}")
 
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
         """Create the staging table and COPY the artifact into it, in one transaction."""
@@ -86,38 +100,6 @@ class DponePostgresHook(PostgresSource):
     def stage_key_set(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
         """Stage the source's full key set next to the batch (reconciliation of incremental loads)."""
         return self._stage_into(ctx, self.staging_table(ctx, "keys"), extract, logged=False)
-
-    def kept_staging(self, ctx: LoadContext) -> list[KeptStaging]:
-        """Staging tables other runs of this load left behind (killed, or kept on failure)."""
-        with self.session() as conn:
-            rows = conn.execute(dialect.STAGING_TABLES, (ctx.load.sink.staging.schema_name,)).fetchall()
-            now = one_row(conn.execute("select extract(epoch from now())"))[0]
-        return kept_staging(rows, ctx, float(now))
-
-    def sweep_stale_staging(self, ctx: LoadContext) -> list[str]:
-        """Drop this load's staging tables left by other runs more than ``stale_after`` ago,
-        and failed runs' beyond the newest ``max_kept``.
-
-        Killed runs leave their staging behind (a retry of the same run reuses its name and
-        recreates it). A table still locked by a live run is skipped, never waited for.
-        """
-        spec = ctx.load.sink.staging
-        dropped: list[str] = []
-        doomed = to_sweep(self.kept_staging(ctx), ctx)
-        with self.session() as conn:
-            for kept, why in doomed:
-                table = dialect.table(spec.schema_name, kept.name)
-                try:
-                    conn.execute("set local lock_timeout = '1s'")
-                    conn.execute(dialect.drop_table(table))
-                    conn.commit()
-                except psycopg.errors.LockNotAvailable:
-                    conn.rollback()
-                    log.info("stale staging %s is in use; left for a later run", table)
-                    continue
-                dropped.append(str(table))
-                log.info("dropped staging %s of run %s: %s", table, kept.run_id, why)
-        return dropped
 
     def _stage_into(
         self, ctx: LoadContext, staging: TableRef, extract: ExtractResult, *, logged: bool
@@ -289,25 +271,6 @@ class DponePostgresHook(PostgresSource):
             finally:
                 conn.rollback()
 
-    def measure_quality(self, ctx: LoadContext, staged: StagedData, checks: list[Any]) -> list[Measurement]:
-        """Measure each quality check on staging, read-only; samples carry key columns only."""
-        with self.session() as conn:
-            conn.read_only = True
-            cur = conn.cursor()
-            out = measure_checks(
-                dialect,
-                lambda query, params: cur.execute(query, params or None).fetchone(),
-                lambda query, params: cur.execute(query, params or None).fetchall(),
-                staging=dialect.parse_table(staged.staging),
-                target=dialect.parse_table(ctx.load.sink.target),
-                schema=staged.schema,
-                keys=list(ctx.load.sink.unique_key or staged.schema.primary_key),
-                staged_rows=staged.rows,
-                checks=checks,
-            )
-            conn.rollback()
-        return out
-
     # --- finalize journal ------------------------------------------------------------------
 
     @staticmethod
@@ -353,29 +316,6 @@ class DponePostgresHook(PostgresSource):
                 dialect.acknowledge_journal(self._journal(ctx)), (ctx.pipeline, ctx.load.name, run_id)
             )
             conn.commit()
-
-    def cleanup(self, ctx: LoadContext, staged: StagedData | None, succeeded: bool) -> None:
-        keep = ctx.load.sink.staging.keep
-        if keep == "always" or (keep == "on_failure" and not succeeded):
-            if staged is not None:
-                log.info("keeping staging table %s (staging.keep=%s)", staged.staging, keep)
-            if not succeeded:
-                self._mark_failed(ctx)
-            return
-        with self.session() as conn:
-            for role in ("", "keys"):
-                conn.execute(dialect.drop_table(self.staging_table(ctx, role)))
-            conn.commit()
-
-    def _mark_failed(self, ctx: LoadContext) -> None:
-        """Label the run's kept staging as a failed run's (``staging.max_kept`` caps those)."""
-        with self.session() as conn:
-            for role in ("", "keys"):
-                table = self.staging_table(ctx, role)
-                row = conn.execute(dialect.TABLE_COMMENT, (table.sql,)).fetchone()
-                label = failed_label(row[0] if row else None)
-                if label is not None:
-                    conn.execute(dialect.comment_table(table, label))
 
     # --- finalize ------------------------------------------------------------------------
 

@@ -410,5 +410,17 @@ class ClickHouseDialect(SqlDialect):
         col = self.quote_ident(column)
         return f"select toFloat64(dateDiff('microsecond', max({col}), now64(6))) / 1e6 from {staging.sql}"
 
+    def now_epoch(self) -> str:
+        return "select toUnixTimestamp64Micro(now64(6)) / 1e6"
+
+    def staging_tables(self, schema: str) -> tuple[str, Any]:
+        return STAGING_TABLES, {"db": schema}
+
+    def table_comment(self, table: TableRef) -> tuple[str, Any]:
+        return TABLE_COMMENT, {"db": table.schema, "table": table.name}
+
+    def set_comment(self, table: TableRef, text: str) -> str:
+        return self.modify_comment(table, text)
+
 
 CLICKHOUSE = ClickHouseDialect()

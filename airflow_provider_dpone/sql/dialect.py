@@ -82,6 +82,22 @@ class SqlDialect(ABC):
     # --- fragments each database spells its own way ------------------------------------
 
     @abstractmethod
+    def now_epoch(self) -> str:
+        """One row: the server's clock as seconds since the epoch."""
+
+    @abstractmethod
+    def staging_tables(self, schema: str) -> tuple[str, Any]:
+        """(query, parameters): ``(name, comment)`` of tables in ``schema`` labelled as staging."""
+
+    @abstractmethod
+    def table_comment(self, table: TableRef) -> tuple[str, Any]:
+        """(query, parameters): one row holding the table's comment, no row when it is absent."""
+
+    @abstractmethod
+    def set_comment(self, table: TableRef, text: str) -> str:
+        """Set the table's comment (the staging label lives there)."""
+
+    @abstractmethod
     def null_keys(self, staging: TableRef, keys: Sequence[str], limit: int = SAMPLE_LIMIT) -> str:
         """One row: (rows with a NULL in any key column, a sample of their keys)."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..contracts.errors import BadInputError
 from ..contracts.table import CanonicalType, Column, TableSchema
@@ -690,6 +691,18 @@ class PostgresDialect(SetBasedDialect):
     def comment_table(self, table: TableRef, text: str) -> str:
         """COMMENT takes no bind parameters; ``text`` is rendered as a quoted literal."""
         return f"comment on table {table.sql} is {self.quote_literal(text)}"
+
+    def now_epoch(self) -> str:
+        return "select extract(epoch from now())"
+
+    def staging_tables(self, schema: str) -> tuple[str, Any]:
+        return STAGING_TABLES, (schema,)
+
+    def table_comment(self, table: TableRef) -> tuple[str, Any]:
+        return TABLE_COMMENT, (table.sql,)
+
+    def set_comment(self, table: TableRef, text: str) -> str:
+        return self.comment_table(table, text)
 
 
 POSTGRES = PostgresDialect()

@@ -199,3 +199,104 @@ def test_the_plan_shows_every_statement_the_finalize_runs(clean_pg, case: str, m
         else:
             skipped.add(step["when"])
     assert skipped == SKIPPED_WHEN.get(case, set()), f"{case}: skipped {skipped}"
+
+
+# --- ClickHouse ------------------------------------------------------------------------------
+
+CH_CASES: dict[str, tuple[dict, dict, str | None]] = {  # (sink, source, target created before r1)
+    "full_refresh": ({"strategy": "full_refresh"}, {}, None),
+    "incremental_append": ({"strategy": "incremental_append"}, CURSOR, None),
+    "incremental_merge": ({"strategy": "incremental_merge", "unique_key": ["id"]}, CURSOR, None),
+    "merge_replacing_merge_tree": (
+        {"strategy": "incremental_merge", "unique_key": ["id"]},
+        CURSOR,
+        "create table raw.accounts (id Int64, name String, balance Nullable(Decimal(12, 2)), day Date32, "
+        "updated_at DateTime64(6, 'UTC')) engine = ReplacingMergeTree order by id",
+    ),
+    "partition_replace": (
+        {"strategy": "partition_replace", "partition_by": ["day"]},
+        {"window": WINDOW},
+        "create table raw.accounts (id Int64, name String, balance Nullable(Decimal(12, 2)), day Date32, "
+        "updated_at DateTime64(6, 'UTC')) engine = MergeTree partition by day order by id",
+    ),
+}
+_CH_CATALOG = ("from system.tables", "from system.parts")
+
+
+def _ch_normal(statement: str) -> str:
+    """As ``_normal``, with a concrete partition id as the plan's placeholder."""
+    return re.sub(r"partition id '[^']*'", "partition id '<partition id>'", _normal(statement))
+
+
+@contextmanager
+def captured_ch_finalize() -> Iterator[list[str]]:
+    """Every statement the ClickHouse sink sends inside its ``finalize``."""
+    from airflow_provider_dpone.hooks.clickhouse import DponeClickHouseHook
+
+    seen: list[str] = []
+    inside = [False]
+    real = {name: getattr(DponeClickHouseHook, name) for name in ("query", "command", "finalize")}
+
+    def recorder(name: str) -> Any:
+        def call(self: Any, statement: str, *args: Any, **kwargs: Any) -> Any:
+            if inside[0]:
+                seen.append(statement)
+            return real[name](self, statement, *args, **kwargs)
+
+        return call
+
+    def finalize(self: Any, *args: Any, **kwargs: Any) -> Any:
+        inside[0] = True
+        try:
+            return real["finalize"](self, *args, **kwargs)
+        finally:
+            inside[0] = False
+
+    DponeClickHouseHook.query = recorder("query")  # type: ignore[method-assign]
+    DponeClickHouseHook.command = recorder("command")  # type: ignore[method-assign]
+    DponeClickHouseHook.finalize = finalize  # type: ignore[method-assign]
+    try:
+        yield seen
+    finally:
+        for name, fn in real.items():
+            setattr(DponeClickHouseHook, name, fn)
+
+
+@pytest.mark.parametrize("case", sorted(CH_CASES))
+def test_the_clickhouse_plan_shows_every_statement_the_finalize_runs(clean_pg, clean_ch, case: str) -> None:
+    pg, ch = clean_pg, clean_ch
+    pg.execute("src", ACCOUNTS)
+    sink, source, target = CH_CASES[case]
+    body = {
+        "name": "accounts",
+        "source": {"connector": "postgres", "conn_id": "src", "table": "accounts", **source},
+        "sink": {"connector": "clickhouse", "conn_id": "ch", "table": "raw.accounts", **sink},
+    }
+    m = parse_manifest(
+        {"pipeline": "planrun", "state": {"backend": "table", "conn_id": "dst"}, "loads": [body]}
+    )
+    if target:
+        ch.command("create database if not exists raw")
+        ch.command(target)
+    whole = {**body, "source": {k: v for k, v in body["source"].items() if k != "window"}}
+    run(parse_manifest({**m.model_dump(by_alias=True), "loads": [whole]}), "r1")
+    pg.execute("src", CHANGE)
+    load = m.loads[0]
+    steps = plan_load(m.pipeline, load, assemble(load, m.state))["load_sql"]["steps"]
+    with captured_ch_finalize() as seen:
+        assert run(m, "r2").status == "success"
+    executed = [_ch_normal(s) for s in seen if not any(c in s for c in _CH_CATALOG)]
+    assert executed, "nothing captured"
+    planned = [_ch_normal(s["sql"]) for s in steps]
+    ran = 0
+    for statement in planned:
+        if ran < len(executed) and executed[ran] == statement:
+            ran += 1
+            # one templated step per staged partition: it may repeat
+            while ran < len(executed) and "<partition id>" in statement and executed[ran] == statement:
+                ran += 1
+        else:
+            raise AssertionError(f"{case}: the plan's step did not run: {statement}\nran: {executed}")
+    assert ran == len(executed), (
+        f"{case}: the run executed statements the plan does not show: {executed[ran:]}"
+    )

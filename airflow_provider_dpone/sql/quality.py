@@ -20,7 +20,7 @@ from ..contracts.quality import (
     UniqueCheck,
 )
 from ..contracts.table import TableSchema
-from ..sql.dialect import SqlDialect, TableRef
+from .dialect import SqlDialect, TableRef
 
 Fetch = Callable[[str, Any], "tuple | None"]
 FetchAll = Callable[[str, Any], list]
