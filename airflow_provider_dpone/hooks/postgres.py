@@ -7,7 +7,6 @@ transaction; ``dpone plan`` renders the same steps.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from contextlib import closing
@@ -39,8 +38,8 @@ from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from ..sql.dialect import TableRef
 from ..sql.finalize import FinalizeJob, Leaf, TargetFacts, lock_steps, plan_finalize
 from ..sql.finalize_result import finalize_result
+from ..sql.journal import JournalingStagingSink
 from ..sql.postgres import POSTGRES as dialect
-from ..sql.staging_sink import StagingSink
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
 from ..sql.targets import managed_columns, target_primary_key
 from .postgres_session import one_row
@@ -49,7 +48,7 @@ from .postgres_source import BINARY, PREFETCH, TEXT, PostgresSource
 log = logging.getLogger(__name__)
 
 
-class DponePostgresHook(PostgresSource, StagingSink):
+class DponePostgresHook(PostgresSource, JournalingStagingSink):
     """Source and sink for PostgreSQL. Accepts ``postgres`` and ``dpone_postgres`` connections.
 
     Being the official PostgresHook, it also offers ``run``, ``get_records``, ``get_first`` and
@@ -270,52 +269,6 @@ class DponePostgresHook(PostgresSource, StagingSink):
                 return self._plan_schema(conn.cursor(), ctx, target, schema)
             finally:
                 conn.rollback()
-
-    # --- finalize journal ------------------------------------------------------------------
-
-    @staticmethod
-    def _journal(ctx: LoadContext) -> TableRef:
-        return dialect.table(ctx.load.sink.staging.schema_name, "dpone_journal")
-
-    def journal_statements(
-        self, ctx: LoadContext, before: dict[str, Any] | None, after: dict[str, Any]
-    ) -> list[Statement]:
-        """The journal row finalize commits with the data, when state lives elsewhere."""
-        table = self._journal(ctx)
-        with self.session() as conn:  # created before the finalize transaction takes its locks
-            if not one_row(conn.execute(dialect.TABLE_EXISTS, (table.sql,)))[0]:
-                for statement in dialect.create_journal_table(table):
-                    conn.execute(statement)
-                conn.commit()
-        params = (
-            ctx.pipeline,
-            ctx.load.name,
-            ctx.run_id,
-            None if before is None else json.dumps(before),
-            json.dumps(after),
-        )
-        return [(dialect.upsert_journal(table), params)]
-
-    def pending_journal(self, ctx: LoadContext) -> dict[str, Any] | None:
-        """The last finalize whose state the state backend has not acknowledged, if any."""
-        table = self._journal(ctx)
-        with self.session() as conn:
-            if not one_row(conn.execute(dialect.TABLE_EXISTS, (table.sql,)))[0]:
-                return None
-            row = conn.execute(
-                dialect.select_pending_journal(table), (ctx.pipeline, ctx.load.name)
-            ).fetchone()
-        if row is None:
-            return None
-        before = None if row[1] is None else json.loads(row[1])
-        return {"run_id": row[0], "state_before": before, "state_after": json.loads(row[2])}
-
-    def acknowledge_journal(self, ctx: LoadContext, run_id: str) -> None:
-        with self.session() as conn:
-            conn.execute(
-                dialect.acknowledge_journal(self._journal(ctx)), (ctx.pipeline, ctx.load.name, run_id)
-            )
-            conn.commit()
 
     # --- finalize ------------------------------------------------------------------------
 

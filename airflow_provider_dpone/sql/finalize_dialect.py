@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..contracts.table import Column, TableSchema
 from ..schema.planner import SchemaChange
@@ -225,3 +226,25 @@ class SetBasedDialect(SqlDialect):
         self, parent: TableRef, old: TableRef, new: TableRef, bound: str, constraint: str
     ) -> tuple[list[str], list[str]]:
         """(prepare ``new`` like ``old``; swap ``new`` in for ``old``)."""
+
+    # --- the crash journal (state committed with the data, acknowledged later) -------------
+
+    @abstractmethod
+    def table_exists(self, table: TableRef) -> tuple[str, Any]:
+        """(query, parameters): one row, whether ``table`` exists."""
+
+    @abstractmethod
+    def create_journal_table(self, table: TableRef) -> list[str]:
+        """Create the journal table (pipeline, load, run_id, state_before, state_after, acknowledged)."""
+
+    @abstractmethod
+    def upsert_journal(self, table: TableRef) -> str:
+        """Write a load's journal row; parameters (pipeline, load, run_id, before, after) as JSON text."""
+
+    @abstractmethod
+    def select_pending_journal(self, table: TableRef) -> str:
+        """run_id, state_before, state_after (JSON text) of an unacknowledged row; (pipeline, load)."""
+
+    @abstractmethod
+    def acknowledge_journal(self, table: TableRef) -> str:
+        """Mark the row acknowledged; parameters (pipeline, load, run_id)."""

@@ -692,6 +692,9 @@ class PostgresDialect(SetBasedDialect):
         """COMMENT takes no bind parameters; ``text`` is rendered as a quoted literal."""
         return f"comment on table {table.sql} is {self.quote_literal(text)}"
 
+    def table_exists(self, table: TableRef) -> tuple[str, Any]:
+        return TABLE_EXISTS, (table.sql,)
+
     def now_epoch(self) -> str:
         return "select extract(epoch from now())"
 
