@@ -113,14 +113,32 @@ def iter_row_batches(artifact: Artifact) -> Iterator[list[Row]]:
 
 
 @dataclass
+class StreamStats:
+    """What a source learns only once its stream is drained: the stream fills it, the engine
+    reads it after staging. ``source_rows`` stays None until the stream was read to its end."""
+
+    source_rows: int | None = None
+
+
+@dataclass
 class ExtractResult:
     """What a source returns: the artifact, the source schema and the state candidate.
 
-    The state candidate is committed only after the sink has committed the data.
-    ``details`` holds JSON-safe facts for the run report (bounds used, snapshot, query).
+    The state candidate is committed only after the sink has committed the data (a source whose
+    end is known only by reading, a topic or an API, moves it when its stream is drained).
+    ``more`` says a chunked backfill has rows past this window: the engine runs the next chunk.
+    ``details`` holds JSON-safe facts for the run report (bounds used, snapshot, query); the
+    engine adds ``stats.source_rows`` to them.
     """
 
     artifact: Artifact
     schema: TableSchema
     state_candidate: StateRecord | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    more: bool = False
+    stats: StreamStats = field(default_factory=StreamStats)
+
+    def report_details(self) -> dict[str, Any]:
+        """``details`` as the run report shows them: with the rows sent once they are known."""
+        rows = self.stats.source_rows
+        return self.details if rows is None else {**self.details, "source_rows": rows}

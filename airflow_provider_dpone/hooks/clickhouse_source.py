@@ -4,6 +4,7 @@ record batches to sinks that take Arrow, else as row batches."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..contracts.artifacts import (
@@ -11,17 +12,27 @@ from ..contracts.artifacts import (
     ArrowBatches,
     ExtractResult,
     StreamingBatches,
+    StreamStats,
 )
 from ..contracts.errors import BadInputError, UnsupportedError
 from ..contracts.manifest import SourceSpec
-from ..contracts.state import CursorState, StateRecord
+from ..contracts.state import StateRecord
 from ..contracts.strategies import IncrementalMode
-from ..contracts.table import CanonicalType, TableSchema
+from ..contracts.table import Column, TableSchema
 from ..sql.clickhouse import CLICKHOUSE as dialect
+from ..sql.extract_plan import bound_cursor, cursor_column, fixed_window, plan_cursor
 from .clickhouse_client import ClickHouseClient
 
-_TEMPORAL = {CanonicalType.DATE, CanonicalType.TIMESTAMP, CanonicalType.TIMESTAMPTZ}
-_DATETIMES = {CanonicalType.TIMESTAMP, CanonicalType.TIMESTAMPTZ}
+
+@dataclass
+class _Window:
+    """The rows an extract reads (WHERE clause, named parameters), its state candidate and the
+    report's details."""
+
+    where: str
+    params: dict[str, Any]
+    candidate: StateRecord | None
+    details: dict[str, Any]
 
 
 class ClickHouseSource(ClickHouseClient):
@@ -65,104 +76,82 @@ class ClickHouseSource(ClickHouseClient):
 
     def _window(
         self, spec: SourceSpec, schema: TableSchema, relation: str, state: StateRecord | None
-    ) -> tuple[str, dict[str, Any], StateRecord | None, dict[str, Any]]:
+    ) -> _Window:
+        """The rows this extract reads (WHERE clause, parameters), its state candidate and details."""
         inc = spec.incremental
-        where, params, candidate = "", {}, None
-        details: dict[str, Any] = {"mode": "full"}
+        window = _Window("", {}, None, {"mode": "full"})
         if inc is not None:
             if inc.mode is not IncrementalMode.CURSOR:
                 raise UnsupportedError(
                     f"source.incremental.mode: '{inc.mode.value}' is not supported by clickhouse; allowed: cursor"
                 )
-            if not schema.has(inc.cursor or ""):
-                raise BadInputError(
-                    f"source.incremental.cursor: column '{inc.cursor}' not in source {schema.names}"
+            plan = plan_cursor(inc, state, cursor_column(inc, schema), no_chunks="clickhouse")
+            maximum, count = self.query(dialect.cursor_max(relation, plan.cursor))[0]
+            bounds = bound_cursor(plan, maximum if count else None)
+            window = _Window("0", {}, bounds.candidate, bounds.details)
+            if bounds.upper is not None:
+                ptype = self._param_type(plan.column)
+                window.where = dialect.cursor_predicate(
+                    plan.cursor, ptype, plan.has_lower, plan.lookback_applies
                 )
-            column = schema.column(inc.cursor or "")
-            if state is not None and not isinstance(state, CursorState):
-                raise BadInputError(f"stored state is {state.kind!r} but the load uses cursor mode; reset it")
-            if inc.lookback and column.type not in _TEMPORAL:
-                raise BadInputError(
-                    f"source.incremental.lookback: only applies to date/time cursors; "
-                    f"'{inc.cursor}' is {column.native_type}"
-                )
-            if inc.chunk:
-                raise UnsupportedError(
-                    "source.incremental.chunk is not supported by the clickhouse source yet"
-                )
-            lower = state.value if state is not None else inc.initial_value
-            upper, count = self.query(dialect.cursor_max(relation, column.name))[0]
-            upper = upper if count else None
-            details = {
-                "mode": "cursor",
-                "cursor": column.name,
-                "lower": lower,
-                "upper": upper,
-                "lookback_seconds": inc.lookback,
-            }
-            if upper is None:
-                return "0", {}, state, details
-            ptype = dialect.param_type(column.native_type or dialect.base_type(column))
-            where = dialect.cursor_predicate(column.name, ptype, lower is not None, bool(inc.lookback))
-            params = {"upper": upper}
-            if lower is not None:
-                params["lower"] = lower
-            if inc.lookback:
-                params["lookback_us"] = int(inc.lookback * 1_000_000)
-            candidate = CursorState(cursor=column.name, value=upper, value_type=column.type.value)
+                window.params["upper"] = bounds.upper
+                if plan.has_lower:
+                    window.params["lower"] = plan.lower
+                if plan.lookback_applies:
+                    window.params["lookback_us"] = int(plan.lookback * 1_000_000)
         if spec.window:
-            if not schema.has(spec.window.column):
-                raise BadInputError(
-                    f"source.window.column: '{spec.window.column}' not in source {schema.names}"
-                )
-            column = schema.column(spec.window.column)
-            ptype = dialect.param_type(column.native_type or dialect.base_type(column))
-            col = dialect.quote_ident(column.name)
+            fixed = fixed_window(spec.window, schema)
+            ptype, col = self._param_type(fixed.column), dialect.quote_ident(fixed.column.name)
             clause = f"{col} >= {{wstart:{ptype}}} and {col} < {{wend:{ptype}}}"
-            where = f"({where}) and {clause}" if where else clause
-            params.update(wstart=spec.window.start, wend=spec.window.end)
-            details["window"] = spec.window.model_dump()
-        return where, params, candidate, details
+            window.where = f"({window.where}) and {clause}" if window.where else clause
+            window.params.update(wstart=fixed.start, wend=fixed.end)
+            window.details["window"] = fixed.details()
+        return window
+
+    @staticmethod
+    def _param_type(column: Column) -> str:
+        return dialect.param_type(column.native_type or dialect.base_type(column))
 
     def extract(
         self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...] = ()
     ) -> ExtractResult:
         """Fix the window (the cursor's max now), then stream the rows lazily in blocks."""
         schema, relation = self._describe_source(spec)
-        where, params, candidate, details = self._window(spec, schema, relation, state)
-        select = dialect.select_rows(relation, schema.names, where)
-        details["query"] = select
+        window = self._window(spec, schema, relation, state)
+        select = dialect.select_rows(relation, schema.names, window.where)
+        window.details["query"] = select
         settings = {"max_block_size": spec.batch_size}
+        stats = StreamStats()
         if ARROW in accepted_formats:
-            artifact: Any = ArrowBatches(self._arrow_batches(select, params, settings, details))
+            artifact: Any = ArrowBatches(self._arrow_batches(select, window.params, settings, stats))
         else:
-            artifact = StreamingBatches(self._row_batches(select, params, settings, details))
-        return ExtractResult(artifact=artifact, schema=schema, state_candidate=candidate, details=details)
+            artifact = StreamingBatches(self._row_batches(select, window.params, settings, stats))
+        return ExtractResult(artifact, schema, window.candidate, window.details, stats=stats)
 
-    def _arrow_batches(self, select: str, params: dict, settings: dict, details: dict) -> Iterator[Any]:
+    def _arrow_batches(self, select: str, params: dict, settings: dict, stats: StreamStats) -> Iterator[Any]:
         sent = 0
         with self.client().query_arrow_stream(select, parameters=params, settings=settings) as stream:
             for batch in stream:
                 sent += batch.num_rows
                 yield batch
-        details["source_rows"] = sent
+        stats.source_rows = sent
 
-    def _row_batches(self, select: str, params: dict, settings: dict, details: dict) -> Iterator[list]:
+    def _row_batches(self, select: str, params: dict, settings: dict, stats: StreamStats) -> Iterator[list]:
         sent = 0
         with self.client().query_row_block_stream(select, parameters=params, settings=settings) as stream:
             for block in stream:
                 sent += len(block)
                 yield [tuple(r) for r in block]
-        details["source_rows"] = sent
+        stats.source_rows = sent
 
     def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
         schema, relation = self._describe_source(spec)
-        where, params, candidate, details = self._window(spec, schema, relation, state)
+        window = self._window(spec, schema, relation, state)
         plan = {
-            "sql": dialect.select_rows(relation, schema.names, where),
-            "params": {k: str(v) for k, v in params.items()},
-            "window": details,
-            "state_candidate": None if candidate is None else candidate.__dict__,
+            "sql": dialect.select_rows(relation, schema.names, window.where),
+            "params": {k: str(v) for k, v in window.params.items()},
+            "window": window.details,
+            "state_candidate": None if window.candidate is None else window.candidate.__dict__,
             "schema": [
                 {"name": c.name, "type": c.native_type, "nullable": c.nullable} for c in schema.columns
             ],

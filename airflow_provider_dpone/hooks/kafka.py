@@ -389,7 +389,8 @@ class DponeKafkaHook(KafkaBaseHook):
             consumer.close()
         final = {str(p): min(reached[p], high) for p, (_, high) in bounds.items()}
         result.state_candidate = OffsetsState(topic, final)
-        result.details.update(source_rows=sent, tombstones_skipped=tombstones, read_to=final)
+        result.stats.source_rows = sent
+        result.details.update(tombstones_skipped=tombstones, read_to=final)
 
     def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
         value_schema, _ = self._value_schema(spec)

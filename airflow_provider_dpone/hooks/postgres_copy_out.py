@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from ..contracts.artifacts import StreamStats
 from ..contracts.errors import TerminalError, TransientError
 from ..runtime.prefetch import Pushed
 from .postgres_errors import classify
@@ -84,10 +85,10 @@ def snapshot_reader(
 
 
 def copy_out_chunks(
-    reader: Any, statement: str, params: tuple, details: dict[str, Any], *, chunk: int, depth: int
+    reader: Any, statement: str, params: tuple, stats: StreamStats, *, chunk: int, depth: int
 ) -> Iterator[bytes]:
-    """``statement`` (a ``COPY ... TO STDOUT``) as chunks of up to ``chunk`` bytes; records
-    ``source_rows`` once the stream is complete. The caller closes ``reader``."""
+    """``statement`` (a ``COPY ... TO STDOUT``) as chunks of up to ``chunk`` bytes; records the
+    rows sent in ``stats`` once the stream is complete. The caller closes ``reader``."""
     import psycopg2
 
     cur = reader.cursor()
@@ -107,7 +108,7 @@ def copy_out_chunks(
 
     with closing(Pushed(produce, chunk_size=chunk, depth=depth, interrupt=reader.cancel)) as chunks:
         yield from chunks
-    details["source_rows"] = cur.rowcount
+    stats.source_rows = cur.rowcount
 
 
 def _broken(reader: Any) -> bool:

@@ -7,6 +7,7 @@ the source's COPY stream in the extract's snapshot (``postgres_copy_out``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..contracts.errors import MissingExtraError
@@ -21,13 +22,15 @@ from ..contracts.artifacts import (
     ExtractResult,
     FileExport,
     StreamingBatches,
+    StreamStats,
 )
 from ..contracts.errors import BadInputError
 from ..contracts.manifest import SourceSpec
-from ..contracts.state import CursorState, StateRecord, XminState
+from ..contracts.state import StateRecord, XminState
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import CanonicalType, TableSchema
 from ..sql.dialect import TableRef
+from ..sql.extract_plan import bound_cursor, cursor_column, expect_state, fixed_window, plan_cursor
 from ..sql.postgres import POSTGRES as dialect
 from .postgres_copy_out import copy_out_chunks, export_snapshot, snapshot_reader
 from .postgres_errors import classify
@@ -38,10 +41,28 @@ TEXT = "postgres_text"
 _CHUNK = 1 << 20  # coalesce COPY messages into ~1 MiB writes
 PREFETCH = 4  # chunks read ahead of the sink: memory stays within a few MiB
 
-_TEMPORAL = {CanonicalType.DATE, CanonicalType.TIMESTAMP, CanonicalType.TIMESTAMPTZ}
 # Text COPY spells these differently from TSV readers ({1,2} arrays, \\x.. bytea).
 _NOT_TSV = {CanonicalType.ARRAY, CanonicalType.BINARY}
-_NUMERIC = {CanonicalType.INT16, CanonicalType.INT32, CanonicalType.INT64, CanonicalType.DECIMAL}
+
+
+@dataclass
+class _Window:
+    """The rows an extract reads (WHERE clause and its parameters), its state candidate, the
+    report's details and whether a chunked backfill has rows past it."""
+
+    where: str
+    params: tuple
+    candidate: StateRecord | None
+    details: dict[str, Any]
+    more: bool = False
+
+
+@dataclass
+class _Prepared:
+    schema: TableSchema
+    binary_ok: bool  # binary COPY reads every column faithfully
+    select: str
+    window: _Window
 
 
 class _OwnedStream(Iterator[Any]):
@@ -132,92 +153,57 @@ class PostgresSource(PostgresSessions):
         schema: TableSchema,
         relation: str,
         state: StateRecord | None,
-    ) -> tuple[str, tuple, StateRecord | None, dict[str, Any]]:
-        """WHERE clause, parameters, state candidate and report details for this extract."""
+    ) -> _Window:
+        """The incremental part of this extract: WHERE clause, parameters, state candidate."""
         inc = spec.incremental
         if inc is None:
-            return "", (), None, {"mode": "full"}
+            return _Window("", (), None, {"mode": "full"})
         if inc.mode is IncrementalMode.CURSOR:
-            assert inc.cursor is not None  # the manifest requires it in cursor mode
-            column = schema.column(inc.cursor) if schema.has(inc.cursor) else None
-            if column is None:
-                raise BadInputError(
-                    f"source.incremental.cursor: column '{inc.cursor}' not in source {schema.names}"
-                )
-            if state is not None and not isinstance(state, CursorState):
-                raise BadInputError(f"stored state is {state.kind!r} but the load uses cursor mode; reset it")
-            if inc.lookback and column.type not in _TEMPORAL:
-                raise BadInputError(
-                    f"source.incremental.lookback: only applies to date/timestamp cursors; "
-                    f"'{inc.cursor}' is {column.native_type}"
-                )
-            native = dialect.native_type(column)
-            lower = state.value if state is not None else inc.initial_value
-            more = False
-            if inc.chunk:
-                if column.type not in _TEMPORAL | _NUMERIC:
-                    raise BadInputError(
-                        f"source.incremental.chunk: needs a date/time or numeric cursor; "
-                        f"'{inc.cursor}' is {column.native_type}"
-                    )
-                bounds = dialect.chunk_bounds(
-                    relation, inc.cursor, native, column.type in _TEMPORAL, lower is not None
-                )
-                last, upper = one_row(cur.execute(bounds, {"chunk": inc.chunk, "lower": lower}))
-                if last is None:  # nothing past the watermark (least() ignores the NULL max)
-                    upper = None
-                more = upper is not None and upper != last
+            plan = plan_cursor(inc, state, cursor_column(inc, schema))
+            native = dialect.native_type(plan.column)
+            if plan.chunk:
+                bounds = dialect.chunk_bounds(relation, plan.cursor, native, plan.temporal, plan.has_lower)
+                maximum, chunk_end = one_row(cur.execute(bounds, {"chunk": plan.chunk, "lower": plan.lower}))
+                window = bound_cursor(plan, maximum, chunk_end)
             else:
-                upper = one_row(cur.execute(dialect.cursor_bounds(relation, inc.cursor)))[0]
-            details = {
-                "mode": "cursor",
-                "cursor": inc.cursor,
-                "lower": lower,
-                "upper": upper,
-                "lookback_seconds": inc.lookback,
-            }
-            if inc.chunk:
-                details.update(chunk=inc.chunk, more=more)
-            if upper is None:  # empty source: nothing to read, keep the old watermark
-                return "false", (), state, details
-            params: tuple = (upper,)
-            if lower is not None:
-                params = (lower, inc.lookback, upper) if inc.lookback else (lower, upper)
-            where = dialect.cursor_predicate(inc.cursor, native, lower is not None, bool(inc.lookback))
-            cursor_state = CursorState(cursor=inc.cursor, value=upper, value_type=column.type.value)
-            return where, params, cursor_state, details
+                maximum = one_row(cur.execute(dialect.cursor_bounds(relation, plan.cursor)))[0]
+                window = bound_cursor(plan, maximum)
+            if window.upper is None:  # empty source: nothing to read, keep the old watermark
+                return _Window("false", (), window.candidate, window.details)
+            params: tuple = (window.upper,)
+            if plan.has_lower:
+                lookback = (plan.lookback,) if plan.lookback_applies else ()
+                params = (plan.lower, *lookback, window.upper)
+            where = dialect.cursor_predicate(plan.cursor, native, plan.has_lower, plan.lookback_applies)
+            return _Window(where, params, window.candidate, window.details, window.more)
         if inc.mode is IncrementalMode.XMIN:
-            if state is not None and not isinstance(state, XminState):
-                raise BadInputError(f"stored state is {state.kind!r} but the load uses xmin mode; reset it")
+            stored = expect_state(state, XminState, "xmin")
             snap = one_row(cur.execute(dialect.SNAPSHOT_XMIN))[0]
             candidate = XminState(xmin=int(snap))
-            details = {"mode": "xmin", "from_xmin": state.xmin if state else None, "snapshot_xmin": snap}
-            if state is None:
-                return "", (), candidate, details
-            stored_epoch, low = divmod(state.xmin, 1 << 32)
+            details = {"mode": "xmin", "from_xmin": stored.xmin if stored else None, "snapshot_xmin": snap}
+            if stored is None:
+                return _Window("", (), candidate, details)
+            stored_epoch, low = divmod(stored.xmin, 1 << 32)
             cur_epoch, cur_low = divmod(int(snap), 1 << 32)
             if cur_epoch == stored_epoch:
-                return dialect.xmin_predicate(False), (low,), candidate, details
+                return _Window(dialect.xmin_predicate(False), (low,), candidate, details)
             if cur_epoch == stored_epoch + 1 and cur_low < low:
-                return dialect.xmin_predicate(True), (low, cur_low), candidate, details
+                return _Window(dialect.xmin_predicate(True), (low, cur_low), candidate, details)
             details["resync"] = "xid wrapped more than once since the last run; full extract"
-            return "", (), candidate, details
+            return _Window("", (), candidate, details)
         raise BadInputError(f"source.incremental.mode: '{inc.mode.value}' is not supported by postgres")
 
-    def _prepare(self, cur: psycopg.Cursor, spec: SourceSpec, state: StateRecord | None) -> tuple:
-        """(schema, binary_ok, select, params, state candidate, details) in the open snapshot."""
+    def _prepare(self, cur: psycopg.Cursor, spec: SourceSpec, state: StateRecord | None) -> _Prepared:
+        """The extract's schema, SELECT and window, fixed in the open snapshot."""
         schema, binary_ok, relation = self.describe_source(cur, spec)
-        where, params, candidate, details = self._window(cur, spec, schema, relation, state)
+        window = self._window(cur, spec, schema, relation, state)
         if spec.window:  # a fixed range (replace loads read exactly the window they rewrite)
-            if not schema.has(spec.window.column):
-                raise BadInputError(
-                    f"source.window.column: '{spec.window.column}' not in source {schema.names}"
-                )
-            where = dialect.window_predicate(schema.column(spec.window.column))
-            params = (spec.window.start, spec.window.end)
-            details["window"] = spec.window.model_dump()
-        select = dialect.select_rows(relation, schema.names, where, casts=schema.extras)
-        return schema, binary_ok, select, params, candidate, details
+            fixed = fixed_window(spec.window, schema)
+            window.where = dialect.window_predicate(fixed.column)
+            window.params = (fixed.start, fixed.end)
+            window.details["window"] = fixed.details()
+        select = dialect.select_rows(relation, schema.names, window.where, casts=schema.extras)
+        return _Prepared(schema, binary_ok, select, window)
 
     def _open_snapshot(self) -> psycopg.Connection:
         conn = self.connect()
@@ -231,9 +217,10 @@ class PostgresSource(PostgresSessions):
         conn = self._open_snapshot()
         try:
             snapshot = export_snapshot(conn) if accepted_formats else None  # for a faster COPY reader
-            schema, binary_ok, select, params, candidate, details = self._prepare(conn.cursor(), spec, state)
-            details["query"] = select
-            if binary_ok and BINARY in accepted_formats:
+            prepared = self._prepare(conn.cursor(), spec, state)
+            schema, select, window = prepared.schema, prepared.select, prepared.window
+            window.details["query"] = select
+            if prepared.binary_ok and BINARY in accepted_formats:
                 fmt: str | None = BINARY
             elif TEXT in accepted_formats:
                 fmt = TEXT
@@ -241,21 +228,17 @@ class PostgresSource(PostgresSessions):
                 fmt = TSV  # text COPY as it is: the sink parses it natively
             else:
                 fmt = None
+            stats = StreamStats()
             if fmt:
-                artifact: Any = FileExport(
-                    format=fmt,
-                    chunks=_OwnedStream(
-                        conn,
-                        self._copy_chunks(
-                            conn, snapshot, dialect.copy_out(select, fmt == BINARY), params, details
-                        ),
-                    ),
-                )
+                copy = dialect.copy_out(select, fmt == BINARY)
+                chunks = self._copy_chunks(conn, snapshot, copy, window.params, window.details, stats)
+                artifact: Any = FileExport(format=fmt, chunks=_OwnedStream(conn, chunks))
             else:
-                artifact = StreamingBatches(
-                    _OwnedStream(conn, self._row_batches(conn, select, params, spec.batch_size, details))
-                )
-            return ExtractResult(artifact=artifact, schema=schema, state_candidate=candidate, details=details)
+                batches = self._row_batches(conn, select, window.params, spec.batch_size, stats)
+                artifact = StreamingBatches(_OwnedStream(conn, batches))
+            return ExtractResult(
+                artifact, schema, window.candidate, window.details, more=window.more, stats=stats
+            )
         except BaseException:
             conn.close()
             raise
@@ -267,8 +250,9 @@ class PostgresSource(PostgresSessions):
         statement: str,
         params: tuple,
         details: dict[str, Any],
+        stats: StreamStats,
     ) -> Iterator[bytes]:
-        """COPY OUT as ~1 MiB chunks; records ``source_rows`` once the stream is complete.
+        """COPY OUT as ~1 MiB chunks; records the rows sent in ``stats`` once the stream is complete.
 
         Read by psycopg2 in the extract's snapshot where it can be (far less CPU per row), else
         by psycopg 3 on the snapshot connection itself."""
@@ -282,7 +266,7 @@ class PostgresSource(PostgresSessions):
                 )
             details["copy_reader"] = "psycopg2" if reader is not None else "psycopg"
             if reader is not None:
-                yield from copy_out_chunks(reader, statement, params, details, chunk=_CHUNK, depth=PREFETCH)
+                yield from copy_out_chunks(reader, statement, params, stats, chunk=_CHUNK, depth=PREFETCH)
                 return
             buffer = bytearray()
             cur = conn.cursor()
@@ -292,7 +276,7 @@ class PostgresSource(PostgresSessions):
                     if len(buffer) >= _CHUNK:
                         yield bytes(buffer)
                         buffer.clear()
-            details["source_rows"] = cur.rowcount
+            stats.source_rows = cur.rowcount
             if buffer:
                 yield bytes(buffer)
         finally:
@@ -302,7 +286,7 @@ class PostgresSource(PostgresSessions):
 
     @staticmethod
     def _row_batches(
-        conn: psycopg.Connection, select: str, params: tuple, batch_size: int, details: dict[str, Any]
+        conn: psycopg.Connection, select: str, params: tuple, batch_size: int, stats: StreamStats
     ) -> Iterator[list]:
         from psycopg.types.string import TextLoader
 
@@ -316,7 +300,7 @@ class PostgresSource(PostgresSessions):
                 while batch := cur.fetchmany(batch_size):
                     sent += len(batch)
                     yield batch
-            details["source_rows"] = sent
+            stats.source_rows = sent
         finally:
             conn.close()
 
@@ -324,12 +308,13 @@ class PostgresSource(PostgresSessions):
         """The extract SQL, window and schema; the transaction is rolled back, nothing is written."""
         conn = self._open_snapshot()
         try:
-            schema, binary_ok, select, params, candidate, details = self._prepare(conn.cursor(), spec, state)
+            prepared = self._prepare(conn.cursor(), spec, state)
+            schema, window = prepared.schema, prepared.window
             plan = {
-                "sql": dialect.copy_out(select, binary_ok),
-                "params": [str(p) for p in params],
-                "window": details,
-                "state_candidate": None if candidate is None else candidate.__dict__,
+                "sql": dialect.copy_out(prepared.select, prepared.binary_ok),
+                "params": [str(p) for p in window.params],
+                "window": window.details,
+                "state_candidate": None if window.candidate is None else window.candidate.__dict__,
                 "schema": [
                     {"name": c.name, "type": c.native_type, "nullable": c.nullable} for c in schema.columns
                 ],

@@ -14,7 +14,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from ..contracts.artifacts import CheckpointedBatches, FileExport, StreamingBatches
+from ..contracts.artifacts import CheckpointedBatches, ExtractResult, FileExport, StreamingBatches
 from ..contracts.errors import DponeError, ResumeExpiredError, TransientError, scrub
 from ..contracts.manifest import LoadSpec, SourceSpec
 from ..contracts.quality import enforce as enforce_quality
@@ -118,7 +118,7 @@ def _redactor(parts: LoadRuntime) -> Redactor:
     return redactor
 
 
-def _lineage(parts: LoadRuntime, load: LoadSpec, extract: Any, report: RunReport) -> dict[str, Any]:
+def _lineage(parts: LoadRuntime, load: LoadSpec, extract: ExtractResult, report: RunReport) -> dict[str, Any]:
     """OpenLineage-shaped input and output datasets with schema, row count and quality facets.
 
     Lineage is best effort: a failure here is logged and never fails the load.
@@ -267,23 +267,24 @@ def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> 
     retry resumes at the first unfinished chunk.
     """
     try:
-        report = _run_once(pipeline, load, parts, run_id)
+        report, more = _run_once(pipeline, load, parts, run_id)
         chunks = [report]
         while (
             report.status == "success"
-            and report.source.get("window", {}).get("more")
+            and more
             and report.state_after != report.state_before  # a chunk that does not advance would loop
         ):
             log.info("dpone %s.%s: chunk %d done, next chunk", pipeline, load.name, len(chunks))
-            report = _run_once(pipeline, load, parts, f"{run_id}.chunk{len(chunks) + 1}")
+            report, more = _run_once(pipeline, load, parts, f"{run_id}.chunk{len(chunks) + 1}")
             chunks.append(report)
     finally:
         _release(parts)
     return chunks[0] if len(chunks) == 1 else RunReport.combine(chunks)
 
 
-def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> RunReport:
-    """Run ``load`` once. Raises the original error after recording it in the report."""
+def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> tuple[RunReport, bool]:
+    """Run ``load`` once: its report, and whether a chunked backfill has rows past this chunk.
+    Raises the original error after recording it in the report."""
     ctx = LoadContext(pipeline=pipeline, load=load, run_id=run_id)
     report = RunReport(
         pipeline=pipeline,
@@ -351,7 +352,7 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
             report.status = "plan_only"
             report.state_after = report.state_before
             succeeded = True
-            return report
+            return report, False
         enforce_schema_plan(plan, load.sink.target)  # breaking changes fail here, before staging
         with _timed(report, "stage") as phase:
             if isinstance(extract.artifact, CheckpointedBatches):
@@ -360,7 +361,7 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
                 staged = parts.sink.stage(ctx, extract)
             phase.rows, phase.bytes = staged.rows, staged.bytes
         if load.quality:
-            _quality_gates(ctx, parts.sink, staged, extract.details.get("source_rows"), report)
+            _quality_gates(ctx, parts.sink, staged, extract.stats.source_rows, report)
         if needs_key_set(load):
             with _timed(report, "key_set") as phase:
                 keys = parts.source.extract_keys(
@@ -414,7 +415,7 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
             parts.state.reset(pipeline, load.name + RESUME_SUFFIX)  # the run is done: nothing to resume
         succeeded = True
         report.status = "success"
-        return report
+        return report, extract.more
     except Exception as exc:
         clean = scrub(exc, _redactor(parts).redact)
         report.status = "failed"
@@ -430,6 +431,7 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
     finally:
         if extract is not None:
             _close_artifact(extract.artifact)
+            report.source["window"] = extract.report_details()
             report.lineage = _lineage(parts, load, extract, report)
         try:
             with _timed(report, "cleanup"):

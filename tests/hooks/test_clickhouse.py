@@ -310,6 +310,7 @@ def test_clickhouse_to_postgres_full_and_incremental(clean_pg, clean_ch) -> None
     )
     first = run(m, "r1")
     assert first.rows == 2500 and first.fast_path == "streaming_batches"
+    assert first.source["window"]["source_rows"] == 2500
     types = dict(
         pg.query(
             "dst",
@@ -372,6 +373,7 @@ def test_clickhouse_source_to_clickhouse_sink_uses_arrow(clean_ch) -> None:
     )
     report = run(m, "r1")
     assert report.fast_path == "arrow_batches" and report.rows == 100
+    assert report.source["window"]["source_rows"] == 100
     types = dict(ch.query("select name, type from system.columns where database = 'raw' and table = 'copy'"))
     assert types["customer"] == "LowCardinality(String)" and types["big"] == "UInt64"  # native types kept
     assert ch.query("select sum(big), count() from raw.copy") == ch.query(

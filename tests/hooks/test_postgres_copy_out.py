@@ -21,7 +21,7 @@ FULL = {"source": {"table": "orders"}, "sink": {"table": "raw.orders"}}
 
 
 def stage_with_a_late_row(pg, load_spec: dict):
-    """Extract, commit a row on the source, then stream: what the sink staged, and the details."""
+    """Extract, commit a row on the source, then stream: what the sink staged, and the extract."""
     m = manifest(load_spec)
     load = m.loads[0]
     parts = assemble(load, m.state)
@@ -30,15 +30,16 @@ def stage_with_a_late_row(pg, load_spec: dict):
     ctx = LoadContext("t", load, "r1")
     staged = parts.sink.stage(ctx, extract)
     parts.sink.cleanup(ctx, staged, True)
-    return staged, extract.details
+    return staged, extract
 
 
 def test_the_reader_sees_exactly_the_extract_snapshot(clean_pg) -> None:
     """A row committed after the extract started is not read, although no window excludes it."""
     clean_pg.execute("src", ORDERS)
-    staged, details = stage_with_a_late_row(clean_pg, FULL)
-    assert details["copy_reader"] == "psycopg2"
-    assert staged.rows == details["source_rows"] == 2000
+    staged, extract = stage_with_a_late_row(clean_pg, FULL)
+    assert extract.details["copy_reader"] == "psycopg2"
+    assert staged.rows == extract.stats.source_rows == 2000
+    assert extract.report_details()["source_rows"] == 2000 and "source_rows" not in extract.details
 
 
 def test_a_cursor_window_reads_no_row_committed_after_its_snapshot(clean_pg) -> None:
@@ -49,15 +50,16 @@ def test_a_cursor_window_reads_no_row_committed_after_its_snapshot(clean_pg) -> 
         "source": {"table": "orders", "incremental": {"mode": "cursor", "cursor": "updated_at"}},
         "sink": {"table": "raw.orders", "strategy": "incremental_append"},
     }
-    staged, details = stage_with_a_late_row(clean_pg, spec)
-    assert details["copy_reader"] == "psycopg2" and staged.rows == 2000
+    staged, extract = stage_with_a_late_row(clean_pg, spec)
+    assert extract.details["copy_reader"] == "psycopg2" and staged.rows == 2000
 
 
 def test_without_psycopg2_the_stream_is_read_by_psycopg(clean_pg, monkeypatch) -> None:
     clean_pg.execute("src", ORDERS)
     monkeypatch.setitem(sys.modules, "psycopg2", None)  # import psycopg2 raises ImportError
-    staged, details = stage_with_a_late_row(clean_pg, FULL)
-    assert details["copy_reader"] == "psycopg" and staged.rows == 2000
+    staged, extract = stage_with_a_late_row(clean_pg, FULL)
+    assert extract.details["copy_reader"] == "psycopg" and staged.rows == 2000
+    assert extract.stats.source_rows == 2000
 
 
 def test_a_server_refusing_the_snapshot_export_falls_back_to_psycopg(clean_pg, monkeypatch) -> None:
@@ -85,8 +87,9 @@ def test_a_snapshot_the_reader_cannot_import_falls_back_to_psycopg(clean_pg, mon
         return "00000003-0000001B-1"
 
     monkeypatch.setattr("airflow_provider_dpone.hooks.postgres_source.export_snapshot", unknown_snapshot)
-    staged, details = stage_with_a_late_row(clean_pg, FULL)
-    assert details["copy_reader"] == "psycopg" and staged.rows == 2000
+    staged, extract = stage_with_a_late_row(clean_pg, FULL)
+    assert extract.details["copy_reader"] == "psycopg" and staged.rows == 2000
+    assert extract.stats.source_rows == 2000
 
 
 def copying_backends(pg) -> list:

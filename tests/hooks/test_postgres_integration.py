@@ -305,6 +305,7 @@ def test_awkward_types_round_trip(clean_pg, path: str) -> None:
     src = pg.query("src", f"select {cols} from awkward order by id")
     dst = pg.query("dst", f"select {cols} from raw.awkward order by id")
     assert dst == src
+    assert report.source["window"]["source_rows"] == len(src)  # counted once the stream drained
     assert pg.query(
         "dst", "select t = '' , vc is null, vc = '' from raw.awkward where id in (2, 3) order by id"
     ) == [(True, True, None), (False, False, True)]
