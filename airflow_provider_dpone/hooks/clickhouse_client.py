@@ -18,7 +18,6 @@ try:
 except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra test
     raise MissingExtraError(_exc.name or "clickhouse-connect", "clickhouse") from None
 
-from airflow.providers.common.sql.hooks.sql import DbApiHook
 
 from ..contracts.artifacts import (
     ARROW,
@@ -26,12 +25,12 @@ from ..contracts.artifacts import (
 )
 from ..contracts.errors import BadInputError, TransientError
 from ..contracts.records import as_bool
-from ..contracts.redaction import Redactor
 from ..contracts.table import TableSchema
 from ..sql.clickhouse import CLICKHOUSE as dialect
 from ..sql.dialect import TableRef
 from .clickhouse_dbapi import ClickHouseConnection
-from .connection import conn_id_of, probe
+from .connection import conn_id_of
+from .sql_surface import DponeDbApiHook
 
 _AUTH_ERRORS = ("AUTHENTICATION_FAILED", "REQUIRED_PASSWORD", "Code: 516", "Code: 194")
 
@@ -41,7 +40,7 @@ def _flag(value: Any, default: bool) -> bool:
     return default if value is None else as_bool(value)
 
 
-class ClickHouseClient(DbApiHook):
+class ClickHouseClient(DponeDbApiHook):
     """DbApiHook over clickhouse-connect, with dpone's ``conn_id`` alias, redaction and Test button."""
 
     default_conn_name = "clickhouse_default"
@@ -57,20 +56,6 @@ class ClickHouseClient(DbApiHook):
         arguments go to DbApiHook."""
         super().__init__(clickhouse_conn_id=conn_id_of(self, clickhouse_conn_id, conn_id), **kwargs)
         self._client: Any = None
-
-    @property
-    def dpone_conn_id(self) -> str:
-        return self.get_conn_id()
-
-    # --- connections ---------------------------------------------------------------------
-
-    def redactor(self) -> Redactor:
-        """A redactor knowing this connection's credentials."""
-        return Redactor.of_connection(lambda: self.get_connection(self.dpone_conn_id))
-
-    def test_connection(self) -> tuple[bool, str]:  # type: ignore[override]  # common-sql's stub says None
-        """The UI's Test button: ``select 1``; no credential in the message."""
-        return probe(self.redactor(), lambda: f"select 1 returned {self.get_first('select 1')}")
 
     def client(self) -> Any:
         """The clickhouse-connect client, built on first use."""

@@ -19,9 +19,9 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
     raise MissingExtraError(_exc.name or "psycopg", "postgres") from None
 
 from ..contracts.errors import TransientError
-from ..contracts.redaction import Redactor
-from .connection import conn_id_of, probe
+from .connection import conn_id_of
 from .postgres_errors import classify
+from .sql_surface import DponeDbApiHook
 
 # A kept connection idle for longer is replaced, not reused: the steps of one load follow each
 # other within seconds, while a connection idle through a long extract may have been cut.
@@ -45,7 +45,7 @@ def one_row(cursor: psycopg.Cursor) -> tuple[Any, ...]:
     return tuple(row)
 
 
-class PostgresSessions(PostgresHook):
+class PostgresSessions(DponeDbApiHook, PostgresHook):
     """The official PostgresHook with dpone's connection handling (``conn_id`` alias, kept
     connection, redaction, the UI's Test button)."""
 
@@ -58,20 +58,6 @@ class PostgresSessions(PostgresHook):
         self._idle: psycopg.Connection | None = None
         self._idle_since = 0.0
         self._idle_lock = threading.Lock()
-
-    @property
-    def dpone_conn_id(self) -> str:
-        return self.get_conn_id()
-
-    # --- connections ---------------------------------------------------------------------
-
-    def redactor(self) -> Redactor:
-        """A redactor knowing this connection's credentials."""
-        return Redactor.of_connection(lambda: self.get_connection(self.dpone_conn_id))
-
-    def test_connection(self) -> tuple[bool, str]:  # type: ignore[override]  # common-sql's stub says None
-        """The UI's Test button: ``select 1`` on a new connection; no credential in the message."""
-        return probe(self.redactor(), lambda: f"select 1 returned {self.get_first('select 1')}")
 
     def connect(self) -> psycopg.Connection:
         try:
