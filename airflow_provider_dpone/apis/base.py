@@ -23,10 +23,12 @@ from typing import Any, Literal
 from xml.etree import ElementTree
 
 from ..contracts import records as values
+from ..contracts.artifacts import ExtractResult
 from ..contracts.errors import BadInputError, UnsupportedError
 from ..contracts.manifest import EndpointSpec, PaginationSpec, SourceSpec
-from ..contracts.state import CursorState, StateRecord
+from ..contracts.state import StateRecord
 from ..hooks.rest import DponeRestHook, Read
+from ..sql.extract_plan import CursorPlan, bound_cursor
 from .async_export import AsyncExport, ExportReader
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
@@ -250,11 +252,16 @@ class ApiHook(DponeRestHook):
         )
 
     def _rows(
-        self, read: Read, filter_params: dict[str, Any], result: Any, resume: dict[str, Any] | None
+        self,
+        read: Read,
+        filter_params: dict[str, Any],
+        result: ExtractResult,
+        resume: dict[str, Any] | None,
+        plan: CursorPlan | None,
     ) -> Iterator[tuple[list, dict[str, Any]]]:
         read = resource_read(read)
         if not read.resource.window_end:
-            yield from super()._rows(read, filter_params, result, resume)
+            yield from super()._rows(read, filter_params, result, resume, plan)
             return
         # The window's end is fixed once per run: a retry reads the same window it started.
         until = (resume or {}).get("until")
@@ -263,15 +270,13 @@ class ApiHook(DponeRestHook):
             until = end.astimezone(dt.timezone.utc).isoformat()
         if until is None:
             until = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0).isoformat()
-        for batch, checkpoint in super()._rows(read, {**filter_params, "until": until}, result, resume):
+        for batch, checkpoint in super()._rows(read, {**filter_params, "until": until}, result, resume, plan):
             yield batch, {**checkpoint, "until": until}
         result.details["until"] = until
-        spec, endpoint = read.spec, read.endpoint
-        if spec.incremental is not None and endpoint.server_filter is not None:
-            result.state_candidate = CursorState(
-                cursor=endpoint.server_filter.field, value=until, value_type="timestamptz"
-            )
-            result.details["upper"] = until
+        if plan is not None:  # the window's end is the upper bound, whatever the records said
+            window = bound_cursor(plan, until)
+            result.state_candidate = window.candidate
+            result.details["upper"] = window.upper
 
     def dataset(self, table: str) -> dict[str, str]:
         return {"namespace": self.api.base_url.rstrip("/"), "name": table}

@@ -38,9 +38,10 @@ from ..contracts import records as values
 from ..contracts.artifacts import CheckpointedBatches, ExtractResult, StreamingBatches
 from ..contracts.errors import BadInputError, SourceContractError, UnsupportedError
 from ..contracts.manifest import PaginationSpec, SourceSpec
-from ..contracts.state import CursorState, StateRecord
+from ..contracts.state import StateRecord
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import CanonicalType, Column, TableSchema
+from ..sql.extract_plan import CursorPlan, advance_cursor, plan_cursor
 from .connection import conn_id_of, probe
 from .rest_http import AuthError as AuthError  # re-exported: hooks.rest is the public module
 from .rest_http import RetryableHTTPError as RetryableHTTPError
@@ -238,33 +239,28 @@ class DponeRestHook(RestTransport, BaseHook):
         keys = tuple(k for k in endpoint.primary_key if any(c.name == k for c in columns))
         return TableSchema(columns, keys)
 
-    def _window(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """The server-side filter parameter for this run, and the report's window."""
+    def _window(
+        self, spec: SourceSpec, state: StateRecord | None
+    ) -> tuple[dict[str, Any], CursorPlan | None, dict[str, Any]]:
+        """The server-side filter parameter for this run, the cursor's plan, the report's window."""
         inc, endpoint = spec.incremental, spec.endpoint
         assert endpoint is not None
         if inc is None:
-            return {}, {"mode": "full"}
+            return {}, None, {"mode": "full"}
         if inc.mode is not IncrementalMode.CURSOR:
             raise UnsupportedError(
                 f"source.incremental.mode: '{inc.mode.value}' does not apply to an endpoint"
             )
-        if state is not None and not isinstance(state, CursorState):
-            raise BadInputError(f"stored state is {state.kind!r} but the load uses cursor mode; reset it")
         flt = endpoint.server_filter
         assert flt is not None  # validated by the manifest
-        lower = state.value if state is not None else inc.initial_value
-        details: dict[str, Any] = {
-            "mode": "cursor",
-            "cursor": flt.field,
-            "lower": lower,
-            "lookback_seconds": inc.lookback,
-        }
-        if lower is None:
-            return {}, details
-        since = values.parse_timestamp(lower, aware=True) - dt.timedelta(seconds=inc.lookback)
+        plan = plan_cursor(inc, state, Column(flt.field, CanonicalType.TIMESTAMPTZ), no_chunks="rest")
+        details = plan.details()
+        since = plan.since()
+        if since is None:
+            return {}, plan, details
         params = {flt.param: _format_filter(since.isoformat(), flt.format)}
         details["filter"] = params
-        return params, details
+        return params, plan, details
 
     resumable = True  # the engine may pass ``resume`` and stage batch by batch
 
@@ -279,12 +275,11 @@ class DponeRestHook(RestTransport, BaseHook):
         """Read the endpoint lazily; with ``resume`` (a checkpoint), continue after it."""
         read = self.read_of(spec)
         schema = self._schema(read.spec)
-        filter_params, details = self._window(read.spec, state)
+        filter_params, plan, details = self._window(read.spec, state)
         if resume is not None:
             details["resumed_from"] = resume
-        candidate = state if spec.incremental else None
-        result = ExtractResult(StreamingBatches(()), schema, candidate, details)
-        batches = self._rows(read, filter_params, result, resume)
+        result = ExtractResult(StreamingBatches(()), schema, plan.state if plan else None, details)
+        batches = self._rows(read, filter_params, result, resume, plan)
         if CheckpointedBatches.kind in accepted_formats:
             result.artifact = CheckpointedBatches(batches)
         else:
@@ -292,12 +287,19 @@ class DponeRestHook(RestTransport, BaseHook):
         return result
 
     def _rows(
-        self, read: Read, filter_params: dict[str, Any], result: ExtractResult, resume: dict[str, Any] | None
+        self,
+        read: Read,
+        filter_params: dict[str, Any],
+        result: ExtractResult,
+        resume: dict[str, Any] | None,
+        plan: CursorPlan | None,
     ) -> Iterator[tuple[list, dict[str, Any]]]:
-        """Row batches, one per page, each with the checkpoint to resume after it."""
+        """Row batches, one per page, each with the checkpoint to resume after it. Once drained,
+        the rows sent go to ``result.stats``, and the newest cursor value seen past the lower
+        bound becomes the state candidate."""
         spec, endpoint, details = read.spec, read.endpoint, result.details
         value_schema = values.declared_schema(spec.fields) if spec.fields else TableSchema((RECORD,))
-        cursor = endpoint.server_filter.field if endpoint.server_filter and spec.incremental else None
+        cursor = plan.cursor if plan else None
         resume = resume or {}
         newest = values.parse_timestamp(resume["newest"], aware=True) if resume.get("newest") else None
         sent = int(resume.get("rows", 0))
@@ -362,15 +364,12 @@ class DponeRestHook(RestTransport, BaseHook):
                 f"of the {details['selector_missing']} child page(s) read; point record_selector at "
                 "the list of records"
             )
-        details.update(source_rows=sent, requests=self.requests)
-        if cursor is not None:
-            lower = details.get("lower")
-            if newest is not None and (lower is None or values.parse_timestamp(lower, aware=True) < newest):
-                result.state_candidate = CursorState(
-                    cursor=cursor, value=newest.isoformat(), value_type="timestamptz"
-                )
-            candidate = result.state_candidate
-            details["upper"] = candidate.value if isinstance(candidate, CursorState) else lower
+        result.stats.source_rows = sent
+        details["requests"] = self.requests
+        if plan is not None:
+            window = advance_cursor(plan, None if newest is None else newest.isoformat())
+            result.state_candidate = window.candidate
+            details["upper"] = window.upper
 
     def _targets(
         self, read: Read, filter_params: dict[str, Any], details: dict[str, Any]
@@ -408,7 +407,7 @@ class DponeRestHook(RestTransport, BaseHook):
     def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
         read = self.read_of(spec)
         endpoint = read.endpoint
-        filter_params, details = self._window(read.spec, state)
+        filter_params, _, details = self._window(read.spec, state)
         schema = self._schema(read.spec)
         plan = {
             "request": f"{endpoint.method} {self.base_url()}{endpoint.path.lstrip('/')}",
@@ -429,7 +428,7 @@ class DponeRestHook(RestTransport, BaseHook):
         """Records on the first page past the stored watermark (the sensor's question)."""
         read = self.read_of(spec)
         endpoint = read.endpoint
-        filter_params, _ = self._window(read.spec, state)
+        filter_params, _, _ = self._window(read.spec, state)
         for records, _ in self.pages(
             endpoint.path,
             {**endpoint.params, **filter_params},

@@ -116,7 +116,7 @@ def test_every_pagination_reads_every_record_once(api, kind: str) -> None:
     assert rows[0][2] == __import__("decimal").Decimal("1.50") and rows[0][3] == BASE + dt.timedelta(
         minutes=1
     )
-    assert result.details["pages"] >= 6 and result.details["source_rows"] == 53
+    assert result.details["pages"] >= 6 and result.stats.source_rows == 53
 
 
 def test_the_page_cap_stops_and_is_reported(api, caplog) -> None:
@@ -323,6 +323,7 @@ def test_a_failed_run_resumes_at_the_page_after_the_last_staged_one(api, clean_p
     report = run(m, "r1")  # the Airflow retry: same run id
     assert _offsets(api) == [30, 40, 50]  # resumed, nothing read twice
     assert report.source["window"]["resumed_from"]["rows"] == 30
+    assert report.source["window"]["source_rows"] == 53  # the rows of both tries
     assert pg.query("dst", "select count(*), count(distinct id) from raw.items") == [(53, 53)]
     assert pg.query("dst", "select count(*) from dpone.state where load = 'items.__resume__'") == [(0,)]
 
