@@ -89,7 +89,7 @@ class ClickHouseSource(ClickHouseClient):
             maximum, count = self.query(dialect.cursor_max(relation, plan.cursor))[0]
             bounds = bound_cursor(plan, maximum if count else None)
             window = _Window("0", {}, bounds.candidate, bounds.details)
-            if bounds.upper is not None:
+            if not bounds.empty:
                 ptype = self._param_type(plan.column)
                 window.where = dialect.cursor_predicate(
                     plan.cursor, ptype, plan.has_lower, plan.lookback_applies

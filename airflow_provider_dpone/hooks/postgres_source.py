@@ -6,7 +6,7 @@ the source's COPY stream in the extract's snapshot (``postgres_copy_out``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,7 +73,7 @@ class _OwnedStream(Iterator[Any]):
     transaction holding locks on the source.
     """
 
-    def __init__(self, conn: psycopg.Connection, stream: Iterator[Any]) -> None:
+    def __init__(self, conn: psycopg.Connection, stream: Generator[Any, None, None]) -> None:
         self._conn, self._stream = conn, stream
 
     def __next__(self) -> Any:
@@ -86,9 +86,7 @@ class _OwnedStream(Iterator[Any]):
             raise
 
     def close(self) -> None:
-        close = getattr(self._stream, "close", None)
-        if close:
-            close()
+        self._stream.close()
         self._conn.close()
 
 
@@ -168,7 +166,7 @@ class PostgresSource(PostgresSessions):
             else:
                 maximum = one_row(cur.execute(dialect.cursor_bounds(relation, plan.cursor)))[0]
                 window = bound_cursor(plan, maximum)
-            if window.upper is None:  # empty source: nothing to read, keep the old watermark
+            if window.empty:  # nothing past the watermark: read nothing, keep the old watermark
                 return _Window("false", (), window.candidate, window.details)
             params: tuple = (window.upper,)
             if plan.has_lower:
@@ -251,7 +249,7 @@ class PostgresSource(PostgresSessions):
         params: tuple,
         details: dict[str, Any],
         stats: StreamStats,
-    ) -> Iterator[bytes]:
+    ) -> Generator[bytes, None, None]:
         """COPY OUT as ~1 MiB chunks; records the rows sent in ``stats`` once the stream is complete.
 
         Read by psycopg2 in the extract's snapshot where it can be (far less CPU per row), else
@@ -287,7 +285,7 @@ class PostgresSource(PostgresSessions):
     @staticmethod
     def _row_batches(
         conn: psycopg.Connection, select: str, params: tuple, batch_size: int, stats: StreamStats
-    ) -> Iterator[list]:
+    ) -> Generator[list, None, None]:
         from psycopg.types.string import TextLoader
 
         for name in ("json", "jsonb"):  # canonical rows carry JSON as text: keeps JSON null apart from NULL

@@ -8,8 +8,8 @@ A cursor extract is planned in two phases:
 1. ``plan_cursor`` checks the load against the source (the cursor column exists, the stored
    state is a cursor state on that column, lookback and chunk fit the column's type) and fixes
    the lower bound (the stored watermark, else ``initial_value``) and whether lookback applies.
-   The source then measures the bounds the plan asks for: the cursor's max past the lower bound,
-   and for a chunked backfill the upper end of the next chunk.
+   The source then measures the bounds the plan asks for: the cursor's max, and for a chunked
+   backfill the max past the lower bound and the upper end of the next chunk.
 2. ``bound_cursor`` turns what was measured into the window to read: the upper bound, whether
    rows remain past it (``more``: the next chunk), the state candidate and the report's details.
 
@@ -149,8 +149,9 @@ class CursorWindow:
 
 
 def bound_cursor(plan: CursorPlan, maximum: str | None, chunk_end: str | None = None) -> CursorWindow:
-    """The window from the measured bounds: the cursor's ``maximum`` past the lower bound (None:
-    no rows) and, for a chunked plan, ``chunk_end``, the upper end of the next chunk."""
+    """The window from the measured bounds: the cursor's ``maximum`` (None: no rows; a chunked
+    plan measures it past the lower bound) and, for a chunked plan, ``chunk_end``, the upper end
+    of the next chunk."""
     if plan.chunk:
         upper = None if maximum is None else chunk_end
         more = upper is not None and upper != maximum
