@@ -76,10 +76,17 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_dpone.operators.staged_load"],
             }
         ],
-        # Airflow 3's connection form renders ``conn-fields`` (stored as top-level keys of the
-        # extras) and relabels or hints only host, schema, port, login and password; the Extra
-        # JSON box takes neither a label nor a placeholder. ``postgres``, ``kafka`` and ``http``
-        # belong to the official providers: our hooks accept those connections too.
+        # How Airflow 3.3 builds the form (providers_manager._load_ui_metadata and the UI's
+        # /ui/connections/hook_meta): ``conn-fields`` become the "Extra Fields" section, one
+        # input per field, stored as a top-level key of the extras; ``label`` is the field's
+        # label, ``description`` the hint under it, and the JSON schema picks the widget (enum:
+        # a select whose options ``values_display`` names, ``null`` included; boolean: a checkbox;
+        # integer: a number input; ``format: password``: a masked input; ``examples``: the
+        # suggestions of a text input). ``ui-field-behaviour`` hides, relabels and hints only
+        # host, port, login, password and schema (the UI's "Schema"); the Extra JSON box
+        # takes neither a label nor a placeholder: with conn-fields it starts from their keys.
+        # ``postgres``, ``kafka`` and ``http`` belong to the official providers: our hooks
+        # accept those connections too.
         "connection-types": [
             {
                 "connection-type": "dpone_postgres",
@@ -88,25 +95,28 @@ def get_provider_info() -> dict[str, Any]:
                 "ui-field-behaviour": {
                     "hidden-fields": [],
                     "relabeling": {"schema": "Database"},
-                    "placeholders": {"host": "db.example.com", "port": "5432", "schema": "postgres"},
+                    "placeholders": {
+                        "host": "db.example.com",
+                        "port": "5432",
+                        "schema": "postgres",
+                        "login": "postgres",
+                    },
                 },
                 "conn-fields": {
-                    "sslmode": {
-                        "label": "SSL mode",
-                        "description": "libpq sslmode; empty: the server's default (prefer).",
-                        "schema": {
-                            "type": ["string", "null"],
-                            "enum": [
-                                None,
-                                "disable",
-                                "allow",
-                                "prefer",
-                                "require",
-                                "verify-ca",
-                                "verify-full",
-                            ],
+                    "sslmode": _choice(
+                        "SSL mode",
+                        "libpq sslmode: require encrypts, verify-ca / verify-full also check the "
+                        "server's certificate.",
+                        {
+                            None: "(libpq default: prefer)",
+                            "disable": "disable",
+                            "allow": "allow",
+                            "prefer": "prefer",
+                            "require": "require",
+                            "verify-ca": "verify-ca",
+                            "verify-full": "verify-full",
                         },
-                    },
+                    ),
                 },
             },
             {
@@ -125,22 +135,15 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "conn-fields": {
-                    "secure": {
-                        "label": "Secure (HTTPS)",
-                        "description": "Connect over TLS; the port defaults to 8443.",
-                        "schema": {"type": ["boolean", "null"]},
-                    },
-                    "compress": {
-                        "label": "Compress",
-                        "description": "Compress the HTTP transfers (default: on).",
-                        "schema": {"type": ["boolean", "null"]},
-                    },
-                    "dsn": {
-                        "label": "DSN",
-                        "description": "Instead of host and port: chdb:///path/to/data for the "
-                        "in-process engine.",
-                        "schema": {"type": ["string", "null"]},
-                    },
+                    "secure": _field(
+                        "Secure (HTTPS)", "Connect over TLS; the port defaults to 8443.", "boolean"
+                    ),
+                    "compress": _field("Compress", "Compress the HTTP transfers (default: on).", "boolean"),
+                    "dsn": _field(
+                        "DSN",
+                        "Instead of host and port: chdb:///path/to/data for the in-process engine.",
+                        examples=["chdb:///var/lib/dpone/chdb"],
+                    ),
                 },
             },
             {
@@ -155,45 +158,46 @@ def get_provider_info() -> dict[str, Any]:
                 # librdkafka configuration keys as they are; any other librdkafka key goes in the
                 # Extra JSON.
                 "conn-fields": {
-                    "bootstrap.servers": {
-                        "label": "Bootstrap servers",
-                        "description": "Comma-separated host:port list, e.g. broker1:9092,broker2:9092.",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "security.protocol": {
-                        "label": "Security protocol",
-                        "description": "Empty: PLAINTEXT.",
-                        "schema": {
-                            "type": ["string", "null"],
-                            "enum": [None, "PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"],
+                    "bootstrap.servers": _field(
+                        "Bootstrap servers",
+                        "Comma-separated host:port list, e.g. broker1:9092,broker2:9092.",
+                        examples=["localhost:9092"],
+                    ),
+                    "security.protocol": _choice(
+                        "Security protocol",
+                        "SSL encrypts; SASL_* also authenticates with the SASL fields below.",
+                        {
+                            None: "(PLAINTEXT)",
+                            "PLAINTEXT": "PLAINTEXT",
+                            "SSL": "SSL",
+                            "SASL_PLAINTEXT": "SASL_PLAINTEXT",
+                            "SASL_SSL": "SASL_SSL",
                         },
-                    },
-                    "sasl.mechanism": {
-                        "label": "SASL mechanism",
-                        "schema": {
-                            "type": ["string", "null"],
-                            "enum": [
-                                None,
-                                "PLAIN",
-                                "SCRAM-SHA-256",
-                                "SCRAM-SHA-512",
-                                "OAUTHBEARER",
-                                "GSSAPI",
-                            ],
+                    ),
+                    "sasl.mechanism": _choice(
+                        "SASL mechanism",
+                        "With SASL_PLAINTEXT or SASL_SSL; PLAIN and SCRAM use the username and "
+                        "password below.",
+                        {
+                            None: "(librdkafka default: GSSAPI)",
+                            "PLAIN": "PLAIN",
+                            "SCRAM-SHA-256": "SCRAM-SHA-256",
+                            "SCRAM-SHA-512": "SCRAM-SHA-512",
+                            "OAUTHBEARER": "OAUTHBEARER",
+                            "GSSAPI": "GSSAPI",
                         },
-                    },
-                    "sasl.username": {"label": "SASL username", "schema": {"type": ["string", "null"]}},
-                    "sasl.password": {
-                        "label": "SASL password",
-                        "schema": {"type": ["string", "null"], "format": "password"},
-                    },
-                    "dpone.schema_registry_url": {
-                        "label": "Schema Registry URL",
-                        "description": "For Avro, JSON Schema and Protobuf values, e.g. "
-                        'http://registry:8081. With credentials, use the Extra JSON key "dpone.schema_registry": '
-                        '{"url": ..., "basic.auth.user.info": "user:secret"}.',
-                        "schema": {"type": ["string", "null"]},
-                    },
+                    ),
+                    "sasl.username": _field("SASL username", "For PLAIN and SCRAM."),
+                    "sasl.password": _field(
+                        "SASL password", "For PLAIN and SCRAM; masked like a password.", secret=True
+                    ),
+                    "dpone.schema_registry_url": _field(
+                        "Schema Registry URL",
+                        "For Avro, JSON Schema and Protobuf values, e.g. http://registry:8081. With "
+                        'credentials, use the Extra JSON key "dpone.schema_registry": {"url": ..., '
+                        '"basic.auth.user.info": "user:secret"}.',
+                        examples=["http://localhost:8081"],
+                    ),
                 },
             },
             {
@@ -204,62 +208,77 @@ def get_provider_info() -> dict[str, Any]:
                     "hidden-fields": [],
                     "relabeling": {
                         "host": "Base URL",
+                        "schema": "URL scheme",
                         "login": "Login / client id",
                         "password": "Password / token / API key",
                     },
-                    "placeholders": {"host": "https://api.example.com/v1/", "port": "(in the base URL)"},
+                    "placeholders": {
+                        "host": "https://api.example.com/v1/",
+                        "schema": "https (when the base URL has none)",
+                        "port": "(in the base URL)",
+                        "login": "basic and oauth2 only",
+                    },
                 },
                 "conn-fields": {
-                    "auth": {
-                        "label": "Authentication",
-                        "description": "bearer: password as a Bearer token; basic: login and password; "
-                        "api_key: password in a header or query parameter; oauth2: client credentials "
-                        "(login, password) exchanged at the token URL. Empty: none.",
-                        "schema": {
-                            "type": ["string", "null"],
-                            "enum": [None, "none", "bearer", "basic", "api_key", "oauth2"],
+                    "auth": _choice(
+                        "Authentication",
+                        "How the login and password are sent.",
+                        {
+                            None: "(none)",
+                            "none": "none",
+                            "bearer": "bearer: the password is a Bearer token",
+                            "basic": "basic: login and password (HTTP basic)",
+                            "api_key": "api_key: the password in a header or query parameter",
+                            "oauth2": "oauth2: login and password are a client id and secret",
                         },
-                    },
-                    "api_key_header": {
-                        "label": "API key header",
-                        "description": "api_key: the header carrying the key (default X-API-Key).",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "api_key_param": {
-                        "label": "API key query parameter",
-                        "description": "api_key: send the key as this query parameter instead of a header.",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "token_url": {
-                        "label": "OAuth2 token URL",
-                        "schema": {"type": ["string", "null"]},
-                    },
-                    "scope": {"label": "OAuth2 scope", "schema": {"type": ["string", "null"]}},
-                    "timeout": {
-                        "label": "Timeout (seconds)",
-                        "description": "Per request; default 60.",
-                        "schema": {"type": ["integer", "null"]},
-                    },
-                    "max_retries": {
-                        "label": "Max retries",
-                        "description": "On transport errors, 429 and 5xx; default 5.",
-                        "schema": {"type": ["integer", "null"]},
-                    },
-                    "test_path": {
-                        "label": "Test path",
-                        "description": "What the Test button requests, relative to the base URL "
-                        "(default: the base URL itself). Pick a cheap authenticated endpoint.",
-                        "schema": {"type": ["string", "null"]},
-                    },
+                    ),
+                    "api_key_header": _field(
+                        "API key header",
+                        "api_key: the header carrying the key (default X-API-Key).",
+                        examples=["X-API-Key", "Authorization"],
+                    ),
+                    "api_key_prefix": _field(
+                        "API key prefix",
+                        'api_key: text put before the key in the header, e.g. "Token " (with its space).',
+                    ),
+                    "api_key_param": _field(
+                        "API key query parameter",
+                        "api_key: send the key as this query parameter instead of a header.",
+                        examples=["api_key", "apikey", "key"],
+                    ),
+                    "token_url": _field(
+                        "OAuth2 token URL",
+                        "oauth2: where the client credentials are exchanged for a token (on any host).",
+                        examples=["https://auth.example.com/oauth/token"],
+                    ),
+                    "scope": _field("OAuth2 scope", "oauth2: space-separated scopes; empty: none sent."),
+                    "headers": _field(
+                        "HTTP headers",
+                        'Sent with every request to the base URL\'s origin, e.g. {"Accept-Language": "en"}.',
+                        "object",
+                    ),
+                    **_rest_tuning(
+                        "What the Test button requests, relative to the base URL (default: the base "
+                        "URL itself). Pick a cheap authenticated endpoint.",
+                        [],
+                    ),
                 },
             },
-            _saas("cbr", "CbrHook", "Central Bank of Russia", "https://www.cbr.ru/", None),
+            _saas(
+                "cbr",
+                "CbrHook",
+                "Central Bank of Russia",
+                "https://www.cbr.ru/",
+                None,
+                test_paths=["scripts/XML_valFull.asp"],
+            ),
             _saas(
                 "openexchangerates",
                 "OpenExchangeRatesHook",
                 "Open Exchange Rates",
                 "https://openexchangerates.org/api/",
                 "App ID",
+                test_paths=["usage.json"],
             ),
             _saas(
                 "yandex_webmaster",
@@ -267,8 +286,16 @@ def get_provider_info() -> dict[str, Any]:
                 "Yandex Webmaster",
                 "https://api.webmaster.yandex.net/v4/",
                 "OAuth token",
+                test_paths=["user"],
             ),
-            _saas("similarweb", "SimilarwebHook", "Similarweb", "https://api.similarweb.com/", "API key"),
+            _saas(
+                "similarweb",
+                "SimilarwebHook",
+                "Similarweb",
+                "https://api.similarweb.com/",
+                "API key",
+                test_paths=["user-capabilities"],
+            ),
             _saas(
                 "google_sheets",
                 "GoogleSheetsHook",
@@ -277,8 +304,17 @@ def get_provider_info() -> dict[str, Any]:
                 "OAuth client secret",
                 login="OAuth client ID",
                 refresh_token=True,
+                test_paths=[],
+                test_hint="v4/spreadsheets/<id of a spreadsheet the grant can read>",
             ),
-            _saas("appsflyer", "AppsFlyerHook", "AppsFlyer", "https://hq1.appsflyer.com/", "API V2 token"),
+            _saas(
+                "appsflyer",
+                "AppsFlyerHook",
+                "AppsFlyer",
+                "https://hq1.appsflyer.com/",
+                "API V2 token",
+                test_paths=[],
+            ),
             _saas(
                 "google_ads",
                 "GoogleAdsHook",
@@ -287,6 +323,9 @@ def get_provider_info() -> dict[str, Any]:
                 "OAuth client secret",
                 login="OAuth client ID",
                 refresh_token=True,
+                test_paths=["v21/customers:listAccessibleCustomers"],
+                headers_hint='{"developer-token": "...", "login-customer-id": "..."} (the last '
+                "only for a manager account).",
             ),
             _saas(
                 "omnidesk",
@@ -296,9 +335,49 @@ def get_provider_info() -> dict[str, Any]:
                 "API key",
                 login="Staff e-mail",
                 host_required=True,
+                test_paths=["staff.json"],
             ),
-            _saas("mindbox", "MindboxHook", "Mindbox", "https://api.mindbox.ru/", "Secret key"),
+            _saas(
+                "mindbox", "MindboxHook", "Mindbox", "https://api.mindbox.ru/", "Secret key", test_paths=[]
+            ),
         ],
+    }
+
+
+def _field(
+    label: str,
+    description: str,
+    kind: str = "string",
+    *,
+    secret: bool = False,
+    examples: list[str] | None = None,
+) -> dict[str, Any]:
+    """One ``conn-fields`` entry: empty (``null``) means unset, so every type admits null."""
+    schema: dict[str, Any] = {"type": [kind, "null"]}
+    if secret:
+        schema["format"] = "password"
+    if examples:
+        schema["examples"] = examples
+    return {"label": label, "description": description, "schema": schema}
+
+
+def _choice(label: str, description: str, options: dict[str | None, str]) -> dict[str, Any]:
+    """A select: ``options`` maps each value (``None``: unset) to what the UI shows for it
+    (without ``values_display`` the unset option reads "null")."""
+    field = _field(label, description)
+    field["schema"]["enum"] = list(options)
+    field["schema"]["values_display"] = {
+        ("null" if value is None else value): shown for value, shown in options.items()
+    }
+    return field
+
+
+def _rest_tuning(test_path_hint: str, test_paths: list[str]) -> dict[str, Any]:
+    """The extras of the REST hook every REST-based connection type may tune."""
+    return {
+        "test_path": _field("Test path", test_path_hint, examples=test_paths or None),
+        "timeout": _field("Timeout (seconds)", "Per request; default 60.", "integer"),
+        "max_retries": _field("Max retries", "On transport errors, 429 and 5xx; default 5.", "integer"),
     }
 
 
@@ -309,12 +388,16 @@ def _saas(
     base_url: str,
     password: str | None,
     *,
+    test_paths: list[str],
+    test_hint: str = "",
+    headers_hint: str = "",
     login: str | None = None,
     refresh_token: bool = False,
     host_required: bool = False,
 ) -> dict[str, Any]:
     """The connection type of one SaaS API: the base URL defaults to the API's (hidden fields
-    are those the API does not use; the auth kind is the catalogue's, not the form's)."""
+    are those the API does not use; the auth kind is the catalogue's, not the form's, so there
+    is no Authentication field: a value there would override the catalogue's)."""
     hidden = (
         ["schema", "port"] + (["login"] if login is None else []) + (["password"] if password is None else [])
     )
@@ -323,7 +406,21 @@ def _saas(
         | ({"login": login} if login else {})
         | ({"password": password} if password else {})
     )
-    entry: dict[str, Any] = {
+    suggested = ", ".join(test_paths) or test_hint
+    hint = "What the Test button requests, relative to the base URL (default: the base URL itself, " + (
+        f"which many APIs answer with 404). Suggested: {suggested}"
+        if suggested
+        else "which many APIs answer with 404)."
+    )
+    fields: dict[str, Any] = {}
+    if refresh_token:
+        fields["refresh_token"] = _field(
+            "OAuth refresh token", "The user's offline grant for this client.", secret=True
+        )
+    if headers_hint:
+        fields["headers"] = _field("HTTP headers", headers_hint, "object")
+    fields |= _rest_tuning(hint, test_paths)
+    return {
         "connection-type": f"dpone_{name}",
         "hook-class-name": f"airflow_provider_dpone.apis.{name}.{class_name}",
         "hook-name": f"dpone {title}",
@@ -332,18 +429,5 @@ def _saas(
             "relabeling": relabeling,
             "placeholders": {"host": base_url if host_required else f"{base_url} (default)"},
         },
+        "conn-fields": fields,
     }
-    if refresh_token:
-        entry["conn-fields"] = {
-            "refresh_token": {
-                "label": "OAuth refresh token",
-                "description": "The user's offline grant for this client."
-                + (
-                    ' Also set the Extra JSON key "headers": {"developer-token": ..., "login-customer-id": ...}.'
-                    if name == "google_ads"
-                    else ""
-                ),
-                "schema": {"type": ["string", "null"], "format": "password"},
-            }
-        }
-    return entry
