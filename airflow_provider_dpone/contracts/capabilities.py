@@ -7,7 +7,7 @@ field and what the connector supports.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .connectors import CONNECTORS, ConnectorInfo
 from .errors import ValidationIssue
@@ -22,16 +22,7 @@ def _supporters(flag: str) -> str:
     return ", ".join(names) or "none yet"
 
 
-def _objects_problems(side: str, spec: Any, info: ConnectorInfo) -> list[str]:
-    used = (
-        "topic"
-        if spec.topic
-        else "endpoint"
-        if getattr(spec, "endpoint", None)
-        else "resource"
-        if getattr(spec, "resource", None)
-        else "table"
-    )
+def _objects_problems(side: str, used: str, info: ConnectorInfo) -> list[str]:
     if info.objects == used:
         return []
     wanted = "'table' or 'query'" if info.objects == "table" and side == "source" else f"'{info.objects}'"
@@ -48,19 +39,22 @@ def _source_problems(load: LoadSpec, src: ConnectorInfo) -> list[str]:
             f"source.incremental.mode: '{mode.value if mode else None}' is not supported by "
             f"connector '{src.name}'; supported: {', '.join(allowed)}"
         )
-    if mode in src.table_only_modes and load.source.query:
+    if mode in src.table_only_modes and load.source.kind == "query":
         problems.append(f"source.incremental.mode: '{mode.value}' needs 'table', not 'query'")
     if inc and inc.chunk and not src.chunk:
         problems.append(
             f"source.incremental.chunk: connector '{src.name}' does not read in chunks; "
             f"connectors that do: {_supporters('chunk')}"
         )
-    if load.source.window and not src.window:
+    from .manifest import TableSource  # the manifest module imports this one
+
+    if isinstance(load.source, TableSource) and load.source.window and not src.window:
         problems.append(
             f"source.window: connector '{src.name}' cannot read a fixed range; connectors that can: "
             f"{_supporters('window')}"
         )
-    return problems + _objects_problems("source", load.source, src)
+    kind = "table" if load.source.kind == "query" else load.source.kind
+    return problems + _objects_problems("source", kind, src)
 
 
 def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
@@ -101,7 +95,7 @@ def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
             f"target, which connector '{snk.name}' cannot; use 'fail' and set the state with "
             "`dpone state set`"
         )
-    return problems + _objects_problems("sink", sink, snk)
+    return problems + _objects_problems("sink", "topic" if sink.topic else "table", snk)
 
 
 def _strategy_problems(load: LoadSpec) -> list[str]:

@@ -9,14 +9,24 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from .capabilities import load_problems, state_problems
 from .connectors import CONNECTORS
 from .durations import parse_duration, validate_schedule
-from .errors import ManifestError, ValidationIssue
+from .errors import BadInputError, ManifestError, ValidationIssue
 from .quality import QualityCheck
 from .strategies import STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
 from .table import column_from_type_name
@@ -169,43 +179,107 @@ class EndpointSpec(_Strict):
     cross_origin: Literal["fail", "follow_without_credentials"] = "fail"
 
 
-class SourceSpec(_Strict):
+def _check_fields(value: dict[str, str] | None) -> dict[str, str] | None:
+    for name, type_ in (value or {}).items():
+        try:
+            column_from_type_name(name, type_)
+        except ValueError as exc:
+            raise ValueError(f"field '{name}': {exc}") from None
+    return value
+
+
+class _SourceBase(_Strict):
+    """What every source has; the kinds below add what they read."""
+
+    kind: ClassVar[str]
     connector: str
     conn_id: str
-    table: str | None = None
-    query: str | None = None
-    topic: str | None = None  # message sources (Kafka)
-    endpoint: EndpointSpec | None = None  # REST API sources
-    resource: str | None = None  # SaaS API sources: a resource of the connector's catalog
-    options: dict[str, Any] = Field(default_factory=dict)  # the resource's options (ids, dates)
-    value_format: Literal["json", "avro", "json_schema", "protobuf"] = "json"
-    # Typed fields of schema-less JSON messages: {name: canonical type}, e.g. {id: int64}.
-    fields: dict[str, str] | None = None
-    commit_offsets: bool = False  # Kafka: also commit the consumer group after the sink commits
-    columns: list[str] | None = None
-    window: WindowSpec | None = None
     incremental: IncrementalSpec | None = None
     batch_size: int = Field(default=50_000, gt=0)
 
-    _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
     _connector = field_validator("connector")(classmethod(lambda cls, v: _check_connector(v)))
 
-    @field_validator("fields")
-    @classmethod
-    def _fields(cls, value: dict[str, str] | None) -> dict[str, str] | None:
-        for name, type_ in (value or {}).items():
-            try:
-                column_from_type_name(name, type_)
-            except ValueError as exc:
-                raise ValueError(f"field '{name}': {exc}") from None
-        return value
+    @property
+    def object_name(self) -> str:
+        """What the source reads, for the run report."""
+        return ""
+
+    @property
+    def dataset_name(self) -> str | None:
+        """The source's own name of what it reads, for lineage (tables and topics)."""
+        return None
+
+
+class TableSource(_SourceBase):
+    """A database table (or view): ``columns`` picks some, ``window`` reads a fixed range."""
+
+    kind: ClassVar[str] = "table"
+    table: str
+    columns: list[str] | None = None
+    window: WindowSpec | None = None
+
+    _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
 
     @model_validator(mode="after")
-    def _table_or_query(self) -> SourceSpec:
-        if sum(bool(x) for x in (self.table, self.query, self.topic, self.endpoint, self.resource)) != 1:
-            raise ValueError("give exactly one of 'table', 'query', 'topic', 'endpoint' or 'resource'")
+    def _window_or_incremental(self) -> TableSource:
+        if self.window and self.incremental:
+            raise ValueError("'window' reads a fixed range; it cannot be combined with 'incremental'")
+        return self
+
+    @property
+    def object_name(self) -> str:
+        return self.table
+
+    @property
+    def dataset_name(self) -> str | None:
+        return self.table
+
+
+class QuerySource(_SourceBase):
+    """A database query (columns and filters are the query's own)."""
+
+    kind: ClassVar[str] = "query"
+    query: str
+
+    @property
+    def object_name(self) -> str:
+        return "query"
+
+
+class TopicSource(_SourceBase):
+    """A Kafka topic."""
+
+    kind: ClassVar[str] = "topic"
+    topic: str
+    value_format: Literal["json", "avro", "json_schema", "protobuf"] = "json"
+    # Typed fields of schema-less JSON messages: {name: canonical type}, e.g. {id: int64}.
+    fields: dict[str, str] | None = None
+    commit_offsets: bool = False  # also commit the consumer group after the sink commits
+
+    _fields = field_validator("fields")(classmethod(lambda cls, v: _check_fields(v)))
+
+    @property
+    def object_name(self) -> str:
+        return self.topic
+
+    @property
+    def dataset_name(self) -> str | None:
+        return self.topic
+
+
+class EndpointSource(_SourceBase):
+    """A REST endpoint, declared as data."""
+
+    kind: ClassVar[str] = "endpoint"
+    endpoint: EndpointSpec
+    fields: dict[str, str] | None = None  # typed fields of the records
+
+    _fields = field_validator("fields")(classmethod(lambda cls, v: _check_fields(v)))
+
+    @model_validator(mode="after")
+    def _server_filter(self) -> EndpointSource:
         inc = self.incremental
-        if self.endpoint and inc and inc.mode is IncrementalMode.CURSOR:
+        if inc and inc.mode is IncrementalMode.CURSOR:
             if self.endpoint.server_filter is None:
                 raise ValueError(
                     "incremental reads of an endpoint need 'endpoint.server_filter' (the API's own "
@@ -216,13 +290,86 @@ class SourceSpec(_Strict):
                     f"incremental.cursor '{inc.cursor}' must be the field the server filters on "
                     f"('{self.endpoint.server_filter.field}')"
                 )
-        if self.query and self.columns:
-            raise ValueError("'columns' applies to 'table' sources; select columns in the query")
-        if self.query and self.window:
-            raise ValueError("'window' applies to 'table' sources; filter in the query")
-        if self.window and self.incremental:
-            raise ValueError("'window' reads a fixed range; it cannot be combined with 'incremental'")
         return self
+
+    @property
+    def object_name(self) -> str:
+        return self.endpoint.path
+
+
+class ResourceSource(_SourceBase):
+    """A resource of a SaaS connector's catalog, with its options (ids, dates)."""
+
+    kind: ClassVar[str] = "resource"
+    resource: str
+    options: dict[str, Any] = Field(default_factory=dict)
+    fields: dict[str, str] | None = None  # the columns of resources the user defines (a sheet)
+
+    _fields = field_validator("fields")(classmethod(lambda cls, v: _check_fields(v)))
+
+    @property
+    def object_name(self) -> str:
+        return self.resource
+
+
+_SOURCE_KINDS: dict[str, type[_SourceBase]] = {
+    c.kind: c for c in (TableSource, QuerySource, TopicSource, EndpointSource, ResourceSource)
+}
+# Keys that only one kind of source takes (``fields`` is shared, so not listed).
+_KIND_KEYS = {
+    kind: set(cls.model_fields) - set(_SourceBase.model_fields) - {"fields"}
+    for kind, cls in _SOURCE_KINDS.items()
+}
+_TAG = "tagged-"  # error paths drop union tags that start like this
+
+
+def _source_kind(data: Any) -> str | None:
+    """The kind of source a mapping (or a built spec) describes: the one object key it names."""
+    if isinstance(data, _SourceBase):
+        return _TAG + data.kind
+    if not isinstance(data, dict):
+        return None
+    named = [k for k in _SOURCE_KINDS if data.get(k)]
+    return _TAG + named[0] if len(named) == 1 else None
+
+
+SourceSpec = Annotated[
+    Annotated[TableSource, Tag(_TAG + "table")]
+    | Annotated[QuerySource, Tag(_TAG + "query")]
+    | Annotated[TopicSource, Tag(_TAG + "topic")]
+    | Annotated[EndpointSource, Tag(_TAG + "endpoint")]
+    | Annotated[ResourceSource, Tag(_TAG + "resource")],
+    Discriminator(
+        _source_kind,
+        custom_error_type="source_kind",
+        custom_error_message="give exactly one of 'table', 'query', 'topic', 'endpoint' or 'resource'",
+    ),
+]
+"""A load's source: one kind per object it reads (a discriminated union)."""
+
+SqlSource = TableSource | QuerySource
+
+
+_Kind = TypeVar("_Kind", bound=_SourceBase)
+
+
+def source_of(spec: SourceSpec, kind: type[_Kind], connector: str) -> _Kind:
+    """``spec`` as the kind of source ``connector`` reads (validation has checked it)."""
+    if isinstance(spec, kind):
+        return spec
+    raise BadInputError(f"source: connector '{connector}' reads '{kind.kind}' sources, not '{spec.kind}'")
+
+
+def sql_source(spec: SourceSpec, connector: str) -> TableSource | QuerySource:
+    """``spec`` as a table or query source (what database connectors read)."""
+    if isinstance(spec, TableSource | QuerySource):
+        return spec
+    raise BadInputError(f"source: connector '{connector}' reads tables or queries, not '{spec.kind}'")
+
+
+def source_spec(data: Any) -> SourceSpec:
+    """Validate a source mapping (or rebuild one with changed keys) into its kind."""
+    return _SOURCE_ADAPTER.validate_python(data)
 
 
 class StagingSpec(_Strict):
@@ -429,6 +576,9 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
     for part in loc:
         if isinstance(part, int):
             continue
+        if isinstance(part, str) and part.startswith(_TAG):  # the union member validated
+            current = _SOURCE_KINDS.get(part.removeprefix(_TAG))
+            continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
         field = current.model_fields.get(part) or next(
@@ -465,6 +615,9 @@ def _issues_from(exc: ValidationError, file: str, raw_loads: list[Any]) -> list[
             owner = _model_at(Manifest, loc[:-1])
             allowed = f"; allowed keys: {', '.join(_field_names(owner))}" if owner else ""
             message = f"unknown key '{loc[-1]}'{allowed}"
+            kind = next((k for k, keys in _KIND_KEYS.items() if loc[-1] in keys), None)
+            if kind is not None and owner is not None and issubclass(owner, _SourceBase):
+                message = _misplaced(str(loc[-1]), kind, owner.kind, _raw_connector(raw_loads, loc))
         elif err["type"] == "missing":
             message = "required key is missing"
         elif err["type"] in ("enum", "literal_error"):
@@ -477,6 +630,23 @@ def _issues_from(exc: ValidationError, file: str, raw_loads: list[Any]) -> list[
             continue
         issues.append(ValidationIssue(file=file, field=path, message=message, load=load_name))
     return issues
+
+
+def _raw_connector(raw_loads: list[Any], loc: tuple[Any, ...]) -> str | None:
+    """The source connector the load at ``loc`` names, as written."""
+    if len(loc) < 2 or loc[0] != "loads" or not isinstance(loc[1], int) or loc[1] >= len(raw_loads):
+        return None
+    source = raw_loads[loc[1]].get("source") if isinstance(raw_loads[loc[1]], dict) else None
+    connector = source.get("connector") if isinstance(source, dict) else None
+    return connector if isinstance(connector, str) else None
+
+
+def _misplaced(key: str, kind: str, this: str, connector: str | None) -> str:
+    """A key of another kind of source, named as such (with who reads that kind)."""
+    objects = "table" if kind == "query" else kind
+    readers = ", ".join(sorted(n for n, c in CONNECTORS.items() if c.objects == objects)) or "none"
+    of = f" of connector '{connector}'" if connector in CONNECTORS else ""
+    return f"'{key}' applies to '{kind}' sources (connectors: {readers}); this is a '{this}' source{of}"
 
 
 _PATH_PREFIX = re.compile(r"^([a-z_]+(?:\.[a-z_]+)*): (.+)$", re.S)
@@ -564,3 +734,6 @@ def parse_manifest(data: Any, file: str = "<memory>") -> Manifest:
     if issues := _graph_issues(manifest, file) + state_problems(manifest, file):
         raise ManifestError(issues)
     return manifest
+
+
+_SOURCE_ADAPTER: TypeAdapter[SourceSpec] = TypeAdapter(SourceSpec)

@@ -15,7 +15,7 @@ from ..contracts.artifacts import (
     StreamStats,
 )
 from ..contracts.errors import BadInputError, UnsupportedError
-from ..contracts.manifest import SourceSpec
+from ..contracts.manifest import SourceSpec, TableSource, sql_source
 from ..contracts.state import StateRecord
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import Column, TableSchema
@@ -39,18 +39,19 @@ class ClickHouseSource(ClickHouseClient):
     """Extracts for the ClickHouse hook (the sink builds on this class)."""
 
     def _describe_source(self, spec: SourceSpec) -> tuple[TableSchema, str]:
-        if spec.table:
+        spec = sql_source(spec, "clickhouse")
+        if isinstance(spec, TableSource):
             ref = self._ref(spec.table)
             schema = self.describe_table(ref)
             if schema is None:
                 raise BadInputError(f"source table {ref} does not exist or has no columns")
             relation = ref.sql
         else:
-            query = (spec.query or "").strip().rstrip(";")
+            query = spec.query.strip().rstrip(";")
             rows = self.query(dialect.describe_query(query))
             schema = TableSchema(tuple(dialect.to_canonical(r[0], r[1]) for r in rows))
             relation = f"({query}) as dpone_source"
-        if spec.columns:
+        if isinstance(spec, TableSource) and spec.columns:
             missing = [c for c in spec.columns if not schema.has(c)]
             if missing:
                 raise BadInputError(f"source.columns: {missing} not in the source columns {schema.names}")
@@ -99,7 +100,7 @@ class ClickHouseSource(ClickHouseClient):
                     window.params["lower"] = plan.lower
                 if plan.lookback_applies:
                     window.params["lookback_us"] = int(plan.lookback * 1_000_000)
-        if spec.window:
+        if isinstance(spec, TableSource) and spec.window:
             fixed = fixed_window(spec.window, schema)
             ptype, col = self._param_type(fixed.column), dialect.quote_ident(fixed.column.name)
             clause = f"{col} >= {{wstart:{ptype}}} and {col} < {{wend:{ptype}}}"
@@ -162,9 +163,11 @@ class ClickHouseSource(ClickHouseClient):
     def extract_keys(
         self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...] = ()
     ) -> ExtractResult:
-        if spec.table:
-            keyed = spec.model_copy(update={"columns": keys, "incremental": None, "window": None})
+        sql = sql_source(spec, "clickhouse")
+        keyed: SourceSpec
+        if isinstance(sql, TableSource):
+            keyed = sql.model_copy(update={"columns": keys, "incremental": None, "window": None})
         else:
             cols = dialect.column_list(keys)
-            keyed = spec.model_copy(update={"query": f"select distinct {cols} from ({spec.query})"})
+            keyed = sql.model_copy(update={"query": f"select distinct {cols} from ({sql.query})"})
         return self.extract(keyed, None, accepted_formats=accepted_formats)

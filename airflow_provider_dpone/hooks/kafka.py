@@ -43,7 +43,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
 from ..contracts import records
 from ..contracts.artifacts import ExtractResult, InMemoryRows, StreamingBatches, iter_row_batches
 from ..contracts.errors import BadInputError, TransientError, UnsupportedError
-from ..contracts.manifest import SourceSpec
+from ..contracts.manifest import SourceSpec, TopicSource, source_of
 from ..contracts.quality import Measurement
 from ..contracts.redaction import Redactor
 from ..contracts.state import OffsetsState, StateRecord
@@ -163,9 +163,9 @@ class DponeKafkaHook(KafkaBaseHook):
 
     # --- source --------------------------------------------------------------------------
 
-    def _value_schema(self, spec: SourceSpec) -> tuple[TableSchema, Any]:
+    def _value_schema(self, spec: TopicSource) -> tuple[TableSchema, Any]:
         """The value columns and a decoder of message values into dicts."""
-        topic = spec.topic or ""
+        topic = spec.topic
         if spec.value_format == "json":
             if spec.fields:
                 schema = records.declared_schema(spec.fields)
@@ -264,9 +264,9 @@ class DponeKafkaHook(KafkaBaseHook):
             raise BadInputError(f"source.topic: topic '{topic}' does not exist")
         return sorted(info.partitions)
 
-    def _plan(self, spec: SourceSpec, state: StateRecord | None, consumer: Any) -> tuple[dict, dict]:
+    def _plan(self, spec: TopicSource, state: StateRecord | None, consumer: Any) -> tuple[dict, dict]:
         """Per partition: (first offset to read, high watermark now)."""
-        topic = spec.topic or ""
+        topic = spec.topic
         if state is not None and (not isinstance(state, OffsetsState) or state.topic != topic):
             raise BadInputError(
                 f"stored state is {state.kind!r} (not offsets of topic '{topic}'); reset it with dpone state reset"
@@ -290,8 +290,7 @@ class DponeKafkaHook(KafkaBaseHook):
         self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...] = ()
     ) -> ExtractResult:
         """Fix each partition's end (its high watermark now); stream its messages up to it."""
-        if spec.topic is None:
-            raise BadInputError("source.topic: the kafka source reads a topic")
+        spec = source_of(spec, TopicSource, "kafka")
         value_schema, decode = self._value_schema(spec)
         schema = TableSchema(codec.ENVELOPE + value_schema.columns)
         consumer = self._consumer(self.group_id(None, f"{spec.conn_id}.{spec.topic}"))
@@ -393,6 +392,7 @@ class DponeKafkaHook(KafkaBaseHook):
         result.details.update(tombstones_skipped=tombstones, read_to=final)
 
     def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
+        spec = source_of(spec, TopicSource, "kafka")
         value_schema, _ = self._value_schema(spec)
         consumer = self._consumer(self.group_id(None, f"{spec.conn_id}.{spec.topic}"))
         try:
@@ -419,7 +419,7 @@ class DponeKafkaHook(KafkaBaseHook):
 
     def acknowledge(self, ctx: LoadContext, state: StateRecord) -> None:
         """After the sink and the state committed: commit the consumer group's offsets (opt-in)."""
-        spec = ctx.load.source
+        spec = source_of(ctx.load.source, TopicSource, "kafka")
         if not spec.commit_offsets or not isinstance(state, OffsetsState):
             return
         consumer = Consumer({"group.id": self.group_id(None, ctx.key), **self.client_config()})

@@ -25,7 +25,7 @@ from ..contracts.artifacts import (
     StreamStats,
 )
 from ..contracts.errors import BadInputError
-from ..contracts.manifest import SourceSpec
+from ..contracts.manifest import SourceSpec, TableSource, sql_source
 from ..contracts.state import StateRecord, XminState
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import CanonicalType, TableSchema
@@ -119,7 +119,8 @@ class PostgresSource(PostgresSessions):
 
     def describe_source(self, cur: psycopg.Cursor, spec: SourceSpec) -> tuple[TableSchema, bool, str]:
         """Source schema, whether binary COPY is safe, and the FROM item to select from."""
-        if spec.table:
+        spec = sql_source(spec, "postgres")
+        if isinstance(spec, TableSource):
             table = dialect.parse_table(spec.table)
             schema, binary_ok = self._describe_relation(cur, table)
             if spec.columns:
@@ -133,7 +134,7 @@ class PostgresSource(PostgresSessions):
                 )
             return schema, binary_ok, table.sql
         probe = dialect.table("pg_temp", "dpone_probe")
-        cur.execute(f"create temp view dpone_probe as {(spec.query or '').strip().rstrip(';')}")
+        cur.execute(f"create temp view dpone_probe as {spec.query.strip().rstrip(';')}")
         schema, binary_ok = self._describe_relation(cur, dialect.table(self._temp_schema(cur), probe.name))
         cur.execute("drop view pg_temp.dpone_probe")
         return schema, binary_ok, dialect.source_relation(None, spec.query)
@@ -195,7 +196,7 @@ class PostgresSource(PostgresSessions):
         """The extract's schema, SELECT and window, fixed in the open snapshot."""
         schema, binary_ok, relation = self.describe_source(cur, spec)
         window = self._window(cur, spec, schema, relation, state)
-        if spec.window:  # a fixed range (replace loads read exactly the window they rewrite)
+        if isinstance(spec, TableSource) and spec.window:  # a fixed range (replace reads what it rewrites)
             fixed = fixed_window(spec.window, schema)
             window.where = dialect.window_predicate(fixed.column)
             window.params = (fixed.start, fixed.end)
@@ -327,8 +328,10 @@ class PostgresSource(PostgresSessions):
         self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...] = ()
     ) -> ExtractResult:
         """The full set of ``keys`` in the source now (reconciliation of incremental loads)."""
-        if spec.table:
-            keyed = spec.model_copy(update={"columns": keys, "incremental": None, "window": None})
+        sql = sql_source(spec, "postgres")
+        keyed: SourceSpec
+        if isinstance(sql, TableSource):
+            keyed = sql.model_copy(update={"columns": keys, "incremental": None, "window": None})
         else:
-            keyed = spec.model_copy(update={"query": dialect.key_set_query(spec.query or "", keys)})
+            keyed = sql.model_copy(update={"query": dialect.key_set_query(sql.query, keys)})
         return self.extract(keyed, None, accepted_formats=accepted_formats)

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..contracts.artifacts import CheckpointedBatches, ExtractResult, FileExport, StreamingBatches
 from ..contracts.errors import DponeError, ResumeExpiredError, TransientError, scrub
-from ..contracts.manifest import LoadSpec, SourceSpec
+from ..contracts.manifest import LoadSpec, SourceSpec, TableSource
 from ..contracts.quality import enforce as enforce_quality
 from ..contracts.quality import judge
 from ..contracts.redaction import Redactor
@@ -84,7 +84,7 @@ def _close_artifact(artifact: object) -> None:
 def effective_source(load: LoadSpec) -> SourceSpec:
     """The source spec as extracted: a ``replace`` window is read from a table source as is."""
     window = load.sink.replace.window if load.sink.replace else None
-    if window and load.source.table and load.source.window is None:
+    if window and isinstance(load.source, TableSource) and load.source.window is None:
         return load.source.model_copy(update={"window": window})
     return load.source
 
@@ -126,7 +126,7 @@ def _lineage(parts: LoadRuntime, load: LoadSpec, extract: ExtractResult, report:
     try:
         fields = [{"name": c.name, "type": c.native_type or c.type.value} for c in extract.schema.columns]
         inputs, outputs = [], []
-        name = load.source.table or load.source.topic
+        name = load.source.dataset_name
         source = parts.source.dataset(name) if name else None
         if source:
             inputs.append({**source, "schema": fields})
@@ -294,11 +294,7 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
         source={
             "connector": load.source.connector,
             "conn_id": load.source.conn_id,
-            "object": load.source.table
-            or load.source.topic
-            or (load.source.endpoint.path if load.source.endpoint else None)
-            or load.source.resource
-            or "query",
+            "object": load.source.object_name,
         },
         sink={"connector": load.sink.connector, "conn_id": load.sink.conn_id, "table": load.sink.target},
     )

@@ -38,13 +38,13 @@ class RestNewDataSensor(BaseSensorOperator):
         self.min_records = min_records
 
     def poke(self, context: Any) -> bool:
-        from ..contracts.manifest import SourceSpec, StateSpec
+        from ..contracts.manifest import StateSpec, source_spec
         from ..hooks.rest import DponeRestHook
         from ..state import build_state_backend
 
-        spec = SourceSpec.model_validate(self.source)
+        spec = source_spec(self.source)
         stored = build_state_backend(StateSpec.model_validate(self.state)).get(self.pipeline, self.load)
         hook = DponeRestHook(conn_id=spec.conn_id)
         found = hook.probe(spec, stored)
-        self.log.info("%s: %d record(s) past %s", spec.endpoint.path if spec.endpoint else "?", found, stored)
+        self.log.info("%s: %d record(s) past %s", spec.object_name, found, stored)
         return found >= self.min_records
