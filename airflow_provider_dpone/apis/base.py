@@ -25,7 +25,14 @@ from xml.etree import ElementTree
 from ..contracts import records as values
 from ..contracts.artifacts import ExtractResult
 from ..contracts.errors import BadInputError, UnsupportedError
-from ..contracts.manifest import EndpointSpec, PaginationSpec, SourceSpec
+from ..contracts.manifest import (
+    EndpointSource,
+    EndpointSpec,
+    PaginationSpec,
+    ResourceSource,
+    SourceSpec,
+    source_of,
+)
 from ..contracts.state import StateRecord
 from ..hooks.rest import DponeRestHook, Read
 from ..sql.extract_plan import CursorPlan, bound_cursor
@@ -149,14 +156,18 @@ class ApiHook(DponeRestHook):
         return {**self.api.extra, **super()._read_extra()}
 
     def resource(self, spec: SourceSpec) -> Resource:
-        name = spec.resource or ""
+        name = source_of(spec, ResourceSource, spec.connector).resource
         if name not in self.api.resources:
             raise BadInputError(
                 f"source.resource: '{name}' is not a resource of {self.api.title}; "
                 f"allowed: {', '.join(sorted(self.api.resources))}"
             )
         found = self.api.resources[name]
-        missing = [o for o in found.required_options if o not in spec.options]
+        missing = [
+            o
+            for o in found.required_options
+            if o not in source_of(spec, ResourceSource, spec.connector).options
+        ]
         if missing:
             raise BadInputError(f"source.options: resource '{name}' needs {missing}")
         return found
@@ -164,12 +175,13 @@ class ApiHook(DponeRestHook):
     def read_of(self, spec: SourceSpec) -> ResourceRead:
         """The read of ``spec``'s resource: its endpoint, fields and the manifest's options."""
         effective = self.effective(spec)
-        assert effective.endpoint is not None
-        return ResourceRead(effective, effective.endpoint, self.resource(spec), dict(spec.options))
+        options = source_of(spec, ResourceSource, spec.connector).options
+        return ResourceRead(effective, effective.endpoint, self.resource(spec), dict(options))
 
-    def effective(self, spec: SourceSpec) -> SourceSpec:
+    def effective(self, spec: SourceSpec) -> EndpointSource:
         """``spec`` as a plain endpoint read: the resource's endpoint and typed fields."""
         res = self.resource(spec)
+        spec = source_of(spec, ResourceSource, spec.connector)
         if spec.incremental is not None and res.server_filter is None:
             raise UnsupportedError(
                 f"source.incremental: {self.api.title} '{res.name}' has no server-side filter, so it is "
@@ -211,12 +223,19 @@ class ApiHook(DponeRestHook):
         )
         # Resources whose columns the user defines (a spreadsheet) take them from source.fields.
         fields = spec.fields or res.fields or None
-        return spec.model_copy(update={"resource": None, "endpoint": endpoint, "fields": fields})
+        return EndpointSource(
+            connector=spec.connector,
+            conn_id=spec.conn_id,
+            incremental=spec.incremental,
+            batch_size=spec.batch_size,
+            endpoint=endpoint,
+            fields=fields,
+        )
 
     def probe(self, spec: SourceSpec, state: StateRecord | None = None) -> int:
         if self.resource(spec).export is not None:
             raise UnsupportedError(
-                f"{self.api.title} '{spec.resource}' is a background export: there is no cheap "
+                f"{self.api.title} '{spec.object_name}' is a background export: there is no cheap "
                 "request that tells whether new data exists, so the sensor does not apply"
             )
         return super().probe(spec, state)

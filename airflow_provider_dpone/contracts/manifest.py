@@ -199,6 +199,15 @@ class _SourceBase(_Strict):
 
     _connector = field_validator("connector")(classmethod(lambda cls, v: _check_connector(v)))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _unset_others(cls, data: Any) -> Any:
+        """Another kind's key set to null is not given (a load overriding its defaults' table
+        with ``table: null`` and a ``query``)."""
+        if isinstance(data, dict):
+            return {k: v for k, v in data.items() if v is not None or k in cls.model_fields}
+        return data
+
     @property
     def object_name(self) -> str:
         """What the source reads, for the run report."""

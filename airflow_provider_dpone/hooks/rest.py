@@ -37,7 +37,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
 from ..contracts import records as values
 from ..contracts.artifacts import CheckpointedBatches, ExtractResult, StreamingBatches
 from ..contracts.errors import BadInputError, SourceContractError, UnsupportedError
-from ..contracts.manifest import PaginationSpec, SourceSpec
+from ..contracts.manifest import EndpointSource, PaginationSpec, SourceSpec, source_of
 from ..contracts.state import StateRecord
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import CanonicalType, Column, TableSchema
@@ -224,13 +224,11 @@ class DponeRestHook(RestTransport, BaseHook):
 
     def read_of(self, spec: SourceSpec) -> Read:
         """The read of ``spec`` (API catalogs: of its resource), built once per extract."""
-        if spec.endpoint is None:
-            raise BadInputError("source.endpoint: the rest source reads an endpoint")
-        return Read(spec, spec.endpoint)
+        read = source_of(spec, EndpointSource, spec.connector)
+        return Read(read, read.endpoint)
 
-    def _schema(self, spec: SourceSpec) -> TableSchema:
+    def _schema(self, spec: EndpointSource) -> TableSchema:
         endpoint = spec.endpoint
-        assert endpoint is not None
         columns: tuple[Column, ...] = (
             values.declared_schema(spec.fields).columns if spec.fields else (RECORD,)
         )
@@ -240,11 +238,10 @@ class DponeRestHook(RestTransport, BaseHook):
         return TableSchema(columns, keys)
 
     def _window(
-        self, spec: SourceSpec, state: StateRecord | None
+        self, spec: EndpointSource, state: StateRecord | None
     ) -> tuple[dict[str, Any], CursorPlan | None, dict[str, Any]]:
         """The server-side filter parameter for this run, the cursor's plan, the report's window."""
         inc, endpoint = spec.incremental, spec.endpoint
-        assert endpoint is not None
         if inc is None:
             return {}, None, {"mode": "full"}
         if inc.mode is not IncrementalMode.CURSOR:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contracts.errors import SourceContractError
-from ..contracts.manifest import EndpointSpec, SourceSpec
+from ..contracts.manifest import EndpointSource, EndpointSpec
 
 _MISSING = object()
 _SHOWN_KEYS, _KEY_WIDTH = 20, 40
@@ -38,7 +38,7 @@ class Read:
     state, so one hook serves extracts in a row or interleaved): the source spec as read and its
     endpoint. API catalogs subclass it with their resource (``apis/base.py``)."""
 
-    spec: SourceSpec
+    spec: EndpointSource
     endpoint: EndpointSpec
 
     def records(self, payload: Any, selector: str) -> Any:

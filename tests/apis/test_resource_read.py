@@ -13,7 +13,7 @@ import pytest
 from airflow_provider_dpone.apis.base import ResourceRead, resource_read
 from airflow_provider_dpone.apis.cbr import CbrHook
 from airflow_provider_dpone.apis.openexchangerates import OpenExchangeRatesHook
-from airflow_provider_dpone.contracts.manifest import SourceSpec
+from airflow_provider_dpone.contracts.manifest import SourceSpec, source_spec
 from airflow_provider_dpone.hooks.rest import Read
 from tests.apis.test_cbr import cbr_route
 from tests.apis.test_openexchangerates import APP_ID, oxr_route
@@ -44,7 +44,7 @@ def cbr() -> Iterator[VendorFake]:
 
 def spec(connector: str, resource: str, **options: object) -> SourceSpec:
     conn_id = f"{connector}_reads"
-    return SourceSpec.model_validate(
+    return source_spec(
         {"connector": connector, "conn_id": conn_id, "resource": resource, "options": options}
     )
 
@@ -96,7 +96,7 @@ def test_the_read_is_built_per_extract_and_carries_the_resource() -> None:
     again = hook.read_of(spec("openexchangerates", "historical", date="2026-03-01", base="EUR"))
     assert isinstance(read, ResourceRead) and read is not again and read.seen is not again.seen
     assert read.resource.name == "historical" and read.options["base"] == "EUR"
-    assert read.endpoint.params["base"] == "EUR" and read.spec.resource is None
+    assert read.endpoint.params["base"] == "EUR" and read.spec.kind == "endpoint"
     assert resource_read(read) is read
     with pytest.raises(TypeError, match="reads resources"):
         resource_read(Read(read.spec, read.endpoint))

@@ -473,3 +473,72 @@ def test_validate_json_output_and_exit_codes(tmp_path: Path, capsys) -> None:
 def test_shipped_demo_manifests_are_valid() -> None:
     manifests, issues = validate_paths([Path(__file__).resolve().parents[2] / "dags" / "manifests"])
     assert not issues and manifests
+
+
+# --- the source is a discriminated union: one kind per object it reads ----------------------
+
+
+def _source(source: dict) -> object:
+    strategy = "incremental_append" if source.get("incremental") else "full_refresh"
+    body = {
+        "name": "l",
+        "source": source,
+        "sink": {"connector": "postgres", "conn_id": "d", "table": "raw.t", "strategy": strategy},
+    }
+    return parse_manifest({"pipeline": "p", "loads": [body]}).loads[0].source
+
+
+@pytest.mark.parametrize(
+    ("source", "kind"),
+    [
+        ({"connector": "postgres", "conn_id": "s", "table": "t", "columns": ["a"]}, "TableSource"),
+        ({"connector": "postgres", "conn_id": "s", "query": "select 1"}, "QuerySource"),
+        ({"connector": "postgres", "conn_id": "s", "table": None, "query": "select 1"}, "QuerySource"),
+        (
+            {"connector": "kafka", "conn_id": "k", "topic": "events", "incremental": {"mode": "offsets"}},
+            "TopicSource",
+        ),
+        ({"connector": "rest", "conn_id": "r", "endpoint": {"path": "items"}}, "EndpointSource"),
+        ({"connector": "cbr", "conn_id": "c", "resource": "daily_rates"}, "ResourceSource"),
+    ],
+)
+def test_each_source_validates_as_its_kind(source: dict, kind: str) -> None:
+    assert type(_source(source)).__name__ == kind
+
+
+@pytest.mark.parametrize(
+    ("source", "field", "message"),
+    [
+        (
+            {"connector": "postgres", "conn_id": "s", "query": "select 1", "columns": ["a"]},
+            "source.columns",
+            "'columns' applies to 'table' sources (connectors: clickhouse, postgres); "
+            "this is a 'query' source of connector 'postgres'",
+        ),
+        (
+            {"connector": "kafka", "conn_id": "k", "topic": "t", "options": {"a": 1}},
+            "source.options",
+            "'options' applies to 'resource' sources",
+        ),
+        (
+            {"connector": "postgres", "conn_id": "s", "table": "t", "query": "select 1"},
+            "source",
+            "give exactly one of 'table', 'query', 'topic', 'endpoint' or 'resource'",
+        ),
+        (
+            {"connector": "postgres", "conn_id": "s"},
+            "source",
+            "give exactly one of 'table', 'query', 'topic', 'endpoint' or 'resource'",
+        ),
+        (
+            {"connector": "postgres", "conn_id": "s", "table": "t", "bogus": 1},
+            "source.bogus",
+            "unknown key 'bogus'; allowed keys: batch_size, columns, conn_id, connector, incremental, table, window",
+        ),
+    ],
+)
+def test_a_key_of_another_kind_is_named_with_its_path(source: dict, field: str, message: str) -> None:
+    with pytest.raises(ManifestError) as err:
+        _source(source)
+    issue = err.value.issues[0]
+    assert issue.field == field and message in issue.message, issue

@@ -465,7 +465,7 @@ def test_a_saas_record_key_that_is_missing_fails_naming_it(name: str) -> None:
 def test_a_renamed_vendor_key_fails_the_load_with_its_path() -> None:
     """End to end: Open Exchange Rates answering 'quotes' instead of 'rates'."""
     from airflow_provider_dpone.apis.openexchangerates import OpenExchangeRatesHook
-    from airflow_provider_dpone.contracts.manifest import SourceSpec
+    from airflow_provider_dpone.contracts.manifest import source_spec
     from tests.apis.vendor_fake import VendorFake
 
     answer = {"timestamp": 1767225600, "base": "USD", "quotes": {"EUR": 0.9}}
@@ -474,7 +474,7 @@ def test_a_renamed_vendor_key_fails_the_load_with_its_path() -> None:
         {"conn_type": "http", "host": f"{fake.url}/api/", "password": "app-id-123"}
     )
     try:
-        spec = SourceSpec.model_validate(
+        spec = source_spec(
             {"connector": "openexchangerates", "conn_id": "oxr_renamed", "resource": "latest"}
         )
         result = OpenExchangeRatesHook(conn_id="oxr_renamed").extract(spec, None)
@@ -494,7 +494,7 @@ def test_a_saas_resource_fails_on_another_origin_unless_its_catalog_says_otherwi
     import dataclasses
 
     from airflow_provider_dpone.apis.openexchangerates import OXR, OpenExchangeRatesHook
-    from airflow_provider_dpone.contracts.manifest import SourceSpec
+    from airflow_provider_dpone.contracts.manifest import source_spec
     from tests.apis.vendor_fake import VendorFake
 
     elsewhere = VendorFake(lambda *_: (200, b'{"EUR": "Euro"}', {"Content-Type": "application/json"}))
@@ -502,7 +502,7 @@ def test_a_saas_resource_fails_on_another_origin_unless_its_catalog_says_otherwi
     os.environ["AIRFLOW_CONN_OXR_MOVED"] = json.dumps(
         {"conn_type": "http", "host": f"{fake.url}/api/", "password": "app-id-123"}
     )
-    spec = SourceSpec.model_validate(
+    spec = source_spec(
         {"connector": "openexchangerates", "conn_id": "oxr_moved", "resource": "currencies"}
     )
     try:
