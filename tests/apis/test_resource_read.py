@@ -44,9 +44,7 @@ def cbr() -> Iterator[VendorFake]:
 
 def spec(connector: str, resource: str, **options: object) -> SourceSpec:
     conn_id = f"{connector}_reads"
-    return source_spec(
-        {"connector": connector, "conn_id": conn_id, "resource": resource, "options": options}
-    )
+    return source_spec({"connector": connector, "conn_id": conn_id, "resource": resource, "options": options})
 
 
 def rows(result) -> list[list]:

@@ -474,9 +474,7 @@ def test_a_renamed_vendor_key_fails_the_load_with_its_path() -> None:
         {"conn_type": "http", "host": f"{fake.url}/api/", "password": "app-id-123"}
     )
     try:
-        spec = source_spec(
-            {"connector": "openexchangerates", "conn_id": "oxr_renamed", "resource": "latest"}
-        )
+        spec = source_spec({"connector": "openexchangerates", "conn_id": "oxr_renamed", "resource": "latest"})
         result = OpenExchangeRatesHook(conn_id="oxr_renamed").extract(spec, None)
         with pytest.raises(SourceContractError) as caught:
             list(result.artifact.batches)
@@ -502,9 +500,7 @@ def test_a_saas_resource_fails_on_another_origin_unless_its_catalog_says_otherwi
     os.environ["AIRFLOW_CONN_OXR_MOVED"] = json.dumps(
         {"conn_type": "http", "host": f"{fake.url}/api/", "password": "app-id-123"}
     )
-    spec = source_spec(
-        {"connector": "openexchangerates", "conn_id": "oxr_moved", "resource": "currencies"}
-    )
+    spec = source_spec({"connector": "openexchangerates", "conn_id": "oxr_moved", "resource": "currencies"})
     try:
         with pytest.raises(CredentialOriginError):
             list(OpenExchangeRatesHook(conn_id="oxr_moved").extract(spec, None).artifact.batches)
