@@ -25,7 +25,7 @@ from xml.etree import ElementTree
 from ..contracts import records as values
 from ..contracts.artifacts import ExtractResult
 from ..contracts.errors import BadInputError, UnsupportedError
-from ..contracts.manifest import (
+from ..contracts.sources import (
     EndpointSource,
     EndpointSpec,
     PaginationSpec,

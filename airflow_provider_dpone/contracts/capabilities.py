@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from .connectors import CONNECTORS, ConnectorInfo
 from .errors import ValidationIssue
+from .sources import TableSource
 from .strategies import RECONCILING_STRATEGIES, Strategy
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ def _source_problems(load: LoadSpec, src: ConnectorInfo) -> list[str]:
             f"source.incremental.chunk: connector '{src.name}' does not read in chunks; "
             f"connectors that do: {_supporters('chunk')}"
         )
-    from .manifest import TableSource  # the manifest module imports this one
-
     if isinstance(load.source, TableSource) and load.source.window and not src.window:
         problems.append(
             f"source.window: connector '{src.name}' cannot read a fixed range; connectors that can: "

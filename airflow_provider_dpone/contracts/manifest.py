@@ -9,15 +9,11 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import re
-from typing import Annotated, Any, ClassVar, Literal, TypeVar
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
-    Discriminator,
     Field,
-    Tag,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -26,362 +22,19 @@ from pydantic import (
 from .capabilities import load_problems, state_problems
 from .connectors import CONNECTORS
 from .durations import parse_duration, validate_schedule
-from .errors import BadInputError, ManifestError, ValidationIssue
+from .errors import ManifestError, ValidationIssue
 from .quality import QualityCheck
-from .strategies import STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
-from .table import column_from_type_name
+from .sources import KIND_KEYS, SOURCE_KINDS, TAG, SourceBase, SourceSpec, WindowSpec
+from .spec_base import Strict, check_connector, check_table
+from .strategies import STRATEGIES_NEEDING_UNIQUE_KEY, Strategy
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}$")
 _WHOLE_TARGET = frozenset(
     {Strategy.FULL_REFRESH, Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2}
 )
-_TABLE = re.compile(r"^[^.\s\"]+(\.[^.\s\"]+)?$")
 
 
-def _check_connector(value: str) -> str:
-    if value not in CONNECTORS:
-        raise ValueError(f"unknown connector '{value}'; allowed: {', '.join(sorted(CONNECTORS))}")
-    return value
-
-
-def _check_table(value: str | None) -> str | None:
-    if value is not None and not _TABLE.match(value):
-        raise ValueError(f"'{value}' is not 'table' or 'schema.table'")
-    return value
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class IncrementalSpec(_Strict):
-    mode: IncrementalMode
-    cursor: str | None = None
-    lookback: float = 0.0  # seconds
-    initial_value: str | None = None
-    # Backfill in resumable chunks: a duration for date/time cursors, a number for numeric ones.
-    chunk: float | None = None
-    # State says rows were loaded but the target is missing: fail, or read the source in full.
-    on_target_missing: Literal["fail", "full_extract"] = "fail"
-    # No state, but the target already holds rows (an append would load them twice): fail, or
-    # take the watermark from the target's max(cursor) (cursor mode only).
-    on_state_missing: Literal["fail", "from_target"] = "fail"
-
-    @field_validator("lookback", mode="before")
-    @classmethod
-    def _lookback(cls, value: Any) -> float:
-        return parse_duration(value)
-
-    @field_validator("chunk", mode="before")
-    @classmethod
-    def _chunk(cls, value: Any) -> float | None:
-        if value is None:
-            return None
-        size = parse_duration(value)
-        if size <= 0:
-            raise ValueError("a chunk must be greater than 0")
-        return size
-
-    @model_validator(mode="after")
-    def _needs_cursor(self) -> IncrementalSpec:
-        if self.mode is IncrementalMode.CURSOR and not self.cursor:
-            raise ValueError("incremental mode 'cursor' needs 'cursor: <column>'")
-        if self.mode is not IncrementalMode.CURSOR and self.cursor:
-            raise ValueError(f"'cursor' only applies to mode 'cursor', not '{self.mode.value}'")
-        if self.mode is not IncrementalMode.CURSOR and self.chunk:
-            raise ValueError(f"'chunk' splits a cursor range; it does not apply to mode '{self.mode.value}'")
-        if self.mode is not IncrementalMode.CURSOR and self.on_state_missing == "from_target":
-            raise ValueError(
-                f"'on_state_missing: from_target' reads max(cursor) from the target; mode "
-                f"'{self.mode.value}' has no cursor there"
-            )
-        return self
-
-
-class WindowSpec(_Strict):
-    """A bounded range of one column: ``start <= column < end`` (values are parameters)."""
-
-    column: str
-    start: str
-    end: str
-
-
-class PaginationSpec(_Strict):
-    """How an endpoint pages: by offset, page number, a cursor in the body, the Link header or a
-    next URL in the body. ``max_pages`` is a hard cap; hitting it is logged and reported."""
-
-    type: Literal["none", "offset", "page", "cursor", "link_header", "next_url"] = "none"
-    page_size: int = Field(default=100, gt=0)
-    limit_param: str = "limit"
-    offset_param: str = "offset"
-    page_param: str = "page"
-    first_page: int = 1
-    cursor_param: str = "cursor"
-    cursor_path: str | None = None  # where the next cursor is in the body, e.g. meta.next_cursor
-    next_url_path: str | None = None  # where the next URL is in the body, e.g. links.next
-    has_more_path: str | None = None  # optional flag in the body that says more pages follow
-    max_pages: int = Field(default=10_000, gt=0)
-
-    @model_validator(mode="after")
-    def _paths(self) -> PaginationSpec:
-        if self.type == "cursor" and not self.cursor_path:
-            raise ValueError("pagination type 'cursor' needs 'cursor_path' (where the next cursor is)")
-        if self.type == "next_url" and not self.next_url_path:
-            raise ValueError("pagination type 'next_url' needs 'next_url_path' (where the next URL is)")
-        return self
-
-
-class ServerFilterSpec(_Strict):
-    """The API's server-side incremental filter: ``param`` filters on record field ``field``."""
-
-    param: str
-    field: str
-    # iso | date | unix | unix_ms, or a strftime pattern in UTC (e.g. "%Y-%m-%d %H:%M")
-    format: str = "iso"
-
-    @field_validator("format")
-    @classmethod
-    def _format(cls, value: str) -> str:
-        if value not in ("iso", "date", "unix", "unix_ms") and "%" not in value:
-            raise ValueError(f"'{value}' is not iso, date, unix, unix_ms or a strftime pattern (with %)")
-        return value
-
-
-class ParentSpec(_Strict):
-    """Fan-out: each record of the parent endpoint yields one child request; ``path`` of the
-    child uses ``{<as>}``, filled with the parent record's ``field``."""
-
-    path: str
-    record_selector: str = ""
-    field: str = "id"
-    as_: str = Field(default="parent_id", alias="as")
-    params: dict[str, Any] = Field(default_factory=dict)
-    pagination: PaginationSpec = Field(default_factory=PaginationSpec)
-
-
-class EndpointSpec(_Strict):
-    """One REST endpoint, declared as data."""
-
-    path: str
-    method: Literal["GET", "POST"] = "GET"
-    params: dict[str, Any] = Field(default_factory=dict)
-    body: dict[str, Any] | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
-    record_selector: str = ""  # dotted path to the records in the body; "" when the body is the list
-    primary_key: list[str] = Field(default_factory=list)
-    sort: str | None = None  # the field the request sorts on (documentation; the param is in params)
-    partition_key: str | None = None
-    server_filter: ServerFilterSpec | None = None
-    pagination: PaginationSpec = Field(default_factory=PaginationSpec)
-    parent: ParentSpec | None = None
-    # A next link or redirect to another scheme, host or port than the connection's: fail, or
-    # follow it without any of the connection's credentials (auth, the headers extra).
-    cross_origin: Literal["fail", "follow_without_credentials"] = "fail"
-
-
-def _check_fields(value: dict[str, str] | None) -> dict[str, str] | None:
-    for name, type_ in (value or {}).items():
-        try:
-            column_from_type_name(name, type_)
-        except ValueError as exc:
-            raise ValueError(f"field '{name}': {exc}") from None
-    return value
-
-
-class _SourceBase(_Strict):
-    """What every source has; the kinds below add what they read."""
-
-    kind: ClassVar[str]
-    connector: str
-    conn_id: str
-    incremental: IncrementalSpec | None = None
-    batch_size: int = Field(default=50_000, gt=0)
-
-    _connector = field_validator("connector")(classmethod(lambda cls, v: _check_connector(v)))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _unset_others(cls, data: Any) -> Any:
-        """Another kind's key set to null is not given (a load overriding its defaults' table
-        with ``table: null`` and a ``query``)."""
-        if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None or k in cls.model_fields}
-        return data
-
-    @property
-    def object_name(self) -> str:
-        """What the source reads, for the run report."""
-        return ""
-
-    @property
-    def dataset_name(self) -> str | None:
-        """The source's own name of what it reads, for lineage (tables and topics)."""
-        return None
-
-
-class TableSource(_SourceBase):
-    """A database table (or view): ``columns`` picks some, ``window`` reads a fixed range."""
-
-    kind: ClassVar[str] = "table"
-    table: str
-    columns: list[str] | None = None
-    window: WindowSpec | None = None
-
-    _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
-
-    @model_validator(mode="after")
-    def _window_or_incremental(self) -> TableSource:
-        if self.window and self.incremental:
-            raise ValueError("'window' reads a fixed range; it cannot be combined with 'incremental'")
-        return self
-
-    @property
-    def object_name(self) -> str:
-        return self.table
-
-    @property
-    def dataset_name(self) -> str | None:
-        return self.table
-
-
-class QuerySource(_SourceBase):
-    """A database query (columns and filters are the query's own)."""
-
-    kind: ClassVar[str] = "query"
-    query: str
-
-    @property
-    def object_name(self) -> str:
-        return "query"
-
-
-class TopicSource(_SourceBase):
-    """A Kafka topic."""
-
-    kind: ClassVar[str] = "topic"
-    topic: str
-    value_format: Literal["json", "avro", "json_schema", "protobuf"] = "json"
-    # Typed fields of schema-less JSON messages: {name: canonical type}, e.g. {id: int64}.
-    fields: dict[str, str] | None = None
-    commit_offsets: bool = False  # also commit the consumer group after the sink commits
-
-    _fields = field_validator("fields")(classmethod(lambda cls, v: _check_fields(v)))
-
-    @property
-    def object_name(self) -> str:
-        return self.topic
-
-    @property
-    def dataset_name(self) -> str | None:
-        return self.topic
-
-
-class EndpointSource(_SourceBase):
-    """A REST endpoint, declared as data."""
-
-    kind: ClassVar[str] = "endpoint"
-    endpoint: EndpointSpec
-    fields: dict[str, str] | None = None  # typed fields of the records
-
-    _fields = field_validator("fields")(classmethod(lambda cls, v: _check_fields(v)))
-
-    @model_validator(mode="after")
-    def _server_filter(self) -> EndpointSource:
-        inc = self.incremental
-        if inc and inc.mode is IncrementalMode.CURSOR:
-            if self.endpoint.server_filter is None:
-                raise ValueError(
-                    "incremental reads of an endpoint need 'endpoint.server_filter' (the API's own "
-                    "filter parameter); an API without one is read in full every run"
-                )
-            if inc.cursor != self.endpoint.server_filter.field:
-                raise ValueError(
-                    f"incremental.cursor '{inc.cursor}' must be the field the server filters on "
-                    f"('{self.endpoint.server_filter.field}')"
-                )
-        return self
-
-    @property
-    def object_name(self) -> str:
-        return self.endpoint.path
-
-
-class ResourceSource(_SourceBase):
-    """A resource of a SaaS connector's catalog, with its options (ids, dates)."""
-
-    kind: ClassVar[str] = "resource"
-    resource: str
-    options: dict[str, Any] = Field(default_factory=dict)
-    fields: dict[str, str] | None = None  # the columns of resources the user defines (a sheet)
-
-    _fields = field_validator("fields")(classmethod(lambda cls, v: _check_fields(v)))
-
-    @property
-    def object_name(self) -> str:
-        return self.resource
-
-
-_SOURCE_KINDS: dict[str, type[_SourceBase]] = {
-    c.kind: c for c in (TableSource, QuerySource, TopicSource, EndpointSource, ResourceSource)
-}
-# Keys that only one kind of source takes (``fields`` is shared, so not listed).
-_KIND_KEYS = {
-    kind: set(cls.model_fields) - set(_SourceBase.model_fields) - {"fields"}
-    for kind, cls in _SOURCE_KINDS.items()
-}
-_TAG = "tagged-"  # error paths drop union tags that start like this
-
-
-def _source_kind(data: Any) -> str | None:
-    """The kind of source a mapping (or a built spec) describes: the one object key it names."""
-    if isinstance(data, _SourceBase):
-        return _TAG + data.kind
-    if not isinstance(data, dict):
-        return None
-    named = [k for k in _SOURCE_KINDS if data.get(k)]
-    return _TAG + named[0] if len(named) == 1 else None
-
-
-SourceSpec = Annotated[
-    Annotated[TableSource, Tag(_TAG + "table")]
-    | Annotated[QuerySource, Tag(_TAG + "query")]
-    | Annotated[TopicSource, Tag(_TAG + "topic")]
-    | Annotated[EndpointSource, Tag(_TAG + "endpoint")]
-    | Annotated[ResourceSource, Tag(_TAG + "resource")],
-    Discriminator(
-        _source_kind,
-        custom_error_type="source_kind",
-        custom_error_message="give exactly one of 'table', 'query', 'topic', 'endpoint' or 'resource'",
-    ),
-]
-"""A load's source: one kind per object it reads (a discriminated union)."""
-
-SqlSource = TableSource | QuerySource
-
-
-_Kind = TypeVar("_Kind", bound=_SourceBase)
-
-
-def source_of(spec: SourceSpec, kind: type[_Kind], connector: str) -> _Kind:
-    """``spec`` as the kind of source ``connector`` reads (validation has checked it)."""
-    if isinstance(spec, kind):
-        return spec
-    raise BadInputError(f"source: connector '{connector}' reads '{kind.kind}' sources, not '{spec.kind}'")
-
-
-def sql_source(spec: SourceSpec, connector: str) -> TableSource | QuerySource:
-    """``spec`` as a table or query source (what database connectors read)."""
-    if isinstance(spec, TableSource | QuerySource):
-        return spec
-    raise BadInputError(f"source: connector '{connector}' reads tables or queries, not '{spec.kind}'")
-
-
-def source_spec(data: Any) -> SourceSpec:
-    """Validate a source mapping (or rebuild one with changed keys) into its kind."""
-    return _SOURCE_ADAPTER.validate_python(data)
-
-
-class StagingSpec(_Strict):
+class StagingSpec(Strict):
     schema_name: str = Field(default="dpone_staging", alias="schema")
     keep: Literal["always", "never", "on_failure"] = "on_failure"
     # Staging left by other runs of the load (killed, or kept on failure) is dropped once older.
@@ -395,7 +48,7 @@ class StagingSpec(_Strict):
         return parse_duration(value)
 
 
-class ReplaceSpec(_Strict):
+class ReplaceSpec(Strict):
     """What ``replace`` deletes before inserting the batch: a predicate or a bounded window."""
 
     where: str | None = None
@@ -408,7 +61,7 @@ class ReplaceSpec(_Strict):
         return self
 
 
-class SinkSpec(_Strict):
+class SinkSpec(Strict):
     connector: str
     conn_id: str
     table: str | None = None
@@ -422,8 +75,8 @@ class SinkSpec(_Strict):
     # A full refresh (or replace) that read 0 rows while the target holds rows fails unless set.
     allow_empty: bool = False
 
-    _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
-    _connector = field_validator("connector")(classmethod(lambda cls, v: _check_connector(v)))
+    _table = field_validator("table")(classmethod(lambda cls, v: check_table(v)))
+    _connector = field_validator("connector")(classmethod(lambda cls, v: check_connector(v)))
 
     @model_validator(mode="before")
     @classmethod
@@ -463,12 +116,12 @@ class SinkSpec(_Strict):
         return self
 
 
-class SchemaEvolutionSpec(_Strict):
+class SchemaEvolutionSpec(Strict):
     mode: Literal["safe", "strict", "fail", "plan_only"] = "safe"
     on_type_change: Literal["fail", "new_column"] = "fail"
 
 
-class ReconciliationSpec(_Strict):
+class ReconciliationSpec(Strict):
     """Opt-in deletes of target rows whose key the source no longer has (staging-first)."""
 
     deletes: Literal["none", "soft", "hard"] = "none"
@@ -476,7 +129,7 @@ class ReconciliationSpec(_Strict):
     soft_delete_column: str = "_dpone_deleted_at"
 
 
-class LoadSpec(_Strict):
+class LoadSpec(Strict):
     name: str
     description: str | None = None
     depends_on: list[str] = Field(default_factory=list)
@@ -508,15 +161,15 @@ class LoadSpec(_Strict):
         return self
 
 
-class StateSpec(_Strict):
+class StateSpec(Strict):
     backend: Literal["variable", "table"] = "variable"
     conn_id: str | None = None
     table: str = "dpone.state"
     # backend table: the connector of conn_id, which must be able to host the state table
     connector: str = "postgres"
 
-    _table = field_validator("table")(classmethod(lambda cls, v: _check_table(v)))
-    _connector = field_validator("connector")(classmethod(lambda cls, v: _check_connector(v)))
+    _table = field_validator("table")(classmethod(lambda cls, v: check_table(v)))
+    _connector = field_validator("connector")(classmethod(lambda cls, v: check_connector(v)))
 
     @model_validator(mode="after")
     def _conn(self) -> StateSpec:
@@ -525,7 +178,7 @@ class StateSpec(_Strict):
         return self
 
 
-class Manifest(_Strict):
+class Manifest(Strict):
     pipeline: str
     description: str | None = None
     schedule: str | None = None
@@ -585,8 +238,8 @@ def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] |
     for part in loc:
         if isinstance(part, int):
             continue
-        if isinstance(part, str) and part.startswith(_TAG):  # the union member validated
-            current = _SOURCE_KINDS.get(part.removeprefix(_TAG))
+        if isinstance(part, str) and part.startswith(TAG):  # the union member validated
+            current = SOURCE_KINDS.get(part.removeprefix(TAG))
             continue
         if not (isinstance(current, type) and issubclass(current, BaseModel)):
             return None
@@ -624,8 +277,8 @@ def _issues_from(exc: ValidationError, file: str, raw_loads: list[Any]) -> list[
             owner = _model_at(Manifest, loc[:-1])
             allowed = f"; allowed keys: {', '.join(_field_names(owner))}" if owner else ""
             message = f"unknown key '{loc[-1]}'{allowed}"
-            kind = next((k for k, keys in _KIND_KEYS.items() if loc[-1] in keys), None)
-            if kind is not None and owner is not None and issubclass(owner, _SourceBase):
+            kind = next((k for k, keys in KIND_KEYS.items() if loc[-1] in keys), None)
+            if kind is not None and owner is not None and issubclass(owner, SourceBase):
                 message = _misplaced(str(loc[-1]), kind, owner.kind, _raw_connector(raw_loads, loc))
         elif err["type"] == "missing":
             message = "required key is missing"
@@ -743,6 +396,3 @@ def parse_manifest(data: Any, file: str = "<memory>") -> Manifest:
     if issues := _graph_issues(manifest, file) + state_problems(manifest, file):
         raise ManifestError(issues)
     return manifest
-
-
-_SOURCE_ADAPTER: TypeAdapter[SourceSpec] = TypeAdapter(SourceSpec)

@@ -15,7 +15,7 @@ from ..contracts.artifacts import (
     StreamStats,
 )
 from ..contracts.errors import BadInputError, UnsupportedError
-from ..contracts.manifest import SourceSpec, TableSource, sql_source
+from ..contracts.sources import SourceSpec, TableSource, sql_source
 from ..contracts.state import StateRecord
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import Column, TableSchema

@@ -25,7 +25,7 @@ from ..contracts.artifacts import (
     StreamStats,
 )
 from ..contracts.errors import BadInputError
-from ..contracts.manifest import SourceSpec, TableSource, sql_source
+from ..contracts.sources import SourceSpec, TableSource, sql_source
 from ..contracts.state import StateRecord, XminState
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import CanonicalType, TableSchema

@@ -37,7 +37,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
 from ..contracts import records as values
 from ..contracts.artifacts import CheckpointedBatches, ExtractResult, StreamingBatches
 from ..contracts.errors import BadInputError, SourceContractError, UnsupportedError
-from ..contracts.manifest import EndpointSource, PaginationSpec, SourceSpec, source_of
+from ..contracts.sources import EndpointSource, PaginationSpec, SourceSpec, source_of
 from ..contracts.state import StateRecord
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import CanonicalType, Column, TableSchema

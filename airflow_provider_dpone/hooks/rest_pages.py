@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contracts.errors import SourceContractError
-from ..contracts.manifest import EndpointSource, EndpointSpec
+from ..contracts.sources import EndpointSource, EndpointSpec
 
 _MISSING = object()
 _SHOWN_KEYS, _KEY_WIDTH = 20, 40

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 from urllib.parse import urljoin
 
 from ..contracts.errors import BadInputError
-from ..contracts.manifest import PaginationSpec
+from ..contracts.sources import PaginationSpec
 from .rest_pages import dig
 
 Position = dict[str, Any]  # {"url": ..., "query": {...}}: the request after a page

@@ -16,10 +16,11 @@ from typing import Any
 
 from ..contracts.artifacts import CheckpointedBatches, ExtractResult, FileExport, StreamingBatches
 from ..contracts.errors import DponeError, ResumeExpiredError, TransientError, scrub
-from ..contracts.manifest import LoadSpec, SourceSpec, TableSource
+from ..contracts.manifest import LoadSpec
 from ..contracts.quality import enforce as enforce_quality
 from ..contracts.quality import judge
 from ..contracts.redaction import Redactor
+from ..contracts.sources import SourceSpec, TableSource
 from ..contracts.state import (
     RESUME_SUFFIX,
     ResumeState,

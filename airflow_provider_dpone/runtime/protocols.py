@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from ..contracts.artifacts import ExtractResult
-from ..contracts.manifest import LoadSpec, SourceSpec
+from ..contracts.manifest import LoadSpec
 from ..contracts.quality import Measurement
 from ..contracts.redaction import Redactor
+from ..contracts.sources import SourceSpec
 from ..contracts.state import StateRecord
 from ..contracts.table import TableSchema
 from ..schema.planner import SchemaPlan

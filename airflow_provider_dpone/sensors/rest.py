@@ -38,7 +38,8 @@ class RestNewDataSensor(BaseSensorOperator):
         self.min_records = min_records
 
     def poke(self, context: Any) -> bool:
-        from ..contracts.manifest import StateSpec, source_spec
+        from ..contracts.manifest import StateSpec
+        from ..contracts.sources import source_spec
         from ..hooks.rest import DponeRestHook
         from ..state import build_state_backend
 

@@ -25,8 +25,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from ..contracts.errors import BadInputError, UnsupportedError
-from ..contracts.manifest import IncrementalSpec, WindowSpec
 from ..contracts.records import parse_timestamp
+from ..contracts.sources import IncrementalSpec, WindowSpec
 from ..contracts.state import CursorState, StateRecord
 from ..contracts.table import CanonicalType, Column, TableSchema
 

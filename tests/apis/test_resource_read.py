@@ -13,7 +13,7 @@ import pytest
 from airflow_provider_dpone.apis.base import ResourceRead, resource_read
 from airflow_provider_dpone.apis.cbr import CbrHook
 from airflow_provider_dpone.apis.openexchangerates import OpenExchangeRatesHook
-from airflow_provider_dpone.contracts.manifest import SourceSpec, source_spec
+from airflow_provider_dpone.contracts.sources import SourceSpec, source_spec
 from airflow_provider_dpone.hooks.rest import Read
 from tests.apis.test_cbr import cbr_route
 from tests.apis.test_openexchangerates import APP_ID, oxr_route

@@ -388,7 +388,7 @@ def test_state_reset_also_drops_an_unfinished_runs_checkpoint(api, clean_pg, tmp
 
 def test_a_more_flag_in_the_body_ends_the_pagination() -> None:
     """``has_more_path``: a cursor (or a full page) with ``more: false`` is the last page."""
-    from airflow_provider_dpone.contracts.manifest import PaginationSpec
+    from airflow_provider_dpone.contracts.sources import PaginationSpec
     from airflow_provider_dpone.hooks.rest_paginators import Page, paginator_for
 
     cursor = paginator_for(PaginationSpec(type="cursor", cursor_path="next", has_more_path="meta.more"))

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from airflow_provider_dpone.contracts.errors import BadInputError, CredentialOriginError
-from airflow_provider_dpone.contracts.manifest import PaginationSpec
 from airflow_provider_dpone.contracts.redaction import Redactor
+from airflow_provider_dpone.contracts.sources import PaginationSpec
 from airflow_provider_dpone.hooks.rest import AuthError, DponeRestHook, RetryableHTTPError
 from airflow_provider_dpone.hooks.rest_auth import (
     AUTHENTICATORS,

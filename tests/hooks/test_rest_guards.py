@@ -303,7 +303,7 @@ def test_json_pages_are_released_before_the_next_request(api) -> None:
     import gc
     import tracemalloc
 
-    from airflow_provider_dpone.contracts.manifest import PaginationSpec
+    from airflow_provider_dpone.contracts.sources import PaginationSpec
 
     size = 1000
     api.raw_pages = [
@@ -465,7 +465,7 @@ def test_a_saas_record_key_that_is_missing_fails_naming_it(name: str) -> None:
 def test_a_renamed_vendor_key_fails_the_load_with_its_path() -> None:
     """End to end: Open Exchange Rates answering 'quotes' instead of 'rates'."""
     from airflow_provider_dpone.apis.openexchangerates import OpenExchangeRatesHook
-    from airflow_provider_dpone.contracts.manifest import source_spec
+    from airflow_provider_dpone.contracts.sources import source_spec
     from tests.apis.vendor_fake import VendorFake
 
     answer = {"timestamp": 1767225600, "base": "USD", "quotes": {"EUR": 0.9}}
@@ -492,7 +492,7 @@ def test_a_saas_resource_fails_on_another_origin_unless_its_catalog_says_otherwi
     import dataclasses
 
     from airflow_provider_dpone.apis.openexchangerates import OXR, OpenExchangeRatesHook
-    from airflow_provider_dpone.contracts.manifest import source_spec
+    from airflow_provider_dpone.contracts.sources import source_spec
     from tests.apis.vendor_fake import VendorFake
 
     elsewhere = VendorFake(lambda *_: (200, b'{"EUR": "Euro"}', {"Content-Type": "application/json"}))

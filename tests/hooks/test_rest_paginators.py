@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from airflow_provider_dpone.contracts.errors import BadInputError, SourceContractError
-from airflow_provider_dpone.contracts.manifest import PaginationSpec
+from airflow_provider_dpone.contracts.sources import PaginationSpec
 from airflow_provider_dpone.hooks.rest import DponeRestHook
 from airflow_provider_dpone.hooks.rest_paginators import (
     PAGINATORS,

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from airflow_provider_dpone.contracts.errors import BadInputError, UnsupportedError
-from airflow_provider_dpone.contracts.manifest import IncrementalSpec, WindowSpec
+from airflow_provider_dpone.contracts.sources import IncrementalSpec, WindowSpec
 from airflow_provider_dpone.contracts.state import CursorState, OffsetsState, XminState
 from airflow_provider_dpone.contracts.table import CanonicalType, Column, TableSchema
 from airflow_provider_dpone.sql.extract_plan import (
