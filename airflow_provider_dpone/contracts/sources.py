@@ -168,7 +168,8 @@ class SourceBase(Strict):
         """Another kind's key set to null is not given (a load overriding its defaults' table
         with ``table: null`` and a ``query``)."""
         if isinstance(data, dict):
-            return {k: v for k, v in data.items() if v is not None or k in cls.model_fields}
+            others = set().union(*KIND_KEYS.values()) - set(cls.model_fields)
+            return {k: v for k, v in data.items() if v is not None or k not in others}
         return data
 
     @property

@@ -169,5 +169,7 @@ class ClickHouseSource(ClickHouseClient):
             keyed = sql.model_copy(update={"columns": keys, "incremental": None, "window": None})
         else:
             cols = dialect.column_list(keys)
-            keyed = sql.model_copy(update={"query": f"select distinct {cols} from ({sql.query})"})
+            keyed = sql.model_copy(
+                update={"query": f"select distinct {cols} from ({sql.query})", "incremental": None}
+            )
         return self.extract(keyed, None, accepted_formats=accepted_formats)

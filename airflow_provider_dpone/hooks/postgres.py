@@ -74,13 +74,14 @@ class DponePostgresHook(PostgresSource, JournalingStagingSink):
             conn.execute(statement, params or None)
 
     def _drop_stale(self, table: TableRef) -> bool:
-        """A table still locked by a live run is skipped, never waited for."""
-        try:
-            with self.session() as conn:
+        """A table still locked by a live run (or a reader) is skipped, never waited for."""
+        with self.session() as conn:
+            try:
                 conn.execute("set local lock_timeout = '1s'")
                 conn.execute(dialect.drop_table(table))
-        except psycopg.errors.LockNotAvailable:
-            return False
+            except psycopg.errors.LockNotAvailable:
+                conn.rollback()  # inside the session: it would make this a failure of the load
+                return False
         return True
 
     def hosts_state(self, conn_id: str) -> bool:
@@ -324,10 +325,13 @@ class DponePostgresHook(PostgresSource, JournalingStagingSink):
             conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
             cur = conn.cursor()
             execute = _executor(cur)
-            exists = bool(one_row(cur.execute(dialect.TABLE_EXISTS, (target.sql,)))[0])
-            # The target is locked first: a concurrent ALTER or DROP COLUMN waits for this commit
-            # (or, if it came first, is seen by the re-plan below).
-            run_steps(lock_steps(dialect, self._job(ctx, None, None), exists), execute)
+            # One finalize of a target at a time; then the target is locked before its catalog
+            # is re-read: a concurrent ALTER or DROP COLUMN waits for this commit (or, if it
+            # came first, is seen by the re-plan below).
+            serialize, lock_target = lock_steps(dialect, self._job(ctx, None, None), exists=True)
+            run_steps([serialize], execute)
+            if one_row(cur.execute(dialect.TABLE_EXISTS, (target.sql,)))[0]:
+                run_steps([lock_target], execute)
             plan = self._plan_schema(cur, ctx, target, staged.schema)
             enforce_schema_plan(plan, str(target))
             if not plan.target_exists and ctx.expects_target:

@@ -333,5 +333,7 @@ class PostgresSource(PostgresSessions):
         if isinstance(sql, TableSource):
             keyed = sql.model_copy(update={"columns": keys, "incremental": None, "window": None})
         else:
-            keyed = sql.model_copy(update={"query": dialect.key_set_query(sql.query, keys)})
+            keyed = sql.model_copy(
+                update={"query": dialect.key_set_query(sql.query, keys), "incremental": None}
+            )
         return self.extract(keyed, None, accepted_formats=accepted_formats)

@@ -531,6 +531,11 @@ def test_each_source_validates_as_its_kind(source: dict, kind: str) -> None:
             "give exactly one of 'table', 'query', 'topic', 'endpoint' or 'resource'",
         ),
         (
+            {"connector": "postgres", "conn_id": "s", "table": "t", "bogus": None},
+            "source.bogus",
+            "unknown key 'bogus'",
+        ),
+        (
             {"connector": "postgres", "conn_id": "s", "table": "t", "bogus": 1},
             "source.bogus",
             "unknown key 'bogus'; allowed keys: batch_size, columns, conn_id, connector, incremental, table, window",

@@ -123,3 +123,28 @@ def test_a_finalize_that_waits_past_lock_timeout_fails_as_retryable(clean_pg) ->
         assert pg.query("dst", "select count(*) from raw.items")[0][0] == 2
     finally:
         pg.execute("dst", f'alter database "{database}" reset lock_timeout')
+
+
+def test_the_sweep_skips_a_stale_staging_table_that_is_locked(clean_pg) -> None:
+    """A failed run's staging over ``max_kept`` that someone still reads is left for a later
+    run; the sweep never waits for it, and the load is not failed by it."""
+    from airflow_provider_dpone.contracts.table import CanonicalType, Column, TableSchema
+
+    m = manifest(staging={"max_kept": 0})
+    hook = DponePostgresHook("dst")
+    failed = LoadContext("house", m.loads[0], "old")
+    staging = hook.staging_table(failed)
+    with hook.session() as conn:
+        schema = TableSchema((Column("id", CanonicalType.INT32),))
+        hook._create_staging(conn, failed, staging, schema, logged=False)
+    hook._mark_failed(failed)
+    reader = clean_pg.connect("dst")
+    reader.autocommit = False
+    reader.execute(f"lock table {staging.sql} in access share mode")
+    try:
+        assert hook.sweep_stale_staging(LoadContext("house", m.loads[0], "now")) == []
+    finally:
+        reader.rollback()
+        reader.close()
+    assert hook.sweep_stale_staging(LoadContext("house", m.loads[0], "later")) == [str(staging)]
+    hook.release()

@@ -169,3 +169,27 @@ def test_concurrent_runs_serialize_on_the_finalize_lock(clean_pg) -> None:
         "dst", "select (state->>'value')::timestamptz from dpone.state where pipeline = 'strat'"
     )
     assert stored == [(newest,)]
+
+
+def test_an_incremental_query_source_reconciles_through_its_full_key_set(clean_pg) -> None:
+    """The key set of a query source is read in full (no cursor predicate on a query that
+    selects only the keys): rows deleted at the source are deleted from the target."""
+    pg = clean_pg
+    pg.execute("src", ACCOUNTS)
+    query = {"table": None, "query": "select * from accounts where balance >= 0"}
+    cursor = {"incremental": {"mode": "cursor", "cursor": "updated_at"}}
+    m = manifest(
+        {"strategy": "incremental_merge", "unique_key": ["id"]},
+        {**query, **cursor},
+        reconciliation={"deletes": "hard", "max_delete_fraction": 0.5},
+    )
+    run(m, "r1")
+    pg.execute(
+        "src",
+        "delete from accounts where id in (3, 4); update accounts set name = 'x', updated_at = now() where id = 9",
+    )
+    result = run(m, "r2")
+    assert result.status == "success", result.error
+    finalize = result.sink["finalize"]
+    assert (finalize["rows_updated"], finalize["rows_deleted"]) == (1, 2)
+    assert digest(pg, "dst", "raw.accounts") == digest(pg, "src", "accounts")
