@@ -20,7 +20,7 @@ from ..contracts.state import StateRecord
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import Column, TableSchema
 from ..sql.clickhouse import CLICKHOUSE as dialect
-from ..sql.extract_plan import bound_cursor, cursor_column, fixed_window, plan_cursor
+from ..sql.extract_plan import bound_cursor, cursor_column, fixed_window, plan_cursor, plan_entry
 from .clickhouse_client import ClickHouseClient
 
 
@@ -148,16 +148,9 @@ class ClickHouseSource(ClickHouseClient):
     def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
         schema, relation = self._describe_source(spec)
         window = self._window(spec, schema, relation, state)
-        plan = {
-            "sql": dialect.select_rows(relation, schema.names, window.where),
-            "params": {k: str(v) for k, v in window.params.items()},
-            "window": window.details,
-            "state_candidate": None if window.candidate is None else window.candidate.__dict__,
-            "schema": [
-                {"name": c.name, "type": c.native_type, "nullable": c.nullable} for c in schema.columns
-            ],
-            "primary_key": list(schema.primary_key),
-        }
+        statement = dialect.select_rows(relation, schema.names, window.where)
+        params = {k: str(v) for k, v in window.params.items()}
+        plan = plan_entry(statement, params, window.details, window.candidate, schema)
         return plan, schema
 
     def extract_keys(

@@ -30,7 +30,14 @@ from ..contracts.state import StateRecord, XminState
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import CanonicalType, TableSchema
 from ..sql.dialect import TableRef
-from ..sql.extract_plan import bound_cursor, cursor_column, expect_state, fixed_window, plan_cursor
+from ..sql.extract_plan import (
+    bound_cursor,
+    cursor_column,
+    expect_state,
+    fixed_window,
+    plan_cursor,
+    plan_entry,
+)
 from ..sql.postgres import POSTGRES as dialect
 from .postgres_copy_out import copy_out_chunks, export_snapshot, snapshot_reader
 from .postgres_errors import classify
@@ -309,16 +316,9 @@ class PostgresSource(PostgresSessions):
         try:
             prepared = self._prepare(conn.cursor(), spec, state)
             schema, window = prepared.schema, prepared.window
-            plan = {
-                "sql": dialect.copy_out(prepared.select, prepared.binary_ok),
-                "params": [str(p) for p in window.params],
-                "window": window.details,
-                "state_candidate": None if window.candidate is None else window.candidate.__dict__,
-                "schema": [
-                    {"name": c.name, "type": c.native_type, "nullable": c.nullable} for c in schema.columns
-                ],
-                "primary_key": list(schema.primary_key),
-            }
+            statement = dialect.copy_out(prepared.select, prepared.binary_ok)
+            params = [str(p) for p in window.params]
+            plan = plan_entry(statement, params, window.details, window.candidate, schema)
             return plan, schema
         finally:
             conn.rollback()

@@ -210,3 +210,18 @@ def fixed_window(window: WindowSpec, schema: TableSchema) -> FixedWindow:
     if not schema.has(window.column):
         raise BadInputError(f"source.window.column: '{window.column}' not in source {schema.names}")
     return FixedWindow(schema.column(window.column), window.start, window.end)
+
+
+def plan_entry(
+    statement: str, params: Any, details: dict[str, Any], candidate: StateRecord | None, schema: TableSchema
+) -> dict[str, Any]:
+    """What ``dpone plan`` shows of a SQL source's extract: the statement and its parameters,
+    the window, the state the run would store, and the source's columns and key."""
+    return {
+        "sql": statement,
+        "params": params,
+        "window": details,
+        "state_candidate": None if candidate is None else candidate.__dict__,
+        "schema": [{"name": c.name, "type": c.native_type, "nullable": c.nullable} for c in schema.columns],
+        "primary_key": list(schema.primary_key),
+    }
