@@ -220,6 +220,9 @@ class RestTransport:
                 request.headers.setdefault(key, str(value))  # the endpoint's own headers win
             authenticator.apply(request)  # the auth header replaces one of the same name
             return True
+        if self._authorize_other(request, there):
+            request.headers.pop("Cookie", None)  # the jar holds the connection origin's cookies
+            return True
         where = self.redactor().redact(f"{show_origin(there)}{request.url.path}")
         if cross_origin != "follow_without_credentials":
             raise CredentialOriginError(
@@ -236,6 +239,12 @@ class RestTransport:
             where,
             show_origin(home),
         )
+        return False
+
+    def _authorize_other(self, request: httpx.Request, there: Origin) -> bool:
+        """Attach the credential of a second origin the API's hook knows (a vendor with two
+        hosts, each with its own key) to ``request`` bound for ``there``; whether it did. The
+        connection's own credentials never go there. None by default."""
         return False
 
     def _transmit(self, request: httpx.Request) -> httpx.Response:
@@ -257,6 +266,9 @@ class RestTransport:
                 self._refreshed = False
                 return read_limited(response, self.max_response_bytes(), f"{method} {shown}")
             head = read_head(response)  # for the message; a short body drained
+            refusal = self.refusal(status, head, f"{method} {shown}")
+            if refusal is not None:  # a vendor's own meaning of this answer (e.g. a used-up quota)
+                raise refusal
             if status == 401 and credentialed and not self._refreshed and self.authenticator().renewable:
                 self._refreshed = True  # an expired token: fetch a new one and try once more
                 self.authenticator().renew()
@@ -282,6 +294,11 @@ class RestTransport:
             raise BadInputError(f"{method} {shown} returned {status} {response.reason_phrase}: {text}")
         finally:
             response.close()
+
+    def refusal(self, status: int, body: str, shown: str) -> Exception | None:
+        """The error an API's hook makes of an error answer (``status``, the body's start) before
+        the generic rules apply; None: the generic rules (401/403 auth, 429/5xx retried)."""
+        return None
 
     def _ids(self) -> str:
         return " ".join(f"{k}={v}" for k, v in self.context.items()) or "no run context"

@@ -297,6 +297,38 @@ def test_cookies_stay_with_their_origin(api, other) -> None:
     assert home_cookies == ["sid=home-cookie-1"] * len(home_cookies)  # the API's own cookie kept
 
 
+OTHER_KEY = "second-origin-key-7d1e"  # the credential a hook holds for a second origin
+
+
+class TwoOrigins(DponeRestHook):
+    """A hook that knows a second origin with its own credential (``_authorize_other``)."""
+
+    def __init__(self, other_url: str) -> None:
+        super().__init__(conn_id="api")
+        self.other_url = other_url
+        self.sleep = lambda seconds: None
+
+    def _authorize_other(self, request, there) -> bool:
+        from airflow_provider_dpone.hooks.rest_http import origin_of
+
+        if there != origin_of(self.other_url):
+            return False
+        request.headers["X-Other-Key"] = OTHER_KEY
+        return True
+
+
+def test_a_second_origin_gets_its_own_credential_and_none_of_the_connections(api, other) -> None:
+    api.cookie = "sid=home-cookie-1"
+    api.link_base, other.link_base = other.url, api.url  # pages alternate between the origins
+    rows, _ = read_all(TwoOrigins(other.url), cross_origin_source(api, other, "next_url", None))
+    assert len(rows) == 53  # no DPONE104: the second origin is known, not "another"
+    assert other.log and all(header(e, "X-Other-Key") == OTHER_KEY for e in other.log)
+    assert [leaks(e) for e in other.log] == [[] for _ in other.log]
+    assert [header(e, "Cookie") for e in other.log] == [None] * len(other.log)
+    assert all(header(e, "X-Other-Key") is None for e in api.log)
+    assert all(header(e, "X-Tenant-Secret") == HEADER_SECRET for e in api.log)
+
+
 def test_json_pages_are_released_before_the_next_request(api) -> None:
     """Peak memory of reading ~10 MB pages: the body, its decoded text and the parsed page,
     never the previous page too."""
