@@ -89,6 +89,13 @@ class UnsupportedError(BadInputError):
     code = "DPONE103"
 
 
+class QuotaExceededError(BadInputError):
+    """The API's quota for the period (e.g. a day's reports) is used up: a retry within the
+    period fails again, and the credentials are fine."""
+
+    code = "DPONE105"
+
+
 class SchemaMismatchError(TerminalError):
     """Source and target schemas differ in a way this run may not change."""
 
