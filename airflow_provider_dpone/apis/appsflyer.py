@@ -1,17 +1,37 @@
 """AppsFlyer Pull API v5: raw data and aggregate reports as CSV (https://dev.appsflyer.com/hc/reference).
 
-Auth: the API V2 token in the connection's password, sent as ``Authorization: Bearer``.
-Reports take ``from``/``to`` dates, filtered on the server: dpone asks one day at a time from the
-watermark, so a failed run resumes at the first day not yet staged. CSV headers are turned into
-column names (``Event Time`` -> ``event_time``, ``Media Source (pid)`` -> ``media_source``).
+Auth: the API V2 token in the connection's password, sent as ``Authorization: Bearer``; reports
+are asked for with ``Accept: text/csv``. Reports take ``from``/``to`` dates, filtered on the
+server: dpone asks one day at a time from the watermark, so a failed run resumes at the first
+day not yet staged. CSV headers become column names (``Event Time`` -> ``event_time``,
+``Media Source (pid)`` -> ``media_source``).
+
+Raw reports send ``maximum_rows`` (1,000,000 unless ``options.maximum_rows`` says otherwise);
+the API cuts a report there without saying so. A report that reaches 98% of it is not loaded:
+its window is split in halves (``from``/``to`` as ``YYYY-MM-DD HH:MM:SS``) down to a minute, and a
+window that cannot be split further fails. The daily quotas answer 400/403/429 with their own
+text: that is a :class:`QuotaExceededError`, neither retried nor a credentials error.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
+from collections.abc import Iterator
 from typing import Any
 
-from .base import ApiHook, ApiSource, Resource, day_range
+from ..contracts.errors import BadInputError, QuotaExceededError, SourceContractError
+from ..contracts.sources import PaginationSpec
+from ..hooks.rest import Read
+from .base import ApiHook, ApiSource, Resource, day_range, resource_read
+
+MAX_ROWS = 1_000_000  # the API's largest maximum_rows, and what dpone asks for by default
+TRUNCATED = 0.98  # a report with this share of maximum_rows is taken as cut at the cap
+MIN_SLICE = dt.timedelta(seconds=60)  # windows are not split below this
+STAMP = "%Y-%m-%d %H:%M:%S"
+QUOTA = re.compile(
+    r"maximum number of install reports that can be downloaded today|limit reached for daily-report", re.I
+)
 
 
 def column_name(header: str) -> str:
@@ -23,13 +43,27 @@ def csv_records(rows: Any) -> list[dict[str, Any]]:
     return [{column_name(k): (None if v == "" else v) for k, v in row.items() if k} for row in rows or []]
 
 
+def max_rows(options: dict[str, Any]) -> int:
+    """``options.maximum_rows``: a whole number from 1 to 1,000,000 (default 1,000,000)."""
+    value = options.get("maximum_rows", MAX_ROWS)
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        raise BadInputError(f"source.options.maximum_rows: a whole number up to {MAX_ROWS:,}, not {value!r}")
+    if not 1 <= int(value) <= MAX_ROWS:
+        raise BadInputError(f"source.options.maximum_rows: at most {MAX_ROWS:,} (the API's cap), not {value}")
+    return int(value)
+
+
 def _daily(report: str, raw: bool) -> Any:
     kind = "raw-data" if raw else "agg-data"
 
     def targets(options: dict[str, Any], filters: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-        params = {"timezone": options.get("timezone", "UTC")}
-        if raw and options.get("additional_fields"):
-            params["additional_fields"] = options["additional_fields"]
+        params: dict[str, Any] = {}
+        if raw:  # aggregate reports take neither a row cap nor, unless asked, a timezone
+            params = {"timezone": options.get("timezone", "UTC"), "maximum_rows": max_rows(options)}
+            if options.get("additional_fields"):
+                params["additional_fields"] = options["additional_fields"]
+        elif options.get("timezone"):
+            params["timezone"] = options["timezone"]
         path = f"api/{kind}/export/app/{options['app_id']}/{report}/v5"
         return [
             (path, {**params, "from": d.isoformat(), "to": d.isoformat()})
@@ -70,12 +104,15 @@ AGG_FIELDS = {
     "total_revenue": "decimal(20,6)",
     "total_cost": "decimal(20,6)",
 }
+AGG_KEY = ("date", "agency_pmd", "media_source", "campaign")
 DAY_FILTER = {"param": "since", "field": "event_time", "format": "date"}
+EVENT_KEY = ("appsflyer_id", "event_time")  # a device may uninstall or re-engage more than once
+APPEND = "no unique key: load with incremental_append"
 
 
-def _raw(report: str, description: str, key: tuple[str, ...]) -> Resource:
+def _raw(report: str, description: str, key: tuple[str, ...], name: str = "") -> Resource:
     return Resource(
-        name=report.removesuffix("_report"),
+        name=name or report.removesuffix("_report"),
         path=f"api/raw-data/export/app/{{app_id}}/{report}/v5",
         description=description,
         fields=RAW_FIELDS,
@@ -87,6 +124,39 @@ def _raw(report: str, description: str, key: tuple[str, ...]) -> Resource:
     )
 
 
+def _agg(report: str, description: str, name: str) -> Resource:
+    return Resource(
+        name=name,
+        path=f"api/agg-data/export/app/{{app_id}}/{report}/v5",
+        description=description,
+        fields=AGG_FIELDS,
+        primary_key=AGG_KEY,
+        server_filter={"param": "since", "field": "date", "format": "date"},
+        records=csv_records,
+        targets=_daily(report, raw=False),
+        required_options=("app_id",),
+    )
+
+
+RESOURCES = [
+    _raw("installs_report", "Non-organic installs, one row per install (raw data)", ("appsflyer_id",)),
+    _raw("in_app_events_report", f"Non-organic in-app events (raw data); {APPEND}", ()),
+    _raw("uninstall_events_report", "Non-organic uninstalls (raw data)", EVENT_KEY),
+    _raw("installs-retarget", "Retargeting conversions (raw data)", EVENT_KEY, "installs_retarget"),
+    _raw("in-app-events-retarget", f"Retargeting in-app events; {APPEND}", (), "in_app_events_retarget"),
+    _raw("organic_installs_report", "Organic installs (raw data)", ("appsflyer_id",)),
+    _raw("organic_in_app_events_report", f"Organic in-app events (raw data); {APPEND}", ()),
+    _raw("organic_uninstall_events_report", "Organic uninstalls (raw data)", EVENT_KEY),
+    _agg(
+        "partners_by_date_report",
+        "Aggregate performance per day, agency, media source and campaign",
+        "partners_by_date",
+    ),
+    _agg(
+        "daily_report", "Daily aggregate report: per day, agency, media source and campaign", "daily_report"
+    ),
+]
+
 APPSFLYER = ApiSource(
     name="appsflyer",
     title="AppsFlyer",
@@ -95,34 +165,77 @@ APPSFLYER = ApiSource(
     auth="API V2 token in the connection password (Authorization: Bearer)",
     extra={"auth": "bearer"},
     body_format="csv",
-    rate_limits="Pull API quotas per app and report type per day, and at most 1,000,000 rows per call "
-    "(see AppsFlyer's Pull API limitations); 429 is retried with backoff",
-    resources={
-        "installs": _raw(
-            "installs_report", "Non-organic installs, one row per install (raw data)", ("appsflyer_id",)
-        ),
-        "in_app_events": _raw(
-            "in_app_events_report",
-            "Non-organic in-app events (raw data); no unique key: load with incremental_append",
-            (),
-        ),
-        "organic_installs": _raw("organic_installs_report", "Organic installs (raw data)", ("appsflyer_id",)),
-        "partners_by_date": Resource(
-            name="partners_by_date",
-            path="api/agg-data/export/app/{app_id}/partners_by_date_report/v5",
-            description="Aggregate performance per day, agency, media source and campaign",
-            fields=AGG_FIELDS,
-            primary_key=("date", "agency_pmd", "media_source", "campaign"),
-            server_filter={"param": "since", "field": "date", "format": "date"},
-            records=csv_records,
-            targets=_daily("partners_by_date_report", raw=False),
-            required_options=("app_id",),
-        ),
-    },
+    rate_limits="Pull API quotas per app and report type per day: a used-up quota fails with DPONE105, "
+    "not retried. Raw reports are capped at maximum_rows (1,000,000): a report at the cap is split "
+    "into shorter windows. 429 without a quota text and 5xx are retried with backoff",
+    resources={r.name: r for r in RESOURCES},
 )
+
+
+def _window(value: str, end: bool) -> dt.datetime:
+    """A ``from``/``to`` value as a time; a date covers its whole day."""
+    if len(value) == 10:
+        return dt.datetime.fromisoformat(value + ("T23:59:59" if end else "T00:00:00"))
+    return dt.datetime.strptime(value, STAMP)
 
 
 class AppsFlyerHook(ApiHook):
     api = APPSFLYER
     conn_type = "dpone_appsflyer"
     hook_name = "dpone AppsFlyer"
+
+    def refusal(self, status: int, body: str, shown: str) -> Exception | None:
+        if status in (400, 403, 429) and QUOTA.search(body):
+            text = self.redactor().redact(body[:200].strip())
+            return QuotaExceededError(
+                f"{shown} returned {status}: AppsFlyer's daily quota for this app and report is used "
+                f"up ({text!r}); not retried: the next day's run reads it, or lower how often it runs"
+            )
+        return None
+
+    def pages(
+        self,
+        path: str,
+        params: dict[str, Any],
+        pagination: PaginationSpec,
+        selector: str,
+        *,
+        read: Read | None = None,
+        **kwargs: Any,
+    ) -> Iterator[tuple[list[Any], dict[str, Any] | None]]:
+        """One report per window; a raw report at its row cap is split, never loaded. The
+        position is the windows still to read of the day."""
+        if read is None or kwargs.get("plain"):
+            return super().pages(path, params, pagination, selector, read=read, **kwargs)
+        return self._windows(path, params, read, kwargs.get("start"), kwargs.get("headers"))
+
+    def _windows(
+        self, path: str, params: dict[str, Any], read: Read, start: dict | None, headers: dict | None
+    ) -> Iterator[tuple[list[Any], dict[str, Any] | None]]:
+        windows = [list(w) for w in (start or {}).get("windows", [[params["from"], params["to"]]])]
+        cap = params.get("maximum_rows")
+        while windows:
+            low, high = windows.pop(0)
+            query = {**params, "from": low, "to": high}
+            answer = self.request(
+                "GET", path, params=query, headers={"Accept": "text/csv", **(headers or {})}
+            )
+            records = resource_read(read).records(self.decode(answer), "")
+            if cap is not None and len(records) >= TRUNCATED * int(cap):
+                windows[:0] = self._halves(path, low, high, len(records), int(cap))
+                continue
+            yield records, {"windows": windows} if windows else None
+
+    def _halves(self, path: str, low: str, high: str, rows: int, cap: int) -> list[list[str]]:
+        first, last = _window(low, False), _window(high, True)
+        if last - first < 2 * MIN_SLICE:
+            raise SourceContractError(
+                f"{path}: {rows:,} rows from {low} to {high} reach maximum_rows {cap:,} (the report is "
+                "cut there) and the window is too short to split; nothing of it was loaded. Raise "
+                f"options.maximum_rows (up to {MAX_ROWS:,}) or narrow the report (additional_fields)"
+            )
+        middle = (first + (last - first) // 2).replace(microsecond=0)
+        return [
+            [first.strftime(STAMP), middle.strftime(STAMP)],
+            [(middle + dt.timedelta(seconds=1)).strftime(STAMP), last.strftime(STAMP)],
+        ]

@@ -10,6 +10,7 @@ import signal
 
 import pytest
 
+from airflow_provider_dpone.contracts.errors import BadInputError, QuotaExceededError, SourceContractError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.hooks.rest import AuthError
 from airflow_provider_dpone.runtime.failpoints import AFTER_CHECKPOINT
@@ -42,65 +43,99 @@ def _csv(header: list[str], rows: list[list]) -> bytes:
     return out.getvalue().encode()
 
 
-def route(method: str, path: str, query: dict, headers: object, body: bytes):
-    if headers.get("Authorization") != f"Bearer {TOKEN}":  # type: ignore[attr-defined]
-        return 401, b'{"error": "Unauthorized"}', {"Content-Type": "application/json"}
-    day = query["from"]
-    assert query["to"] == day
-    if path == f"/api/raw-data/export/app/{APP}/installs_report/v5":
-        rows = [
-            [
-                f"{day} 10:0{i}:00",
-                f"{day} 10:0{i}:00",
-                "install",
-                "",
-                "googleadwords_int",
-                "brand, search",
-                f"af-{day}-{i}",
-                "android",
-                "DE",
+RAW_REPORTS = {  # the Pull API's raw-data report paths (the vendor's names, hyphens included)
+    "installs_report",
+    "in_app_events_report",
+    "uninstall_events_report",
+    "installs-retarget",
+    "in-app-events-retarget",
+    "organic_installs_report",
+    "organic_in_app_events_report",
+    "organic_uninstall_events_report",
+}
+DEFAULT_MAX_ROWS = 200_000  # what the Pull API returns without maximum_rows
+QUOTA_TEXT = {  # the vendor's daily-quota answers
+    "raw": "You've reached the maximum number of install reports that can be downloaded today for this app.",
+    "agg": "Limit reached for daily-report",
+}
+
+
+def _bound(value: str, end: bool) -> str:
+    """``from``/``to`` as a comparable timestamp: a date covers its whole day."""
+    return value if len(value) > 10 else value + (" 23:59:59" if end else " 00:00:00")
+
+
+class AppsFlyerFake:
+    """Raw reports cut at ``maximum_rows`` without saying so (as the vendor does); a daily
+    quota of ``quota`` calls per report, then the vendor's quota answer with ``quota_status``."""
+
+    def __init__(self) -> None:
+        self.times: dict[str, list[str]] = {}  # day -> event times (default: 3 at 10:0i)
+        self.quota: int | None = None
+        self.quota_status = 403
+        self.calls: dict[str, int] = {}
+        self.fake = VendorFake(self.route)
+        self.url, self.log = self.fake.url, self.fake.log
+
+    def route(self, method: str, path: str, query: dict, headers: object, body: bytes):
+        if headers.get("Authorization") != f"Bearer {TOKEN}":  # type: ignore[attr-defined]
+            return 401, b'{"error": "Unauthorized"}', {"Content-Type": "application/json"}
+        parts = path.strip("/").split("/")
+        if len(parts) != 7 or parts[:4] != ["api", parts[1], "export", "app"] or parts[4] != APP:
+            return 404, b"not found", {}
+        kind, report = parts[1], parts[5]
+        self.calls[report] = self.calls.get(report, 0) + 1
+        if self.quota is not None and self.calls[report] > self.quota:
+            text = QUOTA_TEXT["raw" if kind == "raw-data" else "agg"]
+            return self.quota_status, text.encode(), {"Content-Type": "text/plain"}
+        low, high = _bound(query["from"], False), _bound(query["to"], True)
+        if kind == "raw-data" and report in RAW_REPORTS:
+            cap = int(query.get("maximum_rows", DEFAULT_MAX_ROWS))
+            if cap > 1_000_000:
+                return 400, b"maximum_rows must be at most 1000000", {}
+            day = low[:10]
+            times = self.times.get(day, [f"{day} 10:0{i}:00" for i in range(3)])
+            picked = [t for t in times if low <= t <= high][:cap]  # truncated silently
+            rows = [
+                [t, t, "install", "", "googleadwords_int", "brand, search", f"af-{t}-{i}", "android", "DE"]
+                for i, t in enumerate(picked)
             ]
-            for i in range(3)
-        ]
-        return 200, _csv(RAW_HEADER, rows), {"Content-Type": "text/csv"}
-    if path == f"/api/agg-data/export/app/{APP}/partners_by_date_report/v5":
-        header = [
-            "Date",
-            "Agency/PMD (af_prt)",
-            "Media Source (pid)",
-            "Campaign (c)",
-            "Impressions",
-            "Clicks",
-            "Installs",
-            "Total Revenue",
-            "Total Cost",
-        ]
-        return (
-            200,
-            _csv(
-                header,
-                [
-                    [
-                        day,
-                        "None",
-                        "facebook",
-                        "spring",
-                        1000,
-                        50,
-                        5,
-                        "12.50",
-                        "N/A" if day.endswith("2") else "3.10",
-                    ]
-                ],
-            ),
-            {},
-        )
-    return 404, b"not found", {}
+            return 200, _csv(RAW_HEADER, rows), {"Content-Type": "text/csv"}
+        if kind == "agg-data" and report in ("partners_by_date_report", "daily_report"):
+            if len(query["from"]) != 10 or len(query["to"]) != 10 or "maximum_rows" in query:
+                return 400, b"aggregate reports take from/to as yyyy-mm-dd and no maximum_rows", {}
+            day = query["from"]
+            header = [
+                "Date",
+                "Agency/PMD (af_prt)",
+                "Media Source (pid)",
+                "Campaign (c)",
+                "Impressions",
+                "Clicks",
+                "Installs",
+                "Total Revenue",
+                "Total Cost",
+            ]
+            cost = "N/A" if day.endswith("2") else "3.10"
+            row = [day, "None", "facebook", "spring", 1000, 50, 5, "12.50", cost]
+            return 200, _csv(header, [row]), {"Content-Type": "text/csv"}
+        return 404, b"not found", {}
+
+    @property
+    def faults(self) -> list:
+        return self.fake.faults
+
+    @faults.setter
+    def faults(self, replies: list) -> None:
+        self.fake.faults = replies
+
+    def close(self) -> None:
+        self.fake.close()
 
 
 @pytest.fixture
 def af():
-    fake = VendorFake(route)
+    fake = AppsFlyerFake()
     os.environ["AIRFLOW_CONN_AF"] = json.dumps(
         {"conn_type": "http", "host": fake.url, "password": TOKEN, "extra": {"max_retries": 2}}
     )
@@ -109,6 +144,10 @@ def af():
 
 
 def manifest(resource: str, options: dict, keys: list[str], **source):
+    """A load of ``resource``: merged on ``keys``, or appended without them."""
+    sink = (
+        {"strategy": "incremental_merge", "unique_key": keys} if keys else {"strategy": "incremental_append"}
+    )
     return parse_manifest(
         {
             "pipeline": "mobile",
@@ -127,8 +166,7 @@ def manifest(resource: str, options: dict, keys: list[str], **source):
                         "connector": "postgres",
                         "conn_id": "dst",
                         "table": f"raw.af_{resource}",
-                        "strategy": "incremental_merge",
-                        "unique_key": keys,
+                        **sink,
                     },
                 }
             ],
@@ -196,6 +234,95 @@ def test_a_run_killed_mid_range_resumes_at_the_next_day(af, clean_pg) -> None:
     run(m, "r1")
     assert [q["query"]["from"] for q in af.log] == ["2026-03-02", "2026-03-03", "2026-03-04"]
     assert clean_pg.query("dst", "select count(*) from raw.af_installs") == [(12,)]
+
+
+def _header(entry: dict, name: str) -> str | None:
+    return {k.lower(): v for k, v in entry["headers"].items()}.get(name.lower())
+
+
+ONE_DAY = {"start_date": "2026-03-01", "end_date": "2026-03-01"}
+
+
+def test_reports_are_asked_for_as_csv_with_maximum_rows(af, clean_pg) -> None:
+    run(manifest("installs", ONE_DAY, ["appsflyer_id"]), "r1")
+    assert _header(af.log[0], "Accept") == "text/csv"
+    assert af.log[0]["query"]["maximum_rows"] == "1000000"  # not the vendor's 200,000 default
+    af.log.clear()
+    run(manifest("installs", {**ONE_DAY, "maximum_rows": 5000}, ["appsflyer_id"]), "r2")
+    assert af.log[0]["query"]["maximum_rows"] == "5000"
+    with pytest.raises(BadInputError, match="maximum_rows"):
+        run(manifest("installs", {**ONE_DAY, "maximum_rows": 2_000_000}, ["appsflyer_id"]), "r3")
+
+
+def test_a_report_at_the_row_cap_is_split_instead_of_truncated(af, clean_pg) -> None:
+    day = "2026-03-01"
+    af.times[day] = [f"{day} {h:02d}:{m:02d}:00" for h in range(24) for m in range(0, 60, 10)]  # 144
+    report = run(manifest("installs", {**ONE_DAY, "maximum_rows": 100}, ["appsflyer_id"]), "r1")
+    assert report.rows == 144
+    assert clean_pg.query("dst", "select count(distinct appsflyer_id) from raw.af_installs") == [(144,)]
+    windows = [(q["query"]["from"], q["query"]["to"]) for q in af.log]
+    assert windows == [
+        (day, day),  # 100 rows: at the cap, not loaded
+        (f"{day} 00:00:00", f"{day} 11:59:59"),
+        (f"{day} 12:00:00", f"{day} 23:59:59"),
+    ]
+
+
+def test_a_window_too_short_to_split_fails_rather_than_load_a_truncated_report(af, clean_pg) -> None:
+    day = "2026-03-01"
+    af.times[day] = [f"{day} 10:00:00"] * 120  # one second holds more than the cap
+    with pytest.raises(SourceContractError, match="maximum_rows") as caught:
+        run(manifest("installs", {**ONE_DAY, "maximum_rows": 100}, ["appsflyer_id"]), "r1")
+    assert "too short to split" in str(caught.value) and "2026-03-01 10:00" in str(caught.value)
+    assert clean_pg.query(
+        "dst", "select count(*) from information_schema.tables where table_name = 'af_installs'"
+    ) == [(0,)]
+
+
+@pytest.mark.parametrize("status", [400, 403, 429])
+@pytest.mark.parametrize(
+    ("resource", "keys"),
+    [("installs", ["appsflyer_id"]), ("daily_report", ["date", "agency_pmd", "media_source", "campaign"])],
+)
+def test_a_used_up_daily_quota_is_a_quota_error_not_credentials_and_not_retried(
+    af, clean_pg, status: int, resource: str, keys: list[str]
+) -> None:
+    af.quota, af.quota_status = 0, status
+    with pytest.raises(QuotaExceededError, match="quota") as caught:
+        run(manifest(resource, ONE_DAY, keys), "r1")
+    assert not isinstance(caught.value, AuthError) and not caught.value.retryable
+    assert "credentials" not in str(caught.value)
+    assert len(af.log) == 1
+
+
+@pytest.mark.parametrize(
+    ("resource", "report", "keys"),
+    [
+        ("uninstall_events", "uninstall_events_report", ["appsflyer_id", "event_time"]),
+        ("installs_retarget", "installs-retarget", ["appsflyer_id", "event_time"]),
+        ("in_app_events_retarget", "in-app-events-retarget", []),
+        ("organic_in_app_events", "organic_in_app_events_report", []),
+        ("organic_uninstall_events", "organic_uninstall_events_report", ["appsflyer_id", "event_time"]),
+    ],
+)
+def test_the_other_raw_reports(af, clean_pg, resource: str, report: str, keys: list[str]) -> None:
+    assert run(manifest(resource, ONE_DAY, keys), "r1").rows == 3  # no keys: appended
+    assert af.log[0]["path"] == f"/api/raw-data/export/app/{APP}/{report}/v5"
+    assert af.log[0]["query"]["maximum_rows"] == "1000000"
+
+
+def test_the_daily_report_takes_dates_and_no_row_cap(af, clean_pg) -> None:
+    keys = ["date", "agency_pmd", "media_source", "campaign"]
+    inc = {"incremental": {"mode": "cursor", "cursor": "date"}}
+    m = manifest("daily_report", {"start_date": "2026-03-03", "end_date": "2026-03-04"}, keys, **inc)
+    assert run(m, "r1").rows == 2
+    assert [e["path"] for e in af.log] == [f"/api/agg-data/export/app/{APP}/daily_report/v5"] * 2
+    assert [(e["query"]["from"], e["query"]["to"]) for e in af.log] == [
+        ("2026-03-03",) * 2,
+        ("2026-03-04",) * 2,
+    ]
+    assert not [e for e in af.log if "maximum_rows" in e["query"] or "timezone" in e["query"]]
+    assert _header(af.log[0], "Accept") == "text/csv"
 
 
 @pytest.mark.integration_live
