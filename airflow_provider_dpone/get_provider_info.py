@@ -56,6 +56,7 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_dpone.apis.google_ads",
                     "airflow_provider_dpone.apis.omnidesk",
                     "airflow_provider_dpone.apis.mindbox",
+                    "airflow_provider_dpone.apis.fasttrack",
                 ],
             },
         ],
@@ -340,6 +341,7 @@ def get_provider_info() -> dict[str, Any]:
             _saas(
                 "mindbox", "MindboxHook", "Mindbox", "https://api.mindbox.ru/", "Secret key", test_paths=[]
             ),
+            _fasttrack(),
         ],
     }
 
@@ -431,3 +433,28 @@ def _saas(
         },
         "conn-fields": fields,
     }
+
+
+def _fasttrack() -> dict[str, Any]:
+    """FastTrack: the dashboard is the connection's host and key; the flex host has its own."""
+    entry = _saas(
+        "fasttrack",
+        "FastTrackHook",
+        "FastTrack",
+        "https://dashboard.fstrk.io/api/partners",
+        "Bot key (dashboard)",
+        test_paths=[],
+        test_hint="reports/?type=CASCADE_TRANSACTIONS&uuid=<bot uuid>&limit=1",
+    )
+    entry["conn-fields"] = {
+        "flex_endpoint": _field(
+            "Flex base URL",
+            "For flex_cms_ratings: your tenant's flex API, with its scheme. Gets only the X-Token.",
+            examples=["https://<tenant>.flex.fstrk.io/api"],
+        ),
+        "flex_x_token": _field(
+            "Flex X-Token", "For flex_cms_ratings: sent as X-Token, only to the flex base URL.", secret=True
+        ),
+        **entry["conn-fields"],
+    }
+    return entry

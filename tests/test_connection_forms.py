@@ -40,7 +40,7 @@ def hook_meta() -> dict[str, Any]:
 
 
 def test_every_dpone_type_is_listed() -> None:
-    assert len(TYPES) == len(set(TYPES)) == 13
+    assert len(TYPES) == len(set(TYPES)) == 14
     assert {"dpone_postgres", "dpone_clickhouse", "dpone_kafka", "dpone_rest"} < set(TYPES)
     names = [e["hook-name"] for e in CONNECTION_TYPES]
     assert len(names) == len(set(names)), "the UI's type selector shows hook names: they must differ"

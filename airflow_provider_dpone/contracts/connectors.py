@@ -127,6 +127,7 @@ for _name, _module, _hook, _modes in (
     ("google_ads", "google_ads", "GoogleAdsHook", _FULL_AND_CURSOR),
     ("omnidesk", "omnidesk", "OmnideskHook", _FULL_AND_CURSOR),
     ("mindbox", "mindbox", "MindboxHook", _FULL_AND_CURSOR),
+    ("fasttrack", "fasttrack", "FastTrackHook", frozenset({None})),  # reports re-read, merged by key
 ):
     CONNECTORS[_name] = ConnectorInfo(
         name=_name,

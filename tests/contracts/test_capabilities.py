@@ -34,6 +34,7 @@ _SAAS = {  # connector: (test module, full-load test, incremental test or None)
     "google_ads": ("test_google_ads", "test_campaigns_are_flattened", "test_daily_stats_filter_segments_date_on_the_server"),
     "omnidesk": ("test_omnidesk", "test_wrong_credentials_are_not_retried", "test_cases_page_through_numbered_bodies_then_filter_on_the_server"),
     "mindbox": ("test_mindbox", "test_export_polls_until_ready_then_reads_every_file", "test_period_export_starts_at_the_watermark"),
+    "fasttrack": ("test_fasttrack", "test_chat_sessions_gzip_bom_russian_headers_into_postgres", None),
 }  # fmt: skip
 
 S, PG, CH, KF = "tests/hooks/test_sink_contract.py", "tests/hooks/test_postgres_integration.py", "tests/hooks/test_clickhouse.py", "tests/hooks/test_kafka.py"  # fmt: skip
