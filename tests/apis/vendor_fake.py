@@ -10,6 +10,18 @@ from urllib.parse import parse_qs, urlparse
 Reply = tuple[int, bytes, dict[str, str]]
 
 
+class Query(dict):
+    """A request's query: each key's last value (``query[key]``), and every value of a repeated
+    key (``query.all(key)``), as an API that reads ``?k=a&k=b`` sees them."""
+
+    def __init__(self, raw: str) -> None:
+        self.multi = parse_qs(raw)
+        super().__init__({k: v[-1] for k, v in self.multi.items()})
+
+    def all(self, key: str) -> list[str]:
+        return list(self.multi.get(key, []))
+
+
 class VendorFake:
     """``route(method, path, query, headers, body) -> (status, body, headers)`` answers requests;
     ``faults`` queues replies sent first (e.g. a 429 with Retry-After, a 503)."""
@@ -28,10 +40,16 @@ class VendorFake:
 
             def _handle(self, method: str) -> None:
                 url = urlparse(self.path)
-                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+                query = Query(url.query)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 fake.log.append(
-                    {"method": method, "path": url.path, "query": query, "headers": dict(self.headers)}
+                    {
+                        "method": method,
+                        "path": url.path,
+                        "query": query,
+                        "headers": dict(self.headers),
+                        "body": body,
+                    }
                 )
                 status, data, headers = (
                     fake.faults.pop(0)
