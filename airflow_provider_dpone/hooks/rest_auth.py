@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 from ..contracts.errors import BadInputError, MissingExtraError
 from ..contracts.redaction import Redactor
+from . import google_auth
 from .rest_http import AuthError, RetryableHTTPError, read_head, read_limited, retry_after
 from .rest_pages import describe_keys
 
@@ -149,8 +150,7 @@ class OAuth2Auth(Authenticator):
         if response.status_code in (400, 401, 403):
             raise AuthError(
                 f"connection '{self.conn_id}': the token endpoint refused the credentials "
-                f"({response.status_code}); check login (client id), password (client secret) and, "
-                "for grant_type refresh_token, extra refresh_token"
+                f"({response.status_code}); {self._refused_hint()}"
             )
         if response.status_code == 429 or response.status_code >= 500:  # retried like any request
             raise RetryableHTTPError(f"token endpoint returned {response.status_code}", retry_after(response))
@@ -167,12 +167,18 @@ class OAuth2Auth(Authenticator):
         self._token = (body["access_token"], time.monotonic() + lifetime)
         return self._token[0]
 
-    def _fetch(self) -> httpx.Response:
-        """POST the grant to ``token_url``; the answer's body read (up to ``TOKEN_BODY_LIMIT``)."""
+    def _refused_hint(self) -> str:
+        return (
+            "check login (client id), password (client secret) and, for grant_type "
+            "refresh_token, extra refresh_token"
+        )
+
+    def _grant(self) -> tuple[str, dict[str, str], tuple[str, str] | None]:
+        """The token URL, the grant's form and the client's basic-auth pair (or None)."""
         extra = self.extra
         token_url = extra.get("token_url")
         if not token_url:
-            raise BadInputError(f"connection '{self.conn_id}': auth oauth2 needs extra 'token_url'")
+            raise BadInputError(f"connection '{self.conn_id}': auth {self.type} needs extra 'token_url'")
         grant = extra.get("grant_type", "client_credentials")
         data = {"grant_type": grant}
         if grant == "refresh_token":  # a user's offline grant (Google APIs)
@@ -184,7 +190,12 @@ class OAuth2Auth(Authenticator):
             data.update(client_id=self._login, client_secret=self._password)
         else:
             auth = (self._login, self._password)
-        timeout = float(extra.get("timeout", 60))
+        return token_url, data, auth
+
+    def _fetch(self) -> httpx.Response:
+        """POST the grant to its token URL; the answer's body read (up to ``TOKEN_BODY_LIMIT``)."""
+        token_url, data, auth = self._grant()
+        timeout = float(self.extra.get("timeout", 60))
         try:
             with (
                 httpx.Client(transport=self.transport, timeout=timeout) as client,
@@ -231,8 +242,48 @@ class OAuth2Auth(Authenticator):
         return body
 
 
+class GoogleAuth(OAuth2Auth):
+    """Google's OAuth2: with extra ``service_account_key`` (a service account's JSON key) a JWT
+    signed with the key, exchanged at the key's ``token_uri`` for a token of extra
+    ``service_account_scope`` (acting as extra ``service_account_subject`` if set); without
+    one, a user's refresh token (``OAuth2Auth``'s ``refresh_token`` grant at ``token_url``)."""
+
+    type = "google"
+
+    def _refused_hint(self) -> str:
+        if self.extra.get(google_auth.KEY_FIELD):
+            return (
+                f"check extra {google_auth.KEY_FIELD} (a key deleted or disabled in the Cloud console, "
+                "or an account not allowed the scope, is refused)"
+            )
+        return super()._refused_hint()
+
+    def _grant(self) -> tuple[str, dict[str, str], tuple[str, str] | None]:
+        raw = self.extra.get(google_auth.KEY_FIELD)
+        if not raw:
+            if not self.extra.get("refresh_token"):
+                raise BadInputError(
+                    f"connection '{self.conn_id}': set extra {google_auth.KEY_FIELD} (a service "
+                    "account's JSON key) or extra refresh_token with login/password (OAuth client)"
+                )
+            return super()._grant()
+        self.redactor.add_secret(raw if isinstance(raw, str) else json.dumps(raw))
+        key = google_auth.parse_key(raw, self.conn_id)
+        self.redactor.add_secret(key.private_key, *key.private_key.splitlines())
+        scope = str(self.extra.get("service_account_scope") or "")
+        if not scope:
+            raise BadInputError(
+                f"connection '{self.conn_id}': auth google needs extra 'service_account_scope'"
+            )
+        signed = google_auth.assertion(
+            key, scope, self.conn_id, subject=self.extra.get("service_account_subject") or None
+        )
+        self.redactor.add_secret(signed)
+        return key.token_uri, {"grant_type": google_auth.JWT_BEARER, "assertion": signed}, None
+
+
 AUTHENTICATORS: dict[str, type[Authenticator]] = {
-    cls.type: cls for cls in (NoAuth, BearerAuth, BasicAuth, ApiKeyAuth, OAuth2Auth)
+    cls.type: cls for cls in (NoAuth, BearerAuth, BasicAuth, ApiKeyAuth, OAuth2Auth, GoogleAuth)
 }
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.hooks.rest import AuthError
+from tests.apis.google_fake import SHEETS_SCOPE, GoogleTokenFake
 from tests.apis.vendor_fake import VendorFake
 from tests.helpers import run_first_load as run
 
@@ -18,6 +19,19 @@ pytestmark = pytest.mark.integration
 CLIENT, SECRET, REFRESH = "client-1.apps.example", "gsecret-77", "1//refresh-token-abc"
 SHEET = "1AbCdEfGhIjK"
 TOKENS: set[str] = set()
+ODD_TITLE = 'Q1/Q2 #1? "Ann\'s" 50%'  # a tab title with a slash, hash, question mark, quotes, percent
+TABS: dict[str, list[list]] = {
+    "Orders": [
+        ["id", "customer", "amount", "paid on"],
+        [1, "Ann", 10.5, "2026-01-02"],
+        [2, "Bob", "", ""],
+        [],
+        [3, "Cy", 7],
+    ],
+    ODD_TITLE: [["id", "customer"], [7, "Dee"]],
+    "Dupes": [["id", "name", "name", "amount", "name", "name_2"], [1, "Ann", "Lee", 5, "Jr", "x"]],
+}
+ISSUERS: list = []  # service-account token endpoints whose tokens the API accepts
 
 
 def _json(status: int, body: object, headers: dict | None = None):
@@ -38,20 +52,27 @@ def route(method: str, path: str, query: dict, headers: object, body: bytes):
         token = f"ya29.token{len(TOKENS)}"
         TOKENS.add(token)
         return _json(200, {"access_token": token, "expires_in": 3599, "token_type": "Bearer"})
-    if headers.get("Authorization", "").removeprefix("Bearer ") not in TOKENS:  # type: ignore[attr-defined]
+    bearer = headers.get("Authorization", "").removeprefix("Bearer ")  # type: ignore[attr-defined]
+    if bearer not in TOKENS and not any(bearer in issuer.tokens for issuer in ISSUERS):
         return _json(401, {"error": {"code": 401, "status": "UNAUTHENTICATED"}})
-    if (
-        path == f"/v4/spreadsheets/{SHEET}/values/{'Orders!A1:D'}"
-        or unquote(path) == f"/v4/spreadsheets/{SHEET}/values/Orders!A1:D"
-    ):
-        values = [
-            ["id", "customer", "amount", "paid on"],
-            [1, "Ann", 10.5, "2026-01-02"],
-            [2, "Bob", "", ""],
-            [],
-            [3, "Cy", 7],
-        ]
-        return _json(200, {"range": "Orders!A1:D6", "majorDimension": "ROWS", "values": values})
+    prefix = f"/v4/spreadsheets/{SHEET}/values/"
+    if path.startswith(prefix):  # Google decodes the path segment, then parses the A1 range
+        a1 = unquote(path[len(prefix) :])
+        title, _, _cells = a1.rpartition("!")
+        if title.startswith("'") and title.endswith("'"):
+            title = title[1:-1].replace("''", "'")
+        if title not in TABS:
+            return _json(
+                400,
+                {
+                    "error": {
+                        "code": 400,
+                        "status": "INVALID_ARGUMENT",
+                        "message": f"Unable to parse range: {a1}",
+                    }
+                },
+            )
+        return _json(200, {"range": a1, "majorDimension": "ROWS", "values": TABS[title]})
     if path == f"/v4/spreadsheets/{SHEET}":
         sheets = [
             {
@@ -130,8 +151,9 @@ def test_a_range_becomes_typed_rows_by_header(gs, clean_pg) -> None:
     assert gs.log[0]["path"] == "/token" and gs.log[1]["query"]["valueRenderOption"] == "UNFORMATTED_VALUE"
 
 
-def test_without_fields_each_row_is_one_json_record(gs, clean_pg) -> None:
-    m = parse_manifest(
+def raw_manifest(options: dict):
+    """Each row as one json ``record`` (no ``fields``), the table replaced each run."""
+    return parse_manifest(
         {
             "pipeline": "sheets",
             "state": {"backend": "table", "conn_id": "dst"},
@@ -142,7 +164,7 @@ def test_without_fields_each_row_is_one_json_record(gs, clean_pg) -> None:
                         "connector": "google_sheets",
                         "conn_id": "gs",
                         "resource": "values",
-                        "options": {"spreadsheet_id": SHEET, "range": "Orders!A1:D"},
+                        "options": options,
                     },
                     "sink": {
                         "connector": "postgres",
@@ -154,6 +176,10 @@ def test_without_fields_each_row_is_one_json_record(gs, clean_pg) -> None:
             ],
         }
     )
+
+
+def test_without_fields_each_row_is_one_json_record(gs, clean_pg) -> None:
+    m = raw_manifest({"spreadsheet_id": SHEET, "range": "Orders!A1:D"})
     assert run(m, "r1").rows == 3
     assert clean_pg.query("dst", "select record->>'customer' from raw.gs_rows order by 1") == [
         ("Ann",),
@@ -183,6 +209,78 @@ def test_quota_and_server_errors_are_retried(gs, clean_pg) -> None:
         _json(503, {}),
     ]
     assert run(manifest("sheets", {"spreadsheet_id": SHEET}), "r1").rows == 1
+
+
+@pytest.fixture
+def sa(gs):
+    """A service account: its token endpoint on its own socket, its JSON key in the connection."""
+    issuer = GoogleTokenFake(SHEETS_SCOPE)
+    ISSUERS.append(issuer)
+    connect_key(gs, json.dumps(issuer.key()))
+    yield issuer
+    ISSUERS.remove(issuer)
+    issuer.close()
+
+
+def connect_key(gs: VendorFake, key: object) -> None:
+    extra = {"service_account_key": key, "max_retries": 2}
+    os.environ["AIRFLOW_CONN_GS"] = json.dumps({"conn_type": "http", "host": gs.url, "extra": extra})
+
+
+def test_a_service_account_key_signs_a_jwt_grant_and_its_token_reads_the_sheet(gs, sa, clean_pg) -> None:
+    report = run(manifest("values", {"spreadsheet_id": SHEET, "range": "Orders!A1:D"}, fields=FIELDS), "r1")
+    assert report.rows == 3
+    assert len(sa.grants) == 1 and sa.grants[0]["iss"] == sa.email  # signature verified by the fake
+    assert [r["path"] for r in gs.log] == [f"/v4/spreadsheets/{SHEET}/values/Orders!A1:D"]
+    api_request = repr(gs.log)
+    assert gs.log[0]["headers"]["Authorization"] == f"Bearer {sa.tokens[0]}"
+    assert "assertion" not in api_request and "PRIVATE KEY" not in api_request
+    assert "Authorization" not in sa.fake.log[0]["headers"]  # the token endpoint gets the assertion only
+
+
+def test_a_key_given_as_an_object_with_escaped_newlines_works(gs, sa, clean_pg) -> None:
+    key = sa.key()
+    key["private_key"] = key["private_key"].replace("\n", "\\n")  # pasted through a one-line field
+    connect_key(gs, key)
+    assert run(manifest("sheets", {"spreadsheet_id": SHEET}), "r1").rows == 1
+    assert len(sa.grants) == 1
+
+
+def test_a_key_whose_signature_google_cannot_verify_is_refused_and_never_shown(
+    gs, sa, clean_pg, caplog
+) -> None:
+    from tests.apis.google_fake import new_private_key
+
+    forged = sa.key(new_private_key())  # same account and key id, another private key
+    connect_key(gs, json.dumps(forged))
+    with pytest.raises(AuthError, match="refused the credentials") as caught:
+        run(manifest("sheets", {"spreadsheet_id": SHEET}), "r1")
+    assert not sa.grants and len(sa.fake.log) == 1  # refused, not retried
+    shown = str(caught.value) + caplog.text
+    assert "service_account_key" in str(caught.value)
+    body = forged["private_key"].splitlines()[1]
+    assert body not in shown and "PRIVATE KEY" not in shown
+    assert not gs.log  # no request reached the API without a token
+
+
+def test_a_range_with_slash_hash_question_mark_spaces_and_quotes_is_url_encoded(gs, clean_pg) -> None:
+    a1 = "'" + ODD_TITLE.replace("'", "''") + "'!A1:B"
+    report = run(manifest("values", {"spreadsheet_id": SHEET, "range": a1}, fields={"id": "int64"}), "r1")
+    assert report.rows == 1
+    assert unquote(gs.log[-1]["path"]).endswith("/values/" + a1)
+
+
+def test_duplicate_header_names_are_made_unique_not_overwritten(gs, clean_pg) -> None:
+    assert run(raw_manifest({"spreadsheet_id": SHEET, "range": "Dupes!A1:F"}), "r1").rows == 1
+    (record,) = clean_pg.query("dst", "select record from raw.gs_rows")[0]
+    assert record == {
+        "id": 1,
+        "name": "Ann",
+        "name_3": "Lee",  # name_2 is a header of its own further right
+        "amount": 5,
+        "name_4": "Jr",
+        "name_2": "x",
+    }
 
 
 @pytest.mark.integration_live

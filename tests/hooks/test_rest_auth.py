@@ -45,7 +45,7 @@ def request(url: str = HOME + "items", **headers: str) -> httpx.Request:
 
 
 def test_the_registry_is_keyed_by_the_auth_extra() -> None:
-    assert list(AUTHENTICATORS) == ["none", "bearer", "basic", "api_key", "oauth2"]
+    assert list(AUTHENTICATORS) == ["none", "bearer", "basic", "api_key", "oauth2", "google"]
     for kind, cls in AUTHENTICATORS.items():
         assert cls.type == kind and type(build({"auth": kind})) is cls
     assert type(build({})) is NoAuth  # no auth extra: a public API
