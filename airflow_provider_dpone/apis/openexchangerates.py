@@ -59,10 +59,10 @@ OXR = ApiSource(
         "latest": Resource(
             name="latest",
             path="latest.json",
-            description="The latest rates (latest.json; options: base, symbols)",
+            description="The latest rates (latest.json; options: base (sent only when given), symbols)",
             fields=RATES,
             primary_key=("timestamp", "currency"),
-            params={"base": "USD", "symbols": None, "show_alternative": None},
+            params={"base": None, "symbols": None, "show_alternative": None},
             records=rate_records,
         ),
         "historical": Resource(
@@ -71,7 +71,7 @@ OXR = ApiSource(
             description="End-of-day rates per day (historical/YYYY-MM-DD.json), one request per day",
             fields=RATES,
             primary_key=("date", "currency"),
-            params={"base": "USD", "symbols": None},
+            params={"base": None, "symbols": None},
             server_filter={"param": "since", "field": "date", "format": "date"},
             records=rate_records,
             targets=historical_targets,

@@ -3,7 +3,8 @@
 Auth: the API key in the connection's password, sent as the ``api_key`` query parameter.
 Each metric is one endpoint per domain; ``options.domains`` lists the domains. Dates are
 months (``YYYY-MM``) for monthly granularity, days for daily; ``start_date`` is the server-side
-filter, so incremental runs ask only for the periods after the watermark.
+filter, so incremental runs ask only for the periods after the watermark. The default end is
+the last full month (a month's data is published after it ends).
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ def _period(options: dict[str, Any], value: str | None) -> str | None:
     return day.isoformat() if day else str(value)
 
 
+def last_published_day(today: dt.date | None = None) -> dt.date:
+    """The last day of the previous month: Similarweb publishes a month after it ends."""
+    return (today or dt.date.today()).replace(day=1) - dt.timedelta(days=1)
+
+
 def _targets(slug: str) -> Any:
     def targets(options: dict[str, Any], filters: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         domains = options.get("domains") or []
@@ -59,7 +65,7 @@ def _targets(slug: str) -> Any:
         params: dict[str, Any] = {
             "start_date": start,
             "end_date": _period(options, options.get("end_date"))
-            or _period(options, dt.date.today().isoformat()),
+            or _period(options, last_published_day().isoformat()),
             "country": options.get("country", "world"),
             "granularity": options.get("granularity", "monthly"),
             "main_domain_only": str(bool(options.get("main_domain_only", False))).lower(),

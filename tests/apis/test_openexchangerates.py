@@ -93,7 +93,7 @@ def manifest(resource: str, options: dict | None = None, strategy: str = "increm
 
 def test_latest_rates_become_one_row_per_currency(oxr, clean_pg) -> None:
     assert run(manifest("latest"), "r1").rows == 3
-    assert oxr.log[0]["query"] == {"base": "USD", "app_id": APP_ID}
+    assert oxr.log[0]["query"] == {"app_id": APP_ID}  # no base unless the manifest gives one
     rows = clean_pg.query(
         "dst", "select currency, rate::text, timestamp::text from raw.oxr_latest order by 1"
     )
@@ -124,6 +124,13 @@ def test_an_invalid_app_id_fails_without_retries_or_the_secret(oxr, clean_pg) ->
     with pytest.raises(AuthError, match="returned 401") as caught:
         run(manifest("latest"), "r1")
     assert APP_ID not in str(caught.value) and len(oxr.log) == 1
+
+
+def test_base_is_sent_only_when_the_options_give_one(oxr, clean_pg) -> None:
+    run(manifest("historical", {"start_date": "2026-03-01", "end_date": "2026-03-01"}), "r1")
+    assert "base" not in oxr.log[-1]["query"]  # the Free plan's default base, never forced
+    run(manifest("latest", {"base": "USD", "symbols": "EUR,RUB"}), "r2")
+    assert oxr.log[-1]["query"] == {"app_id": APP_ID, "base": "USD", "symbols": "EUR,RUB"}
 
 
 def test_a_plan_restriction_is_a_clear_error(oxr, clean_pg) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 
@@ -16,7 +17,16 @@ from tests.helpers import run_first_load as run
 pytestmark = pytest.mark.integration
 
 KEY = "sw-key-51c0ffee"
-MONTHS = ["2026-01", "2026-02", "2026-03", "2026-04"]
+# Similarweb publishes a month's data after it ends: asking for a later month is an error.
+LAST_MONTH = (dt.date.today().replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+
+
+def months(start: str, end: str) -> list[str]:
+    out, (year, month) = [], map(int, start.split("-"))
+    while f"{year:04d}-{month:02d}" <= end:
+        out.append(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return out
 
 
 def _json(status: int, body: object, headers: dict | None = None):
@@ -33,8 +43,10 @@ def route(method: str, path: str, query: dict, headers: object, body: bytes):
         return _json(404, {"meta": {"status": "Error", "error_message": "Not found"}})
     domain, metric = parts[2], parts[4]
     key = metric.replace("-", "_")
-    months = [m for m in MONTHS if query["start_date"] <= m <= query["end_date"]]
-    points = [{"date": f"{m}-01", key: 1000.0 * (i + 1) + len(domain)} for i, m in enumerate(months)]
+    if query["end_date"] > LAST_MONTH:
+        return _json(400, {"meta": {"status": "Error", "error_code": 400, "error_message": "Data not found"}})
+    asked = months(query["start_date"], query["end_date"])
+    points = [{"date": f"{m}-01", key: 1000.0 * (i + 1) + len(domain)} for i, m in enumerate(asked)]
     meta = {
         "request": {"domain": domain, "country": query["country"], "granularity": "Monthly", **query},
         "status": "Success",
@@ -92,6 +104,12 @@ def test_visits_per_domain_and_month_incremental_on_start_date(sw, clean_pg) -> 
     assert second.rows == 4
     rows = clean_pg.query("dst", "select domain, date::text, value from raw.sw_visits order by 1, 2")
     assert len(rows) == 8 and rows[0] == ("a.example", "2026-01-01", 1009.0)
+
+
+def test_the_default_end_is_the_last_full_month(sw, clean_pg) -> None:
+    first = months("2026-01", LAST_MONTH)[-2]
+    assert run(manifest("visits", {"domains": ["a.example"], "start_date": first}), "r1").rows == 2
+    assert sw.log[0]["query"]["end_date"] == LAST_MONTH  # not the current, unpublished month
 
 
 def test_an_invalid_key_is_not_retried(sw, clean_pg) -> None:
