@@ -302,8 +302,9 @@ def get_provider_info() -> dict[str, Any]:
                 "GoogleSheetsHook",
                 "Google Sheets",
                 "https://sheets.googleapis.com/",
-                "OAuth client secret",
-                login="OAuth client ID",
+                "OAuth client secret (refresh-token auth only)",
+                login="OAuth client ID (refresh-token auth only)",
+                service_account="The default auth: share the spreadsheet with the account's client_email.",
                 refresh_token=True,
                 test_paths=[],
                 test_hint="v4/spreadsheets/<id of a spreadsheet the grant can read>",
@@ -321,8 +322,10 @@ def get_provider_info() -> dict[str, Any]:
                 "GoogleAdsHook",
                 "Google Ads",
                 "https://googleads.googleapis.com/",
-                "OAuth client secret",
-                login="OAuth client ID",
+                "OAuth client secret (refresh-token auth only)",
+                login="OAuth client ID (refresh-token auth only)",
+                service_account="Instead of the refresh token: add the account's client_email as a user of "
+                "the Google Ads account (or set the subject below for domain-wide delegation).",
                 refresh_token=True,
                 test_paths=["v21/customers:listAccessibleCustomers"],
                 headers_hint='{"developer-token": "...", "login-customer-id": "..."} (the last '
@@ -395,6 +398,7 @@ def _saas(
     headers_hint: str = "",
     login: str | None = None,
     refresh_token: bool = False,
+    service_account: str = "",
     host_required: bool = False,
 ) -> dict[str, Any]:
     """The connection type of one SaaS API: the base URL defaults to the API's (hidden fields
@@ -415,6 +419,17 @@ def _saas(
         else "which many APIs answer with 404)."
     )
     fields: dict[str, Any] = {}
+    if service_account:  # Google: auth google signs a JWT with the key (rest_auth.GoogleAuth)
+        fields["service_account_key"] = _field(
+            "Service account key (JSON)",
+            "The service account's JSON key file, pasted whole (Cloud console: IAM > Service "
+            f"accounts > Keys > Add key > JSON). {service_account} Leave empty to use the refresh token.",
+            secret=True,
+        )
+        fields["service_account_subject"] = _field(
+            "Service account subject",
+            "Optional: the user e-mail a domain-wide-delegated service account acts as.",
+        )
     if refresh_token:
         fields["refresh_token"] = _field(
             "OAuth refresh token", "The user's offline grant for this client.", secret=True

@@ -160,3 +160,14 @@ def test_a_form_saved_empty_configures_nothing(monkeypatch: pytest.MonkeyPatch) 
     assert CbrHook("form_cbr")._extra() == CbrHook.api.extra  # the catalogue's auth survives
     saved_empty("form_kafka", "dpone_kafka", {"bootstrap.servers": "b1:9092"})
     assert DponeKafkaHook("form_kafka").client_config() == {"bootstrap.servers": "b1:9092"}
+
+
+@pytest.mark.parametrize("connection_type", ["dpone_google_sheets", "dpone_google_ads"])
+def test_google_forms_take_a_masked_service_account_key_beside_the_refresh_token(
+    connection_type: str,
+) -> None:
+    fields = _entry(connection_type)["conn-fields"]
+    key = fields["service_account_key"]
+    assert key["label"] == "Service account key (JSON)" and key["schema"]["format"] == "password"
+    assert "JSON key" in key["description"] and "client_email" in key["description"]
+    assert fields["refresh_token"]["schema"]["format"] == "password" and "service_account_subject" in fields
