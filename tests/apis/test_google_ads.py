@@ -327,6 +327,34 @@ def test_the_standard_reports_query_their_view_and_channel(resource: str, ads, c
 
 
 @pytest.mark.integration_live
+def test_live_campaigns_with_a_service_account() -> None:
+    needed = (
+        "DPONE_LIVE_ADS_SERVICE_ACCOUNT_KEY",
+        "DPONE_LIVE_ADS_DEVELOPER_TOKEN",
+        "DPONE_LIVE_ADS_CUSTOMER_ID",
+    )
+    if not all(os.environ.get(n) for n in needed):
+        pytest.skip(
+            f"live test: set {', '.join(needed)} (a service account's JSON key or its file's path, the "
+            "account added as a user of the Ads account; DPONE_LIVE_ADS_SUBJECT for domain-wide delegation)"
+        )
+    from airflow_provider_dpone.apis.google_ads import GoogleAdsHook
+
+    key = os.environ[needed[0]]
+    if not key.lstrip().startswith("{"):
+        with open(key) as f:
+            key = f.read()
+    extra = {
+        "service_account_key": key,
+        "service_account_subject": os.environ.get("DPONE_LIVE_ADS_SUBJECT"),
+        "headers": {"developer-token": os.environ[needed[1]]},
+    }
+    os.environ["AIRFLOW_CONN_ADS"] = json.dumps({"conn_type": "http", "extra": extra})
+    spec = manifest("campaigns", {"customer_id": os.environ[needed[2]]}, ["campaign_id"]).loads[0].source
+    list(GoogleAdsHook(conn_id="ads").extract(spec, None).artifact.batches)
+
+
+@pytest.mark.integration_live
 def test_live_campaigns() -> None:
     needed = (
         "DPONE_LIVE_ADS_CLIENT_ID",

@@ -284,6 +284,26 @@ def test_duplicate_header_names_are_made_unique_not_overwritten(gs, clean_pg) ->
 
 
 @pytest.mark.integration_live
+def test_live_sheet_with_a_service_account() -> None:
+    needed = ("DPONE_LIVE_GS_SERVICE_ACCOUNT_KEY", "DPONE_LIVE_GS_SPREADSHEET")
+    if not all(os.environ.get(n) for n in needed):
+        pytest.skip(
+            f"live test: set {', '.join(needed)} (a service account's JSON key, or the path of its "
+            "file, and a spreadsheet shared with its client_email)"
+        )
+    from airflow_provider_dpone.apis.google_sheets import GoogleSheetsHook
+
+    key = os.environ[needed[0]]
+    if not key.lstrip().startswith("{"):
+        with open(key) as f:
+            key = f.read()
+    extra = {"service_account_key": key}
+    os.environ["AIRFLOW_CONN_GS"] = json.dumps({"conn_type": "http", "extra": extra})
+    spec = manifest("sheets", {"spreadsheet_id": os.environ[needed[1]]}).loads[0].source
+    assert [r for b in GoogleSheetsHook(conn_id="gs").extract(spec, None).artifact.batches for r in b]
+
+
+@pytest.mark.integration_live
 def test_live_sheet() -> None:
     needed = (
         "DPONE_LIVE_GS_CLIENT_ID",
