@@ -25,6 +25,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
+from ..contracts.connectors import CONNECTORS
 from ..contracts.errors import BadInputError, SourceContractError
 from ..contracts.records import as_bool
 from ..contracts.sources import ResourceSource, SourceSpec, source_of
@@ -207,6 +208,8 @@ def _resource(name: str, path: str, params: dict[str, Any], shape: Shape, **more
     return Resource(name, path, fields | {"record": "json"}, keys, params=params, **more)
 
 
+# The merge keys (and default strategies) are declared with the connector, where validation reads them.
+_DEFAULTS = CONNECTORS["fasttrack"].resource_defaults
 CASCADE = Shape("dashboard", ("created_at", "done_at"))
 SESSIONS = Shape(
     "dashboard",
@@ -234,7 +237,7 @@ FASTTRACK = ApiSource(
             "reports/",
             {"type": "CASCADE_TRANSACTIONS", "uuid": None},
             CASCADE,
-            keys=("transaction_uuid",),
+            keys=_DEFAULTS["cascade_transactions"][1],
             fields={"phone_number": "string"},
             description="Cascade (mailing) transactions report of a bot: one row per transaction",
             required_options=("uuid",),
@@ -244,7 +247,7 @@ FASTTRACK = ApiSource(
             "reports/",
             {"type": "SESSIONS", "uuid": None},
             SESSIONS,
-            keys=("uuid_polzovatelya", "data_nachala"),
+            keys=_DEFAULTS["chat_sessions"][1],
             description="Chat sessions report of a bot (Russian headers, dd-mm-YYYY HH:MM:SS dates)",
             required_options=("uuid",),
         ),

@@ -34,6 +34,9 @@ class ConnectorInfo:
     hosts_state: bool = False
     # sink: can read max(cursor) from its target (incremental.on_state_missing: from_target)
     target_watermark: bool = False
+    # source (API catalogs): per resource, the sink strategy and unique key a load gets when
+    # its sink names no strategy (the vendor's rows are re-read and merged by these keys)
+    resource_defaults: dict[str, tuple[Strategy, tuple[str, ...]]] = field(default_factory=dict)
 
 
 CONNECTORS: dict[str, ConnectorInfo] = {
@@ -117,6 +120,13 @@ CONNECTORS: dict[str, ConnectorInfo] = {
 # mode where some resource of the catalog filters on the server (each resource that does not
 # refuses it when the load starts).
 _FULL_AND_CURSOR = frozenset({None, IncrementalMode.CURSOR})
+_RESOURCE_DEFAULTS: dict[str, dict[str, tuple[Strategy, tuple[str, ...]]]] = {
+    "fasttrack": {  # reports are re-read whole and merged; the flex ticket list is replaced
+        "cascade_transactions": (Strategy.INCREMENTAL_MERGE, ("transaction_uuid",)),
+        "chat_sessions": (Strategy.INCREMENTAL_MERGE, ("uuid_polzovatelya", "data_nachala")),
+        "flex_cms_ratings": (Strategy.FULL_REFRESH, ()),
+    },
+}
 for _name, _module, _hook, _modes in (
     ("cbr", "cbr", "CbrHook", _FULL_AND_CURSOR),
     ("openexchangerates", "openexchangerates", "OpenExchangeRatesHook", _FULL_AND_CURSOR),
@@ -136,4 +146,5 @@ for _name, _module, _hook, _modes in (
         source_modes=_modes,
         sink_strategies=frozenset(),
         objects="resource",
+        resource_defaults=_RESOURCE_DEFAULTS.get(_name, {}),
     )

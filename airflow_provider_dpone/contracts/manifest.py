@@ -140,6 +140,25 @@ class LoadSpec(Strict):
     quality: list[QualityCheck] = Field(default_factory=list)
     retries: int | None = Field(default=None, ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _resource_defaults(cls, data: Any) -> Any:
+        """A sink that names no strategy gets its API resource's default strategy and key."""
+        source = data.get("source") if isinstance(data, dict) else None
+        sink = data.get("sink") if isinstance(data, dict) else None
+        if not isinstance(source, dict) or not isinstance(sink, dict) or "strategy" in sink:
+            return data
+        connector, resource = source.get("connector"), source.get("resource")
+        info = CONNECTORS.get(connector) if isinstance(connector, str) else None
+        found = info.resource_defaults.get(resource) if info and isinstance(resource, str) else None
+        if found is None:
+            return data
+        strategy, keys = found
+        defaulted = {**sink, "strategy": strategy.value}
+        if keys and "unique_key" not in sink:
+            defaulted["unique_key"] = list(keys)
+        return {**data, "sink": defaulted}
+
     @property
     def rewrites_whole_target(self) -> bool:
         """Whether each run writes every target row (a full extract into a strategy that

@@ -424,3 +424,29 @@ def test_live_fasttrack_chat_sessions() -> None:
     day = (dt.date.today() - dt.timedelta(days=1)).isoformat()
     rows = read("chat_sessions", {"uuid": bot, "date_from": day, "date_to": day})
     assert all(isinstance(r[-1], str) for r in rows)  # each row keeps its columns as json
+
+
+@pieces
+def test_a_sink_without_a_strategy_gets_the_resources_default_and_keys() -> None:
+    def load(resource: str, **sink: object):
+        body = {
+            "name": resource,
+            "source": {
+                "connector": "fasttrack",
+                "conn_id": "ft",
+                "resource": resource,
+                "options": {"uuid": "u"},
+            },
+            "sink": {"connector": "postgres", "conn_id": "dst", "table": f"raw.{resource}", **sink},
+        }
+        return parse_manifest({"pipeline": "ft", "loads": [body]}).loads[0].sink
+
+    sessions = load("chat_sessions")
+    assert sessions.strategy.value == "incremental_merge"
+    assert sessions.unique_key == ["uuid_polzovatelya", "data_nachala"]
+    assert load("cascade_transactions").unique_key == ["transaction_uuid"]
+    ratings = load("flex_cms_ratings")
+    assert ratings.strategy.value == "full_refresh" and ratings.unique_key is None
+    chosen = load("chat_sessions", strategy="full_refresh")  # what the manifest says wins
+    assert chosen.strategy.value == "full_refresh" and chosen.unique_key is None
+    assert load("chat_sessions", unique_key=["uuid_polzovatelya"]).unique_key == ["uuid_polzovatelya"]
