@@ -47,9 +47,15 @@ class AsyncExport:
     poll_body: Callable[[str], dict[str, Any]]
     status_path: str
     ready: str
-    pending: tuple[str, ...]
+    pending: tuple[str, ...] | None  # None: every status but ``ready`` and ``failed`` is waited on
     files_path: str
     column: Callable[[str], str] = str  # a CSV header -> the record field name
+    failed: tuple[str, ...] = ()  # statuses that end the job, with the reason at ``reason_path``
+    reason_path: str = ""
+    # (the file's byte chunks, column, rows to skip, record limit) -> records; None: CSV text
+    file_records: (
+        Callable[[Iterable[bytes], Callable[[str], str], int, int], Iterator[dict[str, Any]]] | None
+    ) = None
 
 
 class _Chunks(io.RawIOBase):
@@ -234,10 +240,21 @@ class ExportReader:
                 files = dig(answer, self.export.files_path) or []
                 log.info("export job %s ready after %d polls: %d files", job, polls, len(files))
                 return list(files)
-            if status not in self.export.pending:
-                shown_status = self.hook.redactor().redact(f"{status!r:.100}")
+            if status in self.export.failed or (
+                self.export.pending is not None and status not in self.export.pending
+            ):
+                reason = dig(answer, self.export.reason_path) if self.export.reason_path else None
+                shown_status = self.hook.redactor().redact(
+                    f"{status!r:.100}" + (f" ({reason!s:.300})" if reason else "")
+                )
                 raise ResumeExpiredError(
-                    f"export job {job} ended as {shown_status}, not {self.export.ready!r}"
+                    f"export job {job} ended as {shown_status}, not {self.export.ready!r}; "
+                    "the next try starts a new export"
+                )
+            if not isinstance(status, str) or not status:
+                raise SourceContractError(
+                    f"export job {job}: the poll answer has no '{self.export.status_path}': "
+                    + self.hook.redactor().redact(f"{answer!r:.200}")
                 )
             waited = time.monotonic() - began
             if waited >= self.max_wait:
@@ -279,11 +296,17 @@ class ExportReader:
                 raise ResumeExpiredError(f"export file {shown(url)} is gone ({status}); its link expired")
             if status >= 400:
                 raise BadInputError(f"GET {shown(url)} returned {status}")
-            text = io.TextIOWrapper(
-                io.BufferedReader(_Chunks(response.iter_bytes())), encoding="utf-8-sig", newline=""
-            )
+            limit = self.hook.max_response_bytes()
             try:
-                yield from csv_records(text, self.export.column, skip, self.hook.max_response_bytes())
+                if self.export.file_records is not None:
+                    yield from self.export.file_records(
+                        response.iter_bytes(), self.export.column, skip, limit
+                    )
+                    return
+                text = io.TextIOWrapper(
+                    io.BufferedReader(_Chunks(response.iter_bytes())), encoding="utf-8-sig", newline=""
+                )
+                yield from csv_records(text, self.export.column, skip, limit)
             except SourceContractError as exc:  # the file named without its signed query
                 where = self.hook.redactor().redact(shown(url))
                 raise SourceContractError(f"export file {where}: {exc.message}") from None

@@ -24,7 +24,8 @@ from typing import Any
 from ..contracts.errors import BadInputError, TransientError
 from ..contracts.records import parse_timestamp
 from .async_export import AsyncExport
-from .base import ApiHook, ApiSource, Resource
+from .base import ApiHook, ApiSource, Resource, Targets
+from .export_files import file_records
 
 PERIOD_FORMAT = "%Y-%m-%d %H:%M"  # UTC, as Mindbox wants sinceDateTimeUtc/tillDateTimeUtc
 
@@ -40,14 +41,21 @@ EXPORT = AsyncExport(
     poll_body=lambda job: {"exportId": job},
     status_path="exportResult.processingStatus",
     ready="Ready",
-    pending=("NotReady",),
+    pending=None,  # NotReady and any other status: polled again
     files_path="exportResult.urls",
     column=column_name,
+    failed=("Cancelled",),
+    reason_path="exportResult.cancellationReason",
+    file_records=file_records,
 )
 
 
-def _operation(options: dict[str, Any], _filters: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [("v3/operations/sync", {"endpointId": options["endpoint_id"], "operation": options["operation"]})]
+def _operation(default: str = "") -> Targets:
+    def targets(options: dict[str, Any], _filters: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        operation = options.get("operation") or default
+        return [("v3/operations/sync", {"endpointId": options["endpoint_id"], "operation": operation})]
+
+    return targets
 
 
 def _full_body(options: dict[str, Any], _filters: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +63,9 @@ def _full_body(options: dict[str, Any], _filters: dict[str, Any]) -> dict[str, A
 
 
 def _period_body(options: dict[str, Any], filters: dict[str, Any]) -> dict[str, Any]:
-    """The export's period: from the watermark (or ``start_date``) to the run's window end."""
+    """The export's period: from the watermark (or ``start_date``) to the run's window end;
+    ``sinceDateTimeUtc``/``tillDateTimeUtc``, or with ``options.period: date`` the days
+    ``sinceDate``/``tillDate`` (the watermark's day is read again)."""
     since = filters.get("since")
     if since is None:
         if not options.get("start_date"):
@@ -66,6 +76,11 @@ def _period_body(options: dict[str, Any], filters: dict[str, Any]) -> dict[str, 
         start = parse_timestamp(str(options["start_date"]), aware=True)
         since = start.astimezone(dt.timezone.utc).strftime(PERIOD_FORMAT)
     till = parse_timestamp(filters["until"], aware=True).astimezone(dt.timezone.utc)
+    period = options.get("period", "datetime")
+    if period == "date":
+        return {**(options.get("body") or {}), "sinceDate": since[:10], "tillDate": till.date().isoformat()}
+    if period != "datetime":
+        raise BadInputError(f"source.options.period: 'datetime' or 'date', not {period!r}")
     return {
         **(options.get("body") or {}),
         "sinceDateTimeUtc": since,
@@ -74,6 +89,45 @@ def _period_body(options: dict[str, Any], filters: dict[str, Any]) -> dict[str, 
 
 
 BATCH = {"type": "none", "page_size": 10_000}  # rows per staged batch (and resume point)
+
+
+def _standard(name: str, operation: str, what: str, period: str | None) -> Resource:
+    """A standard export: its default operation (``options.operation`` overrides it)."""
+    periodic = period is not None
+    return Resource(
+        name=name,
+        path="v3/operations/sync",
+        description=f"{what} (operation {operation})"
+        + (
+            f"; period {'sinceDate/tillDate' if period == 'date' else 'sinceDateTimeUtc/tillDateTimeUtc'}"
+            if periodic
+            else ""
+        ),
+        fields={},
+        primary_key=(),
+        pagination=BATCH,
+        server_filter={"param": "since", "field": "export_period", "format": PERIOD_FORMAT}
+        if periodic
+        else None,
+        targets=_operation(operation),
+        body=(lambda o, f: _period_body({"period": period, **o}, f)) if periodic else _full_body,
+        method="POST",
+        export=EXPORT,
+        window_end=periodic,
+        required_options=("endpoint_id",),
+    )
+
+
+STANDARD = [
+    _standard("customers", "GetClients", "Customers: JSON files of `customers`", None),
+    _standard("orders", "GetOrders", "Orders: JSON files of `orders`", "datetime"),
+    _standard(
+        "customer_actions", "GetActions", "Customer actions: JSON files of `customerActions`", "datetime"
+    ),
+    _standard("mailings", "GetMailings", "Mailings: JSON files of `mailings`", "datetime"),
+    _standard("messaging_report", "GetMessagingReport", "Messaging report: `;` CSV by day", "date"),
+    _standard("operations_logs", "Exports.OperationsLogs", "Operations log: `;` CSV", "datetime"),
+]
 
 MINDBOX = ApiSource(
     name="mindbox",
@@ -95,7 +149,7 @@ MINDBOX = ApiSource(
             fields={},
             primary_key=(),
             pagination=BATCH,
-            targets=_operation,
+            targets=_operation(),
             body=_full_body,
             method="POST",
             export=EXPORT,
@@ -111,14 +165,15 @@ MINDBOX = ApiSource(
             primary_key=(),
             pagination=BATCH,
             server_filter={"param": "since", "field": "export_period", "format": PERIOD_FORMAT},
-            targets=_operation,
+            targets=_operation(),
             body=_period_body,
             method="POST",
             export=EXPORT,
             window_end=True,
             required_options=("endpoint_id", "operation"),
         ),
-    },
+    }
+    | {r.name: r for r in STANDARD},
 )
 
 

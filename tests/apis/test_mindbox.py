@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import os
@@ -23,6 +24,11 @@ from tests.helpers import run_killed
 
 KEY = "mbx-secret-key-42"
 ENDPOINT = "Shop.Website"
+STANDARD = {  # operation: (the array its JSON files hold, or None for CSV; period kind)
+    "GetClients": ("customers", None),
+    "GetOrders": ("orders", "datetime"),
+    "GetMessagingReport": (None, "date"),
+}
 HEADER = ["CustomerIdsMindboxId", "CustomerEmail", "CustomerFullName", "OrderChangeDateTimeUtc"]
 
 
@@ -48,6 +54,9 @@ class MindboxFake:
         self.orders = [
             [str(100 + d), f"o{d}@example.com", f"Order {d}", f"2026-03-{d:02d} 12:00"] for d in range(1, 21)
         ]
+        self.pending_statuses = ["NotReady"]  # answered in turn while not ready
+        self.cancel: str | None = None  # a cancellationReason: the export ends Cancelled
+        self.gzip = False  # files stored gzip-compressed (told only by their magic bytes)
         self.break_next_download = False
         self.files_gone = False
         self.fake = VendorFake(self.route)
@@ -86,14 +95,13 @@ class MindboxFake:
                     {},
                 )
             job["polls"] += 1
+            if self.cancel is not None:
+                result = {"processingStatus": "Cancelled", "cancellationReason": self.cancel}
+                return 200, json.dumps({"status": "Success", "exportResult": result}).encode(), {}
             if job["polls"] <= self.not_ready:
-                return (
-                    200,
-                    json.dumps(
-                        {"status": "Success", "exportResult": {"processingStatus": "NotReady"}}
-                    ).encode(),
-                    {},
-                )
+                pending = self.pending_statuses[(job["polls"] - 1) % len(self.pending_statuses)]
+                result = {"processingStatus": pending}
+                return 200, json.dumps({"status": "Success", "exportResult": result}).encode(), {}
             urls = [
                 f"{self.files.url}/files/{job['id']}/{k}.csv?signature=s3cr3t"
                 for k in range(len(job["files"]))
@@ -106,15 +114,56 @@ class MindboxFake:
         elif query["operation"] == "Export.Orders":
             since, till = request["sinceDateTimeUtc"], request["tillDateTimeUtc"]
             rows = [o for o in self.orders if since <= o[3] < till]
+        elif query["operation"] in STANDARD:
+            return self._standard(query["operation"], request)
         else:
             message = f"Operation {query['operation']} not found"
             return 200, json.dumps({"status": "ValidationError", "errorMessage": message}).encode(), {}
-        job = str(uuid.uuid4())
         files = [_file(rows[i : i + self.per_file]) for i in range(0, len(rows), self.per_file)] or [
             _file([])
         ]
+        return self._job(files)
+
+    def _job(self, files: list[bytes]):
+        job = str(uuid.uuid4())
+        files = [gzip.compress(f) for f in files] if self.gzip else files
         self.jobs[job] = {"id": job, "polls": 0, "files": files}
         return 200, json.dumps({"status": "Success", "exportId": job}).encode(), {}
+
+    def _standard(self, operation: str, request: dict):
+        """The standard exports: JSON files of one array (``;`` CSV for the messaging report,
+        whose period is ``sinceDate``/``tillDate``)."""
+        key, period = STANDARD[operation]
+        if period == "date" and set(request) != {"sinceDate", "tillDate"}:
+            errors = {"status": "ValidationError", "errorMessage": "sinceDate and tillDate are required"}
+            return 200, json.dumps(errors).encode(), {}
+        if operation == "GetMessagingReport":
+            days = range(int(request["sinceDate"][8:]), int(request["tillDate"][8:]) + 1)
+            out = io.StringIO()
+            writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+            writer.writerow(["Date", "MailingId", "Sent", "Opened"])
+            writer.writerows([[f"2026-03-{d:02d}", "77", 1000 + d, 300] for d in days])
+            return self._job([("\ufeff" + out.getvalue()).encode()])
+        if operation == "GetClients":
+            items = [
+                {
+                    "ids": {"mindboxId": i, "externalId": f"ext-{i}"},
+                    "email": f"c{i}@example.com",
+                    "firstName": 'Anna "A", [x]' if i == 1 else f"Customer {i}",
+                    "customFields": {"city": "Moscow"},
+                    "subscriptions": [{"brand": "shop", "isSubscribed": True}],
+                }
+                for i in range(1, len(self.customers) + 1)
+            ]
+        else:
+            since, till = request["sinceDateTimeUtc"], request["tillDateTimeUtc"]
+            items = [
+                {"ids": {"mindboxId": int(o[0])}, "totalPrice": 10.5, "changeDateTimeUtc": o[3]}
+                for o in self.orders
+                if since <= o[3] < till
+            ]
+        chunks = [items[i : i + self.per_file] for i in range(0, len(items), self.per_file)] or [[]]
+        return self._job([json.dumps({"exportId": 1, key: chunk}, indent=1).encode() for chunk in chunks])
 
     def close(self) -> None:
         self.fake.close()
@@ -212,7 +261,7 @@ def test_files_on_another_host_are_downloaded_without_the_key(clean_pg) -> None:
     finally:
         fake.close()
     downloads = fake.files.log
-    assert len(downloads) == 2 and not [e for e in downloads if KEY in json.dumps(e)]
+    assert len(downloads) == 2 and not [e for e in downloads if KEY in json.dumps(e, default=str)]
     assert not [e for e in fake.fake.log if e["path"].startswith("/files/")]
 
 
@@ -451,3 +500,127 @@ def test_mindbox_and_export_messages_mask_the_key() -> None:
     with pytest.raises(BadInputError, match="exportId") as caught:
         next(pages)
     assert KEY not in str(caught.value)
+
+
+def catalog(resource: str, keys: list[str], fields: dict, cursor: str | None = None, **options):
+    """A load of one of the catalog's standard exports (its operation left to the default)."""
+    source: dict = {
+        "connector": "mindbox",
+        "conn_id": "mbx",
+        "resource": resource,
+        "fields": fields,
+        "options": {"endpoint_id": ENDPOINT, "poll_interval": 0, **options},
+    }
+    if cursor:
+        source["incremental"] = {"mode": "cursor", "cursor": cursor}
+    sink = {"connector": "postgres", "conn_id": "dst", "table": f"raw.mindbox_{resource}"}
+    sink |= {"strategy": "incremental_merge", "unique_key": keys}
+    return parse_manifest(
+        {
+            "pipeline": "crm",
+            "state": {"backend": "table", "conn_id": "dst"},
+            "loads": [{"name": resource, "source": source, "sink": sink}],
+        }
+    )
+
+
+CUSTOMER_FIELDS = {
+    "ids_mindbox_id": "int64",
+    "ids_external_id": "string",
+    "email": "string",
+    "first_name": "string",
+    "custom_fields_city": "string",
+    "subscriptions": "json",
+}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_standard_exports_hand_out_json_files_maybe_gzipped(mbx, clean_pg, gzipped: bool) -> None:
+    mbx.gzip = gzipped  # told by the magic bytes alone: no Content-Encoding
+    assert run(catalog("customers", ["ids_mindbox_id"], CUSTOMER_FIELDS), "r1").rows == 5
+    assert mbx.started()[-1]["query"]["operation"] == "GetClients"
+    rows = clean_pg.query(
+        "dst",
+        "select ids_mindbox_id, ids_external_id, first_name, custom_fields_city, subscriptions::text "
+        "from raw.mindbox_customers order by 1",
+    )
+    assert rows[0][:4] == (1, "ext-1", 'Anna "A", [x]', "Moscow")
+    assert json.loads(rows[0][4]) == [{"brand": "shop", "isSubscribed": True}]
+    assert len(rows) == 5
+
+
+@pytest.mark.integration
+def test_json_period_exports_start_at_the_watermark(mbx, clean_pg) -> None:
+    fields = {"ids_mindbox_id": "int64", "total_price": "decimal(18,2)", "change_date_time_utc": "timestamp"}
+    m = catalog(
+        "orders", ["ids_mindbox_id"], fields, "export_period", start_date="2026-03-01", end_date="2026-03-10"
+    )
+    assert run(m, "r1").rows == 9
+    assert mbx.started()[-1]["query"]["operation"] == "GetOrders"
+    assert mbx.started()[-1]["start"] == {
+        "sinceDateTimeUtc": "2026-03-01 00:00",
+        "tillDateTimeUtc": "2026-03-10 00:00",
+    }
+
+
+@pytest.mark.integration
+def test_date_period_exports_send_since_date_and_till_date_and_read_gzipped_csv(mbx, clean_pg) -> None:
+    mbx.gzip = True
+    fields = {"date": "date", "mailing_id": "string", "sent": "int64", "opened": "int64"}
+    keys = ["date", "mailing_id"]
+    m = catalog(
+        "messaging_report", keys, fields, "export_period", start_date="2026-03-01", end_date="2026-03-05"
+    )
+    assert run(m, "r1").rows == 5
+    assert mbx.started()[-1]["query"]["operation"] == "GetMessagingReport"
+    assert mbx.started()[-1]["start"] == {"sinceDate": "2026-03-01", "tillDate": "2026-03-05"}
+    run(catalog("messaging_report", keys, fields, "export_period", end_date="2026-03-07"), "r2")
+    assert mbx.started()[-1]["start"] == {"sinceDate": "2026-03-05", "tillDate": "2026-03-07"}
+    assert clean_pg.query("dst", "select count(*), sum(sent) from raw.mindbox_messaging_report") == [
+        (7, 7028)
+    ]
+
+
+@pytest.mark.integration
+def test_an_export_is_waited_on_whatever_its_status_until_ready(mbx, clean_pg) -> None:
+    mbx.not_ready, mbx.pending_statuses = 3, ["Queued", "InProgress", "NotReady"]
+    assert run(manifest("export", "Export.Customers", "full_refresh"), "r1").rows == 5
+    polls = [e for e in mbx.fake.log if e["path"] == "/v3/operations/sync" and "start" not in e]
+    assert len(polls) == 4
+
+
+@pytest.mark.integration
+def test_a_cancelled_export_fails_with_its_reason_and_the_next_try_starts_over(mbx, clean_pg) -> None:
+    mbx.cancel = "Export was cancelled by the administrator"
+    with pytest.raises(ResumeExpiredError, match=r"Cancelled.*cancelled by the administrator"):
+        run(manifest("export", "Export.Customers", "full_refresh"), "r1")
+    mbx.cancel = None
+    assert run(manifest("export", "Export.Customers", "full_refresh"), "r1").rows == 5
+    assert len(mbx.started()) == 2
+
+
+@pytest.mark.unit
+def test_json_export_files_are_streamed_item_by_item() -> None:
+    from airflow_provider_dpone.apis.export_files import file_records
+    from airflow_provider_dpone.contracts.errors import SourceContractError
+
+    items = [{"ids": {"mindboxId": i}, "note": "x" * 50_000 if i == 2 else "]}{,"} for i in range(1, 6)]
+    data = json.dumps({"exportId": 7, "total": [1, 2], "customers": items, "after": True}).encode()
+
+    def chunks(blob: bytes, size: int = 1000):
+        return [blob[i : i + size] for i in range(0, len(blob), size)]
+
+    for blob in (data, gzip.compress(data[:5000]) + gzip.compress(data[5000:])):  # two gzip members
+        got = list(file_records(chunks(blob), column_name, 3, 100_000))
+        assert got == [{"ids_mindbox_id": 4, "note": "]}{,"}, {"ids_mindbox_id": 5, "note": "]}{,"}]
+    top_array = json.dumps(items[:2]).encode()
+    assert len(list(file_records(chunks(top_array), column_name, 0, 100_000))) == 2
+    assert list(file_records(chunks(b"\xef\xbb\xbfA;B\r\n1;2\r\n"), str, 0, 1000)) == [{"A": "1", "B": "2"}]
+    assert list(file_records([], str, 0, 1000)) == []
+    with pytest.raises(SourceContractError, match="longer than 10,000"):
+        list(file_records(chunks(data), column_name, 0, 10_000))
+    with pytest.raises(SourceContractError, match=r"no records.*'exportId'"):
+        list(file_records([b'{"exportId": 1, "rows": [{"a": 1}]}'], str, 0, 1000))
+    with pytest.raises(SourceContractError, match="not valid JSON"):
+        list(file_records([b'{"customers": [{"a": 1}, {"a": }]}'], str, 0, 1000))
