@@ -7,6 +7,7 @@ import datetime as dt
 import email.utils
 import json
 import os
+import re
 
 import pytest
 
@@ -40,21 +41,52 @@ def _json(status: int, body: object, headers: dict | None = None):
     return status, json.dumps(body).encode(), {"Content-Type": "application/json", **(headers or {})}
 
 
+MAX_PAGE = {"cap": 500}  # the API answers no page past 500 (tests lower it with the hook's)
+
+
+def _messages(case_id: int) -> list[dict]:
+    return [
+        {
+            "message_id": case_id * 10 + n,
+            "user_id": 7,
+            "staff_id": 0 if n == 0 else 3,
+            "content": f"message {n} of {case_id}",
+            "attachments": [],
+            "note": False,
+            "created_at": CASES[case_id - 1]["created_at"],
+        }
+        for n in range(1 + case_id % 2)
+    ]
+
+
+def _numbered(kind: str, rows: list[dict], query: dict):
+    page, limit = int(query["page"]), int(query["limit"])
+    if page > MAX_PAGE["cap"]:
+        return _json(400, {"error": "max_page_is_500"})
+    chunk = rows[(page - 1) * limit : page * limit]
+    out: dict = {str(i): {kind: c} for i, c in enumerate(chunk)}
+    out["total_count"] = len(rows)
+    return _json(200, out, {"api_calls_left": "499"})
+
+
 def route(method: str, path: str, query: dict, headers: object, body: bytes):
     expected = "Basic " + base64.b64encode(f"{EMAIL}:{KEY}".encode()).decode()
     if headers.get("Authorization") != expected:  # type: ignore[attr-defined]
         return _json(401, {"error": "authentication_failed"})
+    found = re.fullmatch(r"/api/cases/(\d+)/messages\.json", path)
+    if found and 1 <= int(found.group(1)) <= len(CASES):
+        return _numbered("message", _messages(int(found.group(1))), query)
     if path != "/api/cases.json":
         return _json(404, {"error": "not_found"})
     rows = CASES
-    if "from_updated_time" in query:
-        since = dt.datetime.fromtimestamp(int(query["from_updated_time"]), dt.timezone.utc)
-        rows = [c for c in rows if email.utils.parsedate_to_datetime(c["updated_at"]) >= since]
-    page, limit = int(query["page"]), int(query["limit"])
-    chunk = rows[(page - 1) * limit : page * limit]
-    out: dict = {str(i): {"case": c} for i, c in enumerate(chunk)}
-    out["total_count"] = len(rows)
-    return _json(200, out, {"api_calls_left": "499"})
+    for param, keep in (("from_updated_time", int.__ge__), ("to_updated_time", int.__le__)):
+        if param in query:  # unix seconds, both ends included
+            rows = [c for c in rows if keep(_stamp(c), int(query[param]))]
+    return _numbered("case", rows, query)
+
+
+def _stamp(case: dict) -> int:
+    return int(email.utils.parsedate_to_datetime(case["updated_at"]).timestamp())
 
 
 @pytest.fixture
@@ -81,7 +113,7 @@ def manifest(**source):
             "loads": [
                 {
                     "name": "cases",
-                    "source": {"connector": "omnidesk", "conn_id": "omni", "resource": "cases", **source},
+                    "source": {"connector": "omnidesk", "conn_id": "omni", "resource": "cases"} | source,
                     "sink": {
                         "connector": "postgres",
                         "conn_id": "dst",
@@ -122,6 +154,47 @@ def test_cases_page_through_numbered_bodies_then_filter_on_the_server(omni, clea
     assert omni.log[0]["query"]["from_updated_time"] == str(int(newest.timestamp()))
     assert second.rows == 2  # the watermark case again, and the changed one
     assert pg.query("dst", "select subject from raw.omni_cases where case_id = 5") == [("changed",)]
+
+
+def test_a_read_past_the_page_cap_is_split_into_windows_not_cut(omni, clean_pg, monkeypatch) -> None:
+    from airflow_provider_dpone.apis import omnidesk
+
+    monkeypatch.setattr(omnidesk, "MAX_PAGES", 2, raising=False)  # the vendor's cap, lowered on both sides
+    monkeypatch.setitem(MAX_PAGE, "cap", 2)
+    assert run(manifest(), "r1").rows == 250  # 3 pages of 100 in all: over the cap of 2
+    assert max(int(q["query"]["page"]) for q in omni.log) <= 2
+    assert clean_pg.query("dst", "select count(distinct case_id) from raw.omni_cases") == [(250,)]
+    omni.log.clear()
+    assert run(manifest(**INC), "r2").rows == 250  # an incremental first load: windows too
+    assert all("to_updated_time" in q["query"] for q in omni.log)
+
+
+def test_messages_fan_out_over_the_cases_updated_in_the_window(omni, clean_pg) -> None:
+    updated = [email.utils.parsedate_to_datetime(c["updated_at"]) for c in CASES]
+    start = updated[239].astimezone(dt.timezone.utc).isoformat()  # cases 240..250
+    end = (BASE + dt.timedelta(days=20)).isoformat()
+    load = {"resource": "messages", "options": {"start_date": start, "end_date": end}}
+    inc = {"incremental": {"mode": "cursor", "cursor": "created_at"}}
+    report = run(messages_manifest(**load, **inc), "r1")
+    last = int((BASE + dt.timedelta(days=20)).timestamp())
+    ids = sorted(c["case_id"] for c in CASES if _stamp(CASES[239]) <= _stamp(c) <= last)
+    assert report.rows == sum(1 + i % 2 for i in ids) and ids[0] == 240
+    paths = [q["path"] for q in omni.log if "messages" in q["path"]]
+    assert paths == [f"/api/cases/{i}/messages.json" for i in ids]  # in case id order
+    assert clean_pg.query(
+        "dst", "select case_id, content from raw.omni_messages where message_id = 2411"
+    ) == [(241, "message 1 of 241")]
+    CASES[244]["updated_at"] = email.utils.format_datetime(BASE + dt.timedelta(days=25))
+    omni.log.clear()
+    load["options"]["end_date"] = (BASE + dt.timedelta(days=29)).isoformat()  # 5 moved to day 30
+    assert run(messages_manifest(**load, **inc), "r2").rows == 2  # case 245 again, only
+    assert [q["path"] for q in omni.log if "messages" in q["path"]] == ["/api/cases/245/messages.json"]
+
+
+def messages_manifest(**source):
+    m = manifest(**source).model_dump(mode="json", by_alias=True, exclude_none=True)
+    m["loads"][0]["sink"].update(table="raw.omni_messages", unique_key=["message_id"])
+    return parse_manifest(m)
 
 
 def test_wrong_credentials_are_not_retried(omni, clean_pg) -> None:
