@@ -86,7 +86,8 @@ def leaks(entry: dict) -> list[str]:
     """The credentials one logged request carried."""
     found = [name for name in CREDENTIAL_HEADERS if header(entry, name) is not None]
     found += [f"query {k}" for k in entry["query"] if k == "api_key"]
-    text = json.dumps(entry)
+    # the logged body is bytes: searched as text too, so a secret in a request body counts
+    text = json.dumps(entry, default=lambda v: v.decode("latin-1") if isinstance(v, bytes) else str(v))
     return found + [f"secret {s[:4]}..." for s in SECRETS if s in text]
 
 
