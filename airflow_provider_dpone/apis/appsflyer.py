@@ -163,7 +163,7 @@ APPSFLYER = ApiSource(
     base_url="https://hq1.appsflyer.com/",
     docs_url="https://dev.appsflyer.com/hc/reference/overview-11",
     auth="API V2 token in the connection password (Authorization: Bearer)",
-    extra={"auth": "bearer"},
+    extra={"auth": "bearer", "requests_per_second": 1.0},
     body_format="csv",
     rate_limits="Pull API quotas per app and report type per day: a used-up quota fails with DPONE105, "
     "not retried. Raw reports are capped at maximum_rows (1,000,000): a report at the cap is split "

@@ -230,6 +230,7 @@ class ApiHook(DponeRestHook):
             batch_size=spec.batch_size,
             endpoint=endpoint,
             fields=fields,
+            requests_per_second=spec.requests_per_second,
         )
 
     def probe(self, spec: SourceSpec, state: StateRecord | None = None) -> int:

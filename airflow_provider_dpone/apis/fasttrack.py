@@ -227,7 +227,7 @@ FASTTRACK = ApiSource(
     auth="host = the dashboard base URL (default https://dashboard.fstrk.io/api/partners), password = "
     "the bot key (header bot-key); extras flex_endpoint (https://<tenant>.flex.fstrk.io/api) and "
     "flex_x_token (header X-Token) for the flex resources",
-    extra={"auth": "api_key", "api_key_header": "bot-key"},
+    extra={"auth": "api_key", "api_key_header": "bot-key", "requests_per_second": 5.0, "burst": 5},
     body_format="csv",
     rate_limits="no published limit; a report is one request and a flex page holds page_size (10,000) "
     "tickets. 429 and 5xx are retried honouring Retry-After",

@@ -200,6 +200,7 @@ GOOGLE_ADS = ApiSource(
         "grant_type": "refresh_token",
         "token_url": "https://oauth2.googleapis.com/token",
         "token_auth": "body",
+        "requests_per_second": 1.0,
     },
     rate_limits="operations per day by developer-token access level (Basic: 15,000); RESOURCE_EXHAUSTED (429) "
     "is retried with backoff",

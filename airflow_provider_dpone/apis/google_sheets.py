@@ -86,6 +86,7 @@ GOOGLE_SHEETS = ApiSource(
         "grant_type": "refresh_token",
         "token_url": "https://oauth2.googleapis.com/token",
         "token_auth": "body",
+        "requests_per_second": 5.0,
     },
     rate_limits="read requests: 300 per minute per project and 60 per minute per user; over it the API "
     "answers 429 RESOURCE_EXHAUSTED, retried with backoff",

@@ -136,7 +136,12 @@ MINDBOX = ApiSource(
     docs_url="https://developers.mindbox.ru/docs/v3",
     auth="secret key in the connection password (Authorization: SecretKey <key>); "
     "options.endpoint_id is the project's endpoint",
-    extra={"auth": "api_key", "api_key_header": "Authorization", "api_key_prefix": "SecretKey "},
+    extra={
+        "auth": "api_key",
+        "api_key_header": "Authorization",
+        "api_key_prefix": "SecretKey ",
+        "requests_per_second": 2.0,
+    },
     rate_limits="Mindbox throttles per endpoint and answers 429 or status TransientError when over it; "
     "429/5xx are retried honouring Retry-After. An export is prepared in the background: dpone polls "
     "it every options.poll_interval seconds (default 10) for up to options.max_wait (default 3600)",

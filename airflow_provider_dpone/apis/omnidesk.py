@@ -84,7 +84,7 @@ OMNIDESK = ApiSource(
     base_url="https://example.omnidesk.ru/api/",
     docs_url="https://omnidesk.ru/api/",
     auth="host https://<domain>.omnidesk.ru/api/, login = staff e-mail, password = API key (basic auth)",
-    extra={"auth": "basic"},
+    extra={"auth": "basic", "requests_per_second": 2.0},
     rate_limits="500 requests per hour per staff member, at least 1,000 per account (header api_calls_left); "
     "429 is retried with backoff",
     resources={

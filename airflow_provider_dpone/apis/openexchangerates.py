@@ -52,7 +52,7 @@ OXR = ApiSource(
     base_url="https://openexchangerates.org/api/",
     docs_url="https://docs.openexchangerates.org/reference/api-introduction",
     auth="App ID in the connection password, sent as the app_id query parameter",
-    extra={"auth": "api_key", "api_key_param": "app_id"},
+    extra={"auth": "api_key", "api_key_param": "app_id", "requests_per_second": 1.0},
     rate_limits="by plan: requests per month (Free 1,000, hourly updates); over quota the API answers "
     "429 access_restricted. Changing `base` or `symbols` needs a paid plan (403 not_allowed on Free).",
     resources={

@@ -82,7 +82,7 @@ SIMILARWEB = ApiSource(
     base_url="https://api.similarweb.com/",
     docs_url="https://developers.similarweb.com/docs/similarweb-web-traffic-api",
     auth="API key in the connection password, sent as the api_key query parameter",
-    extra={"auth": "api_key", "api_key_param": "api_key"},
+    extra={"auth": "api_key", "api_key_param": "api_key", "requests_per_second": 1.0},
     rate_limits="10 requests per second per key, and data credits per plan; 429 is retried with backoff",
     resources={
         name: Resource(

@@ -136,7 +136,12 @@ YANDEX_WEBMASTER = ApiSource(
     base_url="https://api.webmaster.yandex.net/v4/",
     docs_url="https://yandex.ru/dev/webmaster/doc/en/",
     auth="OAuth token in the connection password (Authorization: OAuth <token>); options.user_id from GET /v4/user",
-    extra={"auth": "api_key", "api_key_header": "Authorization", "api_key_prefix": "OAuth "},
+    extra={
+        "auth": "api_key",
+        "api_key_header": "Authorization",
+        "api_key_prefix": "OAuth ",
+        "requests_per_second": 2.0,
+    },
     rate_limits="daily request quotas per user and method (see the API's quota section); over quota the "
     "API answers 429 QUOTA_EXCEEDED, retried with backoff, then the task fails as transient.",
     resources={

@@ -245,6 +245,8 @@ class EndpointSource(SourceBase):
 
     kind: ClassVar[str] = "endpoint"
     endpoint: EndpointSpec
+    # client-side pace: at most this many requests a second (else the connection's extra)
+    requests_per_second: float | None = Field(default=None, gt=0)
     fields: dict[str, str] | None = None  # typed fields of the records
 
     _fields = field_validator("fields")(classmethod(lambda cls, v: _check_fields(v)))
@@ -275,6 +277,8 @@ class ResourceSource(SourceBase):
 
     kind: ClassVar[str] = "resource"
     resource: str
+    # client-side pace: at most this many requests a second (else the connection's or the API's)
+    requests_per_second: float | None = Field(default=None, gt=0)
     options: dict[str, Any] = Field(default_factory=dict)
     fields: dict[str, str] | None = None  # the columns of resources the user defines (a sheet)
 

@@ -93,8 +93,10 @@ class DponeRestHook(RestTransport, BaseHook):
         # the HTTP side's state (declared in RestTransport)
         self._client = self._authenticator = self._connection = self._extras = self._redactor = None
         self._refreshed = False
+        self._paces = {}
         self.requests = 0
         self.sleep = time.sleep  # tests may shorten the waits
+        self.clock = time.monotonic
 
     def test_connection(self) -> tuple[bool, str]:
         """The UI's Test button: one authenticated GET of the base URL, or of extra
@@ -157,7 +159,13 @@ class DponeRestHook(RestTransport, BaseHook):
                 details["page_cap_hit"] = True
                 return
             response = self.request(
-                method, url, params=query, json_body=body, headers=headers, cross_origin=cross_origin
+                method,
+                url,
+                params=query,
+                json_body=body,
+                headers=headers,
+                cross_origin=cross_origin,
+                pace=None if read is None else read.spec.requests_per_second,
             )
             page += 1
             details["pages"] = details.get("pages", 0) + 1

@@ -37,6 +37,7 @@ from .rest_http import (
     retry_after,
     show_origin,
 )
+from .rest_pace import Pace, pace_of
 
 log = logging.getLogger("airflow_provider_dpone.hooks.rest")  # the hook's logger
 
@@ -66,7 +67,9 @@ class RestTransport:
     _extras: dict[str, Any] | None
     _redactor: Redactor | None
     _refreshed: bool
-    sleep: Callable[[float], None]  # the waits between retries (tests shorten them)
+    _paces: dict[tuple[float, int], Pace]  # one token bucket per rate, shared by the requests
+    sleep: Callable[[float], None]  # the waits between retries and for the pace (tests shorten them)
+    clock: Callable[[], float]  # the pace's clock (monotonic seconds)
 
     if TYPE_CHECKING:
 
@@ -147,6 +150,17 @@ class RestTransport:
 
     # --- requests --------------------------------------------------------------------------
 
+    def _pace(self, override: float | None) -> Pace | None:
+        """The bucket of this rate, shared by the hook's requests (one per rate)."""
+        found = pace_of(self._extra(), override)
+        if found is None:
+            return None
+        if found not in self._paces:
+            self._paces[found] = Pace(
+                *found, clock=lambda: self.clock(), sleep=lambda seconds: self.sleep(seconds)
+            )
+        return self._paces[found]
+
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
         after = getattr(exc, "retry_after", None)
@@ -163,10 +177,13 @@ class RestTransport:
         json_body: Any = None,
         headers: dict | None = None,
         cross_origin: str = "fail",
+        pace: float | None = None,
     ) -> httpx.Response:
         """One API call with bounded retries on transport errors, 429 and 5xx. ``cross_origin``
         (``fail`` | ``follow_without_credentials``): what a URL or redirect to another origin
-        than the connection's does."""
+        than the connection's does. Every attempt and hop waits for the pace (``pace``, the
+        manifest's requests per second, else the connection's or the API's default)."""
+        bucket = self._pace(pace)
         attempts = int(self._extra().get("max_retries", 5)) + 1
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(attempts),
@@ -175,10 +192,17 @@ class RestTransport:
             sleep=lambda seconds: self.sleep(seconds),
             reraise=True,
         )
-        return retrying(self._send, method, url, params or {}, json_body, headers or {}, cross_origin)
+        return retrying(self._send, method, url, params or {}, json_body, headers or {}, cross_origin, bucket)
 
     def _send(
-        self, method: str, url: str, params: dict, json_body: Any, headers: dict, cross_origin: str
+        self,
+        method: str,
+        url: str,
+        params: dict,
+        json_body: Any,
+        headers: dict,
+        cross_origin: str,
+        bucket: Pace | None = None,
     ) -> httpx.Response:
         """One attempt: the request and its redirects, each hop authorized for its own origin;
         the final answer checked and its body read (up to the size limit)."""
@@ -187,6 +211,8 @@ class RestTransport:
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 credentialed = self._authorize(request, cross_origin)
+                if bucket is not None:
+                    bucket.wait()
                 response = self._transmit(request)
                 if not response.has_redirect_location:
                     return self._answer(response, credentialed)
