@@ -100,6 +100,19 @@ def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
 def _strategy_problems(load: LoadSpec) -> list[str]:
     """Rules of the strategies themselves, whatever the connector."""
     problems = []
+    inc, sink = load.source.incremental, load.sink
+    if (
+        load.source.kind in ("endpoint", "resource")
+        and inc is not None
+        and inc.lookback
+        and sink.strategy is Strategy.INCREMENTAL_APPEND
+        and not sink.unique_key
+    ):
+        problems.append(
+            "source.incremental.lookback: an incremental_append without sink.unique_key would "
+            "append the re-read rows a second time; merge them (strategy incremental_merge with a "
+            "unique_key) or remove lookback"
+        )
     mode = load.source.incremental.mode if load.source.incremental else None
     strategy, deletes = load.sink.strategy, load.reconciliation.deletes
     if strategy is Strategy.FULL_REFRESH and mode is not None:

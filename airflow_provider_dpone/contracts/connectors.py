@@ -37,6 +37,9 @@ class ConnectorInfo:
     # source (API catalogs): per resource, the sink strategy and unique key a load gets when
     # its sink names no strategy (the vendor's rows are re-read and merged by these keys)
     resource_defaults: dict[str, tuple[Strategy, tuple[str, ...]]] = field(default_factory=dict)
+    # source (API catalogs): seconds a merged cursor load re-reads before its watermark when the
+    # manifest sets no incremental.lookback (late data), per resource, "*" for the others
+    default_lookback: dict[str, float] = field(default_factory=dict)
 
 
 CONNECTORS: dict[str, ConnectorInfo] = {
@@ -120,6 +123,21 @@ CONNECTORS: dict[str, ConnectorInfo] = {
 # mode where some resource of the catalog filters on the server (each resource that does not
 # refuses it when the load starts).
 _FULL_AND_CURSOR = frozenset({None, IncrementalMode.CURSOR})
+_DAY = 86400.0
+# The vendors' late data: how far back a merged load re-reads by default.
+_DEFAULT_LOOKBACK: dict[str, dict[str, float]] = {
+    "appsflyer": {
+        "*": 10 * _DAY,
+        "uninstall_events": 14 * _DAY,
+        "organic_uninstall_events": 14 * _DAY,
+        "daily_report": 14 * _DAY,
+    },
+    "cbr": {"*": 3 * _DAY},
+    "google_ads": {"*": 3 * _DAY},
+    "omnidesk": {"*": 3 * _DAY},
+    "mindbox": {"*": 2 * _DAY},
+    "yandex_webmaster": {"*": 14 * _DAY},
+}
 _RESOURCE_DEFAULTS: dict[str, dict[str, tuple[Strategy, tuple[str, ...]]]] = {
     "fasttrack": {  # reports are re-read whole and merged; the flex ticket list is replaced
         "cascade_transactions": (Strategy.INCREMENTAL_MERGE, ("transaction_uuid",)),
@@ -147,4 +165,5 @@ for _name, _module, _hook, _modes in (
         sink_strategies=frozenset(),
         objects="resource",
         resource_defaults=_RESOURCE_DEFAULTS.get(_name, {}),
+        default_lookback=_DEFAULT_LOOKBACK.get(_name, {}),
     )

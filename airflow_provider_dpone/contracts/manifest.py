@@ -143,21 +143,33 @@ class LoadSpec(Strict):
     @model_validator(mode="before")
     @classmethod
     def _resource_defaults(cls, data: Any) -> Any:
-        """A sink that names no strategy gets its API resource's default strategy and key."""
+        """A sink that names no strategy gets its API resource's default strategy and key; a
+        merged cursor load of an API that names no lookback gets the vendor's default one."""
         source = data.get("source") if isinstance(data, dict) else None
         sink = data.get("sink") if isinstance(data, dict) else None
-        if not isinstance(source, dict) or not isinstance(sink, dict) or "strategy" in sink:
+        if not isinstance(source, dict) or not isinstance(sink, dict):
             return data
         connector, resource = source.get("connector"), source.get("resource")
         info = CONNECTORS.get(connector) if isinstance(connector, str) else None
-        found = info.resource_defaults.get(resource) if info and isinstance(resource, str) else None
-        if found is None:
-            return data
-        strategy, keys = found
-        defaulted = {**sink, "strategy": strategy.value}
-        if keys and "unique_key" not in sink:
-            defaulted["unique_key"] = list(keys)
-        return {**data, "sink": defaulted}
+        found = None
+        if info and isinstance(resource, str) and "strategy" not in sink:
+            found = info.resource_defaults.get(resource)
+        if found is not None:
+            strategy, keys = found
+            sink = {**sink, "strategy": strategy.value}
+            if keys and "unique_key" not in sink:
+                sink["unique_key"] = list(keys)
+        inc = source.get("incremental")
+        lookback = info.default_lookback if info else {}
+        if (
+            isinstance(inc, dict)
+            and inc.get("mode") == "cursor"
+            and "lookback" not in inc
+            and sink.get("strategy") in (Strategy.INCREMENTAL_MERGE, Strategy.INCREMENTAL_MERGE.value)
+            and (seconds := lookback.get(str(resource), lookback.get("*")))
+        ):  # a merge re-reads the vendor's late data by default
+            source = {**source, "incremental": {**inc, "lookback": seconds}}
+        return {**data, "source": source, "sink": sink}
 
     @property
     def rewrites_whole_target(self) -> bool:

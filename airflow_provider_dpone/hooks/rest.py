@@ -345,6 +345,9 @@ class DponeRestHook(RestTransport, BaseHook):
                     if endpoint.parent:
                         row = [parent_value, *row]
                     if cursor is not None and record.get(cursor) is not None:
+                        if plan is not None and plan.already_loaded(str(record[cursor])):
+                            details["already_loaded"] = details.get("already_loaded", 0) + 1
+                            continue  # handed back by a coarse filter (its day): not loaded twice
                         seen = values.parse_timestamp(record[cursor], aware=True)
                         newest = seen if newest is None or seen > newest else newest
                     batch.append(row)

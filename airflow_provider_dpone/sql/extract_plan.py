@@ -82,6 +82,14 @@ class CursorPlan:
         """Lookback widens a lower bound; a first run (no lower bound) reads everything anyway."""
         return self.lower is not None and self.lookback > 0
 
+    def already_loaded(self, value: str) -> bool:
+        """Whether a record's cursor ``value`` is at or before the stored watermark, with no
+        lookback asked for: an API whose filter is coarser than its cursor (a whole day) hands
+        such records back, and they were loaded by an earlier run."""
+        if self.lower is None or self.lookback:
+            return False
+        return not _after(self.column.type, value, self.lower)
+
     def since(self) -> dt.datetime | None:
         """The lower bound minus lookback, as an aware timestamp (an API's filter value)."""
         if self.lower is None:

@@ -188,8 +188,12 @@ def test_installs_day_by_day_incremental_from_the_watermark(af, clean_pg) -> Non
     assert row == [("2026-03-01 10:00:00", "googleadwords_int", "brand, search", "DE")]
     af.log.clear()
     run(manifest("installs", {"end_date": "2026-03-04"}, ["appsflyer_id"], **INC), "r2")
-    assert [q["query"]["from"] for q in af.log] == ["2026-03-03", "2026-03-04"]  # from the watermark day
-    assert clean_pg.query("dst", "select count(*) from raw.af_installs") == [(12,)]
+    days = [q["query"]["from"] for q in af.log]  # a merge re-reads AppsFlyer's default 10 days
+    assert days[0] == "2026-02-21" and days[-1] == "2026-03-04" and len(days) == 12
+    # the fake serves 3 installs a day: 02-21..03-04 merged, 12 days
+    assert clean_pg.query("dst", "select count(*), count(distinct appsflyer_id) from raw.af_installs") == [
+        (36, 36)
+    ]
 
 
 def test_aggregate_headers_become_column_names(af, clean_pg) -> None:
@@ -335,3 +339,23 @@ def test_live_installs() -> None:
     os.environ["AIRFLOW_CONN_AF"] = json.dumps({"conn_type": "http", "password": token})
     spec = manifest("installs", {"app_id": app}, ["appsflyer_id"]).loads[0].source
     list(AppsFlyerHook(conn_id="af").extract(spec, None).artifact.batches)
+
+
+def test_an_unkeyed_append_never_loads_the_watermark_day_twice(af, clean_pg) -> None:
+    """in_app_events has no key: it is appended. The day filter hands the watermark day back;
+    its rows at or before the watermark were loaded by the first run and are skipped."""
+    inc = {"incremental": {"mode": "cursor", "cursor": "event_time"}}
+    assert (
+        run(
+            manifest("in_app_events", {"start_date": "2026-03-01", "end_date": "2026-03-03"}, [], **inc), "r1"
+        ).rows
+        == 9
+    )
+    af.log.clear()
+    second = run(manifest("in_app_events", {"end_date": "2026-03-04"}, [], **inc), "r2")
+    assert [q["query"]["from"] for q in af.log] == ["2026-03-03", "2026-03-04"]
+    assert second.rows == 3 and second.source["window"]["already_loaded"] == 3
+    counts = clean_pg.query(
+        "dst", "select count(*), count(distinct (appsflyer_id, event_time)) from raw.af_in_app_events"
+    )
+    assert counts == [(12, 12)]

@@ -194,8 +194,9 @@ def test_dynamics_are_incremental_with_the_server_side_date_range(cbr, clean_pg)
     }
     m2 = manifest("dynamics", {"currency_id": "R01235", "end_date": "2026-03-20"}, sink, **inc)
     second = run(m2, "r2")
-    assert cbr.log[-1]["query"]["date_req1"] == "13/03/2026"  # from the watermark, on the server
-    assert second.rows == 6  # the watermark day again (merged), then 16..20
+    # from the watermark minus the Bank's default 3-day lookback (a merge), on the server
+    assert cbr.log[-1]["query"]["date_req1"] == "10/03/2026"
+    assert second.rows == 9  # 10..13 again (merged), then 16..20
     assert pg.query("dst", "select count(*), max(date)::text from raw.usd") == [(15, "2026-03-20")]
 
 

@@ -212,11 +212,11 @@ def test_daily_stats_filter_segments_date_on_the_server(ads, clean_pg) -> None:
     assert run(m, "r1").rows == 6
     assert "WHERE segments.date BETWEEN '2026-03-01' AND '2026-03-03'" in QUERIES[-1][1]
     run(manifest("campaign_stats", {"end_date": "2026-03-05"}, ["campaign_id", "date"], **inc), "r2")
-    assert "BETWEEN '2026-03-03' AND '2026-03-05'" in QUERIES[-1][1]  # from the watermark
+    assert "BETWEEN '2026-02-28' AND '2026-03-05'" in QUERIES[-1][1]  # the watermark minus 3 days
     rows = clean_pg.query(
         "dst", "select count(*), sum(cost_micros), max(date)::text from raw.ads_campaign_stats"
     )
-    assert rows == [(10, 15000000, "2026-03-05")]
+    assert rows == [(12, 18000000, "2026-03-05")]  # 02-28..03-05, two campaigns a day, merged
 
 
 def test_an_unapproved_developer_token_fails_without_retries(ads, clean_pg) -> None:

@@ -188,7 +188,8 @@ def test_indexing_history_is_incremental_on_the_server(ywm, clean_pg) -> None:
     ywm.log.clear()
     run(m, "r2")
     since = {q["query"].get("date_from") for q in ywm.log if q["path"].endswith("/indexing/history")}
-    assert since == {"2026-03-03"}  # the newest point (2026-03-04 00:00+03:00) as the API's plain date
+    # the newest point (2026-03-04 00:00+03:00, 03-03 in UTC) minus the default 14-day lookback
+    assert since == {"2026-02-17"}
     assert clean_pg.query("dst", "select count(*) from raw.ywm_indexing_history") == [(10,)]
 
 

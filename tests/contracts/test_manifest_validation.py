@@ -547,3 +547,43 @@ def test_a_key_of_another_kind_is_named_with_its_path(source: dict, field: str, 
         _source(source)
     issue = err.value.issues[0]
     assert issue.field == field and message in issue.message, issue
+
+
+def _api_load(connector: str, resource: str, sink: dict, **incremental: object):
+    body = {
+        "name": "l",
+        "source": {
+            "connector": connector,
+            "conn_id": "c",
+            "resource": resource,
+            "options": {"app_id": "a"},
+            "incremental": {"mode": "cursor", "cursor": "event_time", **incremental},
+        },
+        "sink": {"connector": "postgres", "conn_id": "d", "table": "raw.t", **sink},
+    }
+    return parse_manifest({"pipeline": "p", "loads": [body]}).loads[0]
+
+
+MERGE = {"strategy": "incremental_merge", "unique_key": ["id"]}
+
+
+def test_a_merged_api_load_re_reads_the_vendors_default_lookback() -> None:
+    day = 86400.0
+    assert _api_load("appsflyer", "installs", MERGE).source.incremental.lookback == 10 * day
+    assert _api_load("appsflyer", "uninstall_events", MERGE).source.incremental.lookback == 14 * day
+    assert _api_load("omnidesk", "cases", MERGE).source.incremental.lookback == 3 * day
+    assert _api_load("appsflyer", "installs", MERGE, lookback="1d").source.incremental.lookback == day
+    assert _api_load("appsflyer", "installs", MERGE, lookback=0).source.incremental.lookback == 0
+    append = {"strategy": "incremental_append"}
+    assert _api_load("appsflyer", "in_app_events", append).source.incremental.lookback == 0  # no re-read
+    assert _api_load("similarweb", "visits", MERGE).source.incremental.lookback == 0  # final data
+
+
+def test_an_unkeyed_api_append_refuses_a_lookback() -> None:
+    with pytest.raises(ManifestError) as err:
+        _api_load("appsflyer", "in_app_events", {"strategy": "incremental_append"}, lookback="2d")
+    issue = err.value.issues[0]
+    assert (
+        issue.field == "source.incremental.lookback"
+        and "append the re-read rows a second time" in issue.message
+    )
