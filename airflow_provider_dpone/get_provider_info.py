@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .connection_forms import choice, fasttrack_form, field, rest_tuning, saas_form
+
 
 def get_provider_info() -> dict[str, Any]:
     return {
@@ -104,7 +106,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "conn-fields": {
-                    "sslmode": _choice(
+                    "sslmode": choice(
                         "SSL mode",
                         "libpq sslmode: require encrypts, verify-ca / verify-full also check the "
                         "server's certificate.",
@@ -136,11 +138,11 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "conn-fields": {
-                    "secure": _field(
+                    "secure": field(
                         "Secure (HTTPS)", "Connect over TLS; the port defaults to 8443.", "boolean"
                     ),
-                    "compress": _field("Compress", "Compress the HTTP transfers (default: on).", "boolean"),
-                    "dsn": _field(
+                    "compress": field("Compress", "Compress the HTTP transfers (default: on).", "boolean"),
+                    "dsn": field(
                         "DSN",
                         "Instead of host and port: chdb:///path/to/data for the in-process engine.",
                         examples=["chdb:///var/lib/dpone/chdb"],
@@ -159,12 +161,12 @@ def get_provider_info() -> dict[str, Any]:
                 # librdkafka configuration keys as they are; any other librdkafka key goes in the
                 # Extra JSON.
                 "conn-fields": {
-                    "bootstrap.servers": _field(
+                    "bootstrap.servers": field(
                         "Bootstrap servers",
                         "Comma-separated host:port list, e.g. broker1:9092,broker2:9092.",
                         examples=["localhost:9092"],
                     ),
-                    "security.protocol": _choice(
+                    "security.protocol": choice(
                         "Security protocol",
                         "SSL encrypts; SASL_* also authenticates with the SASL fields below.",
                         {
@@ -175,7 +177,7 @@ def get_provider_info() -> dict[str, Any]:
                             "SASL_SSL": "SASL_SSL",
                         },
                     ),
-                    "sasl.mechanism": _choice(
+                    "sasl.mechanism": choice(
                         "SASL mechanism",
                         "With SASL_PLAINTEXT or SASL_SSL; PLAIN and SCRAM use the username and "
                         "password below.",
@@ -188,11 +190,11 @@ def get_provider_info() -> dict[str, Any]:
                             "GSSAPI": "GSSAPI",
                         },
                     ),
-                    "sasl.username": _field("SASL username", "For PLAIN and SCRAM."),
-                    "sasl.password": _field(
+                    "sasl.username": field("SASL username", "For PLAIN and SCRAM."),
+                    "sasl.password": field(
                         "SASL password", "For PLAIN and SCRAM; masked like a password.", secret=True
                     ),
-                    "dpone.schema_registry_url": _field(
+                    "dpone.schema_registry_url": field(
                         "Schema Registry URL",
                         "For Avro, JSON Schema and Protobuf values, e.g. http://registry:8081. With "
                         'credentials, use the Extra JSON key "dpone.schema_registry": {"url": ..., '
@@ -221,7 +223,7 @@ def get_provider_info() -> dict[str, Any]:
                     },
                 },
                 "conn-fields": {
-                    "auth": _choice(
+                    "auth": choice(
                         "Authentication",
                         "How the login and password are sent.",
                         {
@@ -233,39 +235,39 @@ def get_provider_info() -> dict[str, Any]:
                             "oauth2": "oauth2: login and password are a client id and secret",
                         },
                     ),
-                    "api_key_header": _field(
+                    "api_key_header": field(
                         "API key header",
                         "api_key: the header carrying the key (default X-API-Key).",
                         examples=["X-API-Key", "Authorization"],
                     ),
-                    "api_key_prefix": _field(
+                    "api_key_prefix": field(
                         "API key prefix",
                         'api_key: text put before the key in the header, e.g. "Token " (with its space).',
                     ),
-                    "api_key_param": _field(
+                    "api_key_param": field(
                         "API key query parameter",
                         "api_key: send the key as this query parameter instead of a header.",
                         examples=["api_key", "apikey", "key"],
                     ),
-                    "token_url": _field(
+                    "token_url": field(
                         "OAuth2 token URL",
                         "oauth2: where the client credentials are exchanged for a token (on any host).",
                         examples=["https://auth.example.com/oauth/token"],
                     ),
-                    "scope": _field("OAuth2 scope", "oauth2: space-separated scopes; empty: none sent."),
-                    "headers": _field(
+                    "scope": field("OAuth2 scope", "oauth2: space-separated scopes; empty: none sent."),
+                    "headers": field(
                         "HTTP headers",
                         'Sent with every request to the base URL\'s origin, e.g. {"Accept-Language": "en"}.',
                         "object",
                     ),
-                    **_rest_tuning(
+                    **rest_tuning(
                         "What the Test button requests, relative to the base URL (default: the base "
                         "URL itself). Pick a cheap authenticated endpoint.",
                         [],
                     ),
                 },
             },
-            _saas(
+            saas_form(
                 "cbr",
                 "CbrHook",
                 "Central Bank of Russia",
@@ -273,7 +275,7 @@ def get_provider_info() -> dict[str, Any]:
                 None,
                 test_paths=["scripts/XML_valFull.asp"],
             ),
-            _saas(
+            saas_form(
                 "openexchangerates",
                 "OpenExchangeRatesHook",
                 "Open Exchange Rates",
@@ -281,7 +283,7 @@ def get_provider_info() -> dict[str, Any]:
                 "App ID",
                 test_paths=["usage.json"],
             ),
-            _saas(
+            saas_form(
                 "yandex_webmaster",
                 "YandexWebmasterHook",
                 "Yandex Webmaster",
@@ -289,7 +291,7 @@ def get_provider_info() -> dict[str, Any]:
                 "OAuth token",
                 test_paths=["user"],
             ),
-            _saas(
+            saas_form(
                 "similarweb",
                 "SimilarwebHook",
                 "Similarweb",
@@ -297,7 +299,7 @@ def get_provider_info() -> dict[str, Any]:
                 "API key",
                 test_paths=["user-capabilities"],
             ),
-            _saas(
+            saas_form(
                 "google_sheets",
                 "GoogleSheetsHook",
                 "Google Sheets",
@@ -309,7 +311,7 @@ def get_provider_info() -> dict[str, Any]:
                 test_paths=[],
                 test_hint="v4/spreadsheets/<id of a spreadsheet the grant can read>",
             ),
-            _saas(
+            saas_form(
                 "appsflyer",
                 "AppsFlyerHook",
                 "AppsFlyer",
@@ -317,7 +319,7 @@ def get_provider_info() -> dict[str, Any]:
                 "API V2 token",
                 test_paths=[],
             ),
-            _saas(
+            saas_form(
                 "google_ads",
                 "GoogleAdsHook",
                 "Google Ads",
@@ -331,7 +333,7 @@ def get_provider_info() -> dict[str, Any]:
                 headers_hint='{"developer-token": "...", "login-customer-id": "..."} (the last '
                 "only for a manager account).",
             ),
-            _saas(
+            saas_form(
                 "omnidesk",
                 "OmnideskHook",
                 "Omnidesk",
@@ -341,135 +343,9 @@ def get_provider_info() -> dict[str, Any]:
                 host_required=True,
                 test_paths=["staff.json"],
             ),
-            _saas(
+            saas_form(
                 "mindbox", "MindboxHook", "Mindbox", "https://api.mindbox.ru/", "Secret key", test_paths=[]
             ),
-            _fasttrack(),
+            fasttrack_form(),
         ],
     }
-
-
-def _field(
-    label: str,
-    description: str,
-    kind: str = "string",
-    *,
-    secret: bool = False,
-    examples: list[str] | None = None,
-) -> dict[str, Any]:
-    """One ``conn-fields`` entry: empty (``null``) means unset, so every type admits null."""
-    schema: dict[str, Any] = {"type": [kind, "null"]}
-    if secret:
-        schema["format"] = "password"
-    if examples:
-        schema["examples"] = examples
-    return {"label": label, "description": description, "schema": schema}
-
-
-def _choice(label: str, description: str, options: dict[str | None, str]) -> dict[str, Any]:
-    """A select: ``options`` maps each value (``None``: unset) to what the UI shows for it
-    (without ``values_display`` the unset option reads "null")."""
-    field = _field(label, description)
-    field["schema"]["enum"] = list(options)
-    field["schema"]["values_display"] = {
-        ("null" if value is None else value): shown for value, shown in options.items()
-    }
-    return field
-
-
-def _rest_tuning(test_path_hint: str, test_paths: list[str]) -> dict[str, Any]:
-    """The extras of the REST hook every REST-based connection type may tune."""
-    return {
-        "test_path": _field("Test path", test_path_hint, examples=test_paths or None),
-        "timeout": _field("Timeout (seconds)", "Per request; default 60.", "integer"),
-        "max_retries": _field("Max retries", "On transport errors, 429 and 5xx; default 5.", "integer"),
-    }
-
-
-def _saas(
-    name: str,
-    class_name: str,
-    title: str,
-    base_url: str,
-    password: str | None,
-    *,
-    test_paths: list[str],
-    test_hint: str = "",
-    headers_hint: str = "",
-    login: str | None = None,
-    refresh_token: bool = False,
-    service_account: str = "",
-    host_required: bool = False,
-) -> dict[str, Any]:
-    """The connection type of one SaaS API: the base URL defaults to the API's (hidden fields
-    are those the API does not use; the auth kind is the catalogue's, not the form's, so there
-    is no Authentication field: a value there would override the catalogue's)."""
-    hidden = (
-        ["schema", "port"] + (["login"] if login is None else []) + (["password"] if password is None else [])
-    )
-    relabeling = (
-        {"host": "Base URL"}
-        | ({"login": login} if login else {})
-        | ({"password": password} if password else {})
-    )
-    suggested = ", ".join(test_paths) or test_hint
-    hint = "What the Test button requests, relative to the base URL (default: the base URL itself, " + (
-        f"which many APIs answer with 404). Suggested: {suggested}"
-        if suggested
-        else "which many APIs answer with 404)."
-    )
-    fields: dict[str, Any] = {}
-    if service_account:  # Google: auth google signs a JWT with the key (rest_auth.GoogleAuth)
-        fields["service_account_key"] = _field(
-            "Service account key (JSON)",
-            "The service account's JSON key file, pasted whole (Cloud console: IAM > Service "
-            f"accounts > Keys > Add key > JSON). {service_account} Leave empty to use the refresh token.",
-            secret=True,
-        )
-        fields["service_account_subject"] = _field(
-            "Service account subject",
-            "Optional: the user e-mail a domain-wide-delegated service account acts as.",
-        )
-    if refresh_token:
-        fields["refresh_token"] = _field(
-            "OAuth refresh token", "The user's offline grant for this client.", secret=True
-        )
-    if headers_hint:
-        fields["headers"] = _field("HTTP headers", headers_hint, "object")
-    fields |= _rest_tuning(hint, test_paths)
-    return {
-        "connection-type": f"dpone_{name}",
-        "hook-class-name": f"airflow_provider_dpone.apis.{name}.{class_name}",
-        "hook-name": f"dpone {title}",
-        "ui-field-behaviour": {
-            "hidden-fields": hidden,
-            "relabeling": relabeling,
-            "placeholders": {"host": base_url if host_required else f"{base_url} (default)"},
-        },
-        "conn-fields": fields,
-    }
-
-
-def _fasttrack() -> dict[str, Any]:
-    """FastTrack: the dashboard is the connection's host and key; the flex host has its own."""
-    entry = _saas(
-        "fasttrack",
-        "FastTrackHook",
-        "FastTrack",
-        "https://dashboard.fstrk.io/api/partners",
-        "Bot key (dashboard)",
-        test_paths=[],
-        test_hint="reports/?type=CASCADE_TRANSACTIONS&uuid=<bot uuid>&limit=1",
-    )
-    entry["conn-fields"] = {
-        "flex_endpoint": _field(
-            "Flex base URL",
-            "For flex_cms_ratings: your tenant's flex API, with its scheme. Gets only the X-Token.",
-            examples=["https://<tenant>.flex.fstrk.io/api"],
-        ),
-        "flex_x_token": _field(
-            "Flex X-Token", "For flex_cms_ratings: sent as X-Token, only to the flex base URL.", secret=True
-        ),
-        **entry["conn-fields"],
-    }
-    return entry
