@@ -18,7 +18,7 @@ import datetime as dt
 import io
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from xml.etree import ElementTree
 
@@ -290,7 +290,11 @@ class ApiHook(DponeRestHook):
             until = end.astimezone(dt.timezone.utc).isoformat()
         if until is None:
             until = dt.datetime.now(dt.timezone.utc).replace(second=0, microsecond=0).isoformat()
-        for batch, checkpoint in super()._rows(read, {**filter_params, "until": until}, result, resume, plan):
+        # the watermark is the window's end, not a record's: nothing before it is known as loaded
+        unskipped = None if plan is None else replace(plan, skip_loaded=False)
+        for batch, checkpoint in super()._rows(
+            read, {**filter_params, "until": until}, result, resume, unskipped
+        ):
             yield batch, {**checkpoint, "until": until}
         result.details["until"] = until
         if plan is not None:  # the window's end is the upper bound, whatever the records said

@@ -38,14 +38,20 @@ def gunzipped(chunks: Iterable[bytes]) -> Iterator[bytes]:
             yield head
         yield from chunks
         return
-    inflater = zlib.decompressobj(wbits=31)
+    inflater, fed = zlib.decompressobj(wbits=31), False
     pending = [head]
     for chunk in _chain(pending, chunks):
         while chunk:
-            yield inflater.decompress(chunk)
+            try:
+                yield inflater.decompress(chunk)
+            except zlib.error as exc:
+                raise SourceContractError(f"export file: gzip data that does not inflate: {exc}") from None
+            fed = True
             chunk = inflater.unused_data if inflater.eof else b""
             if inflater.eof:
-                inflater = zlib.decompressobj(wbits=31)  # the next member
+                inflater, fed = zlib.decompressobj(wbits=31), False  # the next member
+    if fed and not inflater.eof:  # the file ends inside a member: rows after the cut are missing
+        raise SourceContractError("export file: the gzip data ends before its end of stream (cut short)")
     yield inflater.flush()
 
 

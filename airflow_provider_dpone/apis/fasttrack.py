@@ -123,21 +123,36 @@ def parse_when(value: Any, fmt: str | None) -> dt.datetime | str | None:
     return parsed.astimezone(dt.timezone.utc).replace(tzinfo=None) if parsed.tzinfo else parsed
 
 
+def _inflated(content: bytes, limit: int) -> bytes:
+    """Every gzip member of ``content``, inflated up to ``limit`` bytes; a body cut short (no end
+    of stream) fails instead of loading the rows before the cut."""
+    out, data = bytearray(), content
+    while data:
+        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        try:
+            out += inflate.decompress(data, limit + 1 - len(out))
+        except zlib.error as exc:
+            raise SourceContractError(f"FastTrack report: a gzip body that does not inflate: {exc}") from None
+        if len(out) > limit or inflate.unconsumed_tail:
+            raise SourceContractError(
+                f"FastTrack report: the gzip body inflates past {limit:,} bytes; raise the connection "
+                "extra max_response_bytes, or narrow the report with date_from/date_to"
+            )
+        if not inflate.eof:
+            raise SourceContractError(
+                "FastTrack report: the gzip body ends before its end of stream (cut short); nothing "
+                "was loaded"
+            )
+        data = inflate.unused_data
+    return bytes(out)
+
+
 def report_rows(content: bytes, charset: str | None, limit: int) -> list[dict[str, str | None]]:
     """A dashboard report's rows by header: gunzipped when the body starts with the gzip magic
     (up to ``limit`` bytes), decoded as UTF-8 (a BOM dropped) or the answer's charset, split on
     ``;``. An empty or blank body is no rows."""
     if content[:2] == b"\x1f\x8b":
-        inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
-        try:
-            content = inflate.decompress(content, limit + 1)
-        except zlib.error as exc:
-            raise SourceContractError(f"FastTrack report: a gzip body that does not inflate: {exc}") from None
-        if len(content) > limit or inflate.unconsumed_tail:
-            raise SourceContractError(
-                f"FastTrack report: the gzip body inflates past {limit:,} bytes; raise the connection "
-                "extra max_response_bytes, or narrow the report with date_from/date_to"
-            )
+        content = _inflated(content, limit)
     try:
         text = content.decode("utf-8-sig")
     except UnicodeDecodeError:

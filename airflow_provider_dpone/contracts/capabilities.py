@@ -113,6 +113,11 @@ def _strategy_problems(load: LoadSpec) -> list[str]:
             "append the re-read rows a second time; merge them (strategy incremental_merge with a "
             "unique_key) or remove lookback"
         )
+    if inc is not None and inc.at_watermark and load.source.kind not in ("endpoint", "resource"):
+        problems.append(
+            "source.incremental.at_watermark: applies to API sources (endpoint, resource), whose "
+            "filters hand back records at the watermark; a database's cursor reads past it exactly"
+        )
     mode = load.source.incremental.mode if load.source.incremental else None
     strategy, deletes = load.sink.strategy, load.reconciliation.deletes
     if strategy is Strategy.FULL_REFRESH and mode is not None:

@@ -169,6 +169,15 @@ class LoadSpec(Strict):
             and (seconds := lookback.get(str(resource), lookback.get("*")))
         ):  # a merge re-reads the vendor's late data by default
             source = {**source, "incremental": {**inc, "lookback": seconds}}
+        inc = source.get("incremental")
+        if (
+            isinstance(inc, dict)
+            and ("endpoint" in source or "resource" in source)
+            and "at_watermark" not in inc
+        ):
+            appends = sink.get("strategy") in (Strategy.INCREMENTAL_APPEND, Strategy.INCREMENTAL_APPEND.value)
+            skip = appends and not sink.get("unique_key")  # re-read records would be added twice
+            source = {**source, "incremental": {**inc, "at_watermark": "skip" if skip else "read"}}
         return {**data, "source": source, "sink": sink}
 
     @property

@@ -29,6 +29,10 @@ class IncrementalSpec(Strict):
     # No state, but the target already holds rows (an append would load them twice): fail, or
     # take the watermark from the target's max(cursor) (cursor mode only).
     on_state_missing: Literal["fail", "from_target"] = "fail"
+    # API sources: records the API hands back at or before the stored watermark (its filter is
+    # coarser than the cursor): skip them (already loaded) or read them again (merged). Set by
+    # the load when not given: skip for an incremental_append without unique_key, else read.
+    at_watermark: Literal["skip", "read"] | None = None
 
     @field_validator("lookback", mode="before")
     @classmethod

@@ -11,6 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from ..contracts.errors import BadInputError
+
 
 class Pace:
     """At most ``rate`` requests a second on average, and ``burst`` back to back."""
@@ -48,7 +50,17 @@ class Pace:
 def pace_of(extra: dict, override: float | None) -> tuple[float, int] | None:
     """The pace a read uses: the manifest's ``requests_per_second``, else the connection's (or
     the API catalog's default) ``requests_per_second`` extra, with its ``burst``; None: unpaced."""
-    rate = override if override is not None else extra.get("requests_per_second")
-    if rate in (None, "", 0, "0"):
+    given = override if override is not None else extra.get("requests_per_second")
+    if given in (None, ""):
         return None
-    return float(rate), int(extra.get("burst") or 1)
+    try:
+        rate, burst = float(given), int(extra.get("burst") or 1)
+    except (TypeError, ValueError):
+        raise BadInputError(
+            f"requests_per_second / burst: numbers, got {given!r} / {extra.get('burst')!r}"
+        ) from None
+    if rate < 0 or burst < 1:
+        raise BadInputError(
+            f"requests_per_second must be 0 (unpaced) or more and burst 1 or more; got {rate:g} and {burst}"
+        )
+    return None if rate == 0 else (rate, burst)

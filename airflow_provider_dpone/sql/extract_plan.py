@@ -64,6 +64,7 @@ class CursorPlan:
     lookback: float
     chunk: float | None
     state: CursorState | None  # kept as the candidate when nothing is past the watermark
+    skip_loaded: bool = False  # records at or before a stored watermark are skipped (see below)
 
     @property
     def cursor(self) -> str:
@@ -83,10 +84,11 @@ class CursorPlan:
         return self.lower is not None and self.lookback > 0
 
     def already_loaded(self, value: str) -> bool:
-        """Whether a record's cursor ``value`` is at or before the stored watermark, with no
-        lookback asked for: an API whose filter is coarser than its cursor (a whole day) hands
-        such records back, and they were loaded by an earlier run."""
-        if self.lower is None or self.lookback:
+        """Whether a record's cursor ``value`` is at or before the stored watermark of a load
+        that skips those (an unkeyed append, ``incremental.at_watermark: skip``): an API whose
+        filter is coarser than its cursor (a whole day) hands them back, and an earlier run
+        loaded them. Never for a watermark that is a window's end rather than a record's."""
+        if not self.skip_loaded or self.lower is None:
             return False
         return not _after(self.column.type, value, self.lower)
 
@@ -134,7 +136,9 @@ def plan_cursor(
             f"'{column.name}' is {column.native_type}"
         )
     lower = stored.value if stored is not None else inc.initial_value
-    return CursorPlan(column, lower, inc.lookback, inc.chunk or None, stored)
+    # only a stored watermark says what was loaded (an initial_value is where to start)
+    skip = inc.at_watermark == "skip" and stored is not None and not inc.lookback
+    return CursorPlan(column, lower, inc.lookback, inc.chunk or None, stored, skip)
 
 
 @dataclass(frozen=True)

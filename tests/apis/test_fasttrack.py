@@ -450,3 +450,15 @@ def test_a_sink_without_a_strategy_gets_the_resources_default_and_keys() -> None
     chosen = load("chat_sessions", strategy="full_refresh")  # what the manifest says wins
     assert chosen.strategy.value == "full_refresh" and chosen.unique_key is None
     assert load("chat_sessions", unique_key=["uuid_polzovatelya"]).unique_key == ["uuid_polzovatelya"]
+
+
+@pieces
+def test_a_cut_gzip_report_fails_and_every_member_is_read() -> None:
+    body = b"a;b\n" + b"".join(b"%d;x\n" % i for i in range(5_000))
+    packed = gzip.compress(body)
+    with pytest.raises(SourceContractError, match="cut short"):
+        report_rows(packed[: len(packed) // 2], None, 1_000_000)
+    half = len(body) // 2
+    cut = body.rindex(b"\n", 0, half) + 1
+    members = gzip.compress(body[:cut]) + gzip.compress(body[cut:])  # a concatenated gzip file
+    assert len(report_rows(members, None, 1_000_000)) == 5_000

@@ -624,3 +624,19 @@ def test_json_export_files_are_streamed_item_by_item() -> None:
         list(file_records([b'{"exportId": 1, "rows": [{"a": 1}]}'], str, 0, 1000))
     with pytest.raises(SourceContractError, match="not valid JSON"):
         list(file_records([b'{"customers": [{"a": 1}, {"a": }]}'], str, 0, 1000))
+
+
+@pytest.mark.unit
+def test_a_cut_gzip_export_file_fails_and_every_member_is_read() -> None:
+    import gzip
+
+    from airflow_provider_dpone.apis.export_files import gunzipped
+    from airflow_provider_dpone.contracts.errors import SourceContractError
+
+    body = b"".join(b"%d;x\n" % i for i in range(5_000))
+    packed = gzip.compress(body)
+    chunks = [packed[i : i + 1000] for i in range(0, len(packed) // 2, 1000)]
+    with pytest.raises(SourceContractError, match="cut short"):
+        b"".join(gunzipped(chunks))
+    members = gzip.compress(body[:7_000]) + gzip.compress(body[7_000:])
+    assert b"".join(gunzipped([members[i : i + 999] for i in range(0, len(members), 999)])) == body

@@ -236,3 +236,43 @@ def test_live_cases() -> None:
         {"conn_type": "http", "host": host, "login": mail, "password": key}
     )
     list(OmnideskHook(conn_id="omni").extract(manifest().loads[0].source, None).artifact.batches)
+
+
+@pytest.mark.parametrize(("strategy", "lookback"), [("incremental_merge", 0), ("incremental_append", None)])
+def test_messages_of_a_case_first_listed_by_a_later_run_are_loaded(
+    omni, clean_pg, strategy: str, lookback: int | None
+) -> None:
+    """The messages state is a window's end, not a message's time: a case updated after the first
+    window shows up in the second, and its older messages are loaded then, not skipped."""
+    saved = [dict(c) for c in CASES]
+    try:
+        start = email.utils.parsedate_to_datetime(CASES[239]["updated_at"]).astimezone(dt.timezone.utc)
+        CASES[230]["updated_at"] = email.utils.format_datetime(BASE + dt.timedelta(days=25))
+        inc: dict = {"mode": "cursor", "cursor": "created_at"}
+        if lookback is not None:
+            inc["lookback"] = lookback
+        options = {"start_date": start.isoformat(), "end_date": (BASE + dt.timedelta(days=20)).isoformat()}
+
+        def load(end_days: int):
+            m = manifest(
+                resource="messages",
+                options={**options, "end_date": (BASE + dt.timedelta(days=end_days)).isoformat()},
+                incremental=inc,
+            )
+            body = m.model_dump(mode="json", by_alias=True, exclude_none=True)
+            resolved = body["loads"][0]["source"]["incremental"]  # as the merge resolved it
+            resolved.pop("at_watermark", None)
+            if lookback is None:
+                resolved.pop("lookback", None)
+            sink = body["loads"][0]["sink"]
+            sink.update(table="raw.omni_messages", strategy=strategy)
+            sink.pop("unique_key", None)
+            if strategy == "incremental_merge":
+                sink["unique_key"] = ["message_id"]
+            return parse_manifest(body)
+
+        run(load(20), "r1")
+        run(load(29), "r2")
+        assert clean_pg.query("dst", "select count(*) from raw.omni_messages where case_id = 231") == [(2,)]
+    finally:
+        CASES[:] = saved

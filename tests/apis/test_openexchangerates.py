@@ -154,3 +154,32 @@ def test_live_latest() -> None:
     os.environ["AIRFLOW_CONN_OXR"] = json.dumps({"conn_type": "http", "password": app_id})
     result = OpenExchangeRatesHook(conn_id="oxr").extract(manifest("latest").loads[0].source, None)
     assert any(r[3] == "EUR" for batch in result.artifact.batches for r in batch)
+
+
+def test_a_first_run_loads_the_initial_value_s_own_day(oxr, clean_pg) -> None:
+    """An initial_value says where to start, not what was loaded: its day's rows are kept."""
+    inc = {"incremental": {"mode": "cursor", "cursor": "date", "initial_value": "2026-03-01"}}
+    run(manifest("historical", {"end_date": "2026-03-03"}, **inc), "r1")
+    days = clean_pg.query("dst", "select distinct date::text from raw.oxr_historical order by 1")
+    assert ("2026-03-01",) in days
+
+
+def test_a_merge_updates_the_watermark_day_it_reads_again(oxr, clean_pg) -> None:
+    """The day of the watermark is requested again; a merge takes its newer rates."""
+    calls = [0]
+
+    def moving(method: str, path: str, query: dict, headers: object, body: bytes):
+        status, payload, extra = oxr_route(method, path, query, headers, body)
+        if path.endswith("2026-03-03.json"):  # an intraday read: the day's rate moves
+            calls[0] += 1
+            data = json.loads(payload)
+            data["rates"]["RUB"] = 100.0 + calls[0]
+            payload = json.dumps(data).encode()
+        return status, payload, extra
+
+    oxr.route = moving
+    inc = {"incremental": {"mode": "cursor", "cursor": "date"}}
+    run(manifest("historical", {"start_date": "2026-03-02", "end_date": "2026-03-03"}, **inc), "r1")
+    run(manifest("historical", {"end_date": "2026-03-04"}, **inc), "r2")
+    rub = "select rate::text from raw.oxr_historical where date = '2026-03-03' and currency = 'RUB'"
+    assert calls[0] == 2 and clean_pg.query("dst", rub) == [("102.000000000000",)]

@@ -97,3 +97,14 @@ def test_the_manifest_and_the_connection_change_the_pace(oxr) -> None:
     assert _historical(oxr, {}, requests_per_second=4) == [0.25, 0.25]
     oxr.log.clear()
     assert _historical(oxr, {"requests_per_second": 0}) == []  # the connection turns it off
+
+
+@pytest.mark.unit
+def test_a_negative_or_unreadable_rate_is_a_clear_error() -> None:
+    from airflow_provider_dpone.contracts.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="0 \\(unpaced\\) or more"):
+        pace_of({"requests_per_second": -1}, None)
+    with pytest.raises(BadInputError, match="numbers"):
+        pace_of({"requests_per_second": "fast"}, None)
+    assert pace_of({"requests_per_second": "0.0"}, None) is None
