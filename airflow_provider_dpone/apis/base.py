@@ -74,6 +74,9 @@ class Resource:
     # The watermark is the end of the window asked for (``until`` in the server-filter params),
     # not a field of the records: for APIs that filter on a change time they do not return.
     window_end: bool = False
+    # (options) -> why an incremental_append without unique_key would load rows twice (the
+    # resource reads some again on every run), or "" when it would not: such a load is refused.
+    rereads: Callable[[Mapping[str, Any]], str] | None = None
     # A next link or redirect to another origin: ``fail``, or ``follow_without_credentials`` for
     # an API known to hand over to another host. Set by the catalog, not by manifests.
     cross_origin: Literal["fail", "follow_without_credentials"] = "fail"
@@ -176,6 +179,14 @@ class ApiHook(DponeRestHook):
         """The read of ``spec``'s resource: its endpoint, fields and the manifest's options."""
         effective = self.effective(spec)
         options = source_of(spec, ResourceSource, spec.connector).options
+        res, inc = self.resource(spec), spec.incremental
+        why = res.rereads(options) if res.rereads and inc and inc.at_watermark == "skip" else ""
+        if why:  # an unkeyed append would load the re-read rows a second time
+            raise BadInputError(
+                f"sink: {self.api.title} '{res.name}' {why}, so an incremental_append without "
+                f"sink.unique_key would load them twice; merge it (incremental_merge, unique_key "
+                f"{list(res.primary_key) or 'of your choice'})"
+            )
         return ResourceRead(effective, effective.endpoint, self.resource(spec), dict(options))
 
     def effective(self, spec: SourceSpec) -> EndpointSource:

@@ -91,6 +91,11 @@ def _period_body(options: dict[str, Any], filters: dict[str, Any]) -> dict[str, 
 BATCH = {"type": "none", "page_size": 10_000}  # rows per staged batch (and resume point)
 
 
+def _rereads_day(period: Any) -> str:
+    """Why a date-period export loads some rows twice on an unkeyed append ("" when it does not)."""
+    return "reads the day of its watermark again (sinceDate is a whole day)" if period == "date" else ""
+
+
 def _standard(name: str, operation: str, what: str, period: str | None) -> Resource:
     """A standard export: its default operation (``options.operation`` overrides it)."""
     periodic = period is not None
@@ -114,6 +119,7 @@ def _standard(name: str, operation: str, what: str, period: str | None) -> Resou
         method="POST",
         export=EXPORT,
         window_end=periodic,
+        rereads=(lambda o: _rereads_day(o.get("period", period))) if periodic else None,
         required_options=("endpoint_id",),
     )
 
@@ -175,6 +181,7 @@ MINDBOX = ApiSource(
             method="POST",
             export=EXPORT,
             window_end=True,
+            rereads=lambda o: _rereads_day(o.get("period")),
             required_options=("endpoint_id", "operation"),
         ),
     }

@@ -141,6 +141,7 @@ OMNIDESK = ApiSource(
             server_filter={"param": "from_updated_time", "field": "created_at", "format": "unix"},
             records=_entries("message"),
             window_end=True,
+            rereads=lambda options: "reads every message of a case again whenever the case changes",
         ),
         "staff": Resource(
             name="staff",

@@ -640,3 +640,32 @@ def test_a_cut_gzip_export_file_fails_and_every_member_is_read() -> None:
         b"".join(gunzipped(chunks))
     members = gzip.compress(body[:7_000]) + gzip.compress(body[7_000:])
     assert b"".join(gunzipped([members[i : i + 999] for i in range(0, len(members), 999)])) == body
+
+
+@pytest.mark.unit
+def test_an_unkeyed_append_of_a_date_period_export_is_refused() -> None:
+    from airflow_provider_dpone.apis.mindbox import MindboxHook
+    from airflow_provider_dpone.contracts.errors import BadInputError
+
+    def load(period: str) -> object:
+        body = {
+            "name": "report",
+            "source": {
+                "connector": "mindbox",
+                "conn_id": "mbx",
+                "resource": "messaging_report",
+                "options": {"endpoint_id": "e", "period": period},
+                "incremental": {"mode": "cursor", "cursor": "export_period"},
+            },
+            "sink": {
+                "connector": "postgres",
+                "conn_id": "dst",
+                "table": "raw.r",
+                "strategy": "incremental_append",
+            },
+        }
+        return parse_manifest({"pipeline": "crm", "loads": [body]}).loads[0].source
+
+    with pytest.raises(BadInputError, match="reads the day of its watermark again"):
+        MindboxHook(conn_id="mbx").read_of(load("date"))
+    assert MindboxHook(conn_id="mbx").read_of(load("datetime")).resource.name == "messaging_report"

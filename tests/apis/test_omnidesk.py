@@ -11,6 +11,7 @@ import re
 
 import pytest
 
+from airflow_provider_dpone.contracts.errors import BadInputError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.hooks.rest import AuthError
 from tests.apis.vendor_fake import VendorFake
@@ -238,7 +239,7 @@ def test_live_cases() -> None:
     list(OmnideskHook(conn_id="omni").extract(manifest().loads[0].source, None).artifact.batches)
 
 
-@pytest.mark.parametrize(("strategy", "lookback"), [("incremental_merge", 0), ("incremental_append", None)])
+@pytest.mark.parametrize(("strategy", "lookback"), [("incremental_merge", 0), ("incremental_merge", None)])
 def test_messages_of_a_case_first_listed_by_a_later_run_are_loaded(
     omni, clean_pg, strategy: str, lookback: int | None
 ) -> None:
@@ -276,3 +277,18 @@ def test_messages_of_a_case_first_listed_by_a_later_run_are_loaded(
         assert clean_pg.query("dst", "select count(*) from raw.omni_messages where case_id = 231") == [(2,)]
     finally:
         CASES[:] = saved
+
+
+def test_an_unkeyed_append_of_messages_is_refused(omni, clean_pg) -> None:
+    """Every message of a case is read again whenever the case changes: appended without a key,
+    they would be loaded twice."""
+    m = manifest(resource="messages", incremental={"mode": "cursor", "cursor": "created_at"})
+    body = m.model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["loads"][0]["source"]["incremental"].pop("at_watermark")
+    body["loads"][0]["source"]["incremental"].pop("lookback")
+    sink = body["loads"][0]["sink"]
+    sink.update(table="raw.omni_messages", strategy="incremental_append")
+    sink.pop("unique_key")
+    with pytest.raises(BadInputError, match="would load them twice"):
+        run(parse_manifest(body), "r1")
+    assert omni.log == []  # refused before any request
