@@ -218,7 +218,11 @@ class AppsFlyerHook(ApiHook):
             low, high = windows.pop(0)
             query = {**params, "from": low, "to": high}
             answer = self.request(
-                "GET", path, params=query, headers={"Accept": "text/csv", **(headers or {})}
+                "GET",
+                path,
+                params=query,
+                headers={"Accept": "text/csv", **(headers or {})},
+                pace=read.spec.requests_per_second,
             )
             records = resource_read(read).records(self.decode(answer), "")
             if cap is not None and len(records) >= TRUNCATED * int(cap):

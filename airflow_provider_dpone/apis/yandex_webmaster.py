@@ -315,6 +315,7 @@ class YandexWebmasterHook(ApiHook):
                 params=params,
                 json_body={**body, "offset": offset},
                 headers=kwargs.get("headers"),
+                pace=read.spec.requests_per_second,
             )
             payload = self.decode(response)
             if details is not None:

@@ -108,3 +108,36 @@ def test_a_negative_or_unreadable_rate_is_a_clear_error() -> None:
     with pytest.raises(BadInputError, match="numbers"):
         pace_of({"requests_per_second": "fast"}, None)
     assert pace_of({"requests_per_second": "0.0"}, None) is None
+
+
+@pytest.fixture
+def af():
+    from tests.apis.test_appsflyer import TOKEN, AppsFlyerFake
+
+    fake = AppsFlyerFake()
+    os.environ["AIRFLOW_CONN_AF"] = json.dumps({"conn_type": "http", "host": fake.url, "password": TOKEN})
+    yield fake
+    fake.close()
+
+
+@pytest.mark.integration
+def test_a_vendor_hooks_own_report_requests_take_the_manifest_pace(af) -> None:
+    """AppsFlyer reads a report per window itself (not through the page reader): each call still
+    waits for the load's pace."""
+    from airflow_provider_dpone.apis.appsflyer import AppsFlyerHook
+    from tests.apis.test_appsflyer import APP
+
+    hook = AppsFlyerHook(conn_id="af")
+    t = FakeTime()
+    hook.clock, hook.sleep = t.clock, t.sleep
+    spec = source_spec(
+        {
+            "connector": "appsflyer",
+            "conn_id": "af",
+            "resource": "installs",
+            "options": {"app_id": APP, "start_date": "2026-03-01", "end_date": "2026-03-03"},
+            "requests_per_second": 4,
+        }
+    )
+    rows = [row for batch in hook.extract(spec, None).artifact.batches for row in batch]
+    assert len(rows) == 9 and len(af.log) == 3 and t.slept == [0.25, 0.25]
