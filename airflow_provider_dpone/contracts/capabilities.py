@@ -113,6 +113,13 @@ def _strategy_problems(load: LoadSpec) -> list[str]:
             "append the re-read rows a second time; merge them (strategy incremental_merge with a "
             "unique_key) or remove lookback"
         )
+    unkeyed_append = sink.strategy is Strategy.INCREMENTAL_APPEND and not sink.unique_key
+    if inc is not None and inc.at_watermark == "read" and unkeyed_append:
+        problems.append(
+            "source.incremental.at_watermark: 'read' on an incremental_append without "
+            "sink.unique_key would append the records at the watermark a second time; use 'skip', "
+            "or merge them (incremental_merge with a unique_key)"
+        )
     if inc is not None and inc.at_watermark and load.source.kind not in ("endpoint", "resource"):
         problems.append(
             "source.incremental.at_watermark: applies to API sources (endpoint, resource), whose "

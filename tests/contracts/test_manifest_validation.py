@@ -587,3 +587,12 @@ def test_an_unkeyed_api_append_refuses_a_lookback() -> None:
         issue.field == "source.incremental.lookback"
         and "append the re-read rows a second time" in issue.message
     )
+
+
+def test_an_unkeyed_api_append_skips_the_watermark_and_refuses_to_read_it() -> None:
+    append = {"strategy": "incremental_append"}
+    assert _api_load("appsflyer", "in_app_events", append).source.incremental.at_watermark == "skip"
+    assert _api_load("appsflyer", "installs", MERGE).source.incremental.at_watermark == "read"
+    with pytest.raises(ManifestError) as err:
+        _api_load("appsflyer", "in_app_events", append, at_watermark="read")
+    assert err.value.issues[0].field == "source.incremental.at_watermark"
