@@ -341,7 +341,7 @@ def source_of(spec: SourceSpec, kind: type[_Kind], connector: str) -> _Kind:
     raise BadInputError(f"source: connector '{connector}' reads '{kind.kind}' sources, not '{spec.kind}'")
 
 
-def sql_source(spec: SourceSpec, connector: str) -> TableSource | QuerySource:
+def sql_source(spec: SourceSpec, connector: str) -> SqlSource:
     """``spec`` as a table or query source (what database connectors read)."""
     if isinstance(spec, TableSource | QuerySource):
         return spec

@@ -160,10 +160,6 @@ def _full_refresh(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> l
     ]
 
 
-def _created(facts: TargetFacts) -> bool:
-    return not facts.exists
-
-
 def _dedupe(d: SetBasedDialect, job: FinalizeJob) -> list[Step]:
     """Fail on NULL keys; fail on duplicate keys or keep the last row per key."""
     keys = job.keys

@@ -283,10 +283,6 @@ class PostgresCatalog(SetBasedDialect):
     def add_primary_key(self, table: TableRef, primary_key: Sequence[str], constraint: str) -> str:
         return f"alter table {table.sql} add constraint {self.quote_ident(constraint)} primary key ({self.column_list(primary_key)})"
 
-    def set_not_null(self, table: TableRef, columns: Sequence[str]) -> str:
-        parts = ", ".join(f"alter column {self.quote_ident(c)} set not null" for c in columns)
-        return f"alter table {table.sql} {parts}"
-
     def add_column_if_missing(self, table: TableRef, name: str, native: str) -> str:
         return f"alter table {table.sql} add column if not exists {self.quote_ident(name)} {native}"
 

@@ -78,11 +78,6 @@ def run_steps(steps: Sequence[Step], execute: Execute, outcomes: Outcomes | None
     return done
 
 
-def executed(steps: Sequence[Step], outcomes: Outcomes) -> list[Step]:
-    """The steps ``run_steps`` ran, given the outcomes it produced (for tests and reports)."""
-    return [s for s in steps if s.when is None or s.when.test(outcomes)]
-
-
 def _shown(params: Params) -> str:
     values = params.values() if isinstance(params, Mapping) else params
     return ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values)
