@@ -68,7 +68,9 @@ STATE = {"backend": "table", "conn_id": "secret_dst"}
 
 
 def run_operator(spec: dict, run_id: str):
-    op = StagedLoadOperator(task_id="items", pipeline="secrets", load=spec, state=STATE)
+    op = StagedLoadOperator(
+        task_id="items", pipeline="secrets", source=spec["source"], sink=spec["sink"], state=STATE
+    )
     return op.execute({"run_id": run_id})
 
 
@@ -82,7 +84,9 @@ def assert_clean(*texts: str) -> None:
 def test_a_successful_run_leaks_nothing(secret_conns, tmp_path, caplog, capfd, monkeypatch) -> None:
     caplog.set_level(logging.DEBUG)
     monkeypatch.setenv("DPONE_REPORT_DIR", str(tmp_path / "task-reports"))
-    op = StagedLoadOperator(task_id="items", pipeline="secrets", load=load(), state=STATE)
+    op = StagedLoadOperator(
+        task_id="items", pipeline="secrets", source=load()["source"], sink=load()["sink"], state=STATE
+    )
     xcom = op.execute({"run_id": "ok1"})
     assert xcom["status"] == "success" and xcom["rows"] == 10
     # The operator saved its report (DPONE_REPORT_DIR) and hands its lineage to OpenLineage.

@@ -48,11 +48,17 @@ def build_dag(manifest: Manifest) -> DAG:
             extra: dict[str, Any] = {}
             if load.retries is not None:
                 extra["retries"] = load.retries
+            dumped = load.model_dump(mode="json", by_alias=True)
             tasks[load.name] = StagedLoadOperator(
                 task_id=load.name,
                 pipeline=manifest.pipeline,
-                load=load.model_dump(mode="json", by_alias=True),
+                load_name=load.name,
+                source=dumped["source"],
+                sink=dumped["sink"],
                 state=state,
+                quality=dumped["quality"],
+                schema_evolution=dumped["schema_evolution"],
+                reconciliation=dumped["reconciliation"],
                 doc_md=load.description,
                 **extra,
             )

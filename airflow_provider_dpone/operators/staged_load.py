@@ -1,8 +1,9 @@
-"""StagedLoadOperator: one manifest load as one Airflow task."""
+"""StagedLoadOperator: one load (a source, a sink, state) as one Airflow task."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
@@ -12,40 +13,107 @@ from ..contracts.errors import DponeError
 
 
 class StagedLoadOperator(BaseOperator):
-    """Extract from a source hook, stage and finalize into a sink hook, then advance state.
+    """Extract from a source, stage and finalize into a sink, then advance state.
 
-    :param pipeline: the pipeline (DAG) the load belongs to; part of the state key.
-    :param load: the load as a manifest mapping (``name``, ``source``, ``sink``, ...). Strings
-        inside it are Jinja-templated, e.g. a ``query`` using ``{{ ds }}``.
-    :param state: the manifest's ``state`` mapping (backend, conn_id, table).
+    :param source: the load's source: a typed spec (``PostgresSource(...)``, ``KafkaSource(...)``,
+        ``FastTrackSource(...)``, see :mod:`airflow_provider_dpone.specs`) or the same mapping a
+        manifest holds. Strings inside it are Jinja-templated, e.g. ``{{ ds }}``.
+    :param sink: the load's sink (``PostgresSink(...)``, ``ClickHouseSink(...)`` or a mapping).
+    :param state: where watermarks live (``TableState(conn_id)``, ``VariableState()`` or a
+        mapping); Airflow Variables when not given.
+    :param pipeline: the first part of the state key; the DAG id when not given.
+    :param load_name: the second part of the state key; the task id when not given (a mapped
+        task instance: ``<task_id>.<sink table or topic>``).
+    :param quality: quality checks run on staging before finalize (docs/quality-gates.md).
+    :param schema_evolution: ``{mode, on_type_change}`` (docs/schema-evolution.md).
+    :param reconciliation: ``{deletes, max_delete_fraction, ...}`` (docs/strategies.md).
 
-    Hooks are resolved from Airflow Connections when the task runs, never at parse time. The
-    run report is returned, so it lands in XCom as ``return_value``. Errors that a retry cannot
-    fix (bad input, duplicate keys, schema mismatch) fail the task without retrying.
+    The arguments are checked when the DAG file is parsed, by the manifest's rules and with the
+    messages of ``dpone validate`` (templated strings and XComArgs are checked when the task
+    runs). Hooks are resolved from Airflow Connections only when the task runs. The run report is
+    returned, so it lands in XCom as ``return_value``. Errors a retry cannot fix (bad input,
+    duplicate keys, schema mismatch) fail the task without retrying.
     """
 
-    template_fields: Sequence[str] = ("load", "state")
-    template_fields_renderers = {"load": "json", "state": "json"}
+    template_fields: Sequence[str] = ("source", "sink", "state", "quality")
+    template_fields_renderers = {"source": "json", "sink": "json", "state": "json", "quality": "json"}
     ui_color = "#d9ecf2"
 
     def __init__(
-        self, *, pipeline: str, load: dict[str, Any], state: dict[str, Any] | None = None, **kwargs: Any
+        self,
+        *,
+        source: Mapping[str, Any],
+        sink: Mapping[str, Any],
+        state: Mapping[str, Any] | None = None,
+        pipeline: str | None = None,
+        load_name: str | None = None,
+        quality: Sequence[Mapping[str, Any]] | None = None,
+        schema_evolution: Mapping[str, Any] | None = None,
+        reconciliation: Mapping[str, Any] | None = None,
+        **kwargs: Any,
     ):
         super().__init__(**kwargs)
-        self.pipeline = pipeline
-        self.load = load
+        self.source = source
+        self.sink = sink
         self.state = state or {}
+        self.pipeline = pipeline
+        self.load_name = load_name
+        self.quality = list(quality or [])
+        self.schema_evolution = schema_evolution
+        self.reconciliation = reconciliation
+        self._check_arguments()
+
+    def _check_arguments(self) -> None:
+        """Fail the DAG file's parse on a load ``dpone validate`` would refuse."""
+        from ..contracts.load_args import check_load, unrendered
+
+        parts = (self.source, self.sink, self.state, self.schema_evolution, self.reconciliation)
+        if not all(p is None or isinstance(p, Mapping) for p in parts):
+            return  # a whole part comes from an XComArg: checked when the task runs
+        pipeline = self.pipeline or (self.dag_id if self.has_dag() else "dpone")
+        check_load(
+            pipeline,
+            unrendered(self._load(self.load_name or self.task_id)),
+            unrendered(self.state),
+            self._file,
+        )
+
+    @property
+    def _file(self) -> str:
+        return str(self.dag.fileloc) if self.has_dag() else f"<task {self.task_id}>"
+
+    def _load(self, name: str) -> dict[str, Any]:
+        from ..contracts.load_args import load_mapping
+
+        return load_mapping(
+            name,
+            self.source,
+            self.sink,
+            quality=self.quality or None,
+            schema_evolution=self.schema_evolution,
+            reconciliation=self.reconciliation,
+        )
+
+    def _name(self, context: Any) -> str:
+        if self.load_name:
+            return self.load_name
+        map_index = getattr(context.get("ti"), "map_index", -1)
+        if map_index is None or map_index < 0:
+            return self.task_id
+        target = str(self.sink.get("table") or self.sink.get("topic") or map_index)
+        return f"{self.task_id}.{re.sub(r'[^A-Za-z0-9_.-]', '_', target)}"
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from ..contracts.manifest import LoadSpec, StateSpec
+        from ..contracts.load_args import check_load
         from ..runtime.engine import run_load
         from .wiring import assemble
 
         try:
-            spec = LoadSpec.model_validate(self.load)
-            state = StateSpec.model_validate(self.state)
+            spec, state = check_load(
+                self.pipeline or self.dag_id, self._load(self._name(context)), self.state, self._file
+            )
             parts = assemble(spec, state)
-            report = run_load(self.pipeline, spec, parts, run_id=context["run_id"])
+            report = run_load(self.pipeline or self.dag_id, spec, parts, run_id=context["run_id"])
         except Exception as exc:
             self._keep(getattr(exc, "run_report", None))
             if not isinstance(exc, DponeError) or exc.retryable:

@@ -24,7 +24,8 @@ def test_dags_tasks_and_dependencies(tmp_path: Path) -> None:
     assert set(dag.task_ids) == {"customers", "orders"}
     assert dag.get_task("orders").upstream_task_ids == {"customers"}
     op = dag.get_task("orders")
-    assert op.template_fields == ("load", "state") and op.load["sink"]["unique_key"] == ["id"]
+    assert op.template_fields == ("source", "sink", "state", "quality")
+    assert op.sink["unique_key"] == ["id"] and op.load_name == "orders" and op.pipeline == "pipe_000"
     assert op.retries == 2 and dag.max_active_runs == 1 and "dpone" in dag.tags
 
 
