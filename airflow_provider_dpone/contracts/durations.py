@@ -45,6 +45,14 @@ _CRON_NAMES = {
 }
 
 
+def format_seconds(seconds: float) -> str:
+    """``600`` -> ``10m``; ``90`` -> ``90s``; ``86400`` -> ``1d``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
 def _cron_value(token: str, index: int) -> int:
     names = _CRON_NAMES.get(index, [])
     if token.lower() in names:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from airflow.sdk import DAG
 from ..contracts.errors import ValidationIssue
 from ..contracts.manifest import Manifest
 from ..operators.staged_load import InvalidManifestOperator, StagedLoadOperator
-from .files import validate_paths
+from .files import broken_dag_id, files_for_dag, validate_paths
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ def build_dag(manifest: Manifest) -> DAG:
         catchup=manifest.catchup,
         max_active_runs=1,
         tags=sorted({"dpone", *manifest.tags}),
-        doc_md=f"Built by airflow-provider-dpone from `{manifest.source_file}`.",
+        doc_md=_manifest_docs(manifest),
         default_args={"retries": manifest.retries, "retry_delay": dt.timedelta(seconds=manifest.retry_delay)},
     )
     state = manifest.state.model_dump(by_alias=True)
@@ -68,15 +67,24 @@ def build_dag(manifest: Manifest) -> DAG:
     return dag
 
 
-def _broken_dag_id(file: str) -> str:
-    return "dpone_invalid__" + re.sub(r"[^A-Za-z0-9_]+", "_", Path(file).stem)
+def _manifest_docs(manifest: Manifest) -> str:
+    """The DAG's docs: where it comes from and the manifest's YAML as written."""
+    head = f"Built by airflow-provider-dpone from `{manifest.source_file}`."
+    try:
+        text = Path(manifest.source_file).read_text(encoding="utf-8")
+    except OSError:
+        return head
+    return f"{head}\n\n```yaml\n{text.rstrip()}\n```"
 
 
 def build_broken_dag(file: str, issues: list[ValidationIssue]) -> DAG:
     errors = "\n".join(str(i) for i in issues)
+    first = issues[0]
+    where = f"load '{first.load}': " if first.load else ""
     dag = DAG(
-        dag_id=_broken_dag_id(file),
-        description=f"INVALID MANIFEST {file}: {issues[0]}"[:500],
+        dag_id=broken_dag_id(file),
+        dag_display_name=f"INVALID MANIFEST {Path(file).name}",
+        description=f"{len(issues)} error(s); first: {where}{first.field or '<root>'}: {first.message}"[:500],
         schedule=None,
         start_date=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc),
         tags=["dpone", "dpone-invalid"],
@@ -87,21 +95,26 @@ def build_broken_dag(file: str, issues: list[ValidationIssue]) -> DAG:
     return dag
 
 
-def build_dags(directory: str | Path) -> dict[str, DAG]:
-    """Every manifest in ``directory`` as a DAG, keyed by dag id; broken ones as placeholders."""
-    manifests, issues = validate_paths([directory])
+def build_dags(directory: str | Path, only: str | None = None) -> dict[str, DAG]:
+    """Every manifest in ``directory`` as a DAG, keyed by dag id; broken ones as placeholders.
+    ``only``: just the DAG with that id (what a task run needs)."""
+    paths: list[str | Path] = [directory]
+    manifests, issues = validate_paths(paths if only is None else list(files_for_dag(paths, only)))
     dags = {m.pipeline: build_dag(m) for m in manifests}
     by_file: dict[str, list[ValidationIssue]] = {}
     for issue in issues:
         by_file.setdefault(issue.file, []).append(issue)
     for file, file_issues in by_file.items():
         log.error("dpone: invalid manifest %s:\n%s", file, "\n".join(map(str, file_issues)))
-        dags[_broken_dag_id(file)] = build_broken_dag(file, file_issues)
+        dags[broken_dag_id(file)] = build_broken_dag(file, file_issues)
     return dags
 
 
 def register_manifest_dags(namespace: dict[str, Any], directory: str | Path) -> dict[str, DAG]:
-    """Put the DAGs into a DAG file's ``globals()`` so Airflow's DagBag finds them."""
-    dags = build_dags(directory)
+    """Put the DAGs into a DAG file's ``globals()`` so Airflow's DagBag finds them. Inside a task
+    run (Airflow's parsing context names its DAG) only that DAG's manifest is read."""
+    from airflow.sdk import get_parsing_context
+
+    dags = build_dags(directory, only=get_parsing_context().dag_id)
     namespace.update({f"dpone_dag__{dag_id}": dag for dag_id, dag in dags.items()})
     return dags

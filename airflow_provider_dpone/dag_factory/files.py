@@ -4,6 +4,7 @@ contracts stay pure."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import yaml
@@ -67,3 +68,26 @@ def validate_paths(paths: list[str | Path]) -> tuple[list[Manifest], list[Valida
         owners[manifest.pipeline] = str(file)
         manifests.append(manifest)
     return manifests, issues
+
+
+def broken_dag_id(file: str | Path) -> str:
+    """The id of the placeholder DAG an invalid manifest file becomes."""
+    return "dpone_invalid__" + re.sub(r"[^A-Za-z0-9_]+", "_", Path(file).stem)
+
+
+def files_for_dag(paths: list[str | Path], dag_id: str) -> list[Path]:
+    """The manifest files the DAG ``dag_id`` can come from: those whose ``pipeline`` is
+    ``dag_id`` (read as YAML, not validated) and the file whose placeholder DAG it is. A task run
+    parses only these, so its log never carries other manifests' errors."""
+    found = []
+    for file in manifest_files(paths):
+        if broken_dag_id(file) == dag_id:
+            found.append(file)
+            continue
+        try:
+            data = yaml.load(file.read_text(encoding="utf-8"), Loader=_yaml_loader())
+        except (OSError, yaml.YAMLError):
+            continue
+        if isinstance(data, dict) and data.get("pipeline") == dag_id:
+            found.append(file)
+    return found

@@ -47,7 +47,7 @@ from .protocols import (
     StagedData,
     StateBackend,
 )
-from .report import RunReport
+from .report import RunReport, rows_written
 
 log = logging.getLogger("airflow_provider_dpone.runtime")
 
@@ -388,7 +388,7 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
                 journaled = True
         with _timed(report, "finalize") as phase:
             result = parts.sink.finalize(ctx, staged, extra)
-            phase.rows = result.get("rows_inserted")
+            phase.rows = rows_written(result, staged.rows)
             report.sink["finalize"] = result
         failpoint("after_finalize")
         if candidate is not None:

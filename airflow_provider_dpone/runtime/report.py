@@ -9,6 +9,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from ..contracts.durations import format_seconds
+
 
 @dataclass
 class Phase:
@@ -196,15 +198,17 @@ class RunReport:
         lines = [
             f"dpone {self.pipeline}.{self.load} [{self.status}] strategy={self.strategy} "
             f"fast_path={self.fast_path} total={self.seconds:.2f}s",
-            f"{'phase':<10} {'seconds':>9} {'rows':>12} {'bytes':>14}",
         ]
+        if window := _window_line(self.source.get("window") or {}):
+            lines.append(window)
+        lines.append(f"{'phase':<10} {'seconds':>9} {'rows':>12} {'bytes':>14}")
         for p in self.phases:
             rows = "" if p.rows is None else f"{p.rows:,}"
             size = "" if p.bytes is None else f"{p.bytes:,}"
             lines.append(f"{p.name:<10} {p.seconds:>9.3f} {rows:>12} {size:>14}")
-        lines.append(
-            f"state: {json.dumps(self.state_before)} -> {json.dumps(self.state_after)} ({self.state_committed})"
-        )
+        if finalize := self._finalize_line():
+            lines.append(finalize)
+        lines.append(self._state_line())
         if self.schema and self.schema.get("changes"):
             lines.append("schema: " + "; ".join(c["description"] for c in self.schema["changes"]))
         if self.chunks:
@@ -218,3 +222,71 @@ class RunReport:
         if self.error:
             lines.append(f"error: {self.error}")
         return "\n".join(lines)
+
+    def _finalize_line(self) -> str | None:
+        """What finalize did to the target: rows inserted, updated, deleted..."""
+        result = self.sink.get("finalize") or {}
+        if not result:
+            return None
+        counts = [f"{v:,} {label}" for key, label in _COUNTS if isinstance(v := result.get(key), int)]
+        if result.get("method") == "swap" and self.rows is not None:
+            counts.insert(0, f"{self.rows:,} swapped in")
+        if result.get("partitions_replaced"):
+            counts.append(f"{len(result['partitions_replaced'])} partition(s) replaced")
+        line = f"finalize: {result.get('method')}: {', '.join(counts) or 'no rows changed'}"
+        if _lookback(self.source.get("window") or {}) and isinstance(result.get("rows_updated"), int):
+            line += " (updated includes the lookback's re-reads)"
+        return line
+
+    def _state_line(self) -> str:
+        before = json.dumps(self.state_before, default=str)
+        if self.state_committed == "no" and self.status != "success":
+            return f"state: unchanged {before} (the run {self.status} before committing state)"
+        if self.state_after == self.state_before:
+            return f"state: unchanged {before}"
+        after = json.dumps(self.state_after, default=str)
+        return f"state: {before} -> {after} (committed {self.state_committed})"
+
+
+_COUNTS = (
+    ("rows_inserted", "inserted"),
+    ("rows_updated", "updated"),
+    ("rows_closed_changed", "versions closed"),
+    ("rows_deleted", "deleted"),
+    ("rows_closed_deleted", "closed as deleted"),
+    ("rows_unchanged", "unchanged"),
+    ("duplicates_removed", "duplicates dropped"),
+)
+
+
+def rows_written(result: dict[str, Any], staged: int | None) -> int | None:
+    """The target rows a finalize wrote (inserted, updated, closed, deleted); a swap writes
+    every staged row."""
+    if result.get("method") == "swap":
+        return staged
+    keys = ("rows_inserted", "rows_updated", "rows_closed_changed", "rows_deleted", "rows_closed_deleted")
+    counted = [v for k in keys if isinstance(v := result.get(k), int)]
+    return sum(counted) if counted else None
+
+
+def _lookback(window: dict[str, Any]) -> float:
+    """Seconds a cursor window re-read before its watermark (0: none)."""
+    seconds = window.get("lookback_seconds") or 0
+    return float(seconds) if window.get("lower") is not None else 0.0
+
+
+def _window_line(window: dict[str, Any]) -> str | None:
+    """The extract window; a lookback's re-read named as such."""
+    if window.get("mode") != "cursor":
+        return None
+    lower, upper = window.get("lower"), window.get("upper")
+    text = (
+        f"window: {window.get('cursor')} past {lower}"
+        if lower is not None
+        else "window: first load, all rows"
+    )
+    if upper is not None:
+        text += f" up to {upper}"
+    if seconds := _lookback(window):
+        text += f"; re-reading {format_seconds(seconds)} before the watermark (lookback)"
+    return text

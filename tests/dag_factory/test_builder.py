@@ -39,7 +39,31 @@ def test_broken_manifest_shows_as_its_own_dag(tmp_path: Path) -> None:
     assert {"pipe_000", "pipe_001", "dpone_invalid__broken", "dpone_invalid__bad_strategy"} <= set(dags)
     invalid = dags["dpone_invalid__bad_strategy"]
     assert "sink.strategy" in invalid.description and "bad_strategy.yaml" in invalid.doc_md
+    assert "bad_strategy.yaml" not in invalid.description  # the path is the display name's
+    assert invalid.dag_display_name == "INVALID MANIFEST bad_strategy.yaml"
     assert "dpone-invalid" in invalid.tags
+    healthy = dags["pipe_000"]
+    assert "```yaml\n" in healthy.doc_md and "\npipeline: pipe_000\n" in healthy.doc_md  # as written
+
+
+def test_a_task_run_parses_only_its_own_manifest(tmp_path: Path, caplog, monkeypatch) -> None:
+    """Airflow's parsing context names the DAG of the task being run: the other manifests,
+    valid or not, are never validated, so their errors never reach that task's log."""
+    from airflow_provider_dpone.dag_factory import register_manifest_dags
+
+    _write(tmp_path, 2)
+    (tmp_path / "broken.yaml").write_text("pipeline: x\nloads: [\n")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "pipe_001")
+    namespace: dict = {}
+    with caplog.at_level("ERROR"):
+        dags = register_manifest_dags(namespace, tmp_path)
+    assert set(dags) == {"pipe_001"} and not caplog.records
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "dpone_invalid__broken")
+    assert set(register_manifest_dags({}, tmp_path)) == {"dpone_invalid__broken"}
+    monkeypatch.delenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID")
+    with caplog.at_level("ERROR"):
+        assert set(register_manifest_dags({}, tmp_path)) == {"pipe_000", "pipe_001", "dpone_invalid__broken"}
+    assert "invalid manifest" in caplog.text  # the DAG processor still reports it
 
 
 def test_parsing_200_manifests_is_fast_and_offline(tmp_path: Path, monkeypatch) -> None:
