@@ -16,6 +16,7 @@ from airflow.sdk import DAG
 
 from ..contracts.errors import ValidationIssue
 from ..contracts.manifest import Manifest
+from ..operators.manual_run import run_params
 from ..operators.staged_load import InvalidManifestOperator, StagedLoadOperator
 from .files import broken_dag_id, files_for_dag, validate_paths
 
@@ -38,7 +39,13 @@ def build_dag(manifest: Manifest) -> DAG:
         max_active_runs=1,
         tags=sorted({"dpone", *manifest.tags}),
         doc_md=_manifest_docs(manifest),
-        default_args={"retries": manifest.retries, "retry_delay": dt.timedelta(seconds=manifest.retry_delay)},
+        default_args={
+            "retries": manifest.retries,
+            "retry_delay": dt.timedelta(seconds=manifest.retry_delay),
+            # a load still runs when an upstream load was skipped (a run asked for other loads)
+            "trigger_rule": "none_failed",
+        },
+        params=run_params(),
     )
     state = manifest.state.model_dump(by_alias=True)
     tasks: dict[str, StagedLoadOperator] = {}

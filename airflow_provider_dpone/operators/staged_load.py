@@ -94,6 +94,11 @@ class StagedLoadOperator(BaseOperator):
             reconciliation=self.reconciliation,
         )
 
+    def _known_loads(self) -> set[str]:
+        """The task ids and load names of this DAG's loads (what a request may name)."""
+        tasks = self.dag.tasks if self.has_dag() else [self]
+        return {t.task_id for t in tasks} | {n for t in tasks if (n := getattr(t, "load_name", None))}
+
     def _name(self, context: Any) -> str:
         if self.load_name:
             return self.load_name
@@ -105,15 +110,30 @@ class StagedLoadOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, Any]:
         from ..contracts.load_args import check_load
+        from ..contracts.run_request import run_request
         from ..runtime.engine import run_load
+        from .manual_run import check_selection, requested_load, reset_state
         from .wiring import assemble
 
+        pipeline = self.pipeline or self.dag_id
         try:
-            spec, state = check_load(
-                self.pipeline or self.dag_id, self._load(self._name(context)), self.state, self._file
-            )
+            spec, state = check_load(pipeline, self._load(self._name(context)), self.state, self._file)
+            request = run_request(dict(context.get("params") or {}))
+            if request.mode != "scheduled":
+                check_selection(request, self._known_loads())
+                if not (request.applies_to(spec.name) or request.applies_to(self.task_id)):
+                    from airflow.sdk.exceptions import AirflowSkipException
+
+                    raise AirflowSkipException(
+                        f"{request.mode} asked for other loads: {', '.join(request.loads)}"
+                    )
+                if request.mode == "reset_state":
+                    done = reset_state(pipeline, spec, state, request)
+                    self.log.info("dpone %s.%s: state reset (%s)", pipeline, spec.name, done)
+                    return done
+                spec = requested_load(spec, request)
             parts = assemble(spec, state)
-            report = run_load(self.pipeline or self.dag_id, spec, parts, run_id=context["run_id"])
+            report = run_load(pipeline, spec, parts, run_id=context["run_id"], request=request)
         except Exception as exc:
             self._keep(getattr(exc, "run_report", None))
             if not isinstance(exc, DponeError) or exc.retryable:

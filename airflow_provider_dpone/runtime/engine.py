@@ -20,6 +20,7 @@ from ..contracts.manifest import LoadSpec
 from ..contracts.quality import enforce as enforce_quality
 from ..contracts.quality import judge
 from ..contracts.redaction import Redactor
+from ..contracts.run_request import RunRequest
 from ..contracts.sources import SourceSpec, TableSource
 from ..contracts.state import (
     RESUME_SUFFIX,
@@ -261,19 +262,23 @@ def _stage_checkpointed(
     return staged
 
 
-def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> RunReport:
+def run_load(
+    pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str, request: RunRequest | None = None
+) -> RunReport:
     """Run ``load``; a chunked backfill runs chunk after chunk, each committing its own state.
 
     A failure stops at the failing chunk with the state at the end of the previous one, so a
-    retry resumes at the first unfinished chunk.
+    retry resumes at the first unfinished chunk. ``request``: what a manual trigger asked for
+    (recorded in the report); a ``full_reload`` extracts from scratch, not from the state.
     """
     try:
-        report, more = _run_once(pipeline, load, parts, run_id)
+        report, more = _run_once(pipeline, load, parts, run_id, request)
         chunks = [report]
         while (
             report.status == "success"
             and more
             and report.state_after != report.state_before  # a chunk that does not advance would loop
+            and report.request is None  # a reload or backfill is one read (a next chunk would not be)
         ):
             log.info("dpone %s.%s: chunk %d done, next chunk", pipeline, load.name, len(chunks))
             report, more = _run_once(pipeline, load, parts, f"{run_id}.chunk{len(chunks) + 1}")
@@ -283,9 +288,12 @@ def run_load(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> 
     return chunks[0] if len(chunks) == 1 else RunReport.combine(chunks)
 
 
-def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) -> tuple[RunReport, bool]:
+def _run_once(
+    pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str, request: RunRequest | None = None
+) -> tuple[RunReport, bool]:
     """Run ``load`` once: its report, and whether a chunked backfill has rows past this chunk.
     Raises the original error after recording it in the report."""
+    fresh = request is not None and request.mode == "full_reload"
     ctx = LoadContext(pipeline=pipeline, load=load, run_id=run_id)
     report = RunReport(
         pipeline=pipeline,
@@ -298,6 +306,7 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
             "object": load.source.object_name,
         },
         sink={"connector": load.sink.connector, "conn_id": load.sink.conn_id, "table": load.sink.target},
+        request=request.to_dict() if request and request.mode != "scheduled" else None,
     )
     for part in (parts.source, parts.sink):
         if isinstance(part, RunAware):
@@ -312,10 +321,14 @@ def _run_once(pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str) ->
         log.info("dpone %s: state before %s", ctx.key, report.state_before)
         # ``start`` is where this run extracts from; ``before`` stays what the backend holds (the
         # journal compares it with the backend after a crash).
-        ctx, start, note = starting_state(ctx, parts.sink, parts.state, before)
+        if fresh:  # a full reload reads from scratch; ``before`` stays for the journal
+            start: StateRecord | None = None
+            note: str | None = "full reload: the stored watermark is ignored; the target is replaced"
+        else:
+            ctx, start, note = starting_state(ctx, parts.sink, parts.state, before)
         if note:
             report.warnings.append(note)
-        resume = _resume_point(ctx, parts)
+        resume = None if fresh else _resume_point(ctx, parts)
         with _timed(report, "extract"):
             source = parts.source
             if isinstance(source, ResumableSource) and _batch_staging(parts):

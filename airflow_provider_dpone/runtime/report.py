@@ -39,6 +39,8 @@ class RunReport:
     chunks: list[dict[str, Any]] = field(default_factory=list)
     lineage: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # what a manual trigger asked for (backfill window, full reload); None for a scheduled run
+    request: dict[str, Any] | None = None
     error: str | None = None
     seconds: float = 0.0
     started_at: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc).isoformat())
@@ -63,6 +65,7 @@ class RunReport:
             quality=[q for c in chunks for q in c.quality if not q["passed"]] or last.quality,
             lineage=last.lineage,
             warnings=[w for c in chunks for w in c.warnings],
+            request=first.request,
             error=last.error,
             seconds=round(sum(c.seconds for c in chunks), 4),
         )
@@ -137,6 +140,7 @@ class RunReport:
             f"({cell(window.get('mode'))}) |",
             f"| sink | {cell(self.sink.get('connector'))} `{cell(self.sink.get('table'))}` |",
             f"| rows | {cell(self.rows)} |",
+            *([f"| request | {cell(json.dumps(self.request))} |"] if self.request else []),
             f"| seconds | {self.seconds:.2f} |",
             "",
             "### Phases",
@@ -199,6 +203,8 @@ class RunReport:
             f"dpone {self.pipeline}.{self.load} [{self.status}] strategy={self.strategy} "
             f"fast_path={self.fast_path} total={self.seconds:.2f}s",
         ]
+        if self.request:
+            lines.append("request: " + " ".join(f"{k}={v}" for k, v in self.request.items()))
         if window := _window_line(self.source.get("window") or {}):
             lines.append(window)
         lines.append(f"{'phase':<10} {'seconds':>9} {'rows':>12} {'bytes':>14}")

@@ -69,7 +69,9 @@ def test_a_rendered_value_is_still_checked_when_the_task_runs() -> None:
             sink=PostgresSink("dwh", "raw.orders"),
         )
     op.render_template_fields({"params": {"table": "not a table"}})
-    with pytest.raises(ManifestError, match=r"source\.table: 'not a table' is not 'table' or 'schema\.table'"):
+    with pytest.raises(
+        ManifestError, match=r"source\.table: 'not a table' is not 'table' or 'schema\.table'"
+    ):
         check_load("py_pipeline", op._load("orders"), op.state, "dag.py")
 
 

@@ -1,0 +1,142 @@
+"""A manual run's request (the Trigger form params) and the load each mode runs. Pure."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_dpone.contracts.errors import BadInputError
+from airflow_provider_dpone.contracts.manifest import LoadSpec
+from airflow_provider_dpone.contracts.run_request import RunRequest, backfill_load, reload_load, run_request
+from airflow_provider_dpone.contracts.strategies import Strategy
+
+CURSOR = {"mode": "cursor", "cursor": "updated_at", "lookback": "10m", "chunk": "1d"}
+
+
+def _load(strategy: str = "incremental_merge", **source) -> LoadSpec:
+    sink = {"connector": "postgres", "conn_id": "dwh", "table": "raw.orders", "strategy": strategy}
+    if strategy in ("incremental_merge", "snapshot_diff"):
+        sink["unique_key"] = ["id"]
+    src = {"connector": "postgres", "conn_id": "shop", "table": "orders", "incremental": CURSOR, **source}
+    return LoadSpec.model_validate({"name": "orders", "source": src, "sink": sink})
+
+
+def test_params_make_a_request_or_a_clear_error() -> None:
+    assert run_request({}) == RunRequest()
+    got = run_request(
+        {
+            "dpone_mode": "backfill",
+            "dpone_from": "2026-01-01",
+            "dpone_to": "2026-02-01",
+            "dpone_loads": "a, b",
+        }
+    )
+    assert got == RunRequest("backfill", "2026-01-01", "2026-02-01", ("a", "b"))
+    assert got.applies_to("a") and not got.applies_to("c") and RunRequest().applies_to("c")
+    assert got.to_dict() == {
+        "mode": "backfill",
+        "start": "2026-01-01",
+        "end": "2026-02-01",
+        "loads": ("a", "b"),
+    }
+    bad = [
+        ({"dpone_mode": "rewind"}, "params.dpone_mode: 'rewind' is not one of scheduled, backfill"),
+        ({"dpone_mode": "backfill", "dpone_from": "2026-01-01"}, "needs both ends"),
+        (
+            {"dpone_mode": "backfill", "dpone_from": "2026-02-01", "dpone_to": "2026-01-01"},
+            "params.dpone_to: '2026-01-01' is not after",
+        ),
+        ({"dpone_mode": "backfill", "dpone_from": "10", "dpone_to": "9"}, "is not after"),
+        ({"dpone_mode": "full_reload", "dpone_from": "2026-01-01"}, "only a backfill takes a window"),
+        ({"dpone_mode": "full_reload", "dpone_loads": [1]}, "params.dpone_loads: give a list"),
+        (
+            {"dpone_mode": "backfill", "dpone_from": {"a": 1}, "dpone_to": "x"},
+            "params.dpone_from: give a text value",
+        ),
+    ]
+    for params, message in bad:
+        with pytest.raises(BadInputError, match=message.replace(".", r"\.")):
+            run_request(params)
+
+
+def test_a_backfill_merges_or_replaces_its_window_and_keeps_state() -> None:
+    merged = backfill_load(_load(), "2026-01-01", "2026-02-01")
+    assert merged.source.incremental is None
+    assert merged.source.window is not None and merged.source.window.column == "updated_at"
+    assert (merged.source.window.start, merged.source.window.end) == ("2026-01-01", "2026-02-01")
+    assert merged.sink.strategy is Strategy.INCREMENTAL_MERGE and merged.reconciliation.deletes == "none"
+    appended = backfill_load(_load("incremental_append"), "5", "9")
+    assert appended.sink.strategy is Strategy.REPLACE
+    assert appended.sink.replace is not None and appended.sink.replace.window == appended.source.window
+
+
+def test_a_backfill_refuses_what_it_cannot_window() -> None:
+    full = LoadSpec.model_validate(
+        {
+            "name": "c",
+            "source": {"connector": "postgres", "conn_id": "shop", "table": "c"},
+            "sink": {"connector": "postgres", "conn_id": "dwh", "table": "raw.c"},
+        }
+    )
+    with pytest.raises(BadInputError, match="reads a table in full"):
+        backfill_load(full, "1", "2")
+    api = LoadSpec.model_validate(
+        {
+            "name": "rates",
+            "source": {
+                "connector": "cbr",
+                "conn_id": "cbr",
+                "resource": "daily_rates",
+                "incremental": {"mode": "cursor", "cursor": "date"},
+            },
+            "sink": {
+                "connector": "postgres",
+                "conn_id": "dwh",
+                "table": "raw.rates",
+                "strategy": "incremental_merge",
+                "unique_key": ["date", "code"],
+            },
+        }
+    )
+    with pytest.raises(BadInputError, match="this load reads a resource"):
+        backfill_load(api, "2026-01-01", "2026-02-01")
+
+
+def test_a_full_reload_replaces_the_target_and_keeps_the_cursor() -> None:
+    reload = reload_load(_load("incremental_append"))
+    assert reload.sink.strategy is Strategy.FULL_REFRESH
+    assert reload.source.incremental is not None and reload.source.incremental.cursor == "updated_at"
+    assert reload.source.incremental.chunk is None  # one read: a next chunk would replace this one
+    topic_sink = LoadSpec.model_validate(
+        {
+            "name": "t",
+            "source": {"connector": "postgres", "conn_id": "shop", "table": "o"},
+            "sink": {
+                "connector": "kafka",
+                "conn_id": "k",
+                "topic": "orders",
+                "strategy": "incremental_append",
+            },
+        }
+    )
+    with pytest.raises(BadInputError, match="a full reload replaces a table"):
+        reload_load(topic_sink)
+    from_topic = LoadSpec.model_validate(
+        {
+            "name": "t",
+            "source": {
+                "connector": "kafka",
+                "conn_id": "k",
+                "topic": "orders",
+                "incremental": {"mode": "offsets"},
+                "fields": {"id": "int64"},
+            },
+            "sink": {
+                "connector": "postgres",
+                "conn_id": "dwh",
+                "table": "raw.o",
+                "strategy": "incremental_append",
+            },
+        }
+    )
+    with pytest.raises(BadInputError, match="a topic keeps only its retention"):
+        reload_load(from_topic)
