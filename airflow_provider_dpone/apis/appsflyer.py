@@ -4,7 +4,9 @@ Auth: the API V2 token in the connection's password, sent as ``Authorization: Be
 are asked for with ``Accept: text/csv``. Reports take ``from``/``to`` dates, filtered on the
 server: dpone asks one day at a time from the watermark, so a failed run resumes at the first
 day not yet staged. CSV headers become column names (``Event Time`` -> ``event_time``,
-``Media Source (pid)`` -> ``media_source``).
+``Media Source (pid)`` -> ``media_source``). One app (``options.app_id``) or several
+(``options.app_ids``): each day is read for each app in turn, and every row names its app in
+``app_id`` (the raw reports' own ``App ID`` column; the aggregate reports have none).
 
 Raw reports send ``maximum_rows`` (1,000,000 unless ``options.maximum_rows`` says otherwise);
 the API cuts a report there without saying so. A report that reaches 98% of it is not loaded:
@@ -17,11 +19,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from ..contracts.errors import BadInputError, QuotaExceededError, SourceContractError
-from ..contracts.sources import PaginationSpec
+from ..contracts.sources import PaginationSpec, ResourceSource, SourceSpec, source_of
 from ..hooks.rest import Read
 from .base import ApiHook, ApiSource, Resource, day_range, resource_read
 
@@ -32,6 +34,7 @@ STAMP = "%Y-%m-%d %H:%M:%S"
 QUOTA = re.compile(
     r"maximum number of install reports that can be downloaded today|limit reached for daily-report", re.I
 )
+REPORT_PATH = re.compile(r"api/[a-z-]+/export/app/([^/]+)/")  # the app a report's path names
 
 
 def column_name(header: str) -> str:
@@ -53,6 +56,37 @@ def max_rows(options: dict[str, Any]) -> int:
     return int(value)
 
 
+def _given(value: Any) -> bool:
+    return value is not None and value != ""
+
+
+def app_ids(options: Mapping[str, Any]) -> list[str]:
+    """The apps to read: ``options.app_id``, or ``options.app_ids`` (a list, or ids separated by
+    commas), in their order, each once."""
+    one, many = options.get("app_id"), options.get("app_ids")
+    if _given(one) and _given(many):
+        raise BadInputError(
+            "source.options.app_ids: give app_id (one app) or app_ids (several), not both; "
+            "list every app in app_ids"
+        )
+    if not _given(many):
+        if not _given(one):
+            raise BadInputError("source.options: app_id (one app) or app_ids (several) is required")
+        many, field = [one], "app_id"
+    else:
+        field = "app_ids"
+    items = many.split(",") if isinstance(many, str) else many
+    if not isinstance(items, list | tuple) or not items:
+        raise BadInputError(
+            f"source.options.{field}: a list of app ids or ids separated by commas, not {many!r}"
+        )
+    ids = [str(item).strip() for item in items]
+    wrong = [i for i in ids if not i or re.search(r"[/?#\s]", i)]
+    if wrong:
+        raise BadInputError(f"source.options.{field}: {wrong[0]!r} is not an app id (in {many!r})")
+    return list(dict.fromkeys(ids))
+
+
 def _daily(report: str, raw: bool) -> Any:
     kind = "raw-data" if raw else "agg-data"
 
@@ -64,10 +98,14 @@ def _daily(report: str, raw: bool) -> Any:
                 params["additional_fields"] = options["additional_fields"]
         elif options.get("timezone"):
             params["timezone"] = options["timezone"]
-        path = f"api/{kind}/export/app/{options['app_id']}/{report}/v5"
-        return [
-            (path, {**params, "from": d.isoformat(), "to": d.isoformat()})
+        apps = app_ids(options)
+        return [  # day by day, each app in turn: the watermark moves forward with the days
+            (
+                f"api/{kind}/export/app/{app}/{report}/v5",
+                {**params, "from": d.isoformat(), "to": d.isoformat()},
+            )
             for d in day_range(options, filters.get("since"))
+            for app in apps
         ]
 
     return targets
@@ -103,10 +141,14 @@ AGG_FIELDS = {
     "loyal_users": "int64",
     "total_revenue": "decimal(20,6)",
     "total_cost": "decimal(20,6)",
+    "app_id": "string",
 }
-AGG_KEY = ("date", "agency_pmd", "media_source", "campaign")
+# Every key starts with the app: a load of several apps holds the same day, campaign or device
+# once per app.
+AGG_KEY = ("app_id", "date", "agency_pmd", "media_source", "campaign")
 DAY_FILTER = {"param": "since", "field": "event_time", "format": "date"}
-EVENT_KEY = ("appsflyer_id", "event_time")  # a device may uninstall or re-engage more than once
+INSTALL_KEY = ("app_id", "appsflyer_id")
+EVENT_KEY = ("app_id", "appsflyer_id", "event_time")  # a device may uninstall or re-engage more than once
 APPEND = "no unique key: load with incremental_append"
 
 
@@ -120,7 +162,6 @@ def _raw(report: str, description: str, key: tuple[str, ...], name: str = "") ->
         server_filter=DAY_FILTER,
         records=csv_records,
         targets=_daily(report, raw=True),
-        required_options=("app_id",),
     )
 
 
@@ -134,17 +175,16 @@ def _agg(report: str, description: str, name: str) -> Resource:
         server_filter={"param": "since", "field": "date", "format": "date"},
         records=csv_records,
         targets=_daily(report, raw=False),
-        required_options=("app_id",),
     )
 
 
 RESOURCES = [
-    _raw("installs_report", "Non-organic installs, one row per install (raw data)", ("appsflyer_id",)),
+    _raw("installs_report", "Non-organic installs, one row per install (raw data)", INSTALL_KEY),
     _raw("in_app_events_report", f"Non-organic in-app events (raw data); {APPEND}", ()),
     _raw("uninstall_events_report", "Non-organic uninstalls (raw data)", EVENT_KEY),
     _raw("installs-retarget", "Retargeting conversions (raw data)", EVENT_KEY, "installs_retarget"),
     _raw("in-app-events-retarget", f"Retargeting in-app events; {APPEND}", (), "in_app_events_retarget"),
-    _raw("organic_installs_report", "Organic installs (raw data)", ("appsflyer_id",)),
+    _raw("organic_installs_report", "Organic installs (raw data)", INSTALL_KEY),
     _raw("organic_in_app_events_report", f"Organic in-app events (raw data); {APPEND}", ()),
     _raw("organic_uninstall_events_report", "Organic uninstalls (raw data)", EVENT_KEY),
     _agg(
@@ -172,6 +212,14 @@ APPSFLYER = ApiSource(
 )
 
 
+def _app_of(path: str) -> str:
+    """The app a report's path names (``api/raw-data/export/app/{app}/...``)."""
+    found = REPORT_PATH.match(path.lstrip("/"))
+    if found is None:
+        raise SourceContractError(f"{path}: not an AppsFlyer report path (api/.../export/app/<app id>/...)")
+    return found.group(1)
+
+
 def _window(value: str, end: bool) -> dt.datetime:
     """A ``from``/``to`` value as a time; a date covers its whole day."""
     if len(value) == 10:
@@ -183,6 +231,12 @@ class AppsFlyerHook(ApiHook):
     api = APPSFLYER
     conn_type = "dpone_appsflyer"
     hook_name = "dpone AppsFlyer"
+
+    def resource(self, spec: SourceSpec) -> Resource:
+        """The resource, once its apps are known to be given right (before any request)."""
+        found = super().resource(spec)
+        app_ids(source_of(spec, ResourceSource, spec.connector).options)
+        return found
 
     def refusal(self, status: int, body: str, shown: str) -> Exception | None:
         if status in (400, 403, 429) and QUOTA.search(body):
@@ -214,6 +268,7 @@ class AppsFlyerHook(ApiHook):
     ) -> Iterator[tuple[list[Any], dict[str, Any] | None]]:
         windows = [list(w) for w in (start or {}).get("windows", [[params["from"], params["to"]]])]
         cap = params.get("maximum_rows")
+        app = _app_of(path)
         while windows:
             low, high = windows.pop(0)
             query = {**params, "from": low, "to": high}
@@ -228,7 +283,7 @@ class AppsFlyerHook(ApiHook):
             if cap is not None and len(records) >= TRUNCATED * int(cap):
                 windows[:0] = self._halves(path, low, high, len(records), int(cap))
                 continue
-            yield records, {"windows": windows} if windows else None
+            yield [{**r, "app_id": app} for r in records], {"windows": windows} if windows else None
 
     def _halves(self, path: str, low: str, high: str, rows: int, cap: int) -> list[list[str]]:
         first, last = _window(low, False), _window(high, True)

@@ -15,7 +15,7 @@ import io
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 from urllib.parse import urlsplit
@@ -154,13 +154,38 @@ def csv_records(
 
 
 class ExportReader:
-    """Runs one export through ``hook`` (a DponeRestHook: its requests, retries and log)."""
+    """Runs one export through ``hook`` (a DponeRestHook: its requests, retries and log). Every
+    request (the start, each poll, each file opened) waits for the hook's pace at ``pace``
+    requests a second (the load's ``requests_per_second``; None: the connection's or the API's)."""
 
-    def __init__(self, hook: Any, export: AsyncExport, *, poll_interval: float, max_wait: float) -> None:
+    def __init__(
+        self,
+        hook: Any,
+        export: AsyncExport,
+        *,
+        poll_interval: float,
+        max_wait: float,
+        pace: float | None = None,
+    ) -> None:
         self.hook = hook
         self.export = export
         self.poll_interval = poll_interval
         self.max_wait = max_wait
+        self.pace = pace
+
+    @classmethod
+    def of(
+        cls, hook: Any, export: AsyncExport, options: Mapping[str, Any], pace: float | None
+    ) -> ExportReader:
+        """The reader of one load: ``options.poll_interval`` (default 10 s) and ``max_wait``
+        (default 3600 s), at the load's pace."""
+        return cls(
+            hook,
+            export,
+            poll_interval=float(options.get("poll_interval", 10)),
+            max_wait=float(options.get("max_wait", 3600)),
+            pace=pace,
+        )
 
     def pages(
         self,
@@ -177,7 +202,9 @@ class ExportReader:
         """``(records, position)`` batches of the export, as ``DponeRestHook.pages`` yields them."""
         if start is None:
             answer = self.hook.decode(
-                self.hook.request(method, path, params=params, json_body=body, headers=headers)
+                self.hook.request(
+                    method, path, params=params, json_body=body, headers=headers, pace=self.pace
+                )
             )
             job = dig(answer, self.export.job_id_path)
             if not job:
@@ -225,7 +252,12 @@ class ExportReader:
             try:
                 answer = self.hook.decode(
                     self.hook.request(
-                        method, path, params=params, json_body=self.export.poll_body(job), headers=headers
+                        method,
+                        path,
+                        params=params,
+                        json_body=self.export.poll_body(job),
+                        headers=headers,
+                        pace=self.pace,
                     )
                 )
             except AuthError:
@@ -288,6 +320,9 @@ class ExportReader:
 
     def _read(self, url: str, skip: int) -> Iterator[dict[str, Any]]:
         timeout = float(self.hook._extra().get("timeout", 60))
+        bucket = self.hook._pace(self.pace)
+        if bucket is not None:  # a signed link is no API call, but it is one more request of the load
+            bucket.wait()
         with httpx.stream("GET", url, timeout=timeout, follow_redirects=True) as response:
             status = response.status_code
             if status == 429 or status >= 500:

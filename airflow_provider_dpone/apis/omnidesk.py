@@ -6,7 +6,8 @@ login = staff e-mail, password = API key (Settings -> API). Lists page by ``page
 and users filter on ``from_updated_time``/``to_updated_time`` on the server (unix seconds). The
 API answers no page past 500, so cases and users are read in update-time windows, each split
 until it holds at most 500 pages. ``messages`` fans out over the cases updated in the window.
-The limit is 500 calls per hour per staff member (at least 1,000 per account).
+The limit is 500 calls per hour per staff member (at least 1,000 per account); every request
+of a load (window pages, case lists, messages) waits for the load's pace.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from ..contracts import records as values
@@ -192,6 +194,17 @@ OMNIDESK = ApiSource(
 )
 
 
+@dataclass(frozen=True)
+class Window:
+    """What a windowed read asks for: the list, its query, how its body becomes records, and
+    the load's pace (``source.requests_per_second``; None: the connection's or the API's)."""
+
+    path: str
+    params: dict[str, Any]
+    shape: Callable[[Any], list[dict[str, Any]]]
+    pace: float | None
+
+
 def _unix(value: Any) -> int:
     return int(values.parse_timestamp(str(value), aware=True).timestamp())
 
@@ -212,9 +225,8 @@ class OmnideskHook(ApiHook):
             )
             lo = int(params.get("from_updated_time") or 0)
             shape = lambda body: read.records(body, "")  # noqa: E731
-            return self._windows(
-                path, params, shape, lo, int(end), kwargs.get("start"), kwargs.get("details")
-            )
+            window = Window(path, params, shape, read.spec.requests_per_second)
+            return self._windows(window, lo, int(end), kwargs.get("start"), kwargs.get("details"))
         pages = super().pages(path, params, pagination, selector, **kwargs)
         found = _MESSAGES.fullmatch(path.lstrip("/"))
         if found:  # a message names its case through the path it was read from
@@ -224,9 +236,7 @@ class OmnideskHook(ApiHook):
 
     def _windows(
         self,
-        path: str,
-        params: dict[str, Any],
-        shape: Callable[[Any], list[dict[str, Any]]],
+        windowed: Window,
         lo: int,
         end: int,
         start: dict[str, Any] | None,
@@ -235,7 +245,9 @@ class OmnideskHook(ApiHook):
         """Pages of ``[lo, end]`` (unix seconds, both included) in windows of at most
         ``MAX_PAGES`` pages: a window over the cap (``total_count`` on its first page) is halved,
         the next one starts as wide as the last (twice as wide when that held under half the
-        cap). The position after a page names the window, the page and the end."""
+        cap). The position after a page names the window, the page and the end. Each request
+        waits for the load's pace."""
+        path, params, shape = windowed.path, windowed.params, windowed.shape
         cap = MAX_PAGES * LIMIT
         hi, page = end, 1
         if start is not None:
@@ -243,7 +255,7 @@ class OmnideskHook(ApiHook):
             lo, hi, page = int(query["from_updated_time"]), int(query["to_updated_time"]), int(query["page"])
         while True:
             query = {**params, "from_updated_time": lo, "to_updated_time": hi, "page": page, "limit": LIMIT}
-            body = self.decode(self.request("GET", path, params=query))
+            body = self.decode(self.request("GET", path, params=query, pace=windowed.pace))
             if details is not None:
                 details["pages"] = details.get("pages", 0) + 1
             total = int((body or {}).get("total_count") or 0)
@@ -289,15 +301,10 @@ class OmnideskHook(ApiHook):
         else:
             days = int(options.get("lookback_days", LOOKBACK_DAYS))
             lo = int((dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=days)).timestamp())
-        cases = self._windows(
-            "cases.json",
-            {"sort": "updated_at_asc"},
-            _entries("case"),
-            lo,
-            _unix(filter_params["until"]),
-            None,
-            details,
+        listed = Window(
+            "cases.json", {"sort": "updated_at_asc"}, _entries("case"), res.spec.requests_per_second
         )
+        cases = self._windows(listed, lo, _unix(filter_params["until"]), None, details)
         ids = sorted({int(c["case_id"]) for recs, _ in cases for c in recs if c.get("case_id") is not None})
         details["parents"] = len(ids)
         resume = details.get("resumed_from") or {}

@@ -6,7 +6,8 @@ connection's password, sent as ``Authorization: OAuth <token>``. Every call is u
 resources fan out over the user's hosts. Dated resources always send ``date_from``/``date_to``
 as ``YYYY-MM-DD`` (default: the 14 days to yesterday, Moscow time). Errors are JSON with an
 ``error_code`` (``INVALID_OAUTH_TOKEN`` 401, ``ACCESS_FORBIDDEN``/``HOST_NOT_VERIFIED`` 403,
-``QUOTA_EXCEEDED`` 429).
+``QUOTA_EXCEEDED`` 429). Every request of a load, the user and hosts lookups included, waits
+for the load's pace (``source.requests_per_second``, else the connection's extra, else 2 a second).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..contracts.errors import BadInputError
-from ..contracts.sources import ResourceSource, SourceSpec, source_of
-from ..hooks.rest_pages import Read, require
+from ..contracts.sources import ParentSpec, ResourceSource, SourceSpec, source_of
+from ..hooks.rest_pages import Read, dig, require
 from .base import ApiHook, ApiSource, Resource, ResourceRead, resource_read
 
 INDICATORS = ("TOTAL_SHOWS", "TOTAL_CLICKS", "AVG_SHOW_POSITION", "AVG_CLICK_POSITION")
@@ -267,11 +268,13 @@ class YandexWebmasterHook(ApiHook):
     _user_id: str | None = None  # the connection's user, read once
 
     def _with_user(self, spec: SourceSpec) -> SourceSpec:
+        """``spec`` with ``options.user_id``: read from ``GET /user`` (at the load's pace) when absent."""
         source = source_of(spec, ResourceSource, spec.connector)
         if source.options.get("user_id"):
             return spec
         if self._user_id is None:
-            self._user_id = str(require(self.decode(self.request("GET", "user")), "user_id"))
+            answer = self.request("GET", "user", pace=source.requests_per_second)
+            self._user_id = str(require(self.decode(answer), "user_id"))
         return source.model_copy(update={"options": {**source.options, "user_id": self._user_id}})
 
     def effective(self, spec: SourceSpec) -> Any:
@@ -286,8 +289,39 @@ class YandexWebmasterHook(ApiHook):
         res = resource_read(read)
         window = dates(dict(res.options), filter_params.get("date_from"))
         extra = window if res.resource.name in DATED else {}
-        for parent, path, params, body in super()._targets(read, filter_params, details):
+        hosts = res.endpoint.parent
+        series = (
+            super()._targets(read, filter_params, details)
+            if hosts is None
+            else self._per_host(res, hosts, filter_params, details)
+        )
+        for parent, path, params, body in series:
             yield parent, path, {**params, **extra}, body
+
+    def _per_host(
+        self, read: ResourceRead, parent: ParentSpec, filter_params: dict[str, Any], details: dict[str, Any]
+    ) -> Iterator[tuple[Any, str, dict[str, Any], Any]]:
+        """One request series per host of ``parent`` (``GET user/{user_id}/hosts``). The hosts
+        list is read here, with the load's read, so that it too waits for the load's pace (the
+        generic fan-out reads a parent at the connection's)."""
+        endpoint, res = read.endpoint, read.resource
+        body = res.body(dict(read.options), filter_params) if res.body else endpoint.body
+        params = {**endpoint.params, **filter_params}
+        hosts = self.pages(
+            parent.path,
+            parent.params,
+            parent.pagination,
+            parent.record_selector,
+            read=read,
+            plain=True,
+            details=details,
+            cross_origin=endpoint.cross_origin,
+        )
+        for records, _ in hosts:
+            for host in (dig(record, parent.field) for record in records):
+                if host is not None:
+                    details["parents"] = details.get("parents", 0) + 1
+                    yield str(host), endpoint.path.replace("{" + parent.as_ + "}", str(host)), params, body
 
     def pages(self, path: str, params: dict[str, Any], pagination: Any, selector: str, **kwargs: Any) -> Any:
         read = None if kwargs.get("read") is None or kwargs.get("plain") else resource_read(kwargs["read"])

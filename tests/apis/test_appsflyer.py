@@ -10,6 +10,7 @@ import signal
 
 import pytest
 
+from airflow_provider_dpone.apis.appsflyer import APPSFLYER
 from airflow_provider_dpone.contracts.errors import BadInputError, QuotaExceededError, SourceContractError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.hooks.rest import AuthError
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.integration
 
 TOKEN = "eyJhbGciOi.appsflyer-v2-token"
 APP = "id123456789"
+APP2 = "com.example.shop"  # an Android app: its package name
 RAW_HEADER = [
     "Event Time",
     "Install Time",
@@ -32,6 +34,7 @@ RAW_HEADER = [
     "AppsFlyer ID",
     "Platform",
     "Country Code",
+    "App ID",
 ]
 
 
@@ -70,7 +73,9 @@ class AppsFlyerFake:
     quota of ``quota`` calls per report, then the vendor's quota answer with ``quota_status``."""
 
     def __init__(self) -> None:
+        self.apps = {APP, APP2}  # the apps the token may read
         self.times: dict[str, list[str]] = {}  # day -> event times (default: 3 at 10:0i)
+        self.app_times: dict[tuple[str, str], list[str]] = {}  # (app, day) -> event times of that app
         self.quota: int | None = None
         self.quota_status = 403
         self.calls: dict[str, int] = {}
@@ -81,9 +86,9 @@ class AppsFlyerFake:
         if headers.get("Authorization") != f"Bearer {TOKEN}":  # type: ignore[attr-defined]
             return 401, b'{"error": "Unauthorized"}', {"Content-Type": "application/json"}
         parts = path.strip("/").split("/")
-        if len(parts) != 7 or parts[:4] != ["api", parts[1], "export", "app"] or parts[4] != APP:
+        if len(parts) != 7 or parts[:4] != ["api", parts[1], "export", "app"] or parts[4] not in self.apps:
             return 404, b"not found", {}
-        kind, report = parts[1], parts[5]
+        kind, app, report = parts[1], parts[4], parts[5]
         self.calls[report] = self.calls.get(report, 0) + 1
         if self.quota is not None and self.calls[report] > self.quota:
             text = QUOTA_TEXT["raw" if kind == "raw-data" else "agg"]
@@ -94,10 +99,23 @@ class AppsFlyerFake:
             if cap > 1_000_000:
                 return 400, b"maximum_rows must be at most 1000000", {}
             day = low[:10]
-            times = self.times.get(day, [f"{day} 10:0{i}:00" for i in range(3)])
+            times = self.app_times.get((app, day)) or self.times.get(
+                day, [f"{day} 10:0{i}:00" for i in range(3)]
+            )
             picked = [t for t in times if low <= t <= high][:cap]  # truncated silently
-            rows = [
-                [t, t, "install", "", "googleadwords_int", "brand, search", f"af-{t}-{i}", "android", "DE"]
+            rows = [  # an AppsFlyer ID is made per install of an app: each app has its own
+                [
+                    t,
+                    t,
+                    "install",
+                    "",
+                    "googleadwords_int",
+                    "brand, search",
+                    f"af-{app}-{t}-{i}",
+                    "android",
+                    "DE",
+                    app,
+                ]
                 for i, t in enumerate(picked)
             ]
             return 200, _csv(RAW_HEADER, rows), {"Content-Type": "text/csv"}
@@ -159,7 +177,7 @@ def manifest(resource: str, options: dict, keys: list[str], **source):
                         "connector": "appsflyer",
                         "conn_id": "af",
                         "resource": resource,
-                        "options": {"app_id": APP, **options},
+                        "options": options if "app_ids" in options else {"app_id": APP, **options},
                         **source,
                     },
                     "sink": {
@@ -359,3 +377,83 @@ def test_an_unkeyed_append_never_loads_the_watermark_day_twice(af, clean_pg) -> 
         "dst", "select count(*), count(distinct (appsflyer_id, event_time)) from raw.af_in_app_events"
     )
     assert counts == [(12, 12)]
+
+
+def _asked(log: list[dict]) -> list[tuple[str, str]]:
+    """(app, from) of each report asked for."""
+    return [(e["path"].split("/")[5], e["query"]["from"]) for e in log]
+
+
+def test_several_apps_are_read_day_by_day_and_every_row_names_its_app(af, clean_pg) -> None:
+    days = {"start_date": "2026-03-01", "end_date": "2026-03-02"}
+    keys = list(APPSFLYER.resources["installs"].primary_key)
+    assert run(manifest("installs", {**days, "app_ids": f"{APP}, {APP2}"}, keys, **INC), "r1").rows == 12
+    assert _asked(af.log) == [
+        (APP, "2026-03-01"),
+        (APP2, "2026-03-01"),
+        (APP, "2026-03-02"),
+        (APP2, "2026-03-02"),
+    ]
+    assert clean_pg.query("dst", "select app_id, count(*) from raw.af_installs group by 1 order by 1") == [
+        (APP2, 6),
+        (APP, 6),
+    ]
+    af.log.clear()
+    keys = list(APPSFLYER.resources["daily_report"].primary_key)
+    days = {"start_date": "2026-03-03", "end_date": "2026-03-04"}  # the fake's 03-02 costs "N/A"
+    report = run(manifest("daily_report", {**days, "app_ids": [APP, APP2]}, keys), "r2")
+    assert report.rows == 4  # the same day, agency, source and campaign once per app
+    assert clean_pg.query("dst", "select count(distinct app_id) from raw.af_daily_report") == [(2,)]
+
+
+@pytest.mark.unit
+def test_every_key_tells_the_apps_apart() -> None:
+    for resource in APPSFLYER.resources.values():
+        key = resource.primary_key
+        assert not key or (key[0] == "app_id" and "app_id" in resource.fields), resource.name
+
+
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [
+        ({"app_id": APP, "app_ids": [APP2]}, "app_ids: give app_id"),
+        ({"app_id": None}, "app_id \\(one app\\) or app_ids"),
+        ({"app_ids": []}, "app_ids: a list"),
+        ({"app_ids": f"{APP},,{APP2}"}, "app_ids: '' is not an app id"),
+        ({"app_ids": ["../other"]}, "app_ids: '../other' is not an app id"),
+    ],
+)
+def test_the_apps_must_be_given_one_way_or_the_run_fails_naming_the_field(
+    af, clean_pg, options: dict, named: str
+) -> None:
+    with pytest.raises(BadInputError, match=named):
+        run(manifest("installs", {**ONE_DAY, **options}, ["app_id", "appsflyer_id"]), "r1")
+    assert af.log == []  # before any request
+
+
+def test_a_run_killed_between_apps_resumes_at_the_next_app(af, clean_pg) -> None:
+    options = {"start_date": "2026-03-01", "end_date": "2026-03-02", "app_ids": [APP, APP2]}
+    m = manifest("installs", options, ["app_id", "appsflyer_id"])
+    assert run_killed(m, "r1", AFTER_CHECKPOINT) == -signal.SIGKILL
+    af.log.clear()
+    run(m, "r1")
+    assert _asked(af.log) == [(APP2, "2026-03-01"), (APP, "2026-03-02"), (APP2, "2026-03-02")]
+    assert clean_pg.query("dst", "select count(*) from raw.af_installs") == [(12,)]
+
+
+def test_a_report_at_the_row_cap_is_split_for_its_app_only(af, clean_pg) -> None:
+    day = "2026-03-01"
+    af.app_times[(APP2, day)] = [f"{day} {h:02d}:{m:02d}:00" for h in range(24) for m in range(0, 60, 10)]
+    options = {**ONE_DAY, "maximum_rows": 100, "app_ids": [APP, APP2]}
+    assert run(manifest("installs", options, ["app_id", "appsflyer_id"]), "r1").rows == 3 + 144
+    asked = [(e["path"].split("/")[5], e["query"]["from"], e["query"]["to"]) for e in af.log]
+    assert asked == [
+        (APP, day, day),
+        (APP2, day, day),  # 100 rows: at the cap, split
+        (APP2, f"{day} 00:00:00", f"{day} 11:59:59"),
+        (APP2, f"{day} 12:00:00", f"{day} 23:59:59"),
+    ]
+    assert clean_pg.query("dst", "select app_id, count(*) from raw.af_installs group by 1 order by 1") == [
+        (APP2, 144),
+        (APP, 3),
+    ]

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import json
 import os
 
@@ -141,3 +143,92 @@ def test_a_vendor_hooks_own_report_requests_take_the_manifest_pace(af) -> None:
     )
     rows = [row for batch in hook.extract(spec, None).artifact.batches for row in batch]
     assert len(rows) == 9 and len(af.log) == 3 and t.slept == [0.25, 0.25]
+
+
+def _paced(hook, spec: dict) -> tuple[int, list[float]]:
+    """Extract ``spec`` through ``hook`` on a fake clock: the rows read and the waits slept."""
+    t = FakeTime()
+    hook.clock, hook.sleep = t.clock, t.sleep
+    batches = hook.extract(source_spec(spec), None).artifact.batches
+    return sum(len(batch) for batch in batches), t.slept
+
+
+@pytest.mark.integration
+def test_a_mindbox_export_start_polls_and_downloads_take_the_manifest_pace() -> None:
+    """Starting the export, polling it and opening its files all wait for the load's pace (the
+    ``0.0`` is the poll interval, ``options.poll_interval: 0``)."""
+    from airflow_provider_dpone.apis.mindbox import MindboxHook
+    from tests.apis.test_mindbox import ENDPOINT, KEY, MindboxFake
+
+    fake = MindboxFake()  # 5 customers in 2 files
+    fake.not_ready = 1
+    os.environ["AIRFLOW_CONN_MBX_PACED"] = json.dumps(
+        {"conn_type": "http", "host": fake.url, "password": KEY}
+    )
+    try:
+        rows, slept = _paced(
+            MindboxHook(conn_id="mbx_paced"),
+            {
+                "connector": "mindbox",
+                "conn_id": "mbx_paced",
+                "resource": "export",
+                "options": {"endpoint_id": ENDPOINT, "operation": "Export.Customers", "poll_interval": 0},
+                "requests_per_second": 4,
+            },
+        )
+    finally:
+        fake.close()
+    assert rows == 5 and len(fake.fake.log) == 5  # start, 2 polls, 2 files
+    assert slept == [0.25, 0.0, 0.25, 0.25, 0.25]
+
+
+@pytest.fixture
+def omni():
+    from tests.apis.test_omnidesk import EMAIL, KEY, route
+
+    fake = VendorFake(route)
+    os.environ["AIRFLOW_CONN_OMNI_PACED"] = json.dumps(
+        {"conn_type": "http", "host": f"{fake.url}/api/", "login": EMAIL, "password": KEY}
+    )
+    yield fake
+    fake.close()
+
+
+@pytest.mark.integration
+def test_omnidesk_window_and_message_requests_take_the_manifest_pace(omni) -> None:
+    """Cases are read in update-time windows and messages over the cases listed in one: every
+    request waits for the load's pace, in one bucket."""
+    from airflow_provider_dpone.apis.omnidesk import OmnideskHook
+    from tests.apis.test_omnidesk import BASE, CASES
+
+    source = {"connector": "omnidesk", "conn_id": "omni_paced", "requests_per_second": 4}
+    rows, slept = _paced(OmnideskHook(conn_id="omni_paced"), {**source, "resource": "cases"})
+    assert rows == 250 and len(omni.log) == 3 and slept == [0.25, 0.25]
+    omni.log.clear()
+    start, end = BASE + dt.timedelta(hours=240), BASE + dt.timedelta(days=20)
+    options = {"start_date": start.isoformat(), "end_date": end.isoformat()}
+    spec = {**source, "resource": "messages", "options": options}
+    rows, slept = _paced(OmnideskHook(conn_id="omni_paced"), spec)
+    cases = [c for c in CASES if start <= email.utils.parsedate_to_datetime(c["updated_at"]) <= end]
+    assert cases and omni.log[0]["path"] == "/api/cases.json"
+    assert len(omni.log) == 1 + len(cases) and slept == [0.25] * len(cases)  # a list page, then each case
+
+
+@pytest.mark.integration
+def test_yandex_webmaster_user_and_host_lookups_take_the_manifest_pace() -> None:
+    """The user id (GET /user) and the hosts a resource fans out over are read at the load's
+    pace, in the same bucket as the per-host requests."""
+    from airflow_provider_dpone.apis.yandex_webmaster import YandexWebmasterHook
+    from tests.apis.test_yandex_webmaster import TOKEN, USER, route
+
+    fake = VendorFake(route)
+    os.environ["AIRFLOW_CONN_YWM_PACED"] = json.dumps(
+        {"conn_type": "http", "host": f"{fake.url}/v4/", "password": TOKEN}
+    )
+    try:
+        spec = {"connector": "yandex_webmaster", "conn_id": "ywm_paced", "requests_per_second": 4}
+        rows, slept = _paced(YandexWebmasterHook(conn_id="ywm_paced"), {**spec, "resource": "summary"})
+    finally:
+        fake.close()
+    assert [q["path"] for q in fake.log][:2] == ["/v4/user", f"/v4/user/{USER}/hosts"]
+    assert rows == 2 and len(fake.log) == 4 and slept == [0.25, 0.25, 0.25]
