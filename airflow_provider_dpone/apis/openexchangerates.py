@@ -2,6 +2,7 @@
 
 Auth: the App ID, sent as the ``app_id`` query parameter (put it in the connection's password).
 Bodies are JSON; rates come as an object keyed by currency, read here as one row per currency.
+``usage.json`` (the plan and this month's counters) is one row; it echoes the App ID, never landed.
 Errors are JSON with ``status`` and ``message`` (``invalid_app_id`` 401, ``not_allowed`` 403,
 ``access_restricted`` 429 when the plan's quota is used up).
 """
@@ -31,6 +32,44 @@ def rate_records(body: Any) -> list[dict[str, Any]]:
 
 def currency_records(body: Any) -> list[dict[str, Any]]:
     return [{"code": code, "name": name} for code, name in sorted((body or {}).items())]
+
+
+FEATURES = ("base", "symbols", "experimental", "time-series", "convert")
+COUNTERS = (
+    "requests",
+    "requests_quota",
+    "requests_remaining",
+    "days_elapsed",
+    "days_remaining",
+    "daily_average",
+)
+
+
+def usage_records(body: Any) -> list[dict[str, Any]]:
+    """usage.json as one row: the App ID's status, its plan (features as ``feature_*``) and this
+    month's counters. ``data.app_id`` (the connection's secret) is left out."""
+    plan, usage = require(body, "data.plan") or {}, require(body, "data.usage") or {}
+    features = plan.get("features") or {}
+    return [
+        {
+            "status": require(body, "data.status"),
+            "plan_name": plan.get("name"),
+            "plan_quota": plan.get("quota"),
+            "plan_update_frequency": plan.get("update_frequency"),
+            **{f"feature_{name.replace('-', '_')}": features.get(name) for name in FEATURES},
+            **{name: usage.get(name) for name in COUNTERS},
+        }
+    ]
+
+
+USAGE = {
+    "status": "string",
+    "plan_name": "string",
+    "plan_quota": "string",
+    "plan_update_frequency": "string",
+    **{f"feature_{name.replace('-', '_')}": "boolean" for name in FEATURES},
+    **dict.fromkeys(COUNTERS, "int64"),
+}
 
 
 def historical_targets(options: dict[str, Any], filters: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -83,6 +122,15 @@ OXR = ApiSource(
             fields={"code": "string", "name": "string"},
             primary_key=("code",),
             records=currency_records,
+        ),
+        "usage": Resource(
+            name="usage",
+            path="usage.json",
+            description="The App ID's plan and this month's usage (usage.json; not counted in the quota), "
+            "one row",
+            fields=USAGE,
+            primary_key=(),
+            records=usage_records,
         ),
     },
 )

@@ -8,6 +8,7 @@ import os
 
 import pytest
 
+from airflow_provider_dpone.contracts.errors import SourceContractError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.hooks.rest import AuthError
 from tests.apis.vendor_fake import VendorFake
@@ -23,6 +24,31 @@ def _error(status: int, message: str) -> tuple[int, bytes, dict]:
     return status, json.dumps(body).encode(), {"Content-Type": "application/json"}
 
 
+def usage_body(app_id: str) -> dict:
+    """usage.json as documented: it echoes the App ID (the connection's secret)."""
+    plan = {
+        "name": "Developer",
+        "quota": "10,000 requests / month",
+        "update_frequency": "3600s",
+        "features": {
+            "base": True,
+            "symbols": True,
+            "experimental": True,
+            "time-series": False,
+            "convert": False,
+        },
+    }
+    usage = {
+        "requests": 1234,
+        "requests_quota": 10000,
+        "requests_remaining": 8766,
+        "days_elapsed": 20,
+        "days_remaining": 10,
+        "daily_average": 61,
+    }
+    return {"status": 200, "data": {"app_id": app_id, "status": "active", "plan": plan, "usage": usage}}
+
+
 def oxr_route(method: str, path: str, query: dict, headers: object, body: bytes):
     if path == "/api/currencies.json":
         return (
@@ -34,6 +60,8 @@ def oxr_route(method: str, path: str, query: dict, headers: object, body: bytes)
         return _error(401, "invalid_app_id")
     if query.get("base", "USD") != "USD":
         return _error(403, "not_allowed")
+    if path == "/api/usage.json":
+        return 200, json.dumps(usage_body(query["app_id"])).encode(), {"Content-Type": "application/json"}
     if path == "/api/latest.json":
         day = dt.datetime(2026, 3, 20, 12, tzinfo=dt.timezone.utc)
     elif path.startswith("/api/historical/"):
@@ -64,9 +92,12 @@ def oxr():
 
 
 def manifest(resource: str, options: dict | None = None, strategy: str = "incremental_merge", **source):
-    keys = {"historical": ["date", "currency"], "latest": ["timestamp", "currency"], "currencies": ["code"]}[
-        resource
-    ]
+    keys = {
+        "historical": ["date", "currency"],
+        "latest": ["timestamp", "currency"],
+        "currencies": ["code"],
+        "usage": ["plan_name"],
+    }[resource]
     sink = {"connector": "postgres", "conn_id": "dst", "table": f"raw.oxr_{resource}", "strategy": strategy}
     if strategy == "incremental_merge":
         sink["unique_key"] = keys
@@ -142,6 +173,49 @@ def test_quota_429_and_5xx_are_retried(oxr, clean_pg) -> None:
     oxr.faults = [(*_error(429, "access_restricted")[:2], {"Retry-After": "0"}), (500, b"oops", {})]
     assert run(manifest("currencies", strategy="full_refresh"), "r1").rows == 3
     assert len(oxr.log) == 3
+
+
+def test_usage_is_one_row_of_plan_and_counters_without_the_app_id(oxr, clean_pg, caplog) -> None:
+    caplog.set_level("DEBUG")
+    assert run(manifest("usage", strategy="full_refresh"), "r1").rows == 1
+    assert [q["path"] for q in oxr.log] == ["/api/usage.json"] and oxr.log[0]["query"] == {"app_id": APP_ID}
+    rows = clean_pg.query(
+        "dst",
+        "select status, plan_name, plan_quota, plan_update_frequency, feature_base, feature_time_series, "
+        "requests, requests_quota, requests_remaining, days_elapsed, days_remaining, daily_average "
+        "from raw.oxr_usage",
+    )
+    assert rows == [
+        (
+            "active",
+            "Developer",
+            "10,000 requests / month",
+            "3600s",
+            True,
+            False,
+            1234,
+            10000,
+            8766,
+            20,
+            10,
+            61,
+        )
+    ]
+    table = clean_pg.query("dst", "select row_to_json(u)::text from raw.oxr_usage u")
+    assert APP_ID not in str(table) and "app_id" not in str(table)  # the secret is not landed
+    assert "usage.json?app_id=***" in caplog.text and APP_ID not in caplog.text  # nor logged
+
+
+def test_usage_without_its_usage_object_fails(oxr, clean_pg) -> None:
+    def renamed(method: str, path: str, query: dict, headers: object, body: bytes):
+        payload = usage_body(query["app_id"])
+        payload["data"]["stats"] = payload["data"].pop("usage")
+        return 200, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+
+    oxr.route = renamed
+    with pytest.raises(SourceContractError, match=r"no 'data\.usage'") as caught:
+        run(manifest("usage", strategy="full_refresh"), "r1")
+    assert APP_ID not in str(caught.value)
 
 
 @pytest.mark.integration_live
