@@ -64,6 +64,10 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "sensors": [
             {
+                "integration-name": "dpone PostgreSQL",
+                "python-modules": ["airflow_provider_dpone.sensors.postgres"],
+            },
+            {
                 "integration-name": "dpone ClickHouse",
                 "python-modules": ["airflow_provider_dpone.sensors.clickhouse"],
             },
@@ -71,6 +75,10 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "dpone REST API", "python-modules": ["airflow_provider_dpone.sensors.rest"]},
         ],
         "triggers": [
+            {
+                "integration-name": "dpone PostgreSQL",
+                "python-modules": ["airflow_provider_dpone.triggers.postgres"],
+            },
             {"integration-name": "dpone Kafka", "python-modules": ["airflow_provider_dpone.triggers.kafka"]},
         ],
         "operators": [

@@ -1,0 +1,178 @@
+"""Wait for data in PostgreSQL: rows past a dpone load's stored watermark, or a query answering true."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk import BaseSensorOperator
+
+from ..contracts.errors import BadInputError, DponeError
+from ..triggers.postgres import PostgresConditionTrigger
+
+
+class DponePostgresSensor(BaseSensorOperator):
+    """Succeed once PostgreSQL has what a task waits for. Two modes, by their arguments:
+
+    - **New rows past a load's watermark**: ``table`` and ``column`` (the load's source table
+      and cursor column), with ``load``, ``pipeline`` (default: the DAG id, as for
+      ``StagedLoadOperator``) and ``state`` (the manifest's ``state`` mapping, e.g.
+      ``TableState("dwh")``): true once ``table`` has a row with ``column`` greater than the
+      cursor value the load stored (any row while none is stored). The state is read at every
+      poke; a deferred sensor waits past the value stored when it deferred.
+    - **A query answering true**: ``sql`` (a file ending in ``.sql`` is read as a template)
+      with ``parameters`` (``%s`` / ``%(name)s``): true once the first cell of the first row is
+      truthy (NULL, false, 0 and '' are not); no row is false.
+
+    :param conn_id: a ``postgres`` or ``dpone_postgres`` connection (the load's source).
+    :param deferrable: check once on the worker, then wait in the triggerer
+        (:class:`PostgresConditionTrigger`, async psycopg every ``poke_interval`` seconds) until
+        true or ``timeout``.
+
+    Every check runs in a read-only transaction; identifiers are quoted and values bound as
+    parameters, never pasted into SQL. An error (a missing table or column, bad SQL, a stored
+    state that is not a cursor on ``column``) fails the task without a retry, with a message
+    that names it; a lost connection is retried. Messages never carry the connection's
+    credentials.
+    """
+
+    template_fields: Sequence[str] = ("sql", "parameters", "table", "column", "pipeline", "load", "state")
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"sql": "sql", "parameters": "json", "state": "json"}
+    ui_color = "#d6e6f5"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str = "postgres_default",
+        sql: str | None = None,
+        parameters: Sequence[Any] | Mapping[str, Any] | None = None,
+        table: str | None = None,
+        column: str | None = None,
+        load: str | None = None,
+        pipeline: str | None = None,
+        state: Mapping[str, Any] | None = None,
+        deferrable: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        watermark_args = {
+            "table": table,
+            "column": column,
+            "load": load,
+            "pipeline": pipeline,
+            "state": state,
+        }
+        if sql is not None:
+            given = sorted(k for k, v in watermark_args.items() if v is not None)
+            if given:
+                raise BadInputError(
+                    f"DponePostgresSensor: give either sql (a query answering true) or table, column "
+                    f"and load (rows past the load's watermark), not both; got sql and {given}"
+                )
+        else:
+            missing = [k for k in ("table", "column", "load") if not watermark_args[k]]
+            if missing:
+                raise BadInputError(
+                    "DponePostgresSensor: give sql (a query answering true), or table, column and "
+                    f"load (rows past the load's watermark); missing {missing}"
+                )
+            if parameters is not None:
+                raise BadInputError("DponePostgresSensor: parameters go with sql")
+        self.conn_id = conn_id
+        self.sql, self.parameters = sql, parameters
+        self.table, self.column, self.load, self.pipeline = table, column, load, pipeline
+        self.state = dict(state) if state is not None else {}
+        self.deferrable = deferrable
+
+    # --- what to check --------------------------------------------------------------------
+
+    def stored_watermark(self) -> str | None:
+        """The cursor value the load stored (None: nothing stored yet, every row is new)."""
+        from pydantic import ValidationError
+
+        from ..contracts.manifest import StateSpec
+        from ..contracts.state import CursorState
+        from ..state import build_state_backend
+
+        try:
+            spec = StateSpec.model_validate(self.state)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first["loc"]) or "state"
+            raise BadInputError(f"state: {where}: {first['msg']}") from None
+        pipeline, load = self.pipeline or self.dag_id, str(self.load)
+        backend = build_state_backend(spec)
+        stored = backend.get(pipeline, load)
+        if stored is None:
+            return None
+        if not isinstance(stored, CursorState):
+            raise BadInputError(
+                f"{backend.where(pipeline, load)} holds {stored.kind} state; this sensor waits past a "
+                f"cursor state (a load with incremental mode cursor)"
+            )
+        if stored.cursor != self.column:
+            raise BadInputError(
+                f"{backend.where(pipeline, load)} is a cursor on '{stored.cursor}', not on the "
+                f"sensor's column '{self.column}'"
+            )
+        return stored.value
+
+    def trigger(self) -> PostgresConditionTrigger:
+        """The condition as of now (the watermark read from the load's state)."""
+        if self.sql is not None:
+            return PostgresConditionTrigger(
+                conn_id=self.conn_id,
+                sql=self.sql,
+                parameters=self.parameters,
+                poll_interval=self.poke_interval,
+            )
+        return PostgresConditionTrigger(
+            conn_id=self.conn_id,
+            table=self.table,
+            column=self.column,
+            watermark=self.stored_watermark(),
+            poll_interval=self.poke_interval,
+        )
+
+    def _check(self) -> tuple[bool, PostgresConditionTrigger]:
+        """(condition met, the trigger that asked); a dpone error no retry fixes fails the task."""
+        from airflow.sdk.exceptions import AirflowFailException
+
+        try:
+            trigger = self.trigger()
+            met = trigger.check()
+        except DponeError as exc:
+            if exc.retryable:
+                raise
+            raise AirflowFailException(str(exc)) from exc
+        self.log.info("%s", trigger.describe(met))
+        return met, trigger
+
+    # --- Airflow --------------------------------------------------------------------------
+
+    def poke(self, context: Any) -> bool:
+        return self._check()[0]
+
+    def execute(self, context: Any) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        met, trigger = self._check()
+        if met:
+            return {"status": "success", **trigger.payload()}
+        self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
+
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from ..contracts.errors import TransientError
+
+        if event and event.get("status") == "success":
+            self.log.info("condition met: %s", event)
+            return event
+        if not event or not event.get("message"):
+            raise AirflowFailException(f"the PostgreSQL trigger ended without success: {event}")
+        if event.get("retryable"):
+            raise TransientError(event["message"])  # a lost connection: the retry waits again
+        raise AirflowFailException(f"[{event.get('code', BadInputError.code)}] {event['message']}")
