@@ -265,19 +265,18 @@ class ApiHook(DponeRestHook):
         resource = None if read is None or kwargs.get("plain") else resource_read(read)
         if resource is None or resource.resource.export is None:
             return super().pages(path, params, pagination, selector, read=read, **kwargs)
-        reader = ExportReader(
-            self,
-            resource.resource.export,
-            poll_interval=float(resource.options.get("poll_interval", 10)),
-            max_wait=float(resource.options.get("max_wait", 3600)),
+        # the export's start, polls and downloads wait for the load's pace like any request
+        reader = ExportReader.of(
+            self, resource.resource.export, resource.options, resource.spec.requests_per_second
         )
+        details = kwargs.get("details")
         return reader.pages(
             path,
             params,
             method=kwargs.get("method", "GET"),
             body=kwargs.get("body"),
             headers=kwargs.get("headers"),
-            details=kwargs.get("details") or {},
+            details={} if details is None else details,
             start=kwargs.get("start"),
             batch_rows=pagination.page_size,
         )

@@ -21,15 +21,12 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from ..contracts.errors import BadInputError, TransientError
 from ..contracts.records import parse_timestamp
-from ..contracts.sources import PaginationSpec
-from ..hooks.rest import Read
-from .async_export import AsyncExport, ExportReader
-from .base import ApiHook, ApiSource, Resource, Targets, resource_read
+from .async_export import AsyncExport
+from .base import ApiHook, ApiSource, Resource, Targets
 from .export_files import file_records
 
 PERIOD_FORMAT = "%Y-%m-%d %H:%M"  # UTC, as Mindbox wants sinceDateTimeUtc/tillDateTimeUtc
@@ -198,34 +195,6 @@ class MindboxHook(ApiHook):
     api = MINDBOX
     conn_type = "dpone_mindbox"
     hook_name = "dpone Mindbox"
-
-    def pages(
-        self,
-        path: str,
-        params: dict[str, Any],
-        pagination: PaginationSpec,
-        selector: str,
-        *,
-        read: Read | None = None,
-        **kwargs: Any,
-    ) -> Iterator[tuple[list[Any], dict[str, Any] | None]]:
-        """An export's batches; its start, polls and file downloads wait for the load's pace
-        (``source.requests_per_second``) like any other request of the load."""
-        found = None if read is None or kwargs.get("plain") else resource_read(read)
-        if found is None or found.resource.export is None:
-            return super().pages(path, params, pagination, selector, read=read, **kwargs)
-        reader = ExportReader.of(self, found.resource.export, found.options, found.spec.requests_per_second)
-        details = kwargs.get("details")
-        return reader.pages(
-            path,
-            params,
-            method=kwargs.get("method", "GET"),
-            body=kwargs.get("body"),
-            headers=kwargs.get("headers"),
-            details={} if details is None else details,
-            start=kwargs.get("start"),
-            batch_rows=pagination.page_size,
-        )
 
     def decode(self, response: Any) -> Any:
         body = super().decode(response)

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..contracts.errors import BadInputError
-from ..contracts.sources import ParentSpec, ResourceSource, SourceSpec, source_of
-from ..hooks.rest_pages import Read, dig, require
+from ..contracts.sources import ResourceSource, SourceSpec, source_of
+from ..hooks.rest_pages import Read, require
 from .base import ApiHook, ApiSource, Resource, ResourceRead, resource_read
 
 INDICATORS = ("TOTAL_SHOWS", "TOTAL_CLICKS", "AVG_SHOW_POSITION", "AVG_CLICK_POSITION")
@@ -289,39 +289,8 @@ class YandexWebmasterHook(ApiHook):
         res = resource_read(read)
         window = dates(dict(res.options), filter_params.get("date_from"))
         extra = window if res.resource.name in DATED else {}
-        hosts = res.endpoint.parent
-        series = (
-            super()._targets(read, filter_params, details)
-            if hosts is None
-            else self._per_host(res, hosts, filter_params, details)
-        )
-        for parent, path, params, body in series:
+        for parent, path, params, body in super()._targets(read, filter_params, details):
             yield parent, path, {**params, **extra}, body
-
-    def _per_host(
-        self, read: ResourceRead, parent: ParentSpec, filter_params: dict[str, Any], details: dict[str, Any]
-    ) -> Iterator[tuple[Any, str, dict[str, Any], Any]]:
-        """One request series per host of ``parent`` (``GET user/{user_id}/hosts``). The hosts
-        list is read here, with the load's read, so that it too waits for the load's pace (the
-        generic fan-out reads a parent at the connection's)."""
-        endpoint, res = read.endpoint, read.resource
-        body = res.body(dict(read.options), filter_params) if res.body else endpoint.body
-        params = {**endpoint.params, **filter_params}
-        hosts = self.pages(
-            parent.path,
-            parent.params,
-            parent.pagination,
-            parent.record_selector,
-            read=read,
-            plain=True,
-            details=details,
-            cross_origin=endpoint.cross_origin,
-        )
-        for records, _ in hosts:
-            for host in (dig(record, parent.field) for record in records):
-                if host is not None:
-                    details["parents"] = details.get("parents", 0) + 1
-                    yield str(host), endpoint.path.replace("{" + parent.as_ + "}", str(host)), params, body
 
     def pages(self, path: str, params: dict[str, Any], pagination: Any, selector: str, **kwargs: Any) -> Any:
         read = None if kwargs.get("read") is None or kwargs.get("plain") else resource_read(kwargs["read"])

@@ -390,11 +390,12 @@ class DponeRestHook(RestTransport, BaseHook):
             yield None, endpoint.path, params, endpoint.body
             return
         fanned = 0
-        for records, _ in self.pages(
+        for records, _ in self.pages(  # with the load's read: the parent list takes its pace too
             parent.path,
             parent.params,
             parent.pagination,
             parent.record_selector,
+            read=read,
             details=details,
             plain=True,
             cross_origin=endpoint.cross_origin,
