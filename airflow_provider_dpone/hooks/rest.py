@@ -434,17 +434,26 @@ class DponeRestHook(RestTransport, BaseHook):
         return self.extract(keyed, None, accepted_formats=accepted_formats)
 
     def probe(self, spec: SourceSpec, state: StateRecord | None = None) -> int:
-        """Records on the first page past the stored watermark (the sensor's question)."""
+        """Records on the first page past the stored watermark (the sensor's question), asked
+        of each request series the load would send (a fan-out's children, a catalog's domains
+        or hosts) with its method and body, until one has any."""
         read = self.read_of(spec)
         endpoint = read.endpoint
-        filter_params, _, _ = self._window(read.spec, state)
-        for records, _ in self.pages(
-            endpoint.path,
-            {**endpoint.params, **filter_params},
-            endpoint.pagination,
-            endpoint.record_selector,
-            read=read,
-            cross_origin=endpoint.cross_origin,
-        ):
-            return len(records)
+        filter_params, _, details = self._window(read.spec, state)
+        for _, path, params, body in self._targets(read, filter_params, details):
+            for records, _ in self.pages(
+                path,
+                params,
+                endpoint.pagination,
+                endpoint.record_selector,
+                read=read,
+                method=endpoint.method,
+                body=body,
+                headers=endpoint.headers,
+                details=details,
+                cross_origin=endpoint.cross_origin,
+            ):
+                if records:
+                    return len(records)
+                break  # the first page answers for its series
         return 0

@@ -310,3 +310,27 @@ def test_live_keywords_carry_the_declared_fields() -> None:
     assert rows and all(r["keyword"] for r in rows)
     for name in ("clicks", "traffic_share", "volume", "position"):
         assert any(r[name] is not None for r in rows), name
+
+
+def test_the_new_data_sensor_asks_each_domain_of_a_catalog_resource(sw, clean_pg) -> None:
+    """The sensor builds the connector's own hook and asks each request series the load sends
+    (here one per domain), never the bare path with ``{domain}`` unfilled."""
+    from airflow_provider_dpone.contracts.manifest import StateSpec
+    from airflow_provider_dpone.contracts.state import CursorState
+    from airflow_provider_dpone.sensors.rest import RestNewDataSensor
+    from airflow_provider_dpone.specs import Cursor, SimilarwebSource
+    from airflow_provider_dpone.state import build_state_backend
+
+    state = {"backend": "table", "conn_id": "dst"}
+    source = SimilarwebSource(
+        "sw", "keywords", options={"domains": ["empty.example", "bb.example"]}, incremental=Cursor("month")
+    )
+    sensor = RestNewDataSensor(task_id="wait", source=source, pipeline="web", load="keywords", state=state)
+    assert sensor.poke({}) is True  # nothing stored: the previous month of bb.example has rows
+    asked = [r["query"]["URL"] for r in sw.log]
+    assert asked == ["empty.example", "bb.example"]  # the empty domain did not end the search
+    build_state_backend(StateSpec.model_validate(state)).commit(
+        "web", "keywords", CursorState("month", f"{LAST_MONTH}-01", "date"), "r1"
+    )
+    sw.log.clear()
+    assert sensor.poke({}) is False and sw.log == []  # no month past the last full one: nothing to ask
