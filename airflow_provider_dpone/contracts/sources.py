@@ -75,7 +75,7 @@ class WindowSpec(Strict):
 
 class PaginationSpec(Strict):
     """How an endpoint pages: by offset, page number, a cursor in the body, the Link header or a
-    next URL in the body. ``max_pages`` is a hard cap; hitting it is logged and reported."""
+    next URL in the body. ``max_pages`` is a hard cap; a read that reaches it with pages left fails."""
 
     type: Literal["none", "offset", "page", "cursor", "link_header", "next_url"] = "none"
     page_size: int = Field(default=100, gt=0)

@@ -154,10 +154,12 @@ class DponeRestHook(RestTransport, BaseHook):
         page = 0
         loops = LoopGuard(path, paginator.type, self._position(url, query))
         while True:
-            if page >= pagination.max_pages:
-                log.warning("%s: stopped at the page cap (%d pages); later pages were not read", path, page)
+            if page >= pagination.max_pages:  # more pages follow: loading these would cut the data
                 details["page_cap_hit"] = True
-                return
+                raise SourceContractError(
+                    f"{path}: stopped at the page cap ({page} pages) with more pages to read; nothing "
+                    "is loaded from a cut read: raise pagination.max_pages or filter the request"
+                )
             response = self.request(
                 method,
                 url,

@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from airflow_provider_dpone.contracts.errors import SourceContractError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.contracts.state import CursorState
 from airflow_provider_dpone.hooks.rest import AuthError, DponeRestHook
@@ -121,12 +122,16 @@ def test_every_pagination_reads_every_record_once(api, kind: str) -> None:
     assert result.details["pages"] >= 6 and result.stats.source_rows == 53
 
 
-def test_the_page_cap_stops_and_is_reported(api, caplog) -> None:
+def test_the_page_cap_fails_the_read_instead_of_cutting_it(api) -> None:
+    """A read that stops at ``max_pages`` with pages left would load part of the data as if it
+    were all of it: it fails; a cap the data fits under reads everything."""
     path, selector, pagination = PAGINATIONS["offset"]
-    with caplog.at_level(logging.WARNING):
-        rows, result = read_all(hook(), source(path, selector, {**pagination, "max_pages": 2}))
-    assert len(rows) == 20 and result.details["page_cap_hit"] is True
-    assert "page cap (2 pages)" in caplog.text
+    with pytest.raises(
+        SourceContractError, match=r"stopped at the page cap \(2 pages\) with more pages to read"
+    ):
+        read_all(hook(), source(path, selector, {**pagination, "max_pages": 2}))
+    rows, result = read_all(hook(), source(path, selector, {**pagination, "max_pages": 6}))
+    assert len(rows) == 53 and "page_cap_hit" not in result.details
 
 
 def test_429_retry_after_and_5xx_are_retried(api) -> None:
