@@ -15,7 +15,6 @@ are flattened: ``metrics.costMicros`` -> ``cost_micros``, ``segments.date`` -> `
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
@@ -53,8 +52,9 @@ def _gaql(select: str, source: str, dated: bool, where: str = "") -> Any:
         conditions = [where] if where else []
         if dated:
             days = day_range(options, filters.get("since"), default_days=30)
-            first, last = (days[0], days[-1]) if days else (dt.date.today(), dt.date.today())
-            conditions.append(f"segments.date BETWEEN '{first.isoformat()}' AND '{last.isoformat()}'")
+            if not days:  # never sent: the targets ask nothing when the range is empty
+                return {"query": ""}
+            conditions.append(f"segments.date BETWEEN '{days[0].isoformat()}' AND '{days[-1].isoformat()}'")
         query = f"SELECT customer.id, {select} FROM {source}"
         return {"query": query + (f" WHERE {' AND '.join(conditions)}" if conditions else "")}
 
@@ -77,10 +77,16 @@ def customer_ids(options: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-def _stream_path(options: dict[str, Any], _: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """One searchStream call per customer."""
-    version = options.get("api_version", DEFAULT_VERSION)
-    return [(f"{version}/customers/{c}/googleAds:searchStream", {}) for c in customer_ids(options)]
+def _streams(dated: bool) -> Any:
+    def targets(options: dict[str, Any], filters: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+        """One searchStream call per customer; none when a dated report's day range is empty
+        (the watermark is past ``end_date``): there is nothing to ask, not today's rows."""
+        if dated and not day_range(options, filters.get("since"), default_days=30):
+            return []
+        version = options.get("api_version", DEFAULT_VERSION)
+        return [(f"{version}/customers/{c}/googleAds:searchStream", {}) for c in customer_ids(options)]
+
+    return targets
 
 
 def _report(
@@ -103,7 +109,7 @@ def _report(
         body=_gaql(select, source, dated, where),
         server_filter={"param": "since", "field": "date", "format": "date"} if dated else None,
         records=stream_records,
-        targets=_stream_path,
+        targets=_streams(dated),
     )
 
 

@@ -7,7 +7,7 @@ An export is a background job on ``POST /v3/operations/sync?endpointId=...&opera
 1. the request body starts it, the answer carries ``exportId``;
 2. the same request with ``{"exportId": ...}`` polls it until ``exportResult.processingStatus``
    is ``Ready`` (``NotReady`` meanwhile);
-3. ``exportResult.urls`` lists the CSV files, downloaded without the secret key (signed links).
+3. ``exportResult.urls`` lists the files (JSON or `;` CSV, either maybe gzipped), downloaded without the secret key (signed links).
 
 Auth: the secret key in the connection's password, sent as ``Authorization: SecretKey <key>``.
 Every answer carries ``status``; anything but ``Success`` fails the task with Mindbox's

@@ -217,6 +217,10 @@ def test_daily_stats_filter_segments_date_on_the_server(ads, clean_pg) -> None:
         "dst", "select count(*), sum(cost_micros), max(date)::text from raw.ads_campaign_stats"
     )
     assert rows == [(12, 18000000, "2026-03-05")]  # 02-28..03-05, two campaigns a day, merged
+    asked = len(QUERIES)
+    past = run(manifest("campaign_stats", {"end_date": "2026-02-20"}, ["campaign_id", "date"], **inc), "r3")
+    assert past.rows == 0 and len(QUERIES) == asked  # the watermark is past end_date: nothing asked
+    assert clean_pg.query("dst", "select count(*) from raw.ads_campaign_stats") == [(12,)]
 
 
 def test_an_unapproved_developer_token_fails_without_retries(ads, clean_pg) -> None:
