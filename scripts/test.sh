@@ -4,6 +4,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+# The browser test of the UI (tests/operators/test_ui_demo.py) drives Debian's chromium with
+# playwright: playwright into .venv from the `browser` extra (never `playwright install`, which
+# downloads a browser), chromium from apt when it is missing and we are root.
+if ! .venv/bin/python -c 'import playwright.sync_api' >/dev/null 2>&1; then
+  echo "test.sh: installing playwright (the browser extra) into .venv" >&2
+  if command -v uv >/dev/null 2>&1; then
+    uv pip install --quiet --python .venv/bin/python -e ".[browser]"
+  elif [ -x .venv/bin/uv ]; then
+    .venv/bin/uv pip install --quiet --python .venv/bin/python -e ".[browser]"
+  else
+    .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[browser]"
+  fi
+fi
+if [ -z "${DPONE_CHROMIUM:-}" ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing Debian's chromium for the UI test (apt-get install chromium)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    if ! apt-get install -y -qq chromium >/dev/null; then  # no package lists yet: update first
+      apt-get update -qq && apt-get install -y -qq chromium >/dev/null ||
+        { echo "test.sh: apt-get could not install chromium, which the UI test needs" >&2; exit 1; }
+    fi
+  else
+    echo "test.sh: no /usr/bin/chromium, and installing it needs root: the UI test will skip." >&2
+    echo "test.sh: install it with 'sudo apt-get install chromium' (or set DPONE_CHROMIUM to a chromium)." >&2
+  fi
+fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null 2>&1; then
   for v in $(ls /etc/postgresql 2>/dev/null); do pg_ctlcluster --skip-systemctl-redirect "$v" main start || true; done
 fi

@@ -16,13 +16,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -30,6 +26,15 @@ from typing import Any
 import pytest
 
 from airflow_provider_dpone.get_provider_info import get_provider_info
+from tests.operators.ui_helpers import (
+    airflow_exe,
+    free_port,
+    get_json,
+    launch_browser,
+    screenshot_dir,
+    skip,
+    stop_process_group,
+)
 
 pytestmark = pytest.mark.nightly
 
@@ -44,51 +49,17 @@ STANDARD_LABELS = {
 }
 
 
-def _skip(reason: str) -> None:
-    print(f"SKIPPED: {reason}", file=sys.stderr)
-    pytest.skip(reason)
-
-
-def _chromium() -> str:
-    for candidate in (os.environ.get("DPONE_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
-        if candidate and os.access(candidate, os.X_OK):
-            return candidate
-    _skip("no chromium: apt-get install chromium (or set DPONE_CHROMIUM to its path)")
-    raise AssertionError  # unreachable: skip raises
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        return json.loads(response.read())
-
-
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _skip("playwright is not installed: pip install 'airflow-provider-dpone[browser]'")
-    executable = _chromium()
-    with sync_playwright() as p:
-        launched = p.chromium.launch(
-            executable_path=executable,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
+    with launch_browser() as launched:
         yield launched
-        launched.close()
 
 
 @pytest.fixture(scope="module")
 def airflow_ui(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The Airflow API server (and its UI) on a free local port; its base URL."""
     home = tmp_path_factory.mktemp("airflow-ui")
-    port = _free_port()
+    port = free_port()
     env = os.environ | {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
@@ -96,7 +67,7 @@ def airflow_ui(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         "AIRFLOW__CORE__TEST_CONNECTION": "Enabled",
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     }
-    airflow = str(Path(sys.executable).with_name("airflow"))
+    airflow = airflow_exe()
     subprocess.run([airflow, "db", "migrate"], check=True, capture_output=True, env=env, timeout=300)
     log = (home / "api-server.log").open("wb")
     server = subprocess.Popen(
@@ -111,7 +82,7 @@ def airflow_ui(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         deadline = time.monotonic() + 120
         while True:
             try:
-                _get(f"{base}/api/v2/monitor/health")
+                get_json(f"{base}/api/v2/monitor/health")
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
@@ -121,23 +92,13 @@ def airflow_ui(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterat
                 time.sleep(0.5)
         yield base
     finally:
-        with_group = os.getpgid(server.pid) if server.poll() is None else None
-        if with_group is not None:
-            os.killpg(with_group, signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(with_group, signal.SIGKILL)
-                server.wait(timeout=10)
+        stop_process_group(server)
         log.close()
 
 
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    where = os.environ.get("DPONE_UI_SCREENSHOTS")
-    path = Path(where) if where else tmp_path_factory.mktemp("ui-forms")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return screenshot_dir(tmp_path_factory, "ui-forms")
 
 
 @pytest.fixture
@@ -247,7 +208,7 @@ def test_a_kafka_connection_saved_from_the_form_keeps_librdkafka_keys(page: Any,
     page.get_by_role("option", name="SASL_SSL", exact=True).click()
     dialog.get_by_role("button", name="Save").click()
     dialog.wait_for(state="hidden")
-    saved = _get(f"{airflow_ui}/api/v2/connections/ui_kafka")
+    saved = get_json(f"{airflow_ui}/api/v2/connections/ui_kafka")
     assert saved["conn_type"] == "dpone_kafka"
     extra = json.loads(saved["extra"])
     assert extra["bootstrap.servers"] == "b1:9092,b2:9092" and extra["security.protocol"] == "SASL_SSL"
@@ -258,7 +219,7 @@ def test_the_test_button_on_a_postgres_connection(page: Any, airflow_ui: str, sh
     try:
         socket.create_connection(("127.0.0.1", 5432), timeout=2).close()
     except OSError:
-        _skip("no PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres) for the Test button")
+        skip("no PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres) for the Test button")
     dialog = _add_connection(page, airflow_ui, "dpone PostgreSQL", "ui_pg")
     for label, value in (
         ("Host", "127.0.0.1"),
