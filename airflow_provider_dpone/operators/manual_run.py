@@ -38,8 +38,8 @@ def run_params() -> dict[str, Any]:
             description="End of the window (exclusive), e.g. 2026-02-01",
         ),
         PARAM["loads"]: Param(
-            [],
-            type="array",
+            None,
+            type=["null", "array"],
             items={"type": "string"},
             title="dpone: loads",
             description="The loads (task ids) the mode applies to; the others are skipped. Empty: every load.",
