@@ -1,8 +1,12 @@
 """``dpone``: validate, plan, run and inspect state of manifest pipelines.
 
 Exit codes: 0 success, 1 a load failed, 2 bad input. ``--format json`` for machines.
-Connections come from Airflow (``AIRFLOW_CONN_<ID>`` environment variables work without a
-metadata database).
+
+Connections: an ``AIRFLOW_CONN_<ID>`` environment variable (URI or JSON) is read without
+importing Airflow, by the connectors with a standalone engine (``hooks.registry.ENGINES``:
+PostgreSQL, ClickHouse, Kafka); any other connection is Airflow's to find (a secrets backend),
+and the REST and SaaS API connectors are Airflow hooks, so Airflow is imported for those
+(``docs/cli.md``). Logs go to stderr, every connection's credentials masked.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,7 +81,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     manifest = load_manifest(args.path)
     plans = [
-        plan_load(manifest.pipeline, load, assemble(load, manifest.state))
+        plan_load(manifest.pipeline, load, assemble(load, manifest.state, standalone=True))
         for load in _selected(manifest, args.load)
     ]
     human = []
@@ -119,8 +124,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     reports, failed = [], False
     for load in _selected(manifest, args.load):
         try:
+            parts = assemble(load, manifest.state, standalone=True)
+            check_writable = getattr(parts.state, "check_writable", None)
+            if check_writable is not None:  # before any data moves
+                check_writable(manifest.pipeline, load.name)
             try:
-                report = run_load(manifest.pipeline, load, assemble(load, manifest.state), run_id)
+                report = run_load(manifest.pipeline, load, parts, run_id)
             except Exception as exc:
                 if directory is not None and getattr(exc, "run_report", None) is not None:
                     save_report(exc.run_report, directory)  # type: ignore[attr-defined]
@@ -182,7 +191,7 @@ def _kept_staging(pipeline: str, load: LoadSpec) -> list[dict[str, Any]] | dict[
     from ..hooks.registry import build_hook
     from ..runtime.protocols import LoadContext
 
-    hook = build_hook(load.sink.connector, load.sink.conn_id)
+    hook = build_hook(load.sink.connector, load.sink.conn_id, standalone=True)
     kept = getattr(hook, "kept_staging", None)
     if kept is None:
         return []
@@ -220,7 +229,7 @@ def cmd_state(args: argparse.Namespace) -> int:
     from ..state import build_state_backend
 
     manifest = load_manifest(args.path)
-    backend = build_state_backend(manifest.state)
+    backend = build_state_backend(manifest.state, standalone=True)
     loads = [ld.name for ld in _selected(manifest, args.load)]
     if args.action == "show":
         rows = backend.list(manifest.pipeline, loads)
@@ -308,8 +317,34 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+class _MaskingFormatter(logging.Formatter):
+    """Masks the credentials of every connection this process resolved (Airflow's task logs
+    are masked by Airflow; here Airflow may not even be imported)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from ..hooks.connection import known_credentials
+
+        return str(known_credentials().redact(super().format(record)))
+
+
+def configure_logging() -> None:
+    """dpone's log lines to stderr (stdout carries the command's output), masked. Left alone
+    when the process already logs somewhere (a test runner, a program that calls ``main``).
+    The handler sits on dpone's own logger, so it stays when Airflow is imported later and
+    configures the root logger its way."""
+    ours = logging.getLogger("airflow_provider_dpone")
+    if logging.getLogger().handlers or ours.handlers:
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_MaskingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
+    ours.propagate = False
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    configure_logging()
     try:
         return args.func(args)
     except ManifestError as exc:

@@ -1,5 +1,7 @@
 """The ClickHouse hook's connection: a clickhouse-connect client (HTTP server, or chDB in
-process), a DB-API adapter for DbApiHook, and catalog reads.
+process), a DB-API adapter for DbApiHook, and catalog reads. No Airflow class: the Airflow hook
+(``hooks.clickhouse``) puts this on DbApiHook, the standalone engine
+(``clickhouse_sink.ClickHouseEngine``) reads its connection itself.
 
 The connection: host, port (8123, or 8443 with ``secure``), login, password, schema (the
 database) and extras ``secure``, ``compress``, ``settings``; or extra ``dsn`` such as
@@ -8,7 +10,7 @@ database) and extras ``secure``, ``compress``, ``settings``; or extra ``dsn`` su
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..contracts.errors import MissingExtraError
 
@@ -29,8 +31,9 @@ from ..contracts.table import TableSchema
 from ..sql.clickhouse import CLICKHOUSE as dialect
 from ..sql.dialect import TableRef
 from .clickhouse_dbapi import ClickHouseConnection
-from .connection import conn_id_of
-from .sql_surface import DponeDbApiHook
+
+if TYPE_CHECKING:
+    from ..contracts.redaction import Redactor
 
 _AUTH_ERRORS = ("AUTHENTICATION_FAILED", "REQUIRED_PASSWORD", "Code: 516", "Code: 194")
 
@@ -40,21 +43,23 @@ def _flag(value: Any, default: bool) -> bool:
     return default if value is None else as_bool(value)
 
 
-class ClickHouseClient(DponeDbApiHook):
-    """DbApiHook over clickhouse-connect, with dpone's ``conn_id`` alias, redaction and Test button."""
-
-    default_conn_name = "clickhouse_default"
-    conn_type = "dpone_clickhouse"
-    hook_name = "dpone ClickHouse"
+class ClickHouseClient:
+    """clickhouse-connect over the connection of the class this is mixed into: that gives
+    ``get_connection(conn_id)``, ``dpone_conn_id`` and ``redactor()``."""
 
     accepted_formats = (TSV, ARROW)
 
-    def __init__(
-        self, clickhouse_conn_id: str | None = None, *, conn_id: str | None = None, **kwargs: Any
-    ) -> None:
-        """``clickhouse_conn_id`` (what Airflow passes) or its alias ``conn_id``; other keyword
-        arguments go to DbApiHook."""
-        super().__init__(clickhouse_conn_id=conn_id_of(self, clickhouse_conn_id, conn_id), **kwargs)
+    if TYPE_CHECKING:  # given by the class this is mixed into
+
+        @property
+        def dpone_conn_id(self) -> str: ...
+
+        def get_connection(self, conn_id: str) -> Any: ...
+
+        def redactor(self) -> Redactor: ...
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._client: Any = None
 
     def client(self) -> Any:

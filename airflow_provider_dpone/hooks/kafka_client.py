@@ -1,5 +1,7 @@
-"""The Kafka hook's connection: the official Kafka provider's hook, the librdkafka client
-configuration, the schema registry, consumers and the offsets the sensors read.
+"""The Kafka hook's connection: the librdkafka client configuration, the schema registry,
+consumers and the offsets the sensors read. No Airflow class: the Airflow hook
+(``hooks.kafka``) puts this on the official provider's KafkaBaseHook, which builds the
+configuration; the standalone engine (``kafka_sink.KafkaEngine``) builds it the same way.
 
 The connection's extras are the librdkafka configuration (``bootstrap.servers``, security
 settings...). dpone's own keys in the extras start with ``dpone.``: ``dpone.schema_registry``
@@ -10,12 +12,11 @@ settings...). dpone's own keys in the extras start with ``dpone.``: ``dpone.sche
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..contracts.errors import MissingExtraError
 
 try:
-    from airflow.providers.apache.kafka.hooks.base import KafkaBaseHook
     from confluent_kafka import Consumer, TopicPartition
     from confluent_kafka.admin import AdminClient
 except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra test
@@ -23,23 +24,26 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
 
 from ..contracts.errors import BadInputError
 from ..contracts.redaction import Redactor
-from .connection import conn_id_of, probe
+from .connection import probe
 
 log = logging.getLogger(__name__)
 
 TIMEOUT = 30.0
 
 
-class KafkaClient(KafkaBaseHook):
-    """KafkaBaseHook with dpone's ``conn_id`` alias, redaction, Test button and consumers."""
+class KafkaClient:
+    """dpone's redaction, Test button and consumers, over the class this is mixed into: that
+    gives ``dpone_conn_id``, ``get_connection(conn_id)`` and ``_build_config()`` (the
+    connection's librdkafka configuration)."""
 
-    def __init__(self, kafka_config_id: str | None = None, *, conn_id: str | None = None) -> None:
-        """``kafka_config_id`` (what Airflow passes) or its alias ``conn_id``."""
-        super().__init__(kafka_config_id=conn_id_of(self, kafka_config_id, conn_id))
+    if TYPE_CHECKING:  # given by the class this is mixed into
 
-    @property
-    def dpone_conn_id(self) -> str:
-        return self.kafka_config_id
+        @property
+        def dpone_conn_id(self) -> str: ...
+
+        def get_connection(self, conn_id: str) -> Any: ...
+
+        def _build_config(self) -> dict[str, Any]: ...
 
     def _extras(self) -> dict[str, Any]:
         """The connection's extras; a key the UI form left empty (null) counts as absent."""

@@ -1,5 +1,11 @@
 """Connections of the PostgreSQL hook: one kept between the units of work of a load, replaced
-when the server may have cut it; libpq's messages redacted; errors classified."""
+when the server may have cut it; libpq's messages redacted; errors classified.
+
+``PostgresSessions`` needs no Airflow class: the Airflow hook (``hooks.postgres``) puts it on
+the official PostgresHook, which opens the connections; the standalone engine
+(``postgres_sink.PostgresEngine``, what ``dpone run`` uses) opens them itself, from the same
+connection fields.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +14,20 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..contracts.errors import MissingExtraError
 
 try:
     import psycopg
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
 except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra test
     raise MissingExtraError(_exc.name or "psycopg", "postgres") from None
 
 from ..contracts.errors import TransientError
-from .connection import conn_id_of
 from .postgres_errors import classify
-from .sql_surface import DponeDbApiHook
+
+if TYPE_CHECKING:
+    from ..contracts.redaction import Redactor
 
 # A kept connection idle for longer is replaced, not reused: the steps of one load follow each
 # other within seconds, while a connection idle through a long extract may have been cut.
@@ -45,16 +51,24 @@ def one_row(cursor: psycopg.Cursor) -> tuple[Any, ...]:
     return tuple(row)
 
 
-class PostgresSessions(DponeDbApiHook, PostgresHook):
-    """The official PostgresHook with dpone's connection handling (``conn_id`` alias, kept
-    connection, redaction, the UI's Test button)."""
+class PostgresSessions:
+    """dpone's connection handling (kept connection, redacted connect errors), over the class
+    it is mixed into: that gives ``get_conn()`` (a new psycopg connection),
+    ``get_connection(conn_id)``, ``dpone_conn_id`` and ``redactor()``."""
 
-    def __init__(
-        self, postgres_conn_id: str | None = None, *, conn_id: str | None = None, **kwargs: Any
-    ) -> None:
-        """``postgres_conn_id`` (what Airflow passes) or its alias ``conn_id``; other keyword
-        arguments go to PostgresHook."""
-        super().__init__(postgres_conn_id=conn_id_of(self, postgres_conn_id, conn_id), **kwargs)
+    if TYPE_CHECKING:  # given by the class this is mixed into
+
+        @property
+        def dpone_conn_id(self) -> str: ...
+
+        def get_conn(self) -> Any: ...
+
+        def get_connection(self, conn_id: str) -> Any: ...
+
+        def redactor(self) -> Redactor: ...
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._idle: psycopg.Connection | None = None
         self._idle_since = 0.0
         self._idle_lock = threading.Lock()

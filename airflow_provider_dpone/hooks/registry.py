@@ -1,4 +1,10 @@
-"""Resolve a connector name to its hook class, importing the driver only now."""
+"""Resolve a connector name to its hook class, importing the driver only now.
+
+``standalone=True`` (the command line) asks for the connector's standalone engine where it has
+one: the same code without Airflow's base classes, whose connection is read from
+``AIRFLOW_CONN_<ID>`` without importing Airflow (``hooks.connection``). A connector without an
+engine gets its Airflow hook either way.
+"""
 
 from __future__ import annotations
 
@@ -8,18 +14,25 @@ from typing import Any
 from ..contracts.connectors import CONNECTORS
 from ..contracts.errors import BadInputError, MissingExtraError
 
+ENGINES = {
+    "postgres": "airflow_provider_dpone.hooks.postgres_sink:PostgresEngine",
+    "clickhouse": "airflow_provider_dpone.hooks.clickhouse_sink:ClickHouseEngine",
+    "kafka": "airflow_provider_dpone.hooks.kafka_sink:KafkaEngine",
+}
 
-def hook_class(connector: str) -> type:
+
+def hook_class(connector: str, *, standalone: bool = False) -> type:
     info = CONNECTORS.get(connector)
     if info is None:
         raise BadInputError(f"unknown connector '{connector}'; allowed: {', '.join(sorted(CONNECTORS))}")
-    module_name, _, class_name = info.hook.partition(":")
+    target = ENGINES.get(connector, info.hook) if standalone else info.hook
+    module_name, _, class_name = target.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise MissingExtraError(exc.name or connector, info.extra) from None
-    return getattr(module, class_name)
+    return getattr(module, class_name)  # type: ignore[no-any-return]
 
 
-def build_hook(connector: str, conn_id: str) -> Any:
-    return hook_class(connector)(conn_id=conn_id)
+def build_hook(connector: str, conn_id: str, *, standalone: bool = False) -> Any:
+    return hook_class(connector, standalone=standalone)(conn_id=conn_id)

@@ -10,12 +10,15 @@ from ..contracts.manifest import StateSpec
 from ..contracts.state import decode_state, state_to_dict
 
 
-def build_state_backend(spec: StateSpec) -> Any:
-    """The backend a manifest asks for; drivers are imported only here."""
+def build_state_backend(spec: StateSpec, *, standalone: bool = False) -> Any:
+    """The backend a manifest asks for; drivers are imported only here. ``standalone``: the
+    state table's hook is its connector's standalone engine (the command line)."""
     if spec.backend == "table":
         from .table import TableStateBackend
 
-        return TableStateBackend(conn_id=spec.conn_id or "", table=spec.table, connector=spec.connector)
+        return TableStateBackend(
+            conn_id=spec.conn_id or "", table=spec.table, connector=spec.connector, standalone=standalone
+        )
     from .variable import VariableStateBackend
 
     return VariableStateBackend()

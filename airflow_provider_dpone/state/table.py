@@ -19,8 +19,15 @@ from . import listed
 class TableStateBackend:
     name = "table"
 
-    def __init__(self, conn_id: str, table: str = "dpone.state", connector: str = "postgres") -> None:
-        self.conn_id, self.connector = conn_id, connector
+    def __init__(
+        self,
+        conn_id: str,
+        table: str = "dpone.state",
+        connector: str = "postgres",
+        *,
+        standalone: bool = False,
+    ) -> None:
+        self.conn_id, self.connector, self.standalone = conn_id, connector, standalone
         self.table = dialect.parse_table(table, default_schema="dpone")
         self._hook: Any = None
         self._ensured = False
@@ -32,7 +39,7 @@ class TableStateBackend:
         if self._hook is None:
             from ..hooks.registry import build_hook
 
-            self._hook = build_hook(self.connector, self.conn_id)
+            self._hook = build_hook(self.connector, self.conn_id, standalone=self.standalone)
         return self._hook
 
     def _ensure(self, conn: Any) -> None:

@@ -1,12 +1,25 @@
-"""State in Airflow Variables, one JSON value per load: ``dpone.<pipeline>.<load>``."""
+"""State in Airflow Variables, one JSON value per load: ``dpone.<pipeline>.<load>``.
+
+Reads and writes go through Airflow (imported when the backend is first used), also from the
+command line: a run writes its state to the metadata database (or, in a task, through the
+API server). Airflow reads a Variable from ``AIRFLOW_VAR_<KEY>`` or a secrets backend before
+the database, so a state written under a key one of those holds would never be read back: the
+next run would load the same batch again. Such writes are refused (``StateError``) instead of
+being lost; the command line checks before a run moves any data (``check_writable``).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 from typing import Any
 
-from ..contracts.state import StateRecord, decode_state, state_to_dict
+from ..contracts.errors import StateError
+from ..contracts.state import RESUME_SUFFIX, StateRecord, decode_state, state_to_dict
 from . import listed
+
+log = logging.getLogger(__name__)
 
 
 def _sdk_variable() -> Any | None:
@@ -26,6 +39,27 @@ def _sdk_variable() -> Any | None:
 _ENVELOPE = ("run_id",)
 
 
+def _shadowed_by(key: str) -> str | None:
+    """Where Airflow would read ``key`` from before the metadata database, if anywhere: an
+    ``AIRFLOW_VAR_<KEY>`` variable, or the configured secrets backend."""
+    name = "AIRFLOW_VAR_" + key.upper()
+    if os.environ.get(name):
+        return f"environment variable {name}"
+    from ..hooks.connection import custom_secrets_backend
+
+    if not custom_secrets_backend():
+        return None
+    try:
+        from airflow.sdk.configuration import get_custom_secret_backend
+
+        backend = get_custom_secret_backend()
+        if backend is not None and backend.get_variable(key) is not None:
+            return f"secrets backend {type(backend).__name__}"
+    except Exception as exc:  # the backend is Airflow's to reach; its own reads report failures
+        log.warning("cannot ask the secrets backend about Variable %s: %s", key, type(exc).__name__)
+    return None
+
+
 class VariableStateBackend:
     name = "variable"
 
@@ -41,7 +75,22 @@ class VariableStateBackend:
 
         return Variable.get(key, default_var=None)
 
+    def _refuse_shadowed(self, key: str) -> None:
+        source = _shadowed_by(key)
+        if source is not None:
+            raise StateError(
+                f"Airflow Variable '{key}' is set by {source}, which Airflow reads before the "
+                "metadata database: state written there would never be read back (the next run "
+                "would load the same rows again). Remove it, or use the table state backend"
+            )
+
+    def check_writable(self, pipeline: str, load: str) -> None:
+        """Refuse now, before a run moves data, a state its end could not write."""
+        for key in (self.key(pipeline, load), self.key(pipeline, load + RESUME_SUFFIX)):
+            self._refuse_shadowed(key)
+
     def _set_raw(self, key: str, value: str) -> None:
+        self._refuse_shadowed(key)
         sdk = _sdk_variable()
         if sdk is not None:
             sdk.set(key, value)
@@ -64,6 +113,7 @@ class VariableStateBackend:
 
     def reset(self, pipeline: str, load: str) -> bool:
         key = self.key(pipeline, load)
+        self._refuse_shadowed(key)
         existed = self._get_raw(key) is not None
         sdk = _sdk_variable()
         if sdk is not None:
