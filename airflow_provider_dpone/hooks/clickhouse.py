@@ -1,22 +1,22 @@
-"""The ClickHouse hook: source and sink (``clickhouse_sink``) on clickhouse-connect, as an
+"""The ClickHouse hook: source and sink (``clickhouse_connector``) on clickhouse-connect, as an
 Airflow DbApiHook.
 
-The connector's code needs no Airflow class (``clickhouse_sink.ClickHouseSink``); this module
+The connector's code needs no Airflow class (``clickhouse_connector.ClickHouseConnector``); this module
 puts it on DbApiHook, so the hook is a proper Airflow hook: ``Connection.get_hook()`` builds
 it, its connection is Airflow's. The command line uses the same connector standing alone
-(``clickhouse_sink.ClickHouseEngine``), without importing Airflow.
+(``clickhouse_connector.ClickHouseEngine``), without importing Airflow.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .clickhouse_sink import ClickHouseSink
+from .clickhouse_connector import ClickHouseConnector
 from .connection import conn_id_of
 from .sql_surface import DponeDbApiHook
 
 
-class DponeClickHouseHook(ClickHouseSink, DponeDbApiHook):
+class DponeClickHouseHook(ClickHouseConnector, DponeDbApiHook):
     """Source and sink for ClickHouse; also a DbApiHook (``run``, ``get_records``, ``get_first``
     through a small DB-API adapter), for ``SQLExecuteQueryOperator`` and ``SqlSensor``."""
 

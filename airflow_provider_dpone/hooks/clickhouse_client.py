@@ -1,7 +1,7 @@
 """The ClickHouse hook's connection: a clickhouse-connect client (HTTP server, or chDB in
 process), a DB-API adapter for DbApiHook, and catalog reads. No Airflow class: the Airflow hook
 (``hooks.clickhouse``) puts this on DbApiHook, the standalone engine
-(``clickhouse_sink.ClickHouseEngine``) reads its connection itself.
+(``clickhouse_connector.ClickHouseEngine``) reads its connection itself.
 
 The connection: host, port (8123, or 8443 with ``secure``), login, password, schema (the
 database) and extras ``secure``, ``compress``, ``settings``; or extra ``dsn`` such as

@@ -1,10 +1,10 @@
-"""The Kafka hook: source and transactional sink (``kafka_sink``) on confluent-kafka, on the
+"""The Kafka hook: source and transactional sink (``kafka_connector``) on confluent-kafka, on the
 official Kafka provider's hook and connection.
 
-The connector's code needs no Airflow class (``kafka_sink.KafkaSink``); this module puts it on
+The connector's code needs no Airflow class (``kafka_connector.KafkaConnector``); this module puts it on
 KafkaBaseHook, so the hook is a proper Airflow hook: ``Connection.get_hook()`` builds it, its
 connection and client configuration are the provider's. The command line uses the same
-connector standing alone (``kafka_sink.KafkaEngine``), without importing Airflow.
+connector standing alone (``kafka_connector.KafkaEngine``), without importing Airflow.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
     raise MissingExtraError(_exc.name or "confluent-kafka", "kafka") from None
 
 from .connection import conn_id_of
-from .kafka_sink import KafkaSink
+from .kafka_connector import KafkaConnector
 
 
-class DponeKafkaHook(KafkaSink, KafkaBaseHook):
+class DponeKafkaHook(KafkaConnector, KafkaBaseHook):
     """Source and sink for Kafka topics. Accepts ``kafka`` and ``dpone_kafka`` connections."""
 
     conn_type = "dpone_kafka"

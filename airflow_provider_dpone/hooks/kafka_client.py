@@ -1,7 +1,7 @@
 """The Kafka hook's connection: the librdkafka client configuration, the schema registry,
 consumers and the offsets the sensors read. No Airflow class: the Airflow hook
 (``hooks.kafka``) puts this on the official provider's KafkaBaseHook, which builds the
-configuration; the standalone engine (``kafka_sink.KafkaEngine``) builds it the same way.
+configuration; the standalone engine (``kafka_connector.KafkaEngine``) builds it the same way.
 
 The connection's extras are the librdkafka configuration (``bootstrap.servers``, security
 settings...). dpone's own keys in the extras start with ``dpone.``: ``dpone.schema_registry``

@@ -1,10 +1,10 @@
-"""The PostgreSQL hook: source (``postgres_source``) and sink (``postgres_sink``), built on the
+"""The PostgreSQL hook: source (``postgres_source``) and sink (``postgres_connector``), built on the
 official provider's PostgresHook (psycopg 3).
 
-The connector's code needs no Airflow class (``postgres_sink.PostgresSink``); this module puts
+The connector's code needs no Airflow class (``postgres_connector.PostgresConnector``); this module puts
 it on PostgresHook, so the hook is a proper Airflow hook: ``Connection.get_hook()`` builds it,
 its connection is Airflow's, and it offers the DbApiHook surface. The command line uses the
-same connector standing alone (``postgres_sink.PostgresEngine``), without importing Airflow.
+same connector standing alone (``postgres_connector.PostgresEngine``), without importing Airflow.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
     raise MissingExtraError(_exc.name or "psycopg", "postgres") from None
 
 from .connection import conn_id_of
-from .postgres_sink import PostgresSink
+from .postgres_connector import PostgresConnector
 from .sql_surface import DponeDbApiHook
 
 
-class DponePostgresHook(PostgresSink, DponeDbApiHook, PostgresHook):
+class DponePostgresHook(PostgresConnector, DponeDbApiHook, PostgresHook):
     """Source and sink for PostgreSQL. Accepts ``postgres`` and ``dpone_postgres`` connections.
 
     Being the official PostgresHook, it also offers ``run``, ``get_records``, ``get_first`` and

@@ -3,7 +3,7 @@ when the server may have cut it; libpq's messages redacted; errors classified.
 
 ``PostgresSessions`` needs no Airflow class: the Airflow hook (``hooks.postgres``) puts it on
 the official PostgresHook, which opens the connections; the standalone engine
-(``postgres_sink.PostgresEngine``, what ``dpone run`` uses) opens them itself, from the same
+(``postgres_connector.PostgresEngine``, what ``dpone run`` uses) opens them itself, from the same
 connection fields.
 """
 

@@ -15,9 +15,9 @@ from ..contracts.connectors import CONNECTORS
 from ..contracts.errors import BadInputError, MissingExtraError
 
 ENGINES = {
-    "postgres": "airflow_provider_dpone.hooks.postgres_sink:PostgresEngine",
-    "clickhouse": "airflow_provider_dpone.hooks.clickhouse_sink:ClickHouseEngine",
-    "kafka": "airflow_provider_dpone.hooks.kafka_sink:KafkaEngine",
+    "postgres": "airflow_provider_dpone.hooks.postgres_connector:PostgresEngine",
+    "clickhouse": "airflow_provider_dpone.hooks.clickhouse_connector:ClickHouseEngine",
+    "kafka": "airflow_provider_dpone.hooks.kafka_connector:KafkaEngine",
 }
 
 

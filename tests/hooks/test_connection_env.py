@@ -161,7 +161,7 @@ def test_a_standalone_hook_reads_its_connection_once_and_masks_it(no_airflow_con
 def test_the_engine_skips_the_extras_the_official_hook_skips() -> None:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-    from airflow_provider_dpone.hooks.postgres_sink import IGNORED_EXTRAS
+    from airflow_provider_dpone.hooks.postgres_connector import IGNORED_EXTRAS
 
     assert set(PostgresHook.ignored_extra_options) == IGNORED_EXTRAS
 
@@ -185,7 +185,7 @@ def test_the_kafka_engine_builds_its_configuration_as_the_official_hook(
 ) -> None:
     from airflow.providers.apache.kafka.hooks.base import CALLBACK_CONFIG_KEYS, KafkaBaseHook
 
-    from airflow_provider_dpone.hooks.kafka_sink import CALLBACK_KEYS, KafkaEngine
+    from airflow_provider_dpone.hooks.kafka_connector import CALLBACK_KEYS, KafkaEngine
 
     assert tuple(CALLBACK_CONFIG_KEYS) == CALLBACK_KEYS
     extra = {

@@ -1,5 +1,5 @@
 """The Kafka connector: source (``kafka_source``) and transactional sink, on confluent-kafka;
-the connection is described in ``kafka_client``. ``KafkaSink`` is the whole connector without
+the connection is described in ``kafka_client``. ``KafkaConnector`` is the whole connector without
 its connection: ``hooks.kafka`` puts it on the official provider's KafkaBaseHook (the Airflow
 hook), and ``KafkaEngine`` here is the same connector standing alone (no Airflow import), for
 the command line.
@@ -38,7 +38,7 @@ from .kafka_source import KafkaSource
 log = logging.getLogger(__name__)
 
 
-class KafkaSink(KafkaSource):
+class KafkaConnector(KafkaSource):
     """Source and sink for Kafka topics, over the connection of the class it is mixed into."""
 
     accepted_formats: tuple[str, ...] = ()  # rows
@@ -239,7 +239,7 @@ class KafkaSink(KafkaSource):
 CALLBACK_KEYS = ("error_cb", "throttle_cb", "stats_cb", "log_cb", "oauth_cb", "on_commit")
 
 
-class KafkaEngine(KafkaSink, StandaloneConnection):
+class KafkaEngine(KafkaConnector, StandaloneConnection):
     """The Kafka connector standing alone, without Airflow's classes: what ``dpone run``,
     ``plan`` and ``state`` use; its connection comes from ``resolve_connection``."""
 

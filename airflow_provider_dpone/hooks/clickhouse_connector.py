@@ -7,7 +7,7 @@ atomic EXCHANGE TABLES (full refresh), partition attach (append), lightweight de
 (merge; attach only on a ReplacingMergeTree target) or REPLACE PARTITION (partition_replace).
 
 The connection is described in ``clickhouse_client``; the source is ``clickhouse_source``.
-``ClickHouseSink`` is the whole connector without its connection: ``hooks.clickhouse`` puts it
+``ClickHouseConnector`` is the whole connector without its connection: ``hooks.clickhouse`` puts it
 on DbApiHook (the Airflow hook), and ``ClickHouseEngine`` here is the same connector standing
 alone (no Airflow import), for the command line.
 """
@@ -63,7 +63,7 @@ _INSERT_SETTINGS = {"input_format_null_as_default": 0}
 _TSV_SETTINGS = {**_INSERT_SETTINGS, "date_time_input_format": "best_effort"}
 
 
-class ClickHouseSink(ClickHouseSource, StagingSink):
+class ClickHouseConnector(ClickHouseSource, StagingSink):
     """Source and sink for ClickHouse, over the connection of the class it is mixed into."""
 
     accepted_formats = (TSV, ARROW)
@@ -292,7 +292,7 @@ class ClickHouseSink(ClickHouseSource, StagingSink):
         }
 
 
-class ClickHouseEngine(ClickHouseSink, StandaloneConnection):
+class ClickHouseEngine(ClickHouseConnector, StandaloneConnection):
     """The ClickHouse connector standing alone, without Airflow's classes: what ``dpone run``,
     ``plan`` and ``state`` use; its connection comes from ``resolve_connection``."""
 

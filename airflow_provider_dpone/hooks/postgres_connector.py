@@ -2,7 +2,7 @@
 (``postgres_session``): COPY into a staging table, then the finalize steps ``sql.finalize``
 plans, in one transaction; ``dpone plan`` renders the same steps.
 
-``PostgresSink`` is the whole connector without its connection: ``hooks.postgres`` puts it on
+``PostgresConnector`` is the whole connector without its connection: ``hooks.postgres`` puts it on
 the official PostgresHook (the Airflow hook), and ``PostgresEngine`` here is the same connector
 standing alone (no Airflow import), for the command line.
 """
@@ -52,7 +52,7 @@ from .postgres_source import BINARY, PREFETCH, TEXT, PostgresSource
 log = logging.getLogger(__name__)
 
 
-class PostgresSink(PostgresSource, JournalingStagingSink):
+class PostgresConnector(PostgresSource, JournalingStagingSink):
     """Source and sink for PostgreSQL, over the connection of the class it is mixed into."""
 
     accepted_formats = (BINARY, TEXT)
@@ -423,7 +423,7 @@ IGNORED_EXTRAS = frozenset(
 OFFICIAL_HOOK_EXTRAS = ("iam", "cursor")
 
 
-class PostgresEngine(PostgresSink, StandaloneConnection):
+class PostgresEngine(PostgresConnector, StandaloneConnection):
     """The PostgreSQL connector standing alone, without Airflow's classes: what ``dpone run``,
     ``plan`` and ``state`` use. Its connection comes from ``resolve_connection`` and is opened
     as the official PostgresHook opens it (host, login, password, schema as the database, port,
