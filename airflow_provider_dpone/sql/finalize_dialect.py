@@ -53,6 +53,28 @@ class SetBasedDialect(SqlDialect):
             f"t.{self.quote_ident(self._target_name(column_map, k))} = s.{self.quote_ident(k)}" for k in keys
         )
 
+    def _locked_target(self, target: TableRef) -> str:
+        """The target aliased ``t`` where a finalize reads it under its write lock (a dialect
+        adds its lock hints)."""
+        return f"{target.sql} as t"
+
+    def _merge_sets(
+        self, values: Sequence[str], column_map: Mapping[str, str] | None, undelete: str | None
+    ) -> list[str]:
+        """The SET list of a merge's UPDATE: each non-key column from staging ``s``; a
+        soft-delete column cleared on rows that came back."""
+        sets = [
+            f"{self.quote_ident(self._target_name(column_map, c))} = s.{self.quote_ident(c)}" for c in values
+        ]
+        return [*sets, f"{self.quote_ident(undelete)} = null"] if undelete else sets
+
+    def _changed_columns(
+        self, values: Sequence[str], column_map: Mapping[str, str] | None
+    ) -> tuple[str, str]:
+        """The target's and staging's value columns, as ``t.`` and ``s.`` lists."""
+        t_cols = ", ".join(f"t.{self.quote_ident(self._target_name(column_map, c))}" for c in values)
+        return t_cols, ", ".join(f"s.{self.quote_ident(c)}" for c in values)
+
     def _missing_from(
         self, keyset: TableRef, keys: Sequence[str], column_map: Mapping[str, str] | None
     ) -> str:
@@ -70,7 +92,7 @@ class SetBasedDialect(SqlDialect):
         scols = ", ".join(f"s.{self.quote_ident(c)}" for c in columns)
         return (
             f"insert into {target.sql} ({into}) select {scols} from {staging.sql} as s "
-            f"where not exists (select 1 from {target.sql} as t where {self._key_match(keys, column_map)})"
+            f"where not exists (select 1 from {self._locked_target(target)} where {self._key_match(keys, column_map)})"
         )
 
     @abstractmethod

@@ -154,11 +154,7 @@ class MsSqlDialect(MsSqlReads):
         values = [c for c in columns if c not in keys]
         if not values and not undelete:
             return None
-        sets = [
-            f"{self.quote_ident(self._target_name(column_map, c))} = s.{self.quote_ident(c)}" for c in values
-        ]
-        if undelete:
-            sets.append(f"{self.quote_ident(undelete)} = null")
+        sets = self._merge_sets(values, column_map, undelete)
         statement = (
             f"update t set {', '.join(sets)} from {self._locked_target(target)} "
             f"join {staging.sql} as s on {self._key_match(keys, column_map)}"
@@ -166,29 +162,12 @@ class MsSqlDialect(MsSqlReads):
         if only_changed:
             changed = []
             if values:
-                t_cols = ", ".join(f"t.{self.quote_ident(self._target_name(column_map, c))}" for c in values)
-                s_cols = ", ".join(f"s.{self.quote_ident(c)}" for c in values)
+                t_cols, s_cols = self._changed_columns(values, column_map)
                 changed.append(f"exists (select {t_cols} except select {s_cols})")
             if undelete:
                 changed.append(f"t.{self.quote_ident(undelete)} is not null")
             statement += f" where {' or '.join(changed)}"
         return statement
-
-    def merge_insert(
-        self,
-        target: TableRef,
-        staging: TableRef,
-        columns: Sequence[str],
-        keys: Sequence[str],
-        column_map: Mapping[str, str] | None = None,
-    ) -> str:
-        """INSERT of staged keys the target lacks; the key range stays locked until commit."""
-        into = self.column_list([self._target_name(column_map, c) for c in columns])
-        scols = ", ".join(f"s.{self.quote_ident(c)}" for c in columns)
-        return (
-            f"insert into {target.sql} ({into}) select {scols} from {staging.sql} as s where not exists "
-            f"(select 1 from {self._locked_target(target)} where {self._key_match(keys, column_map)})"
-        )
 
     def append_rows(
         self,

@@ -120,11 +120,7 @@ class PostgresDialect(PostgresCatalog):
         values = [c for c in columns if c not in keys]
         if not values and not undelete:
             return None
-        assignments = [
-            f"{self.quote_ident(self._target_name(column_map, c))} = s.{self.quote_ident(c)}" for c in values
-        ]
-        if undelete:
-            assignments.append(f"{self.quote_ident(undelete)} = null")
+        assignments = self._merge_sets(values, column_map, undelete)
         statement = (
             f"update {target.sql} as t set {', '.join(assignments)} from {staging.sql} as s "
             f"where {self._key_match(keys, column_map)}"
@@ -132,8 +128,7 @@ class PostgresDialect(PostgresCatalog):
         if only_changed:
             changed = []
             if values:
-                t_cols = ", ".join(f"t.{self.quote_ident(self._target_name(column_map, c))}" for c in values)
-                s_cols = ", ".join(f"s.{self.quote_ident(c)}" for c in values)
+                t_cols, s_cols = self._changed_columns(values, column_map)
                 changed.append(f"row({t_cols}) is distinct from row({s_cols})")
             if undelete:
                 changed.append(f"t.{self.quote_ident(undelete)} is not null")
