@@ -14,6 +14,8 @@ import datetime as dt
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, cast
 
+from pydantic import ValidationError
+
 from .connectors import CONNECTORS
 from .errors import BadInputError
 from .manifest import LoadSpec
@@ -66,6 +68,19 @@ def _ordered(start: str, end: str) -> bool | None:
     return None
 
 
+def _at_or_before(value: str, watermark: str) -> bool:
+    """``value <= watermark`` as numbers or ISO dates/timestamps (a naive and an aware time do
+    not compare: False, so the caller refuses rather than guess)."""
+    if value == watermark:
+        return True
+    for parse in (float, dt.datetime.fromisoformat):
+        try:
+            return bool(parse(value) <= parse(watermark))  # type: ignore[operator]
+        except (TypeError, ValueError):
+            continue
+    return False
+
+
 def run_request(params: dict[str, Any]) -> RunRequest:
     """The request the run's params make; a clear error naming the param for a bad one."""
     mode = params.get(PARAM["mode"]) or "scheduled"
@@ -89,6 +104,10 @@ def run_request(params: dict[str, Any]) -> RunRequest:
                 f"params.{PARAM['end']}: '{request.end}' is not after {PARAM['start']} '{request.start}' "
                 "(the window is from <= cursor < to)"
             )
+    elif request.mode == "scheduled" and request.loads:
+        raise BadInputError(
+            f"params.{PARAM['loads']}: choose a mode for these loads; a scheduled run runs every load"
+        )
     elif request.start or request.end:
         raise BadInputError(
             f"params.{PARAM['start']}/{PARAM['end']}: only a backfill takes a window, not '{mode}'"
@@ -96,10 +115,12 @@ def run_request(params: dict[str, Any]) -> RunRequest:
     return request
 
 
-def backfill_load(load: LoadSpec, start: str, end: str) -> LoadSpec:
+def backfill_load(load: LoadSpec, start: str, end: str, watermark: str | None = None) -> LoadSpec:
     """``load`` re-reading ``start <= cursor < end``: a merge merges the window, an append
     replaces that window of the target; no state (the watermark stays where it is) and no
-    reconciliation deletes (a window is not the whole source)."""
+    reconciliation deletes (a window is not the whole source). ``watermark``: the stored cursor
+    value; an append's window must end at or before it (rows past it are the next run's: a
+    window reaching them would load them twice)."""
     inc, source = load.source.incremental, load.source
     if inc is None or inc.mode is not IncrementalMode.CURSOR or source.kind != "table":
         raise BadInputError(
@@ -112,6 +133,17 @@ def backfill_load(load: LoadSpec, start: str, end: str) -> LoadSpec:
     strategy = load.sink.strategy
     sink = load.sink.model_dump(by_alias=True, exclude_unset=True)
     if strategy is Strategy.INCREMENTAL_APPEND:
+        if Strategy.REPLACE not in CONNECTORS[load.sink.connector].sink_strategies:
+            raise BadInputError(
+                f"load '{load.name}': an append backfill replaces its window; connector "
+                f"'{load.sink.connector}' cannot replace a window"
+            )
+        if watermark is None or not _at_or_before(end, watermark):
+            raise BadInputError(
+                f"params.{PARAM['end']}: an append load's backfill must end at or before its stored "
+                f"watermark ({watermark if watermark is not None else 'none stored'}): the rows past "
+                "it are the next scheduled run's, and reading them here would load them twice"
+            )
         sink.update(strategy=Strategy.REPLACE.value, replace={"window": window})
     elif strategy is not Strategy.INCREMENTAL_MERGE:
         raise BadInputError(
@@ -125,18 +157,31 @@ def backfill_load(load: LoadSpec, start: str, end: str) -> LoadSpec:
     }
     data["sink"] = sink
     data["reconciliation"] = {"deletes": "none"}
-    return LoadSpec.model_validate(data)
+    try:
+        return LoadSpec.model_validate(data)
+    except ValidationError as exc:
+        raise BadInputError(
+            f"load '{load.name}': this load cannot be backfilled: {exc.errors()[0]['msg']}"
+        ) from None
+
+
+_RELOADABLE = frozenset({Strategy.FULL_REFRESH, Strategy.INCREMENTAL_APPEND, Strategy.INCREMENTAL_MERGE})
 
 
 def reload_load(load: LoadSpec) -> LoadSpec:
-    """``load`` as a full reload: read from scratch (the run ignores the stored watermark) and
-    replace the target atomically, keeping the cursor so the watermark read is stored. The
-    manifest rule that a full refresh takes no incremental guards a run that starts *from the
-    watermark*; this one does not, so the spec is copied, not revalidated."""
-    if not load.sink.table or Strategy.FULL_REFRESH not in CONNECTORS[load.sink.connector].sink_strategies:
+    """``load`` as a full reload: the run reads from scratch (it ignores the stored watermark)
+    and stores the watermark it read. A merge merges every row (its keys, duplicate guards and
+    deletes as on any run); an append replaces the target atomically (``full_refresh``, the
+    cursor kept: the manifest rule that a full refresh takes no incremental guards a run that
+    starts *from the watermark*; this one does not, so the spec is copied, not revalidated).
+    Loads that write part of a target (replace, partition_replace) or keep history (scd2,
+    snapshot_diff) are refused: a reload would lose what they keep."""
+    strategy = load.sink.strategy
+    if strategy not in _RELOADABLE:
         raise BadInputError(
-            f"load '{load.name}': a full reload replaces a table; connector '{load.sink.connector}' "
-            f"({load.sink.target}) cannot"
+            f"load '{load.name}': a full reload applies to full_refresh, incremental_append and "
+            f"incremental_merge loads; '{strategy.value}' keeps rows (history, other slices) a "
+            "reload would lose"
         )
     inc = load.source.incremental
     if inc is not None and inc.mode is IncrementalMode.OFFSETS:
@@ -144,11 +189,20 @@ def reload_load(load: LoadSpec) -> LoadSpec:
             f"load '{load.name}': a topic keeps only its retention; a full reload would replace the "
             "target with the messages left in it"
         )
-    source = load.source
-    if inc is not None:
-        source = source.model_copy(update={"incremental": inc.model_copy(update={"chunk": None})})
-    sink = load.sink.model_copy(
-        update={"strategy": Strategy.FULL_REFRESH, "replace": None, "partition_by": None}
-    )
-    deletes = load.reconciliation.model_copy(update={"deletes": "none"})
-    return load.model_copy(update={"source": source, "sink": sink, "reconciliation": deletes})
+    if inc is None or strategy is Strategy.FULL_REFRESH:
+        return load  # already a full read each run
+    source = load.source.model_copy(update={"incremental": inc.model_copy(update={"chunk": None})})
+    if strategy is Strategy.INCREMENTAL_MERGE:
+        return load.model_copy(update={"source": source})
+    if load.source.kind in ("endpoint", "resource"):
+        raise BadInputError(
+            f"load '{load.name}': an API source without a watermark reads its default window, not "
+            "everything: replacing the target with it would lose the rest; backfill or merge instead"
+        )
+    if not load.sink.table or Strategy.FULL_REFRESH not in CONNECTORS[load.sink.connector].sink_strategies:
+        raise BadInputError(
+            f"load '{load.name}': a full reload of an append load replaces a table; connector "
+            f"'{load.sink.connector}' ({load.sink.target}) cannot"
+        )
+    sink = load.sink.model_copy(update={"strategy": Strategy.FULL_REFRESH})
+    return load.model_copy(update={"source": source, "sink": sink})

@@ -42,8 +42,6 @@ def build_dag(manifest: Manifest) -> DAG:
         default_args={
             "retries": manifest.retries,
             "retry_delay": dt.timedelta(seconds=manifest.retry_delay),
-            # a load still runs when an upstream load was skipped (a run asked for other loads)
-            "trigger_rule": "none_failed",
         },
         params=run_params(),
     )

@@ -42,7 +42,7 @@ def run_params() -> dict[str, Any]:
             type=["null", "array"],
             items={"type": "string"},
             title="dpone: loads",
-            description="The loads (task ids) the mode applies to; the others are skipped. Empty: every load.",
+            description="The loads (task ids) the mode applies to; the others do nothing this run. Empty: every load.",
         ),
         PARAM["confirm"]: Param(
             None,
@@ -63,11 +63,13 @@ def check_selection(request: RunRequest, known: set[str]) -> None:
         )
 
 
-def requested_load(load: LoadSpec, request: RunRequest) -> LoadSpec:
-    """The load a backfill or a full reload runs (``load`` itself for a scheduled run)."""
+def requested_load(load: LoadSpec, request: RunRequest, stored: Any = None) -> LoadSpec:
+    """The load a backfill or a full reload runs (``load`` itself for a scheduled run);
+    ``stored``: the load's state record (an append's backfill ends at its watermark)."""
     if request.mode == "backfill":
         assert request.start is not None and request.end is not None  # run_request checked it
-        return backfill_load(load, request.start, request.end)
+        watermark = getattr(stored, "value", None) if getattr(stored, "kind", None) == "cursor" else None
+        return backfill_load(load, request.start, request.end, None if watermark is None else str(watermark))
     if request.mode == "full_reload":
         return reload_load(load)
     return load

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,6 +11,21 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from ..contracts.errors import DponeError
+
+
+def mapped_identity(source: Mapping[str, Any], sink: Mapping[str, Any]) -> str:
+    """What a mapped instance loads, as the rest of its load name: the source (connection and
+    object; a query by a hash of its text) and the sink's target. Two instances share state
+    only when they read the same thing into the same target."""
+    import hashlib
+
+    obj = next((str(source[k]) for k in ("table", "topic", "resource") if source.get(k)), None)
+    if obj is None:
+        text = json.dumps(source.get("query") or source.get("endpoint"), sort_keys=True, default=str)
+        obj = "q" + hashlib.sha256(text.encode()).hexdigest()[:10]
+    target = str(sink.get("table") or sink.get("topic") or "")
+    raw = f"{source.get('conn_id')}.{obj}-{sink.get('conn_id')}.{target}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)[:200]
 
 
 class StagedLoadOperator(BaseOperator):
@@ -23,7 +39,7 @@ class StagedLoadOperator(BaseOperator):
         mapping); Airflow Variables when not given.
     :param pipeline: the first part of the state key; the DAG id when not given.
     :param load_name: the second part of the state key; the task id when not given (a mapped
-        task instance: ``<task_id>.<sink table or topic>``).
+        task instance: ``<task_id>.<source conn>.<object>-<sink conn>.<target>``).
     :param quality: quality checks run on staging before finalize (docs/quality-gates.md).
     :param schema_evolution: ``{mode, on_type_change}`` (docs/schema-evolution.md).
     :param reconciliation: ``{deletes, max_delete_fraction, ...}`` (docs/strategies.md).
@@ -105,8 +121,7 @@ class StagedLoadOperator(BaseOperator):
         map_index = getattr(context.get("ti"), "map_index", -1)
         if map_index is None or map_index < 0:
             return self.task_id
-        target = str(self.sink.get("table") or self.sink.get("topic") or map_index)
-        return f"{self.task_id}.{re.sub(r'[^A-Za-z0-9_.-]', '_', target)}"
+        return f"{self.task_id}.{mapped_identity(self.source, self.sink)}"
 
     def execute(self, context: Any) -> dict[str, Any]:
         from ..contracts.load_args import check_load
@@ -122,17 +137,26 @@ class StagedLoadOperator(BaseOperator):
             if request.mode != "scheduled":
                 check_selection(request, self._known_loads())
                 if not (request.applies_to(spec.name) or request.applies_to(self.task_id)):
-                    from airflow.sdk.exceptions import AirflowSkipException
-
-                    raise AirflowSkipException(
-                        f"{request.mode} asked for other loads: {', '.join(request.loads)}"
+                    # not skipped: a skip would also skip the selected loads downstream of it
+                    self.log.info(
+                        "dpone %s.%s: not selected by this %s run", pipeline, spec.name, request.mode
                     )
+                    return {
+                        "pipeline": pipeline,
+                        "load": spec.name,
+                        "status": "not_selected",
+                        "request": request.to_dict(),
+                    }
                 if request.mode == "reset_state":
                     done = reset_state(pipeline, spec, state, request)
                     self.log.info("dpone %s.%s: state reset (%s)", pipeline, spec.name, done)
                     return done
-                spec = requested_load(spec, request)
             parts = assemble(spec, state)
+            check_writable = getattr(parts.state, "check_writable", None)
+            if check_writable is not None:  # a state its end could not write: refuse before any data moves
+                check_writable(pipeline, spec.name)
+            if request.mode != "scheduled":
+                spec = requested_load(spec, request, parts.state.get(pipeline, spec.name))
             report = run_load(pipeline, spec, parts, run_id=context["run_id"], request=request)
         except Exception as exc:
             self._keep(getattr(exc, "run_report", None))

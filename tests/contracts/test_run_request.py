@@ -64,9 +64,21 @@ def test_a_backfill_merges_or_replaces_its_window_and_keeps_state() -> None:
     assert merged.source.window is not None and merged.source.window.column == "updated_at"
     assert (merged.source.window.start, merged.source.window.end) == ("2026-01-01", "2026-02-01")
     assert merged.sink.strategy is Strategy.INCREMENTAL_MERGE and merged.reconciliation.deletes == "none"
-    appended = backfill_load(_load("incremental_append"), "5", "9")
+    appended = backfill_load(_load("incremental_append"), "2026-01-05", "2026-01-09", "2026-02-01")
     assert appended.sink.strategy is Strategy.REPLACE
     assert appended.sink.replace is not None and appended.sink.replace.window == appended.source.window
+
+
+def test_an_append_backfill_ends_at_its_watermark() -> None:
+    """Rows past the watermark are the next run's: a window reaching them would load them twice."""
+    ok = backfill_load(_load("incremental_append"), "2026-01-01", "2026-02-01", "2026-02-01T00:00:00")
+    assert ok.sink.strategy is Strategy.REPLACE
+    for end, watermark in (("2026-03-01", "2026-02-01"), ("2026-01-01", None), ("10", "2026-02-01")):
+        with pytest.raises(BadInputError, match="must end at or before its stored watermark"):
+            backfill_load(_load("incremental_append"), "2025-01-01", end, watermark)
+    assert (
+        backfill_load(_load(), "2026-01-01", "2099-01-01", None).sink.strategy is Strategy.INCREMENTAL_MERGE
+    )
 
 
 def test_a_backfill_refuses_what_it_cannot_window() -> None:
@@ -106,10 +118,29 @@ def test_a_full_reload_replaces_the_target_and_keeps_the_cursor() -> None:
     assert reload.sink.strategy is Strategy.FULL_REFRESH
     assert reload.source.incremental is not None and reload.source.incremental.cursor == "updated_at"
     assert reload.source.incremental.chunk is None  # one read: a next chunk would replace this one
+    merged = reload_load(_load())  # a merge keeps its keys and guards: it merges every row
+    assert merged.sink == _load().sink and merged.source.incremental is not None
+    assert merged.source.incremental.chunk is None
+    for strategy in ("replace", "scd2"):
+        kept = LoadSpec.model_validate(
+            {
+                "name": "o",
+                "source": {"connector": "postgres", "conn_id": "shop", "table": "o"},
+                "sink": {
+                    "connector": "postgres",
+                    "conn_id": "dwh",
+                    "table": "raw.o",
+                    "strategy": strategy,
+                    **({"unique_key": ["id"]} if strategy == "scd2" else {"replace": {"where": "true"}}),
+                },
+            }
+        )
+        with pytest.raises(BadInputError, match=f"'{strategy}' keeps rows"):
+            reload_load(kept)
     topic_sink = LoadSpec.model_validate(
         {
             "name": "t",
-            "source": {"connector": "postgres", "conn_id": "shop", "table": "o"},
+            "source": {"connector": "postgres", "conn_id": "shop", "table": "o", "incremental": CURSOR},
             "sink": {
                 "connector": "kafka",
                 "conn_id": "k",
@@ -118,7 +149,7 @@ def test_a_full_reload_replaces_the_target_and_keeps_the_cursor() -> None:
             },
         }
     )
-    with pytest.raises(BadInputError, match="a full reload replaces a table"):
+    with pytest.raises(BadInputError, match="a full reload of an append load replaces a table"):
         reload_load(topic_sink)
     from_topic = LoadSpec.model_validate(
         {

@@ -27,9 +27,9 @@ def test_dags_tasks_and_dependencies(tmp_path: Path) -> None:
     assert op.template_fields == ("source", "sink", "state", "quality")
     assert op.sink["unique_key"] == ["id"] and op.load_name == "orders" and op.pipeline == "pipe_000"
     assert op.retries == 2 and dag.max_active_runs == 1 and "dpone" in dag.tags
-    # the Trigger form's fields; a load runs when an upstream load was skipped by a request
+    # the Trigger form's fields
     assert {"dpone_mode", "dpone_from", "dpone_to", "dpone_loads", "dpone_confirm"} <= set(dag.params)
-    assert dag.params["dpone_mode"] == "scheduled" and op.trigger_rule == "none_failed"
+    assert dag.params["dpone_mode"] == "scheduled" and op.trigger_rule == "all_success"
 
 
 def test_broken_manifest_shows_as_its_own_dag(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import json
 
 import pytest
 from airflow.sdk import DAG
-from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_provider_dpone.operators.manual_run import run_params
 from airflow_provider_dpone.operators.staged_load import StagedLoadOperator
@@ -84,6 +84,15 @@ def test_a_backfill_re_reads_its_window_and_leaves_state_alone(orders, strategy)
     )  # no duplicates
     assert _run(op, "r4", **window)["rows"] == 10  # again: converges, nothing doubled
     assert pg.query("src", SAME.format("orders")) == pg.query("dst", SAME.format("raw.orders"))
+    pg.execute("src", "insert into orders values (101, 101, date '2026-05-01')")
+    past = {"dpone_mode": "backfill", "dpone_from": "2026-04-01", "dpone_to": "2026-06-01"}
+    if strategy == "incremental_append":  # rows past the watermark are the next run's
+        with pytest.raises(AirflowFailException, match="must end at or before its stored watermark"):
+            _run(op, "r5", **past)
+    else:  # a merge takes them now and again next run, merged: no duplicates
+        assert _run(op, "r5", **past)["rows"] == 12  # 04-01..04-11 and the new 05-01
+    assert _run(op, "r6")["rows"] == 1  # the scheduled run reads past the unchanged watermark
+    assert pg.query("src", SAME.format("orders")) == pg.query("dst", SAME.format("raw.orders"))
 
 
 def test_a_full_reload_rebuilds_the_target_and_stores_the_new_watermark(orders) -> None:
@@ -113,10 +122,11 @@ def test_a_state_reset_needs_the_pipeline_name(orders) -> None:
     assert done["status"] == "state_reset" and done["existed"] is True and _state(pg) == {}
 
 
-def test_a_run_for_other_loads_skips_and_a_typo_fails(orders) -> None:
+def test_a_run_for_other_loads_does_nothing_and_a_typo_fails(orders) -> None:
     op, other = _ops()
-    with pytest.raises(AirflowSkipException):
-        _run(other, "r1", dpone_mode="full_reload", dpone_loads=["orders"])
+    done = _run(other, "r1", dpone_mode="full_reload", dpone_loads=["orders"])
+    assert done["status"] == "not_selected"  # not a skip: loads downstream of it still run
+    assert orders.query("dst", "select to_regclass('raw.copy')") == [(None,)]
     with pytest.raises(
         AirflowFailException, match=r"params\.dpone_loads: no load 'order' here; loads: copy, orders"
     ):

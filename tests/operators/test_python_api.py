@@ -100,7 +100,17 @@ def test_mapped_loads_get_one_state_key_per_target() -> None:
         source=PostgresSource("shop", table="orders"),
         sink=PostgresSink("dwh", "snap.orders"),
     )
-    assert op._name({"ti": SimpleNamespace(map_index=1)}) == "snapshot.snap.orders"
+    assert op._name({"ti": SimpleNamespace(map_index=1)}) == "snapshot.shop.orders-dwh.snap.orders"
+    shard = StagedLoadOperator(  # another source into the same sink: its own state, never shared
+        task_id="snapshot",
+        source=PostgresSource("shop2", table="orders"),
+        sink=PostgresSink("dwh", "snap.orders"),
+    )
+    assert shard._name({"ti": SimpleNamespace(map_index=2)}) == "snapshot.shop2.orders-dwh.snap.orders"
+    query = StagedLoadOperator(
+        task_id="q", source=PostgresSource("shop", query="select 1 as id"), sink=PostgresSink("dwh", "snap.q")
+    )
+    assert query._name({"ti": SimpleNamespace(map_index=0)}).startswith("q.shop.q")
     assert op._name({"ti": SimpleNamespace(map_index=-1)}) == "snapshot"
     named = StagedLoadOperator(
         task_id="t",

@@ -41,7 +41,9 @@ def test_the_python_dag_runs_maps_and_reruns_one_load(shop_env, clean_pg) -> Non
     assert pg.query("dst", "select load from dpone.state where pipeline = %s", (DAG_ID,)) == [("orders",)]
     reports = Path(os.environ["DPONE_REPORT_DIR"]) / DAG_ID  # one folder per load name
     mapped = sorted(p.name for p in reports.iterdir() if p.name.startswith("snapshot"))
-    assert mapped == ["snapshot.py_snapshot.customers", "snapshot.py_snapshot.orders"]
+    assert mapped == [
+        f"snapshot.dpone_demo_shop.public.{t}-dpone_demo_dwh.py_snapshot.{t}" for t in ("customers", "orders")
+    ]
     assert "orders: 2000 rows, status success" in out  # the TaskFlow task read the report from XCom
 
     _updated, inserted = change_orders(pg.src, fraction=0.05, new_rows=30)
