@@ -129,6 +129,11 @@ def backfill_load(load: LoadSpec, start: str, end: str, watermark: str | None = 
         )
     if not CONNECTORS[source.connector].window:
         raise BadInputError(f"load '{load.name}': connector '{source.connector}' cannot read a fixed window")
+    if load.reconciliation.deletes == "soft":
+        raise BadInputError(
+            f"load '{load.name}': a backfill runs without reconciliation, so rows it re-reads would "
+            "stay marked deleted; run a full_reload instead"
+        )
     window = {"column": inc.cursor, "start": start, "end": end}
     strategy = load.sink.strategy
     sink = load.sink.model_dump(by_alias=True, exclude_unset=True)
