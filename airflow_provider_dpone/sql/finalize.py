@@ -335,6 +335,13 @@ def replace_predicate(d: SetBasedDialect, job: FinalizeJob) -> tuple[str, tuple[
     if job.schema is None:
         return "<replaced range>", (window.start, window.end)
     require_columns("sink.replace.window.column", [window.column], job.schema)
+    if window.column in job.mapping:  # old rows hold the old column, new ones the new: no one delete
+        raise BadInputError(
+            f"sink.replace.window.column: '{window.column}' changed type and lands in "
+            f"'{job.mapping[window.column]}' (schema_evolution.on_type_change: new_column); the window "
+            "cannot be deleted exactly across both columns, and a partial delete would duplicate "
+            "rows: migrate the target's column, or replace by 'where'"
+        )
     return d.window_predicate(job.schema.column(window.column)), (window.start, window.end)
 
 

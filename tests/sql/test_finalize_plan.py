@@ -151,6 +151,15 @@ def test_replace_refuses_rows_outside_the_range_and_an_empty_batch() -> None:
         run_steps(empty, Answers(delete=Outcome(40)))
 
 
+def test_replace_refuses_a_window_column_that_changed_type() -> None:
+    """Old rows hold the window in ``day``, new ones in ``day__timestamp``: deleting by either
+    alone would leave rows the insert then duplicates."""
+    window = {"replace": {"window": {"column": "day", "start": "2026-01-01", "end": "2026-01-02"}}}
+    remapped = replace(job({"strategy": "replace", **window}), mapping={"day": "day__timestamp"})
+    with pytest.raises(BadInputError, match="'day' changed type and lands in 'day__timestamp'"):
+        plan_finalize(d, remapped, EXISTING)
+
+
 def test_partition_swap_touches_only_partitions_with_rows() -> None:
     parent = d.parse_table("raw.items")
     leaves = tuple(
