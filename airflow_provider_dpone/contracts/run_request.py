@@ -3,8 +3,8 @@ window, a full reload, or a state reset; and the load each of them runs. Pure: n
 
 - ``backfill`` re-reads ``from <= cursor < to`` of a table source into the target (merged,
   or replacing that window of an append target) and leaves the state as it is;
-- ``full_reload`` reads the source from scratch (ignoring the stored watermark), replaces the
-  target atomically and stores the watermark it read;
+- ``full_reload`` reads the source from scratch (ignoring the stored watermark): a merge load
+  merges it, an append load replaces the target atomically; the watermark read is stored;
 - ``reset_state`` forgets the load's state, only when ``confirm`` repeats the pipeline name.
 """
 
@@ -68,19 +68,6 @@ def _ordered(start: str, end: str) -> bool | None:
     return None
 
 
-def _at_or_before(value: str, watermark: str) -> bool:
-    """``value <= watermark`` as numbers or ISO dates/timestamps (a naive and an aware time do
-    not compare: False, so the caller refuses rather than guess)."""
-    if value == watermark:
-        return True
-    for parse in (float, dt.datetime.fromisoformat):
-        try:
-            return bool(parse(value) <= parse(watermark))  # type: ignore[operator]
-        except (TypeError, ValueError):
-            continue
-    return False
-
-
 def run_request(params: dict[str, Any]) -> RunRequest:
     """The request the run's params make; a clear error naming the param for a bad one."""
     mode = params.get(PARAM["mode"]) or "scheduled"
@@ -115,12 +102,15 @@ def run_request(params: dict[str, Any]) -> RunRequest:
     return request
 
 
-def backfill_load(load: LoadSpec, start: str, end: str, watermark: str | None = None) -> LoadSpec:
+def backfill_load(
+    load: LoadSpec, start: str, end: str, watermark: str | None = None, ends_by_watermark: bool = False
+) -> LoadSpec:
     """``load`` re-reading ``start <= cursor < end``: a merge merges the window, an append
     replaces that window of the target; no state (the watermark stays where it is) and no
     reconciliation deletes (a window is not the whole source). ``watermark``: the stored cursor
-    value; an append's window must end at or before it (rows past it are the next run's: a
-    window reaching them would load them twice)."""
+    value, and ``ends_by_watermark`` whether ``end`` is at or before it, compared as the
+    cursor's type by the caller: an append's window must (rows past the watermark are the next
+    run's: a window reaching them would load them twice)."""
     inc, source = load.source.incremental, load.source
     if inc is None or inc.mode is not IncrementalMode.CURSOR or source.kind != "table":
         raise BadInputError(
@@ -143,11 +133,12 @@ def backfill_load(load: LoadSpec, start: str, end: str, watermark: str | None = 
                 f"load '{load.name}': an append backfill replaces its window; connector "
                 f"'{load.sink.connector}' cannot replace a window"
             )
-        if watermark is None or not _at_or_before(end, watermark):
+        if watermark is None or not ends_by_watermark:
             raise BadInputError(
                 f"params.{PARAM['end']}: an append load's backfill must end at or before its stored "
                 f"watermark ({watermark if watermark is not None else 'none stored'}): the rows past "
-                "it are the next scheduled run's, and reading them here would load them twice"
+                "it are the next scheduled run's, and reading them here would load them twice (give a "
+                "time with its UTC offset when the cursor is a timestamp with time zone)"
             )
         sink.update(strategy=Strategy.REPLACE.value, replace={"window": window})
     elif strategy is not Strategy.INCREMENTAL_MERGE:

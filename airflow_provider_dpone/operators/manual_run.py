@@ -8,6 +8,7 @@ from typing import Any
 from ..contracts.errors import BadInputError
 from ..contracts.manifest import LoadSpec, StateSpec
 from ..contracts.run_request import MODES, PARAM, RunRequest, backfill_load, reload_load
+from ..contracts.state import CursorState, StateRecord, state_mismatch
 
 
 def run_params() -> dict[str, Any]:
@@ -21,8 +22,8 @@ def run_params() -> dict[str, Any]:
             enum=list(MODES),
             title="dpone: run mode",
             description="scheduled: the normal incremental run. backfill: re-read the window "
-            "below into the target, state unchanged. full_reload: read everything, replace the "
-            "target, store the new watermark. reset_state: forget the watermark (needs the "
+            "below into the target, state unchanged. full_reload: read everything (merged, or "
+            "replacing the target of an append load), store the new watermark. reset_state: forget the watermark (needs the "
             "confirmation below); nothing is loaded.",
         ),
         PARAM["start"]: Param(
@@ -63,16 +64,33 @@ def check_selection(request: RunRequest, known: set[str]) -> None:
         )
 
 
-def requested_load(load: LoadSpec, request: RunRequest, stored: Any = None) -> LoadSpec:
+def requested_load(load: LoadSpec, request: RunRequest, stored: StateRecord | None = None) -> LoadSpec:
     """The load a backfill or a full reload runs (``load`` itself for a scheduled run);
-    ``stored``: the load's state record (an append's backfill ends at its watermark)."""
+    ``stored``: the load's state record (an append's backfill ends at its watermark, compared
+    as the cursor's type, as the extract compares it)."""
     if request.mode == "backfill":
         assert request.start is not None and request.end is not None  # run_request checked it
-        watermark = getattr(stored, "value", None) if getattr(stored, "kind", None) == "cursor" else None
-        return backfill_load(load, request.start, request.end, None if watermark is None else str(watermark))
+        problem = state_mismatch(load, stored)
+        if problem:
+            raise BadInputError(f"load '{load.name}': the stored state does not fit this load: {problem}")
+        watermark = stored.value if isinstance(stored, CursorState) else None
+        ends_by = watermark is not None and _ends_by(stored, request.end)
+        return backfill_load(load, request.start, request.end, watermark, ends_by)
     if request.mode == "full_reload":
         return reload_load(load)
     return load
+
+
+def _ends_by(stored: Any, end: str) -> bool:
+    """``end <= stored.value`` as values of the cursor's type (False when they do not compare:
+    a naive time against an aware one, text that is not a number...)."""
+    from ..contracts.table import CanonicalType
+    from ..sql.extract_plan import cursor_after
+
+    try:
+        return not cursor_after(CanonicalType(stored.value_type), end, str(stored.value))
+    except (ValueError, TypeError, BadInputError):
+        return False
 
 
 def reset_state(pipeline: str, load: LoadSpec, state: StateSpec, request: RunRequest) -> dict[str, Any]:

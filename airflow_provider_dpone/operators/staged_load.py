@@ -13,19 +13,26 @@ from airflow.sdk.exceptions import AirflowFailException
 from ..contracts.errors import DponeError
 
 
-def mapped_identity(source: Mapping[str, Any], sink: Mapping[str, Any]) -> str:
-    """What a mapped instance loads, as the rest of its load name: the source (connection and
-    object; a query by a hash of its text) and the sink's target. Two instances share state
-    only when they read the same thing into the same target."""
+def _digest(value: Any) -> str:
     import hashlib
 
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:10]
+
+
+def mapped_identity(source: Mapping[str, Any], sink: Mapping[str, Any]) -> str:
+    """What a mapped instance loads, as the rest of its load name: the source (connection,
+    object, a query by a hash of its text, a resource's options by a hash) and the sink's
+    target. Taken from the arguments as written (before templating), so a templated query
+    keeps its name from run to run; two instances share state only when they read the same
+    thing into the same target."""
     obj = next((str(source[k]) for k in ("table", "topic", "resource") if source.get(k)), None)
     if obj is None:
-        text = json.dumps(source.get("query") or source.get("endpoint"), sort_keys=True, default=str)
-        obj = "q" + hashlib.sha256(text.encode()).hexdigest()[:10]
+        obj = "q" + _digest(source.get("query") or source.get("endpoint"))
+    if source.get("options"):
+        obj += "-o" + _digest(source["options"])
     target = str(sink.get("table") or sink.get("topic") or "")
-    raw = f"{source.get('conn_id')}.{obj}-{sink.get('conn_id')}.{target}"
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)[:200]
+    raw = re.sub(r"[^A-Za-z0-9_.-]", "_", f"{source.get('conn_id')}.{obj}-{sink.get('conn_id')}.{target}")
+    return raw if len(raw) <= 150 else f"{raw[:130]}-{_digest(raw)}"
 
 
 class StagedLoadOperator(BaseOperator):
@@ -77,6 +84,12 @@ class StagedLoadOperator(BaseOperator):
         self.quality = list(quality or [])
         self.schema_evolution = schema_evolution
         self.reconciliation = reconciliation
+        # a mapped instance's state key, from its arguments as written (templates unrendered)
+        self._identity = (
+            mapped_identity(source, sink)
+            if isinstance(source, Mapping) and isinstance(sink, Mapping)
+            else None
+        )
         self._check_arguments()
 
     def _check_arguments(self) -> None:
@@ -121,7 +134,7 @@ class StagedLoadOperator(BaseOperator):
         map_index = getattr(context.get("ti"), "map_index", -1)
         if map_index is None or map_index < 0:
             return self.task_id
-        return f"{self.task_id}.{mapped_identity(self.source, self.sink)}"
+        return f"{self.task_id}.{self._identity or mapped_identity(self.source, self.sink)}"
 
     def execute(self, context: Any) -> dict[str, Any]:
         from ..contracts.load_args import check_load

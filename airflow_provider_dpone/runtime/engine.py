@@ -323,7 +323,7 @@ def _run_once(
         # journal compares it with the backend after a crash).
         if fresh:  # a full reload reads from scratch; ``before`` stays for the journal
             start: StateRecord | None = None
-            note: str | None = "full reload: the stored watermark is ignored; the target is replaced"
+            note: str | None = "full reload: read from scratch, the stored watermark ignored"
         else:
             ctx, start, note = starting_state(ctx, parts.sink, parts.state, before)
         if note:

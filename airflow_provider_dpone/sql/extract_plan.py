@@ -90,7 +90,7 @@ class CursorPlan:
         loaded them. Never for a watermark that is a window's end rather than a record's."""
         if not self.skip_loaded or self.lower is None:
             return False
-        return not _after(self.column.type, value, self.lower)
+        return not cursor_after(self.column.type, value, self.lower)
 
     def since(self) -> dt.datetime | None:
         """The lower bound minus lookback, as an aware timestamp (an API's filter value)."""
@@ -179,7 +179,7 @@ def advance_cursor(plan: CursorPlan, newest: str | None) -> CursorWindow:
     """The window of a source that reads past ``lower`` with no measured upper bound and saw
     ``newest`` as the largest cursor value: the state advances only past the lower bound, else
     the stored state stays (and the upper bound reported is the lower one)."""
-    if newest is not None and (plan.lower is None or _after(plan.column.type, newest, plan.lower)):
+    if newest is not None and (plan.lower is None or cursor_after(plan.column.type, newest, plan.lower)):
         candidate: CursorState | None = _candidate(plan, newest)
     else:
         candidate = plan.state
@@ -193,7 +193,7 @@ def _candidate(plan: CursorPlan, upper: str | None) -> CursorState | None:
     return CursorState(cursor=plan.cursor, value=upper, value_type=plan.column.type.value)
 
 
-def _after(kind: CanonicalType, value: str, bound: str) -> bool:
+def cursor_after(kind: CanonicalType, value: str, bound: str) -> bool:
     """``value > bound`` compared as values of the cursor's type, not as text."""
     if kind in TEMPORAL:
         return parse_timestamp(value, aware=True) > parse_timestamp(bound, aware=True)

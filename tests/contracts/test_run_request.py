@@ -64,21 +64,40 @@ def test_a_backfill_merges_or_replaces_its_window_and_keeps_state() -> None:
     assert merged.source.window is not None and merged.source.window.column == "updated_at"
     assert (merged.source.window.start, merged.source.window.end) == ("2026-01-01", "2026-02-01")
     assert merged.sink.strategy is Strategy.INCREMENTAL_MERGE and merged.reconciliation.deletes == "none"
-    appended = backfill_load(_load("incremental_append"), "2026-01-05", "2026-01-09", "2026-02-01")
+    appended = backfill_load(_load("incremental_append"), "2026-01-05", "2026-01-09", "2026-02-01", True)
     assert appended.sink.strategy is Strategy.REPLACE
     assert appended.sink.replace is not None and appended.sink.replace.window == appended.source.window
 
 
 def test_an_append_backfill_ends_at_its_watermark() -> None:
-    """Rows past the watermark are the next run's: a window reaching them would load them twice."""
-    ok = backfill_load(_load("incremental_append"), "2026-01-01", "2026-02-01", "2026-02-01T00:00:00")
-    assert ok.sink.strategy is Strategy.REPLACE
-    for end, watermark in (("2026-03-01", "2026-02-01"), ("2026-01-01", None), ("10", "2026-02-01")):
-        with pytest.raises(BadInputError, match="must end at or before its stored watermark"):
-            backfill_load(_load("incremental_append"), "2025-01-01", end, watermark)
+    """Rows past the watermark are the next run's: a window reaching them would load them twice.
+    The end is compared with the watermark as the cursor's type, as the extract compares them."""
+    from airflow_provider_dpone.contracts.run_request import RunRequest
+    from airflow_provider_dpone.contracts.state import CursorState
+    from airflow_provider_dpone.operators.manual_run import requested_load
+
+    def backfill(end: str, value: str | None, value_type: str, cursor: str = "updated_at") -> LoadSpec:
+        stored = None if value is None else CursorState(cursor, value, value_type)
+        return requested_load(_load("incremental_append"), RunRequest("backfill", "0", end), stored)
+
     assert (
-        backfill_load(_load(), "2026-01-01", "2099-01-01", None).sink.strategy is Strategy.INCREMENTAL_MERGE
+        backfill("2026-02-01", "2026-02-01T00:00:00+00:00", "timestamptz").sink.strategy is Strategy.REPLACE
     )
+    assert backfill("2026-01-31T23:00:00-02:00", "2026-02-01T06:00:00+00:00", "timestamptz").sink.replace
+    assert backfill("1800000000000000000", "1800000000000000000", "int64").sink.replace
+    refused = [
+        ("2026-03-01", "2026-02-01", "date"),
+        ("2026-01-01", None, "date"),  # no state: nothing says where the next run starts
+        ("1800000000000000100", "1800000000000000000", "int64"),  # beyond float precision
+        ("0.1000000000000000001", "0.1", "decimal"),
+        ("not a number", "10", "int64"),
+    ]
+    for end, value, value_type in refused:
+        with pytest.raises(BadInputError, match="must end at or before its stored watermark"):
+            backfill(end, value, value_type)
+    with pytest.raises(BadInputError, match="the stored state does not fit this load"):
+        backfill("2026-01-01", "2026-02-01", "date", cursor="created_at")
+    assert backfill_load(_load(), "2026-01-01", "2099-01-01").sink.strategy is Strategy.INCREMENTAL_MERGE
 
 
 def test_a_backfill_refuses_what_it_cannot_window() -> None:

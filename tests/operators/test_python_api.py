@@ -16,7 +16,7 @@ from airflow_provider_dpone.contracts.errors import ManifestError
 from airflow_provider_dpone.contracts.load_args import check_load
 from airflow_provider_dpone.dag_factory.files import load_manifest
 from airflow_provider_dpone.operators.staged_load import StagedLoadOperator
-from airflow_provider_dpone.specs import Cursor, PostgresSink, PostgresSource, TableState
+from airflow_provider_dpone.specs import AppsFlyerSource, Cursor, PostgresSink, PostgresSource, TableState
 
 START = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
 STATE = TableState("dwh")
@@ -111,6 +111,23 @@ def test_mapped_loads_get_one_state_key_per_target() -> None:
         task_id="q", source=PostgresSource("shop", query="select 1 as id"), sink=PostgresSink("dwh", "snap.q")
     )
     assert query._name({"ti": SimpleNamespace(map_index=0)}).startswith("q.shop.q")
+    templated = StagedLoadOperator(
+        task_id="q",
+        source=PostgresSource("shop", query="select {{ ds }}"),
+        sink=PostgresSink("dwh", "snap.q"),
+    )
+    before = templated._name({"ti": SimpleNamespace(map_index=0)})
+    templated.render_template_fields({"ds": "2026-03-01"})
+    assert templated._name({"ti": SimpleNamespace(map_index=0)}) == before  # the same state key every run
+    apps = [
+        StagedLoadOperator(
+            task_id="af",
+            source=AppsFlyerSource("af", "installs", options={"app_id": app}),
+            sink=PostgresSink("dwh", "raw.installs"),
+        )._name({"ti": SimpleNamespace(map_index=0)})
+        for app in ("id1", "id2")
+    ]
+    assert apps[0] != apps[1]  # options tell the instances apart
     assert op._name({"ti": SimpleNamespace(map_index=-1)}) == "snapshot"
     named = StagedLoadOperator(
         task_id="t",
