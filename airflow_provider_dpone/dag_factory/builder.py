@@ -17,7 +17,7 @@ from airflow.sdk import DAG
 from ..contracts.errors import ValidationIssue
 from ..contracts.manifest import Manifest
 from ..operators.manual_run import run_params
-from ..operators.staged_load import InvalidManifestOperator, StagedLoadOperator
+from ..operators.staged_load import InvalidManifestOperator, StagedLoadOperator, validated_loads
 from .files import broken_dag_id, files_for_dag, validate_paths
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ def build_dag(manifest: Manifest) -> DAG:
     )
     state = manifest.state.model_dump(by_alias=True)
     tasks: dict[str, StagedLoadOperator] = {}
-    with dag:
+    with dag, validated_loads():  # validated with the manifest: not again per operator
         for load in manifest.loads:
             extra: dict[str, Any] = {}
             if load.retries is not None:

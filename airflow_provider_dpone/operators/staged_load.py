@@ -4,13 +4,28 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException
 
 from ..contracts.errors import DponeError
+
+_VALIDATED: ContextVar[bool] = ContextVar("dpone_validated", default=False)
+
+
+@contextmanager
+def validated_loads() -> Iterator[None]:
+    """Operators built inside were validated with their whole manifest (the DAG factory): their
+    own parse-time check would only do that work again."""
+    token = _VALIDATED.set(True)
+    try:
+        yield
+    finally:
+        _VALIDATED.reset(token)
 
 
 def _digest(value: Any) -> str:
@@ -94,6 +109,8 @@ class StagedLoadOperator(BaseOperator):
 
     def _check_arguments(self) -> None:
         """Fail the DAG file's parse on a load ``dpone validate`` would refuse."""
+        if _VALIDATED.get():
+            return
         from ..contracts.load_args import check_load, unrendered
 
         parts = (self.source, self.sink, self.state, self.schema_evolution, self.reconciliation)
