@@ -40,6 +40,8 @@ class ConnectorInfo:
     # source (API catalogs): seconds a merged cursor load re-reads before its watermark when the
     # manifest sets no incremental.lookback (late data), per resource, "*" for the others
     default_lookback: dict[str, float] = field(default_factory=dict)
+    # seed 002's level: experimental, beta, production-certified (what its evidence supports)
+    certification: str = "beta"
 
 
 CONNECTORS: dict[str, ConnectorInfo] = {
@@ -67,6 +69,33 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         key_set=True,
         hosts_state=True,
         target_watermark=True,
+    ),
+    # Experimental until the live suite (DPONE_MSSQL_URI, docs/mssql.md) has run green: no SQL
+    # Server can run where CI runs.
+    "mssql": ConnectorInfo(
+        name="mssql",
+        hook="airflow_provider_dpone.hooks.mssql:DponeMsSqlHook",
+        extra="mssql",
+        source_modes=frozenset({None, IncrementalMode.CURSOR}),
+        sink_strategies=frozenset(
+            {
+                Strategy.FULL_REFRESH,
+                Strategy.INCREMENTAL_APPEND,
+                Strategy.INCREMENTAL_MERGE,
+                Strategy.REPLACE,
+                Strategy.PARTITION_REPLACE,
+                Strategy.SNAPSHOT_DIFF,
+                Strategy.SCD2,
+            }
+        ),
+        chunk=True,
+        window=True,
+        duplicate_keys=frozenset({"fail", "keep_last"}),
+        deletes=frozenset({"none", "soft", "hard"}),
+        key_set=True,
+        hosts_state=True,
+        target_watermark=True,
+        certification="experimental",
     ),
     "clickhouse": ConnectorInfo(
         name="clickhouse",

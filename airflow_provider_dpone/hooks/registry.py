@@ -18,6 +18,7 @@ ENGINES = {
     "postgres": "airflow_provider_dpone.hooks.postgres_connector:PostgresEngine",
     "clickhouse": "airflow_provider_dpone.hooks.clickhouse_connector:ClickHouseEngine",
     "kafka": "airflow_provider_dpone.hooks.kafka_connector:KafkaEngine",
+    "mssql": "airflow_provider_dpone.hooks.mssql_connector:MsSqlEngine",
 }
 
 

@@ -79,6 +79,19 @@ order by i.index_id, ic.key_ordinal
 
 TABLE_EXISTS = "select case when object_id(?, N'U') is null then 0 else 1 end"
 
+# The columns of a user query's first result set, as ``INTROSPECT_COLUMNS`` rows (parameter: the
+# query's text); the type's base name is cut from ``system_type_name`` (``nvarchar(50)``).
+DESCRIBE_QUERY = """
+select name,
+       case when charindex('(', system_type_name) > 0
+            then left(system_type_name, charindex('(', system_type_name) - 1) else system_type_name end,
+       max_length, precision, scale, is_nullable, collation_name, cast(0 as bit),
+       case when assembly_qualified_type_name is null then 0 else 1 end
+from sys.dm_exec_describe_first_result_set(?, null, 0)
+where is_hidden = 0
+order by column_ordinal
+"""
+
 IS_PARTITIONED = """
 select case when exists (
   select 1 from sys.indexes as i join sys.partition_schemes as ps on ps.data_space_id = i.data_space_id

@@ -8,10 +8,13 @@ faithfully (spatial, hierarchyid, sql_variant, CLR user types) are refused, nami
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..contracts.errors import UnsupportedError
-from ..contracts.table import CanonicalType, Column
+from ..contracts.table import CanonicalType, Column, TableSchema
 
 DIALECT = "mssql"
 UNBOUNDED_DECIMAL = (38, 10)  # where a numeric without precision lands; wider values fail the insert
@@ -241,3 +244,44 @@ def value_of(param: str, native: str) -> str:
     if base in BINARY or base in ROWVERSION:
         return f"convert({cast_type(native)}, {param}, 1)"
     return f"cast({param} as {cast_type(native)})"
+
+
+def _json_text(value: Any) -> Any:
+    return value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+
+
+def _text(value: Any) -> Any:
+    return value if isinstance(value, str) else str(value)
+
+
+def _bytes(value: Any) -> Any:
+    return value if isinstance(value, bytes) else bytes(value)
+
+
+# Canonical values bulk copy takes as they are: None, bool, int, float, str, Decimal, date, time,
+# datetime (aware for datetimeoffset), uuid.UUID, bytes. The others are sent as SQL Server
+# stores them: JSON and arrays as JSON text, intervals and unknown values as text.
+_BULK_CONVERT: dict[CanonicalType, Callable[[Any], Any]] = {
+    CanonicalType.JSON: _json_text,
+    CanonicalType.ARRAY: _json_text,
+    CanonicalType.INTERVAL: _text,
+    CanonicalType.UNKNOWN: _text,
+    CanonicalType.BINARY: _bytes,  # memoryview and bytearray from other drivers
+}
+
+
+def bulk_row_converter(schema: TableSchema) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """A function turning one canonical row into the tuple ``cursor.bulkcopy`` takes."""
+    converters = [_BULK_CONVERT.get(c.type) for c in schema.columns]
+    if not any(converters):
+        return tuple
+    pairs = list(enumerate(converters))
+
+    def convert(row: Sequence[Any]) -> tuple[Any, ...]:
+        values = list(row)
+        for i, fn in pairs:
+            if fn is not None and values[i] is not None:
+                values[i] = fn(values[i])
+        return tuple(values)
+
+    return convert

@@ -1,4 +1,5 @@
-"""State in a schema-qualified table, created on first use.
+"""State in a schema-qualified table, created on first use, in any database whose connector
+declares it can host state (PostgreSQL, SQL Server): the statements are its hook's dialect's.
 
 When the table lives in the sink database, the state row is written inside the sink's
 finalize transaction, so data and state commit together.
@@ -11,8 +12,9 @@ import json
 from typing import Any
 
 from ..contracts.state import StateRecord, decode_state, state_to_dict
+from ..hooks.dbapi import fetch, run
 from ..runtime.protocols import StateHost, Statement
-from ..sql.postgres import POSTGRES as dialect
+from ..sql.dialect import TableRef
 from . import listed
 
 
@@ -28,7 +30,9 @@ class TableStateBackend:
         standalone: bool = False,
     ) -> None:
         self.conn_id, self.connector, self.standalone = conn_id, connector, standalone
-        self.table = dialect.parse_table(table, default_schema="dpone")
+        self._table_name = table
+        schema, _, name = table.rpartition(".")
+        self._label = f"{schema or 'dpone'}.{name}"  # the table as messages name it
         self._hook: Any = None
         self._ensured = False
 
@@ -42,21 +46,32 @@ class TableStateBackend:
             self._hook = build_hook(self.connector, self.conn_id, standalone=self.standalone)
         return self._hook
 
+    @property
+    def dialect(self) -> Any:
+        """The SQL of the database holding the table (its hook's dialect)."""
+        return self.hook.sql_dialect
+
+    @property
+    def table(self) -> TableRef:
+        return self.dialect.parse_table(self._table_name, default_schema="dpone")  # type: ignore[no-any-return]
+
     def _ensure(self, conn: Any) -> None:
         if self._ensured:
             return
         if not self._exists(conn):
-            for statement in dialect.create_state_table(self.table):
-                conn.execute(statement)
+            cur = conn.cursor()
+            for statement in self.dialect.create_state_table(self.table):
+                run(cur, statement)
             conn.commit()
         self._ensured = True
 
     def _exists(self, conn: Any) -> bool:
-        return bool(conn.execute(dialect.TABLE_EXISTS, (self.table.sql,)).fetchone()[0])
+        query, params = self.dialect.table_exists(self.table)
+        return bool(fetch(conn.cursor(), query, params)[0][0])
 
     def where(self, pipeline: str, load: str) -> str:
         """The row's key, for messages."""
-        return f"{self.table} (pipeline={pipeline!r}, load={load!r})"
+        return f"{self._label} (pipeline={pipeline!r}, load={load!r})"
 
     def get(self, pipeline: str, load: str) -> StateRecord | None:
         """Read state; never creates the table (``dpone plan`` must touch nothing). None for no
@@ -64,8 +79,8 @@ class TableStateBackend:
         with self.hook.session() as conn:
             if not self._ensured and not self._exists(conn):
                 return None
-            row = conn.execute(dialect.select_state(self.table), (pipeline, load)).fetchone()
-        return decode_state(row[0], self.where(pipeline, load), load) if row else None
+            rows = fetch(conn.cursor(), self.dialect.select_state(self.table), (pipeline, load))
+        return decode_state(rows[0][0], self.where(pipeline, load), load) if rows else None
 
     def _payload(self, record: StateRecord) -> str:
         return json.dumps(state_to_dict(record))
@@ -73,20 +88,21 @@ class TableStateBackend:
     def commit(self, pipeline: str, load: str, record: StateRecord, run_id: str) -> None:
         with self.hook.session() as conn:
             self._ensure(conn)
-            conn.execute(dialect.upsert_state(self.table), (pipeline, load, self._payload(record), run_id))
+            params = (pipeline, load, self._payload(record), run_id)
+            run(conn.cursor(), self.dialect.upsert_state(self.table), params)
 
     def reset(self, pipeline: str, load: str) -> bool:
         with self.hook.session() as conn:
             if not self._exists(conn):
                 return False
-            return conn.execute(dialect.delete_state(self.table), (pipeline, load)).rowcount > 0
+            return run(conn.cursor(), self.dialect.delete_state(self.table), (pipeline, load)) > 0
 
     def list(self, pipeline: str, loads: list[str]) -> list[dict[str, Any]]:
         with self.hook.session() as conn:
             rows = (
                 []
                 if not self._exists(conn)
-                else conn.execute(dialect.list_state(self.table), (pipeline,)).fetchall()
+                else fetch(conn.cursor(), self.dialect.list_state(self.table), (pipeline,))
             )
         found = {r[1]: r for r in rows}
         out = []
@@ -112,4 +128,4 @@ class TableStateBackend:
             return None
         with self.hook.session() as conn:  # make sure the table exists before the sink's txn
             self._ensure(conn)
-        return [(dialect.upsert_state(self.table), (pipeline, load, self._payload(record), run_id))]
+        return [(self.dialect.upsert_state(self.table), (pipeline, load, self._payload(record), run_id))]
