@@ -131,6 +131,51 @@ def get_provider_info() -> dict[str, Any]:
                 },
             },
             {
+                # The official provider owns "mssql" (MsSqlHook, pymssql); this type is the same
+                # connection read by mssql-python, whose bulk copy is the fast path.
+                "connection-type": "dpone_mssql",
+                "hook-class-name": "airflow_provider_dpone.hooks.mssql.DponeMsSqlHook",
+                "hook-name": "dpone SQL Server",
+                "ui-field-behaviour": {
+                    "hidden-fields": [],
+                    "relabeling": {"schema": "Database"},
+                    "placeholders": {
+                        "host": "sql.example.com, host\\instance or x.database.windows.net",
+                        "port": "1433 (empty: the named instance's port)",
+                        "schema": "the database",
+                        "login": "dpone_loader",
+                    },
+                },
+                "conn-fields": {
+                    "encrypt": choice(
+                        "Encrypt",
+                        "TLS for the connection: yes (the driver's default), no, or strict (TDS 8).",
+                        {None: "(driver default: yes)", "yes": "yes", "no": "no", "strict": "strict"},
+                    ),
+                    "trust_server_certificate": choice(
+                        "Trust server certificate",
+                        "yes accepts a self-signed certificate without checking it (development only).",
+                        {None: "(no)", "yes": "yes", "no": "no"},
+                    ),
+                    "authentication": choice(
+                        "Authentication",
+                        "Microsoft Entra ID methods for Azure SQL; empty: SQL login and password.",
+                        {
+                            None: "(SQL login)",
+                            "ActiveDirectoryPassword": "ActiveDirectoryPassword",
+                            "ActiveDirectoryServicePrincipal": "ActiveDirectoryServicePrincipal",
+                            "ActiveDirectoryMsi": "ActiveDirectoryMsi",
+                            "ActiveDirectoryDefault": "ActiveDirectoryDefault",
+                        },
+                    ),
+                    "application_intent": choice(
+                        "Application intent",
+                        "ReadOnly routes a source's reads to a readable secondary (Always On).",
+                        {None: "(ReadWrite)", "ReadWrite": "ReadWrite", "ReadOnly": "ReadOnly"},
+                    ),
+                },
+            },
+            {
                 # No official ClickHouse provider exists.
                 "connection-type": "dpone_clickhouse",
                 "hook-class-name": "airflow_provider_dpone.hooks.clickhouse.DponeClickHouseHook",

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.unit
 
 CONNECTION_TYPES: list[dict[str, Any]] = get_provider_info()["connection-types"]
 TYPES = [entry["connection-type"] for entry in CONNECTION_TYPES]
-SAAS = [t for t in TYPES if t not in {"dpone_postgres", "dpone_clickhouse", "dpone_kafka", "dpone_rest"}]
+SAAS = [t for t in TYPES if t not in {"dpone_postgres", "dpone_mssql", "dpone_clickhouse", "dpone_kafka", "dpone_rest"}]
 # standard field -> its key in the UI's StandardHookFields
 STANDARD = {"host": "host", "port": "port", "login": "login", "password": "password", "schema": "url_schema"}
 
@@ -40,8 +40,8 @@ def hook_meta() -> dict[str, Any]:
 
 
 def test_every_dpone_type_is_listed() -> None:
-    assert len(TYPES) == len(set(TYPES)) == 14
-    assert {"dpone_postgres", "dpone_clickhouse", "dpone_kafka", "dpone_rest"} < set(TYPES)
+    assert len(TYPES) == len(set(TYPES)) == 15
+    assert {"dpone_postgres", "dpone_mssql", "dpone_clickhouse", "dpone_kafka", "dpone_rest"} < set(TYPES)
     names = [e["hook-name"] for e in CONNECTION_TYPES]
     assert len(names) == len(set(names)), "the UI's type selector shows hook names: they must differ"
 

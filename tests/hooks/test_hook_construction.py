@@ -51,7 +51,7 @@ def test_saas_hooks_default_to_the_api_name() -> None:
 
 
 @pytest.mark.parametrize(
-    "connection_type", [t for t in TYPES if t not in ("dpone_postgres", "dpone_clickhouse")]
+    "connection_type", [t for t in TYPES if t not in ("dpone_postgres", "dpone_mssql", "dpone_clickhouse")]
 )
 def test_unknown_keyword_arguments_are_refused(connection_type: str) -> None:
     with pytest.raises(TypeError):
