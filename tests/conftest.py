@@ -26,7 +26,15 @@ os.environ.setdefault("DPONE_REPORT_DIR", str(_AIRFLOW_HOME / "reports"))
 
 
 _TIERS = ("integration", "integration_live", "nightly")
-_SERVICES = {"pg", "clean_pg", "ch", "clean_ch", "kafka", "airflow_db"}  # fixtures that need a service
+_SERVICES = {
+    "pg",
+    "clean_pg",
+    "ch",
+    "clean_ch",
+    "kafka",
+    "airflow_db",
+    "clean_mssql",
+}  # fixtures that need a service
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects
@@ -137,6 +145,56 @@ def clean_ch(ch: ChEnv) -> ChEnv:
         ch.command(f"drop database if exists {db} sync")
     ch.command("create database src")
     return ch
+
+
+MSSQL_SKIP = (
+    "DPONE_MSSQL_URI is not set: no SQL Server can run on this machine (no image, no network); "
+    "docs/mssql.md runs the live suite against docker-compose's SQL Server 2022"
+)
+
+
+class MsSqlEnv:
+    """A real SQL Server from ``DPONE_MSSQL_URI`` (an Airflow ``mssql`` connection URI) as the
+    Airflow connection ``mssql_dst``, read and written through the dpone engine's sessions."""
+
+    def __init__(self, uri: str) -> None:
+        os.environ["AIRFLOW_CONN_MSSQL_DST"] = uri
+        from airflow_provider_dpone.hooks.mssql_connector import MsSqlEngine
+
+        self.engine = MsSqlEngine("mssql_dst")
+
+    def query(self, statement: str, params: tuple = ()) -> list[tuple]:
+        from airflow_provider_dpone.hooks.dbapi import fetch
+
+        with self.engine.session() as conn:
+            return fetch(conn.cursor(), statement, params)
+
+    def execute(self, statement: str, params: tuple = ()) -> None:
+        from airflow_provider_dpone.hooks.dbapi import run
+
+        with self.engine.session() as conn:
+            run(conn.cursor(), statement, params)
+
+    def reset(self) -> None:
+        """Drop every table (and view) of the schemas the tests use."""
+        for schema in ("raw", "src", "dpone_staging", "dpone"):
+            for (name,) in self.query(
+                "select quotename(s.name) + '.' + quotename(t.name) from sys.tables t "
+                "join sys.schemas s on s.schema_id = t.schema_id where s.name = ?",
+                (schema,),
+            ):
+                self.execute(f"drop table {name}")
+            self.execute(f"if schema_id(N'{schema}') is null exec(N'create schema [{schema}]')")
+
+
+@pytest.fixture
+def clean_mssql() -> MsSqlEnv:
+    uri = os.environ.get("DPONE_MSSQL_URI")
+    if not uri:
+        pytest.skip(MSSQL_SKIP)
+    env = MsSqlEnv(uri)
+    env.reset()
+    return env
 
 
 class KafkaEnv:

@@ -37,8 +37,28 @@ _SAAS = {  # connector: (test module, full-load test, incremental test or None)
     "fasttrack": ("test_fasttrack", "test_chat_sessions_gzip_bom_russian_headers_into_postgres", None),
 }  # fmt: skip
 
+MS = "tests/hooks/test_mssql_live.py"
 S, PG, CH, KF = "tests/hooks/test_sink_contract.py", "tests/hooks/test_postgres_integration.py", "tests/hooks/test_clickhouse.py", "tests/hooks/test_kafka.py"  # fmt: skip
 EVIDENCE: dict[tuple[str, str], str] = {
+    # SQL Server: the live suite (DPONE_MSSQL_URI); it skips with that reason where no server runs
+    ("mssql", "mode:full"): f"{MS}::test_a_full_extract_lands_in_postgres",
+    ("mssql", "mode:cursor"): f"{MS}::test_a_cursor_extract_with_lookback_merges_only_new_rows",
+    ("mssql", "chunk"): f"{MS}::test_a_chunked_backfill_reads_the_range_in_chunks",
+    ("mssql", "window"): f"{MS}::test_a_window_reads_only_its_range",
+    ("mssql", "strategy:full_refresh"): f"{S}::test_every_declared_strategy_converges",
+    ("mssql", "strategy:incremental_append"): f"{S}::test_every_declared_strategy_converges",
+    ("mssql", "strategy:incremental_merge"): f"{S}::test_every_declared_strategy_converges",
+    ("mssql", "strategy:replace"): f"{S}::test_replace_rewrites_only_the_window",
+    ("mssql", "strategy:partition_replace"): f"{S}::test_partition_replace_with_a_scoped_delete",
+    ("mssql", "strategy:snapshot_diff"): f"{S}::test_snapshot_diff_converges_updates_inserts_and_deletes",
+    ("mssql", "strategy:scd2"): f"{S}::test_scd2_keeps_history_and_closes_deleted_keys",
+    ("mssql", "on_duplicate_keys:fail"): f"{S}::test_duplicate_keys_fail_before_the_target_changes",
+    ("mssql", "on_duplicate_keys:keep_last"): f"{S}::test_keep_last_keeps_the_last_row_of_a_key",
+    ("mssql", "deletes:soft"): f"{S}::test_soft_deletes_mark_rows_and_returning_rows_are_revived",
+    ("mssql", "deletes:hard"): f"{S}::test_snapshot_diff_converges_updates_inserts_and_deletes",
+    ("mssql", "deletes_incremental"): f"{S}::test_incremental_merge_reconciles_through_a_staged_key_set",
+    ("mssql", "hosts_state"): f"{MS}::test_state_on_sql_server_commits_with_the_data",
+    ("mssql", "from_target"): f"{MS}::test_lost_state_is_rederived_from_a_sql_server_target",
     ("postgres", "mode:full"): f"{PG}::test_full_refresh_swaps_then_keeps_target_shape",
     ("postgres", "mode:cursor"): f"{PG}::test_cursor_incremental_merge_with_lookback",
     ("postgres", "mode:xmin"): f"{PG}::test_xmin_incremental_append",

@@ -1,0 +1,104 @@
+"""SQL Server as a source, as a state host and on its routes, against a real server: runs when
+``DPONE_MSSQL_URI`` names one (docs/mssql.md: docker-compose's SQL Server 2022), and skips with
+that reason otherwise. The sink's strategies are in the shared contract (test_sink_contract.py).
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+import pytest
+
+from airflow_provider_dpone.contracts.manifest import parse_manifest
+from tests.helpers import run_first_load as run
+from tests.helpers import run_killed
+
+pytestmark = pytest.mark.integration
+
+ITEMS = """
+create table src.items (id bigint not null primary key, name nvarchar(100) not null, amount decimal(12,2) null,
+                        day date not null, updated_at datetime2(3) not null, version rowversion);
+with n as (select top (400) row_number() over (order by (select null)) as g from sys.all_columns)
+insert into src.items (id, name, amount, day, updated_at)
+select g, concat(N'item ', g), g * 1.25, dateadd(day, g % 10, '2026-01-01'), dateadd(minute, g, '2026-01-01')
+from n;
+"""
+
+
+def manifest(source: dict[str, Any], sink: dict[str, Any], state: dict[str, Any] | None = None) -> Any:
+    body = {
+        "name": "items",
+        "source": {"connector": "mssql", "conn_id": "mssql_dst", "table": "src.items", **source},
+        "sink": {"table": "raw.items", **sink},
+    }
+    return parse_manifest(
+        {"pipeline": "live", "state": state or {"backend": "table", "conn_id": "dst"}, "loads": [body]}
+    )
+
+
+PG_SINK = {"connector": "postgres", "conn_id": "dst"}
+MSSQL_SINK = {"connector": "mssql", "conn_id": "mssql_dst"}
+
+
+def test_a_full_extract_lands_in_postgres(clean_pg: Any, clean_mssql: Any) -> None:
+    clean_mssql.execute(ITEMS)
+    report = run(manifest({}, {**PG_SINK, "strategy": "full_refresh"}))
+    assert report.status == "success" and report.rows == 400
+    assert clean_pg.query("dst", "select count(*), sum(amount) from raw.items") == [(400, 100250.00)]
+
+
+def test_a_cursor_extract_with_lookback_merges_only_new_rows(clean_pg: Any, clean_mssql: Any) -> None:
+    clean_mssql.execute(ITEMS)
+    m = manifest({"incremental": {"mode": "cursor", "cursor": "updated_at", "lookback": "5m"}, "columns": ["id", "name", "amount", "day", "updated_at"]},
+                 {**PG_SINK, "strategy": "incremental_merge", "unique_key": ["id"]})  # fmt: skip
+    assert run(m, "r1").rows == 400
+    clean_mssql.execute("update src.items set name = N'changed', updated_at = '2026-06-01' where id = 7")
+    second = run(m, "r2")
+    assert second.rows == 1 and second.sink["finalize"]["rows_updated"] == 1
+    assert clean_pg.query("dst", "select name from raw.items where id = 7") == [("changed",)]
+
+
+def test_a_chunked_backfill_reads_the_range_in_chunks(clean_pg: Any, clean_mssql: Any) -> None:
+    clean_mssql.execute(ITEMS)
+    m = manifest({"incremental": {"mode": "cursor", "cursor": "id", "chunk": 100}, "columns": ["id", "name"]},
+                 {**PG_SINK, "strategy": "incremental_append"})  # fmt: skip
+    report = run(m)
+    assert report.status == "success"
+    assert clean_pg.query("dst", "select count(*) from raw.items") == [(400,)]
+
+
+def test_a_window_reads_only_its_range(clean_pg: Any, clean_mssql: Any) -> None:
+    clean_mssql.execute(ITEMS)
+    window = {"column": "day", "start": "2026-01-02", "end": "2026-01-04"}
+    m = manifest({"window": window, "columns": ["id", "name", "day"]},
+                 {**PG_SINK, "strategy": "replace", "replace": {"window": window}})  # fmt: skip
+    assert run(m).rows == 80
+
+
+def test_state_on_sql_server_commits_with_the_data(clean_mssql: Any) -> None:
+    clean_mssql.execute(ITEMS)
+    m = manifest({"incremental": {"mode": "cursor", "cursor": "id"}, "columns": ["id", "name"]},
+                 {**MSSQL_SINK, "strategy": "incremental_append"}, state={"backend": "table", "connector": "mssql", "conn_id": "mssql_dst"})  # fmt: skip
+    run(m, "r1")
+    clean_mssql.execute(
+        "insert into src.items (id, name, day, updated_at) values (401, N'x', '2026-02-01', '2026-02-01')"
+    )
+    assert run_killed(m, "r2", "mid_finalize") == -signal.SIGKILL
+    assert clean_mssql.query("select count(*) from raw.items") == [(400,)]  # rolled back with the state
+    run(m, "r2")
+    assert clean_mssql.query("select count(*) from raw.items") == [(401,)]
+    assert clean_mssql.query("select object_id(N'dpone_staging.dpone_journal')") == [(None,)]
+
+
+def test_lost_state_is_rederived_from_a_sql_server_target(clean_pg: Any, clean_mssql: Any) -> None:
+    clean_mssql.execute(ITEMS)
+    m = manifest({"incremental": {"mode": "cursor", "cursor": "id", "on_state_missing": "from_target"}, "columns": ["id", "name"]},
+                 {**MSSQL_SINK, "strategy": "incremental_append"})  # fmt: skip
+    run(m, "r1")
+    clean_pg.execute("dst", "delete from dpone.state")
+    clean_mssql.execute(
+        "insert into src.items (id, name, day, updated_at) values (401, N'x', '2026-02-01', '2026-02-01')"
+    )
+    report = run(m, "r2")
+    assert report.rows == 1 and clean_mssql.query("select count(*) from raw.items") == [(401,)]
