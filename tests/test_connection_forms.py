@@ -22,7 +22,11 @@ pytestmark = pytest.mark.unit
 
 CONNECTION_TYPES: list[dict[str, Any]] = get_provider_info()["connection-types"]
 TYPES = [entry["connection-type"] for entry in CONNECTION_TYPES]
-SAAS = [t for t in TYPES if t not in {"dpone_postgres", "dpone_mssql", "dpone_clickhouse", "dpone_kafka", "dpone_rest"}]
+SAAS = [
+    t
+    for t in TYPES
+    if t not in {"dpone_postgres", "dpone_mssql", "dpone_clickhouse", "dpone_kafka", "dpone_rest"}
+]
 # standard field -> its key in the UI's StandardHookFields
 STANDARD = {"host": "host", "port": "port", "login": "login", "password": "password", "schema": "url_schema"}
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .connectors import CONNECTORS, ConnectorInfo
 from .errors import ValidationIssue
 from .sources import TableSource
-from .strategies import RECONCILING_STRATEGIES, Strategy
+from .strategies import CHANGE_MODES, RECONCILING_STRATEGIES, Strategy
 
 if TYPE_CHECKING:
     from .manifest import LoadSpec, Manifest
@@ -149,6 +149,20 @@ def _strategy_problems(load: LoadSpec) -> list[str]:
                 "reconciliation.deletes: 'snapshot_diff' also converges deletes; set it to 'hard' "
                 "or 'soft' (deletes are opt-in)"
             )
+    feed = mode in CHANGE_MODES
+    if feed != (strategy is Strategy.CDC_APPLY):
+        problems.append(
+            f"sink.strategy: mode '{mode.value}' reads a change feed with deletes; only 'cdc_apply' "
+            "applies it (another strategy would leave deleted rows in the target)"
+            if feed and mode is not None
+            else "sink.strategy: 'cdc_apply' applies a change feed; it needs source.incremental.mode "
+            "'change_tracking' or 'cdc'"
+        )
+    if strategy is Strategy.CDC_APPLY and deletes != "none":
+        problems.append(
+            "reconciliation.deletes: 'cdc_apply' applies the deletes of the change feed itself; "
+            "remove reconciliation.deletes"
+        )
     if strategy is Strategy.REPLACE and mode is not None:
         problems.append(
             "sink.strategy: 'replace' rewrites a bounded window, so it needs a full extract of that "

@@ -59,6 +59,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
                 Strategy.PARTITION_REPLACE,
                 Strategy.SNAPSHOT_DIFF,
                 Strategy.SCD2,
+                Strategy.CDC_APPLY,
             }
         ),
         table_only_modes=frozenset({IncrementalMode.XMIN}),
@@ -76,7 +77,10 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         name="mssql",
         hook="airflow_provider_dpone.hooks.mssql:DponeMsSqlHook",
         extra="mssql",
-        source_modes=frozenset({None, IncrementalMode.CURSOR}),
+        source_modes=frozenset(
+            {None, IncrementalMode.CURSOR, IncrementalMode.CHANGE_TRACKING, IncrementalMode.CDC}
+        ),
+        table_only_modes=frozenset({IncrementalMode.CHANGE_TRACKING, IncrementalMode.CDC}),
         sink_strategies=frozenset(
             {
                 Strategy.FULL_REFRESH,
@@ -86,6 +90,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
                 Strategy.PARTITION_REPLACE,
                 Strategy.SNAPSHOT_DIFF,
                 Strategy.SCD2,
+                Strategy.CDC_APPLY,
             }
         ),
         chunk=True,

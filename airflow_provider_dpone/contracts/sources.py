@@ -13,7 +13,7 @@ from pydantic import Discriminator, Field, Tag, TypeAdapter, field_validator, mo
 from .durations import parse_duration
 from .errors import BadInputError
 from .spec_base import Strict, check_connector, check_table
-from .strategies import IncrementalMode
+from .strategies import CHANGE_MODES, IncrementalMode
 from .table import column_from_type_name
 
 
@@ -33,6 +33,8 @@ class IncrementalSpec(Strict):
     # coarser than the cursor): skip them (already loaded) or read them again (merged). Set by
     # the load when not given: skip for an incremental_append without unique_key, else read.
     at_watermark: Literal["skip", "read"] | None = None
+    # cdc mode on SQL Server: the capture instance to read (default: <schema>_<table>).
+    capture_instance: str | None = None
 
     @field_validator("lookback", mode="before")
     @classmethod
@@ -57,6 +59,13 @@ class IncrementalSpec(Strict):
             raise ValueError(f"'cursor' only applies to mode 'cursor', not '{self.mode.value}'")
         if self.mode is not IncrementalMode.CURSOR and self.chunk:
             raise ValueError(f"'chunk' splits a cursor range; it does not apply to mode '{self.mode.value}'")
+        if self.capture_instance and self.mode is not IncrementalMode.CDC:
+            raise ValueError(f"'capture_instance' only applies to mode 'cdc', not '{self.mode.value}'")
+        if self.mode in CHANGE_MODES and (self.lookback or self.initial_value):
+            raise ValueError(
+                f"mode '{self.mode.value}' reads from its stored position exactly; 'lookback' and "
+                "'initial_value' apply to mode 'cursor'"
+            )
         if self.mode is not IncrementalMode.CURSOR and self.on_state_missing == "from_target":
             raise ValueError(
                 f"'on_state_missing: from_target' reads max(cursor) from the target; mode "

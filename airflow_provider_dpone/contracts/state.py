@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import MISSING, asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -59,15 +60,38 @@ class ResumeState:
     staged_rows: int = 0
 
 
+@dataclass(frozen=True)
+class ChangeVersionState:
+    """SQL Server Change Tracking: the database version the last extract read up to."""
+
+    kind: ClassVar[str] = "change_tracking"
+    version: int
+
+
+@dataclass(frozen=True)
+class CdcState:
+    """A CDC position: the capture ``stream`` (SQL Server: the capture instance) and the last
+    LSN applied, as text (SQL Server: ``0x`` and 20 hex digits)."""
+
+    kind: ClassVar[str] = "cdc"
+    stream: str
+    lsn: str
+
+
+# SQL Server's binary(10) LSN as text, or PostgreSQL's pg_lsn
+_LSN = re.compile(r"^(0x[0-9A-Fa-f]{20}|[0-9A-F]{1,8}/[0-9A-F]{1,8})$")
+
 # Not "#": a key travels in URL paths (the Task SDK sets Variables through the API server).
 RESUME_SUFFIX = ".__resume__"
 
-StateRecord = CursorState | XminState | OffsetsState | ResumeState
+StateRecord = CursorState | XminState | OffsetsState | ResumeState | ChangeVersionState | CdcState
 _KINDS: dict[str, type[StateRecord]] = {
     CursorState.kind: CursorState,
     XminState.kind: XminState,
     OffsetsState.kind: OffsetsState,
     ResumeState.kind: ResumeState,
+    ChangeVersionState.kind: ChangeVersionState,
+    CdcState.kind: CdcState,
 }
 
 
@@ -118,6 +142,13 @@ def _field_problem(record: StateRecord) -> str | None:
         ):
             return "'offsets' must map partition numbers (as text) to non-negative integer offsets"
         return _text("topic", record.topic)
+    if isinstance(record, ChangeVersionState):
+        return _count("version", record.version)
+    if isinstance(record, CdcState):
+        problem = _text("stream", record.stream) or _text("lsn", record.lsn)
+        if problem is None and not _LSN.match(record.lsn):
+            problem = f"'lsn' {record.lsn!r} is not an LSN (0x and 20 hex digits, or X/Y)"
+        return problem
     if not isinstance(record.checkpoint, dict):
         return f"'checkpoint' must be an object, not a JSON {_json_type(record.checkpoint)}"
     return _text("run_id", record.run_id) or _count("staged_rows", record.staged_rows)
@@ -203,6 +234,8 @@ _MODE_KIND = {
     IncrementalMode.CURSOR: "cursor",
     IncrementalMode.XMIN: "xmin",
     IncrementalMode.OFFSETS: "offsets",
+    IncrementalMode.CHANGE_TRACKING: "change_tracking",
+    IncrementalMode.CDC: "cdc",
 }
 
 

@@ -21,6 +21,14 @@ class IncrementalMode(str, Enum):
     XMIN = "xmin"
     CDC = "cdc"
     OFFSETS = "offsets"
+    CHANGE_TRACKING = "change_tracking"
+
+
+# Modes that read a change feed (inserts, updates and deletes of a table): applied by cdc_apply.
+CHANGE_MODES = frozenset({IncrementalMode.CDC, IncrementalMode.CHANGE_TRACKING})
+# The column of a change batch saying what happened to the row: I insert, U update, D delete,
+# S a row of a full snapshot (the first read). Staged, never written to the target.
+CHANGE_OP = "_dpone_op"
 
 
 STRATEGIES_NEEDING_UNIQUE_KEY = frozenset(

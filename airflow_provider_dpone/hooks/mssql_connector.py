@@ -39,7 +39,7 @@ from ..sql.mssql_partitions import (
 )
 from ..sql.mssql_types import bulk_row_converter
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
-from ..sql.targets import managed_columns, target_primary_key
+from ..sql.targets import data_schema, managed_columns, target_primary_key
 from .connection import StandaloneConnection
 from .mssql_session import fetch, results, run
 from .mssql_source import MsSqlSource
@@ -177,7 +177,7 @@ class MsSqlConnector(MsSqlSource, JournalingStagingSink):
         evolution = ctx.load.schema_evolution
         current, defaults = self._describe_target(cur, target)
         return plan_schema(
-            schema,
+            data_schema(schema),
             current,
             mode=evolution.mode,
             on_type_change=evolution.on_type_change,
@@ -255,7 +255,7 @@ class MsSqlConnector(MsSqlSource, JournalingStagingSink):
             load=ctx.load,
             target=self.target_table(ctx),
             staging=kw.pop("staging", None) or self.staging_table(ctx),
-            schema=schema,
+            schema=data_schema(schema) if schema is not None else None,
             mapping=plan.column_map if plan else {},
             schema_changes=tuple(plan.to_apply) if plan else (),
             **kw,

@@ -56,7 +56,11 @@ LOGIN_TIMEOUT = 30  # seconds to open a connection, unless the extra login_timeo
 # Server messages of errors a retry can resolve: a deadlock victim (1205), a lock wait that
 # timed out (1222), a snapshot update conflict (3960). mssql-python does not expose the error
 # number, only the SQLSTATE's description and the server's text.
-_RETRYABLE_TEXT = ("deadlocked on lock", "lock request time out period exceeded", "snapshot isolation")
+_RETRYABLE_TEXT = (
+    "deadlocked on lock",
+    "lock request time out period exceeded",
+    "snapshot isolation transaction aborted due to update conflict",
+)
 # SQLSTATE descriptions mssql-python gives connection-level failures and serialization failures.
 _RETRYABLE_STATES = (
     "Serialization failure",

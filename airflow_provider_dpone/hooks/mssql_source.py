@@ -14,11 +14,12 @@ from ..contracts.artifacts import ExtractResult, StreamingBatches, StreamStats
 from ..contracts.errors import BadInputError
 from ..contracts.sources import SourceSpec, TableSource, sql_source
 from ..contracts.state import StateRecord
-from ..contracts.strategies import IncrementalMode
+from ..contracts.strategies import CHANGE_MODES, IncrementalMode
 from ..contracts.table import TableSchema
 from ..sql.extract_plan import bound_cursor, cursor_column, fixed_window, plan_cursor, plan_entry
 from ..sql.mssql import MSSQL as dialect
 from ..sql.mssql_catalog import DESCRIBE_QUERY
+from .mssql_feeds import feed_window
 from .mssql_session import MsSqlSessions, classify, fetch
 
 
@@ -38,9 +39,7 @@ class _OwnedStream(Iterator[list[Sequence[Any]]]):
     """Row batches that own their connection: closing the stream closes it, even when reading
     never started, so a load that fails before staging leaves no session open on the source."""
 
-    def __init__(
-        self, conn: Any, stream: Generator[list[Sequence[Any]], None, None], redactor: Any
-    ) -> None:
+    def __init__(self, conn: Any, stream: Generator[list[Sequence[Any]], None, None], redactor: Any) -> None:
         self._conn, self._stream, self._redactor = conn, stream, redactor
 
     def __next__(self) -> list[Sequence[Any]]:
@@ -104,11 +103,16 @@ class MsSqlSource(MsSqlSessions):
     def _prepare(self, cur: Any, spec: SourceSpec, state: StateRecord | None) -> _Prepared:
         """Schema, window (its upper bound measured now) and SELECT of one extract."""
         schema, relation = self.describe_source(cur, spec)
+        inc = spec.incremental
+        if inc is not None and inc.mode in CHANGE_MODES:
+            if not isinstance(spec, TableSource):  # dpone validate refuses it first
+                raise BadInputError(f"source.incremental.mode: '{inc.mode.value}' needs 'table', not 'query'")
+            feed = feed_window(cur, dialect.parse_table(spec.table), schema, inc, state)
+            return _Prepared(feed.schema, feed.select, feed.params, feed.candidate, feed.details)
         where, candidate = "", None
         params: tuple[Any, ...] = ()
         details: dict[str, Any] = {"mode": "full"}
         more = False
-        inc = spec.incremental
         if inc is not None and inc.mode is IncrementalMode.CURSOR:
             plan = plan_cursor(inc, state, cursor_column(inc, schema))
             native = dialect.native_type(plan.column)
@@ -130,7 +134,8 @@ class MsSqlSource(MsSqlSessions):
                 where = dialect.cursor_predicate(plan.cursor, native, plan.has_lower, plan.lookback_applies)
         elif inc is not None:
             raise BadInputError(
-                f"source.incremental.mode: '{inc.mode.value}' is not supported by mssql (use cursor)"
+                f"source.incremental.mode: '{inc.mode.value}' is not supported by mssql "
+                "(cursor, change_tracking, cdc)"
             )
         if isinstance(spec, TableSource) and spec.window:  # a fixed range (replace reads what it rewrites)
             fixed = fixed_window(spec.window, schema)

@@ -44,7 +44,7 @@ from ..sql.finalize_result import finalize_result
 from ..sql.journal import JournalingStagingSink
 from ..sql.postgres import POSTGRES as dialect
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
-from ..sql.targets import managed_columns, target_primary_key
+from ..sql.targets import data_schema, managed_columns, target_primary_key
 from .connection import StandaloneConnection
 from .postgres_session import one_row
 from .postgres_source import BINARY, PREFETCH, TEXT, PostgresSource
@@ -218,7 +218,7 @@ class PostgresConnector(PostgresSource, JournalingStagingSink):
         evolution = ctx.load.schema_evolution
         current, defaults = self._describe_target(cur, target)
         return plan_schema(
-            schema,
+            data_schema(schema),
             current,
             mode=evolution.mode,
             on_type_change=evolution.on_type_change,
@@ -308,7 +308,7 @@ class PostgresConnector(PostgresSource, JournalingStagingSink):
             load=ctx.load,
             target=dialect.parse_table(ctx.load.sink.target),
             staging=kw.pop("staging", None) or self.staging_table(ctx),
-            schema=schema,
+            schema=data_schema(schema) if schema is not None else None,
             mapping=plan.column_map if plan else {},
             schema_changes=tuple(plan.to_apply) if plan else (),
             **kw,

@@ -5,8 +5,8 @@ holds, so a mapping works wherever a spec does. Pure and light: no Airflow, no d
 
 from __future__ import annotations
 
-from .mapping import Cursor, Offsets, TableState, VariableState, Window, XMin
-from .sinks import ClickHouseSink, KafkaSink, PostgresSink
+from .mapping import Cdc, ChangeTracking, Cursor, Offsets, TableState, VariableState, Window, XMin
+from .sinks import ClickHouseSink, KafkaSink, MsSqlSink, PostgresSink
 from .sources import (
     AppsFlyerSource,
     CbrSource,
@@ -17,6 +17,7 @@ from .sources import (
     GoogleSheetsSource,
     KafkaSource,
     MindboxSource,
+    MsSqlSource,
     OmnideskSource,
     OpenExchangeRatesSource,
     PostgresSource,
@@ -28,6 +29,8 @@ from .sources import (
 __all__ = [
     "AppsFlyerSource",
     "CbrSource",
+    "Cdc",
+    "ChangeTracking",
     "ClickHouseSink",
     "ClickHouseSource",
     "Cursor",
@@ -38,6 +41,8 @@ __all__ = [
     "KafkaSink",
     "KafkaSource",
     "MindboxSource",
+    "MsSqlSink",
+    "MsSqlSource",
     "Offsets",
     "OmnideskSource",
     "OpenExchangeRatesSource",

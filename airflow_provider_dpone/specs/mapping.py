@@ -60,6 +60,26 @@ class XMin(SpecMapping):
         super().__init__(mode="xmin", **given(locals()))
 
 
+class ChangeTracking(SpecMapping):
+    """``incremental: {mode: change_tracking}``: SQL Server Change Tracking (sink: cdc_apply)."""
+
+    def __init__(self, *, on_target_missing: Literal["fail", "full_extract"] | None = None) -> None:
+        super().__init__(mode="change_tracking", **given(locals()))
+
+
+class Cdc(SpecMapping):
+    """``incremental: {mode: cdc}``: SQL Server CDC net changes of ``capture_instance`` (default
+    ``<schema>_<table>``; sink: cdc_apply)."""
+
+    def __init__(
+        self,
+        *,
+        capture_instance: str | None = None,
+        on_target_missing: Literal["fail", "full_extract"] | None = None,
+    ) -> None:
+        super().__init__(mode="cdc", **given(locals()))
+
+
 class Offsets(SpecMapping):
     """``incremental: {mode: offsets}``: Kafka messages past the stored offsets."""
 

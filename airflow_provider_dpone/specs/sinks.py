@@ -44,6 +44,12 @@ class PostgresSink(_TableSink):
     connector = "postgres"
 
 
+class MsSqlSink(_TableSink):
+    """A SQL Server table (bulk copy into staging, one T-SQL finalize transaction)."""
+
+    connector = "mssql"
+
+
 class ClickHouseSink(_TableSink):
     """A ClickHouse table (Arrow inserts into staging, partition-aware finalize)."""
 
@@ -68,5 +74,5 @@ class KafkaSink(SpecMapping):
         super().__init__(**given(locals()))
 
 
-SINKS: tuple[type[SpecMapping], ...] = (PostgresSink, ClickHouseSink, KafkaSink)
+SINKS: tuple[type[SpecMapping], ...] = (PostgresSink, MsSqlSink, ClickHouseSink, KafkaSink)
 """Every typed sink (a test checks there is one per connector that writes)."""

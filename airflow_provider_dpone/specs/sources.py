@@ -36,6 +36,13 @@ class PostgresSource(_SqlSource):
     connector = "postgres"
 
 
+class MsSqlSource(_SqlSource):
+    """A SQL Server table or query (streamed batches); incremental: ``Cursor``,
+    ``ChangeTracking`` or ``Cdc``."""
+
+    connector = "mssql"
+
+
 class ClickHouseSource(_SqlSource):
     """A ClickHouse table or query (Arrow stream); incremental: ``Cursor``."""
 
@@ -162,6 +169,7 @@ class YandexWebmasterSource(_ResourceSource):
 
 SOURCES: tuple[type[SpecMapping], ...] = (
     PostgresSource,
+    MsSqlSource,
     ClickHouseSource,
     KafkaSource,
     RestSource,

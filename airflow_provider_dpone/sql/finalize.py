@@ -110,6 +110,10 @@ def plan_finalize(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> l
     if job.load.sink.strategy is Strategy.FULL_REFRESH:
         return steps + _full_refresh(d, job, facts)
     steps += _prepare_target(d, job, facts)
+    if job.load.sink.strategy is Strategy.CDC_APPLY:
+        from .finalize_changes import cdc_apply  # it builds on this module's merge
+
+        return steps + cdc_apply(d, job, facts)
     planner = _STRATEGIES[job.load.sink.strategy]
     return steps + planner(d, job, facts)
 
@@ -267,9 +271,16 @@ def _append(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[St
 
 
 def _merge(
-    d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts, *, only_changed: bool = False
+    d: SetBasedDialect,
+    job: FinalizeJob,
+    facts: TargetFacts,
+    *,
+    only_changed: bool = False,
+    guards: bool = True,
 ) -> list[Step]:
-    steps = _dedupe(d, job) + _delete_guard(d, job, facts)
+    """Update matched keys, insert the others; ``guards=False`` when the caller ran the key
+    guards (``_dedupe``) itself, before its own changes."""
+    steps = (_dedupe(d, job) if guards else []) + _delete_guard(d, job, facts)
     if not facts.exists:  # created in this transaction: every row is new
         return [
             *steps,

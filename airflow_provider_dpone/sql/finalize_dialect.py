@@ -80,6 +80,22 @@ class SetBasedDialect(SqlDialect):
     ) -> str:
         return f"not exists (select 1 from {keyset.sql} as s where {self._key_match(keys, column_map)})"
 
+    def _delete_target(self, target: TableRef) -> str:
+        """DELETE of the target aliased ``t`` (T-SQL names the alias first: ``delete t from``)."""
+        return f"delete from {target.sql} as t"
+
+    def delete_keys_in(
+        self,
+        target: TableRef,
+        keyset: TableRef,
+        keys: Sequence[str],
+        column_map: Mapping[str, str] | None,
+        where: str,
+    ) -> str:
+        """Delete target rows whose key is in the ``keyset`` rows (alias ``s``) matching ``where``."""
+        match = self._key_match(keys, column_map)
+        return f"{self._delete_target(target)} where exists (select 1 from {keyset.sql} as s where {where} and {match})"
+
     def merge_insert(
         self,
         target: TableRef,

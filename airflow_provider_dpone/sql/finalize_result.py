@@ -31,6 +31,14 @@ def finalize_result(job: FinalizeJob, facts: TargetFacts, outcomes: Outcomes) ->
             "rows_inserted": sum(count(outcomes, f"leaf_{i}") for i in touched),
         }
     removed = count(outcomes, "duplicates_removed")
+    if strategy is Strategy.CDC_APPLY:
+        return {
+            "method": "cdc_apply",
+            "duplicates_removed": removed,
+            "rows_inserted": inserted,
+            "rows_updated": count(outcomes, "updated"),
+            "rows_deleted": count(outcomes, "deleted") + count(outcomes, "deleted_by_snapshot"),
+        }
     deletes = _deletes(job, outcomes)
     if strategy is Strategy.SCD2:
         return {

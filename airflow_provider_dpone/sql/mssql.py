@@ -219,6 +219,9 @@ class MsSqlDialect(MsSqlReads):
             f"(select count_big(*) from {target.sql} as t{every})"
         )
 
+    def _delete_target(self, target: TableRef) -> str:
+        return f"delete t from {target.sql} as t"
+
     def delete_missing_keys(
         self,
         target: TableRef,
@@ -226,7 +229,7 @@ class MsSqlDialect(MsSqlReads):
         keys: Sequence[str],
         column_map: Mapping[str, str] | None = None,
     ) -> str:
-        return f"delete t from {target.sql} as t where {self._missing_from(keyset, keys, column_map)}"
+        return f"{self._delete_target(target)} where {self._missing_from(keyset, keys, column_map)}"
 
     def close_missing_keys(
         self,

@@ -157,7 +157,7 @@ class PostgresDialect(PostgresCatalog):
         keys: Sequence[str],
         column_map: Mapping[str, str] | None = None,
     ) -> str:
-        return f"delete from {target.sql} as t where {self._missing_from(keyset, keys, column_map)}"
+        return f"{self._delete_target(target)} where {self._missing_from(keyset, keys, column_map)}"
 
     def close_missing_keys(
         self,

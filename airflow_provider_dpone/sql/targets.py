@@ -5,17 +5,25 @@ from __future__ import annotations
 
 from ..contracts.errors import BadInputError
 from ..contracts.manifest import LoadSpec
-from ..contracts.strategies import SCD2_COLUMNS, Strategy
+from ..contracts.strategies import CHANGE_OP, SCD2_COLUMNS, Strategy
 from ..contracts.table import CanonicalType, Column, TableSchema
 
 # Strategies that update rows in place: targets dpone creates for them leave room on each page.
-UPDATING = frozenset({Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2})
+UPDATING = frozenset({Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2, Strategy.CDC_APPLY})
+
+
+def data_schema(schema: TableSchema) -> TableSchema:
+    """A batch's columns without the change feed's operation column (staged, never a target's)."""
+    if not schema.has(CHANGE_OP):
+        return schema
+    kept = tuple(c for c in schema.columns if c.name != CHANGE_OP)
+    return TableSchema(kept, schema.primary_key, schema.extras)
 
 
 def target_primary_key(load: LoadSpec, schema: TableSchema) -> tuple[str, ...]:
     """The primary key a target created for this load gets."""
     spec = load.sink
-    if spec.strategy in (Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF):
+    if spec.strategy in (Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.CDC_APPLY):
         return tuple(spec.unique_key or ())
     if spec.strategy is Strategy.SCD2:
         return (*(spec.unique_key or ()), SCD2_COLUMNS["valid_from"])

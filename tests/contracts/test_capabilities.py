@@ -13,7 +13,7 @@ import pytest
 from airflow_provider_dpone.contracts.connectors import CONNECTORS, ConnectorInfo
 from airflow_provider_dpone.contracts.errors import ManifestError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
-from airflow_provider_dpone.contracts.strategies import IncrementalMode, Strategy
+from airflow_provider_dpone.contracts.strategies import CHANGE_MODES, IncrementalMode, Strategy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -37,7 +37,7 @@ _SAAS = {  # connector: (test module, full-load test, incremental test or None)
     "fasttrack": ("test_fasttrack", "test_chat_sessions_gzip_bom_russian_headers_into_postgres", None),
 }  # fmt: skip
 
-MS = "tests/hooks/test_mssql_live.py"
+MS, FEEDS = "tests/hooks/test_mssql_live.py", "tests/hooks/test_mssql_feeds.py"
 S, PG, CH, KF = "tests/hooks/test_sink_contract.py", "tests/hooks/test_postgres_integration.py", "tests/hooks/test_clickhouse.py", "tests/hooks/test_kafka.py"  # fmt: skip
 EVIDENCE: dict[tuple[str, str], str] = {
     # SQL Server: the live suite (DPONE_MSSQL_URI); it skips with that reason where no server runs
@@ -57,6 +57,10 @@ EVIDENCE: dict[tuple[str, str], str] = {
     ("mssql", "deletes:soft"): f"{S}::test_soft_deletes_mark_rows_and_returning_rows_are_revived",
     ("mssql", "deletes:hard"): f"{S}::test_snapshot_diff_converges_updates_inserts_and_deletes",
     ("mssql", "deletes_incremental"): f"{S}::test_incremental_merge_reconciles_through_a_staged_key_set",
+    ("mssql", "mode:change_tracking"): f"{FEEDS}::test_change_tracking_snapshot_then_changes_into_postgres",
+    ("mssql", "mode:cdc"): f"{FEEDS}::test_cdc_net_changes_into_postgres",
+    ("mssql", "strategy:cdc_apply"): f"{MS}::test_change_tracking_into_sql_server_applies_deletes",
+    ("postgres", "strategy:cdc_apply"): f"{FEEDS}::test_change_tracking_snapshot_then_changes_into_postgres",
     ("mssql", "hosts_state"): f"{MS}::test_state_on_sql_server_commits_with_the_data",
     ("mssql", "from_target"): f"{MS}::test_lost_state_is_rederived_from_a_sql_server_target",
     ("postgres", "mode:full"): f"{PG}::test_full_refresh_swaps_then_keeps_target_shape",
@@ -155,6 +159,8 @@ def manifest_using(connector: str, feature: str) -> dict[str, Any]:
         source.pop("incremental", None)
         if value != "full":
             source["incremental"] = cursor if value == "cursor" else {"mode": value}
+            if IncrementalMode(value) in CHANGE_MODES:
+                sink["strategy"] = "cdc_apply"  # a change feed is applied by cdc_apply only
     elif kind == "chunk":
         source["incremental"] = {**cursor, "chunk": "1d"}
     elif kind == "window":
@@ -168,6 +174,8 @@ def manifest_using(connector: str, feature: str) -> dict[str, Any]:
             sink["partition_by"] = ["d"]
         if Strategy(value) is Strategy.SNAPSHOT_DIFF:
             load["reconciliation"] = {"deletes": "hard"}
+        if Strategy(value) is Strategy.CDC_APPLY:  # SQL Server is the change-feed source
+            load["source"] = {**_side("mssql", "source"), "incremental": {"mode": "change_tracking"}}
     elif kind == "on_duplicate_keys":
         sink["on_duplicate_keys"] = value
     elif kind == "deletes":

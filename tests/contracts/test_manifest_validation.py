@@ -104,10 +104,19 @@ CASES = [
     ),
     (
         "strategy_not_on_connector",
-        _with("loads.0.sink.unique_key", ["id"], base=_with("loads.0.sink.strategy", "cdc_apply")),
+        _with(
+            "loads.0.sink",
+            {
+                "connector": "clickhouse",
+                "conn_id": "ch",
+                "table": "raw.customers",
+                "strategy": "scd2",
+                "unique_key": ["id"],
+            },
+        ),
         "",
         "customers",
-        ["'cdc_apply' is not supported", "incremental_append", "snapshot_diff"],
+        ["'scd2' is not supported", "incremental_append", "partition_replace"],
     ),
     (
         "merge_without_unique_key",
@@ -512,7 +521,7 @@ def test_each_source_validates_as_its_kind(source: dict, kind: str) -> None:
         (
             {"connector": "postgres", "conn_id": "s", "query": "select 1", "columns": ["a"]},
             "source.columns",
-            "'columns' applies to 'table' sources (connectors: clickhouse, postgres); "
+            "'columns' applies to 'table' sources (connectors: clickhouse, mssql, postgres); "
             "this is a 'query' source of connector 'postgres'",
         ),
         (

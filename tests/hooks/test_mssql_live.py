@@ -6,6 +6,7 @@ that reason otherwise. The sink's strategies are in the shared contract (test_si
 from __future__ import annotations
 
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -102,3 +103,54 @@ def test_lost_state_is_rederived_from_a_sql_server_target(clean_pg: Any, clean_m
     )
     report = run(m, "r2")
     assert report.rows == 1 and clean_mssql.query("select count(*) from raw.items") == [(401,)]
+
+
+TRACKED = "alter database current set change_tracking = on (change_retention = 2 days, auto_cleanup = on)"
+
+
+def test_change_tracking_into_sql_server_applies_deletes(clean_mssql: Any) -> None:
+    clean_mssql.execute(ITEMS)
+    if not clean_mssql.query(
+        "select count(*) from sys.change_tracking_databases where database_id = db_id()"
+    )[0][0]:
+        clean_mssql.execute(TRACKED)
+    clean_mssql.execute("alter table src.items enable change_tracking")
+    m = manifest({"incremental": {"mode": "change_tracking"}, "columns": ["id", "name", "amount"]},
+                 {**MSSQL_SINK, "strategy": "cdc_apply", "unique_key": ["id"]}, state={"backend": "table", "connector": "mssql", "conn_id": "mssql_dst"})  # fmt: skip
+    assert run(m, "r1").rows == 400  # the first read is a snapshot
+    clean_mssql.execute(
+        "update src.items set name = N'changed' where id = 7; delete from src.items where id = 8"
+    )
+    report = run(m, "r2")
+    done = report.sink["finalize"]
+    assert (done["rows_updated"], done["rows_deleted"]) == (1, 1)
+    assert clean_mssql.query("select name from raw.items where id = 7") == [("changed",)]
+    assert clean_mssql.query("select count(*) from raw.items") == [(399,)]
+
+
+def test_cdc_into_postgres_applies_net_changes(clean_pg: Any, clean_mssql: Any) -> None:
+    clean_mssql.execute(ITEMS)
+    clean_mssql.execute(
+        "exec sys.sp_cdc_enable_table @source_schema = N'src', @source_name = N'items', @role_name = null, "
+        "@supports_net_changes = 1, @captured_column_list = N'id, name, amount'"
+    )
+    m = manifest({"incremental": {"mode": "cdc"}}, {**PG_SINK, "strategy": "cdc_apply", "unique_key": ["id"]})
+    assert run(m, "r1").rows == 400
+    clean_mssql.execute(
+        "delete from src.items where id = 9; insert into src.items (id, name, day, updated_at) values (500, N'n', '2026-02-01', '2026-02-01')"
+    )
+    for _ in range(60):  # the capture job (SQL Server Agent) reads the log every few seconds
+        if run(m, "r2").rows:
+            break
+        time.sleep(1)
+    assert clean_pg.query("dst", "select count(*), max(id) from raw.items") == [(400, 500)]
+
+
+def test_sql_server_into_clickhouse(clean_ch: Any, clean_mssql: Any) -> None:
+    clean_mssql.execute(ITEMS)
+    m = manifest(
+        {"columns": ["id", "name", "amount", "day"]},
+        {"connector": "clickhouse", "conn_id": "ch", "strategy": "full_refresh"},
+    )
+    assert run(m).rows == 400
+    assert clean_ch.query("select count() from raw.items") == [(400,)]

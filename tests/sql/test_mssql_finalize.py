@@ -45,8 +45,7 @@ STATE = ("upsert state", ("p", "items", '{"kind": "cursor"}', "run-1"))
 def job(
     sink: dict[str, Any], extras: dict[str, Any] | None = None, *, staged: int | None = 10
 ) -> FinalizeJob:
-    # The manifest names postgres connectors: the planner reads only the sink spec, and the
-    # mssql connector is not registered yet (the hook comes with a later increment).
+    # The manifest names postgres connectors: the planner reads only the sink spec.
     body = {
         "name": "items",
         "source": {"connector": "postgres", "conn_id": "src", "table": "items"},

@@ -130,7 +130,37 @@ def _quality_and_catalog_statements() -> list[str]:
     return out + catalog
 
 
+def _change_feed_statements() -> list[str]:
+    from airflow_provider_dpone.sql.mssql_changes import MsSqlChanges
+
+    c = MsSqlChanges(d)
+    return [
+        c.begin_snapshot(),
+        c.end_snapshot(),
+        c.ct_versions(),
+        c.ct_changes(TARGET, ["id", "day", "name"], ["id", "day"]),
+        c.cdc_positions(),
+        c.cdc_next_lsn(),
+        c.cdc_captured_columns(),
+        c.cdc_changes("raw_items", ["id", "name"]),
+        c.snapshot_rows(TARGET, ["id", "name"]),
+        c.no_changes(TARGET, ["id", "name"]),
+    ] + [
+        s.sql
+        for facts in (plans.EXISTING, plans.NEW)
+        for s in plan_finalize(d, plans.job({"strategy": "cdc_apply", **KEYED}, {"source": CT_SOURCE}), facts)
+    ]
+
+
+CT_SOURCE = {
+    "connector": "mssql",
+    "conn_id": "src",
+    "table": "items",
+    "incremental": {"mode": "change_tracking"},
+}
+
 GROUPS = {
+    "change_feeds": _change_feed_statements,
     "finalize": _finalize_statements,
     "extract": _extract_statements,
     "quality_staging_state_catalog": _quality_and_catalog_statements,

@@ -21,6 +21,8 @@ KNOWN_GAPS = [
     (r"\b(update|create) statistics\b", "statistics", "update statistics [raw].[items]"),
     (r"\bswitch (partition \d+ )?to\b", "alter table ... switch", "alter table [s].[t] switch to [raw].[items] partition 2"),
     (r"^select top \(0\) \* into \S+ on \[", "select into ... on a filegroup", "select top (0) * into [s].[t] on [FG1] from [raw].[items]"),
+    (r"\bset transaction isolation level snapshot\b", "isolation level snapshot", "set transaction isolation level snapshot"),
+    (r"\bchangetable\(changes ", "CHANGETABLE(CHANGES ...)", "select ct.[id] from changetable(changes [s].[t], 5) as ct"),
 ]  # fmt: skip
 
 

@@ -1,0 +1,143 @@
+"""The SQL Server source's change feeds: Change Tracking and CDC windows, read in one SNAPSHOT
+transaction on the extract's connection (``sql.mssql_changes`` renders the statements).
+
+Each window is the rows changed since the stored position (a version, an LSN) up to the
+position read now, which becomes the state candidate; without a stored position the table is
+read in full as a snapshot. A stored position the server has cleaned up fails the load, naming
+the fix: loading from a later position would lose changes silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..contracts.errors import BadInputError, StateError
+from ..contracts.sources import IncrementalSpec
+from ..contracts.state import CdcState, ChangeVersionState, StateRecord
+from ..contracts.strategies import CHANGE_OP, IncrementalMode
+from ..contracts.table import CanonicalType, Column, TableSchema
+from ..sql.dialect import TableRef
+from ..sql.extract_plan import expect_state
+from ..sql.mssql import MSSQL as dialect
+from ..sql.mssql_changes import LSN_ZERO, MsSqlChanges
+from .dbapi import fetch, run
+
+CHANGES = MsSqlChanges(dialect)
+OP_COLUMN = Column(CHANGE_OP, CanonicalType.STRING, nullable=False, length=1)
+_RESET = "reset the load's state (`dpone state reset <manifest> --load <load>`) to read the table again as a full snapshot"
+
+
+@dataclass
+class FeedWindow:
+    """What one change-feed extract reads: columns (with the operation column), SELECT,
+    parameters, the state candidate and the report's details."""
+
+    schema: TableSchema
+    select: str
+    params: tuple[Any, ...]
+    candidate: StateRecord
+    details: dict[str, Any]
+
+
+def _with_op(schema: TableSchema) -> TableSchema:
+    return TableSchema((*schema.columns, OP_COLUMN), schema.primary_key, schema.extras)
+
+
+def _keys(schema: TableSchema, table: TableRef, mode: str) -> list[str]:
+    if not schema.primary_key:
+        raise BadInputError(f"source.incremental.mode: '{mode}' needs a primary key on {table}; it has none")
+    return list(schema.primary_key)
+
+
+def change_tracking_window(
+    cur: Any, table: TableRef, schema: TableSchema, state: StateRecord | None
+) -> FeedWindow:
+    """Changes after the stored version, up to the current one (``CHANGETABLE``)."""
+    stored = expect_state(state, ChangeVersionState, "change_tracking")
+    keys = _keys(schema, table, "change_tracking")
+    run(cur, CHANGES.begin_snapshot())
+    current, min_valid, tracked = fetch(cur, CHANGES.ct_versions(), (table.sql, table.sql))[0]
+    if not tracked or current is None:
+        raise BadInputError(
+            f"source.incremental.mode: Change Tracking is not enabled for {table}; enable it: ALTER "
+            "DATABASE <db> SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON); "
+            f"ALTER TABLE {table.sql} ENABLE CHANGE_TRACKING"
+        )
+    details: dict[str, Any] = {"mode": "change_tracking", "to_version": int(current)}
+    candidate = ChangeVersionState(int(current))
+    if stored is None:
+        details["snapshot"] = True
+        return FeedWindow(
+            _with_op(schema), CHANGES.snapshot_rows(table, schema.names), (), candidate, details
+        )
+    if min_valid is not None and stored.version < int(min_valid):
+        raise StateError(
+            f"the stored Change Tracking version {stored.version} of {table} is older than its minimum "
+            f"valid version {int(min_valid)}: the server cleaned up changes (CHANGE_RETENTION) before "
+            f"this load read them; {_RESET}, and run the load more often than the retention"
+        )
+    details["from_version"] = stored.version
+    select = CHANGES.ct_changes(table, schema.names, keys)
+    return FeedWindow(_with_op(schema), select, (stored.version, int(current)), candidate, details)
+
+
+def cdc_window(
+    cur: Any, table: TableRef, schema: TableSchema, inc: IncrementalSpec, state: StateRecord | None
+) -> FeedWindow:
+    """Net changes after the stored LSN, up to the database's highest (``fn_cdc_get_net_changes``)."""
+    stored = expect_state(state, CdcState, "cdc")
+    instance = inc.capture_instance or f"{table.schema}_{table.name}"
+    run(cur, CHANGES.begin_snapshot())
+    lowest, highest, net = fetch(cur, CHANGES.cdc_positions(), (instance, instance))[0]
+    if lowest is None or lowest.upper() == LSN_ZERO.upper() or net is None:
+        raise BadInputError(
+            f"source.incremental.capture_instance: '{instance}' is not a CDC capture instance this login "
+            f"can read; enable CDC: EXEC sys.sp_cdc_enable_db; EXEC sys.sp_cdc_enable_table "
+            f"@source_schema = N'{table.schema}', @source_name = N'{table.name}', @role_name = NULL, "
+            "@supports_net_changes = 1"
+        )
+    if not net:
+        raise BadInputError(
+            f"source.incremental.capture_instance: '{instance}' was enabled without "
+            "@supports_net_changes = 1; the load applies net changes: enable a capture instance with it"
+        )
+    if highest is None:
+        raise BadInputError("CDC has recorded no LSN in this database yet: is SQL Server Agent running?")
+    captured = {r[0] for r in fetch(cur, CHANGES.cdc_captured_columns(), (instance,))}
+    kept = TableSchema(
+        tuple(c for c in schema.columns if c.name in captured),
+        schema.primary_key,
+        {k: v for k, v in schema.extras.items() if k in captured},
+    )
+    keys = _keys(kept, table, "cdc")
+    if not set(keys) <= captured:
+        raise BadInputError(f"capture instance '{instance}' does not record the key {keys} of {table}")
+    if stored is not None and stored.stream != instance:
+        raise StateError(
+            f"the stored CDC position is of capture instance '{stored.stream}', not '{instance}'; {_RESET}"
+        )
+    details: dict[str, Any] = {"mode": "cdc", "capture_instance": instance, "to_lsn": highest}
+    candidate = CdcState(instance, highest)
+    if stored is None:
+        details["snapshot"] = True
+        return FeedWindow(_with_op(kept), CHANGES.snapshot_rows(table, kept.names), (), candidate, details)
+    start = fetch(cur, CHANGES.cdc_next_lsn(), (stored.lsn,))[0][0]
+    details["from_lsn"] = start
+    if start.upper() < lowest.upper():
+        raise StateError(
+            f"the stored CDC position {stored.lsn} of '{instance}' is older than the capture instance's "
+            f"lowest LSN {lowest}: the cleanup job removed changes before this load read them; {_RESET}"
+        )
+    if start.upper() > highest.upper():  # nothing new: read nothing, keep the position
+        return FeedWindow(_with_op(kept), CHANGES.no_changes(table, kept.names), (), stored, details)
+    select = CHANGES.cdc_changes(instance, kept.names)
+    return FeedWindow(_with_op(kept), select, (start, highest), candidate, details)
+
+
+def feed_window(
+    cur: Any, table: TableRef, schema: TableSchema, inc: IncrementalSpec, state: StateRecord | None
+) -> FeedWindow:
+    if inc.mode is IncrementalMode.CHANGE_TRACKING:
+        return change_tracking_window(cur, table, schema, state)
+    return cdc_window(cur, table, schema, inc, state)

@@ -1,0 +1,73 @@
+"""Finalize of ``cdc_apply``: a change batch (Change Tracking, CDC) applied set-based. Pure.
+
+The staged batch carries the operation column ``CHANGE_OP`` (I, U, D; S for a full snapshot),
+one row per key in change order. In the one finalize transaction:
+
+1. the key guards (NULL keys, keys staged twice: fail, or keep the last change);
+2. a full snapshot (the first read, or after a state reset) also deletes the target's keys it
+   does not hold, within ``reconciliation.max_delete_fraction`` (the mass-delete guard);
+3. the feed's deletes remove their keys from the target, then leave the batch;
+4. the rest is merged: matched keys updated, the others inserted.
+"""
+
+from __future__ import annotations
+
+from ..contracts.errors import MassDeleteError
+from ..contracts.strategies import CHANGE_OP
+from .finalize import FinalizeJob, TargetFacts, _dedupe, _merge
+from .finalize_dialect import SetBasedDialect
+from .steps import Check, Condition, Outcome, Outcomes, Step
+
+
+def _snapshot(outcomes: Outcomes) -> bool:
+    return bool(outcomes["snapshot"].first[0])
+
+
+def cdc_apply(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[Step]:
+    """Every step of a ``cdc_apply`` finalize after the locks and the target's creation."""
+    op = d.quote_ident(CHANGE_OP)
+    deleted, snapshot = d.quote_literal("D"), d.quote_literal("S")
+    steps = _dedupe(d, job)
+    if facts.exists:
+        limit = job.load.reconciliation.max_delete_fraction
+
+        def within_limit(outcome: Outcome, _: Outcomes) -> None:
+            missing, total = outcome.first
+            if total and missing / total > limit:
+                raise MassDeleteError(
+                    f"the full snapshot would delete {missing:,} of {total:,} rows of {job.target} "
+                    f"({missing / total:.1%}), above reconciliation.max_delete_fraction {limit:g}; "
+                    "nothing was changed. Check the source; if the deletes are real, raise the limit "
+                    "for one run"
+                )
+
+        is_snapshot = Condition("the batch is a full snapshot", _snapshot)
+        steps += [
+            Step(
+                d.count_outside(job.staging, f"{op} <> {snapshot}"),
+                name="snapshot",
+                note="a full snapshot (first read, or a reset state) holds every key the source has",
+            ),
+            Step(
+                d.count_missing_keys(job.target, job.staging, job.keys, job.mapping),
+                when=is_snapshot,
+                check=Check(f"above max_delete_fraction {limit:g}, before any change", within_limit),
+            ),
+            Step(
+                d.delete_missing_keys(job.target, job.staging, job.keys, job.mapping),
+                name="deleted_by_snapshot",
+                when=is_snapshot,
+            ),
+            Step(
+                d.delete_keys_in(job.target, job.staging, job.keys, job.mapping, f"s.{op} = {deleted}"),
+                name="deleted",
+                note="the feed's deletes",
+            ),
+        ]
+    steps.append(
+        Step(
+            d.delete_where(job.staging, f"{op} = {deleted}"),
+            note="deleted keys leave the batch before the merge",
+        )
+    )
+    return steps + _merge(d, job, facts, guards=False)

@@ -1,0 +1,132 @@
+"""SQL Server's change feeds, rendered: Change Tracking (``incremental.mode: change_tracking``)
+and CDC (``incremental.mode: cdc``). Pure: strings and parameter orders, never a connection.
+
+Both read a table's changes since the stored position as rows of the table's columns plus the
+operation column ``CHANGE_OP`` (``I`` insert, ``U`` update, ``D`` delete; ``S`` a row of a
+full snapshot), one row per changed key (Change Tracking's CHANGETABLE and CDC's net changes are
+both net), in change order; the sink applies them with ``cdc_apply``.
+
+- Change Tracking: in one SNAPSHOT transaction (Microsoft's recommended pattern), the current
+  version and the table's minimum valid version, then ``CHANGETABLE(CHANGES t, @last)`` joined
+  back to the table for the current values (a deleted row's non-key columns are NULL). A stored
+  version below the minimum valid one means changes were cleaned up: the load fails.
+- CDC: the capture instance's lowest and the database's highest LSN, then
+  ``cdc.fn_cdc_get_net_changes_<instance>(from, to, N'all')`` over ``(stored, max]``. A stored
+  LSN below the instance's lowest one means changes were cleaned up: the load fails.
+
+Without a stored position both read the table in full as a snapshot (``S`` rows) and store the
+position read before it: changes after that point are re-applied on the next run, which
+converges (an upsert or a delete applied twice leaves the same row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..contracts.strategies import CHANGE_OP
+from .dialect import TableRef
+from .mssql_catalog import MsSqlCatalog
+
+LSN_ZERO = "0x00000000000000000000"  # what fn_cdc_get_min_lsn answers for an unknown capture instance
+
+
+def _lsn(param: str) -> str:
+    return f"convert(binary(10), {param}, 1)"
+
+
+def _lsn_text(expr: str) -> str:
+    return f"convert(varchar(22), {expr}, 1)"
+
+
+class MsSqlChanges:
+    """Change Tracking and CDC reads in T-SQL, over the catalog's quoting."""
+
+    def __init__(self, catalog: MsSqlCatalog) -> None:
+        self.d = catalog
+
+    # --- snapshot transaction --------------------------------------------------------------------
+
+    @staticmethod
+    def begin_snapshot() -> str:
+        """One consistent read of the position and the changes (needs ALLOW_SNAPSHOT_ISOLATION)."""
+        return "set transaction isolation level snapshot; begin transaction;"
+
+    @staticmethod
+    def end_snapshot() -> str:
+        return "if @@trancount > 0 commit transaction; set transaction isolation level read committed;"
+
+    # --- Change Tracking -------------------------------------------------------------------------
+
+    @staticmethod
+    def ct_versions() -> str:
+        """One row: the database's current version, the table's minimum valid version, whether
+        the table is tracked. Parameters: the table's name, twice."""
+        return (
+            "select change_tracking_current_version(), "
+            "change_tracking_min_valid_version(object_id(?)), "
+            "case when exists (select 1 from sys.change_tracking_tables as ct "
+            "where ct.object_id = object_id(?)) then 1 else 0 end"
+        )
+
+    def ct_changes(self, table: TableRef, columns: Sequence[str], keys: Sequence[str]) -> str:
+        """The rows changed after version ``?`` up to version ``?`` (parameters in that order),
+        keys from CHANGETABLE, other columns from the table, in change order."""
+        q = self.d.quote_ident
+        on = " and ".join(f"t.{q(k)} = ct.{q(k)}" for k in keys)
+        items = ", ".join(f"ct.{q(c)}" if c in keys else f"t.{q(c)}" for c in columns)
+        return (
+            f"select {items}, cast(ct.SYS_CHANGE_OPERATION as nchar(1)) as {q(CHANGE_OP)} "
+            f"from changetable(changes {table.sql}, ?) as ct "
+            f"left join {table.sql} as t on {on} "
+            "where ct.SYS_CHANGE_VERSION <= ? "
+            "order by ct.SYS_CHANGE_VERSION"
+        )
+
+    # --- CDC -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def cdc_positions() -> str:
+        """One row: the capture instance's lowest LSN, the database's highest, both as ``0x`` text,
+        and whether the instance supports net changes. Parameter: the capture instance, twice."""
+        return (
+            f"select {_lsn_text('sys.fn_cdc_get_min_lsn(?)')}, {_lsn_text('sys.fn_cdc_get_max_lsn()')}, "
+            "(select top (1) cast(supports_net_changes as int) from cdc.change_tables where capture_instance = ?)"
+        )
+
+    @staticmethod
+    def cdc_next_lsn() -> str:
+        """One row: the LSN after ``?`` (the stored one), as ``0x`` text."""
+        increment = "sys.fn_cdc_increment_lsn(" + _lsn("?") + ")"
+        return f"select {_lsn_text(increment)}"
+
+    @staticmethod
+    def cdc_captured_columns() -> str:
+        """The columns the capture instance ``?`` records."""
+        return (
+            "select cc.column_name from cdc.captured_columns as cc "
+            "join cdc.change_tables as ch on ch.object_id = cc.object_id "
+            "where ch.capture_instance = ? order by cc.column_ordinal"
+        )
+
+    def cdc_changes(self, capture_instance: str, columns: Sequence[str]) -> str:
+        """Net changes from LSN ``?`` to LSN ``?`` (``0x`` text, in that order), in change order."""
+        q = self.d.quote_ident
+        function = f"cdc.{q('fn_cdc_get_net_changes_' + capture_instance)}"
+        op = f"case [__$operation] when 1 then N'D' when 2 then N'I' else N'U' end as {q(CHANGE_OP)}"
+        return (
+            f"select {self.d.column_list(columns)}, {op} "
+            f"from {function}({_lsn('?')}, {_lsn('?')}, N'all') "
+            "order by [__$start_lsn]"
+        )
+
+    def no_changes(self, table: TableRef, columns: Sequence[str]) -> str:
+        """The batch's columns and no row: nothing happened since the stored position."""
+        return f"select {self.d.column_list(columns)}, N'U' as {self.d.quote_ident(CHANGE_OP)} from {table.sql} where 1 = 0"
+
+    # --- a full snapshot (no stored position) ----------------------------------------------------
+
+    def snapshot_rows(self, table: TableRef, columns: Sequence[str]) -> str:
+        """Every row of the table, marked ``S``: the first load, or after the state was reset."""
+        return (
+            f"select {self.d.column_list(columns)}, N'S' as {self.d.quote_ident(CHANGE_OP)} from {table.sql}"
+        )
