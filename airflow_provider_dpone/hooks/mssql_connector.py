@@ -39,7 +39,7 @@ from ..sql.mssql_partitions import (
 )
 from ..sql.mssql_types import bulk_row_converter
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
-from ..sql.targets import data_schema, managed_columns, target_primary_key
+from ..sql.targets import data_schema, managed_columns, staging_not_null, target_primary_key
 from .connection import StandaloneConnection
 from .mssql_session import fetch, results, run
 from .mssql_source import MsSqlSource
@@ -78,7 +78,12 @@ class MsSqlConnector(MsSqlSource, JournalingStagingSink):
             cur = conn.cursor()
             run(cur, dialect.create_schema(staging.schema))
             run(cur, dialect.drop_table(staging))
-            run(cur, dialect.create_staging_table(staging, schema, swapped_in=swapped_in))
+            run(
+                cur,
+                dialect.create_staging_table(
+                    staging, schema, swapped_in=swapped_in, not_null=staging_not_null(schema)
+                ),
+            )
             born = float(fetch(cur, dialect.now_epoch())[0][0])
             run(cur, dialect.set_comment(staging, staging_label(ctx, born)))
 
@@ -289,6 +294,7 @@ class MsSqlConnector(MsSqlSource, JournalingStagingSink):
                     staging=dialect.parse_table(staged.staging),
                     key_set=dialect.parse_table(staged.key_set) if staged.key_set else None,
                     staged_rows=staged.rows,
+                    snapshot=bool(staged.details.get("snapshot")),
                 )
                 outcomes = run_steps(plan_finalize(dialect, job, facts), execute)
                 result: dict[str, Any] = {
@@ -319,7 +325,13 @@ class MsSqlConnector(MsSqlSource, JournalingStagingSink):
         swapped_in = ctx.load.sink.strategy is Strategy.FULL_REFRESH
         steps = [Step(dialect.create_schema(staging.schema), note="staging")]
         if schema:
-            steps.append(Step(dialect.create_staging_table(staging, schema, swapped_in=swapped_in)))
+            steps.append(
+                Step(
+                    dialect.create_staging_table(
+                        staging, schema, swapped_in=swapped_in, not_null=staging_not_null(schema)
+                    )
+                )
+            )
         names = ", ".join(schema.names) if schema else "<source columns>"
         steps.append(Step(f"-- bulk copy (TDS bulk load, TABLOCK) into {staging.sql} ({names})"))
         with self.session() as conn:

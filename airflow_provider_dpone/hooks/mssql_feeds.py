@@ -44,10 +44,18 @@ def _with_op(schema: TableSchema) -> TableSchema:
     return TableSchema((*schema.columns, OP_COLUMN), schema.primary_key, schema.extras)
 
 
-def _keys(schema: TableSchema, table: TableRef, mode: str) -> list[str]:
-    if not schema.primary_key:
+def _keys(cur: Any, schema: TableSchema, table: TableRef, mode: str) -> list[str]:
+    """The table's whole primary key, which every column list of a change feed must hold: a
+    change is of one row, joined and applied by its key."""
+    keys = [r[0] for r in fetch(cur, dialect.INTROSPECT_PRIMARY_KEY, (table.sql,))]
+    if not keys:
         raise BadInputError(f"source.incremental.mode: '{mode}' needs a primary key on {table}; it has none")
-    return list(schema.primary_key)
+    missing = [k for k in keys if not schema.has(k)]
+    if missing:
+        raise BadInputError(
+            f"source.columns: a '{mode}' load needs the whole primary key {keys} of {table}; add {missing}"
+        )
+    return keys
 
 
 def change_tracking_window(
@@ -55,7 +63,8 @@ def change_tracking_window(
 ) -> FeedWindow:
     """Changes after the stored version, up to the current one (``CHANGETABLE``)."""
     stored = expect_state(state, ChangeVersionState, "change_tracking")
-    keys = _keys(schema, table, "change_tracking")
+    keys = _keys(cur, schema, table, "change_tracking")
+    casts = dialect.read_casts(schema)
     run(cur, CHANGES.begin_snapshot())
     current, min_valid, tracked = fetch(cur, CHANGES.ct_versions(), (table.sql, table.sql))[0]
     if not tracked or current is None:
@@ -64,13 +73,12 @@ def change_tracking_window(
             "DATABASE <db> SET CHANGE_TRACKING = ON (CHANGE_RETENTION = 2 DAYS, AUTO_CLEANUP = ON); "
             f"ALTER TABLE {table.sql} ENABLE CHANGE_TRACKING"
         )
-    details: dict[str, Any] = {"mode": "change_tracking", "to_version": int(current)}
+    details: dict[str, Any] = {"mode": "change_tracking", "to_version": int(current), "primary_key": keys}
     candidate = ChangeVersionState(int(current))
     if stored is None:
         details["snapshot"] = True
-        return FeedWindow(
-            _with_op(schema), CHANGES.snapshot_rows(table, schema.names), (), candidate, details
-        )
+        select = CHANGES.snapshot_rows(table, schema.names, casts)
+        return FeedWindow(_with_op(schema), select, (), candidate, details)
     if min_valid is not None and stored.version < int(min_valid):
         raise StateError(
             f"the stored Change Tracking version {stored.version} of {table} is older than its minimum "
@@ -78,50 +86,58 @@ def change_tracking_window(
             f"this load read them; {_RESET}, and run the load more often than the retention"
         )
     details["from_version"] = stored.version
-    select = CHANGES.ct_changes(table, schema.names, keys)
+    select = CHANGES.ct_changes(table, schema.names, keys, casts)
     return FeedWindow(_with_op(schema), select, (stored.version, int(current)), candidate, details)
 
 
 def cdc_window(
     cur: Any, table: TableRef, schema: TableSchema, inc: IncrementalSpec, state: StateRecord | None
 ) -> FeedWindow:
-    """Net changes after the stored LSN, up to the database's highest (``fn_cdc_get_net_changes``)."""
+    """The last change per key after the stored LSN, up to the database's highest."""
     stored = expect_state(state, CdcState, "cdc")
     instance = inc.capture_instance or f"{table.schema}_{table.name}"
+    captured = {r[0] for r in fetch(cur, CHANGES.cdc_captured_columns(), (instance,))}
     run(cur, CHANGES.begin_snapshot())
-    lowest, highest, net = fetch(cur, CHANGES.cdc_positions(), (instance, instance))[0]
-    if lowest is None or lowest.upper() == LSN_ZERO.upper() or net is None:
+    lowest, highest = fetch(cur, CHANGES.cdc_positions(), (instance,))[0]
+    if not captured or lowest is None or lowest.upper() == LSN_ZERO.upper():
         raise BadInputError(
             f"source.incremental.capture_instance: '{instance}' is not a CDC capture instance this login "
             f"can read; enable CDC: EXEC sys.sp_cdc_enable_db; EXEC sys.sp_cdc_enable_table "
-            f"@source_schema = N'{table.schema}', @source_name = N'{table.name}', @role_name = NULL, "
-            "@supports_net_changes = 1"
-        )
-    if not net:
-        raise BadInputError(
-            f"source.incremental.capture_instance: '{instance}' was enabled without "
-            "@supports_net_changes = 1; the load applies net changes: enable a capture instance with it"
+            f"@source_schema = N'{table.schema}', @source_name = N'{table.name}', @role_name = NULL"
         )
     if highest is None:
         raise BadInputError("CDC has recorded no LSN in this database yet: is SQL Server Agent running?")
-    captured = {r[0] for r in fetch(cur, CHANGES.cdc_captured_columns(), (instance,))}
     kept = TableSchema(
         tuple(c for c in schema.columns if c.name in captured),
         schema.primary_key,
         {k: v for k, v in schema.extras.items() if k in captured},
     )
-    keys = _keys(kept, table, "cdc")
-    if not set(keys) <= captured:
-        raise BadInputError(f"capture instance '{instance}' does not record the key {keys} of {table}")
+    keys = _keys(cur, kept, table, "cdc")
+    casts = dialect.read_casts(kept)
     if stored is not None and stored.stream != instance:
         raise StateError(
             f"the stored CDC position is of capture instance '{stored.stream}', not '{instance}'; {_RESET}"
         )
-    details: dict[str, Any] = {"mode": "cdc", "capture_instance": instance, "to_lsn": highest}
+    details: dict[str, Any] = {
+        "mode": "cdc",
+        "capture_instance": instance,
+        "to_lsn": highest,
+        "primary_key": keys,
+    }
     candidate = CdcState(instance, highest)
     if stored is None:
         details["snapshot"] = True
-        return FeedWindow(_with_op(kept), CHANGES.snapshot_rows(table, kept.names), (), candidate, details)
+        return FeedWindow(
+            _with_op(kept), CHANGES.snapshot_rows(table, kept.names, casts), (), candidate, details
+        )
+    if stored.lsn.upper() > highest.upper():
+        raise StateError(
+            f"the stored CDC position {stored.lsn} of '{instance}' is past the database's highest LSN "
+            f"{highest}: the database went back in time (a restore, a failover that lost data); "
+            f"changes between them would be skipped. {_RESET}"
+        )
+    if stored.lsn.upper() == highest.upper():  # nothing new: read nothing, keep the position
+        return FeedWindow(_with_op(kept), CHANGES.no_changes(table, kept.names, casts), (), stored, details)
     start = fetch(cur, CHANGES.cdc_next_lsn(), (stored.lsn,))[0][0]
     details["from_lsn"] = start
     if start.upper() < lowest.upper():
@@ -129,9 +145,7 @@ def cdc_window(
             f"the stored CDC position {stored.lsn} of '{instance}' is older than the capture instance's "
             f"lowest LSN {lowest}: the cleanup job removed changes before this load read them; {_RESET}"
         )
-    if start.upper() > highest.upper():  # nothing new: read nothing, keep the position
-        return FeedWindow(_with_op(kept), CHANGES.no_changes(table, kept.names), (), stored, details)
-    select = CHANGES.cdc_changes(instance, kept.names)
+    select = CHANGES.cdc_changes(instance, kept.names, keys, casts)
     return FeedWindow(_with_op(kept), select, (start, highest), candidate, details)
 
 

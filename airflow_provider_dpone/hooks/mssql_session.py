@@ -24,7 +24,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
 from ..contracts.errors import BadInputError, DponeError, TransientError
 from .dbapi import fetch, results, run
 
-__all__ = ["MsSqlSessions", "classify", "connection_string", "fetch", "results", "run"]
+__all__ = ["MsSqlSessions", "classify", "close_quietly", "connection_string", "fetch", "results", "run"]
 
 if TYPE_CHECKING:
     from ..contracts.redaction import Redactor
@@ -122,6 +122,19 @@ def classify(exc: BaseException, what: str, redactor: Redactor) -> DponeError | 
     return None
 
 
+def close_quietly(conn: Any) -> None:
+    """Roll back whatever ``conn`` may still hold open (a snapshot read, a finalize that failed
+    and could not roll back), then close it: the driver pools connections, and an idle pooled
+    one must not keep a transaction, its locks or its snapshot of the version store."""
+    try:
+        run(conn.cursor(), "if @@trancount > 0 rollback transaction")
+    except Exception:  # a broken connection holds nothing on the server any more
+        pass
+    finally:
+        with suppress(Exception):
+            conn.close()
+
+
 class MsSqlSessions:
     """dpone's connection handling over the class it is mixed into: that gives
     ``get_connection(conn_id)``, ``dpone_conn_id`` and ``redactor()``."""
@@ -156,14 +169,16 @@ class MsSqlSessions:
         conn = self.connect()
         try:
             yield conn
-        except mssql_python.Error as exc:
-            classified = classify(exc, what or f"SQL Server '{self.dpone_conn_id}'", self.redactor())
+        except BaseException as exc:
+            close_quietly(conn)  # whatever failed may have left a transaction open
+            classified = None
+            if isinstance(exc, mssql_python.Error):
+                classified = classify(exc, what or f"SQL Server '{self.dpone_conn_id}'", self.redactor())
             if classified is not None:
                 raise classified from None
             raise
-        finally:
-            with suppress(mssql_python.Error):
-                conn.close()
+        with suppress(Exception):
+            conn.close()
 
     def release(self) -> None:
         """Nothing is kept between units of work (the driver pools connections)."""

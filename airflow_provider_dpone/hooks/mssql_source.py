@@ -20,7 +20,7 @@ from ..sql.extract_plan import bound_cursor, cursor_column, fixed_window, plan_c
 from ..sql.mssql import MSSQL as dialect
 from ..sql.mssql_catalog import DESCRIBE_QUERY
 from .mssql_feeds import feed_window
-from .mssql_session import MsSqlSessions, classify, fetch
+from .mssql_session import MsSqlSessions, classify, close_quietly, fetch
 
 
 @dataclass
@@ -53,7 +53,7 @@ class _OwnedStream(Iterator[list[Sequence[Any]]]):
 
     def close(self) -> None:
         self._stream.close()
-        self._conn.close()
+        close_quietly(self._conn)
 
 
 class MsSqlSource(MsSqlSessions):
@@ -167,7 +167,7 @@ class MsSqlSource(MsSqlSessions):
                 stats=stats,
             )
         except BaseException:
-            conn.close()
+            close_quietly(conn)
             raise
 
     @staticmethod
@@ -184,12 +184,15 @@ class MsSqlSource(MsSqlSessions):
                 yield [tuple(r) for r in batch]
             stats.source_rows = sent
         finally:
-            conn.close()
+            close_quietly(conn)  # ends the change feed's snapshot transaction too
 
     def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
         """The extract SQL, window and schema; reads the catalog and the cursor's bounds only."""
         with self.session() as conn:
-            prepared = self._prepare(conn.cursor(), spec, state)
+            try:
+                prepared = self._prepare(conn.cursor(), spec, state)
+            finally:  # a change feed's snapshot transaction ends here: the plan reads, never writes
+                fetch(conn.cursor(), "if @@trancount > 0 rollback transaction")
         params = [str(p) for p in prepared.params]
         plan = plan_entry(prepared.select, params, prepared.details, prepared.candidate, prepared.schema)
         return plan, prepared.schema

@@ -44,7 +44,7 @@ from ..sql.finalize_result import finalize_result
 from ..sql.journal import JournalingStagingSink
 from ..sql.postgres import POSTGRES as dialect
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
-from ..sql.targets import data_schema, managed_columns, target_primary_key
+from ..sql.targets import data_schema, managed_columns, staging_not_null, target_primary_key
 from .connection import StandaloneConnection
 from .postgres_session import one_row
 from .postgres_source import BINARY, PREFETCH, TEXT, PostgresSource
@@ -149,7 +149,9 @@ class PostgresConnector(PostgresSource, JournalingStagingSink):
         conn.execute(dialect.create_schema(staging.schema))
         conn.commit()
         conn.execute(dialect.drop_table(staging))
-        conn.execute(dialect.create_table(staging, schema, unlogged=not logged))
+        conn.execute(
+            dialect.create_table(staging, schema, unlogged=not logged, not_null=staging_not_null(schema))
+        )
         born = one_row(conn.execute("select extract(epoch from now())"))[0]
         conn.execute(dialect.comment_table(staging, staging_label(ctx, born)))
 
@@ -342,6 +344,7 @@ class PostgresConnector(PostgresSource, JournalingStagingSink):
                 staging=dialect.parse_table(staged.staging),
                 key_set=dialect.parse_table(staged.key_set) if staged.key_set else None,
                 staged_rows=staged.rows,
+                snapshot=bool(staged.details.get("snapshot")),
             )
             outcomes = run_steps(plan_finalize(dialect, job, facts), execute)
             result: dict[str, Any] = {
@@ -372,7 +375,13 @@ class PostgresConnector(PostgresSource, JournalingStagingSink):
         steps = [Step(dialect.create_schema(staging.schema), note="staging")]
         if schema:
             unlogged = spec.strategy is not Strategy.FULL_REFRESH
-            steps.append(Step(dialect.create_table(staging, schema, unlogged=unlogged)))
+            steps.append(
+                Step(
+                    dialect.create_table(
+                        staging, schema, unlogged=unlogged, not_null=staging_not_null(schema)
+                    )
+                )
+            )
         steps.append(Step(dialect.copy_in(staging, names, "binary" if binary else "text", freeze=True)))
         with self.session() as conn:
             try:

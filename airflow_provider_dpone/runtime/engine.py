@@ -31,7 +31,7 @@ from ..contracts.state import (
 )
 from ..schema.planner import EvolutionMode, enforce_schema_plan
 from .failpoints import AFTER_CHECKPOINT, failpoint
-from .guards import check_full_refresh, starting_state
+from .guards import check_change_feed, check_full_refresh, starting_state
 from .protocols import (
     AcknowledgingSource,
     BatchStagingSink,
@@ -364,12 +364,15 @@ def _run_once(
             succeeded = True
             return report, False
         enforce_schema_plan(plan, load.sink.target)  # breaking changes fail here, before staging
+        check_change_feed(load, extract.details)
         with _timed(report, "stage") as phase:
             if isinstance(extract.artifact, CheckpointedBatches):
                 staged = _stage_checkpointed(ctx, parts, extract, resume)
             else:
                 staged = parts.sink.stage(ctx, extract)
             phase.rows, phase.bytes = staged.rows, staged.bytes
+        if extract.details.get("snapshot"):  # a change feed's full read: cdc_apply deletes the keys it lacks
+            staged.details["snapshot"] = True
         if load.quality:
             _quality_gates(ctx, parts.sink, staged, extract.stats.source_rows, report)
         if needs_key_set(load):

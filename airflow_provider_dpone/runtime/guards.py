@@ -19,6 +19,7 @@ import logging
 from typing import Any
 
 from ..contracts.errors import (
+    BadInputError,
     EmptySourceError,
     MassDeleteError,
     NullKeyError,
@@ -26,6 +27,7 @@ from ..contracts.errors import (
     StateMissingError,
     TargetStateMismatchError,
 )
+from ..contracts.manifest import LoadSpec
 from ..contracts.state import CursorState, StateRecord, fix_hint, state_mismatch, state_to_dict
 from ..contracts.strategies import Strategy
 from .protocols import LoadContext, StagedData, TargetProbe
@@ -136,6 +138,19 @@ def agree_state_and_target(
         "last loaded cursor value>`, or set source.incremental.on_state_missing: from_target to "
         "continue after the target's max(cursor), or empty the target to reload it"
     )
+
+
+def check_change_feed(load: LoadSpec, details: dict[str, Any]) -> None:
+    """A change feed has one row per primary key of its table: ``sink.unique_key`` must be that
+    key, or changes would be applied to the wrong rows (a coarser key) or fail (another one)."""
+    feed_key = details.get("primary_key")
+    if feed_key is None or load.sink.strategy is not Strategy.CDC_APPLY:
+        return
+    if sorted(load.sink.unique_key or ()) != sorted(feed_key):
+        raise BadInputError(
+            f"sink.unique_key: {list(load.sink.unique_key or ())} must be the source table's primary key "
+            f"{list(feed_key)}: a change feed has one row per primary key"
+        )
 
 
 def check_full_refresh(ctx: LoadContext, sink: Any, staged: StagedData) -> None:

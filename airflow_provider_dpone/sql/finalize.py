@@ -76,6 +76,9 @@ class FinalizeJob:
     mapping: dict[str, str] = field(default_factory=dict)
     schema_changes: tuple[SchemaChange, ...] = ()
     staged_rows: int | None = None  # None in a plan
+    # cdc_apply: the batch is a change feed's full snapshot (its first read, or after a reset),
+    # even an empty one; None in a plan, which shows the snapshot's steps as conditional
+    snapshot: bool | None = None
 
     @property
     def names(self) -> list[str]:

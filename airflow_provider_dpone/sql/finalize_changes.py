@@ -4,8 +4,9 @@ The staged batch carries the operation column ``CHANGE_OP`` (I, U, D; S for a fu
 one row per key in change order. In the one finalize transaction:
 
 1. the key guards (NULL keys, keys staged twice: fail, or keep the last change);
-2. a full snapshot (the first read, or after a state reset) also deletes the target's keys it
-   does not hold, within ``reconciliation.max_delete_fraction`` (the mass-delete guard);
+2. a full snapshot (the first read, or after a state reset; the extract says so, so an empty
+   one counts too) also deletes the target's keys it does not hold, within
+   ``reconciliation.max_delete_fraction`` (the mass-delete guard);
 3. the feed's deletes remove their keys from the target, then leave the batch;
 4. the rest is merged: matched keys updated, the others inserted.
 """
@@ -19,14 +20,10 @@ from .finalize_dialect import SetBasedDialect
 from .steps import Check, Condition, Outcome, Outcomes, Step
 
 
-def _snapshot(outcomes: Outcomes) -> bool:
-    return bool(outcomes["snapshot"].first[0])
-
-
 def cdc_apply(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[Step]:
     """Every step of a ``cdc_apply`` finalize after the locks and the target's creation."""
     op = d.quote_ident(CHANGE_OP)
-    deleted, snapshot = d.quote_literal("D"), d.quote_literal("S")
+    deleted = d.quote_literal("D")
     steps = _dedupe(d, job)
     if facts.exists:
         limit = job.load.reconciliation.max_delete_fraction
@@ -41,13 +38,11 @@ def cdc_apply(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[
                     "for one run"
                 )
 
-        is_snapshot = Condition("the batch is a full snapshot", _snapshot)
+        is_snapshot = Condition(
+            "the batch is a full snapshot (the first read, or after a reset), which holds every key",
+            lambda _: bool(job.snapshot),
+        )
         steps += [
-            Step(
-                d.count_outside(job.staging, f"{op} <> {snapshot}"),
-                name="snapshot",
-                note="a full snapshot (first read, or a reset state) holds every key the source has",
-            ),
             Step(
                 d.count_missing_keys(job.target, job.staging, job.keys, job.mapping),
                 when=is_snapshot,

@@ -248,12 +248,14 @@ class MsSqlCatalog(SetBasedDialect):
         logged by the recovery model, not by the table)."""
         return self._create(table, schema.columns, primary_key, if_not_exists, not_null, fillfactor, extra=())
 
-    def create_staging_table(self, table: TableRef, schema: TableSchema, *, swapped_in: bool) -> str:
+    def create_staging_table(
+        self, table: TableRef, schema: TableSchema, *, swapped_in: bool, not_null: bool = True
+    ) -> str:
         """A staging table; unless a full refresh may swap it in as the target, it gets an identity
         column numbering rows in load order (``keep_last``, and ``incremental_append``'s choice of
         the first row of a key staged twice). Bulk copy must skip that column."""
         extra = () if swapped_in else (f"{self.quote_ident(LOAD_SEQ)} bigint identity(1,1) not null",)
-        return self._create(table, schema.columns, (), False, True, None, extra=extra)
+        return self._create(table, schema.columns, (), False, not_null, None, extra=extra)
 
     def _create(
         self,

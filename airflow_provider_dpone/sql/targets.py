@@ -20,6 +20,12 @@ def data_schema(schema: TableSchema) -> TableSchema:
     return TableSchema(kept, schema.primary_key, schema.extras)
 
 
+def staging_not_null(schema: TableSchema) -> bool:
+    """Whether staging keeps the batch's NOT NULL columns: not for a change batch, whose deletes
+    carry the key only (the other columns NULL); they never reach the target."""
+    return not schema.has(CHANGE_OP)
+
+
 def target_primary_key(load: LoadSpec, schema: TableSchema) -> tuple[str, ...]:
     """The primary key a target created for this load gets."""
     spec = load.sink

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_dpone.contracts.errors import StateError
+from airflow_provider_dpone.contracts.errors import BadInputError, MassDeleteError, StateError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.hooks import mssql_session
 from airflow_provider_dpone.hooks.mssql_feeds import CHANGES
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 TABLE = MSSQL.parse_table("src.items")
 COLUMNS = [
     ("id", "bigint", 8, 19, 0, False, None, False, False),
-    ("name", "nvarchar", 200, 0, 0, True, "Latin1_General_CI_AS", False, False),
+    ("name", "nvarchar", 200, 0, 0, False, "Latin1_General_CI_AS", False, False),  # NOT NULL
     ("amount", "decimal", 9, 12, 2, True, None, False, False),
 ]
 LSN = "0x{:020X}".format
@@ -49,14 +49,16 @@ class Feed:
         if sql == CHANGES.ct_versions():
             return [(self.version, self.min_valid, 1)], ["current", "min_valid", "tracked"]
         if sql == CHANGES.cdc_positions():
-            return [(LSN(1), LSN(self.version), 1)], ["lowest", "highest", "net"]
+            return [(LSN(1), LSN(self.version))], ["lowest", "highest"]
         if sql == CHANGES.cdc_captured_columns():
             return [("id",), ("name",), ("amount",)], ["column_name"]
         if sql == CHANGES.cdc_next_lsn():
             return [(LSN(int(params[0], 16) + 1),)], ["next"]
-        if sql.startswith("select [id], [name], [amount], N'S'"):
+        if sql.startswith("select [id], [name], [amount], N'S'") or sql.startswith(
+            "select [id], [name], N'S'"
+        ):
             return [(*r, "S") for r in self.rows], ["id", "name", "amount", "op"]
-        if "changetable(changes" in sql or "fn_cdc_get_net_changes" in sql:
+        if "changetable(changes" in sql or "fn_cdc_get_all_changes" in sql:
             self.asked.append(params)
             return self.changes, ["id", "name", "amount", "op"]
         return None
@@ -71,11 +73,13 @@ def feed(monkeypatch: pytest.MonkeyPatch) -> Feed:
     return answers
 
 
-def manifest(mode: dict[str, Any], fraction: float = 0.05) -> Any:
+def manifest(
+    mode: dict[str, Any], fraction: float = 0.05, key: tuple[str, ...] = ("id",), **source: Any
+) -> Any:
     body = {
         "name": "items",
-        "source": {"connector": "mssql", "conn_id": "mssql_src", "table": "src.items", "incremental": mode},
-        "sink": {"connector": "postgres", "conn_id": "dst", "table": "raw.items", "strategy": "cdc_apply", "unique_key": ["id"]},
+        "source": {"connector": "mssql", "conn_id": "mssql_src", "table": "src.items", "incremental": mode, **source},
+        "sink": {"connector": "postgres", "conn_id": "dst", "table": "raw.items", "strategy": "cdc_apply", "unique_key": list(key)},
         "reconciliation": {"max_delete_fraction": fraction},
     }  # fmt: skip
     return parse_manifest(
@@ -148,3 +152,34 @@ def test_cdc_net_changes_into_postgres(clean_pg: Any, feed: Feed) -> None:
     run(m, "r3")  # nothing new: the position stays, no change is read
     assert len(feed.asked) == 1
     assert clean_pg.query("dst", "select state->>'lsn' from dpone.state") == [(LSN(14),)]
+
+
+def test_an_empty_snapshot_is_still_a_snapshot(clean_pg: Any, feed: Feed) -> None:
+    m = manifest({"mode": "change_tracking"})
+    run(m, "r1")
+    clean_pg.execute("dst", "delete from dpone.state")  # reset, while the source table is now empty
+    feed.rows = []
+    with pytest.raises(MassDeleteError, match="full snapshot would delete 3 of 3"):
+        run(m, "r2")
+    assert len(target(clean_pg)) == 3 and clean_pg.query("dst", "select count(*) from dpone.state") == [(0,)]
+
+
+def test_a_change_feed_is_keyed_by_the_whole_primary_key(clean_pg: Any, feed: Feed) -> None:
+    with pytest.raises(
+        BadInputError, match=r"sink.unique_key: \['name'\] must be the source table's primary key \['id'\]"
+    ):
+        run(manifest({"mode": "change_tracking"}, key=("name",)), "r1")
+    with pytest.raises(
+        BadInputError, match=r"needs the whole primary key \['id'\] of src.items; add \['id'\]"
+    ):
+        run(manifest({"mode": "change_tracking"}, key=("name",), columns=["name", "amount"]), "r1")
+    assert clean_pg.query("dst", "select to_regclass('raw.items') is null") == [(True,)]
+
+
+def test_a_cdc_position_past_the_highest_lsn_fails(clean_pg: Any, feed: Feed) -> None:
+    m = manifest({"mode": "cdc"})
+    run(m, "r1")
+    feed.version = 5  # the database was restored to an earlier point
+    with pytest.raises(StateError, match="past the database's highest LSN"):
+        run(m, "r2")
+    assert clean_pg.query("dst", "select state->>'lsn' from dpone.state") == [(LSN(10),)]

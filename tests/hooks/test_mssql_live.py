@@ -5,8 +5,10 @@ that reason otherwise. The sink's strategies are in the shared contract (test_si
 
 from __future__ import annotations
 
+import json
 import signal
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -154,3 +156,42 @@ def test_sql_server_into_clickhouse(clean_ch: Any, clean_mssql: Any) -> None:
     )
     assert run(m).rows == 400
     assert clean_ch.query("select count() from raw.items") == [(400,)]
+
+
+def test_kafka_into_sql_server(clean_pg: Any, clean_mssql: Any, kafka: Any) -> None:
+    from tests.hooks.test_kafka import FIELDS, _events, from_kafka, topic_name
+
+    topic = topic_name()
+    kafka.create_topic(topic, 2)
+    kafka.produce(topic, _events(1, 120))
+    sink = {**MSSQL_SINK, "table": "raw.msgs", "strategy": "incremental_merge", "unique_key": ["id"]}
+    m = from_kafka(topic, sink, fields=FIELDS)
+    assert run(m, "r1").rows == 120
+    kafka.produce(topic, _events(7, 7) + _events(121, 130))
+    assert run(m, "r2").rows == 11
+    assert clean_mssql.query("select count(*), max(id) from raw.msgs") == [(130, 130)]
+
+
+@pytest.fixture
+def rest_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The fake REST API of test_rest.py, as its connection ``api``."""
+    from tests.fake_api import FakeApi
+    from tests.hooks.test_rest import TOKEN, records
+
+    server = FakeApi(records(53))
+    conn = {"conn_type": "http", "host": server.url, "password": TOKEN, "extra": {"auth": "bearer"}}
+    monkeypatch.setenv("AIRFLOW_CONN_API", json.dumps(conn))
+    yield server
+    server.close()
+
+
+def test_rest_into_sql_server(clean_pg: Any, clean_mssql: Any, rest_api: Any) -> None:
+    from tests.hooks.test_rest import PAGINATIONS, source
+    from tests.hooks.test_rest import manifest as rest_manifest
+
+    sink = {**MSSQL_SINK, "table": "raw.items", "strategy": "incremental_merge", "unique_key": ["id"]}
+    m = rest_manifest(
+        source(*PAGINATIONS["page"], incremental={"mode": "cursor", "cursor": "updated_at"}), sink
+    )
+    assert run(m, "r1").rows == 53
+    assert clean_mssql.query("select count(*), count(distinct id) from raw.items") == [(53, 53)]

@@ -29,7 +29,7 @@ STAGED = TableSchema(
 EXISTING = TargetFacts(exists=True, primary_key=("id",), unique_keys=frozenset({frozenset({"id"})}))
 
 
-def job(d: Any, fraction: float = 0.05) -> FinalizeJob:
+def job(d: Any, fraction: float = 0.05, snapshot: bool | None = None) -> FinalizeJob:
     body = {
         "name": "items",
         "source": {"connector": "mssql", "conn_id": "src", "table": "items", "incremental": {"mode": "change_tracking"}},
@@ -38,7 +38,7 @@ def job(d: Any, fraction: float = 0.05) -> FinalizeJob:
     }  # fmt: skip
     load = parse_manifest({"pipeline": "p", "loads": [body]}).loads[0]
     return FinalizeJob("p.items", load, d.parse_table("raw.items"), d.table("dpone_staging", "items__x"),
-                       data_schema(STAGED), staged_rows=4)  # fmt: skip
+                       data_schema(STAGED), staged_rows=4, snapshot=snapshot)  # fmt: skip
 
 
 def test_the_operation_column_is_staged_never_a_target_column() -> None:
@@ -60,7 +60,6 @@ def test_guards_then_snapshot_then_deletes_then_merge(d: Any) -> None:
     order = [
         at("is null"),  # NULL keys
         at("having count"),  # keys staged twice
-        at(f"{op} <> "),  # is the batch a snapshot
         at("not exists"),  # a snapshot's missing keys (counted, then deleted)
         at(f"s.{op} = "),  # the feed's deletes
         at(f"where {op} = "),  # deleted keys leave the batch
@@ -73,18 +72,23 @@ def test_guards_then_snapshot_then_deletes_then_merge(d: Any) -> None:
 
 def test_a_snapshot_deleting_too_much_fails_before_any_change() -> None:
     d = POSTGRES
-    steps = plan_finalize(d, job(d), EXISTING)
-    answers = {"is null": Outcome(1, [(0, None)]), "having count": Outcome(0, []), "<> 'S'": Outcome(1, [(3,)]),
-               "not exists": Outcome(1, [(9, 10)])}  # fmt: skip
+    steps = plan_finalize(d, job(d, snapshot=True), EXISTING)
+    answers = {"is null": Outcome(1, [(0, None)]), "having count": Outcome(0, []), "not exists": Outcome(1, [(10, 10)])}  # fmt: skip
     ran: list[str] = []
 
     def execute(step: Any) -> Outcome:
         ran.append(step.sql)
         return next((o for k, o in answers.items() if k in step.sql), Outcome(1))
 
-    with pytest.raises(MassDeleteError, match="full snapshot would delete 9 of 10"):
+    # an empty snapshot (the source table is empty now) would delete every target row
+    with pytest.raises(MassDeleteError, match="full snapshot would delete 10 of 10"):
         run_steps(steps, execute)
     assert not any(s.startswith("delete") for s in ran)
+    # a batch of changes (not a snapshot) never deletes the keys it does not hold
+    ran.clear()
+    run_steps(plan_finalize(d, job(d, snapshot=False), EXISTING), execute)
+    assert not any("not exists (select 1 from" in s for s in ran if s.startswith("delete"))
+    assert any(s.startswith("delete") for s in ran)  # the feed's deletes did run
 
 
 def test_the_result_counts_each_kind_of_change() -> None:

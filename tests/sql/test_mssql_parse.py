@@ -138,13 +138,13 @@ def _change_feed_statements() -> list[str]:
         c.begin_snapshot(),
         c.end_snapshot(),
         c.ct_versions(),
-        c.ct_changes(TARGET, ["id", "day", "name"], ["id", "day"]),
+        c.ct_changes(TARGET, ["id", "day", "name", "doc"], ["id", "day"], {"doc": "nvarchar(max)"}),
         c.cdc_positions(),
         c.cdc_next_lsn(),
         c.cdc_captured_columns(),
-        c.cdc_changes("raw_items", ["id", "name"]),
-        c.snapshot_rows(TARGET, ["id", "name"]),
-        c.no_changes(TARGET, ["id", "name"]),
+        c.cdc_changes("raw_items", ["id", "name", "doc"], ["id"], {"doc": "nvarchar(max)"}),
+        c.snapshot_rows(TARGET, ["id", "name", "doc"], {"doc": "nvarchar(max)"}),
+        c.no_changes(TARGET, ["id", "name"], {}),
     ] + [
         s.sql
         for facts in (plans.EXISTING, plans.NEW)
