@@ -20,7 +20,14 @@ from ..contracts.state import StateRecord
 from ..contracts.strategies import IncrementalMode
 from ..contracts.table import Column, TableSchema
 from ..sql.clickhouse import CLICKHOUSE as dialect
-from ..sql.extract_plan import bound_cursor, cursor_column, fixed_window, plan_cursor, plan_entry
+from ..sql.extract_plan import (
+    bound_cursor,
+    cursor_column,
+    fixed_window,
+    key_set_source,
+    plan_cursor,
+    plan_entry,
+)
 from .clickhouse_client import ClickHouseClient
 
 
@@ -156,13 +163,8 @@ class ClickHouseSource(ClickHouseClient):
     def extract_keys(
         self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...] = ()
     ) -> ExtractResult:
-        sql = sql_source(spec, "clickhouse")
-        keyed: SourceSpec
-        if isinstance(sql, TableSource):
-            keyed = sql.model_copy(update={"columns": keys, "incremental": None, "window": None})
-        else:
-            cols = dialect.column_list(keys)
-            keyed = sql.model_copy(
-                update={"query": f"select distinct {cols} from ({sql.query})", "incremental": None}
-            )
+        def distinct_keys(query: str, columns: list[str]) -> str:
+            return f"select distinct {dialect.column_list(columns)} from ({query})"
+
+        keyed = key_set_source(spec, keys, "clickhouse", distinct_keys)
         return self.extract(keyed, None, accepted_formats=accepted_formats)

@@ -20,14 +20,12 @@ from ..contracts.errors import BadInputError
 from ..contracts.strategies import Strategy
 from ..contracts.table import TableSchema
 from ..runtime.failpoints import failpoint
-from ..runtime.guards import missing_target_error
 from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..runtime.staging_label import staging_label
-from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
+from ..schema.planner import SchemaPlan
 from ..sql.dialect import TableRef
-from ..sql.finalize import FinalizeJob, TargetFacts, lock_steps, plan_finalize
-from ..sql.finalize_result import finalize_result
-from ..sql.journal import JournalingStagingSink
+from ..sql.finalize import TargetFacts, lock_steps, plan_finalize
+from ..sql.finalize_sink import SetBasedSink
 from ..sql.mssql import MSSQL as dialect
 from ..sql.mssql_catalog import unique_keys_from_catalog
 from ..sql.mssql_extract import decode_json_columns
@@ -39,7 +37,7 @@ from ..sql.mssql_partitions import (
 )
 from ..sql.mssql_types import bulk_row_converter
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
-from ..sql.targets import data_schema, managed_columns, staging_not_null, target_primary_key
+from ..sql.targets import staging_not_null, target_primary_key
 from .connection import StandaloneConnection
 from .mssql_session import fetch, results, run
 from .mssql_source import MsSqlSource
@@ -49,7 +47,7 @@ log = logging.getLogger(__name__)
 BULK_FORMAT = "tds_bulk_copy"
 
 
-class MsSqlConnector(MsSqlSource, JournalingStagingSink):
+class MsSqlConnector(MsSqlSource, SetBasedSink):
     """Source and sink for SQL Server, over the connection of the class it is mixed into."""
 
     accepted_formats: tuple[str, ...] = ()  # rows only: no other database's file format loads here
@@ -178,19 +176,6 @@ class MsSqlConnector(MsSqlSource, JournalingStagingSink):
         columns = tuple(dialect.column_from_catalog(r) for r in rows)
         return TableSchema(columns, pk), [r[0] for r in rows if r[7]]
 
-    def _plan_schema(self, cur: Any, ctx: LoadContext, target: TableRef, schema: TableSchema) -> SchemaPlan:
-        evolution = ctx.load.schema_evolution
-        current, defaults = self._describe_target(cur, target)
-        return plan_schema(
-            data_schema(schema),
-            current,
-            mode=evolution.mode,
-            on_type_change=evolution.on_type_change,
-            ignore_target_columns=[c.name for c in managed_columns(ctx.load)],
-            rewrites_all_rows=ctx.load.rewrites_whole_target,
-            target_defaults=defaults,
-        )
-
     def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
         """The schema plan as of now, read-only (the engine's early check and ``dpone plan``)."""
         with self.session() as conn:
@@ -252,20 +237,6 @@ class MsSqlConnector(MsSqlSource, JournalingStagingSink):
             return TargetFacts(True, pk, unique, partitioned=True, leaves=leaves)
         return facts
 
-    def _job(
-        self, ctx: LoadContext, schema: TableSchema | None, plan: SchemaPlan | None, **kw: Any
-    ) -> FinalizeJob:
-        return FinalizeJob(
-            key=ctx.key,
-            load=ctx.load,
-            target=self.target_table(ctx),
-            staging=kw.pop("staging", None) or self.staging_table(ctx),
-            schema=data_schema(schema) if schema is not None else None,
-            mapping=plan.column_map if plan else {},
-            schema_changes=tuple(plan.to_apply) if plan else (),
-            **kw,
-        )
-
     # --- finalize --------------------------------------------------------------------------------
 
     def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]:
@@ -282,28 +253,7 @@ class MsSqlConnector(MsSqlSource, JournalingStagingSink):
                 run_steps([serialize], execute)
                 if self._target_exists(cur, target):
                     run_steps([lock_target], execute)
-                plan = self._plan_schema(cur, ctx, target, staged.schema)
-                enforce_schema_plan(plan, str(target))
-                if not plan.target_exists and ctx.expects_target:
-                    raise missing_target_error(ctx, during_load=True)
-                facts = self._facts(cur, ctx, target, staged.schema)
-                job = self._job(
-                    ctx,
-                    staged.schema,
-                    plan,
-                    staging=dialect.parse_table(staged.staging),
-                    key_set=dialect.parse_table(staged.key_set) if staged.key_set else None,
-                    staged_rows=staged.rows,
-                    snapshot=bool(staged.details.get("snapshot")),
-                )
-                outcomes = run_steps(plan_finalize(dialect, job, facts), execute)
-                result: dict[str, Any] = {
-                    "target": str(target),
-                    "schema_changes": [c.describe() for c in plan.to_apply],
-                    **finalize_result(job, facts, outcomes),
-                }
-                if not facts.exists and ctx.load.sink.strategy is not Strategy.FULL_REFRESH:
-                    result["created"] = True
+                result = self._finalize_locked(cur, ctx, staged, execute)
                 failpoint("mid_finalize")  # the data is written, not committed
                 run_steps(closing, execute)  # the state (or journal) row, then commit
             except BaseException:

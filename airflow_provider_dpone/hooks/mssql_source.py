@@ -16,7 +16,14 @@ from ..contracts.sources import SourceSpec, TableSource, sql_source
 from ..contracts.state import StateRecord
 from ..contracts.strategies import CHANGE_MODES, IncrementalMode
 from ..contracts.table import TableSchema
-from ..sql.extract_plan import bound_cursor, cursor_column, fixed_window, plan_cursor, plan_entry
+from ..sql.extract_plan import (
+    bound_cursor,
+    cursor_column,
+    fixed_window,
+    key_set_source,
+    plan_cursor,
+    plan_entry,
+)
 from ..sql.mssql import MSSQL as dialect
 from ..sql.mssql_catalog import DESCRIBE_QUERY
 from .mssql_feeds import feed_window
@@ -121,7 +128,9 @@ class MsSqlSource(MsSqlSessions):
                 maximum, chunk_end = fetch(cur, bounds, dialect.chunk_params(plan.chunk, plan.lower))[0]
                 window = bound_cursor(plan, maximum, chunk_end)
             else:
-                maximum = fetch(cur, dialect.cursor_bounds(relation, plan.cursor, native))[0][0]
+                # the column's own type: a rowversion cursor stops below min_active_rowversion()
+                own = plan.column.native_type if plan.column.dialect == dialect.DIALECT else None
+                maximum = fetch(cur, dialect.cursor_bounds(relation, plan.cursor, own or native))[0][0]
                 window = bound_cursor(plan, maximum)
             candidate, details, more = window.candidate, window.details, window.more
             if window.empty:  # nothing past the watermark: read nothing, keep the old watermark
@@ -201,12 +210,5 @@ class MsSqlSource(MsSqlSessions):
         self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...] = ()
     ) -> ExtractResult:
         """The full set of ``keys`` in the source now (reconciliation of incremental loads)."""
-        sql = sql_source(spec, "mssql")
-        keyed: SourceSpec
-        if isinstance(sql, TableSource):
-            keyed = sql.model_copy(update={"columns": keys, "incremental": None, "window": None})
-        else:
-            keyed = sql.model_copy(
-                update={"query": dialect.key_set_query(sql.query, keys), "incremental": None}
-            )
+        keyed = key_set_source(spec, keys, "mssql", dialect.key_set_query)
         return self.extract(keyed, None, accepted_formats=accepted_formats)

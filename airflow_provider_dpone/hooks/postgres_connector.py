@@ -33,18 +33,16 @@ from ..contracts.errors import BadInputError
 from ..contracts.strategies import Strategy
 from ..contracts.table import TableSchema
 from ..runtime.failpoints import failpoint
-from ..runtime.guards import missing_target_error
 from ..runtime.prefetch import Prefetched
 from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..runtime.staging_label import staging_label
-from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
+from ..schema.planner import SchemaPlan
 from ..sql.dialect import TableRef
-from ..sql.finalize import FinalizeJob, Leaf, TargetFacts, lock_steps, plan_finalize
-from ..sql.finalize_result import finalize_result
-from ..sql.journal import JournalingStagingSink
+from ..sql.finalize import Leaf, TargetFacts, lock_steps, plan_finalize
+from ..sql.finalize_sink import SetBasedSink
 from ..sql.postgres import POSTGRES as dialect
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
-from ..sql.targets import data_schema, managed_columns, staging_not_null, target_primary_key
+from ..sql.targets import staging_not_null, target_primary_key
 from .connection import StandaloneConnection
 from .postgres_session import one_row
 from .postgres_source import BINARY, PREFETCH, TEXT, PostgresSource
@@ -52,7 +50,7 @@ from .postgres_source import BINARY, PREFETCH, TEXT, PostgresSource
 log = logging.getLogger(__name__)
 
 
-class PostgresConnector(PostgresSource, JournalingStagingSink):
+class PostgresConnector(PostgresSource, SetBasedSink):
     """Source and sink for PostgreSQL, over the connection of the class it is mixed into."""
 
     accepted_formats = (BINARY, TEXT)
@@ -213,22 +211,6 @@ class PostgresConnector(PostgresSource, JournalingStagingSink):
             staging=str(staging), schema=schema, rows=rows, bytes=None, format="checkpointed_batches"
         )
 
-    def _plan_schema(
-        self, cur: psycopg.Cursor, ctx: LoadContext, target: TableRef, schema: TableSchema
-    ) -> SchemaPlan:
-        """The schema plan for ``schema`` into ``target``, from the target's current catalog."""
-        evolution = ctx.load.schema_evolution
-        current, defaults = self._describe_target(cur, target)
-        return plan_schema(
-            data_schema(schema),
-            current,
-            mode=evolution.mode,
-            on_type_change=evolution.on_type_change,
-            ignore_target_columns=[c.name for c in managed_columns(ctx.load)],
-            rewrites_all_rows=ctx.load.rewrites_whole_target,
-            target_defaults=defaults,
-        )
-
     @staticmethod
     def _describe_target(cur: psycopg.Cursor, target: TableRef) -> tuple[TableSchema | None, list[str]]:
         """The target's columns and primary key (None when it does not exist), and the columns
@@ -302,20 +284,6 @@ class PostgresConnector(PostgresSource, JournalingStagingSink):
                 )
         return TargetFacts(True, pk, unique, swappable, partitioned, leaves)
 
-    def _job(
-        self, ctx: LoadContext, schema: TableSchema | None, plan: SchemaPlan | None, **kw: Any
-    ) -> FinalizeJob:
-        return FinalizeJob(
-            key=ctx.key,
-            load=ctx.load,
-            target=dialect.parse_table(ctx.load.sink.target),
-            staging=kw.pop("staging", None) or self.staging_table(ctx),
-            schema=data_schema(schema) if schema is not None else None,
-            mapping=plan.column_map if plan else {},
-            schema_changes=tuple(plan.to_apply) if plan else (),
-            **kw,
-        )
-
     def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]:
         """The planned steps in one transaction, together with ``extra`` (colocated state)."""
         target = dialect.parse_table(ctx.load.sink.target)
@@ -332,28 +300,7 @@ class PostgresConnector(PostgresSource, JournalingStagingSink):
             run_steps([serialize], execute)
             if one_row(cur.execute(dialect.TABLE_EXISTS, (target.sql,)))[0]:
                 run_steps([lock_target], execute)
-            plan = self._plan_schema(cur, ctx, target, staged.schema)
-            enforce_schema_plan(plan, str(target))
-            if not plan.target_exists and ctx.expects_target:
-                raise missing_target_error(ctx, during_load=True)
-            facts = self._facts(cur, ctx, target, staged.schema)
-            job = self._job(
-                ctx,
-                staged.schema,
-                plan,
-                staging=dialect.parse_table(staged.staging),
-                key_set=dialect.parse_table(staged.key_set) if staged.key_set else None,
-                staged_rows=staged.rows,
-                snapshot=bool(staged.details.get("snapshot")),
-            )
-            outcomes = run_steps(plan_finalize(dialect, job, facts), execute)
-            result: dict[str, Any] = {
-                "target": str(target),
-                "schema_changes": [c.describe() for c in plan.to_apply],
-                **finalize_result(job, facts, outcomes),
-            }
-            if not facts.exists and ctx.load.sink.strategy is not Strategy.FULL_REFRESH:
-                result["created"] = True
+            result = self._finalize_locked(cur, ctx, staged, execute)
             failpoint("mid_finalize")  # the data is written, not committed
             for statement, params in extra:
                 cur.execute(statement, params)

@@ -35,6 +35,7 @@ from ..sql.extract_plan import (
     cursor_column,
     expect_state,
     fixed_window,
+    key_set_source,
     plan_cursor,
     plan_entry,
 )
@@ -328,12 +329,5 @@ class PostgresSource(PostgresSessions):
         self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...] = ()
     ) -> ExtractResult:
         """The full set of ``keys`` in the source now (reconciliation of incremental loads)."""
-        sql = sql_source(spec, "postgres")
-        keyed: SourceSpec
-        if isinstance(sql, TableSource):
-            keyed = sql.model_copy(update={"columns": keys, "incremental": None, "window": None})
-        else:
-            keyed = sql.model_copy(
-                update={"query": dialect.key_set_query(sql.query, keys), "incremental": None}
-            )
+        keyed = key_set_source(spec, keys, "postgres", dialect.key_set_query)
         return self.extract(keyed, None, accepted_formats=accepted_formats)

@@ -20,13 +20,14 @@ A source that learns its upper bound only by reading (an API's newest record) ca
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 
 from ..contracts.errors import BadInputError, UnsupportedError
 from ..contracts.records import parse_timestamp
-from ..contracts.sources import IncrementalSpec, WindowSpec
+from ..contracts.sources import IncrementalSpec, SourceSpec, TableSource, WindowSpec, sql_source
 from ..contracts.state import CursorState, StateRecord
 from ..contracts.table import CanonicalType, Column, TableSchema
 
@@ -237,3 +238,14 @@ def plan_entry(
         "schema": [{"name": c.name, "type": c.native_type, "nullable": c.nullable} for c in schema.columns],
         "primary_key": list(schema.primary_key),
     }
+
+
+def key_set_source(
+    spec: SourceSpec, keys: list[str], connector: str, key_set_query: Callable[[str, list[str]], str]
+) -> SourceSpec:
+    """``spec`` reading only ``keys``, in full (the key set reconciliation compares): a table's
+    key columns, or a query's keys as the dialect's ``key_set_query`` wraps it."""
+    sql = sql_source(spec, connector)
+    if isinstance(sql, TableSource):
+        return sql.model_copy(update={"columns": keys, "incremental": None, "window": None})
+    return sql.model_copy(update={"query": key_set_query(sql.query, keys), "incremental": None})

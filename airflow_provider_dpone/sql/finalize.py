@@ -224,30 +224,32 @@ def _key_set(job: FinalizeJob) -> TableRef:
     return job.key_set
 
 
-def _delete_guard(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[Step]:
-    """Count the rows reconciliation would delete; fail before any change above the limit."""
-    rec = job.load.reconciliation
-    if rec.deletes == "none" or not facts.exists:
-        return []
-    limit = rec.max_delete_fraction
+def mass_delete_check(job: FinalizeJob, what: str) -> Check:
+    """Judge a ``count_missing_keys`` answer: fail before any change when ``what`` (the deleting
+    step, for the message) would delete more than ``reconciliation.max_delete_fraction``."""
+    limit = job.load.reconciliation.max_delete_fraction
 
     def within_limit(outcome: Outcome, _: Outcomes) -> None:
         missing, total = outcome.first
         if total and missing / total > limit:
             raise MassDeleteError(
-                f"reconciliation would delete {missing:,} of {total:,} rows of {job.target} "
+                f"{what} would delete {missing:,} of {total:,} rows of {job.target} "
                 f"({missing / total:.1%}), above reconciliation.max_delete_fraction {limit:g}; nothing "
                 "was changed. Check the source; if the deletes are real, raise the limit for one run"
             )
-        log.info("reconciliation: %s of %s target rows are gone from the source", missing, total)
+        log.info("%s: %s of %s target rows are gone from the source", what, missing, total)
 
+    return Check(f"above max_delete_fraction {limit:g}, before any change", within_limit)
+
+
+def _delete_guard(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[Step]:
+    """Count the rows reconciliation would delete; fail before any change above the limit."""
+    rec = job.load.reconciliation
+    if rec.deletes == "none" or not facts.exists:
+        return []
     query = d.count_missing_keys(job.target, _key_set(job), job.keys, job.mapping, _active(d, job.load))
     return [
-        Step(
-            query,
-            note=f"reconciliation ({rec.deletes})",
-            check=Check(f"above max_delete_fraction {limit:g}, before any change", within_limit),
-        )
+        Step(query, note=f"reconciliation ({rec.deletes})", check=mass_delete_check(job, "reconciliation"))
     ]
 
 

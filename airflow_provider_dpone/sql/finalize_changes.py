@@ -13,11 +13,10 @@ one row per key in change order. In the one finalize transaction:
 
 from __future__ import annotations
 
-from ..contracts.errors import MassDeleteError
 from ..contracts.strategies import CHANGE_OP
-from .finalize import FinalizeJob, TargetFacts, _dedupe, _merge
+from .finalize import FinalizeJob, TargetFacts, _dedupe, _merge, mass_delete_check
 from .finalize_dialect import SetBasedDialect
-from .steps import Check, Condition, Outcome, Outcomes, Step
+from .steps import Condition, Step
 
 
 def cdc_apply(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[Step]:
@@ -26,18 +25,6 @@ def cdc_apply(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[
     deleted = d.quote_literal("D")
     steps = _dedupe(d, job)
     if facts.exists:
-        limit = job.load.reconciliation.max_delete_fraction
-
-        def within_limit(outcome: Outcome, _: Outcomes) -> None:
-            missing, total = outcome.first
-            if total and missing / total > limit:
-                raise MassDeleteError(
-                    f"the full snapshot would delete {missing:,} of {total:,} rows of {job.target} "
-                    f"({missing / total:.1%}), above reconciliation.max_delete_fraction {limit:g}; "
-                    "nothing was changed. Check the source; if the deletes are real, raise the limit "
-                    "for one run"
-                )
-
         is_snapshot = Condition(
             "the batch is a full snapshot (the first read, or after a reset), which holds every key",
             lambda _: bool(job.snapshot),
@@ -46,7 +33,7 @@ def cdc_apply(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[
             Step(
                 d.count_missing_keys(job.target, job.staging, job.keys, job.mapping),
                 when=is_snapshot,
-                check=Check(f"above max_delete_fraction {limit:g}, before any change", within_limit),
+                check=mass_delete_check(job, "the full snapshot"),
             ),
             Step(
                 d.delete_missing_keys(job.target, job.staging, job.keys, job.mapping),

@@ -246,3 +246,25 @@ def test_the_state_table_on_sql_server_speaks_tsql(server: FakeServer) -> None:
     upsert, params = server.statements[-1]
     assert "[dpone].[state]" in upsert and params[:2] == ("p", "items")
     assert backend.colocated_statements(backend.hook, "p", "items", CursorState(cursor="c", value="6"), "r2")
+
+
+def test_a_rowversion_cursor_stops_below_the_oldest_open_transaction(server: FakeServer) -> None:
+    columns = [("id", "bigint", 8, 19, 0, False, None, False, False), ("ver", "timestamp", 8, 0, 0, False, None, False, False)]  # fmt: skip
+    answer = Catalog({"[dbo].[t]": columns})
+    server.answer = lambda sql, params: (
+        ([("0x00000000000007D1",)], ["mx"]) if "max([ver])" in sql else answer(sql, params)
+    )
+    spec = source_spec({"connector": "mssql", "conn_id": "mssql_t", "table": "dbo.t", "incremental": {"mode": "cursor", "cursor": "ver"}})  # fmt: skip
+    result = MsSqlEngine("mssql_t").extract(
+        spec, CursorState("ver", "0x00000000000007D0", value_type="binary")
+    )
+    list(result.artifact.batches)
+    bounds = next(s for s in server.sql() if "max([ver])" in s)
+    # a transaction still open may commit a smaller rowversion: the watermark must not pass it
+    assert bounds.endswith("where [ver] < min_active_rowversion()")
+    select, params = next((s, p) for s, p in server.statements if s.startswith("select [id], [ver]"))
+    assert "[ver] > convert(binary(8), ?, 1)" in select and params == (
+        "0x00000000000007D0",
+        "0x00000000000007D1",
+    )
+    assert result.state_candidate == CursorState("ver", "0x00000000000007D1", value_type="binary")
