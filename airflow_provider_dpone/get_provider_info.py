@@ -20,6 +20,11 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             },
             {
+                "integration-name": "dpone SQL Server",
+                "external-doc-url": "https://learn.microsoft.com/sql/connect/python/mssql-python/python-sql-driver-mssql-python",
+                "tags": ["software"],
+            },
+            {
                 "integration-name": "dpone ClickHouse",
                 "external-doc-url": "https://clickhouse.com/docs/integrations/python",
                 "tags": ["software"],
@@ -39,6 +44,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "dpone PostgreSQL",
                 "python-modules": ["airflow_provider_dpone.hooks.postgres"],
+            },
+            {
+                "integration-name": "dpone SQL Server",
+                "python-modules": ["airflow_provider_dpone.hooks.mssql"],
             },
             {
                 "integration-name": "dpone ClickHouse",
@@ -66,6 +75,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "dpone PostgreSQL",
                 "python-modules": ["airflow_provider_dpone.sensors.postgres"],
+            },
+            {
+                "integration-name": "dpone SQL Server",
+                "python-modules": ["airflow_provider_dpone.sensors.mssql"],
             },
             {
                 "integration-name": "dpone ClickHouse",

@@ -10,6 +10,7 @@ from airflow.sdk import BaseSensorOperator
 
 from ..contracts.errors import BadInputError, DponeError
 from ..triggers.postgres import PostgresConditionTrigger
+from .watermark import stored_cursor
 
 
 class DponePostgresSensor(BaseSensorOperator):
@@ -90,34 +91,7 @@ class DponePostgresSensor(BaseSensorOperator):
 
     def stored_watermark(self) -> str | None:
         """The cursor value the load stored (None: nothing stored yet, every row is new)."""
-        from pydantic import ValidationError
-
-        from ..contracts.manifest import StateSpec
-        from ..contracts.state import CursorState
-        from ..state import build_state_backend
-
-        try:
-            spec = StateSpec.model_validate(self.state)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "state"
-            raise BadInputError(f"state: {where}: {first['msg']}") from None
-        pipeline, load = self.pipeline or self.dag_id, str(self.load)
-        backend = build_state_backend(spec)
-        stored = backend.get(pipeline, load)
-        if stored is None:
-            return None
-        if not isinstance(stored, CursorState):
-            raise BadInputError(
-                f"{backend.where(pipeline, load)} holds {stored.kind} state; this sensor waits past a "
-                f"cursor state (a load with incremental mode cursor)"
-            )
-        if stored.cursor != self.column:
-            raise BadInputError(
-                f"{backend.where(pipeline, load)} is a cursor on '{stored.cursor}', not on the "
-                f"sensor's column '{self.column}'"
-            )
-        return stored.value
+        return stored_cursor(self.state, self.pipeline or self.dag_id, str(self.load), self.column)
 
     def trigger(self) -> PostgresConditionTrigger:
         """The condition as of now (the watermark read from the load's state)."""
