@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_dpone.contracts.manifest import parse_manifest
+from airflow_provider_dpone.runtime.failpoints import POINTS
 from tests.helpers import run_first_load as run
 from tests.helpers import run_killed
 
@@ -195,3 +196,30 @@ def test_rest_into_sql_server(clean_pg: Any, clean_mssql: Any, rest_api: Any) ->
     )
     assert run(m, "r1").rows == 53
     assert clean_mssql.query("select count(*), count(distinct id) from raw.items") == [(53, 53)]
+
+
+@pytest.mark.parametrize("point", POINTS)
+@pytest.mark.parametrize(
+    "strategy", ["full_refresh", "incremental_append", "incremental_merge", "snapshot_diff", "scd2"]
+)
+def test_sigkill_at_every_phase_into_sql_server_converges(
+    clean_pg: Any, clean_mssql: Any, strategy: str, point: str
+) -> None:
+    """The crash matrix of tests/runtime/test_crash_safety.py with SQL Server as the sink."""
+    from tests.runtime.test_crash_safety import CASES as CRASH
+    from tests.runtime.test_crash_safety import ITEMS as PG_ITEMS
+    from tests.runtime.test_crash_safety import manifest_body
+
+    clean_pg.execute("src", PG_ITEMS)
+    body = manifest_body(strategy)
+    body["loads"][0]["sink"].update(MSSQL_SINK)
+    m = parse_manifest(body)
+    run(m, "r1")
+    clean_pg.execute("src", CRASH[strategy][3])
+    assert run_killed(m, "r2", point) == -signal.SIGKILL, f"the worker did not reach failpoint {point}"
+    assert run(m, "r2").status == "success"
+    current = " where is_current = 1" if strategy == "scd2" else ""
+    expected = clean_pg.query("src", "select count(*), sum(id), sum(length(name)) from items")
+    found = clean_mssql.query(f"select count(*), sum(id), sum(len(name)) from raw.items{current}")
+    assert [tuple(int(v) for v in r) for r in found] == [tuple(int(v) for v in r) for r in expected]
+    assert clean_mssql.query(f"select count(*) - count(distinct id) from raw.items{current}") == [(0,)]
