@@ -57,6 +57,9 @@ class FakeConnection:
     def __init__(self, server: FakeServer, autocommit: bool) -> None:
         self.server, self.autocommit, self.closed = server, autocommit, False
 
+    def setautocommit(self, value: bool = False) -> None:
+        self.autocommit = value
+
     def cursor(self) -> FakeCursor:
         return FakeCursor(self.server)
 
@@ -115,6 +118,9 @@ class FakeCursor:
 
     def nextset(self) -> bool | None:
         return None
+
+    def close(self) -> None:
+        self._rows, self.description = [], None
 
     def bulkcopy(
         self,

@@ -97,6 +97,16 @@ def test_the_fake_takes_the_installed_drivers_arguments() -> None:
     assert list(inspect.signature(FakeCursor.bulkcopy).parameters) == real
     assert list(inspect.signature(mssql_python.connect).parameters)[:2] == ["connection_str", "autocommit"]
     assert "timeout" in inspect.signature(mssql_python.connect).parameters
+    from tests.mssql_fake import FakeConnection
+
+    for fake, real in (
+        (FakeCursor, mssql_python.cursor.Cursor),
+        (FakeConnection, mssql_python.connection.Connection),
+    ):
+        public = [n for n in vars(fake) if not n.startswith("_")]
+        assert [n for n in public if not hasattr(real, n)] == [], (
+            f"{fake.__name__} has what the driver has not"
+        )
 
 
 def test_the_connection_string_comes_from_the_official_connection_fields() -> None:
@@ -268,3 +278,19 @@ def test_a_rowversion_cursor_stops_below_the_oldest_open_transaction(server: Fak
         "0x00000000000007D1",
     )
     assert result.state_candidate == CursorState("ver", "0x00000000000007D1", value_type="binary")
+
+
+def test_the_airflow_hook_tests_its_connection_and_runs_sql(server: FakeServer) -> None:
+    from airflow_provider_dpone.hooks.mssql import DponeMsSqlHook
+
+    server.answer = lambda sql, params: ([(1,)], ["one"]) if sql == "select 1" else None
+    hook = DponeMsSqlHook(mssql_conn_id="mssql_t")
+    assert hook.test_connection() == (True, "select 1 returned (1,)")
+    assert hook.get_first("select 1") == (1,)
+    assert server.connections[-1]["connection_str"].startswith("Server=sql.example.com,1433;Database=shop")
+    server.fail_on, server.error = (
+        "select 1",
+        mssql_python.OperationalError("Client unable to establish connection", f"login failed, PWD={SECRET}"),
+    )
+    ok, message = hook.test_connection()
+    assert not ok and SECRET not in message and "login failed" in message
