@@ -24,7 +24,16 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
 from ..contracts.errors import BadInputError, DponeError, TransientError
 from .dbapi import fetch, results, run
 
-__all__ = ["MsSqlSessions", "classify", "close_quietly", "connection_string", "fetch", "results", "run"]
+__all__ = [
+    "RESET",
+    "MsSqlSessions",
+    "classify",
+    "close_quietly",
+    "connection_string",
+    "fetch",
+    "results",
+    "run",
+]
 
 if TYPE_CHECKING:
     from ..contracts.redaction import Redactor
@@ -122,12 +131,16 @@ def classify(exc: BaseException, what: str, redactor: Redactor) -> DponeError | 
     return None
 
 
+# What a connection goes back to the pool as: no transaction, the default isolation level.
+RESET = "if @@trancount > 0 rollback transaction; set transaction isolation level read committed"
+
+
 def close_quietly(conn: Any) -> None:
     """Roll back whatever ``conn`` may still hold open (a snapshot read, a finalize that failed
     and could not roll back), then close it: the driver pools connections, and an idle pooled
     one must not keep a transaction, its locks or its snapshot of the version store."""
     try:
-        run(conn.cursor(), "if @@trancount > 0 rollback transaction")
+        run(conn.cursor(), RESET)
     except Exception:  # a broken connection holds nothing on the server any more
         pass
     finally:

@@ -27,7 +27,7 @@ from ..sql.extract_plan import (
 from ..sql.mssql import MSSQL as dialect
 from ..sql.mssql_catalog import DESCRIBE_QUERY
 from .mssql_feeds import feed_window
-from .mssql_session import MsSqlSessions, classify, close_quietly, fetch
+from .mssql_session import RESET, MsSqlSessions, classify, close_quietly, fetch
 
 
 @dataclass
@@ -201,7 +201,7 @@ class MsSqlSource(MsSqlSessions):
             try:
                 prepared = self._prepare(conn.cursor(), spec, state)
             finally:  # a change feed's snapshot transaction ends here: the plan reads, never writes
-                fetch(conn.cursor(), "if @@trancount > 0 rollback transaction")
+                fetch(conn.cursor(), RESET)
         params = [str(p) for p in prepared.params]
         plan = plan_entry(prepared.select, params, prepared.details, prepared.candidate, prepared.schema)
         return plan, prepared.schema

@@ -52,10 +52,6 @@ class MsSqlChanges:
         """One consistent read of the position and the changes (needs ALLOW_SNAPSHOT_ISOLATION)."""
         return "set transaction isolation level snapshot; begin transaction;"
 
-    @staticmethod
-    def end_snapshot() -> str:
-        return "if @@trancount > 0 commit transaction; set transaction isolation level read committed;"
-
     # --- Change Tracking -------------------------------------------------------------------------
 
     @staticmethod

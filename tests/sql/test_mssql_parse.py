@@ -136,7 +136,6 @@ def _change_feed_statements() -> list[str]:
     c = MsSqlChanges(d)
     return [
         c.begin_snapshot(),
-        c.end_snapshot(),
         c.ct_versions(),
         c.ct_changes(TARGET, ["id", "day", "name", "doc"], ["id", "day"], {"doc": "nvarchar(max)"}),
         c.cdc_positions(),
