@@ -112,6 +112,12 @@ def cdc_window(
         schema.primary_key,
         {k: v for k, v in schema.extras.items() if k in captured},
     )
+    uncaptured = [k for k in schema.primary_key if k not in captured]
+    if uncaptured:
+        raise BadInputError(
+            f"source.incremental.capture_instance: '{instance}' does not record the key column(s) "
+            f"{uncaptured} of {table}; enable a capture instance whose @captured_column_list holds them"
+        )
     keys = _keys(cur, kept, table, "cdc")
     casts = dialect.read_casts(kept)
     if stored is not None and stored.stream != instance:

@@ -182,16 +182,13 @@ class MsSqlSessions:
         conn = self.connect()
         try:
             yield conn
-        except BaseException as exc:
-            close_quietly(conn)  # whatever failed may have left a transaction open
-            classified = None
-            if isinstance(exc, mssql_python.Error):
-                classified = classify(exc, what or f"SQL Server '{self.dpone_conn_id}'", self.redactor())
+        except mssql_python.Error as exc:
+            classified = classify(exc, what or f"SQL Server '{self.dpone_conn_id}'", self.redactor())
             if classified is not None:
                 raise classified from None
             raise
-        with suppress(Exception):
-            conn.close()
+        finally:  # back to the pool clean, whatever the unit of work left (a transaction, an isolation level)
+            close_quietly(conn)
 
     def release(self) -> None:
         """Nothing is kept between units of work (the driver pools connections)."""

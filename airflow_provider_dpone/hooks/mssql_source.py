@@ -7,6 +7,7 @@ batch, never by the table.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +28,7 @@ from ..sql.extract_plan import (
 from ..sql.mssql import MSSQL as dialect
 from ..sql.mssql_catalog import DESCRIBE_QUERY
 from .mssql_feeds import feed_window
-from .mssql_session import RESET, MsSqlSessions, classify, close_quietly, fetch
+from .mssql_session import MsSqlSessions, classify, close_quietly, fetch
 
 
 @dataclass
@@ -183,8 +184,8 @@ class MsSqlSource(MsSqlSessions):
     def _row_batches(
         conn: Any, select: str, params: tuple[Any, ...], batch_size: int, stats: StreamStats
     ) -> Generator[list[Sequence[Any]], None, None]:
+        cur = conn.cursor()
         try:
-            cur = conn.cursor()
             cur.arraysize = batch_size
             cur.execute(select, params) if params else cur.execute(select)
             sent = 0
@@ -193,15 +194,14 @@ class MsSqlSource(MsSqlSessions):
                 yield [tuple(r) for r in batch]
             stats.source_rows = sent
         finally:
+            with suppress(Exception):
+                cur.close()  # unread rows would keep the connection busy for the reset below
             close_quietly(conn)  # ends the change feed's snapshot transaction too
 
     def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
         """The extract SQL, window and schema; reads the catalog and the cursor's bounds only."""
-        with self.session() as conn:
-            try:
-                prepared = self._prepare(conn.cursor(), spec, state)
-            finally:  # a change feed's snapshot transaction ends here: the plan reads, never writes
-                fetch(conn.cursor(), RESET)
+        with self.session() as conn:  # the session ends a change feed's snapshot transaction
+            prepared = self._prepare(conn.cursor(), spec, state)
         params = [str(p) for p in prepared.params]
         plan = plan_entry(prepared.select, params, prepared.details, prepared.candidate, prepared.schema)
         return plan, prepared.schema

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..contracts.errors import DponeError
 from .engine import LoadRuntime, effective_source
-from .guards import starting_state
+from .guards import check_change_feed, starting_state
 from .protocols import LoadContext
 
 
@@ -23,6 +23,12 @@ def plan_load(pipeline: str, load: Any, parts: LoadRuntime) -> dict[str, Any]:
         if note:
             entry["warning"] = note
         entry["extract"], schema = parts.source.plan_extract(effective_source(load), start)
+        details = entry["extract"].get("window") or {}
+        check_change_feed(load, details)  # the run refuses it before staging: so does the plan
+        if details.get("snapshot"):
+            entry["note"] = (
+                "this read is a full snapshot: the steps 'only when the batch is a full snapshot' run"
+            )
     except DponeError as exc:
         entry["extract_error"] = str(exc)
     binary = "format binary" in entry.get("extract", {}).get("sql", "format binary")

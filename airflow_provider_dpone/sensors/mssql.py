@@ -24,7 +24,8 @@ class DponeMsSqlSensor(BaseSensorOperator):
 
     :param conn_id: an ``mssql`` or ``dpone_mssql`` connection.
 
-    Every check runs in a transaction that is rolled back: a query cannot write through it.
+    Every check runs in a transaction that is rolled back, so what a query writes is undone; a
+    query that ends that transaction itself (a commit in it) fails the task.
     Identifiers are quoted and values bound as parameters. An error (a missing table or column,
     bad SQL, a stored state that is not a cursor on ``column``) fails the task without a retry,
     naming it; a lost connection is retried. Use ``mode="reschedule"`` for long waits.
@@ -89,7 +90,7 @@ class DponeMsSqlSensor(BaseSensorOperator):
         from ..sql.mssql import MSSQL as dialect
 
         rows = self._hook()._read(dialect.INTROSPECT_COLUMNS, (table.sql,))
-        found = [r for r in rows if r[0] == column]
+        found = [r for r in rows if r[0].lower() == column.lower()]  # names are case-insensitive
         if not found:
             raise BadInputError(f"{table} has no column '{column}'" if rows else f"{table} does not exist")
         return dialect.native_type(dialect.column_from_catalog(found[0]))
@@ -111,6 +112,11 @@ class DponeMsSqlSensor(BaseSensorOperator):
                 run(cur, "begin transaction")
                 try:
                     rows = fetch(cur, query, params)
+                    if not fetch(cur, "select @@trancount")[0][0]:
+                        raise BadInputError(
+                            "the sensor's query ended its transaction (a commit or rollback in it); "
+                            "a sensor's query may only read"
+                        )
                 finally:
                     run(cur, "if @@trancount > 0 rollback transaction")
         except DponeError as exc:

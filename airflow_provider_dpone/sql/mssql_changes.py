@@ -126,13 +126,13 @@ class MsSqlChanges:
         taken while the capture job lagged may hold it, so its delete must arrive."""
         q = self.d.quote_ident
         function = f"cdc.{q('fn_cdc_get_all_changes_' + capture_instance)}"
-        order = "order by c.[__$start_lsn] desc, c.[__$seqval] desc, c.[__$operation] desc"
-        last = f"row_number() over (partition by {', '.join(f'c.{q(k)}' for k in keys)} {order})"
+        order = "order by a.[__$start_lsn] desc, a.[__$seqval] desc, a.[__$operation] desc"
+        last = f"row_number() over (partition by {', '.join(f'a.{q(k)}' for k in keys)} {order})"
         op = f"case c.[__$operation] when 1 then N'D' when 2 then N'I' else N'U' end as {q(CHANGE_OP)}"
         return (
             f"select {self._items(columns, casts, 'c')}, {op} "
-            f"from (select *, {last} as [dpone_last] "
-            f"from {function}({_lsn('?')}, {_lsn('?')}, N'all')) as c "
+            f"from (select a.*, {last} as [dpone_last] "
+            f"from {function}({_lsn('?')}, {_lsn('?')}, N'all') as a) as c "
             "where c.[dpone_last] = 1 "
             "order by c.[__$start_lsn], c.[__$seqval]"
         )

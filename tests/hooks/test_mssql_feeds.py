@@ -174,6 +174,14 @@ def test_a_change_feed_is_keyed_by_the_whole_primary_key(clean_pg: Any, feed: Fe
     ):
         run(manifest({"mode": "change_tracking"}, key=("name",), columns=["name", "amount"]), "r1")
     assert clean_pg.query("dst", "select to_regclass('raw.items') is null") == [(True,)]
+    from airflow_provider_dpone.operators.wiring import assemble
+    from airflow_provider_dpone.runtime.planning import plan_load
+
+    m = manifest({"mode": "change_tracking"}, key=("name",))
+    planned = plan_load(m.pipeline, m.loads[0], assemble(m.loads[0], m.state))
+    assert "must be the source table's primary key ['id']" in planned["extract_error"]
+    m = manifest({"mode": "change_tracking"})
+    assert "full snapshot" in plan_load(m.pipeline, m.loads[0], assemble(m.loads[0], m.state))["note"]
 
 
 def test_a_cdc_position_past_the_highest_lsn_fails(clean_pg: Any, feed: Feed) -> None:

@@ -22,6 +22,13 @@ SECRET = "s3cret-pw"
 COLUMNS = [("id", "bigint", 8, 19, 0, False, None, False, False), ("at", "datetime2", 8, 27, 7, False, None, False, False)]  # fmt: skip
 
 
+TRANCOUNT = [(1,)]  # what "select @@trancount" answers inside the sensor's transaction
+
+
+def in_transaction(answer: Any) -> Any:
+    return lambda sql, params: (TRANCOUNT, ["n"]) if sql == "select @@trancount" else answer(sql, params)
+
+
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> FakeServer:
     fake = FakeServer()
@@ -37,15 +44,18 @@ def sensor(**kw: Any) -> DponeMsSqlSensor:
 @pytest.mark.unit
 def test_a_query_answering_true_inside_a_rolled_back_transaction(server: FakeServer) -> None:
     answer = [(0,)]
-    server.answer = lambda sql, params: (answer, ["ready"]) if sql.startswith("select count") else None
+    server.answer = in_transaction(
+        lambda sql, params: (answer, ["ready"]) if sql.startswith("select count") else None
+    )
     s = sensor(sql="select count(*) from dbo.batches where day = ?", parameters=["2026-11-30"])
     assert s.poke({}) is False
     answer[:] = [(3,)]
     assert s.poke({}) is True
     sql = server.sql()
-    assert sql[:3] == [
+    assert sql[:4] == [
         "begin transaction",
         "select count(*) from dbo.batches where day = ?",
+        "select @@trancount",
         "if @@trancount > 0 rollback transaction",
     ]
     assert server.statements[1][1] == ("2026-11-30",)
@@ -77,19 +87,28 @@ def test_rows_past_the_watermark_a_load_stored(server: FakeServer, clean_pg: Any
             return newer, ["x"]
         return None
 
-    server.answer = answer
+    server.answer = in_transaction(answer)
     state = {"backend": "table", "conn_id": "dst"}
     s = sensor(table="dbo.events", column="at", load="events", pipeline="shop", state=state)
     assert s.poke({}) is True
-    assert server.sql()[-2] == "select top (1) 1 from [dbo].[events]"  # nothing stored: any row
+    assert "select top (1) 1 from [dbo].[events]" in server.sql()  # nothing stored: any row
     build_state_backend(StateSpec(**state)).commit(
         "shop", "events", CursorState("at", "2026-11-30T00:00:00", "timestamp"), "r1"
     )
     newer[:] = []
     assert s.poke({}) is False
-    query, params = server.statements[-2]
+    query, params = next(
+        (s, p) for s, p in reversed(server.statements) if s.startswith("select top (1) 1 from [dbo]")
+    )
     assert query == "select top (1) 1 from [dbo].[events] where [at] > cast(? as datetime2(7))"
     assert params == ("2026-11-30T00:00:00",)
     other = sensor(table="dbo.events", column="id", load="events", pipeline="shop", state=state)
     with pytest.raises(AirflowFailException, match="is a cursor on 'at', not on the sensor's column 'id'"):
         other.poke({})
+
+
+@pytest.mark.unit
+def test_a_query_that_ends_the_transaction_fails(server: FakeServer) -> None:
+    server.answer = lambda sql, params: ([(0,)], ["n"]) if sql == "select @@trancount" else ([(1,)], ["x"])
+    with pytest.raises(AirflowFailException, match="ended its transaction"):
+        sensor(sql="select 1").poke({})

@@ -191,3 +191,7 @@ def test_a_malformed_statement_is_caught() -> None:
         check_tsql("select id from [raw].[items] where")
     with pytest.raises(AssertionError, match="cannot read"):
         check_tsql("select (id from [raw].[items]")
+    # a derived table's alias used inside it: SQL Server's Msg 4104
+    inner = "select * from (select a.*, row_number() over (partition by c.[id] order by c.[v]) as n from [s].[t] as a) as c"
+    with pytest.raises(AssertionError, match=r"\['c.\[id\]', 'c.\[v\]'\] reference an alias not in scope"):
+        check_tsql(inner)

@@ -10,6 +10,7 @@ import re
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.optimizer.scope import traverse_scope
 
 logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
@@ -48,10 +49,34 @@ def _balanced(sql: str) -> bool:
     return depth == 0
 
 
+def unbound_aliases(sql: str) -> list[str]:
+    """Column references of a SELECT or INSERT whose table alias is not in their scope (a
+    derived table's own alias is not visible inside it; a subquery sees its outer scopes), which
+    SQL Server refuses (Msg 4104). UPDATE and DELETE ... FROM are left out: sqlglot does not scope
+    T-SQL's FROM clause of those."""
+    found = []
+    for tree in sqlglot.parse(sql, read="tsql"):
+        if not isinstance(tree, exp.Select | exp.Insert | exp.Union):
+            continue
+        for scope in traverse_scope(tree):
+            names: set[str] = set()
+            outer = scope
+            while outer is not None:
+                names |= {n.lower() for n in outer.sources}
+                if not outer.is_subquery:
+                    break
+                outer = outer.parent
+            found += [c.sql("tsql") for c in scope.columns if c.table and c.table.lower() not in names]
+    return found
+
+
 def check_tsql(sql: str) -> str | None:
-    """None when sqlglot reads ``sql``; else the known gap it falls in (balanced). Raises
-    AssertionError for a statement that neither parses nor is in a known gap."""
+    """None when sqlglot reads ``sql`` and its aliases bind; else the known gap it falls in
+    (balanced). Raises AssertionError for a statement that neither parses nor is in a known gap,
+    or that references an alias its scope does not have."""
     if parses(sql):
+        unbound = unbound_aliases(sql)
+        assert not unbound, f"{unbound} reference an alias not in scope: {sql}"
         return None
     for pattern, why, _ in KNOWN_GAPS:
         if re.search(pattern, sql, re.S):
