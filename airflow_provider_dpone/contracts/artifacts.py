@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .staging_manifest import StagingManifest
 from .state import StateRecord
 from .table import TableSchema
 
@@ -83,12 +84,15 @@ class PartitionedFileExport:
 
 @dataclass
 class ObjectStorageStagingManifest:
-    """Files already staged in object storage, with checksums as load evidence."""
+    """Files already staged in object storage, with sizes and checksums as load evidence
+    (``contracts.staging_manifest``): a sink verifies every file before it loads any."""
 
-    uri_prefix: str
-    format: str
-    files: list[dict[str, Any]] = field(default_factory=list)
+    manifest: StagingManifest
     kind = "object_storage_staging_manifest"
+
+    @property
+    def format(self) -> str:
+        return self.manifest.format
 
 
 Artifact = (

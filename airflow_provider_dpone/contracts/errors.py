@@ -177,6 +177,12 @@ class EmptySourceError(TerminalError):
     code = "DPONE311"
 
 
+class StagingEvidenceError(TerminalError):
+    """A staged file is missing, or its size or SHA-256 differs from the staging manifest."""
+
+    code = "DPONE312"
+
+
 def scrub(exc: BaseException, redact: Callable[[str], str]) -> BaseException:
     """``exc`` with credentials masked, or a masked ``TransientError`` standing in for it.
 

@@ -49,7 +49,7 @@ from ..sql.dialect import TableRef
 from ..sql.finalize import FinalizeJob
 from ..sql.staging_sink import StagingSink
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
-from .clickhouse_arrow import rows_to_arrow
+from ..staging.arrow import rows_to_arrow
 from .clickhouse_source import ClickHouseSource
 from .connection import StandaloneConnection
 
@@ -195,7 +195,7 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
             for batch in iter_row_batches(artifact):
                 if not batch:
                     continue
-                data = rows_to_arrow(extract.schema, names, batch)
+                data = rows_to_arrow(extract.schema, names, batch, dialect.UNBOUNDED_DECIMAL)
                 size += data.nbytes
                 client.insert_arrow(table, data, settings=_INSERT_SETTINGS)
                 failpoint("mid_copy")

@@ -1,4 +1,6 @@
-"""Row batches as Arrow tables for ClickHouse's native Arrow insert."""
+"""Canonical row batches as Arrow tables: ClickHouse's native Arrow insert and Parquet staging
+files. A decimal without precision (or wider than Arrow holds) takes the caller's ``unbounded``
+(precision, scale)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from typing import Any
 import pyarrow as pa
 
 from ..contracts.table import CanonicalType, Column, TableSchema
-from ..sql.clickhouse import CLICKHOUSE as dialect
+
+UNBOUNDED = (38, 10)  # where an unbounded numeric lands unless the caller says otherwise
 
 
-def _arrow_type(column: Column) -> Any:
+def arrow_type(column: Column, unbounded: tuple[int, int] = UNBOUNDED) -> Any:
     """The Arrow type a canonical column's Python values are converted through."""
     t = column.type
     simple = {
@@ -30,7 +33,7 @@ def _arrow_type(column: Column) -> Any:
         return simple[t]
     if t is CanonicalType.DECIMAL:
         p, s = (
-            dialect.UNBOUNDED_DECIMAL
+            unbounded
             if column.precision is None or column.precision > 76
             else (
                 column.precision,
@@ -39,7 +42,7 @@ def _arrow_type(column: Column) -> Any:
         )
         return pa.decimal128(p, s) if p <= 38 else pa.decimal256(p, s)
     if t is CanonicalType.ARRAY:
-        return pa.list_(_arrow_type(Column("element", column.element or CanonicalType.UNKNOWN)))
+        return pa.list_(arrow_type(Column("element", column.element or CanonicalType.UNKNOWN), unbounded))
     return pa.string()  # string, json (text), uuid, time, interval, unknown
 
 
@@ -47,15 +50,17 @@ def _text(value: Any) -> Any:
     return value if value is None or isinstance(value, str) else str(value)
 
 
-def rows_to_arrow(schema: TableSchema, names: list[str], rows: list) -> Any:
+def rows_to_arrow(
+    schema: TableSchema, names: list[str], rows: list, unbounded: tuple[int, int] = UNBOUNDED
+) -> Any:
     """One row batch as an Arrow table with the columns renamed to ``names``."""
     arrays = []
     for i, column in enumerate(schema.columns):
         values = [r[i] for r in rows]
-        arrow_type = _arrow_type(column)
-        if pa.types.is_string(arrow_type):
+        typ = arrow_type(column, unbounded)
+        if pa.types.is_string(typ):
             values = [_text(v) for v in values]
         elif column.type is CanonicalType.TIMESTAMPTZ:
             values = [v.astimezone(dt.timezone.utc) if v is not None else None for v in values]
-        arrays.append(pa.array(values, type=arrow_type))
+        arrays.append(pa.array(values, type=typ))
     return pa.Table.from_arrays(arrays, names=names)

@@ -1,0 +1,114 @@
+"""An export staged as Parquet files with its manifest, and read back only as the manifest vouches.
+
+``stage_parquet`` writes row batches as Parquet files of at most ``rows_per_file`` rows (memory:
+one file's rows), each with its size, row count and SHA-256, then the manifest itself
+(``manifest.json``) last: a directory without one holds no complete export. ``read_parquet``
+hashes the very bytes it parses and fails on the first missing or altered file, before yielding
+anything of it; the caller loads into staging, so a failure leaves the target untouched.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from ..contracts.staging_manifest import (
+    Digest,
+    Retention,
+    StagedFile,
+    StagingManifest,
+    manifest_from_json,
+    verify_file,
+)
+from ..contracts.table import TableSchema
+from .arrow import rows_to_arrow
+from .store import ObjectStore
+
+MANIFEST = "manifest.json"
+ROWS_PER_FILE = 1_000_000
+
+
+def _parquet_bytes(table: Any) -> bytes:
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+    return buffer.getvalue()
+
+
+def stage_parquet(
+    store: ObjectStore,
+    schema: TableSchema,
+    batches: Iterable[Sequence[Sequence[Any]]],
+    *,
+    rows_per_file: int = ROWS_PER_FILE,
+    window: Mapping[str, Any] | None = None,
+    retention: Retention = "delete",
+    prefix: str = "part",
+) -> StagingManifest:
+    """Write ``batches`` as Parquet files into ``store``, then their manifest; returns it."""
+    files: list[StagedFile] = []
+    pending: list[Sequence[Any]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        data = _parquet_bytes(rows_to_arrow(schema, schema.names, pending))
+        digest = Digest()
+        digest.update(data)
+        name = f"{prefix}-{len(files):05d}.parquet"
+        store.write(name, [data])
+        files.append(StagedFile(name, digest.bytes, len(pending), digest.sha256))
+        pending.clear()
+
+    for batch in batches:
+        for row in batch:
+            pending.append(row)
+            if len(pending) >= rows_per_file:
+                flush()
+    flush()
+    manifest = StagingManifest(store.uri, "parquet", schema, tuple(files), dict(window or {}), retention)
+    store.write(MANIFEST, [manifest.to_json().encode()])
+    return manifest
+
+
+def load_manifest(store: ObjectStore) -> StagingManifest:
+    """The manifest staged in ``store`` (a directory without one holds no complete export)."""
+    from ..contracts.errors import StagingEvidenceError
+
+    chunks = store.read(MANIFEST)
+    if chunks is None:
+        raise StagingEvidenceError(f"{store.uri} has no {MANIFEST}: the export there never completed")
+    return manifest_from_json(b"".join(chunks).decode())
+
+
+def read_parquet(store: ObjectStore, manifest: StagingManifest) -> Iterator[Any]:
+    """Each file as an Arrow table, its bytes checked against the manifest before it is parsed."""
+    import pyarrow.parquet as pq
+
+    from ..contracts.errors import StagingEvidenceError
+
+    for staged in manifest.files:
+        chunks = store.read(staged.name)
+        data = None if chunks is None else b"".join(chunks)
+        verify_file(manifest, staged, None if data is None else [data])
+        assert data is not None
+        table = pq.read_table(io.BytesIO(data))
+        if table.num_rows != staged.rows:
+            raise StagingEvidenceError(
+                f"{manifest.location(staged)} holds {table.num_rows:,} rows; the manifest says {staged.rows:,}"
+            )
+        yield table
+
+
+def clean_up(store: ObjectStore, manifest: StagingManifest, *, succeeded: bool) -> list[str]:
+    """After a load: delete the files (and the manifest) when it succeeded and the manifest's
+    retention is ``delete``; keep them otherwise (a failed load's files are its evidence, and
+    ``keep`` means replayable). The names deleted."""
+    if not succeeded or manifest.retention == "keep":
+        return []
+    names = [f.name for f in manifest.files] + [MANIFEST]
+    for name in names:
+        store.delete(name)
+    return names
