@@ -1,6 +1,6 @@
 """Where staged files live: a directory URI and four operations on the files under it. Local
-disk (``file://``) is here; S3, GCS and Azure Blob come on the official providers' hooks (their
-connections, never new ones)."""
+disk (``file://``) is here, S3 in ``staging.s3``; GCS and Azure Blob come on the official
+providers' hooks too (their connections, never new ones)."""
 
 from __future__ import annotations
 
@@ -91,12 +91,17 @@ class LocalStore:
         )
 
 
-def store_for(uri: str) -> ObjectStore:
-    """The store of a staging directory URI."""
+def store_for(uri: str, conn_id: str | None = None) -> ObjectStore:
+    """The store of a staging directory URI; ``conn_id`` is the official provider's connection
+    (``aws`` for s3://), its default when None."""
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
     if scheme == "file":
         return LocalStore(uri)
+    if scheme == "s3":
+        from .s3 import S3Store
+
+        return S3Store(uri, conn_id or "aws_default")
     raise BadInputError(
-        f"staging uri {uri!r}: only file:// is implemented yet; s3://, gs:// and abfs:// come with "
-        "the official providers' hooks"
+        f"staging uri {uri!r}: file:// and s3:// are implemented; gs:// and abfs:// come with the "
+        "official google and microsoft-azure providers' hooks"
     )
