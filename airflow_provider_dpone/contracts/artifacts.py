@@ -88,6 +88,7 @@ class ObjectStorageStagingManifest:
     (``contracts.staging_manifest``): a sink verifies every file before it loads any."""
 
     manifest: StagingManifest
+    conn_id: str | None = None  # the official provider's connection of its store
     kind = "object_storage_staging_manifest"
 
     @property

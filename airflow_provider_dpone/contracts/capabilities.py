@@ -88,6 +88,11 @@ def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
             f"staged beside the batch, which connector '{snk.name}' cannot; connectors that can: "
             f"{_supporters('key_set')}"
         )
+    if sink.staging.files is not None and not snk.file_staging:
+        problems.append(
+            f"sink.staging.files: connector '{snk.name}' does not load staged files; connectors that "
+            f"do: {_supporters('file_staging')}"
+        )
     if inc and inc.on_state_missing == "from_target" and not snk.target_watermark:
         problems.append(
             f"source.incremental.on_state_missing: 'from_target' reads max(cursor) from the "

@@ -40,6 +40,8 @@ class ConnectorInfo:
     # source (API catalogs): seconds a merged cursor load re-reads before its watermark when the
     # manifest sets no incremental.lookback (late data), per resource, "*" for the others
     default_lookback: dict[str, float] = field(default_factory=dict)
+    # sink: loads a staging manifest of verified files (sink.staging.files)
+    file_staging: bool = False
     # seed 002's level: experimental, beta, production-certified (what its evidence supports)
     certification: str = "beta"
 
@@ -70,6 +72,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         key_set=True,
         hosts_state=True,
         target_watermark=True,
+        file_staging=True,
     ),
     # Experimental until the live suite (DPONE_MSSQL_URI, docs/mssql.md) has run green: no SQL
     # Server can run where CI runs.
@@ -100,6 +103,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         key_set=True,
         hosts_state=True,
         target_watermark=True,
+        file_staging=True,
         certification="experimental",
     ),
     "clickhouse": ConnectorInfo(
@@ -118,6 +122,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         window=True,
         # no row order to keep the last by; reconciliation is not implemented (refused)
         target_watermark=True,
+        file_staging=True,
     ),
     "kafka": ConnectorInfo(
         name="kafka",

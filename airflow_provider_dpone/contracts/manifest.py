@@ -34,8 +34,30 @@ _WHOLE_TARGET = frozenset(
 )
 
 
+class FileStagingSpec(Strict):
+    """Stage the extract as files first (docs/object-storage.md): Parquet files and their
+    manifest under ``<uri>/<pipeline>/<load>/<run>``, which the sink verifies and loads."""
+
+    uri: str
+    conn_id: str | None = None  # the official provider's connection (aws for s3://)
+    rows_per_file: int = Field(default=1_000_000, ge=1)
+    retention: Literal["delete", "keep"] = "delete"
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in ("file", "s3"):
+            raise ValueError(
+                f"{value!r}: give file:///path or s3://bucket/prefix (gs:// and abfs:// are not implemented yet)"
+            )
+        return value.rstrip("/")
+
+
 class StagingSpec(Strict):
     schema_name: str = Field(default="dpone_staging", alias="schema")
+    # Stage the extract as files in object storage (or a local directory) before the sink loads it.
+    files: FileStagingSpec | None = None
     keep: Literal["always", "never", "on_failure"] = "on_failure"
     # Staging left by other runs of the load (killed, or kept on failure) is dropped once older.
     stale_after: float = 86400.0  # seconds

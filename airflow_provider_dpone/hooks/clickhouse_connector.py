@@ -33,6 +33,7 @@ from ..contracts.artifacts import (
     ExtractResult,
     FileExport,
     InMemoryRows,
+    ObjectStorageStagingManifest,
     StreamingBatches,
     iter_row_batches,
 )
@@ -188,6 +189,14 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
         elif isinstance(artifact, ArrowBatches):
             for batch in artifact.batches:
                 data = pa.Table.from_batches([batch]).rename_columns(names)
+                size += data.nbytes
+                client.insert_arrow(table, data, settings=_INSERT_SETTINGS)
+                failpoint("mid_copy")
+        elif isinstance(artifact, ObjectStorageStagingManifest):
+            from ..staging.files import manifest_tables
+
+            for data in manifest_tables(artifact):  # each file verified against the manifest first
+                data = data.rename_columns(names)
                 size += data.nbytes
                 client.insert_arrow(table, data, settings=_INSERT_SETTINGS)
                 failpoint("mid_copy")

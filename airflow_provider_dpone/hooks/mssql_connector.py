@@ -15,7 +15,13 @@ from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from typing import Any
 
-from ..contracts.artifacts import ExtractResult, InMemoryRows, StreamingBatches, iter_row_batches
+from ..contracts.artifacts import (
+    ExtractResult,
+    InMemoryRows,
+    ObjectStorageStagingManifest,
+    StreamingBatches,
+    iter_row_batches,
+)
 from ..contracts.errors import BadInputError
 from ..contracts.strategies import Strategy
 from ..contracts.table import TableSchema
@@ -123,11 +129,17 @@ class MsSqlConnector(MsSqlSource, SetBasedSink):
 
     def _stage_into(self, ctx: LoadContext, staging: TableRef, extract: ExtractResult) -> StagedData:
         artifact = extract.artifact
-        if not isinstance(artifact, InMemoryRows | StreamingBatches):
+        if isinstance(artifact, ObjectStorageStagingManifest):  # each file verified first
+            from ..staging.files import manifest_row_batches
+
+            batches: Iterable[list] = manifest_row_batches(artifact)
+        elif isinstance(artifact, InMemoryRows | StreamingBatches):
+            batches = iter_row_batches(artifact)
+        else:
             kind = getattr(artifact, "format", None) or artifact.kind
             raise BadInputError(f"mssql sink cannot load a {kind} artifact; it loads rows")
         self._create_staging(ctx, staging, extract.schema)
-        rows = self._bulk_copy(staging, extract.schema, iter_row_batches(artifact))
+        rows = self._bulk_copy(staging, extract.schema, batches)
         log.info("staged %s rows into %s by bulk copy", f"{rows:,}", staging)
         return StagedData(
             staging=str(staging), schema=extract.schema, rows=rows, bytes=None, format=BULK_FORMAT

@@ -26,6 +26,7 @@ from ..contracts.artifacts import (
     ExtractResult,
     FileExport,
     InMemoryRows,
+    ObjectStorageStagingManifest,
     StreamingBatches,
     iter_row_batches,
 )
@@ -124,6 +125,11 @@ class PostgresConnector(PostgresSource, SetBasedSink):
             elif isinstance(artifact, InMemoryRows | StreamingBatches):
                 self._copy_rows(cur, staging, schema, iter_row_batches(artifact), freeze=True)
                 size = None  # rows are encoded by psycopg; the byte count is not tracked
+            elif isinstance(artifact, ObjectStorageStagingManifest):  # each file verified first
+                from ..staging.files import manifest_row_batches
+
+                self._copy_rows(cur, staging, schema, manifest_row_batches(artifact), freeze=True)
+                size = artifact.manifest.bytes
             else:
                 raise BadInputError(f"postgres sink cannot load a {artifact.kind} artifact yet")
             rows = cur.rowcount

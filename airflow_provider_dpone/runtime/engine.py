@@ -31,6 +31,7 @@ from ..contracts.state import (
 )
 from ..schema.planner import EvolutionMode, enforce_schema_plan
 from .failpoints import AFTER_CHECKPOINT, failpoint
+from .file_staging import files_report, finish_files, stage_files
 from .guards import check_change_feed, check_full_refresh, starting_state
 from .protocols import (
     AcknowledgingSource,
@@ -330,8 +331,9 @@ def _run_once(
             report.warnings.append(note)
         resume = None if fresh else _resume_point(ctx, parts)
         with _timed(report, "extract"):
-            source = parts.source
-            if isinstance(source, ResumableSource) and _batch_staging(parts):
+            source, files = parts.source, load.sink.staging.files  # staged files are written from rows
+            accepted = () if files else parts.sink.accepted_formats
+            if isinstance(source, ResumableSource) and _batch_staging(parts) and not files:
                 extract = source.extract(
                     effective_source(load),
                     start,
@@ -339,9 +341,7 @@ def _run_once(
                     resume=resume.checkpoint if resume else None,
                 )
             else:
-                extract = parts.source.extract(
-                    effective_source(load), start, accepted_formats=parts.sink.accepted_formats
-                )
+                extract = parts.source.extract(effective_source(load), start, accepted_formats=accepted)
         failpoint("after_extract")
         report.source["window"] = extract.details
         artifact = extract.artifact
@@ -365,6 +365,10 @@ def _run_once(
             return report, False
         enforce_schema_plan(plan, load.sink.target)  # breaking changes fail here, before staging
         check_change_feed(load, extract.details)
+        if files is not None:
+            with _timed(report, "files"):
+                extract = stage_files(files, ctx, extract)
+            report.sink["files"] = files_report(extract.artifact)
         with _timed(report, "stage") as phase:
             if isinstance(extract.artifact, CheckpointedBatches):
                 staged = _stage_checkpointed(ctx, parts, extract, resume)
@@ -426,6 +430,7 @@ def _run_once(
             report.state_after = report.state_before
         if isinstance(extract.artifact, CheckpointedBatches):
             parts.state.reset(pipeline, load.name + RESUME_SUFFIX)  # the run is done: nothing to resume
+        finish_files(extract.artifact, succeeded=True)  # a failed load keeps its files as evidence
         succeeded = True
         report.status = "success"
         return report, extract.more

@@ -31,7 +31,13 @@ def plan_load(pipeline: str, load: Any, parts: LoadRuntime) -> dict[str, Any]:
             )
     except DponeError as exc:
         entry["extract_error"] = str(exc)
-    binary = "format binary" in entry.get("extract", {}).get("sql", "format binary")
+    files = load.sink.staging.files
+    if files is not None:
+        entry["staged_files"] = (
+            f"{files.uri}/{pipeline}/{load.name}/<run_id>: Parquet files of at most {files.rows_per_file:,} rows "
+            f"and manifest.json, each file verified before the sink loads it; retention {files.retention}"
+        )
+    binary = "format binary" in entry.get("extract", {}).get("sql", "format binary") and files is None
     schema_plan = parts.sink.schema_plan(ctx, schema) if schema is not None else None
     if schema_plan is not None:
         entry["schema_plan"] = schema_plan.to_dict()

@@ -13,6 +13,7 @@ import io
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from ..contracts.artifacts import ObjectStorageStagingManifest
 from ..contracts.staging_manifest import (
     Digest,
     Retention,
@@ -23,7 +24,7 @@ from ..contracts.staging_manifest import (
 )
 from ..contracts.table import TableSchema
 from .arrow import rows_to_arrow
-from .store import ObjectStore
+from .store import ObjectStore, store_for
 
 MANIFEST = "manifest.json"
 ROWS_PER_FILE = 1_000_000
@@ -112,3 +113,16 @@ def clean_up(store: ObjectStore, manifest: StagingManifest, *, succeeded: bool) 
     for name in names:
         store.delete(name)
     return names
+
+
+def manifest_tables(artifact: ObjectStorageStagingManifest) -> Iterator[Any]:
+    """The Arrow tables of a staged export, file by file, each verified before it is parsed."""
+    yield from read_parquet(store_for(artifact.manifest.uri, artifact.conn_id), artifact.manifest)
+
+
+def manifest_row_batches(artifact: ObjectStorageStagingManifest) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of a staged export, one batch per file, each file verified before its rows are used."""
+    names = artifact.manifest.schema.names
+    for table in manifest_tables(artifact):
+        columns = [table.column(name).to_pylist() for name in names]
+        yield list(zip(*columns, strict=True)) if columns else []

@@ -223,3 +223,17 @@ def test_sigkill_at_every_phase_into_sql_server_converges(
     found = clean_mssql.query(f"select count(*), sum(id), sum(len(name)) from raw.items{current}")
     assert [tuple(int(v) for v in r) for r in found] == [tuple(int(v) for v in r) for r in expected]
     assert clean_mssql.query(f"select count(*) - count(distinct id) from raw.items{current}") == [(0,)]
+
+
+def test_postgres_into_sql_server_through_staged_files(
+    clean_pg: Any, clean_mssql: Any, tmp_path: Any
+) -> None:
+    from tests.staging.test_staged_loads import ITEMS as PG_ITEMS
+    from tests.staging.test_staged_loads import manifest as staged_manifest
+
+    clean_pg.execute("src", PG_ITEMS)
+    m = staged_manifest(
+        {"uri": tmp_path.as_uri(), "rows_per_file": 1000}, {**MSSQL_SINK, "table": "raw.items"}
+    )
+    assert run(m, "r1").rows == 2500
+    assert clean_mssql.query("select count(*), sum(id) from raw.items") == [(2500, 3126250)]

@@ -1,0 +1,76 @@
+"""``sink.staging.files``: the extract staged as Parquet files with their manifest before the sink
+loads it (the sink verifies every file first), and the files dropped or kept after the load."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+from ..contracts.artifacts import ExtractResult, ObjectStorageStagingManifest, iter_row_batches
+from ..contracts.manifest import FileStagingSpec
+from .protocols import LoadContext
+
+log = logging.getLogger(__name__)
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+def run_directory(spec: FileStagingSpec, ctx: LoadContext) -> str:
+    """Where one run's files go: ``<uri>/<pipeline>/<load>/<run id>`` (a retry reuses it)."""
+    parts = [_UNSAFE.sub("_", p) for p in (ctx.pipeline, ctx.load.name, ctx.run_id)]
+    return "/".join([spec.uri, *parts])
+
+
+def stage_files(spec: FileStagingSpec, ctx: LoadContext, extract: ExtractResult) -> ExtractResult:
+    """Write the extract's rows as files (memory: one file's rows); the result carries their
+    manifest instead of the rows."""
+    from ..staging.files import stage_parquet
+    from ..staging.store import store_for
+
+    store = store_for(run_directory(spec, ctx), spec.conn_id)
+    manifest = stage_parquet(
+        store,
+        extract.schema,
+        iter_row_batches(extract.artifact),
+        rows_per_file=spec.rows_per_file,
+        window=extract.details,
+        retention=spec.retention,
+    )
+    log.info(
+        "dpone %s: staged %s rows in %d file(s), %s bytes, at %s",
+        ctx.key,
+        f"{manifest.rows:,}",
+        len(manifest.files),
+        f"{manifest.bytes:,}",
+        manifest.uri,
+    )
+    artifact = ObjectStorageStagingManifest(manifest, spec.conn_id)
+    return ExtractResult(
+        artifact,
+        extract.schema,
+        extract.state_candidate,
+        extract.details,
+        more=extract.more,
+        stats=extract.stats,
+    )
+
+
+def files_report(artifact: Any) -> dict[str, Any] | None:
+    """What the run report says of the staged files (None when the load staged none)."""
+    if not isinstance(artifact, ObjectStorageStagingManifest):
+        return None
+    m = artifact.manifest
+    return {"uri": m.uri, "files": len(m.files), "rows": m.rows, "bytes": m.bytes, "retention": m.retention}
+
+
+def finish_files(artifact: Any, *, succeeded: bool) -> None:
+    """After the load: delete the files when it succeeded and retention is ``delete``."""
+    if not isinstance(artifact, ObjectStorageStagingManifest):
+        return
+    from ..staging.files import clean_up
+    from ..staging.store import store_for
+
+    try:  # the data and the state are committed: a file left behind is only logged
+        clean_up(store_for(artifact.manifest.uri, artifact.conn_id), artifact.manifest, succeeded=succeeded)
+    except Exception as exc:
+        log.warning("staged files at %s were not deleted: %s", artifact.manifest.uri, exc)

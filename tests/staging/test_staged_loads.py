@@ -1,0 +1,108 @@
+"""Loads through staged files (``sink.staging.files``): PostgreSQL to PostgreSQL and to ClickHouse
+via a local directory and via S3 (moto), the files verified before the sink loads them, dropped
+or kept as the manifest says; a changed file fails the load and leaves the target as it was."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_provider_dpone.contracts.errors import ManifestError, StagingEvidenceError
+from airflow_provider_dpone.contracts.manifest import parse_manifest
+from airflow_provider_dpone.runtime import file_staging
+from airflow_provider_dpone.staging.files import MANIFEST
+from tests.helpers import run_first_load as run
+from tests.staging.test_s3_staging import bucket, s3_endpoint  # noqa: F401  (fixtures)
+
+pytestmark = pytest.mark.integration
+
+ITEMS = """
+create table items (id bigint primary key, name text not null, amount numeric(12,2), tags jsonb,
+                    at timestamptz not null);
+insert into items select g, 'item ' || g, g * 1.25, jsonb_build_object('g', g),
+                         timestamptz '2026-01-01 00:00+00' + g * interval '1 minute'
+from generate_series(1, 2500) g;
+"""
+
+
+def manifest(files: dict[str, Any], sink: dict[str, Any] | None = None) -> Any:
+    body = {
+        "name": "items",
+        "source": {"connector": "postgres", "conn_id": "src", "table": "items"},
+        "sink": {"connector": "postgres", "conn_id": "dst", "table": "raw.items", "strategy": "full_refresh",
+                 "staging": {"files": files}, **(sink or {})},
+    }  # fmt: skip
+    return parse_manifest(
+        {"pipeline": "staged", "state": {"backend": "table", "conn_id": "dst"}, "loads": [body]}
+    )
+
+
+def test_postgres_to_postgres_through_local_files(clean_pg: Any, tmp_path: Path) -> None:
+    clean_pg.execute("src", ITEMS)
+    report = run(manifest({"uri": tmp_path.as_uri(), "rows_per_file": 1000, "retention": "keep"}), "r1")
+    assert report.status == "success" and report.rows == 2500
+    assert report.sink["files"]["files"] == 3 and report.sink["files"]["rows"] == 2500
+    source = clean_pg.query("src", "select sum(id), sum(amount), count(distinct tags), max(at) from items")
+    assert (
+        clean_pg.query("dst", "select sum(id), sum(amount), count(distinct tags), max(at) from raw.items")
+        == source
+    )
+    kept = tmp_path / "staged" / "items" / "r1"
+    assert sorted(p.name for p in kept.iterdir()) == [
+        MANIFEST,
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
+    run(manifest({"uri": tmp_path.as_uri()}), "r2")  # retention delete: the run's files go
+    assert not (tmp_path / "staged" / "items" / "r2").exists() or not any(
+        (tmp_path / "staged" / "items" / "r2").iterdir()
+    )
+
+
+def test_a_changed_file_fails_the_load_and_leaves_the_target(
+    clean_pg: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clean_pg.execute("src", ITEMS)
+    run(manifest({"uri": tmp_path.as_uri()}), "r1")
+    clean_pg.execute("src", "update items set name = 'changed'")
+    stage = file_staging.stage_files
+
+    def tampered(spec: Any, ctx: Any, extract: Any) -> Any:
+        result = stage(spec, ctx, extract)
+        first = (
+            Path(result.artifact.manifest.uri.removeprefix("file://"))
+            / result.artifact.manifest.files[0].name
+        )
+        first.write_bytes(first.read_bytes()[:-1] + b"\x00")  # changed after its manifest was written
+        return result
+
+    monkeypatch.setattr("airflow_provider_dpone.runtime.engine.stage_files", tampered)
+    with pytest.raises(StagingEvidenceError, match="differs from the staging manifest"):
+        run(manifest({"uri": tmp_path.as_uri()}), "r2")
+    assert clean_pg.query("dst", "select count(*) filter (where name = 'changed') from raw.items") == [(0,)]
+    assert (tmp_path / "staged" / "items" / "r2" / MANIFEST).exists()  # a failed load keeps its evidence
+
+
+def test_postgres_to_clickhouse_through_s3(clean_pg: Any, clean_ch: Any, bucket: str) -> None:  # noqa: F811
+    clean_pg.execute("src", ITEMS)
+    files = {"uri": f"s3://{bucket}/exports", "conn_id": "staging_s3", "rows_per_file": 1000}
+    m = manifest(files, {"connector": "clickhouse", "conn_id": "ch", "table": "raw.items"})
+    report = run(m, "r1")
+    assert (
+        report.status == "success" and report.sink["files"]["uri"] == f"s3://{bucket}/exports/staged/items/r1"
+    )
+    assert clean_ch.query("select count(), sum(id) from raw.items") == [(2500, 3126250)]
+
+
+def test_a_sink_that_cannot_load_files_is_refused_at_validate() -> None:
+    with pytest.raises(
+        ManifestError, match=r"sink\.staging\.files: connector 'kafka' does not load staged files"
+    ):
+        parse_manifest({"pipeline": "p", "loads": [{"name": "l", "source": {"connector": "postgres", "conn_id": "s", "table": "t"},
+                        "sink": {"connector": "kafka", "conn_id": "k", "topic": "t", "strategy": "incremental_append",
+                                 "staging": {"files": {"uri": "file:///tmp/x"}}}}]})  # fmt: skip
+    with pytest.raises(ManifestError, match="give file:///path or s3://bucket/prefix"):
+        manifest({"uri": "gs://bucket/x"})
