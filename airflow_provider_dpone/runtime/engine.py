@@ -14,7 +14,13 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
-from ..contracts.artifacts import CheckpointedBatches, ExtractResult, FileExport, StreamingBatches
+from ..contracts.artifacts import (
+    CheckpointedBatches,
+    ExtractResult,
+    FileExport,
+    ObjectStorageStagingManifest,
+    StreamingBatches,
+)
 from ..contracts.errors import DponeError, ResumeExpiredError, TransientError, scrub
 from ..contracts.manifest import LoadSpec
 from ..contracts.quality import enforce as enforce_quality
@@ -365,7 +371,7 @@ def _run_once(
             return report, False
         enforce_schema_plan(plan, load.sink.target)  # breaking changes fail here, before staging
         check_change_feed(load, extract.details)
-        if files is not None:
+        if files is not None and not isinstance(extract.artifact, ObjectStorageStagingManifest):
             with _timed(report, "files"):
                 extract = stage_files(files, ctx, extract)
             report.sink["files"] = files_report(extract.artifact)

@@ -106,3 +106,31 @@ def test_a_sink_that_cannot_load_files_is_refused_at_validate() -> None:
                                  "staging": {"files": {"uri": "file:///tmp/x"}}}}]})  # fmt: skip
     with pytest.raises(ManifestError, match="give file:///path or s3://bucket/prefix"):
         manifest({"uri": "gs://bucket/x"})
+
+
+def test_a_kept_export_replays_into_the_sink(clean_pg: Any, tmp_path: Path) -> None:
+    import yaml
+
+    from airflow_provider_dpone.cli.main import main
+
+    clean_pg.execute("src", ITEMS)
+    staging = tmp_path / "staging"
+    m = manifest({"uri": staging.as_uri(), "retention": "keep"})
+    run(m, "r1")
+    clean_pg.execute("dst", "update raw.items set name = 'damaged'")
+    clean_pg.execute(
+        "src", "delete from items"
+    )  # the source moved on: the kept export is the batch to restore
+    body = {"pipeline": "staged", "state": {"backend": "table", "conn_id": "dst"},
+            "loads": [{**m.loads[0].model_dump(mode="json", by_alias=True, exclude_none=True), "sink": {
+                "connector": "postgres", "conn_id": "dst", "table": "raw.items", "strategy": "full_refresh"}}]}  # fmt: skip
+    path = tmp_path / "staged.yaml"
+    path.write_text(yaml.safe_dump(body))
+    kept = (staging / "staged" / "items" / "r1").as_uri()
+    assert main(["replay", str(path), "--load", "items", "--uri", kept]) == 0
+    assert clean_pg.query(
+        "dst", "select count(*), count(*) filter (where name = 'damaged') from raw.items"
+    ) == [(2500, 0)]
+    (staging / "staged" / "items" / "r1" / "part-00000.parquet").write_bytes(b"gone")
+    assert main(["replay", str(path), "--load", "items", "--uri", kept]) == 1  # DPONE312: nothing loaded
+    assert clean_pg.query("dst", "select count(*) from raw.items") == [(2500,)]
