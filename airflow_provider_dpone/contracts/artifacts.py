@@ -22,6 +22,9 @@ Row = Sequence[Any]
 # backslash escapes, as PostgreSQL's text COPY writes it and ClickHouse's TabSeparated reads it.
 TSV = "tsv"
 ARROW = "arrow"
+# CSV as PostgreSQL's CSV COPY writes it: NULL unquoted and empty, an empty string quoted (""),
+# booleans t/f, ISO dates; what the file staging step parses with pyarrow into Parquet.
+CSV = "csv"
 
 
 @dataclass

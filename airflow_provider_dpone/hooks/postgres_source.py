@@ -18,6 +18,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
     raise MissingExtraError(_exc.name or "psycopg", "postgres") from None
 
 from ..contracts.artifacts import (
+    CSV,
     TSV,
     ExtractResult,
     FileExport,
@@ -233,11 +234,13 @@ class PostgresSource(PostgresSessions):
                 fmt = TEXT
             elif TSV in accepted_formats and all(c.type not in _NOT_TSV for c in schema.columns):
                 fmt = TSV  # text COPY as it is: the sink parses it natively
+            elif CSV in accepted_formats and all(c.type not in _NOT_TSV for c in schema.columns):
+                fmt = CSV  # CSV COPY, parsed by pyarrow (staged files): no row decoded in Python
             else:
                 fmt = None
             stats = StreamStats()
             if fmt:
-                copy = dialect.copy_out(select, fmt == BINARY)
+                copy = dialect.copy_out(select, fmt == BINARY, csv=fmt == CSV)
                 chunks = self._copy_chunks(conn, snapshot, copy, window.params, window.details, stats)
                 artifact: Any = FileExport(format=fmt, chunks=_OwnedStream(conn, chunks))
             else:

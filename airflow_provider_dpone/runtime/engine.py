@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contracts.artifacts import (
+    CSV,
     CheckpointedBatches,
     ExtractResult,
     FileExport,
@@ -338,7 +339,7 @@ def _run_once(
         resume = None if fresh else _resume_point(ctx, parts)
         with _timed(report, "extract"):
             source, files = parts.source, load.sink.staging.files  # staged files are written from rows
-            accepted = () if files else parts.sink.accepted_formats
+            accepted = (CSV,) if files else parts.sink.accepted_formats
             if isinstance(source, ResumableSource) and _batch_staging(parts) and not files:
                 extract = source.extract(
                     effective_source(load),

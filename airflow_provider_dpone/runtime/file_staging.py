@@ -7,7 +7,13 @@ import logging
 import re
 from typing import Any
 
-from ..contracts.artifacts import ExtractResult, ObjectStorageStagingManifest, iter_row_batches
+from ..contracts.artifacts import (
+    CSV,
+    ExtractResult,
+    FileExport,
+    ObjectStorageStagingManifest,
+    iter_row_batches,
+)
 from ..contracts.manifest import FileStagingSpec
 from .protocols import LoadContext
 
@@ -24,18 +30,20 @@ def run_directory(spec: FileStagingSpec, ctx: LoadContext) -> str:
 def stage_files(spec: FileStagingSpec, ctx: LoadContext, extract: ExtractResult) -> ExtractResult:
     """Write the extract's rows as files (memory: one file's rows); the result carries their
     manifest instead of the rows."""
-    from ..staging.files import stage_parquet
+    from ..staging.files import stage_csv, stage_parquet
     from ..staging.store import store_for
 
     store = store_for(run_directory(spec, ctx), spec.conn_id)
-    manifest = stage_parquet(
-        store,
-        extract.schema,
-        iter_row_batches(extract.artifact),
-        rows_per_file=spec.rows_per_file,
-        window=extract.details,
-        retention=spec.retention,
-    )
+    artifact, n, window, keep = extract.artifact, spec.rows_per_file, extract.details, spec.retention
+    if isinstance(artifact, FileExport) and artifact.format == CSV:  # parsed by pyarrow, not in Python
+        manifest = stage_csv(
+            store, extract.schema, artifact.chunks, rows_per_file=n, window=window, retention=keep
+        )
+    else:
+        batches = iter_row_batches(artifact)
+        manifest = stage_parquet(
+            store, extract.schema, batches, rows_per_file=n, window=window, retention=keep
+        )
     log.info(
         "dpone %s: staged %s rows in %d file(s), %s bytes, at %s",
         ctx.key,
@@ -44,9 +52,8 @@ def stage_files(spec: FileStagingSpec, ctx: LoadContext, extract: ExtractResult)
         f"{manifest.bytes:,}",
         manifest.uri,
     )
-    artifact = ObjectStorageStagingManifest(manifest, spec.conn_id)
     return ExtractResult(
-        artifact,
+        ObjectStorageStagingManifest(manifest, spec.conn_id),
         extract.schema,
         extract.state_candidate,
         extract.details,

@@ -39,8 +39,9 @@ class PostgresDialect(PostgresCatalog):
         sql = f"select {items} from {relation}"
         return f"{sql} where {where}" if where else sql
 
-    def copy_out(self, select_sql: str, binary: bool) -> str:
-        return f"copy ({select_sql}) to stdout (format {'binary' if binary else 'text'})"
+    def copy_out(self, select_sql: str, binary: bool, *, csv: bool = False) -> str:
+        fmt = "csv" if csv else "binary" if binary else "text"
+        return f"copy ({select_sql}) to stdout (format {fmt})"
 
     def copy_in(self, table: TableRef, columns: Sequence[str], fmt: str, freeze: bool = False) -> str:
         opts = f"format {fmt}" + (", freeze" if freeze else "")

@@ -134,3 +134,21 @@ def test_the_local_store_stays_in_its_directory_and_writes_whole_files(tmp_path:
     with pytest.raises(BadInputError, match="file:// and s3:// are implemented"):
         store_for("gs://bucket/prefix")
     assert StagedFile("a", 1, 1, "0" * 64).name == "a"
+
+
+def test_postgres_csv_is_parsed_as_postgres_writes_it(tmp_path: Path) -> None:
+    from airflow_provider_dpone.staging.files import stage_csv
+
+    schema = TableSchema((Column("id", CanonicalType.INT64, nullable=False), Column("s", CanonicalType.STRING),
+                          Column("f", CanonicalType.FLOAT64), Column("b", CanonicalType.BOOLEAN),
+                          Column("j", CanonicalType.JSON)), ("id",))  # fmt: skip
+    # what COPY ... (FORMAT csv) writes: NULL unquoted and empty, an empty string quoted
+    csv = b'1,NULL,NaN,t,"{""k"": 1}"\n2,"",Infinity,f,\n3,,1.5,,"[1, 2]"\n4,"a,b\nc",-0.25,t,null\n'
+    store = store_for(tmp_path.as_uri())
+    manifest = stage_csv(store, schema, [csv[:7], csv[7:30], csv[30:]], rows_per_file=3)
+    assert [f.rows for f in manifest.files] == [3, 1]
+    back = [r for t in read_parquet(store, manifest) for r in t.to_pylist()]
+    assert [r["s"] for r in back] == ["NULL", "", None, "a,b\nc"]
+    assert back[0]["f"] != back[0]["f"] and back[1]["f"] == float("inf")  # NaN stays NaN, not NULL
+    assert [r["b"] for r in back] == [True, False, None, True]
+    assert [r["j"] for r in back] == ['{"k": 1}', None, "[1, 2]", "null"]
