@@ -160,17 +160,26 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Load a kept staging manifest into one load's sink again; the load's state does not move."""
+    from ..contracts.strategies import Strategy
     from ..operators.wiring import assemble
     from ..runtime.engine import run_load
     from ..runtime.replay import ReplaySource
 
     manifest = load_manifest(args.path)
     load = _selected(manifest, args.load)[0]
+    if load.sink.strategy in (Strategy.REPLACE, Strategy.PARTITION_REPLACE):
+        raise BadInputError(
+            f"--load: '{load.name}' uses {load.sink.strategy.value}, which deletes the load's current range "
+            "before inserting: a replayed old batch would replace today's rows; replay loads that merge, "
+            "append or refresh"
+        )
     run_id = args.run_id or "dpone_replay__" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
     try:
         parts = assemble(load, manifest.state, standalone=True)
-        parts.source = ReplaySource(args.uri, args.conn_id)
+        parts.source = ReplaySource(args.uri, args.conn_id, manifest.pipeline, load.name)
         report = run_load(manifest.pipeline, load, parts, run_id)
+        if report.status != "success":
+            raise BadInputError(f"the replay ended as '{report.status}': nothing was loaded")
     except Exception as exc:
         message = str(exc) if isinstance(exc, DponeError) else f"{type(exc).__name__}: {exc}"
         _emit(

@@ -47,6 +47,7 @@ class StagingManifest:
     files: tuple[StagedFile, ...]
     window: Mapping[str, Any] = field(default_factory=dict)  # the source's window (JSON-safe)
     retention: Retention = "delete"  # after a successful load: delete the files, or keep them for replay
+    origin: Mapping[str, str] = field(default_factory=dict)  # pipeline, load and run that staged it
 
     @property
     def rows(self) -> int:
@@ -67,6 +68,7 @@ class StagingManifest:
                 "uri": self.uri,
                 "format": self.format,
                 "retention": self.retention,
+                "origin": dict(self.origin),
                 "window": dict(self.window),
                 "schema": {
                     "columns": [_column_dict(c) for c in self.schema.columns],
@@ -178,6 +180,9 @@ def manifest_from_json(text: str) -> StagingManifest:
     window = data.get("window", {})
     if not isinstance(window, dict):
         raise _problem("window", "needs an object")
+    origin = data.get("origin", {})
+    if not isinstance(origin, dict) or any(not isinstance(v, str) for v in origin.values()):
+        raise _problem("origin", "needs an object of texts (pipeline, load, run_id)")
     return StagingManifest(
         uri=_uri(data.get("uri")),
         format=fmt,
@@ -185,6 +190,7 @@ def manifest_from_json(text: str) -> StagingManifest:
         files=staged,
         window=window,
         retention=retention,
+        origin=origin,
     )
 
 

@@ -193,10 +193,17 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
                 client.insert_arrow(table, data, settings=_INSERT_SETTINGS)
                 failpoint("mid_copy")
         elif isinstance(artifact, ObjectStorageStagingManifest):
+            from ..staging.arrow import arrow_type
             from ..staging.files import manifest_tables
 
+            wanted = pa.schema(
+                [
+                    pa.field(n, arrow_type(c, dialect.UNBOUNDED_DECIMAL))
+                    for n, c in zip(names, extract.schema.columns, strict=True)
+                ]
+            )
             for data in manifest_tables(artifact):  # each file verified against the manifest first
-                data = data.rename_columns(names)
+                data = data.rename_columns(names).cast(wanted)  # a numeric staged as text becomes Decimal
                 size += data.nbytes
                 client.insert_arrow(table, data, settings=_INSERT_SETTINGS)
                 failpoint("mid_copy")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from typing import Any
 
 from ..contracts.artifacts import (
@@ -14,6 +15,7 @@ from ..contracts.artifacts import (
     ObjectStorageStagingManifest,
     iter_row_batches,
 )
+from ..contracts.errors import StagingEvidenceError
 from ..contracts.manifest import FileStagingSpec
 from .protocols import LoadContext
 
@@ -22,9 +24,10 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
 def run_directory(spec: FileStagingSpec, ctx: LoadContext) -> str:
-    """Where one run's files go: ``<uri>/<pipeline>/<load>/<run id>`` (a retry reuses it)."""
+    """Where one try's files go: ``<uri>/<pipeline>/<load>/<run id>/<try>``: a retry writes its
+    own, so a failed try's files stay as they were (its evidence) and never mix with the next."""
     parts = [_UNSAFE.sub("_", p) for p in (ctx.pipeline, ctx.load.name, ctx.run_id)]
-    return "/".join([spec.uri, *parts])
+    return "/".join([spec.uri, *parts, uuid.uuid4().hex[:12]])
 
 
 def stage_files(spec: FileStagingSpec, ctx: LoadContext, extract: ExtractResult) -> ExtractResult:
@@ -43,6 +46,11 @@ def stage_files(spec: FileStagingSpec, ctx: LoadContext, extract: ExtractResult)
         batches = iter_row_batches(artifact)
         manifest = stage_parquet(
             store, extract.schema, batches, rows_per_file=n, window=window, retention=keep
+        )
+    sent = extract.stats.source_rows
+    if sent is not None and sent != manifest.rows:
+        raise StagingEvidenceError(
+            f"the source sent {sent:,} rows but {manifest.rows:,} were staged at {manifest.uri}; nothing was loaded"
         )
     log.info(
         "dpone %s: staged %s rows in %d file(s), %s bytes, at %s",

@@ -19,16 +19,31 @@ from ..contracts.table import TableSchema
 
 
 class ReplaySource:
-    """The staging manifest under ``uri`` (its store's connection: ``conn_id``) as a source."""
+    """The staging manifest under ``uri`` (its store's connection: ``conn_id``) as a source of
+    load ``load`` of ``pipeline``: an export another load staged is refused. The files are read
+    from ``uri`` (wherever they were copied to) and never deleted by a replay."""
 
-    def __init__(self, uri: str, conn_id: str | None = None) -> None:
-        self.uri, self.conn_id = uri.rstrip("/"), conn_id
+    def __init__(self, uri: str, conn_id: str | None, pipeline: str, load: str) -> None:
+        self.uri, self.conn_id, self.pipeline, self.load = uri.rstrip("/"), conn_id, pipeline, load
 
     def _manifest(self) -> Any:
+        import dataclasses
+
+        from ..contracts.errors import BadInputError
         from ..staging.files import load_manifest
         from ..staging.store import store_for
 
-        return load_manifest(store_for(self.uri, self.conn_id))
+        manifest = load_manifest(store_for(self.uri, self.conn_id))
+        origin = dict(manifest.origin)
+        if (
+            origin.get("pipeline", self.pipeline) != self.pipeline
+            or origin.get("load", self.load) != self.load
+        ):
+            raise BadInputError(
+                f"--uri: {self.uri} holds an export of load '{origin.get('load')}' of pipeline "
+                f"'{origin.get('pipeline')}', not of '{self.load}' of '{self.pipeline}'"
+            )
+        return dataclasses.replace(manifest, uri=self.uri, retention="keep")
 
     def _details(self, manifest: Any) -> dict[str, Any]:
         return {

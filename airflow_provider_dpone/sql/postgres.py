@@ -40,7 +40,7 @@ class PostgresDialect(PostgresCatalog):
         return f"{sql} where {where}" if where else sql
 
     def copy_out(self, select_sql: str, binary: bool, *, csv: bool = False) -> str:
-        fmt = "csv" if csv else "binary" if binary else "text"
+        fmt = "csv, encoding 'UTF8'" if csv else "binary" if binary else "text"
         return f"copy ({select_sql}) to stdout (format {fmt})"
 
     def copy_in(self, table: TableRef, columns: Sequence[str], fmt: str, freeze: bool = False) -> str:

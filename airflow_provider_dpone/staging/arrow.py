@@ -1,6 +1,6 @@
 """Canonical row batches as Arrow tables: ClickHouse's native Arrow insert and Parquet staging
 files. A decimal without precision (or wider than Arrow holds) takes the caller's ``unbounded``
-(precision, scale)."""
+(precision, scale), or stays text when it is None (staged files: lossless, the sink casts it)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from ..contracts.table import CanonicalType, Column, TableSchema
 UNBOUNDED = (38, 10)  # where an unbounded numeric lands unless the caller says otherwise
 
 
-def arrow_type(column: Column, unbounded: tuple[int, int] = UNBOUNDED) -> Any:
+def arrow_type(column: Column, unbounded: tuple[int, int] | None = UNBOUNDED) -> Any:
     """The Arrow type a canonical column's Python values are converted through."""
     t = column.type
     simple = {
@@ -32,8 +32,10 @@ def arrow_type(column: Column, unbounded: tuple[int, int] = UNBOUNDED) -> Any:
     if t in simple:
         return simple[t]
     if t is CanonicalType.DECIMAL:
+        if unbounded is None and (column.precision is None or column.precision > 38):
+            return pa.string()  # staged files keep such a numeric's text: lossless, the sink casts it
         p, s = (
-            unbounded
+            (unbounded or UNBOUNDED)
             if column.precision is None or column.precision > 76
             else (
                 column.precision,
@@ -46,12 +48,21 @@ def arrow_type(column: Column, unbounded: tuple[int, int] = UNBOUNDED) -> Any:
     return pa.string()  # string, json (text), uuid, time, interval, unknown
 
 
+def _utc(value: Any) -> Any:
+    """A timestamptz value in UTC; a value without offset is read as UTC (never the worker's zone)."""
+    if value is None or not isinstance(value, dt.datetime):
+        return value
+    return (
+        value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value.astimezone(dt.timezone.utc)
+    )
+
+
 def _text(value: Any) -> Any:
     return value if value is None or isinstance(value, str) else str(value)
 
 
 def rows_to_arrow(
-    schema: TableSchema, names: list[str], rows: list, unbounded: tuple[int, int] = UNBOUNDED
+    schema: TableSchema, names: list[str], rows: list, unbounded: tuple[int, int] | None = UNBOUNDED
 ) -> Any:
     """One row batch as an Arrow table with the columns renamed to ``names``."""
     arrays = []
@@ -61,6 +72,6 @@ def rows_to_arrow(
         if pa.types.is_string(typ):
             values = [_text(v) for v in values]
         elif column.type is CanonicalType.TIMESTAMPTZ:
-            values = [v.astimezone(dt.timezone.utc) if v is not None else None for v in values]
+            values = [_utc(v) for v in values]
         arrays.append(pa.array(values, type=typ))
     return pa.Table.from_arrays(arrays, names=names)

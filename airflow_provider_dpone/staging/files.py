@@ -47,6 +47,7 @@ def stage_parquet(
     window: Mapping[str, Any] | None = None,
     retention: Retention = "delete",
     prefix: str = "part",
+    origin: Mapping[str, str] | None = None,
 ) -> StagingManifest:
     """Write ``batches`` as Parquet files into ``store``, then their manifest; returns it."""
     files: list[StagedFile] = []
@@ -55,7 +56,7 @@ def stage_parquet(
     def flush() -> None:
         if not pending:
             return
-        data = _parquet_bytes(rows_to_arrow(schema, schema.names, pending))
+        data = _parquet_bytes(rows_to_arrow(schema, schema.names, pending, unbounded=None))
         digest = Digest()
         digest.update(data)
         name = f"{prefix}-{len(files):05d}.parquet"
@@ -69,7 +70,9 @@ def stage_parquet(
             if len(pending) >= rows_per_file:
                 flush()
     flush()
-    manifest = StagingManifest(store.uri, "parquet", schema, tuple(files), dict(window or {}), retention)
+    manifest = StagingManifest(
+        store.uri, "parquet", schema, tuple(files), dict(window or {}), retention, dict(origin or {})
+    )
     store.write(MANIFEST, [manifest.to_json().encode()])
     return manifest
 
@@ -102,6 +105,7 @@ def stage_csv(
     rows_per_file: int = ROWS_PER_FILE,
     window: Mapping[str, Any] | None = None,
     retention: Retention = "delete",
+    origin: Mapping[str, str] | None = None,
 ) -> StagingManifest:
     """PostgreSQL CSV COPY output parsed by pyarrow's streaming reader (no row decoded in Python)
     into Parquet files of ``rows_per_file`` rows, then their manifest; memory stays one file."""
@@ -110,11 +114,12 @@ def stage_csv(
 
     from .arrow import arrow_type
 
-    types = {c.name: arrow_type(c) for c in schema.columns}
+    types = {c.name: arrow_type(c, unbounded=None) for c in schema.columns}
     reader = pcsv.open_csv(
         io.BufferedReader(_ChunkReader(chunks), buffer_size=1 << 20),
         read_options=pcsv.ReadOptions(column_names=schema.names, block_size=1 << 22),
-        parse_options=pcsv.ParseOptions(newlines_in_values=True),
+        # a row whose only column is NULL is an empty line: it is a row
+        parse_options=pcsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
         convert_options=pcsv.ConvertOptions(
             column_types=types,
             null_values=[""],  # only an unquoted empty field is NULL: "NULL", "NaN", "N/A" are values
@@ -148,7 +153,9 @@ def stage_csv(
             flush(rows_per_file)
     if count:
         flush(count)
-    manifest = StagingManifest(store.uri, "parquet", schema, tuple(files), dict(window or {}), retention)
+    manifest = StagingManifest(
+        store.uri, "parquet", schema, tuple(files), dict(window or {}), retention, dict(origin or {})
+    )
     store.write(MANIFEST, [manifest.to_json().encode()])
     return manifest
 
@@ -188,7 +195,7 @@ def clean_up(store: ObjectStore, manifest: StagingManifest, *, succeeded: bool) 
     ``keep`` means replayable). The names deleted."""
     if not succeeded or manifest.retention == "keep":
         return []
-    names = [f.name for f in manifest.files] + [MANIFEST]
+    names = [MANIFEST] + [f.name for f in manifest.files]  # the manifest first: it never lists a deleted file
     for name in names:
         store.delete(name)
     return names
@@ -201,7 +208,20 @@ def manifest_tables(artifact: ObjectStorageStagingManifest) -> Iterator[Any]:
 
 def manifest_row_batches(artifact: ObjectStorageStagingManifest) -> Iterator[list[tuple[Any, ...]]]:
     """The rows of a staged export, one batch per file, each file verified before its rows are used."""
-    names = artifact.manifest.schema.names
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    from ..contracts.table import CanonicalType
+
+    schema = artifact.manifest.schema
     for table in manifest_tables(artifact):
-        columns = [table.column(name).to_pylist() for name in names]
+        columns = []
+        for column in schema.columns:
+            values = table.column(column.name)
+            if column.type is CanonicalType.DECIMAL and pa.types.is_string(values.type):
+                # a numeric staged as its text comes back as Decimal, with its scale as written
+                columns.append([None if v is None else Decimal(v) for v in values.to_pylist()])
+            else:
+                columns.append(values.to_pylist())
         yield list(zip(*columns, strict=True)) if columns else []

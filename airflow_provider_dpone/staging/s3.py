@@ -32,6 +32,9 @@ class S3Store:
                 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
             except ImportError as exc:
                 raise MissingExtraError(exc.name or "airflow.providers.amazon", "s3") from None
+            from ..hooks.connection import resolve_connection
+
+            resolve_connection(self.conn_id)  # it must exist: never fall back to the environment's keys
             self._client = S3Hook(aws_conn_id=self.conn_id).get_conn()
         return self._client
 

@@ -84,7 +84,7 @@ def test_files_are_deleted_after_a_success_kept_after_a_failure_or_when_kept(tmp
     manifest = stage_parquet(store, SCHEMA, [rows(1, 5)])
     assert clean_up(store, manifest, succeeded=False) == [] and len(store.names()) == 2
     assert (
-        clean_up(store, manifest, succeeded=True) == ["part-00000.parquet", MANIFEST] and store.names() == []
+        clean_up(store, manifest, succeeded=True) == [MANIFEST, "part-00000.parquet"] and store.names() == []
     )
     kept = stage_parquet(store, SCHEMA, [rows(1, 5)], retention="keep")
     assert clean_up(store, kept, succeeded=True) == [] and len(store.names()) == 2
@@ -152,3 +152,12 @@ def test_postgres_csv_is_parsed_as_postgres_writes_it(tmp_path: Path) -> None:
     assert back[0]["f"] != back[0]["f"] and back[1]["f"] == float("inf")  # NaN stays NaN, not NULL
     assert [r["b"] for r in back] == [True, False, None, True]
     assert [r["j"] for r in back] == ['{"k": 1}', None, "[1, 2]", "null"]
+
+
+def test_a_row_whose_only_column_is_null_is_a_row(tmp_path: Path) -> None:
+    from airflow_provider_dpone.staging.files import stage_csv
+
+    one = TableSchema((Column("s", CanonicalType.STRING),))
+    manifest = stage_csv(store_for(tmp_path.as_uri()), one, [b'x\n\n""\ny\n'])  # NULL is an empty line
+    back = [r["s"] for t in read_parquet(store_for(tmp_path.as_uri()), manifest) for r in t.to_pylist()]
+    assert back == ["x", None, "", "y"]

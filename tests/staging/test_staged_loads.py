@@ -20,9 +20,10 @@ pytestmark = pytest.mark.integration
 
 ITEMS = """
 create table items (id bigint primary key, name text not null, amount numeric(12,2), tags jsonb,
-                    at timestamptz not null);
+                    at timestamptz not null, ratio numeric);
 insert into items select g, 'item ' || g, g * 1.25, jsonb_build_object('g', g),
-                         timestamptz '2026-01-01 00:00+00' + g * interval '1 minute'
+                         timestamptz '2026-01-01 00:00+00' + g * interval '1 minute',
+                         case when g % 3 = 0 then null else round(g / 7.0, 6) end
 from generate_series(1, 2500) g;
 """
 
@@ -45,12 +46,11 @@ def test_postgres_to_postgres_through_local_files(clean_pg: Any, tmp_path: Path)
     assert report.status == "success" and report.rows == 2500
     assert report.fast_path == "csv"  # PostgreSQL's CSV COPY parsed by pyarrow: no row decoded in Python
     assert report.sink["files"]["files"] == 3 and report.sink["files"]["rows"] == 2500
-    source = clean_pg.query("src", "select sum(id), sum(amount), count(distinct tags), max(at) from items")
-    assert (
-        clean_pg.query("dst", "select sum(id), sum(amount), count(distinct tags), max(at) from raw.items")
-        == source
+    every = (
+        "select sum(id), sum(amount), count(distinct tags), max(at), string_agg(ratio::text, ',' order by id)"
     )
-    kept = tmp_path / "staged" / "items" / "r1"
+    assert clean_pg.query("dst", f"{every} from raw.items") == clean_pg.query("src", f"{every} from items")
+    (kept,) = (tmp_path / "staged" / "items" / "r1").iterdir()  # the try's own directory
     assert sorted(p.name for p in kept.iterdir()) == [
         MANIFEST,
         "part-00000.parquet",
@@ -58,9 +58,7 @@ def test_postgres_to_postgres_through_local_files(clean_pg: Any, tmp_path: Path)
         "part-00002.parquet",
     ]
     run(manifest({"uri": tmp_path.as_uri()}), "r2")  # retention delete: the run's files go
-    assert not (tmp_path / "staged" / "items" / "r2").exists() or not any(
-        (tmp_path / "staged" / "items" / "r2").iterdir()
-    )
+    assert [list(d.iterdir()) for d in (tmp_path / "staged" / "items" / "r2").iterdir()] == [[]]
 
 
 def test_a_changed_file_fails_the_load_and_leaves_the_target(
@@ -84,7 +82,8 @@ def test_a_changed_file_fails_the_load_and_leaves_the_target(
     with pytest.raises(StagingEvidenceError, match="differs from the staging manifest"):
         run(manifest({"uri": tmp_path.as_uri()}), "r2")
     assert clean_pg.query("dst", "select count(*) filter (where name = 'changed') from raw.items") == [(0,)]
-    assert (tmp_path / "staged" / "items" / "r2" / MANIFEST).exists()  # a failed load keeps its evidence
+    (failed,) = (tmp_path / "staged" / "items" / "r2").iterdir()
+    assert (failed / MANIFEST).exists()  # a failed load keeps its evidence
 
 
 def test_postgres_to_clickhouse_through_s3(clean_pg: Any, clean_ch: Any, bucket: str) -> None:  # noqa: F811
@@ -92,8 +91,8 @@ def test_postgres_to_clickhouse_through_s3(clean_pg: Any, clean_ch: Any, bucket:
     files = {"uri": f"s3://{bucket}/exports", "conn_id": "staging_s3", "rows_per_file": 1000}
     m = manifest(files, {"connector": "clickhouse", "conn_id": "ch", "table": "raw.items"})
     report = run(m, "r1")
-    assert (
-        report.status == "success" and report.sink["files"]["uri"] == f"s3://{bucket}/exports/staged/items/r1"
+    assert report.status == "success" and report.sink["files"]["uri"].startswith(
+        f"s3://{bucket}/exports/staged/items/r1/"
     )
     assert clean_ch.query("select count(), sum(id) from raw.items") == [(2500, 3126250)]
 
@@ -127,11 +126,23 @@ def test_a_kept_export_replays_into_the_sink(clean_pg: Any, tmp_path: Path) -> N
                 "connector": "postgres", "conn_id": "dst", "table": "raw.items", "strategy": "full_refresh"}}]}  # fmt: skip
     path = tmp_path / "staged.yaml"
     path.write_text(yaml.safe_dump(body))
-    kept = (staging / "staged" / "items" / "r1").as_uri()
-    assert main(["replay", str(path), "--load", "items", "--uri", kept]) == 0
+    import shutil
+
+    (original,) = (staging / "staged" / "items" / "r1").iterdir()
+    copy = tmp_path / "copied"
+    shutil.copytree(original, copy)
+    shutil.rmtree(original)  # a replay reads the files where --uri says, not where they were staged
+    assert main(["replay", str(path), "--load", "items", "--uri", copy.as_uri()]) == 0
     assert clean_pg.query(
         "dst", "select count(*), count(*) filter (where name = 'damaged') from raw.items"
     ) == [(2500, 0)]
-    (staging / "staged" / "items" / "r1" / "part-00000.parquet").write_bytes(b"gone")
-    assert main(["replay", str(path), "--load", "items", "--uri", kept]) == 1  # DPONE312: nothing loaded
+    assert (copy / MANIFEST).exists()  # a replay never deletes what it replayed
+    (copy / "part-00000.parquet").write_bytes(b"gone")
+    assert (
+        main(["replay", str(path), "--load", "items", "--uri", copy.as_uri()]) == 1
+    )  # DPONE312: nothing loaded
     assert clean_pg.query("dst", "select count(*) from raw.items") == [(2500,)]
+    path.write_text(yaml.safe_dump({**body, "pipeline": "other"}))
+    assert (
+        main(["replay", str(path), "--load", "items", "--uri", copy.as_uri()]) != 0
+    )  # staged by another pipeline
