@@ -275,6 +275,8 @@ class PostgresSource(PostgresSessions):
                     lambda text: f"cannot connect to '{self.dpone_conn_id}': {self.redactor().redact(text)}",
                 )
             details["copy_reader"] = "psycopg2" if reader is not None else "psycopg"
+            if " (format csv" in statement:  # text whose parsing must not depend on session settings
+                (reader.cursor() if reader is not None else conn).execute(dialect.CSV_SESSION)
             if reader is not None:
                 yield from copy_out_chunks(reader, statement, params, stats, chunk=_CHUNK, depth=PREFETCH)
                 return

@@ -39,6 +39,13 @@ class PostgresDialect(PostgresCatalog):
         sql = f"select {items} from {relation}"
         return f"{sql} where {where}" if where else sql
 
+    # Session settings a CSV export is read with: ISO dates, intervals in the default style,
+    # floats with every digit (servers before 12 round them to 15 otherwise); transaction-local.
+    CSV_SESSION = (
+        "set local datestyle to 'ISO, YMD'; set local intervalstyle to 'postgres'; "
+        "set local extra_float_digits to 3"
+    )
+
     def copy_out(self, select_sql: str, binary: bool, *, csv: bool = False) -> str:
         fmt = "csv, encoding 'UTF8'" if csv else "binary" if binary else "text"
         return f"copy ({select_sql}) to stdout (format {fmt})"

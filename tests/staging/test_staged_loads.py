@@ -146,3 +146,19 @@ def test_a_kept_export_replays_into_the_sink(clean_pg: Any, tmp_path: Path) -> N
     assert (
         main(["replay", str(path), "--load", "items", "--uri", copy.as_uri()]) != 0
     )  # staged by another pipeline
+
+
+def test_the_csv_export_does_not_depend_on_the_session_settings(clean_pg: Any, tmp_path: Path) -> None:
+    clean_pg.execute("src", ITEMS)
+    clean_pg.execute("src", "alter table items add column f float8")
+    clean_pg.execute("src", "update items set f = id / 3.0")
+    db = f'"{clean_pg.src_db}"'
+    clean_pg.execute("src", f"alter database {db} set extra_float_digits to 0")  # 15 digits, not all
+    clean_pg.execute("src", f"alter database {db} set intervalstyle to 'sql_standard'")
+    try:
+        report = run(manifest({"uri": tmp_path.as_uri()}), "r1")
+    finally:
+        clean_pg.execute("src", f"alter database {db} reset all")
+    assert report.fast_path == "csv"
+    every = "select sum(f), max(f), max(at), sum(amount), string_agg(ratio::text, ',' order by id)"
+    assert clean_pg.query("dst", f"{every} from raw.items") == clean_pg.query("src", f"{every} from items")
