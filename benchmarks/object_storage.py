@@ -148,7 +148,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--rows-per-file", type=int, default=250_000)
+    parser.add_argument("--rows-per-file", type=int, default=1_000_000)  # the product default
     parser.add_argument("--child", choices=["csv", "rows"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

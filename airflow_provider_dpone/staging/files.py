@@ -28,14 +28,82 @@ from .store import ObjectStore, store_for
 
 MANIFEST = "manifest.json"
 ROWS_PER_FILE = 1_000_000
+ROW_GROUP = 1 << 18  # rows per Parquet row group (what a writer holds in memory before writing)
 
 
-def _parquet_bytes(table: Any) -> bytes:
-    import pyarrow.parquet as pq
+class _Parts:
+    """Parquet files of at most ``rows_per_file`` rows, written as Arrow tables arrive, in row
+    groups of about ``ROW_GROUP`` rows: memory is a row group and the compressed file in
+    progress, not a file's rows."""
 
-    buffer = io.BytesIO()
-    pq.write_table(table, buffer, compression="zstd")
-    return buffer.getvalue()
+    def __init__(self, store: ObjectStore, rows_per_file: int, prefix: str = "part") -> None:
+        self.store, self.rows_per_file, self.prefix = store, rows_per_file, prefix
+        self.files: list[StagedFile] = []
+        self._buffer: io.BytesIO | None = None
+        self._writer: Any = None
+        self._rows = 0  # rows of the file in progress, written or pending
+        self._pending: list[Any] = []
+        self._pending_rows = 0
+
+    def add(self, table: Any) -> None:
+        while table.num_rows:
+            room = self.rows_per_file - self._rows
+            head, table = table.slice(0, room), table.slice(room)
+            self._pending.append(head)
+            self._pending_rows += head.num_rows
+            self._rows += head.num_rows
+            if self._pending_rows >= ROW_GROUP or self._rows >= self.rows_per_file:
+                self._write_group()
+            if self._rows >= self.rows_per_file:
+                self.close()
+
+    def _write_group(self) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not self._pending:
+            return
+        group = pa.concat_tables(self._pending)
+        self._pending, self._pending_rows = [], 0
+        if self._writer is None:
+            self._buffer = io.BytesIO()
+            self._writer = pq.ParquetWriter(self._buffer, group.schema, compression="zstd")
+        self._writer.write_table(group)
+
+    def close(self) -> None:
+        """Finish the file in progress: stored whole, with its size, rows and SHA-256."""
+        self._write_group()
+        if self._writer is None or self._buffer is None:
+            return
+        self._writer.close()
+        data = self._buffer.getvalue()
+        digest = Digest()
+        digest.update(data)
+        name = f"{self.prefix}-{len(self.files):05d}.parquet"
+        self.store.write(name, [data])
+        self.files.append(StagedFile(name, digest.bytes, self._rows, digest.sha256))
+        self._buffer, self._writer, self._rows = None, None, 0
+
+    def manifest(
+        self,
+        schema: TableSchema,
+        window: Mapping[str, Any] | None,
+        retention: Retention,
+        origin: Mapping[str, str] | None,
+    ) -> StagingManifest:
+        """The files' manifest, written last: a directory without one holds no complete export."""
+        self.close()
+        manifest = StagingManifest(
+            self.store.uri,
+            "parquet",
+            schema,
+            tuple(self.files),
+            dict(window or {}),
+            retention,
+            dict(origin or {}),
+        )
+        self.store.write(MANIFEST, [manifest.to_json().encode()])
+        return manifest
 
 
 def stage_parquet(
@@ -49,32 +117,13 @@ def stage_parquet(
     prefix: str = "part",
     origin: Mapping[str, str] | None = None,
 ) -> StagingManifest:
-    """Write ``batches`` as Parquet files into ``store``, then their manifest; returns it."""
-    files: list[StagedFile] = []
-    pending: list[Sequence[Any]] = []
-
-    def flush() -> None:
-        if not pending:
-            return
-        data = _parquet_bytes(rows_to_arrow(schema, schema.names, pending, unbounded=None))
-        digest = Digest()
-        digest.update(data)
-        name = f"{prefix}-{len(files):05d}.parquet"
-        store.write(name, [data])
-        files.append(StagedFile(name, digest.bytes, len(pending), digest.sha256))
-        pending.clear()
-
+    """Write row ``batches`` as Parquet files into ``store``, then their manifest; returns it.
+    Memory: one batch of rows and the compressed file in progress."""
+    parts = _Parts(store, rows_per_file, prefix)
     for batch in batches:
-        for row in batch:
-            pending.append(row)
-            if len(pending) >= rows_per_file:
-                flush()
-    flush()
-    manifest = StagingManifest(
-        store.uri, "parquet", schema, tuple(files), dict(window or {}), retention, dict(origin or {})
-    )
-    store.write(MANIFEST, [manifest.to_json().encode()])
-    return manifest
+        if batch:
+            parts.add(rows_to_arrow(schema, schema.names, list(batch), unbounded=None))
+    return parts.manifest(schema, window, retention, origin)
 
 
 class _ChunkReader(io.RawIOBase):
@@ -108,7 +157,8 @@ def stage_csv(
     origin: Mapping[str, str] | None = None,
 ) -> StagingManifest:
     """PostgreSQL CSV COPY output parsed by pyarrow's streaming reader (no row decoded in Python)
-    into Parquet files of ``rows_per_file`` rows, then their manifest; memory stays one file."""
+    into Parquet files of ``rows_per_file`` rows, then their manifest; memory: one CSV block and
+    the compressed file in progress."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
@@ -129,35 +179,11 @@ def stage_csv(
             false_values=["f"],
         ),
     )
-    files: list[StagedFile] = []
-    pending: list[Any] = []
-    count = 0
 
-    def flush(upto: int) -> None:
-        nonlocal pending, count
-        table = pa.Table.from_batches(pending, schema=reader.schema)
-        head, rest = table.slice(0, upto), table.slice(upto)
-        data = _parquet_bytes(head)
-        digest = Digest()
-        digest.update(data)
-        name = f"part-{len(files):05d}.parquet"
-        store.write(name, [data])
-        files.append(StagedFile(name, digest.bytes, head.num_rows, digest.sha256))
-        pending = rest.to_batches() if rest.num_rows else []
-        count = rest.num_rows
-
+    parts = _Parts(store, rows_per_file)
     for batch in reader:
-        pending.append(batch)
-        count += batch.num_rows
-        while count >= rows_per_file:
-            flush(rows_per_file)
-    if count:
-        flush(count)
-    manifest = StagingManifest(
-        store.uri, "parquet", schema, tuple(files), dict(window or {}), retention, dict(origin or {})
-    )
-    store.write(MANIFEST, [manifest.to_json().encode()])
-    return manifest
+        parts.add(pa.Table.from_batches([batch]))
+    return parts.manifest(schema, window, retention, origin)
 
 
 def load_manifest(store: ObjectStore) -> StagingManifest:
