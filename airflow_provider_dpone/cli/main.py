@@ -55,6 +55,17 @@ def _selected(manifest: Manifest, name: str | None) -> list[LoadSpec]:
     return done
 
 
+def _certifications(manifest: Manifest) -> list[tuple[str, str]]:
+    """The connectors a manifest uses that are not yet beta (seed 002: experimental)."""
+    from ..contracts.connectors import CONNECTORS
+
+    used = {ld.source.connector for ld in manifest.loads} | {ld.sink.connector for ld in manifest.loads}
+    if manifest.state.backend == "table":
+        used.add(manifest.state.connector)
+    levels = ((name, CONNECTORS[name].certification) for name in sorted(used) if name in CONNECTORS)
+    return [(name, level) for name, level in levels if level == "experimental"]
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     manifests, issues = validate_paths(args.paths)
     data: dict[str, Any] = {
@@ -65,6 +76,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
         "errors": [{"file": i.file, "load": i.load, "field": i.field, "message": i.message} for i in issues],
     }
     lines = [f"ok    {m.source_file}: pipeline '{m.pipeline}', {len(m.loads)} load(s)" for m in manifests]
+    notes = [
+        {"file": m.source_file, "connector": name, "certification": level}
+        for m in manifests
+        for name, level in _certifications(m)
+    ]
+    if notes:
+        data["notes"] = notes
+    lines += [
+        f"note  {n['file']}: connector '{n['connector']}' is {n['certification']} (seed 002's levels; "
+        f"docs/{n['connector']}.md says what evidence promotes it)"
+        for n in notes
+    ]
     lines += [f"error {i}" for i in issues]
     if not manifests and not issues:
         lines.append("no manifest files found")

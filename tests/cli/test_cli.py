@@ -340,3 +340,21 @@ def test_plan_says_when_the_run_would_refuse_its_state(clean_pg, tmp_path, capsy
     (entry,) = plan["loads"]
     assert code == EXIT_OK and "reading the source in full" in entry["warning"]
     assert entry["extract"]["window"]["lower"] is None  # the plan reads everything, as the run would
+
+
+def test_validate_notes_an_experimental_connector(tmp_path, capsys) -> None:
+    path = tmp_path / "ms.yaml"
+    path.write_text(
+        "pipeline: ms\n"
+        "loads:\n"
+        "  - name: orders\n"
+        "    source: {connector: mssql, conn_id: shop, table: dbo.orders}\n"
+        "    sink: {connector: postgres, conn_id: dwh, table: raw.orders}\n"
+    )
+    assert main(["validate", str(path)]) == 0
+    assert "connector 'mssql' is experimental" in capsys.readouterr().out
+    assert main(["validate", "--format", "json", str(path)]) == 0
+    notes = json.loads(capsys.readouterr().out)["notes"]
+    assert notes == [{"file": str(path), "connector": "mssql", "certification": "experimental"}]
+    path.write_text(path.read_text().replace("connector: mssql", "connector: postgres"))
+    assert main(["validate", str(path)]) == 0 and "experimental" not in capsys.readouterr().out
