@@ -25,7 +25,6 @@ import io
 import json
 import os
 import resource
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,25 +45,6 @@ insert into events select g, g % 17, 'event-' || g, (g % 65536) / 100.0, g % 2 =
 from generate_series(1, ROWS) g;
 """
 KEY, SECRET = "AKIDBENCH", "bench-secret"
-
-
-def _moto() -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = int(s.getsockname()[1])
-    server = Path(sys.executable).with_name("moto_server")
-    process = subprocess.Popen(
-        [str(server), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(100):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    return process, f"http://127.0.0.1:{port}"
 
 
 def pipe(pg: str, endpoint: str, bucket: str) -> float:
@@ -167,9 +147,10 @@ def main() -> int:
     pg = recreate_database(admin, "dpone_bench_objects")
     with psycopg.connect(pg, autocommit=True) as conn:
         conn.execute(EVENTS.replace("ROWS", str(int(args.rows))))
-    moto, endpoint = _moto()
+    from airflow_provider_dpone.demo.s3_server import moto_s3
+
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
-    try:
+    with moto_s3() as endpoint:
         boto3.client(
             "s3",
             endpoint_url=endpoint,
@@ -193,9 +174,6 @@ def main() -> int:
                 seconds[path].append(measured["seconds"])
                 setups.append(measured["setup_seconds"])
                 rss[path].append(measured["peak_rss_mb"])
-    finally:
-        moto.terminate()
-        moto.wait(10)
     p = statistics.median(pipes)
     d = {k: statistics.median(v) for k, v in seconds.items()}
     result: dict[str, Any] = {
