@@ -58,8 +58,10 @@ EXTRA_KEYWORDS = {
     "packet_size": "PacketSize",
 }
 # Extras other clients read and this driver has no use for: the official hook's SQLAlchemy
-# scheme, an ODBC driver name (mssql-python brings its own ODBC Driver 18), dpone's own options.
-IGNORED_EXTRAS = frozenset({"sqlalchemy_scheme", "driver", "odbc_driver", "bulk_batch_size", "login_timeout"})
+# scheme, an ODBC driver name (mssql-python brings its own ODBC Driver 18), and dpone's own login_timeout.
+IGNORED_EXTRAS = frozenset(
+    {"sqlalchemy_scheme", "driver", "login_timeout"}
+)  # login_timeout: read by get_conn
 LOGIN_TIMEOUT = 30  # seconds to open a connection, unless the extra login_timeout says otherwise
 
 # Server messages of errors a retry can resolve: a deadlock victim (1205), a lock wait that

@@ -125,6 +125,12 @@ def test_the_connection_string_comes_from_the_official_connection_fields() -> No
         mssql_session.connection_string(
             ConnectionRecord("c", "mssql", host="h", extra='{"sslmode": "require"}')
         )
+    with pytest.raises(
+        BadInputError, match=r"extra \['bulk_batch_size'\] is not a SQL Server connection option"
+    ):
+        mssql_session.connection_string(
+            ConnectionRecord("c", "mssql", host="h", extra='{"bulk_batch_size": 5}')
+        )
     with pytest.raises(BadInputError, match="host is empty"):
         mssql_session.connection_string(ConnectionRecord("c", "mssql"))
 
