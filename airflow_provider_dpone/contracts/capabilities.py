@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from .connectors import CONNECTORS, ConnectorInfo
 from .errors import ValidationIssue
 from .sources import TableSource
-from .strategies import CHANGE_MODES, RECONCILING_STRATEGIES, Strategy
+from .strategies import CHANGE_MODES, RECONCILING_STRATEGIES, IncrementalMode, Strategy
 
 if TYPE_CHECKING:
     from .manifest import LoadSpec, Manifest
@@ -181,6 +181,35 @@ def _strategy_problems(load: LoadSpec) -> list[str]:
     return problems
 
 
+def _parallel_problems(load: LoadSpec, src: ConnectorInfo) -> list[str]:
+    """A partitioned load: a table source that splits, one window every partition shares, and
+    files in a store every task reaches (docs/parallel.md)."""
+    if load.parallel is None:
+        return []
+    problems = []
+    inc = load.source.incremental
+    if not src.partitions:
+        problems.append(
+            f"parallel: connector '{src.name}' cannot split a source into ranges; connectors that "
+            f"can: {_supporters('partitions')}"
+        )
+    elif not isinstance(load.source, TableSource):
+        problems.append("parallel: splits a table source ('table'), not a query")
+    if inc is not None and inc.mode is not IncrementalMode.CURSOR:
+        problems.append(
+            f"parallel: source.incremental.mode '{inc.mode.value}' reads one position, which "
+            "partitions cannot share; use a full or cursor load"
+        )
+    elif inc is not None and inc.chunk:
+        problems.append("parallel: source.incremental.chunk cannot be combined with partitions")
+    if load.sink.staging.files is None:
+        problems.append(
+            "parallel: needs sink.staging.files: each partition's task stages its rows as files "
+            "that the finalize task loads (an s3://, gs:// or abfs:// uri reaches every worker)"
+        )
+    return problems
+
+
 def load_problems(load: LoadSpec) -> list[str]:
     """Everything in ``load`` that would not run as asked; each message starts with its field."""
     problems = []
@@ -188,7 +217,7 @@ def load_problems(load: LoadSpec) -> list[str]:
     if snk:
         problems += _sink_problems(load, snk)
     if src:
-        problems += _source_problems(load, src)
+        problems += _source_problems(load, src) + _parallel_problems(load, src)
     return problems + _strategy_problems(load)
 
 

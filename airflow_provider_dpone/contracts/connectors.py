@@ -42,6 +42,8 @@ class ConnectorInfo:
     default_lookback: dict[str, float] = field(default_factory=dict)
     # sink: loads a staging manifest of verified files (sink.staging.files)
     file_staging: bool = False
+    # source: splits a table into key ranges read by parallel tasks (parallel: {partitions, by})
+    partitions: bool = False
     # seed 002's level: experimental, beta, production-certified (what its evidence supports)
     certification: str = "beta"
 
@@ -73,6 +75,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         hosts_state=True,
         target_watermark=True,
         file_staging=True,
+        partitions=True,
     ),
     # Experimental until the live suite (DPONE_MSSQL_URI, docs/mssql.md) has run green: no SQL
     # Server can run where CI runs.
@@ -104,6 +107,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         hosts_state=True,
         target_watermark=True,
         file_staging=True,
+        partitions=True,
         certification="experimental",
     ),
     "clickhouse": ConnectorInfo(

@@ -24,6 +24,7 @@ def load_mapping(
     quality: Sequence[Mapping[str, Any]] | None = None,
     schema_evolution: Mapping[str, Any] | None = None,
     reconciliation: Mapping[str, Any] | None = None,
+    parallel: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The manifest ``loads[]`` entry the arguments describe (unset ones left to the defaults)."""
     load: dict[str, Any] = {"name": name, "source": source, "sink": sink}
@@ -32,6 +33,7 @@ def load_mapping(
         "quality": quality,
         "schema_evolution": schema_evolution,
         "reconciliation": reconciliation,
+        "parallel": parallel,
     }
     load.update({k: v for k, v in extras.items() if v is not None})
     return load

@@ -23,6 +23,7 @@ from .capabilities import load_problems, state_problems
 from .connectors import CONNECTORS
 from .durations import parse_duration, validate_schedule
 from .errors import ManifestError, ValidationIssue
+from .partitions import ParallelSpec
 from .quality import QualityCheck
 from .sources import KIND_KEYS, SOURCE_KINDS, TAG, SourceBase, SourceSpec, WindowSpec
 from .spec_base import Strict, check_connector, check_table
@@ -46,11 +47,13 @@ class FileStagingSpec(Strict):
     @field_validator("uri")
     @classmethod
     def _uri(cls, value: str) -> str:
-        scheme = value.split("://", 1)[0] if "://" in value else ""
-        if scheme not in ("file", "s3"):
-            raise ValueError(
-                f"{value!r}: give file:///path or s3://bucket/prefix (gs:// and abfs:// are not implemented yet)"
-            )
+        from .errors import BadInputError
+        from .staging_uri import parse_staging_uri
+
+        try:
+            parse_staging_uri(value.rstrip("/"))  # the forms: docs/object-storage.md
+        except BadInputError as exc:
+            raise ValueError(str(exc)) from None
         return value.rstrip("/")
 
 
@@ -161,6 +164,8 @@ class LoadSpec(Strict):
     reconciliation: ReconciliationSpec = Field(default_factory=ReconciliationSpec)
     quality: list[QualityCheck] = Field(default_factory=list)
     retries: int | None = Field(default=None, ge=0)
+    # split a table source into key ranges extracted by parallel mapped tasks (docs/parallel.md)
+    parallel: ParallelSpec | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from airflow.sdk import DAG
 from ..contracts.errors import ValidationIssue
 from ..contracts.manifest import Manifest
 from ..operators.manual_run import run_params
+from ..operators.partitioned_load import partitioned_load
 from ..operators.staged_load import InvalidManifestOperator, StagedLoadOperator, validated_loads
 from .files import broken_dag_id, files_for_dag, validate_paths
 
@@ -47,28 +48,34 @@ def build_dag(manifest: Manifest) -> DAG:
     )
     state = manifest.state.model_dump(by_alias=True)
     tasks: dict[str, StagedLoadOperator] = {}
+    first: dict[str, Any] = {}  # where a load starts: its plan task when partitioned
     with dag, validated_loads():  # validated with the manifest: not again per operator
         for load in manifest.loads:
             extra: dict[str, Any] = {}
             if load.retries is not None:
                 extra["retries"] = load.retries
             dumped = load.model_dump(mode="json", by_alias=True)
-            tasks[load.name] = StagedLoadOperator(
-                task_id=load.name,
-                pipeline=manifest.pipeline,
-                load_name=load.name,
-                source=dumped["source"],
-                sink=dumped["sink"],
-                state=state,
-                quality=dumped["quality"],
-                schema_evolution=dumped["schema_evolution"],
-                reconciliation=dumped["reconciliation"],
-                doc_md=load.description,
+            args: dict[str, Any] = {
+                "pipeline": manifest.pipeline,
+                "load_name": load.name,
+                "source": dumped["source"],
+                "sink": dumped["sink"],
+                "state": state,
+                "quality": dumped["quality"],
+                "schema_evolution": dumped["schema_evolution"],
+                "reconciliation": dumped["reconciliation"],
+                "doc_md": load.description,
                 **extra,
-            )
+            }
+            if load.parallel is not None:  # plan >> extract (mapped, one per range) >> this load
+                first[load.name], _, tasks[load.name] = partitioned_load(
+                    task_id=load.name, parallel=dumped["parallel"], **args
+                )
+            else:
+                tasks[load.name] = first[load.name] = StagedLoadOperator(task_id=load.name, **args)
     for load in manifest.loads:
         for dep in load.depends_on:
-            tasks[dep] >> tasks[load.name]
+            tasks[dep] >> first[load.name]
     return dag
 
 

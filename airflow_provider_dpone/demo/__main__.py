@@ -113,7 +113,9 @@ def latest_reports(sql_alchemy_conn: str, dag_id: str) -> list[dict]:
             {"d": dag_id},
         ).fetchall()
     engine.dispose()
-    return [json.loads(v) if isinstance(v, str) else v for (v,) in rows]
+    values = [json.loads(v) if isinstance(v, str) else v for (v,) in rows]
+    # a partitioned load's plan and extract tasks return their ranges and files, not reports
+    return [v for v in values if isinstance(v, dict) and "load" in v and "status" in v]
 
 
 def _print_report(report: dict) -> None:

@@ -13,10 +13,11 @@ from typing import Any
 
 from ..contracts.artifacts import ExtractResult, StreamingBatches, StreamStats
 from ..contracts.errors import BadInputError
+from ..contracts.partitions import ParallelSpec, PartitionPlan, PartitionTask
 from ..contracts.sources import SourceSpec, TableSource, sql_source
 from ..contracts.state import StateRecord
 from ..contracts.strategies import CHANGE_MODES, IncrementalMode
-from ..contracts.table import TableSchema
+from ..contracts.table import Column, TableSchema
 from ..sql.extract_plan import (
     bound_cursor,
     cursor_column,
@@ -27,6 +28,7 @@ from ..sql.extract_plan import (
 )
 from ..sql.mssql import MSSQL as dialect
 from ..sql.mssql_catalog import DESCRIBE_QUERY
+from ..sql.partition_plan import and_where, partition_clause, pinned_upper, plan_ranges
 from .mssql_feeds import feed_window
 from .mssql_session import MsSqlSessions, classify, close_quietly, fetch
 
@@ -41,6 +43,7 @@ class _Prepared:
     candidate: StateRecord | None
     details: dict[str, Any]
     more: bool = False
+    relation: str = ""  # the FROM item read
 
 
 class _OwnedStream(Iterator[list[Sequence[Any]]]):
@@ -108,8 +111,11 @@ class MsSqlSource(MsSqlSessions):
             raise BadInputError("source.query: SQL Server describes no result set for it")
         return TableSchema(self._columns(rows, "source.query")), relation
 
-    def _prepare(self, cur: Any, spec: SourceSpec, state: StateRecord | None) -> _Prepared:
-        """Schema, window (its upper bound measured now) and SELECT of one extract."""
+    def _prepare(
+        self, cur: Any, spec: SourceSpec, state: StateRecord | None, partition: PartitionTask | None = None
+    ) -> _Prepared:
+        """Schema, window (its upper bound measured now, or as a partition's plan fixed it) and
+        SELECT of one extract."""
         schema, relation = self.describe_source(cur, spec)
         inc = spec.incremental
         if inc is not None and inc.mode in CHANGE_MODES:
@@ -124,7 +130,10 @@ class MsSqlSource(MsSqlSessions):
         if inc is not None and inc.mode is IncrementalMode.CURSOR:
             plan = plan_cursor(inc, state, cursor_column(inc, schema))
             native = dialect.native_type(plan.column)
-            if plan.chunk:
+            pinned, upper = pinned_upper(partition)
+            if pinned and not plan.chunk:
+                window = bound_cursor(plan, upper)
+            elif plan.chunk:
                 bounds = dialect.chunk_bounds(relation, plan.cursor, native, plan.temporal, plan.has_lower)
                 maximum, chunk_end = fetch(cur, bounds, dialect.chunk_params(plan.chunk, plan.lower))[0]
                 window = bound_cursor(plan, maximum, chunk_end)
@@ -151,19 +160,29 @@ class MsSqlSource(MsSqlSessions):
             fixed = fixed_window(spec.window, schema)
             where, params = dialect.window_predicate(fixed.column), (fixed.start, fixed.end)
             details["window"] = fixed.details()
+        if partition is not None:  # one range of a partitioned load
+            clause = partition_clause(dialect, schema, spec, partition)
+            where, params = and_where([(where, params), clause])
+            details["partition"] = partition.range.describe()
         select = dialect.select_rows(relation, schema.names, where, casts=dialect.read_casts(schema))
-        return _Prepared(schema, select, params, candidate, details, more)
+        return _Prepared(schema, select, params, candidate, details, more, relation)
 
     # --- source ----------------------------------------------------------------------------------
 
     def extract(
-        self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...] = ()
+        self,
+        spec: SourceSpec,
+        state: StateRecord | None,
+        *,
+        accepted_formats: tuple[str, ...] = (),
+        partition: PartitionTask | None = None,
     ) -> ExtractResult:
         """Fix the window and return lazily read row batches (``accepted_formats``: SQL Server
-        exports no file format another sink reads, so rows it is)."""
+        exports no file format another sink reads, so rows it is; ``partition``: only that range
+        of a partitioned load, in the window its plan fixed)."""
         conn = self.connect()
         try:
-            prepared = self._prepare(conn.cursor(), spec, state)
+            prepared = self._prepare(conn.cursor(), spec, state, partition)
             prepared.details["query"] = prepared.select
             stats = StreamStats()
             batches = self._row_batches(conn, prepared.select, prepared.params, spec.batch_size, stats)
@@ -205,6 +224,20 @@ class MsSqlSource(MsSqlSessions):
         params = [str(p) for p in prepared.params]
         plan = plan_entry(prepared.select, params, prepared.details, prepared.candidate, prepared.schema)
         return plan, prepared.schema
+
+    def plan_partitions(
+        self, spec: SourceSpec, state: StateRecord | None, parallel: ParallelSpec
+    ) -> PartitionPlan:
+        """The window and the key ranges of a partitioned load; reads the catalog and bounds only."""
+        with self.session() as conn:
+            cur = conn.cursor()
+            prepared = self._prepare(cur, spec, state)
+
+            def measure(column: Column) -> tuple[str | None, str | None]:
+                low, high = fetch(cur, dialect.key_bounds(prepared.relation, column))[0]
+                return low, high
+
+            return plan_ranges(spec, prepared.schema, parallel, measure, prepared.candidate, prepared.details)
 
     def extract_keys(
         self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...] = ()

@@ -26,10 +26,11 @@ from ..contracts.artifacts import (
     StreamStats,
 )
 from ..contracts.errors import BadInputError
+from ..contracts.partitions import ParallelSpec, PartitionPlan, PartitionTask
 from ..contracts.sources import SourceSpec, TableSource, sql_source
 from ..contracts.state import StateRecord, XminState
 from ..contracts.strategies import IncrementalMode
-from ..contracts.table import CanonicalType, TableSchema
+from ..contracts.table import CanonicalType, Column, TableSchema
 from ..sql.dialect import TableRef
 from ..sql.extract_plan import (
     bound_cursor,
@@ -40,6 +41,7 @@ from ..sql.extract_plan import (
     plan_cursor,
     plan_entry,
 )
+from ..sql.partition_plan import and_where, partition_clause, pinned_upper, plan_ranges
 from ..sql.postgres import POSTGRES as dialect
 from .postgres_copy_out import copy_out_chunks, export_snapshot, snapshot_reader
 from .postgres_errors import classify
@@ -72,6 +74,7 @@ class _Prepared:
     binary_ok: bool  # binary COPY reads every column faithfully
     select: str
     window: _Window
+    relation: str  # the FROM item read
 
 
 class _OwnedStream(Iterator[Any]):
@@ -161,15 +164,20 @@ class PostgresSource(PostgresSessions):
         schema: TableSchema,
         relation: str,
         state: StateRecord | None,
+        partition: PartitionTask | None = None,
     ) -> _Window:
-        """The incremental part of this extract: WHERE clause, parameters, state candidate."""
+        """The incremental part of this extract: WHERE clause, parameters, state candidate (a
+        partition's cursor window is the one its plan fixed)."""
         inc = spec.incremental
         if inc is None:
             return _Window("", (), None, {"mode": "full"})
         if inc.mode is IncrementalMode.CURSOR:
             plan = plan_cursor(inc, state, cursor_column(inc, schema))
             native = dialect.native_type(plan.column)
-            if plan.chunk:
+            pinned, upper = pinned_upper(partition)
+            if pinned and not plan.chunk:
+                window = bound_cursor(plan, upper)
+            elif plan.chunk:
                 bounds = dialect.chunk_bounds(relation, plan.cursor, native, plan.temporal, plan.has_lower)
                 maximum, chunk_end = one_row(cur.execute(bounds, {"chunk": plan.chunk, "lower": plan.lower}))
                 window = bound_cursor(plan, maximum, chunk_end)
@@ -201,17 +209,27 @@ class PostgresSource(PostgresSessions):
             return _Window("", (), candidate, details)
         raise BadInputError(f"source.incremental.mode: '{inc.mode.value}' is not supported by postgres")
 
-    def _prepare(self, cur: psycopg.Cursor, spec: SourceSpec, state: StateRecord | None) -> _Prepared:
+    def _prepare(
+        self,
+        cur: psycopg.Cursor,
+        spec: SourceSpec,
+        state: StateRecord | None,
+        partition: PartitionTask | None = None,
+    ) -> _Prepared:
         """The extract's schema, SELECT and window, fixed in the open snapshot."""
         schema, binary_ok, relation = self.describe_source(cur, spec)
-        window = self._window(cur, spec, schema, relation, state)
+        window = self._window(cur, spec, schema, relation, state, partition)
         if isinstance(spec, TableSource) and spec.window:  # a fixed range (replace reads what it rewrites)
             fixed = fixed_window(spec.window, schema)
             window.where = dialect.window_predicate(fixed.column)
             window.params = (fixed.start, fixed.end)
             window.details["window"] = fixed.details()
+        if partition is not None:  # one range of a partitioned load
+            clause = partition_clause(dialect, schema, spec, partition)
+            window.where, window.params = and_where([(window.where, window.params), clause])
+            window.details["partition"] = partition.range.describe()
         select = dialect.select_rows(relation, schema.names, window.where, casts=schema.extras)
-        return _Prepared(schema, binary_ok, select, window)
+        return _Prepared(schema, binary_ok, select, window, relation)
 
     def _open_snapshot(self) -> psycopg.Connection:
         conn = self.connect()
@@ -219,13 +237,19 @@ class PostgresSource(PostgresSessions):
         return conn
 
     def extract(
-        self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...] = ()
+        self,
+        spec: SourceSpec,
+        state: StateRecord | None,
+        *,
+        accepted_formats: tuple[str, ...] = (),
+        partition: PartitionTask | None = None,
     ) -> ExtractResult:
-        """Start a REPEATABLE READ snapshot, fix the window, and return a lazy artifact."""
+        """Start a REPEATABLE READ snapshot, fix the window, and return a lazy artifact
+        (``partition``: only that range of a partitioned load, in the window its plan fixed)."""
         conn = self._open_snapshot()
         try:
             snapshot = export_snapshot(conn) if accepted_formats else None  # for a faster COPY reader
-            prepared = self._prepare(conn.cursor(), spec, state)
+            prepared = self._prepare(conn.cursor(), spec, state, partition)
             schema, select, window = prepared.schema, prepared.select, prepared.window
             window.details["query"] = select
             if prepared.binary_ok and BINARY in accepted_formats:
@@ -326,6 +350,26 @@ class PostgresSource(PostgresSessions):
             params = [str(p) for p in window.params]
             plan = plan_entry(statement, params, window.details, window.candidate, schema)
             return plan, schema
+        finally:
+            conn.rollback()
+            conn.close()
+
+    def plan_partitions(
+        self, spec: SourceSpec, state: StateRecord | None, parallel: ParallelSpec
+    ) -> PartitionPlan:
+        """The window and the key ranges of a partitioned load, measured in one snapshot; the
+        transaction is rolled back, nothing is written."""
+        conn = self._open_snapshot()
+        try:
+            cur = conn.cursor()
+            prepared = self._prepare(cur, spec, state)
+            window, relation = prepared.window, prepared.relation
+
+            def measure(column: Column) -> tuple[str | None, str | None]:
+                low, high = one_row(cur.execute(dialect.key_bounds(relation, column)))
+                return low, high
+
+            return plan_ranges(spec, prepared.schema, parallel, measure, window.candidate, window.details)
         finally:
             conn.rollback()
             conn.close()

@@ -65,6 +65,11 @@ class StagedLoadOperator(BaseOperator):
     :param quality: quality checks run on staging before finalize (docs/quality-gates.md).
     :param schema_evolution: ``{mode, on_type_change}`` (docs/schema-evolution.md).
     :param reconciliation: ``{deletes, max_delete_fraction, ...}`` (docs/strategies.md).
+    :param parallel: ``{partitions, by}``: the load is split into key ranges (docs/parallel.md).
+        Given alone, this task runs the ranges one after another; :func:`partitioned_load` maps
+        them over Airflow's workers and passes their results as ``partitions``.
+    :param partitions: the mapped extract tasks' results (``extract.output``) this task verifies
+        and loads together.
 
     The arguments are checked when the DAG file is parsed, by the manifest's rules and with the
     messages of ``dpone validate`` (templated strings and XComArgs are checked when the task
@@ -73,7 +78,7 @@ class StagedLoadOperator(BaseOperator):
     duplicate keys, schema mismatch) fail the task without retrying.
     """
 
-    template_fields: Sequence[str] = ("source", "sink", "state", "quality")
+    template_fields: Sequence[str] = ("source", "sink", "state", "quality", "partitions")
     template_fields_renderers = {"source": "json", "sink": "json", "state": "json", "quality": "json"}
     ui_color = "#d9ecf2"
 
@@ -88,6 +93,8 @@ class StagedLoadOperator(BaseOperator):
         quality: Sequence[Mapping[str, Any]] | None = None,
         schema_evolution: Mapping[str, Any] | None = None,
         reconciliation: Mapping[str, Any] | None = None,
+        parallel: Mapping[str, Any] | None = None,
+        partitions: Any = None,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -99,6 +106,8 @@ class StagedLoadOperator(BaseOperator):
         self.quality = list(quality or [])
         self.schema_evolution = schema_evolution
         self.reconciliation = reconciliation
+        self.parallel = parallel
+        self.partitions = partitions
         # a mapped instance's state key, from its arguments as written (templates unrendered)
         self._identity = (
             mapped_identity(source, sink)
@@ -113,7 +122,14 @@ class StagedLoadOperator(BaseOperator):
             return
         from ..contracts.load_args import check_load, unrendered
 
-        parts = (self.source, self.sink, self.state, self.schema_evolution, self.reconciliation)
+        parts = (
+            self.source,
+            self.sink,
+            self.state,
+            self.schema_evolution,
+            self.reconciliation,
+            self.parallel,
+        )
         if not all(p is None or isinstance(p, Mapping) for p in parts):
             return  # a whole part comes from an XComArg: checked when the task runs
         pipeline = self.pipeline or (self.dag_id if self.has_dag() else "dpone")
@@ -138,6 +154,7 @@ class StagedLoadOperator(BaseOperator):
             quality=self.quality or None,
             schema_evolution=self.schema_evolution,
             reconciliation=self.reconciliation,
+            parallel=self.parallel,
         )
 
     def _known_loads(self) -> set[str]:
@@ -153,11 +170,10 @@ class StagedLoadOperator(BaseOperator):
             return self.task_id
         return f"{self.task_id}.{self._identity or mapped_identity(self.source, self.sink)}"
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Any) -> Any:
         from ..contracts.load_args import check_load
         from ..contracts.run_request import run_request
-        from ..runtime.engine import run_load
-        from .manual_run import check_selection, requested_load, reset_state
+        from .manual_run import check_selection, requested_load
         from .wiring import assemble
 
         pipeline = self.pipeline or self.dag_id
@@ -171,30 +187,63 @@ class StagedLoadOperator(BaseOperator):
                     self.log.info(
                         "dpone %s.%s: not selected by this %s run", pipeline, spec.name, request.mode
                     )
-                    return {
-                        "pipeline": pipeline,
-                        "load": spec.name,
-                        "status": "not_selected",
-                        "request": request.to_dict(),
-                    }
+                    return self._skip(
+                        {
+                            "pipeline": pipeline,
+                            "load": spec.name,
+                            "status": "not_selected",
+                            "request": request.to_dict(),
+                        }
+                    )
                 if request.mode == "reset_state":
-                    done = reset_state(pipeline, spec, state, request)
-                    self.log.info("dpone %s.%s: state reset (%s)", pipeline, spec.name, done)
-                    return done
+                    return self._reset(pipeline, spec, state, request)
             parts = assemble(spec, state)
             check_writable = getattr(parts.state, "check_writable", None)
             if check_writable is not None:  # a state its end could not write: refuse before any data moves
                 check_writable(pipeline, spec.name)
             if request.mode != "scheduled":
                 spec = requested_load(spec, request, parts.state.get(pipeline, spec.name))
-            report = run_load(pipeline, spec, parts, run_id=context["run_id"], request=request)
+            report = self._run(pipeline, spec, parts, context["run_id"], request)
         except Exception as exc:
             self._keep(getattr(exc, "run_report", None))
             if not isinstance(exc, DponeError) or exc.retryable:
                 raise
             raise AirflowFailException(str(exc)) from exc
+        return self._finish(report)
+
+    def _skip(self, outcome: dict[str, Any]) -> Any:
+        """What a run that does not select this load returns."""
+        return outcome
+
+    def _reset(self, pipeline: str, spec: Any, state: Any, request: Any) -> Any:
+        """A ``reset_state`` run: forget the load's state (confirmed by the request)."""
+        from .manual_run import reset_state
+
+        done = reset_state(pipeline, spec, state, request)
+        self.log.info("dpone %s.%s: state reset (%s)", pipeline, spec.name, done)
+        return done
+
+    def _finish(self, report: Any) -> Any:
+        """The task's return value (XCom) from what ``_run`` returned."""
         self._keep(report)
         return report.to_dict()
+
+    def _run(self, pipeline: str, spec: Any, parts: Any, run_id: str, request: Any) -> Any:
+        """The load itself: one engine run; a partitioned one from its mapped partitions'
+        files, or range after range here when it was given none."""
+        from ..runtime.engine import run_load
+
+        if spec.parallel is None:
+            return run_load(pipeline, spec, parts, run_id=run_id, request=request)
+        from ..contracts.partitions import PartitionResult
+        from ..runtime.partitioned import finalize_partitions, run_partitioned
+
+        if self.partitions is None:
+            return run_partitioned(pipeline, spec, parts, run_id, request)
+        results = [
+            PartitionResult.from_dict(r, f"partition result {i}") for i, r in enumerate(self.partitions)
+        ]
+        return finalize_partitions(pipeline, spec, parts, run_id, results, request)
 
     def _keep(self, report: Any) -> None:
         """Remember the lineage for OpenLineage; save the report where DPONE_REPORT_DIR says."""

@@ -30,23 +30,26 @@ def run_directory(spec: FileStagingSpec, ctx: LoadContext) -> str:
     return "/".join([spec.uri, *parts, uuid.uuid4().hex[:12]])
 
 
-def stage_files(spec: FileStagingSpec, ctx: LoadContext, extract: ExtractResult) -> ExtractResult:
-    """Write the extract's rows as files (memory: one file's rows); the result carries their
-    manifest instead of the rows."""
+def stage_files(
+    spec: FileStagingSpec, ctx: LoadContext, extract: ExtractResult, directory: str | None = None
+) -> ExtractResult:
+    """Write the extract's rows as files (memory: one file's rows) under ``directory`` (the
+    try's own by default); the result carries their manifest instead of the rows."""
     from ..staging.files import stage_csv, stage_parquet
     from ..staging.store import store_for
 
-    store = store_for(run_directory(spec, ctx), spec.conn_id)
-    artifact, n, window, keep = extract.artifact, spec.rows_per_file, extract.details, spec.retention
+    store = store_for(directory or run_directory(spec, ctx), spec.conn_id)
+    artifact, n, keep = extract.artifact, spec.rows_per_file, spec.retention
+    options: dict[str, Any] = {
+        "rows_per_file": n,
+        "window": extract.details,
+        "retention": keep,
+        "origin": {"pipeline": ctx.pipeline, "load": ctx.load.name, "run_id": ctx.run_id},
+    }
     if isinstance(artifact, FileExport) and artifact.format == CSV:  # parsed by pyarrow, not in Python
-        manifest = stage_csv(
-            store, extract.schema, artifact.chunks, rows_per_file=n, window=window, retention=keep
-        )
+        manifest = stage_csv(store, extract.schema, artifact.chunks, **options)
     else:
-        batches = iter_row_batches(artifact)
-        manifest = stage_parquet(
-            store, extract.schema, batches, rows_per_file=n, window=window, retention=keep
-        )
+        manifest = stage_parquet(store, extract.schema, iter_row_batches(artifact), **options)
     sent = extract.stats.source_rows
     if sent is not None and sent != manifest.rows:
         raise StagingEvidenceError(

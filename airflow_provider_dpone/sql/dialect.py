@@ -66,6 +66,25 @@ class SqlDialect(ABC):
     def count_rows(self, table: TableRef) -> str:
         return f"select count(*) from {table.sql}"
 
+    def bound_param(self, column: Column) -> str:
+        """A text parameter read as a value of ``column``'s type (a window or range bound)."""
+        raise NotImplementedError(f"{self.DIALECT} reads no bound parameters")
+
+    def key_bounds(self, relation: str, column: Column) -> str:
+        """One row: ``column``'s min and max in ``relation``, as text a bound parameter reads."""
+        raise NotImplementedError(f"{self.DIALECT} measures no key bounds")
+
+    def range_predicate(self, column: Column, lower: bool, upper: bool, nulls: bool) -> str:
+        """``lower <= column < upper`` (each bound when asked for, as parameters in that order),
+        or ``column is null`` too when ``nulls``: one partition of a partitioned load."""
+        col = self.quote_ident(column.name)
+        parts = [f"{col} >= {self.bound_param(column)}"] if lower else []
+        parts += [f"{col} < {self.bound_param(column)}"] if upper else []
+        where = " and ".join(parts)
+        if nulls:
+            return f"{where} or {col} is null" if where else f"{col} is null"
+        return where
+
     def drop_table(self, table: TableRef) -> str:
         return f"drop table if exists {table.sql}"
 

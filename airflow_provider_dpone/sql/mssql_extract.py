@@ -164,8 +164,14 @@ class MsSqlReads(MsSqlCatalog):
 
     def window_predicate(self, column: Column) -> str:
         """``start <= column < end``, both bounds parameters cast to the column's type."""
+        return self.range_predicate(column, lower=True, upper=True, nulls=False)
+
+    def bound_param(self, column: Column) -> str:
+        return value_of("?", self.native_type(column))
+
+    def key_bounds(self, relation: str, column: Column) -> str:
         col, native = self.quote_ident(column.name), self.native_type(column)
-        return f"{col} >= {value_of('?', native)} and {col} < {value_of('?', native)}"
+        return f"select {text_of(f'min({col})', native)}, {text_of(f'max({col})', native)} from {relation}"
 
     def key_set_query(self, query: str, keys: Sequence[str]) -> str:
         """The key columns of a user query, as a query (the key set reconciliation compares)."""

@@ -57,6 +57,13 @@ class PostgresDialect(PostgresCatalog):
     def cursor_bounds(self, relation: str, cursor: str) -> str:
         return f"select max({self.quote_ident(cursor)})::text from {relation}"
 
+    def bound_param(self, column: Column) -> str:
+        return f"%s::{self.native_type(column)}"
+
+    def key_bounds(self, relation: str, column: Column) -> str:
+        col = self.quote_ident(column.name)
+        return f"select min({col})::text, max({col})::text from {relation}"
+
     def chunk_bounds(self, relation: str, cursor: str, native: str, temporal: bool, has_lower: bool) -> str:
         """(max cursor, upper bound of the next chunk) past the stored position ``lower``.
 
@@ -224,8 +231,7 @@ class PostgresDialect(PostgresCatalog):
 
     def window_predicate(self, column: Column) -> str:
         """``start <= column < end`` with both bounds as parameters cast to the column's type."""
-        col, native = self.quote_ident(column.name), self.native_type(column)
-        return f"{col} >= %s::{native} and {col} < %s::{native}"
+        return self.range_predicate(column, lower=True, upper=True, nulls=False)
 
     def delete_matching_partitions(self, target: TableRef, staging: TableRef, columns: Sequence[str]) -> str:
         """Scoped delete: every target row whose partition values occur in staging (NULLs match)."""

@@ -10,6 +10,7 @@ anything of it; the caller loads into staging, so a failure leaves the target un
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -164,9 +165,14 @@ def stage_csv(
 
     from .arrow import arrow_type
 
+    parts = _Parts(store, rows_per_file)
+    stream = iter(chunks)
+    first = next((c for c in stream if c), None)
+    if first is None:  # no rows (pyarrow refuses an empty CSV): a manifest of no files
+        return parts.manifest(schema, window, retention, origin)
     types = {c.name: arrow_type(c, unbounded=None) for c in schema.columns}
     reader = pcsv.open_csv(
-        io.BufferedReader(_ChunkReader(chunks), buffer_size=1 << 20),
+        io.BufferedReader(_ChunkReader(itertools.chain([first], stream)), buffer_size=1 << 20),
         read_options=pcsv.ReadOptions(column_names=schema.names, block_size=1 << 22),
         # a row whose only column is NULL is an empty line: it is a row
         parse_options=pcsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=False),
@@ -180,7 +186,6 @@ def stage_csv(
         ),
     )
 
-    parts = _Parts(store, rows_per_file)
     for batch in reader:
         parts.add(pa.Table.from_batches([batch]))
     return parts.manifest(schema, window, retention, origin)
@@ -222,6 +227,8 @@ def clean_up(store: ObjectStore, manifest: StagingManifest, *, succeeded: bool) 
     if not succeeded or manifest.retention == "keep":
         return []
     names = [MANIFEST] + [f.name for f in manifest.files]  # the manifest first: it never lists a deleted file
+    # files gathered from nested exports (a partitioned load's): their own manifests go last
+    names += sorted({f"{f.name.rsplit('/', 1)[0]}/{MANIFEST}" for f in manifest.files if "/" in f.name})
     for name in names:
         store.delete(name)
     return names

@@ -24,12 +24,29 @@ def test_dags_tasks_and_dependencies(tmp_path: Path) -> None:
     assert set(dag.task_ids) == {"customers", "orders"}
     assert dag.get_task("orders").upstream_task_ids == {"customers"}
     op = dag.get_task("orders")
-    assert op.template_fields == ("source", "sink", "state", "quality")
+    assert op.template_fields == ("source", "sink", "state", "quality", "partitions")
     assert op.sink["unique_key"] == ["id"] and op.load_name == "orders" and op.pipeline == "pipe_000"
     assert op.retries == 2 and dag.max_active_runs == 1 and "dpone" in dag.tags
     # the Trigger form's fields
     assert {"dpone_mode", "dpone_from", "dpone_to", "dpone_loads", "dpone_confirm"} <= set(dag.params)
     assert dag.params["dpone_mode"] == "scheduled" and op.trigger_rule == "all_success"
+
+
+def test_a_partitioned_load_is_a_plan_a_mapped_extract_and_its_own_task(tmp_path: Path) -> None:
+    loads = [
+        VALID["loads"][0],
+        {**VALID["loads"][1], "parallel": {"partitions": 4, "by": "id"},
+         "sink": {**VALID["loads"][1]["sink"], "staging": {"files": {"uri": "s3://bucket/dpone"}}}},
+    ]  # fmt: skip
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump({**VALID, "pipeline": "par", "loads": loads}))
+    dag = build_dags(tmp_path)["par"]
+    assert set(dag.task_ids) == {"customers", "orders__plan", "orders__extract", "orders"}
+    assert dag.get_task("orders__plan").upstream_task_ids == {"customers"}
+    extract = dag.get_task("orders__extract")
+    assert type(extract).__name__ == "MappedOperator" and extract.upstream_task_ids == {"orders__plan"}
+    final = dag.get_task("orders")
+    assert final.upstream_task_ids == {"orders__extract"} and final.load_name == "orders"
+    assert final.parallel == {"partitions": 4, "by": "id"}
 
 
 def test_broken_manifest_shows_as_its_own_dag(tmp_path: Path) -> None:

@@ -161,3 +161,12 @@ def test_a_row_whose_only_column_is_null_is_a_row(tmp_path: Path) -> None:
     manifest = stage_csv(store_for(tmp_path.as_uri()), one, [b'x\n\n""\ny\n'])  # NULL is an empty line
     back = [r["s"] for t in read_parquet(store_for(tmp_path.as_uri()), manifest) for r in t.to_pylist()]
     assert back == ["x", None, "", "y"]
+
+
+def test_an_empty_csv_export_stages_as_a_manifest_of_no_files(tmp_path: Path) -> None:
+    from airflow_provider_dpone.staging.files import stage_csv
+
+    one = TableSchema((Column("s", CanonicalType.STRING),))
+    manifest = stage_csv(store_for(tmp_path.as_uri()), one, [b"", b""])  # nothing past the watermark
+    assert manifest.files == () and manifest.rows == 0
+    assert store_for(tmp_path.as_uri()).names() == [MANIFEST]

@@ -1,0 +1,321 @@
+"""A partitioned load in three steps, each one Airflow task (or run one after another by
+``dpone run``): plan the ranges, extract each range to files, finalize them all at once.
+
+1. ``plan_partitions`` recovers a lost state commit, fixes the window from the stored state and
+   measures the key ranges in one snapshot of the source; every partition gets the same window,
+   state and directory (a new one per plan, so a re-planned run never mixes with an old one).
+2. ``extract_partition`` stages one range as Parquet files with their manifest under
+   ``<directory>/p<index>/<try>``: a retried partition writes its own files and reports them.
+3. ``finalize_partitions`` checks that exactly the planned partitions arrived (one per index, the
+   same plan, each manifest as reported), gathers them into one manifest that the sink verifies
+   file by file and loads in one finalize, and only then commits the plan's state. A finalize
+   retried after its data committed finds the state already advanced and loads nothing again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from ..contracts.artifacts import ExtractResult, ObjectStorageStagingManifest, StreamStats
+from ..contracts.errors import BadInputError, StagingEvidenceError, StateError, UnsupportedError
+from ..contracts.manifest import FileStagingSpec, LoadSpec
+from ..contracts.partitions import PartitionResult, PartitionTask
+from ..contracts.redaction import Redactor
+from ..contracts.run_request import RunRequest
+from ..contracts.sources import SourceSpec
+from ..contracts.staging_manifest import StagedFile, StagingManifest
+from ..contracts.state import StateRecord, state_from_dict
+from ..contracts.table import TableSchema
+from .engine import LoadRuntime, _close_artifact, _plain, _recover_state, effective_source, run_load
+from .file_staging import stage_files
+from .guards import starting_state
+from .protocols import LoadContext
+from .report import RunReport
+
+log = logging.getLogger("airflow_provider_dpone.runtime")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
+
+
+def _files(load: LoadSpec) -> FileStagingSpec:
+    if load.parallel is None or load.sink.staging.files is None:  # dpone validate refuses it first
+        raise BadInputError(f"load '{load.name}': parallel needs sink.staging.files")
+    return load.sink.staging.files
+
+
+def plan_partitions(
+    pipeline: str,
+    load: LoadSpec,
+    parts: LoadRuntime,
+    run_id: str,
+    request: RunRequest | None = None,
+) -> list[PartitionTask]:
+    """The partitions of this run: ranges, shared window and state, and their directory."""
+    files, parallel = _files(load), load.parallel
+    assert parallel is not None
+    planner = getattr(parts.source, "plan_partitions", None)
+    if planner is None:
+        raise UnsupportedError(f"parallel: the {load.source.connector} source cannot split into ranges")
+    ctx = LoadContext(pipeline=pipeline, load=load, run_id=run_id)
+    before = _recover_state(ctx, parts, parts.state.get(pipeline, load.name))
+    start: StateRecord | None = None
+    if request is None or request.mode != "full_reload":
+        ctx, start, note = starting_state(ctx, parts.sink, parts.state, before)
+        if note:
+            log.warning("dpone %s: %s", ctx.key, note)
+    plan = planner(effective_source(load), start, parallel)
+    plan_id = uuid.uuid4().hex[:12]
+    names = [_UNSAFE.sub("_", p) for p in (pipeline, load.name, run_id)]
+    directory = "/".join([files.uri, *names, f"plan-{plan_id}"])
+    tasks = [
+        PartitionTask(
+            plan_id=plan_id,
+            range=r,
+            directory=directory,
+            state_before=_plain(before),
+            start=_plain(start),
+            candidate=_plain(plan.candidate),
+            window=_json_safe(plan.details),
+            cursor_upper=plan.cursor_upper,
+            pinned=plan.pinned,
+        )
+        for r in plan.ranges
+    ]
+    log.info(
+        "dpone %s: %d partition(s) of %s, window %s, files under %s",
+        ctx.key,
+        len(tasks),
+        parallel.by,
+        plan.details,
+        directory,
+    )
+    for task in tasks:
+        log.info("dpone %s: partition %d: %s", ctx.key, task.range.index, task.range.describe())
+    return tasks
+
+
+def _json_safe(details: dict[str, Any]) -> dict[str, Any]:
+    import json
+
+    return dict(json.loads(json.dumps(details, default=str)))
+
+
+def noop_partition(reason: str) -> PartitionTask:
+    """The one partition of a run that loads nothing (a manual run not selecting the load, or a
+    state reset): the extract passes it on and the finalize does what the request asks."""
+    from ..contracts.partitions import PartitionRange
+
+    return PartitionTask("noop", PartitionRange(0, 1, "-"), "", None, None, None, {}, noop=reason)
+
+
+def extract_partition(
+    pipeline: str, load: LoadSpec, parts: LoadRuntime, task: PartitionTask, run_id: str
+) -> PartitionResult:
+    """Stage one range as files under ``<directory>/p<index>/<try>``; nothing else is written."""
+    if task.noop:
+        return PartitionResult(task, None)
+    files = _files(load)
+    extractor = parts.source
+    ctx = LoadContext(pipeline=pipeline, load=load, run_id=run_id)
+    where = f"{task.directory}/p{task.range.index:03d}/{uuid.uuid4().hex[:12]}"
+    log.info(
+        "dpone %s: partition %d of %d (%s) to %s",
+        ctx.key,
+        task.range.index + 1,
+        task.range.count,
+        task.range.describe(),
+        where,
+    )
+    extract = extractor.extract(  # type: ignore[call-arg]  # sources that split take a partition
+        effective_source(load), state_from_dict(task.start), accepted_formats=("csv",), partition=task
+    )
+    try:
+        staged = stage_files(files, ctx, extract, directory=where)
+    finally:
+        _close_artifact(extract.artifact)
+    artifact = staged.artifact
+    assert isinstance(artifact, ObjectStorageStagingManifest)
+    m = artifact.manifest
+    return PartitionResult(task, m.uri, m.rows, len(m.files), m.bytes)
+
+
+def gather(
+    results: list[PartitionResult], files: FileStagingSpec, pipeline: str, load: str
+) -> StagingManifest:
+    """The partitions' manifests as one, after checking that exactly the planned partitions of
+    one plan arrived and that each manifest is the one its task reported; names the problem."""
+    from ..staging.files import MANIFEST, load_manifest
+    from ..staging.store import store_for
+
+    conn_id = files.conn_id
+    if not results:
+        raise StagingEvidenceError("no partition reported its files; nothing was loaded")
+    first = results[0].task
+    count = first.range.count
+    indexes = sorted(r.task.range.index for r in results)
+    if {r.task.plan_id for r in results} != {first.plan_id} or indexes != list(range(count)):
+        raise StagingEvidenceError(
+            f"the partitions reported are not one whole plan (plans {sorted({r.task.plan_id for r in results})}, "
+            f"indexes {indexes} of {count}); nothing was loaded. Clear the whole run to plan it again"
+        )
+    staged: list[StagedFile] = []
+    schema: TableSchema | None = None
+    for result in sorted(results, key=lambda r: r.task.range.index):
+        uri, index = result.manifest_uri, result.task.range.index
+        if uri is None or not uri.startswith(first.directory + "/"):
+            raise StagingEvidenceError(f"partition {index} reported files outside {first.directory}")
+        manifest = load_manifest(store_for(uri, conn_id))
+        origin = dict(manifest.origin)
+        if manifest.uri.rstrip("/") != uri.rstrip("/") or manifest.rows != result.rows:
+            raise StagingEvidenceError(
+                f"{uri}/{MANIFEST} is not what partition {index} reported ({manifest.rows:,} rows, "
+                f"it reported {result.rows:,}); nothing was loaded"
+            )
+        if origin.get("pipeline") != pipeline or origin.get("load") != load:
+            raise StagingEvidenceError(
+                f"{uri} holds an export of another load ({origin}); nothing was loaded"
+            )
+        if manifest.window.get("partition") != result.task.range.describe():
+            raise StagingEvidenceError(
+                f"{uri} holds {manifest.window.get('partition')!r}, not partition {index}'s "
+                f"{result.task.range.describe()!r}; nothing was loaded"
+            )
+        if schema is not None and manifest.schema.columns != schema.columns:
+            raise StagingEvidenceError(
+                f"partition {index} was staged with other columns than partition 0 (the source "
+                "table changed during the run); clear the whole run to plan it again"
+            )
+        schema = manifest.schema
+        prefix = uri[len(first.directory) + 1 :]
+        staged += [replace(f, name=f"{prefix}/{f.name}") for f in manifest.files]
+    assert schema is not None
+    window = {
+        **first.window,
+        "partitions": count,
+        "plan": first.plan_id,
+        "by": first.range.by,
+    }
+    window.pop("partition", None)
+    gathered = StagingManifest(
+        first.directory,
+        "parquet",
+        schema,
+        tuple(staged),
+        window,
+        files.retention,
+        {"pipeline": pipeline, "load": load, "plan": first.plan_id},
+    )
+    # written last, beside the partitions: the directory then replays as one export
+    store_for(first.directory, conn_id).write(MANIFEST, [gathered.to_json().encode()])
+    return gathered
+
+
+class PartitionedExport:
+    """The finalize's source: the gathered partitions, their window and the plan's state
+    candidate. The key set (reconciliation) and lineage still come from the real source."""
+
+    def __init__(self, source: Any, manifest: StagingManifest, task: PartitionTask, conn_id: str | None):
+        self.source, self.manifest, self.task, self.conn_id = source, manifest, task, conn_id
+
+    def extract(
+        self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...] = ()
+    ) -> ExtractResult:
+        if _plain(state) != self.task.start:
+            raise StateError(
+                f"the run would now start from state {_plain(state)}, but its partitions were read "
+                f"from {self.task.start}; nothing was loaded. Clear the whole run to plan it again"
+            )
+        m = self.manifest
+        details = {**m.window, "files": len(m.files), "rows": m.rows}
+        stats = StreamStats()
+        stats.source_rows = m.rows
+        artifact = ObjectStorageStagingManifest(m, self.conn_id)
+        return ExtractResult(artifact, m.schema, state_from_dict(self.task.candidate), details, stats=stats)
+
+    def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
+        result: tuple[dict[str, Any], TableSchema] = self.source.plan_extract(spec, state)
+        return result
+
+    def dataset(self, table: str) -> dict[str, str] | None:
+        found: dict[str, str] | None = self.source.dataset(table)
+        return found
+
+    def redactor(self) -> Redactor:
+        own = getattr(self.source, "redactor", None)
+        return own() if own is not None else Redactor()
+
+    def extract_keys(
+        self, spec: SourceSpec, keys: list[str], *, accepted_formats: tuple[str, ...] = ()
+    ) -> ExtractResult:
+        result: ExtractResult = self.source.extract_keys(spec, keys, accepted_formats=accepted_formats)
+        return result
+
+    def release(self) -> None:
+        release = getattr(self.source, "release", None)
+        if release is not None:
+            release()
+
+
+def finalize_partitions(
+    pipeline: str,
+    load: LoadSpec,
+    parts: LoadRuntime,
+    run_id: str,
+    results: list[PartitionResult],
+    request: RunRequest | None = None,
+) -> RunReport:
+    """Load every partition's files in one finalize, then commit the plan's state. A retry after
+    the data and state committed loads nothing again; a state changed by anything else since the
+    plan fails, naming it."""
+    files = _files(load)
+    ctx = LoadContext(pipeline=pipeline, load=load, run_id=run_id)
+    live = [r for r in results if not r.task.noop]
+    if not live:
+        raise StateError(
+            f"{ctx.key}: the run's partitions loaded nothing ({results[0].task.noop if results else 'none'})"
+        )
+    task = live[0].task
+    current = _plain(_recover_state(ctx, parts, parts.state.get(pipeline, load.name)))
+    if current != task.state_before:
+        if task.candidate is not None and current == task.candidate:
+            log.info(
+                "dpone %s: plan %s was committed by an earlier try; nothing to load", ctx.key, task.plan_id
+            )
+            report = RunReport(
+                pipeline=pipeline, load=load.name, run_id=run_id, strategy=load.sink.strategy.value
+            )
+            report.status, report.state_before, report.state_after = "success", current, current
+            report.warnings.append(
+                f"partition plan {task.plan_id} was already loaded and its state committed"
+            )
+            return report
+        raise StateError(
+            f"{ctx.key}: the state is {current}, not {task.state_before} as when the partitions were "
+            "planned (a reset or another run changed it); nothing was loaded. Clear the whole run to "
+            "plan it again"
+        )
+    manifest = gather(live, files, pipeline, load.name)
+    log.info(
+        "dpone %s: %d partition(s) verified: %s rows in %d file(s) at %s",
+        ctx.key,
+        len(live),
+        f"{manifest.rows:,}",
+        len(manifest.files),
+        manifest.uri,
+    )
+    source = PartitionedExport(parts.source, manifest, task, files.conn_id)
+    runtime = LoadRuntime(source=source, sink=parts.sink, state=parts.state)  # type: ignore[arg-type]
+    return run_load(pipeline, load, runtime, run_id, request)
+
+
+def run_partitioned(
+    pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str, request: RunRequest | None = None
+) -> RunReport:
+    """The three steps one after another in this process (``dpone run``, or an operator given no
+    mapped partitions): the same files, checks and state as on Airflow's workers."""
+    tasks = plan_partitions(pipeline, load, parts, run_id, request)
+    results = [extract_partition(pipeline, load, parts, task, run_id) for task in tasks]
+    return finalize_partitions(pipeline, load, parts, run_id, results, request)
