@@ -123,6 +123,12 @@ def cmd_plan(args: argparse.Namespace) -> int:
             human.append(f"-- the run would fail before extracting: {p['extract_error']}")
         if "warning" in p:
             human.append(f"-- warning: {p['warning']}")
+        if "partitions" in p:
+            parts = p["partitions"]
+            human.append(f"-- partitions ({parts['tasks']}), each reading the window above:")
+            human.extend(f"--   {i}: {r}" for i, r in enumerate(parts["ranges"]))
+        if "staged_files" in p:
+            human.append(f"-- staged files: {p['staged_files']}")
         if "schema_plan" in p:
             changes = p["schema_plan"]["changes"]
             verdict = "blocked" if p["schema_plan"]["blocked"] else p["schema_plan"]["mode"]
@@ -138,7 +144,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..operators.wiring import assemble
-    from ..runtime.engine import run_load
+    from ..runtime.partitioned import run_any_load
     from ..runtime.report_store import report_dir, save_report
 
     manifest = load_manifest(args.path)
@@ -152,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if check_writable is not None:  # before any data moves
                 check_writable(manifest.pipeline, load.name)
             try:
-                report = run_load(manifest.pipeline, load, parts, run_id)
+                report = run_any_load(manifest.pipeline, load, parts, run_id)
             except Exception as exc:
                 if directory is not None and getattr(exc, "run_report", None) is not None:
                     save_report(exc.run_report, directory)  # type: ignore[attr-defined]

@@ -231,15 +231,12 @@ class StagedLoadOperator(BaseOperator):
     def _run(self, pipeline: str, spec: Any, parts: Any, run_id: str, request: Any) -> Any:
         """The load itself: one engine run; a partitioned one from its mapped partitions'
         files, or range after range here when it was given none."""
-        from ..runtime.engine import run_load
-
-        if spec.parallel is None:
-            return run_load(pipeline, spec, parts, run_id=run_id, request=request)
-        from ..contracts.partitions import PartitionResult
-        from ..runtime.partitioned import finalize_partitions, run_partitioned
+        from ..runtime.partitioned import finalize_partitions, run_any_load
 
         if self.partitions is None:
-            return run_partitioned(pipeline, spec, parts, run_id, request)
+            return run_any_load(pipeline, spec, parts, run_id, request)
+        from ..contracts.partitions import PartitionResult
+
         results = [
             PartitionResult.from_dict(r, f"partition result {i}") for i, r in enumerate(self.partitions)
         ]

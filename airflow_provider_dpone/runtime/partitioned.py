@@ -31,6 +31,7 @@ from ..contracts.staging_manifest import StagedFile, StagingManifest
 from ..contracts.state import StateRecord, state_from_dict
 from ..contracts.table import TableSchema
 from .engine import LoadRuntime, _close_artifact, _plain, _recover_state, effective_source, run_load
+from .failpoints import PARTITION_FILES, failpoint
 from .file_staging import stage_files
 from .guards import starting_state
 from .protocols import LoadContext
@@ -136,6 +137,7 @@ def extract_partition(
         staged = stage_files(files, ctx, extract, directory=where)
     finally:
         _close_artifact(extract.artifact)
+    failpoint(PARTITION_FILES)
     artifact = staged.artifact
     assert isinstance(artifact, ObjectStorageStagingManifest)
     m = artifact.manifest
@@ -319,3 +321,27 @@ def run_partitioned(
     tasks = plan_partitions(pipeline, load, parts, run_id, request)
     results = [extract_partition(pipeline, load, parts, task, run_id) for task in tasks]
     return finalize_partitions(pipeline, load, parts, run_id, results, request)
+
+
+def run_any_load(
+    pipeline: str, load: LoadSpec, parts: LoadRuntime, run_id: str, request: RunRequest | None = None
+) -> RunReport:
+    """A load run in this process, partitioned or not (``dpone run``, one operator alone)."""
+    if load.parallel is None:
+        return run_load(pipeline, load, parts, run_id, request)
+    return run_partitioned(pipeline, load, parts, run_id, request)
+
+
+def plan_entry_partitions(load: LoadSpec, source: Any, start: StateRecord | None) -> dict[str, Any]:
+    """What ``dpone plan`` shows of a partitioned load: the ranges the plan task would make now
+    and where their files would go (read-only)."""
+    files, parallel = _files(load), load.parallel
+    assert parallel is not None
+    plan = source.plan_partitions(effective_source(load), start, parallel)
+    return {
+        "by": parallel.by,
+        "ranges": [r.describe() for r in plan.ranges],
+        "cursor_upper": plan.cursor_upper if plan.pinned else None,
+        "files": f"{files.uri}/{load.name}/<run_id>/plan-<id>/p<index>/<try>",
+        "tasks": f"{load.name}__plan >> {load.name}__extract (mapped, {len(plan.ranges)}) >> {load.name}",
+    }

@@ -29,6 +29,10 @@ def plan_load(pipeline: str, load: Any, parts: LoadRuntime) -> dict[str, Any]:
             entry["note"] = (
                 "this read is a full snapshot: the steps 'only when the batch is a full snapshot' run"
             )
+        if load.parallel is not None:
+            from .partitioned import plan_entry_partitions
+
+            entry["partitions"] = plan_entry_partitions(load, parts.source, start)
     except DponeError as exc:
         entry["extract_error"] = str(exc)
     files = load.sink.staging.files
