@@ -76,19 +76,19 @@ def _cuts(kind: CanonicalType, minimum: str, maximum: str, n: int) -> list[str]:
         if kind in INTEGERS or kind is CanonicalType.DECIMAL:
             low, high = Decimal(minimum), Decimal(maximum)
             if kind in INTEGERS or (low == low.to_integral_value() and high == high.to_integral_value()):
-                first, span = int(low), int(high) - int(low) + 1  # whole values: n slices of the count
-                cuts = [str(first - (-(span * i) // n)) for i in range(1, n)]
+                start, count = int(low), int(high) - int(low) + 1  # whole values: n slices of the count
+                cuts = [str(start + _ceil_div(count * i, n)) for i in range(1, n)]
             else:
                 cuts = [str(low + (high - low) / n * i) for i in range(1, n)]
         elif kind is CanonicalType.DATE:
-            first, last = dt.date.fromisoformat(minimum[:10]), dt.date.fromisoformat(maximum[:10])
-            days = (last - first).days
-            cuts = [(first + dt.timedelta(days=days * i // n)).isoformat() for i in range(1, n)]
+            day, last = dt.date.fromisoformat(minimum[:10]), dt.date.fromisoformat(maximum[:10])
+            days = (last - day).days + 1  # whole days, like whole values
+            cuts = [(day + dt.timedelta(days=_ceil_div(days * i, n))).isoformat() for i in range(1, n)]
         else:
             aware = kind is CanonicalType.TIMESTAMPTZ
             first_ts, last_ts = parse_timestamp(minimum, aware=aware), parse_timestamp(maximum, aware=aware)
-            span = last_ts - first_ts
-            cuts = [(first_ts + span * i / n).isoformat() for i in range(1, n)]
+            width = last_ts - first_ts
+            cuts = [(first_ts + width * i / n).isoformat() for i in range(1, n)]
     except (InvalidOperation, ValueError) as exc:
         raise BadInputError(f"parallel.by: cannot split between {minimum!r} and {maximum!r}: {exc}") from None
     # a bound at or below the minimum, or repeated, would make an empty range: keep the distinct
@@ -98,6 +98,10 @@ def _cuts(kind: CanonicalType, minimum: str, maximum: str, n: int) -> list[str]:
         if cut not in kept and _inside(kind, cut, minimum, maximum):
             kept.append(cut)
     return kept
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _inside(kind: CanonicalType, value: str, low: str, high: str) -> bool:

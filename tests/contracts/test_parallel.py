@@ -102,7 +102,7 @@ def test_date_and_timestamp_keys_split_by_time() -> None:
     day = Column("d", CanonicalType.DATE)
     ranges = ranges_cover(day, "2026-01-01", "2026-01-09", 4,
                           [dt.date(2025, 1, 1), dt.date(2026, 1, 3), dt.date(2026, 1, 9), dt.date(2027, 1, 1)])  # fmt: skip
-    assert [r.lower for r in ranges[1:]] == ["2026-01-03", "2026-01-05", "2026-01-07"]
+    assert [r.lower for r in ranges[1:]] == ["2026-01-04", "2026-01-06", "2026-01-08"]
     ts = split_ranges(
         Column("t", CanonicalType.TIMESTAMPTZ), "2026-01-01 00:00:00+00", "2026-01-01 04:00:00+00", 4
     )
