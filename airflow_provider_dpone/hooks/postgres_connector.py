@@ -126,9 +126,16 @@ class PostgresConnector(PostgresSource, SetBasedSink):
                 self._copy_rows(cur, staging, schema, iter_row_batches(artifact), freeze=True)
                 size = None  # rows are encoded by psycopg; the byte count is not tracked
             elif isinstance(artifact, ObjectStorageStagingManifest):  # each file verified first
-                from ..staging.files import manifest_row_batches
+                from ..staging.arrow import csv_writable, tables_as_csv
+                from ..staging.files import manifest_row_batches, manifest_tables
 
-                self._copy_rows(cur, staging, schema, manifest_row_batches(artifact), freeze=True)
+                if csv_writable(schema):  # Arrow writes CSV for COPY: no row decoded in Python
+                    copy_sql = dialect.copy_in(staging, schema.names, "csv", freeze=True)
+                    with cur.copy(copy_sql) as copy:
+                        for data in tables_as_csv(manifest_tables(artifact), schema.names):
+                            copy.write(data)
+                else:
+                    self._copy_rows(cur, staging, schema, manifest_row_batches(artifact), freeze=True)
                 size = artifact.manifest.bytes
             else:
                 raise BadInputError(f"postgres sink cannot load a {artifact.kind} artifact yet")

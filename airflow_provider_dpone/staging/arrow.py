@@ -75,3 +75,27 @@ def rows_to_arrow(
             values = [_utc(v) for v in values]
         arrays.append(pa.array(values, type=typ))
     return pa.Table.from_arrays(arrays, names=names)
+
+
+_NOT_CSV = frozenset({CanonicalType.BINARY, CanonicalType.ARRAY})
+
+
+def csv_writable(schema: TableSchema) -> bool:
+    """Whether Arrow writes every column of ``schema`` as CSV a database reads back exactly
+    (bytes and lists it cannot write; those files are loaded row by row)."""
+    return all(c.type not in _NOT_CSV for c in schema.columns)
+
+
+def tables_as_csv(tables: Any, names: list[str]) -> Any:
+    """Each Arrow table's ``names`` columns as CSV bytes, no header: a string is always quoted
+    (an empty one is ``""``) and NULL is an unquoted empty field, as PostgreSQL's CSV COPY reads
+    them. Memory: one table and its text."""
+    import io
+
+    import pyarrow.csv as pcsv
+
+    options = pcsv.WriteOptions(include_header=False, quoting_style="needed")
+    for table in tables:
+        out = io.BytesIO()
+        pcsv.write_csv(table.select(names), out, write_options=options)
+        yield out.getvalue()

@@ -17,7 +17,11 @@ from airflow_provider_dpone.contracts.strategies import CHANGE_MODES, Incrementa
 
 ROOT = Path(__file__).resolve().parents[2]
 
-SOURCE_FEATURES = [f"mode:{m.value if m else 'full'}" for m in (None, *IncrementalMode)] + ["chunk", "window"]
+SOURCE_FEATURES = [f"mode:{m.value if m else 'full'}" for m in (None, *IncrementalMode)] + [
+    "chunk",
+    "window",
+    "partitions",
+]
 SINK_FEATURES = (
     [f"strategy:{s.value}" for s in Strategy]
     + ["on_duplicate_keys:fail", "on_duplicate_keys:keep_last"]
@@ -45,6 +49,8 @@ EVIDENCE: dict[tuple[str, str], str] = {
     ("mssql", "mode:cursor"): f"{MS}::test_a_cursor_extract_with_lookback_merges_only_new_rows",
     ("mssql", "chunk"): f"{MS}::test_a_chunked_backfill_reads_the_range_in_chunks",
     ("mssql", "window"): f"{MS}::test_a_window_reads_only_its_range",
+    ("mssql", "partitions"): f"{MS}::test_a_partitioned_load_reads_every_row_once",
+    ("postgres", "partitions"): "tests/runtime/test_partitioned_load.py::test_four_partitions_load_every_row_once",
     ("mssql", "strategy:full_refresh"): f"{S}::test_every_declared_strategy_converges",
     ("mssql", "strategy:incremental_append"): f"{S}::test_every_declared_strategy_converges",
     ("mssql", "strategy:incremental_merge"): f"{S}::test_every_declared_strategy_converges",
@@ -112,7 +118,7 @@ def supported(info: ConnectorInfo, feature: str) -> bool:
     kind, _, value = feature.partition(":")
     if kind == "mode":
         return (None if value == "full" else IncrementalMode(value)) in info.source_modes
-    if kind in ("chunk", "window"):
+    if kind in ("chunk", "window", "partitions"):
         return bool(getattr(info, kind))
     if not info.sink_strategies:
         return False  # not a sink
@@ -148,7 +154,7 @@ def manifest_using(connector: str, feature: str) -> dict[str, Any]:
     """A manifest whose only use of ``connector`` outside the basics is ``feature``; every
     other part is PostgreSQL, which supports everything."""
     kind, _, value = feature.partition(":")
-    sink_side = kind not in ("mode", "chunk", "window")
+    sink_side = kind not in ("mode", "chunk", "window", "partitions")
     source = _side("postgres" if sink_side else connector, "source")
     sink = _side(connector if sink_side else "postgres", "sink")
     sink.update(strategy="incremental_merge", unique_key=["id"])
@@ -166,6 +172,10 @@ def manifest_using(connector: str, feature: str) -> dict[str, Any]:
     elif kind == "window":
         source.pop("incremental", None)
         source["window"] = {"column": "d", "start": "1", "end": "2"}
+    elif kind == "partitions":
+        source.pop("incremental", None)
+        sink["staging"] = {"files": {"uri": "s3://bucket/dpone"}}
+        load["parallel"] = {"partitions": 4, "by": "id"}
     elif kind == "strategy":
         sink["strategy"] = value
         if Strategy(value) is Strategy.REPLACE:
@@ -216,6 +226,7 @@ def test_a_feature_is_either_shown_working_or_refused(connector: str, feature: s
         "mode": "source.incremental.mode",
         "chunk": "source.incremental.chunk",
         "window": "source.window",
+        "partitions": "parallel",
     }
     kind = feature.partition(":")[0]
     expected = (

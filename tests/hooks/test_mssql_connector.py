@@ -300,3 +300,32 @@ def test_the_airflow_hook_tests_its_connection_and_runs_sql(server: FakeServer) 
     )
     ok, message = hook.test_connection()
     assert not ok and SECRET not in message and "login failed" in message
+
+
+def test_a_partition_plan_measures_the_key_and_each_range_reads_the_plans_window(server: FakeServer) -> None:
+    from airflow_provider_dpone.contracts.partitions import ParallelSpec, PartitionTask
+
+    answer = Catalog({"[raw].[items]": ITEMS}, [(1, "a", dt.datetime(2026, 2, 1))])
+    server.answer = lambda sql, params: (
+        ([("1", "1000")], ["lo", "hi"]) if "min([id])" in sql else answer(sql, params)
+    )
+    spec = source_spec({"connector": "mssql", "conn_id": "mssql_t", "table": "raw.items",
+                        "incremental": {"mode": "cursor", "cursor": "updated_at"}})  # fmt: skip
+    engine = MsSqlEngine("mssql_t")
+    plan = engine.plan_partitions(spec, None, ParallelSpec(partitions=4, by="id"))
+    assert [r.describe() for r in plan.ranges][1:3] == ["id in [251, 501)", "id in [501, 751)"]
+    assert plan.pinned and plan.cursor_upper == "2026-03-01T00:00:00"
+    bounds = next(s for s in server.sql() if "min([id])" in s)
+    assert (
+        bounds
+        == "select convert(nvarchar(max), min([id])), convert(nvarchar(max), max([id])) from [raw].[items]"
+    )
+    task = PartitionTask("p1", plan.ranges[1], "file:///x", None, None, None, {}, plan.cursor_upper, True)
+    server.statements.clear()
+    list(engine.extract(spec, None, partition=task).artifact.batches)
+    select, params = next((s, p) for s, p in server.statements if s.startswith("select [id], [name]"))
+    assert select.endswith(
+        "where ([updated_at] <= cast(? as datetime2(7))) and ([id] >= cast(? as bigint) and [id] < cast(? as bigint))"
+    )
+    assert params == ("2026-03-01T00:00:00", "251", "501")  # the plan's bound: no max() measured again
+    assert not any("max([updated_at])" in s for s in server.sql())

@@ -80,6 +80,30 @@ def test_a_window_reads_only_its_range(clean_pg: Any, clean_mssql: Any) -> None:
     assert run(m).rows == 80
 
 
+def test_a_partitioned_load_reads_every_row_once(clean_pg: Any, clean_mssql: Any, tmp_path: Any) -> None:
+    from airflow_provider_dpone.operators.wiring import assemble
+    from airflow_provider_dpone.runtime.partitioned import run_partitioned
+
+    clean_mssql.execute(ITEMS)
+    sink = {**PG_SINK, "strategy": "incremental_merge", "unique_key": ["id"],
+            "staging": {"files": {"uri": tmp_path.as_uri()}}}  # fmt: skip
+    m = manifest(
+        {"incremental": {"mode": "cursor", "cursor": "updated_at"}, "columns": ["id", "name", "updated_at"]},
+        sink,
+    )
+    load = m.loads[0].model_copy(update={"parallel": parse_parallel(4)})
+    report = run_partitioned("live", load, assemble(load, m.state), "r1")
+    assert report.status == "success" and report.rows == 400
+    assert report.source["window"]["partitions"] == 4
+    assert clean_pg.query("dst", "select count(*), count(distinct id) from raw.items") == [(400, 400)]
+
+
+def parse_parallel(n: int) -> Any:
+    from airflow_provider_dpone.contracts.partitions import ParallelSpec
+
+    return ParallelSpec(partitions=n, by="id")
+
+
 def test_state_on_sql_server_commits_with_the_data(clean_mssql: Any) -> None:
     clean_mssql.execute(ITEMS)
     m = manifest({"incremental": {"mode": "cursor", "cursor": "id"}, "columns": ["id", "name"]},
