@@ -179,3 +179,20 @@ def test_the_factory_builds_the_operator_a_python_dag_would(tmp_path: Path) -> N
     assert check_load("py_pipeline", built._load("orders"), built.state, "f") == check_load(
         "py_pipeline", typed._load("orders"), typed.state, "f"
     )
+
+
+def test_a_partitioned_load_composes_in_python_and_is_checked_at_parse() -> None:
+    from airflow_provider_dpone.operators.partitioned_load import partitioned_load
+
+    sink = {"connector": "postgres", "conn_id": "dwh", "table": "raw.orders", "strategy": "full_refresh",
+            "staging": {"files": {"uri": "s3://bucket/dpone", "conn_id": "staging_s3"}}}  # fmt: skip
+    source = PostgresSource("shop", table="orders")
+    with _dag() as dag:
+        plan, extract, orders = partitioned_load(
+            task_id="orders", parallel={"partitions": 4, "by": "id"}, source=source, sink=sink, state=STATE
+        )
+    assert dag.task_dict["orders__extract"].upstream_task_ids == {"orders__plan"}
+    assert orders.upstream_task_ids == {"orders__extract"} and orders.parallel == {"partitions": 4, "by": "id"}
+    with pytest.raises(ManifestError, match="parallel: needs sink.staging.files"), _dag():
+        partitioned_load(task_id="orders", parallel={"partitions": 4, "by": "id"}, source=source,
+                         sink={**sink, "staging": {}}, state=STATE)  # fmt: skip
