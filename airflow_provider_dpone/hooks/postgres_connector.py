@@ -131,6 +131,7 @@ class PostgresConnector(PostgresSource, SetBasedSink):
 
                 if csv_writable(schema):  # Arrow writes CSV for COPY: no row decoded in Python
                     copy_sql = dialect.copy_in(staging, schema.names, "csv", freeze=True)
+                    cur.execute("set local timezone to 'UTC'")  # the CSV's timestamptz are UTC times
                     with cur.copy(copy_sql) as copy:
                         for data in tables_as_csv(manifest_tables(artifact), schema.names):
                             copy.write(data)

@@ -58,3 +58,15 @@ def test_bytes_and_arrays_take_the_row_path(clean_pg: Any, tmp_path: Path) -> No
     assert report.status == "success" and report.rows == 3
     every = "select id, b, a, s from blobs order by id"
     assert clean_pg.query("dst", every.replace(" blobs ", " raw.blobs ")) == clean_pg.query("src", every)
+
+
+def test_times_with_zone_keep_their_instant_whatever_the_sinks_time_zone(clean_pg: Any, tmp_path: Path) -> None:
+    clean_pg.execute("src", VALUES)
+    db = f'"{clean_pg.dst_db}"'
+    clean_pg.execute("dst", f"alter database {db} set timezone to 'America/New_York'")
+    try:
+        run(load(tmp_path, "odd"))
+    finally:
+        clean_pg.execute("dst", f"alter database {db} reset timezone")
+    instants = "select id, extract(epoch from tz) from odd order by id"
+    assert clean_pg.query("dst", instants.replace(" odd ", " raw.odd ")) == clean_pg.query("src", instants)
