@@ -147,7 +147,7 @@ def main() -> int:
     pg = recreate_database(admin, "dpone_bench_objects")
     with psycopg.connect(pg, autocommit=True) as conn:
         conn.execute(EVENTS.replace("ROWS", str(int(args.rows))))
-    from airflow_provider_dpone.demo.s3_server import moto_s3
+    from airflow_provider_dpone.demo.object_servers import moto_s3
 
     bucket = f"bench-{uuid.uuid4().hex[:8]}"
     with moto_s3() as endpoint:

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .errors import BadInputError, StagingEvidenceError
+from .staging_uri import SCHEMES
 from .table import CanonicalType, Column, TableSchema
 
 VERSION = 1
 FORMATS = ("parquet", "csv", "postgres_binary")
-SCHEMES = ("file", "s3", "gs", "abfs", "abfss", "wasb", "wasbs")
 Retention = Literal["delete", "keep"]
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9._=-][A-Za-z0-9._=/-]*$")  # relative, no "..", no scheme

@@ -6,59 +6,57 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator
 from typing import Any
-from urllib.parse import urlparse
 
-from ..contracts.errors import BadInputError, MissingExtraError
-from .store import CHUNK
+from .store import CHUNK, BucketStore
 
 
-class S3Store:
+class S3Store(BucketStore):
     """The objects under ``s3://bucket/prefix``. A PUT is atomic: a reader sees a whole object
-    or none; large files go up as a multipart upload."""
+    or none; a large file goes up as a multipart upload, read from the chunks as it goes (memory:
+    the transfer's parts, not the file)."""
 
-    def __init__(self, uri: str, conn_id: str = "aws_default") -> None:
-        parsed = urlparse(uri)
-        if parsed.scheme != "s3" or not parsed.netloc:
-            raise BadInputError(f"staging uri {uri!r}: an S3 directory is s3://bucket/prefix")
-        self.uri = uri.rstrip("/")
-        self.bucket, self.prefix = parsed.netloc, parsed.path.strip("/")
-        self.conn_id = conn_id
-        self._client: Any = None
+    hook = ("airflow.providers.amazon.aws.hooks.s3", "S3Hook", "s3")
+    default_conn_id = "aws_default"
 
-    @property
-    def client(self) -> Any:
-        if self._client is None:
-            try:
-                from airflow.providers.amazon.aws.hooks.s3 import S3Hook
-            except ImportError as exc:
-                raise MissingExtraError(exc.name or "airflow.providers.amazon", "s3") from None
-            from ..hooks.connection import resolve_connection
-
-            resolve_connection(self.conn_id)  # it must exist: never fall back to the environment's keys
-            self._client = S3Hook(aws_conn_id=self.conn_id).get_conn()
-        return self._client
-
-    def _key(self, name: str) -> str:
-        if name.startswith("/") or ".." in name.split("/"):
-            raise BadInputError(f"staged file name {name!r} leaves {self.uri}")
-        return f"{self.prefix}/{name}" if self.prefix else name
+    def _connect(self, hook_class: Any, connection: Any) -> Any:
+        return hook_class(aws_conn_id=self.conn_id).get_conn()
 
     def write(self, name: str, chunks: Iterable[bytes]) -> None:
-        self.client.upload_fileobj(io.BytesIO(b"".join(chunks)), self.bucket, self._key(name))
+        self.client.upload_fileobj(
+            io.BufferedReader(_ChunkReader(chunks), CHUNK), self.bucket, self.key(name)
+        )
 
     def read(self, name: str) -> Iterator[bytes] | None:
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(name))["Body"]
+            body = self.client.get_object(Bucket=self.bucket, Key=self.key(name))["Body"]
         except self.client.exceptions.NoSuchKey:
             return None
         return iter(body.iter_chunks(CHUNK))
 
     def delete(self, name: str) -> None:
-        self.client.delete_object(Bucket=self.bucket, Key=self._key(name))
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
 
     def names(self) -> list[str]:
-        start = f"{self.prefix}/" if self.prefix else ""
-        found = []
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start):
-            found += [item["Key"][len(start) :] for item in page.get("Contents", [])]
-        return sorted(found)
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.start)
+        return self.relative(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+class _ChunkReader(io.RawIOBase):
+    """Chunks of bytes as a forward-only file (what boto3's upload reads from)."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks, self._rest = iter(chunks), memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._rest:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._rest = memoryview(chunk)
+        n = min(len(buffer), len(self._rest))
+        buffer[:n] = self._rest[:n]
+        self._rest = self._rest[n:]
+        return n

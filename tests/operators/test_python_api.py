@@ -188,11 +188,14 @@ def test_a_partitioned_load_composes_in_python_and_is_checked_at_parse() -> None
             "staging": {"files": {"uri": "s3://bucket/dpone", "conn_id": "staging_s3"}}}  # fmt: skip
     source = PostgresSource("shop", table="orders")
     with _dag() as dag:
-        plan, extract, orders = partitioned_load(
+        _, _, orders = partitioned_load(
             task_id="orders", parallel={"partitions": 4, "by": "id"}, source=source, sink=sink, state=STATE
         )
     assert dag.task_dict["orders__extract"].upstream_task_ids == {"orders__plan"}
-    assert orders.upstream_task_ids == {"orders__extract"} and orders.parallel == {"partitions": 4, "by": "id"}
-    with pytest.raises(ManifestError, match="parallel: needs sink.staging.files"), _dag():
+    assert orders.upstream_task_ids == {"orders__extract"} and orders.parallel == {
+        "partitions": 4,
+        "by": "id",
+    }
+    with pytest.raises(ManifestError, match=r"parallel: needs sink\.staging\.files"), _dag():
         partitioned_load(task_id="orders", parallel={"partitions": 4, "by": "id"}, source=source,
                          sink={**sink, "staging": {}}, state=STATE)  # fmt: skip

@@ -60,7 +60,9 @@ def test_bytes_and_arrays_take_the_row_path(clean_pg: Any, tmp_path: Path) -> No
     assert clean_pg.query("dst", every.replace(" blobs ", " raw.blobs ")) == clean_pg.query("src", every)
 
 
-def test_times_with_zone_keep_their_instant_whatever_the_sinks_time_zone(clean_pg: Any, tmp_path: Path) -> None:
+def test_times_with_zone_keep_their_instant_whatever_the_sinks_time_zone(
+    clean_pg: Any, tmp_path: Path
+) -> None:
     clean_pg.execute("src", VALUES)
     db = f'"{clean_pg.dst_db}"'
     clean_pg.execute("dst", f"alter database {db} set timezone to 'America/New_York'")

@@ -1,6 +1,7 @@
-"""Loads through staged files (``sink.staging.files``): PostgreSQL to PostgreSQL and to ClickHouse
-via a local directory and via S3 (moto), the files verified before the sink loads them, dropped
-or kept as the manifest says; a changed file fails the load and leaves the target as it was."""
+"""Loads through staged files (``sink.staging.files``): PostgreSQL to PostgreSQL via a local
+directory, S3 (moto), GCS (its emulator) and Azure Blob (Azurite), and to ClickHouse via S3, the
+files verified before the sink loads them, dropped or kept as the manifest says; a changed file
+fails the load and leaves the target as it was."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.runtime import file_staging
 from airflow_provider_dpone.staging.files import MANIFEST
 from tests.helpers import run_first_load as run
-from tests.staging.test_s3_staging import bucket, s3_endpoint  # noqa: F401  (fixtures)
+from tests.staging.store_contract import Directory
 
 pytestmark = pytest.mark.integration
 
@@ -86,13 +87,28 @@ def test_a_changed_file_fails_the_load_and_leaves_the_target(
     assert (failed / MANIFEST).exists()  # a failed load keeps its evidence
 
 
-def test_postgres_to_clickhouse_through_s3(clean_pg: Any, clean_ch: Any, bucket: str) -> None:  # noqa: F811
+@pytest.mark.parametrize("where", ["s3_directory", "gcs_directory", "azure_directory"])
+def test_postgres_to_postgres_through_object_storage(
+    clean_pg: Any, where: str, request: pytest.FixtureRequest
+) -> None:
+    directory: Directory = request.getfixturevalue(where)
     clean_pg.execute("src", ITEMS)
-    files = {"uri": f"s3://{bucket}/exports", "conn_id": "staging_s3", "rows_per_file": 1000}
+    files = {"uri": directory.uri, "conn_id": directory.conn_id, "rows_per_file": 1000}
+    report = run(manifest(files), "r1")
+    assert report.status == "success" and report.sink["files"]["files"] == 3
+    assert report.sink["files"]["uri"].startswith(f"{directory.uri}/staged/items/r1/")
+    every = "select count(*), sum(id), sum(amount), count(distinct tags), max(at), string_agg(ratio::text, ',' order by id)"
+    assert clean_pg.query("dst", f"{every} from raw.items") == clean_pg.query("src", f"{every} from items")
+    assert directory.store().names() == []  # retention delete: the run's files are gone
+
+
+def test_postgres_to_clickhouse_through_s3(clean_pg: Any, clean_ch: Any, s3_directory: Directory) -> None:
+    clean_pg.execute("src", ITEMS)
+    files = {"uri": s3_directory.uri, "conn_id": s3_directory.conn_id, "rows_per_file": 1000}
     m = manifest(files, {"connector": "clickhouse", "conn_id": "ch", "table": "raw.items"})
     report = run(m, "r1")
     assert report.status == "success" and report.sink["files"]["uri"].startswith(
-        f"s3://{bucket}/exports/staged/items/r1/"
+        f"{s3_directory.uri}/staged/items/r1/"
     )
     assert clean_ch.query("select count(), sum(id) from raw.items") == [(2500, 3126250)]
 
@@ -104,8 +120,8 @@ def test_a_sink_that_cannot_load_files_is_refused_at_validate() -> None:
         parse_manifest({"pipeline": "p", "loads": [{"name": "l", "source": {"connector": "postgres", "conn_id": "s", "table": "t"},
                         "sink": {"connector": "kafka", "conn_id": "k", "topic": "t", "strategy": "incremental_append",
                                  "staging": {"files": {"uri": "file:///tmp/x"}}}}]})  # fmt: skip
-    with pytest.raises(ManifestError, match="give file:///path or s3://bucket/prefix"):
-        manifest({"uri": "gs://bucket/x"})
+    with pytest.raises(ManifestError, match="a gs:// directory is gs://bucket/prefix"):
+        manifest({"uri": "gs:///x"})
 
 
 def test_a_kept_export_replays_into_the_sink(clean_pg: Any, tmp_path: Path) -> None:
