@@ -13,9 +13,10 @@ In one run, ``--repeat`` trials each, interleaved, medians reported:
   cannot carry gets), each in a child process so its peak RSS is its own. The timed part is the staging; importing
   Airflow's S3 hook is the worker's start-up, reported as ``process_setup_seconds``.
 
-Target (issue 18): dpone >= 0.8x the pipe's rows/s, memory bounded by one file's rows. The
-partitioned load (1, 2, 4 partitions) is not implemented yet and is reported so. Prints a table
-and writes JSON to benchmarks/results/object_storage.json.
+Target (issue 18): dpone >= 0.8x the pipe's rows/s, memory bounded by one file's rows. Then,
+in the same run, the partitioned load at ``--partitions`` (default 1,2,4) ranges beside the
+unpartitioned staged load (``benchmarks/partitioned.py``, PostgreSQL -> S3 -> PostgreSQL).
+Prints the tables and writes JSON to benchmarks/results/object_storage.json.
 """
 
 from __future__ import annotations
@@ -129,6 +130,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--rows-per-file", type=int, default=1_000_000)  # the product default
+    parser.add_argument("--partitions", default="1,2,4", help="'' to leave the partitioned load out")
     parser.add_argument("--child", choices=["csv", "rows"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -184,13 +186,19 @@ def main() -> int:
         "dpone_peak_rss_mb": rss,
         "ratio": {k: p / v for k, v in d.items()},
         "process_setup_seconds": setups,
-        "partitioned": "not implemented yet (issue 18, part 2)",
     }
     print(f"{'path':<34} {'seconds':>8} {'rows/s':>12} {'ratio':>6} {'peak RSS MB':>12}")
     print(f"{'pipe (COPY csv -> pyarrow, whole)':<34} {p:>8.2f} {args.rows / p:>12,.0f} {1:>6.2f} {'-':>12}")
     for k, label in (("csv", "dpone (CSV COPY -> pyarrow files)"), ("rows", "dpone (Python rows -> files)")):
         print(f"{label:<34} {d[k]:>8.2f} {args.rows / d[k]:>12,.0f} {p / d[k]:>6.2f} {max(rss[k]):>12.0f}")
-    print("partitioned loads: not implemented yet")
+    if args.partitions:
+        command = [sys.executable, str(ROOT / "benchmarks" / "partitioned.py"), "--rows", str(args.rows),
+                   "--repeat", str(args.repeat), "--partitions", args.partitions]  # fmt: skip
+        shown = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        print("\npartitioned load, PostgreSQL -> S3 -> PostgreSQL (benchmarks/partitioned.py):")
+        print("\n".join(line for line in shown.splitlines() if not line.startswith("wrote ")))
+        part = json.loads((ROOT / "benchmarks" / "results" / "partitioned.json").read_text())
+        result["partitioned"] = part["medians"]
     out_path = ROOT / "benchmarks" / "results" / "object_storage.json"
     out_path.write_text(json.dumps(result, indent=2))
     print(f"wrote {out_path}")
