@@ -136,7 +136,9 @@ class ExtractResult:
     end is known only by reading, a topic or an API, moves it when its stream is drained).
     ``more`` says a chunked backfill has rows past this window: the engine runs the next chunk.
     ``details`` holds JSON-safe facts for the run report (bounds used, snapshot, query); the
-    engine adds ``stats.source_rows`` to them.
+    engine adds ``stats.source_rows`` to them. ``ledger``: a record committed under another key
+    of the load (``(key, record)``) with the data, even when the load keeps no state (a
+    partitioned load's plan); in the sink's transaction where the state table lives there.
     """
 
     artifact: Artifact
@@ -145,6 +147,7 @@ class ExtractResult:
     details: dict[str, Any] = field(default_factory=dict)
     more: bool = False
     stats: StreamStats = field(default_factory=StreamStats)
+    ledger: tuple[str, StateRecord] | None = None
 
     def report_details(self) -> dict[str, Any]:
         """``details`` as the run report shows them: with the rows sent once they are known."""

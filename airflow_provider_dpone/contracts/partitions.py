@@ -91,6 +91,7 @@ class PartitionTask:
     (a manual run that did not select this load, or a state reset); the tasks pass it along."""
 
     plan_id: str
+    planned_at: str  # ISO 8601 UTC: plans of one load are ordered by it
     range: PartitionRange
     directory: str  # the plan's directory URI; the partition writes under p<index>/
     state_before: dict[str, Any] | None  # what the state backend held when the plan was made
@@ -112,7 +113,7 @@ class PartitionTask:
             raise BadInputError(f"{where}: not a partition task (got {type(data).__name__})")
         known = {f for f in cls.__dataclass_fields__}
         unexpected = sorted(set(data) - known)
-        if unexpected or not {"plan_id", "range", "directory"} <= set(data):
+        if unexpected or not {"plan_id", "planned_at", "range", "directory"} <= set(data):
             raise BadInputError(f"{where}: not a partition task (keys {sorted(data)})")
         return cls(**{**data, "range": PartitionRange.from_dict(data["range"], f"{where}.range")})
 

@@ -48,14 +48,29 @@ class StagingLocation:
     account: str = ""  # the Azure storage account
 
 
+def shown(uri: str) -> str:
+    """``uri`` as an error may quote it: without user info (``key:secret@``, but an Azure
+    ``container@account``'s container is kept) nor query (a SAS token) or fragment."""
+    head, sep, rest = uri.partition("://")
+    if not sep:
+        return uri.split("?", 1)[0].split("#", 1)[0]
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user}@{host}" if head in AZURE_SCHEMES and ":" not in user else f"***@{host}"
+    path = path.split("?", 1)[0].split("#", 1)[0]
+    netloc = netloc.split("?", 1)[0].split("#", 1)[0]
+    return f"{head}://{netloc}{slash}{path}" + ("?…" if "?" in rest else "")
+
+
 def parse_staging_uri(uri: str) -> StagingLocation:
     """``uri`` as a staging location; ``BadInputError`` naming the accepted form when it is not one."""
     scheme = uri.split("://", 1)[0] if "://" in uri else ""
     form = FORMS.get(scheme)
     if form is None:
-        raise BadInputError(f"staging uri {uri!r}: give one of {', '.join(FORMS.values())}")
+        raise BadInputError(f"staging uri {shown(uri)!r}: give one of {', '.join(FORMS.values())}")
     parts = urlsplit(uri)
-    wrong = BadInputError(f"staging uri {uri!r}: a {scheme}:// directory is {form}")
+    wrong = BadInputError(f"staging uri {shown(uri)!r}: a {scheme}:// directory is {form}")
     if "?" in uri or "#" in uri:
         raise wrong
     if scheme == "file":

@@ -78,13 +78,26 @@ class CdcState:
     lsn: str
 
 
+@dataclass(frozen=True)
+class PlanState:
+    """The last partition plan a partitioned load loaded (``plan_id``, planned at ``planned_at``,
+    ISO 8601 UTC), under ``<load>.__plan__``, committed with its data: a finalize of that plan
+    again loads nothing, and one of an older plan is refused (it would put older rows over
+    newer). A state reset keeps it: it is about the target's rows, not the next window."""
+
+    kind: ClassVar[str] = "partition_plan"
+    plan_id: str
+    planned_at: str
+
+
 # SQL Server's binary(10) LSN as text, or PostgreSQL's pg_lsn
 _LSN = re.compile(r"^(0x[0-9A-Fa-f]{20}|[0-9A-F]{1,8}/[0-9A-F]{1,8})$")
 
 # Not "#": a key travels in URL paths (the Task SDK sets Variables through the API server).
 RESUME_SUFFIX = ".__resume__"
+PLAN_SUFFIX = ".__plan__"
 
-StateRecord = CursorState | XminState | OffsetsState | ResumeState | ChangeVersionState | CdcState
+StateRecord = CursorState | XminState | OffsetsState | ResumeState | ChangeVersionState | CdcState | PlanState
 _KINDS: dict[str, type[StateRecord]] = {
     CursorState.kind: CursorState,
     XminState.kind: XminState,
@@ -92,6 +105,7 @@ _KINDS: dict[str, type[StateRecord]] = {
     ResumeState.kind: ResumeState,
     ChangeVersionState.kind: ChangeVersionState,
     CdcState.kind: CdcState,
+    PlanState.kind: PlanState,
 }
 
 
@@ -149,6 +163,8 @@ def _field_problem(record: StateRecord) -> str | None:
         if problem is None and not _LSN.match(record.lsn):
             problem = f"'lsn' {record.lsn!r} is not an LSN (0x and 20 hex digits, or X/Y)"
         return problem
+    if isinstance(record, PlanState):
+        return _text("plan_id", record.plan_id) or _text("planned_at", record.planned_at)
     if not isinstance(record.checkpoint, dict):
         return f"'checkpoint' must be an object, not a JSON {_json_type(record.checkpoint)}"
     return _text("run_id", record.run_id) or _count("staged_rows", record.staged_rows)
@@ -217,7 +233,7 @@ def decode_state(
 
 def fix_hint(load: str) -> str:
     """How a user repairs a load's stored state, for messages."""
-    load = load.removesuffix(RESUME_SUFFIX)
+    load = load.removesuffix(RESUME_SUFFIX).removesuffix(PLAN_SUFFIX)
     return (
         f"Set a good value with `dpone state set PATH --load {load} --value ...`, or clear it "
         f"with `dpone state reset PATH --load {load}` (the next run then reads the source in full)"

@@ -50,6 +50,22 @@ from .postgres_source import BINARY, PREFETCH, TEXT, PostgresSource
 
 log = logging.getLogger(__name__)
 
+# json, jsonb, interval, timetz: written as text (the server parses it); the last two may arrive
+# as Python values, spelled as PostgreSQL reads them
+_AS_TEXT = frozenset({114, 3802, 1186, 1266})
+_SPELLED = frozenset({1186, 1266})
+
+
+def _pg_text(value: Any) -> Any:
+    """A timedelta or a time with its offset as the text PostgreSQL reads; text and None as is."""
+    import datetime as dt
+
+    if isinstance(value, dt.timedelta):
+        return f"{value.days} days {value.seconds} seconds {value.microseconds} microseconds"
+    if isinstance(value, dt.time):
+        return value.isoformat()
+    return value
+
 
 class PostgresConnector(PostgresSource, SetBasedSink):
     """Source and sink for PostgreSQL, over the connection of the class it is mixed into."""
@@ -171,20 +187,27 @@ class PostgresConnector(PostgresSource, SetBasedSink):
     def _copy_rows(
         cur: psycopg.Cursor, staging: TableRef, schema: TableSchema, batches: Any, *, freeze: bool
     ) -> None:
-        """Row batches into staging by text COPY (JSON arrives as text; the server parses it)."""
-        oids = [
-            25 if r[0] in (114, 3802) else r[0]
+        """Row batches into staging by text COPY (JSON, interval and timetz arrive as text, or as
+        Python values written as their text; the server parses it)."""
+        stored = [
+            r[0]
             for r in cur.execute(
                 "select atttypid from pg_attribute where attrelid = %s::regclass and attnum > 0 "
                 "and not attisdropped order by attnum",
                 (staging.sql,),
             )
         ]
+        oids = [25 if oid in _AS_TEXT else oid for oid in stored]
+        spelled = [i for i, oid in enumerate(stored) if oid in _SPELLED]
         # Text COPY: psycopg's binary array dumper cannot write empty arrays.
         with cur.copy(dialect.copy_in(staging, schema.names, "text", freeze=freeze)) as copy:
             copy.set_types(oids)
             for batch in batches:
                 for row in batch:
+                    if spelled:
+                        row = list(row)
+                        for i in spelled:
+                            row[i] = _pg_text(row[i])
                     copy.write_row(row)
                 failpoint("mid_copy")
 

@@ -326,7 +326,9 @@ class PostgresSource(PostgresSessions):
     ) -> Generator[list, None, None]:
         from psycopg.types.string import TextLoader
 
-        for name in ("json", "jsonb"):  # canonical rows carry JSON as text: keeps JSON null apart from NULL
+        # As text: JSON (keeps JSON null apart from NULL), interval (a timedelta has no months:
+        # '1 mon' would become '30 days') and timetz (Python's time cannot carry its offset).
+        for name in ("json", "jsonb", "interval", "timetz"):
             conn.adapters.register_loader(name, TextLoader)
         try:
             sent = 0

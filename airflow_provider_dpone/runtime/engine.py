@@ -413,6 +413,11 @@ def _run_once(
                 assert after is not None  # a candidate is a record
                 extra = parts.sink.journal_statements(ctx, _plain(before), after)
                 journaled = True
+        ledger, ledger_with_data = extract.ledger, False
+        if ledger is not None:  # committed with the data where the state table lives in the sink
+            with_data = parts.state.colocated_statements(parts.sink, pipeline, *ledger, run_id)
+            if with_data:
+                extra, ledger_with_data = [*extra, *with_data], True
         with _timed(report, "finalize") as phase:
             result = parts.sink.finalize(ctx, staged, extra)
             phase.rows = rows_written(result, staged.rows)
@@ -435,6 +440,8 @@ def _run_once(
                     log.warning("dpone %s: source acknowledgement failed: %s", ctx.key, exc)
         else:
             report.state_after = report.state_before
+        if ledger is not None and not ledger_with_data:  # after the state: a lost one fails the retry loudly
+            parts.state.commit(pipeline, *ledger, run_id)
         if isinstance(extract.artifact, CheckpointedBatches):
             parts.state.reset(pipeline, load.name + RESUME_SUFFIX)  # the run is done: nothing to resume
         finish_files(extract.artifact, succeeded=True)  # a failed load keeps its files as evidence

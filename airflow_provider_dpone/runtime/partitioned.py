@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import uuid
@@ -28,7 +29,7 @@ from ..contracts.redaction import Redactor
 from ..contracts.run_request import RunRequest
 from ..contracts.sources import SourceSpec
 from ..contracts.staging_manifest import StagedFile, StagingManifest
-from ..contracts.state import StateRecord, state_from_dict
+from ..contracts.state import PLAN_SUFFIX, PlanState, StateRecord, state_from_dict
 from ..contracts.table import TableSchema
 from .engine import LoadRuntime, _close_artifact, _plain, _recover_state, effective_source, run_load
 from .failpoints import PARTITION_FILES, failpoint
@@ -67,6 +68,7 @@ def plan_partitions(
         ctx, start, note = starting_state(ctx, parts.sink, parts.state, before)
         if note:
             log.warning("dpone %s: %s", ctx.key, note)
+    planned_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
     plan = planner(effective_source(load), start, parallel)
     plan_id = uuid.uuid4().hex[:12]
     names = [_UNSAFE.sub("_", p) for p in (pipeline, load.name, run_id)]
@@ -74,6 +76,7 @@ def plan_partitions(
     tasks = [
         PartitionTask(
             plan_id=plan_id,
+            planned_at=planned_at,
             range=r,
             directory=directory,
             state_before=_plain(before),
@@ -109,7 +112,7 @@ def noop_partition(reason: str) -> PartitionTask:
     state reset): the extract passes it on and the finalize does what the request asks."""
     from ..contracts.partitions import PartitionRange
 
-    return PartitionTask("noop", PartitionRange(0, 1, "-"), "", None, None, None, {}, noop=reason)
+    return PartitionTask("noop", "", PartitionRange(0, 1, "-"), "", None, None, None, {}, noop=reason)
 
 
 def extract_partition(
@@ -219,8 +222,11 @@ class PartitionedExport:
     """The finalize's source: the gathered partitions, their window and the plan's state
     candidate. The key set (reconciliation) and lineage still come from the real source."""
 
-    def __init__(self, source: Any, manifest: StagingManifest, task: PartitionTask, conn_id: str | None):
+    def __init__(
+        self, source: Any, manifest: StagingManifest, task: PartitionTask, conn_id: str | None, load: str
+    ):
         self.source, self.manifest, self.task, self.conn_id = source, manifest, task, conn_id
+        self.ledger = (load + PLAN_SUFFIX, PlanState(task.plan_id, task.planned_at))
 
     def extract(
         self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...] = ()
@@ -235,7 +241,8 @@ class PartitionedExport:
         stats = StreamStats()
         stats.source_rows = m.rows
         artifact = ObjectStorageStagingManifest(m, self.conn_id)
-        return ExtractResult(artifact, m.schema, state_from_dict(self.task.candidate), details, stats=stats)
+        candidate = state_from_dict(self.task.candidate)
+        return ExtractResult(artifact, m.schema, candidate, details, stats=stats, ledger=self.ledger)
 
     def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
         result: tuple[dict[str, Any], TableSchema] = self.source.plan_extract(spec, state)
@@ -281,19 +288,24 @@ def finalize_partitions(
         )
     task = live[0].task
     current = _plain(_recover_state(ctx, parts, parts.state.get(pipeline, load.name)))
+    loaded = parts.state.get(pipeline, load.name + PLAN_SUFFIX)
+    if isinstance(loaded, PlanState) and loaded.plan_id == task.plan_id:
+        log.info("dpone %s: plan %s was loaded by an earlier try; nothing to load", ctx.key, task.plan_id)
+        report = RunReport(
+            pipeline=pipeline, load=load.name, run_id=run_id, strategy=load.sink.strategy.value
+        )
+        report.status, report.state_before, report.state_after = "success", current, current
+        report.warnings.append(
+            f"partition plan {task.plan_id} was already loaded (an earlier try committed it)"
+        )
+        return report
+    if isinstance(loaded, PlanState) and loaded.planned_at > task.planned_at:
+        raise StateError(
+            f"{ctx.key}: plan {loaded.plan_id}, made at {loaded.planned_at}, was loaded after this run's "
+            f"plan {task.plan_id} was made (at {task.planned_at}); loading it would put older rows over "
+            "newer ones, so nothing was loaded. Clear the whole run to plan it again"
+        )
     if current != task.state_before:
-        if task.candidate is not None and current == task.candidate:
-            log.info(
-                "dpone %s: plan %s was committed by an earlier try; nothing to load", ctx.key, task.plan_id
-            )
-            report = RunReport(
-                pipeline=pipeline, load=load.name, run_id=run_id, strategy=load.sink.strategy.value
-            )
-            report.status, report.state_before, report.state_after = "success", current, current
-            report.warnings.append(
-                f"partition plan {task.plan_id} was already loaded and its state committed"
-            )
-            return report
         raise StateError(
             f"{ctx.key}: the state is {current}, not {task.state_before} as when the partitions were "
             "planned (a reset or another run changed it); nothing was loaded. Clear the whole run to "
@@ -308,9 +320,24 @@ def finalize_partitions(
         len(manifest.files),
         manifest.uri,
     )
-    source = PartitionedExport(parts.source, manifest, task, files.conn_id)
+    source = PartitionedExport(parts.source, manifest, task, files.conn_id, load.name)
     runtime = LoadRuntime(source=source, sink=parts.sink, state=parts.state)  # type: ignore[arg-type]
-    return run_load(pipeline, load, runtime, run_id, request)
+    report = run_load(pipeline, load, runtime, run_id, request)
+    if report.status == "success" and files.retention == "delete":
+        _drop_partition_manifests(live, files.conn_id)  # an empty range's manifest lists no file
+    return report
+
+
+def _drop_partition_manifests(results: list[PartitionResult], conn_id: str | None) -> None:
+    from ..staging.files import MANIFEST
+    from ..staging.store import store_for
+
+    for result in results:
+        if result.manifest_uri is not None:
+            try:  # the data and the state are committed: a file left behind is only logged
+                store_for(result.manifest_uri, conn_id).delete(MANIFEST)
+            except Exception as exc:
+                log.warning("%s/%s was not deleted: %s", result.manifest_uri, MANIFEST, exc)
 
 
 def run_partitioned(

@@ -62,7 +62,7 @@ def split_ranges(column: Column, minimum: str | None, maximum: str | None, n: in
     range). Fewer when the span holds fewer distinct values (integers, dates)."""
     if minimum is None or maximum is None or n <= 1:
         return [PartitionRange(0, 1, column.name, nulls=True)]
-    cuts = _cuts(column.type, minimum, maximum, n)
+    cuts = _cuts(column, minimum, maximum, n)
     bounds: list[str | None] = [None, *cuts, None]
     count = len(bounds) - 1
     return [
@@ -70,16 +70,18 @@ def split_ranges(column: Column, minimum: str | None, maximum: str | None, n: in
     ]
 
 
-def _cuts(kind: CanonicalType, minimum: str, maximum: str, n: int) -> list[str]:
-    """The ``n - 1`` (or fewer, distinct) inner bounds between ``minimum`` and ``maximum``."""
+def _cuts(column: Column, minimum: str, maximum: str, n: int) -> list[str]:
+    """The ``n - 1`` (or fewer, distinct) inner bounds between ``minimum`` and ``maximum``, as
+    text every dialect's cast reads: plain digits (no exponent), times to the millisecond."""
+    kind = column.type
     try:
         if kind in INTEGERS or kind is CanonicalType.DECIMAL:
             low, high = Decimal(minimum), Decimal(maximum)
-            if kind in INTEGERS or (low == low.to_integral_value() and high == high.to_integral_value()):
-                start, count = int(low), int(high) - int(low) + 1  # whole values: n slices of the count
+            if kind in INTEGERS or column.scale == 0:  # whole values: n slices of their count
+                start, count = int(low), int(high) - int(low) + 1
                 cuts = [str(start + _ceil_div(count * i, n)) for i in range(1, n)]
             else:
-                cuts = [str(low + (high - low) / n * i) for i in range(1, n)]
+                cuts = [format(low + (high - low) / n * i, "f") for i in range(1, n)]
         elif kind is CanonicalType.DATE:
             day, last = dt.date.fromisoformat(minimum[:10]), dt.date.fromisoformat(maximum[:10])
             days = (last - day).days + 1  # whole days, like whole values
@@ -87,17 +89,19 @@ def _cuts(kind: CanonicalType, minimum: str, maximum: str, n: int) -> list[str]:
         else:
             aware = kind is CanonicalType.TIMESTAMPTZ
             first_ts, last_ts = parse_timestamp(minimum, aware=aware), parse_timestamp(maximum, aware=aware)
-            width = last_ts - first_ts
-            cuts = [(first_ts + width * i / n).isoformat() for i in range(1, n)]
-    except (InvalidOperation, ValueError) as exc:
-        raise BadInputError(f"parallel.by: cannot split between {minimum!r} and {maximum!r}: {exc}") from None
-    # a bound at or below the minimum, or repeated, would make an empty range: keep the distinct
-    # ones that lie strictly inside the span
-    kept: list[str] = []
-    for cut in cuts:
-        if cut not in kept and _inside(kind, cut, minimum, maximum):
-            kept.append(cut)
-    return kept
+            width = last_ts - first_ts  # milliseconds: SQL Server's datetime takes no more digits
+            cuts = [(first_ts + width * i / n).isoformat(timespec="milliseconds") for i in range(1, n)]
+        # a bound at or below the minimum, or repeated, would make an empty range: keep the
+        # distinct ones strictly inside the span
+        kept: list[str] = []
+        for cut in cuts:
+            if cut not in kept and _inside(kind, cut, minimum, maximum):
+                kept.append(cut)
+        return kept
+    except (InvalidOperation, ValueError, OverflowError) as exc:  # NaN, infinity, unreadable text
+        raise BadInputError(
+            f"parallel.by: cannot split '{column.name}' between {minimum!r} and {maximum!r} ({exc or type(exc).__name__})"
+        ) from None
 
 
 def _ceil_div(a: int, b: int) -> int:

@@ -8,10 +8,10 @@ has no per-connection endpoint, google-cloud-storage reads that variable."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from ..contracts.errors import BadInputError
 from .store import PART, BucketStore, pieces, ranges
 
 
@@ -40,6 +40,7 @@ class GCSStore(BucketStore):
         try:
             blob.reload()
         except NotFound:
+            self._bucket_exists()  # GCS answers a missing bucket with the same 404
             return None
 
         def fetch(offset: int, length: int) -> bytes:  # the manifest's SHA-256 checks the whole file
@@ -54,8 +55,15 @@ class GCSStore(BucketStore):
     def delete(self, name: str) -> None:
         from google.api_core.exceptions import NotFound
 
-        with contextlib.suppress(NotFound):
+        try:
             self.client.delete_blob(self.key(name))
+        except NotFound:
+            self._bucket_exists()
+
+    def _bucket_exists(self) -> None:
+        """Raise when the bucket itself is missing: a file in it cannot be 'just missing'."""
+        if not self.client.exists():
+            raise BadInputError(f"staging uri {self.uri}: bucket '{self.bucket}' does not exist")
 
     def names(self) -> list[str]:
         return self.relative(blob.name for blob in self.client.list_blobs(prefix=self.start or None))

@@ -58,7 +58,7 @@ def test_what_cannot_be_partitioned_is_refused_at_validate() -> None:
 
 
 def test_a_partition_task_round_trips_and_a_wrong_one_is_named() -> None:
-    task = PartitionTask("abc", PartitionRange(1, 4, "id", "10", "20"), "s3://b/p", None, None,
+    task = PartitionTask("abc", "2026-11-30T08:00:00.000000+00:00", PartitionRange(1, 4, "id", "10", "20"), "s3://b/p", None, None,
                          {"kind": "cursor", "cursor": "id", "value": "20", "value_type": "int64"}, {"mode": "full"})  # fmt: skip
     assert PartitionTask.from_dict(task.to_dict()) == task
     result = PartitionResult(task, "s3://b/p/p001/x", rows=5, files=1, bytes=10)
@@ -107,10 +107,21 @@ def test_date_and_timestamp_keys_split_by_time() -> None:
         Column("t", CanonicalType.TIMESTAMPTZ), "2026-01-01 00:00:00+00", "2026-01-01 04:00:00+00", 4
     )
     assert [r.lower for r in ts[1:]] == [
-        "2026-01-01T01:00:00+00:00",
-        "2026-01-01T02:00:00+00:00",
-        "2026-01-01T03:00:00+00:00",
+        "2026-01-01T01:00:00.000+00:00",  # to the millisecond: SQL Server's datetime reads it
+        "2026-01-01T02:00:00.000+00:00",
+        "2026-01-01T03:00:00.000+00:00",
     ]
+
+
+def test_numeric_keys_split_by_their_scale_and_never_print_an_exponent() -> None:
+    whole = Column("n", CanonicalType.DECIMAL, precision=12, scale=0)
+    assert [r.lower for r in split_ranges(whole, "1", "8", 4)[1:]] == ["3", "5", "7"]
+    fraction = Column("n", CanonicalType.DECIMAL, precision=12, scale=4)
+    assert [r.lower for r in split_ranges(fraction, "0", "1", 4)[1:]] == ["0.25", "0.50", "0.75"]
+    tiny = split_ranges(Column("n", CanonicalType.DECIMAL), "0.00000001", "0.00000005", 2)
+    assert tiny[1].lower == "0.00000003" and "E" not in tiny[1].lower
+    with pytest.raises(BadInputError, match="cannot split 'n' between '1' and 'NaN'"):
+        split_ranges(Column("n", CanonicalType.DECIMAL), "1", "NaN", 4)
 
 
 def test_the_split_column_must_be_a_splittable_primary_key_column() -> None:

@@ -320,7 +320,8 @@ def test_a_partition_plan_measures_the_key_and_each_range_reads_the_plans_window
         bounds
         == "select convert(nvarchar(max), min([id])), convert(nvarchar(max), max([id])) from [raw].[items]"
     )
-    task = PartitionTask("p1", plan.ranges[1], "file:///x", None, None, None, {}, plan.cursor_upper, True)
+    task = PartitionTask("p1", "2026-11-30T08:00:00+00:00", plan.ranges[1], "file:///x", None, None, None, {},
+                         plan.cursor_upper, True)  # fmt: skip
     server.statements.clear()
     list(engine.extract(spec, None, partition=task).artifact.batches)
     select, params = next((s, p) for s, p in server.statements if s.startswith("select [id], [name]"))

@@ -148,8 +148,10 @@ def test_a_state_changed_since_the_plan_fails_the_finalize(clean_pg: Any, tmp_pa
     m = incremental(tmp_path)
     load, parts, tasks = steps(m, "r1")
     results = [extract_partition("par", load, parts, t, "r1") for t in tasks]
-    clean_pg.execute("src", "update orders set updated_at = '2026-03-01' where id = 1")
-    run_partitioned("par", load, parts, "other")  # another run loaded and committed a later window
+    from airflow_provider_dpone.contracts.state import CursorState
+
+    later = CursorState("updated_at", "2026-03-01 00:00:00+00", "timestamptz")
+    parts.state.commit("par", "orders", later, "manual")  # `dpone state set` while the ranges ran
     with pytest.raises(StateError, match="not None as when the partitions were planned"):
         finalize_partitions("par", load, parts, "r1", results)
 
@@ -186,3 +188,45 @@ def test_dpone_plan_shows_the_ranges_and_dpone_run_and_replay_load_them(
     clean_pg.execute("dst", "delete from raw.orders where id > 100")
     assert main(["replay", str(path), "--load", "orders", "--uri", plan_dir.as_uri()]) == 0
     assert clean_pg.query("dst", "select count(*) from raw.orders") == [(5000,)]
+
+
+def test_an_older_plan_never_loads_over_a_newer_one(clean_pg: Any, tmp_path: Path) -> None:
+    clean_pg.execute("src", ORDERS)
+    load, parts, old_tasks = steps(manifest(tmp_path), "r1")  # a full refresh: no state to compare
+    old = [extract_partition("par", load, parts, t, "r1") for t in old_tasks]
+    clean_pg.execute("src", "update orders set note = 'new'")
+    run_partitioned("par", load, parts, "r2")  # the next run loads the newer rows
+    with pytest.raises(StateError, match="loading it would put older rows over newer ones"):
+        finalize_partitions("par", load, parts, "r1", old)  # run r1's finalize cleared and retried
+    assert clean_pg.query("dst", "select count(*) from raw.orders where note is distinct from 'new'") == [
+        (0,)
+    ]
+
+
+def test_a_finalize_retried_after_its_commit_loads_nothing_even_without_state(
+    clean_pg: Any, tmp_path: Path
+) -> None:
+    clean_pg.execute("src", ORDERS)
+    load, parts, tasks = steps(manifest(tmp_path), "r1")
+    results = [extract_partition("par", load, parts, t, "r1") for t in tasks]
+    assert finalize_partitions("par", load, parts, "r1", results).rows == 5000
+    again = finalize_partitions("par", load, parts, "r1", results)  # the worker died before Airflow knew
+    assert again.status == "success" and "already loaded" in again.warnings[0]
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]  # every manifest went, empty ranges' too
+
+
+def test_a_reload_that_failed_is_not_taken_as_loaded_by_a_later_run(clean_pg: Any, tmp_path: Path) -> None:
+    from airflow_provider_dpone.contracts.run_request import run_request
+
+    clean_pg.execute("src", ORDERS)
+    m = incremental(tmp_path)
+    load, parts = m.loads[0], assemble(m.loads[0], m.state)
+    run_partitioned("par", load, parts, "r0")
+    clean_pg.execute("dst", "delete from raw.orders where id > 100")  # damaged: a full reload is asked for
+    reload = run_request({"dpone_mode": "full_reload"})
+    tasks = plan_partitions("par", load, parts, "r1", reload)
+    results = [extract_partition("par", load, parts, t, "r1") for t in tasks]
+    clean_pg.execute("src", "update orders set updated_at = '2026-03-01' where id = 1")
+    run_partitioned("par", load, parts, "r2")  # a scheduled run commits meanwhile
+    with pytest.raises(StateError):  # never "already loaded": this reload's rows were not
+        finalize_partitions("par", load, parts, "r1", results, reload)

@@ -145,7 +145,8 @@ class RemoteStoreContract(StoreContract):
     def test_a_missing_bucket_fails_without_the_secret(self, directory: Directory) -> None:
         missing = Directory(directory.uri.replace(directory.bucket, "dpone-missing", 1), directory.conn_id)
         store = missing.store()
-        for attempt in (store.names, lambda: store.write("f.bin", [b"x"])):
+        attempts = (store.names, lambda: store.write("f.bin", [b"x"]), lambda: store.read("f.bin"))
+        for attempt in attempts:  # a read too: a file in a missing bucket is not "just missing"
             with pytest.raises(Exception) as failed:
                 attempt()
             assert directory.secret == "" or directory.secret not in f"{failed.value!s} {failed.value!r}"

@@ -12,6 +12,7 @@ import pytest
 
 from airflow_provider_dpone.contracts.errors import BadInputError, ManifestError, MissingExtraError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
+from airflow_provider_dpone.contracts.staging_uri import parse_staging_uri, shown
 from airflow_provider_dpone.staging.store import LocalStore, store_for
 
 pytestmark = pytest.mark.unit
@@ -57,7 +58,7 @@ def test_each_accepted_uri_maps_to_its_store_bucket_and_prefix() -> None:
 
 def test_a_refused_uri_names_the_form_at_validate_and_at_run_time() -> None:
     for uri, form in {**REFUSED, "ftp://host/x": "file:///absolute/path, s3://bucket/prefix"}.items():
-        message = f"staging uri '{re.escape(uri)}': .*{re.escape(form)}"
+        message = f"staging uri '{re.escape(shown(uri))}': .*{re.escape(form)}"  # credentials never quoted
         with pytest.raises(BadInputError, match=message):
             store_for(uri)
         with pytest.raises(ManifestError, match=message):
@@ -91,3 +92,18 @@ def test_a_missing_provider_names_its_extra(
     monkeypatch.setitem(sys.modules, module, None)
     with pytest.raises(MissingExtraError, match=rf"'{module}' .*airflow-provider-dpone\[{extra}\]"):
         store_for(uri).names()
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "s3://AKIADPONE:s3cret-key@bucket/p",
+        "wasbs://c@acct.blob.core.windows.net/p?sv=2024&sig=s3cret-key",
+        "gs://bucket/p?token=s3cret-key",
+        "ftp://user:s3cret-key@host/x",
+    ],
+)
+def test_a_refused_uri_is_quoted_without_its_credentials(uri: str) -> None:
+    with pytest.raises(BadInputError) as refused:
+        parse_staging_uri(uri)
+    assert "s3cret-key" not in str(refused.value) and "staging uri" in str(refused.value)
