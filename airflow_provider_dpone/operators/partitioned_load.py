@@ -32,13 +32,13 @@ class PartitionPlanOperator(StagedLoadOperator):
         return [noop_partition("state reset: done by the load's own task").to_dict()]
 
     def _run(self, pipeline: str, spec: Any, parts: Any, run_id: str, request: Any) -> Any:
-        from ..runtime.engine import _release
+        from ..runtime.engine import release_hooks
         from ..runtime.partitioned import plan_partitions
 
         try:
             return [t.to_dict() for t in plan_partitions(pipeline, spec, parts, run_id, request)]
         finally:
-            _release(parts)
+            release_hooks(parts)
 
     def _finish(self, report: Any) -> Any:
         return report
@@ -69,13 +69,13 @@ class PartitionExtractOperator(StagedLoadOperator):
 
     def _run(self, pipeline: str, spec: Any, parts: Any, run_id: str, request: Any) -> Any:
         from ..contracts.partitions import PartitionTask
-        from ..runtime.engine import _release
+        from ..runtime.engine import release_hooks
         from ..runtime.partitioned import extract_partition
 
         try:
             return extract_partition(pipeline, spec, parts, PartitionTask.from_dict(self.partition), run_id)
         finally:
-            _release(parts)
+            release_hooks(parts)
 
     def _finish(self, report: Any) -> Any:
         return report.to_dict()

@@ -6,7 +6,6 @@ after the sink has committed; a failure at any step leaves the target and the st
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -33,7 +32,6 @@ from ..contracts.state import (
     RESUME_SUFFIX,
     ResumeState,
     StateRecord,
-    state_from_dict,
     state_to_dict,
 )
 from ..schema.planner import EvolutionMode, enforce_schema_plan
@@ -56,6 +54,7 @@ from .protocols import (
     StagedData,
     StateBackend,
 )
+from .recovery import plain_state, recover_state
 from .report import RunReport, rows_written
 
 log = logging.getLogger("airflow_provider_dpone.runtime")
@@ -80,7 +79,7 @@ def _timed(report: RunReport, name: str) -> Iterator[Any]:
         phase.seconds = round(time.perf_counter() - start, 4)
 
 
-def _close_artifact(artifact: object) -> None:
+def close_artifact(artifact: object) -> None:
     """Close a lazy artifact that the sink did not exhaust (releases the source snapshot)."""
     iterable: object = None
     if isinstance(artifact, FileExport):
@@ -110,7 +109,7 @@ def _hooks(parts: LoadRuntime) -> tuple[object, ...]:
     return (parts.source, parts.sink, state_hook)
 
 
-def _release(parts: LoadRuntime) -> None:
+def release_hooks(parts: LoadRuntime) -> None:
     """Close the connections the hooks kept open between the steps of the load."""
     for hook in _hooks(parts):
         if isinstance(hook, Releasable):
@@ -174,50 +173,6 @@ def _quality_gates(
             level, "dpone %s: quality %s %s: %s", ctx.key, r.name, "ok" if r.passed else "FAILED", r.message
         )
     enforce_quality(ctx.load.name, results)
-
-
-def _plain(record: StateRecord | None) -> dict[str, Any] | None:
-    """State as the JSON the journal stores, for comparison."""
-    return None if record is None else json.loads(json.dumps(state_to_dict(record), default=str))
-
-
-def _recover_state(ctx: LoadContext, parts: LoadRuntime, current: StateRecord | None) -> StateRecord | None:
-    """Roll forward a state commit lost after its data committed (a crash between the two).
-
-    The sink journals the new state inside its finalize transaction when the state backend is
-    elsewhere. If the backend still holds that run's state-before, the commit was lost and is
-    replayed now, so the batch is not loaded a second time; if it holds something else (a
-    ``dpone state reset`` or ``set``), the operator's choice wins and the journal is dropped.
-    """
-    sink = parts.sink
-    if not isinstance(sink, JournalingSink):
-        return current
-    pending = sink.pending_journal(ctx)
-    if pending is None:
-        return current
-    now = _plain(current)
-    if now == pending["state_before"] and now != pending["state_after"]:
-        recovered = state_from_dict(pending["state_after"])
-        assert recovered is not None
-        log.warning(
-            "dpone %s: run %s committed its data but not its state (killed in between); "
-            "committing state %s now",
-            ctx.key,
-            pending["run_id"],
-            pending["state_after"],
-        )
-        parts.state.commit(ctx.pipeline, ctx.load.name, recovered, pending["run_id"])
-        current = recovered
-    elif now != pending["state_after"]:
-        log.warning(
-            "dpone %s: state was changed after run %s (%s, not its %s); keeping it",
-            ctx.key,
-            pending["run_id"],
-            now,
-            pending["state_after"],
-        )
-    sink.acknowledge_journal(ctx, pending["run_id"])
-    return current
 
 
 def _batch_staging(parts: LoadRuntime) -> bool:
@@ -292,7 +247,7 @@ def run_load(
             report, more = _run_once(pipeline, load, parts, f"{run_id}.chunk{len(chunks) + 1}")
             chunks.append(report)
     finally:
-        _release(parts)
+        release_hooks(parts)
     return chunks[0] if len(chunks) == 1 else RunReport.combine(chunks)
 
 
@@ -324,7 +279,7 @@ def _run_once(
     succeeded = False
     extract = None
     try:
-        before = _recover_state(ctx, parts, parts.state.get(pipeline, load.name))
+        before = recover_state(ctx, parts, parts.state.get(pipeline, load.name))
         report.state_before = state_to_dict(before) if before else None
         log.info("dpone %s: state before %s", ctx.key, report.state_before)
         # ``start`` is where this run extracts from; ``before`` stays what the backend holds (the
@@ -396,7 +351,7 @@ def _run_once(
                 try:
                     key_set = parts.sink.stage_key_set(ctx, keys)
                 finally:
-                    _close_artifact(keys.artifact)
+                    close_artifact(keys.artifact)
                 staged.key_set = key_set.staging
                 phase.rows, phase.bytes = key_set.rows, key_set.bytes
         failpoint("after_stage")
@@ -409,9 +364,9 @@ def _run_once(
             if statements:
                 extra, colocated = statements, True
             elif isinstance(parts.sink, JournalingSink):
-                after = _plain(candidate)
+                after = plain_state(candidate)
                 assert after is not None  # a candidate is a record
-                extra = parts.sink.journal_statements(ctx, _plain(before), after)
+                extra = parts.sink.journal_statements(ctx, plain_state(before), after)
                 journaled = True
         ledger, ledger_with_data = extract.ledger, False
         if ledger is not None:  # committed with the data where the state table lives in the sink
@@ -462,7 +417,7 @@ def _run_once(
         raise
     finally:
         if extract is not None:
-            _close_artifact(extract.artifact)
+            close_artifact(extract.artifact)
             report.source["window"] = extract.report_details()
             report.lineage = _lineage(parts, load, extract, report)
         try:

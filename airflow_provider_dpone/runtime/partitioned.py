@@ -31,11 +31,12 @@ from ..contracts.sources import SourceSpec
 from ..contracts.staging_manifest import StagedFile, StagingManifest
 from ..contracts.state import PLAN_SUFFIX, PlanState, StateRecord, state_from_dict
 from ..contracts.table import TableSchema
-from .engine import LoadRuntime, _close_artifact, _plain, _recover_state, effective_source, run_load
+from .engine import LoadRuntime, close_artifact, effective_source, run_load
 from .failpoints import PARTITION_FILES, failpoint
 from .file_staging import stage_files
 from .guards import starting_state
 from .protocols import LoadContext
+from .recovery import plain_state, recover_state
 from .report import RunReport
 
 log = logging.getLogger("airflow_provider_dpone.runtime")
@@ -62,7 +63,7 @@ def plan_partitions(
     if planner is None:
         raise UnsupportedError(f"parallel: the {load.source.connector} source cannot split into ranges")
     ctx = LoadContext(pipeline=pipeline, load=load, run_id=run_id)
-    before = _recover_state(ctx, parts, parts.state.get(pipeline, load.name))
+    before = recover_state(ctx, parts, parts.state.get(pipeline, load.name))
     start: StateRecord | None = None
     if request is None or request.mode != "full_reload":
         ctx, start, note = starting_state(ctx, parts.sink, parts.state, before)
@@ -79,9 +80,9 @@ def plan_partitions(
             planned_at=planned_at,
             range=r,
             directory=directory,
-            state_before=_plain(before),
-            start=_plain(start),
-            candidate=_plain(plan.candidate),
+            state_before=plain_state(before),
+            start=plain_state(start),
+            candidate=plain_state(plan.candidate),
             window=_json_safe(plan.details),
             cursor_upper=plan.cursor_upper,
             pinned=plan.pinned,
@@ -139,7 +140,7 @@ def extract_partition(
     try:
         staged = stage_files(files, ctx, extract, directory=where)
     finally:
-        _close_artifact(extract.artifact)
+        close_artifact(extract.artifact)
     failpoint(PARTITION_FILES)
     artifact = staged.artifact
     assert isinstance(artifact, ObjectStorageStagingManifest)
@@ -231,9 +232,9 @@ class PartitionedExport:
     def extract(
         self, spec: SourceSpec, state: StateRecord | None, *, accepted_formats: tuple[str, ...] = ()
     ) -> ExtractResult:
-        if _plain(state) != self.task.start:
+        if plain_state(state) != self.task.start:
             raise StateError(
-                f"the run would now start from state {_plain(state)}, but its partitions were read "
+                f"the run would now start from state {plain_state(state)}, but its partitions were read "
                 f"from {self.task.start}; nothing was loaded. Clear the whole run to plan it again"
             )
         m = self.manifest
@@ -287,7 +288,7 @@ def finalize_partitions(
             f"{ctx.key}: the run's partitions loaded nothing ({results[0].task.noop if results else 'none'})"
         )
     task = live[0].task
-    current = _plain(_recover_state(ctx, parts, parts.state.get(pipeline, load.name)))
+    current = plain_state(recover_state(ctx, parts, parts.state.get(pipeline, load.name)))
     loaded = parts.state.get(pipeline, load.name + PLAN_SUFFIX)
     if isinstance(loaded, PlanState) and loaded.plan_id == task.plan_id:
         log.info("dpone %s: plan %s was loaded by an earlier try; nothing to load", ctx.key, task.plan_id)
