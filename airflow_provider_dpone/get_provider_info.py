@@ -35,6 +35,11 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             },
             {
+                "integration-name": "dpone BigQuery",
+                "external-doc-url": "https://cloud.google.com/bigquery/docs/loading-data-cloud-storage-parquet",
+                "tags": ["gcp"],
+            },
+            {
                 "integration-name": "dpone REST API",
                 "external-doc-url": "https://www.python-httpx.org/",
                 "tags": ["protocol"],
@@ -54,6 +59,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_dpone.hooks.clickhouse"],
             },
             {"integration-name": "dpone Kafka", "python-modules": ["airflow_provider_dpone.hooks.kafka"]},
+            {
+                "integration-name": "dpone BigQuery",
+                "python-modules": ["airflow_provider_dpone.hooks.bigquery"],
+            },
             {"integration-name": "dpone REST API", "python-modules": ["airflow_provider_dpone.hooks.rest"]},
             {
                 "integration-name": "dpone REST API",

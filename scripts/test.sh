@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 # Azurite (npm, into .azurite/) for the Azure staging tests; they skip, saying why, without it.
 bash scripts/azurite.sh || echo "test.sh: Azurite could not be installed: the Azure staging tests will skip" >&2
+# bqemulator (PyPI, into its own venv .bqemu/) for the BigQuery emulator tests; they skip, saying why, without it.
+bash scripts/bqemulator.sh || echo "test.sh: bqemulator could not be installed: the BigQuery emulator tests will skip" >&2
 # The browser test of the UI (tests/operators/test_ui_demo.py) drives Debian's chromium with
 # playwright: playwright into .venv from the `browser` extra (never `playwright install`, which
 # downloads a browser), chromium from apt when it is missing and we are root.

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ("tests.bigquery_fixtures",)  # the BigQuery emulator and clean_bq
 ROOT = Path(__file__).resolve().parents[1]
 _AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dpone-airflow-"))
 os.environ.setdefault("AIRFLOW_HOME", str(_AIRFLOW_HOME))

@@ -152,6 +152,31 @@ CONNECTORS: dict[str, ConnectorInfo] = {
             )
         },
     ),
+    # Experimental until the live profile (DPONE_BIGQUERY_PROJECT, docs/bigquery.md) has run
+    # green: the emulator CI runs cannot show partition decorators, isolation or DML counts.
+    "bigquery": ConnectorInfo(
+        name="bigquery",
+        hook="airflow_provider_dpone.hooks.bigquery:DponeBigQueryHook",
+        extra="bigquery",
+        source_modes=frozenset(),  # a sink (and state host) only
+        sink_strategies=frozenset(
+            {
+                Strategy.FULL_REFRESH,
+                Strategy.INCREMENTAL_APPEND,
+                Strategy.INCREMENTAL_MERGE,
+                Strategy.REPLACE,
+                Strategy.PARTITION_REPLACE,
+                Strategy.SNAPSHOT_DIFF,
+            }
+        ),
+        # a load job keeps no row order to keep the last row of a key by
+        deletes=frozenset({"none", "soft", "hard"}),
+        key_set=True,
+        hosts_state=True,
+        target_watermark=True,
+        file_staging=True,
+        certification="experimental",
+    ),
     "rest": ConnectorInfo(
         name="rest",
         hook="airflow_provider_dpone.hooks.rest:DponeRestHook",

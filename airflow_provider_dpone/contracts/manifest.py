@@ -373,7 +373,10 @@ def _raw_connector(raw_loads: list[Any], loc: tuple[Any, ...]) -> str | None:
 def _misplaced(key: str, kind: str, this: str, connector: str | None) -> str:
     """A key of another kind of source, named as such (with who reads that kind)."""
     objects = "table" if kind == "query" else kind
-    readers = ", ".join(sorted(n for n, c in CONNECTORS.items() if c.objects == objects)) or "none"
+    readers = (
+        ", ".join(sorted(n for n, c in CONNECTORS.items() if c.objects == objects and c.source_modes))
+        or "none"
+    )
     of = f" of connector '{connector}'" if connector in CONNECTORS else ""
     return f"'{key}' applies to '{kind}' sources (connectors: {readers}); this is a '{this}' source{of}"
 

@@ -19,6 +19,7 @@ ENGINES = {
     "clickhouse": "airflow_provider_dpone.hooks.clickhouse_connector:ClickHouseEngine",
     "kafka": "airflow_provider_dpone.hooks.kafka_connector:KafkaEngine",
     "mssql": "airflow_provider_dpone.hooks.mssql_connector:MsSqlEngine",
+    "bigquery": "airflow_provider_dpone.hooks.bigquery_connector:BigQueryEngine",
 }
 
 

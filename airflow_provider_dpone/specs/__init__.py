@@ -6,7 +6,7 @@ holds, so a mapping works wherever a spec does. Pure and light: no Airflow, no d
 from __future__ import annotations
 
 from .mapping import Cdc, ChangeTracking, Cursor, Offsets, TableState, VariableState, Window, XMin
-from .sinks import ClickHouseSink, KafkaSink, MsSqlSink, PostgresSink
+from .sinks import BigQuerySink, ClickHouseSink, KafkaSink, MsSqlSink, PostgresSink
 from .sources import (
     AppsFlyerSource,
     CbrSource,
@@ -28,6 +28,7 @@ from .sources import (
 
 __all__ = [
     "AppsFlyerSource",
+    "BigQuerySink",
     "CbrSource",
     "Cdc",
     "ChangeTracking",

@@ -56,6 +56,13 @@ class ClickHouseSink(_TableSink):
     connector = "clickhouse"
 
 
+class BigQuerySink(_TableSink):
+    """A BigQuery table, ``dataset.table`` or ``project.dataset.table`` (Parquet load jobs into
+    staging, one transaction script to finalize)."""
+
+    connector = "bigquery"
+
+
 class KafkaSink(SpecMapping):
     """A Kafka topic (transactional produce)."""
 
@@ -74,5 +81,5 @@ class KafkaSink(SpecMapping):
         super().__init__(**given(locals()))
 
 
-SINKS: tuple[type[SpecMapping], ...] = (PostgresSink, MsSqlSink, ClickHouseSink, KafkaSink)
+SINKS: tuple[type[SpecMapping], ...] = (PostgresSink, MsSqlSink, ClickHouseSink, BigQuerySink, KafkaSink)
 """Every typed sink (a test checks there is one per connector that writes)."""

@@ -50,6 +50,17 @@ EVIDENCE: dict[tuple[str, str], str] = {
     ("mssql", "chunk"): f"{MS}::test_a_chunked_backfill_reads_the_range_in_chunks",
     ("mssql", "window"): f"{MS}::test_a_window_reads_only_its_range",
     ("mssql", "partitions"): f"{MS}::test_a_partitioned_load_reads_every_row_once",
+    # BigQuery: the shared contract against bqemulator, and tests/hooks/test_bigquery.py
+    **{("bigquery", f"strategy:{s}"): f"{S}::test_every_declared_strategy_converges"
+       for s in ("full_refresh", "incremental_append", "incremental_merge", "partition_replace")},
+    ("bigquery", "strategy:replace"): f"{S}::test_replace_rewrites_only_the_window",
+    ("bigquery", "strategy:snapshot_diff"): f"{S}::test_snapshot_diff_converges_updates_inserts_and_deletes",
+    ("bigquery", "on_duplicate_keys:fail"): f"{S}::test_duplicate_keys_fail_before_the_target_changes",
+    ("bigquery", "deletes:soft"): f"{S}::test_soft_deletes_mark_rows_and_returning_rows_are_revived",
+    ("bigquery", "deletes:hard"): f"{S}::test_snapshot_diff_converges_updates_inserts_and_deletes",
+    ("bigquery", "deletes_incremental"): f"{S}::test_incremental_merge_reconciles_through_a_staged_key_set",
+    ("bigquery", "hosts_state"): "tests/hooks/test_bigquery.py::test_state_in_bigquery_commits_with_the_data",
+    ("bigquery", "from_target"): "tests/hooks/test_bigquery.py::test_lost_state_is_rederived_from_a_bigquery_target",
     ("postgres", "partitions"): "tests/runtime/test_partitioned_load.py::test_four_partitions_load_every_row_once",
     ("mssql", "strategy:full_refresh"): f"{S}::test_every_declared_strategy_converges",
     ("mssql", "strategy:incremental_append"): f"{S}::test_every_declared_strategy_converges",

@@ -215,9 +215,7 @@ def test_rest_into_sql_server(clean_pg: Any, clean_mssql: Any, rest_api: Any) ->
     from tests.hooks.test_rest import manifest as rest_manifest
 
     sink = {**MSSQL_SINK, "table": "raw.items", "strategy": "incremental_merge", "unique_key": ["id"]}
-    m = rest_manifest(
-        source(*PAGINATIONS["page"], incremental={"mode": "cursor", "cursor": "updated_at"}), sink
-    )
+    m = rest_manifest(source(*PAGINATIONS["page"]), sink)
     assert run(m, "r1").rows == 53
     assert clean_mssql.query("select count(*), count(distinct id) from raw.items") == [(53, 53)]
 

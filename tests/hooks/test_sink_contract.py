@@ -109,6 +109,26 @@ SINKS = [
         # updated in place (a merge's rows_inserted counts its updates too)
         counts={Strategy.PARTITION_REPLACE: frozenset({"rows_inserted"})},
     ),
+    SinkUnderTest(  # bqemulator (BigQuery's REST API over DuckDB), started by the tests
+        connector="bigquery",
+        conn_id="bq",
+        fixture="clean_bq",
+        query=lambda env, statement: env.query(statement),
+        day_text="cast({} as string)",
+        staging_tables="select count(*) from dpone_staging.INFORMATION_SCHEMA.TABLES "
+        "where table_name <> 'dpone_journal'",
+        null_key_error=r"1 staged row\(s\) have NULL in unique_key \['id'\]",  # NullKeyError
+        methods={
+            "first_load": "merge",
+            "snapshot_diff": "merge",
+            "replace": "delete_insert",
+            "partition_replace": "scoped_delete_insert",  # the emulator has no partition decorators
+        },
+        counts={
+            Strategy.INCREMENTAL_MERGE: frozenset({"rows_inserted", "rows_updated"}),
+            Strategy.REPLACE: frozenset({"rows_inserted", "rows_deleted"}),
+        },
+    ),
 ]
 
 

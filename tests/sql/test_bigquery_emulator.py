@@ -1,10 +1,9 @@
 """The BigQuery dialect's statements, run: staging filled by a Parquet load job, each strategy's
 planned steps executed as query jobs (the transaction as one script), the target and the state
-table read back. Runs against ``bqemulator`` (BigQuery's REST API over DuckDB) when
-``BIGQUERY_EMULATOR_HOST`` names it, e.g.
-
-    bqemulator start --rest-port 9050 --grpc-port 9060 --project test-proj --ephemeral
-    BIGQUERY_EMULATOR_HOST=http://127.0.0.1:9050 pytest tests/sql/test_bigquery_emulator.py
+table read back; and a load job reading Parquet from ``gs://`` that GCSHook wrote. Runs against
+``bqemulator`` (BigQuery's REST API over DuckDB) beside an on-disk GCS emulator, both started
+here (tests/bigquery_fixtures.py, demo/bigquery_server.py); without ``.bqemu/``
+(``scripts/bqemulator.sh``) the tests skip, saying why.
 
 What the emulator cannot do (partition decorators, BIGNUMERIC, DML statistics, isolation) is
 not asserted here; see the live profile (``DPONE_BIGQUERY_PROJECT``)."""
@@ -13,10 +12,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import os
-import uuid
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -29,19 +26,17 @@ from airflow_provider_dpone.sql.bigquery_finalize import BigQueryFacts, plan_big
 from airflow_provider_dpone.sql.finalize import FinalizeJob
 from airflow_provider_dpone.sql.steps import Outcome, Step, run_steps
 
+if TYPE_CHECKING:
+    from tests.bigquery_fixtures import BigQueryTarget
+
 d = BigQueryDialect(truncate_in_transaction=False)  # bqemulator 1.4 does not roll TRUNCATE back
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(
-        not os.environ.get("BIGQUERY_EMULATOR_HOST"),
-        reason="BIGQUERY_EMULATOR_HOST is not set (start bqemulator to run these)",
-    ),
-]
+# A 500 from the emulator would keep the client's default retry going for 600 s: short ones here.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 bigquery = pytest.importorskip("google.cloud.bigquery")
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 
-PROJECT = os.environ.get("DPONE_BIGQUERY_EMULATOR_PROJECT", "test-proj")
+RETRY = bigquery.DEFAULT_RETRY.with_timeout(20)
 SCHEMA = TableSchema(
     (
         Column("id", T.INT64, nullable=False),
@@ -55,25 +50,30 @@ SCHEMA = TableSchema(
 )
 
 
-@pytest.fixture(scope="module")
-def client() -> Any:
+@pytest.fixture
+def client(bigquery_target: BigQueryTarget) -> Any:
+    """The emulator's client, found through BIGQUERY_EMULATOR_HOST (as Airflow's hook finds it)."""
     from google.auth.credentials import AnonymousCredentials
 
-    return bigquery.Client(project=PROJECT, credentials=AnonymousCredentials())
+    return bigquery.Client(project=bigquery_target.project, credentials=AnonymousCredentials())
 
 
 @pytest.fixture
-def dataset(client: Any) -> Any:
-    name = f"dpone_t_{uuid.uuid4().hex[:8]}"
-    client.create_dataset(f"{PROJECT}.{name}")
-    yield f"{PROJECT}.{name}"
-    client.delete_dataset(f"{PROJECT}.{name}", delete_contents=True, not_found_ok=True)
+def dataset(client: Any, bigquery_target: BigQueryTarget) -> Any:
+    name = f"{bigquery_target.project}.{bigquery_target.dataset}"
+    client.create_dataset(name, retry=RETRY, timeout=30)
+    yield name
+    client.delete_dataset(name, delete_contents=True, not_found_ok=True, retry=RETRY, timeout=30)
+
+
+def run(client: Any, sql: str) -> None:
+    client.query(sql, job_retry=None, retry=RETRY).result(retry=RETRY, timeout=60, job_retry=None)
 
 
 def execute(client: Any, step: Step) -> Outcome:
     sql = d.inline(step.sql, step.params) if step.params else step.sql
-    job = client.query(sql, job_retry=None)
-    rows = [tuple(r.values()) for r in job.result(timeout=60)]
+    job = client.query(sql, job_retry=None, retry=RETRY)
+    rows = [tuple(r.values()) for r in job.result(retry=RETRY, timeout=60, job_retry=None)]
     return Outcome(job.num_dml_affected_rows or 0, rows)
 
 
@@ -82,12 +82,14 @@ def stage(client: Any, dataset: str, rows: list[tuple], name: str = "items__stg"
     from airflow_provider_dpone.staging.arrow import rows_to_arrow
 
     table = d.table(dataset, name)
-    client.query(d.create_staging_table(table, SCHEMA, '{"dpone_staging": "p.items"}')).result()
+    run(client, d.create_staging_table(table, SCHEMA, '{"dpone_staging": "p.items"}'))
     buf = io.BytesIO()
     pq.write_table(rows_to_arrow(SCHEMA, SCHEMA.names, rows, unbounded=None), buf)
     config = bigquery.LoadJobConfig(source_format="PARQUET", write_disposition="WRITE_APPEND")
-    load = client.load_table_from_file(io.BytesIO(buf.getvalue()), f"{dataset}.{name}", job_config=config)
-    assert load.result(timeout=60).output_rows == len(rows)
+    load = client.load_table_from_file(
+        io.BytesIO(buf.getvalue()), f"{dataset}.{name}", job_config=config, timeout=60
+    )
+    assert load.result(retry=RETRY, timeout=60).output_rows == len(rows)
     return table
 
 
@@ -115,7 +117,7 @@ def facts(client: Any, table: Any) -> BigQueryFacts:
     from google.api_core.exceptions import NotFound
 
     try:
-        resource = client.get_table(str(table)).to_api_repr()
+        resource = client.get_table(str(table), retry=RETRY, timeout=30).to_api_repr()
     except NotFound:
         return BigQueryFacts(exists=False)
     return BigQueryFacts(True, tuple(schema_from_api(resource["schema"]["fields"]).names))
@@ -127,7 +129,8 @@ def finalize(client: Any, job: FinalizeJob, state: Any = None, record: str = "{}
 
 
 def rows(client: Any, sql: str) -> list[tuple]:
-    return [tuple(r.values()) for r in client.query(sql, job_retry=None).result(timeout=60)]
+    job = client.query(sql, job_retry=None, retry=RETRY)
+    return [tuple(r.values()) for r in job.result(retry=RETRY, timeout=60, job_retry=None)]
 
 
 def row(i: int, name: str, day: int = 1) -> tuple:
@@ -137,7 +140,7 @@ def row(i: int, name: str, day: int = 1) -> tuple:
 def test_full_refresh_creates_then_replaces_rows_with_the_state_in_one_transaction(client, dataset):
     state = d.table(dataset, "state")
     for statement in d.create_state_table(state):
-        client.query(statement).result()
+        run(client, statement)
     staging = stage(client, dataset, [row(1, "a"), row(2, "b")])
     job = make_job(dataset, staging, {"strategy": "full_refresh"})
     finalize(client, job, state, '{"v": 1}')
@@ -155,7 +158,7 @@ def test_full_refresh_creates_then_replaces_rows_with_the_state_in_one_transacti
 def test_a_failing_transaction_changes_neither_data_nor_state(client, dataset):
     state = d.table(dataset, "state")
     for statement in d.create_state_table(state):
-        client.query(statement).result()
+        run(client, statement)
     staging = stage(client, dataset, [row(1, "a")])
     job = make_job(dataset, staging, {"strategy": "full_refresh"})
     finalize(client, job, state, '{"v": 1}')
@@ -165,7 +168,7 @@ def test_a_failing_transaction_changes_neither_data_nor_state(client, dataset):
         [(d.upsert_state(state), ("p", "items", '{"v": 2}', "run-2"))],
     )
     with pytest.raises(Exception, match="injected"):
-        client.query(broken, job_retry=None).result()
+        run(client, broken)
     assert rows(client, f"select count(*) from {job.target.sql}") == [(1,)]
     assert rows(client, f"select state from {state.sql}") == [('{"v": 1}',)]
 
@@ -244,3 +247,33 @@ def test_quality_fragments_and_key_guards_run_on_staging(client, dataset):
     assert rows(client, d.quality_freshness(staging, "day"))[0][0] > 0
     query, params = d.staging_tables(staging.schema)
     assert rows(client, d.inline(query, params)) == [("items__stg", '{"dpone_staging": "p.items"}')]
+
+
+def test_a_load_job_reads_parquet_that_gcshook_put_in_the_gcs_emulator(client, dataset, bigquery_target):
+    """Staging through GCS: GCSHook (the ``bq`` connection, anonymous) uploads Parquet parts into
+    the on-disk GCS emulator, and a load job takes them by a ``gs://`` wildcard."""
+    from airflow.providers.google.cloud.hooks.gcs import GCSHook
+
+    from airflow_provider_dpone.staging.arrow import rows_to_arrow
+
+    gcs = GCSHook(gcp_conn_id=bigquery_target.conn_id)
+    bucket = bigquery_target.dataset.replace("_", "-")
+    gcs.create_bucket(bucket_name=bucket, project_id=bigquery_target.project)
+    for part, batch in enumerate([[row(1, "a"), row(2, "b")], [row(3, "c")]]):
+        buf = io.BytesIO()
+        pq.write_table(rows_to_arrow(SCHEMA, SCHEMA.names, batch, unbounded=None), buf)
+        gcs.upload(bucket_name=bucket, object_name=f"x/part-{part}.parquet", data=buf.getvalue())
+    gcs.upload(bucket_name=bucket, object_name="y/part-0.parquet", data=b"not under x/: not loaded")
+    table = d.table(dataset, "items__stg")
+    run(client, d.create_staging_table(table, SCHEMA, '{"dpone_staging": "p.items"}'))
+    config = bigquery.LoadJobConfig(source_format="PARQUET", write_disposition="WRITE_APPEND")
+    load = client.load_table_from_uri(
+        f"gs://{bucket}/x/*.parquet", f"{dataset}.items__stg", job_config=config, retry=RETRY, timeout=30
+    )
+    assert load.result(retry=RETRY, timeout=60).output_rows == 3
+    typed = d.typed_staging(table, SCHEMA)
+    assert rows(client, f"select id, name, amount from {typed.sql} order by id") == [
+        (1, "a", Decimal("1.50")),
+        (2, "b", Decimal("2.50")),
+        (3, "c", Decimal("3.50")),
+    ]

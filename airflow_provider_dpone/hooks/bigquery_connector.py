@@ -1,0 +1,369 @@
+"""The BigQuery sink: staging filled by Parquet load jobs (from GCS when the load staged its files
+there, else each file uploaded), then the steps ``sql.bigquery_finalize`` plans, as query jobs:
+read-only guards, the DDL BigQuery refuses inside a transaction, then one transaction script
+with the data and the state (or journal) row; ``dpone plan`` renders the same steps.
+
+``BigQueryConnector`` is the sink without its client: ``hooks.bigquery`` puts it on the official
+``BigQueryHook`` (its ``google_cloud_platform`` connection), ``BigQueryEngine`` here stands alone
+for the command line. With ``BIGQUERY_EMULATOR_HOST`` set (bqemulator), a full refresh empties
+its target by DELETE: the emulator does not roll a TRUNCATE back with its transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+
+from ..contracts.artifacts import (
+    CSV,
+    ExtractResult,
+    FileExport,
+    ObjectStorageStagingManifest,
+    iter_row_batches,
+)
+from ..contracts.errors import BadInputError
+from ..contracts.redaction import Redactor
+from ..contracts.table import CanonicalType, TableSchema
+from ..runtime.failpoints import failpoint
+from ..runtime.guards import missing_target_error
+from ..runtime.protocols import LoadContext, StagedData, Statement
+from ..runtime.staging_label import staging_label
+from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
+from ..sql.bigquery import BigQueryDialect
+from ..sql.bigquery_catalog import Partitioning, schema_from_api
+from ..sql.bigquery_finalize import BigQueryFacts, bigquery_result, by_decorator, plan_bigquery_finalize
+from ..sql.bigquery_types import stored
+from ..sql.dialect import TableRef
+from ..sql.finalize import FinalizeJob
+from ..sql.journal import JournalingStagingSink
+from ..sql.steps import Outcome, Step, render, run_steps, step_dict
+from ..sql.targets import data_schema, managed_columns
+from .bigquery_client import BigQueryJobs, BigQuerySession, client_from_connection
+from .connection import StandaloneConnection
+
+log = logging.getLogger(__name__)
+
+LOAD_FORMAT = "bigquery_load_job"
+DIALECT = BigQueryDialect()
+EMULATED = BigQueryDialect(truncate_in_transaction=False)
+
+
+class BigQueryConnector(JournalingStagingSink):
+    """The sink over the client of the class it is mixed into (``_client``)."""
+
+    accepted_formats: tuple[str, ...] = (CSV,)  # PostgreSQL's CSV COPY, parsed by pyarrow into Parquet
+    sql_dialect = DIALECT
+    location: str | None = None
+    dpone_conn_id: str  # the connection's id (the hook or the standalone connection gives it)
+    _jobs: BigQueryJobs | None = None
+
+    def _client(self) -> Any:
+        raise NotImplementedError
+
+    @property
+    def jobs(self) -> BigQueryJobs:
+        if self._jobs is None:
+            self._jobs = BigQueryJobs(self._client(), self.sql_dialect, self.location)
+        return self._jobs
+
+    @property
+    def planning_dialect(self) -> BigQueryDialect:
+        """The dialect finalize plans with (the emulator's when it runs against one)."""
+        return EMULATED if os.environ.get("BIGQUERY_EMULATOR_HOST") else DIALECT
+
+    def _read(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
+        return self.jobs.query(statement, params or ())[2]
+
+    def _write(self, statement: str, params: Any = None) -> None:
+        self.jobs.query(statement, params or ())
+
+    @contextmanager
+    def session(self, what: str = "") -> Iterator[BigQuerySession]:
+        """A DB-API-shaped session (the state table's backend reads and writes through it)."""
+        yield BigQuerySession(self.jobs)
+
+    def hosts_state(self, conn_id: str) -> bool:
+        """A state table on ``conn_id`` commits in this sink's transaction script when it is this connection."""
+        return conn_id == self.dpone_conn_id
+
+    def redactor(self) -> Redactor:
+        return Redactor.of_connection(lambda: self.get_connection(self.dpone_conn_id))  # type: ignore[attr-defined]
+
+    def release(self) -> None:
+        if self._jobs is not None:
+            close = getattr(self._jobs.client, "close", None)
+            if close is not None:
+                close()
+            self._jobs = None
+
+    def dataset(self, table: str) -> dict[str, str]:
+        """OpenLineage naming: ``bigquery`` and ``project.dataset.table``."""
+        ref = self.sql_dialect.parse_table(table)
+        return {"namespace": "bigquery", "name": f"{self._table_id(ref)}"}
+
+    def _table_id(self, table: TableRef) -> str:
+        """``project.dataset.table`` as the API names it (the client's project by default)."""
+        return f"{table}" if str(table).count(".") >= 2 else f"{self.jobs.project}.{table}"
+
+    # --- staging -----------------------------------------------------------------------------------
+
+    def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
+        staging = self.staging_table(ctx)
+        self._write(self.sql_dialect.create_schema(staging.schema))  # the sweep reads the dataset
+        self.sweep_stale_staging(ctx)
+        return self._stage_into(ctx, staging, extract)
+
+    def stage_key_set(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
+        """Stage the source's full key set next to the batch (reconciliation of incremental loads)."""
+        return self._stage_into(ctx, self.staging_table(ctx, "keys"), extract)
+
+    def _stage_into(self, ctx: LoadContext, staging: TableRef, extract: ExtractResult) -> StagedData:
+        d, schema = self.sql_dialect, extract.schema
+        self._write(d.drop_table(staging))
+        born = float(self._read(d.now_epoch())[0][0])
+        self._write(d.create_staging_table(staging, schema, staging_label(ctx, born)))
+        rows, size = self._load(staging, schema, extract)
+        log.info("staged %s rows into %s by load job", f"{rows:,}", staging)
+        return StagedData(staging=str(staging), schema=schema, rows=rows, bytes=size, format=LOAD_FORMAT)
+
+    def _load(self, staging: TableRef, schema: TableSchema, extract: ExtractResult) -> tuple[int, int | None]:
+        """Fill staging by load jobs; the rows loaded and the Parquet bytes sent."""
+        from ..staging.files import stage_csv, stage_parquet
+        from ..staging.store import LocalStore, store_for
+
+        table_id, fields = self._table_id(staging), self.sql_dialect.staging_load_schema(schema)
+        artifact = extract.artifact
+        if isinstance(artifact, ObjectStorageStagingManifest):
+            manifest = artifact.manifest
+            store = store_for(manifest.uri, artifact.conn_id)
+            if manifest.uri.startswith("gs://"):  # verified here, then read by BigQuery in one job
+                _verify(store, manifest)
+                uris = [manifest.location(f) for f in manifest.files]
+                loaded = self.jobs.load_uris(uris, table_id, fields, manifest.rows) if uris else 0
+                return loaded, manifest.bytes
+            return self._load_files(store, manifest, table_id, fields), manifest.bytes
+        with tempfile.TemporaryDirectory(prefix="dpone-bq-") as tmp:  # one file's rows at a time
+            local = LocalStore(f"file://{tmp}")
+            if isinstance(artifact, FileExport) and artifact.format == CSV:
+                manifest = stage_csv(local, schema, artifact.chunks)
+            elif isinstance(artifact, FileExport):
+                raise BadInputError(f"bigquery sink cannot load {artifact.format!r} exports")
+            else:
+                manifest = stage_parquet(local, schema, iter_row_batches(artifact))
+            sent = extract.stats.source_rows
+            if sent is not None and sent != manifest.rows:
+                raise BadInputError(
+                    f"the source sent {sent:,} rows but {manifest.rows:,} were written for loading"
+                )
+            return self._load_files(local, manifest, table_id, fields), manifest.bytes
+
+    def _load_files(self, store: Any, manifest: Any, table_id: str, fields: list[dict[str, str]]) -> int:
+        """Each file, its bytes verified, appended by a load job of its own."""
+        from ..contracts.staging_manifest import verify_file
+
+        loaded = 0
+        for staged in manifest.files:
+            chunks = store.read(staged.name)
+            data = None if chunks is None else b"".join(chunks)
+            verify_file(manifest, staged, None if data is None else [data])
+            assert data is not None
+            loaded += self.jobs.load_bytes(data, table_id, fields, staged.rows)
+            failpoint("mid_copy")
+        return loaded
+
+    # --- the target ----------------------------------------------------------------------------------
+
+    def _resource(self, target: TableRef) -> dict[str, Any] | None:
+        return self.jobs.table(self._table_id(target))
+
+    def _current(
+        self, resource: dict[str, Any] | None, batch: TableSchema | None = None
+    ) -> TableSchema | None:
+        """The target's columns from its resource. bqemulator drops a NUMERIC's precision and
+        scale (it stores every one as 38,9) and reads a JSON column back as STRING: there a
+        decimal reads as unbounded (it holds the batch's) and a STRING column the batch has as
+        JSON as JSON, instead of changes that were never made."""
+        if resource is None:
+            return None
+        current = schema_from_api(resource["schema"]["fields"])
+        if not os.environ.get("BIGQUERY_EMULATOR_HOST"):
+            return current
+        json_in_batch = {c.name for c in batch.columns if c.type is CanonicalType.JSON} if batch else set()
+
+        def as_meant(c: Any) -> Any:
+            if c.type is CanonicalType.DECIMAL:
+                return replace(c, precision=None, scale=None)
+            if c.type is CanonicalType.STRING and c.name in json_in_batch:
+                return stored(replace(c, type=CanonicalType.JSON, native_type=None, dialect=None))
+            return c
+
+        return TableSchema(tuple(map(as_meant, current.columns)), current.primary_key, current.extras)
+
+    def _plan_schema(
+        self, ctx: LoadContext, schema: TableSchema, resource: dict[str, Any] | None
+    ) -> SchemaPlan:
+        evolution = ctx.load.schema_evolution
+        data = data_schema(schema)
+        current = self._current(resource, data)
+        as_stored = TableSchema(tuple(stored(c) for c in data.columns), data.primary_key, data.extras)
+        return plan_schema(
+            as_stored,
+            current,
+            mode=evolution.mode,
+            on_type_change=evolution.on_type_change,
+            ignore_target_columns=[c.name for c in managed_columns(ctx.load)],
+            rewrites_all_rows=ctx.load.rewrites_whole_target,
+        )
+
+    def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
+        return self._plan_schema(ctx, schema, self._resource(self.target_table(ctx)))
+
+    def target_rows(self, ctx: LoadContext, *, exact: bool = False) -> int | None:
+        """None when the target is missing; else whether it has rows (0/1), or its row count."""
+        target = self.target_table(ctx)
+        if self._resource(target) is None:
+            return None
+        query = (
+            f"select count(*) from {target.sql}"
+            if exact
+            else f"select count(*) from (select 1 from {target.sql} limit 1)"
+        )
+        return int(self._read(query)[0][0])
+
+    def target_watermark(self, ctx: LoadContext, column: str) -> tuple[str, str] | None:
+        """max(``column``) in the target as text, with its canonical type; None when empty."""
+        target = self.target_table(ctx)
+        current = self._current(self._resource(target))
+        if current is None or not current.has(column):
+            raise BadInputError(
+                f"source.incremental.on_state_missing: from_target needs column '{column}' in {target}"
+            )
+        value = self._read(
+            f"select cast(max({self.sql_dialect.quote_ident(column)}) as string) from {target.sql}"
+        )[0][0]
+        return None if value is None else (str(value), current.column(column).type.value)
+
+    def _facts(self, job: FinalizeJob, resource: dict[str, Any] | None, *, measure: bool) -> BigQueryFacts:
+        """The target as finalize finds it; ``measure``: read the partitions the batch touches."""
+        if resource is None:
+            return BigQueryFacts(exists=False)
+        current = schema_from_api(resource["schema"]["fields"])
+        # bqemulator has no partition decorators: there partitions are replaced by DELETE + INSERT
+        partitioning = None if os.environ.get("BIGQUERY_EMULATOR_HOST") else Partitioning.from_api(resource)
+        facts = BigQueryFacts(True, tuple(current.names), partitioning)
+        if measure and facts.partitioning is not None and job.schema is not None and by_decorator(job, facts):
+            column = job.schema.column(facts.partitioning.column or "")
+            found = self._read(self.planning_dialect.partition_ids(job.staging, column, facts.partitioning))
+            facts = BigQueryFacts(
+                True, facts.columns, facts.partitioning, partitions=tuple(str(r[0]) for r in found)
+            )
+        return facts
+
+    def _job(
+        self, ctx: LoadContext, schema: TableSchema | None, plan: SchemaPlan | None, **kw: Any
+    ) -> FinalizeJob:
+        return FinalizeJob(
+            key=ctx.key,
+            load=ctx.load,
+            target=self.target_table(ctx),
+            staging=kw.pop("staging", None) or self.staging_table(ctx),
+            schema=data_schema(schema) if schema is not None else None,
+            mapping=plan.column_map if plan else {},
+            schema_changes=tuple(plan.to_apply) if plan else (),
+            **kw,
+        )
+
+    # --- finalize ----------------------------------------------------------------------------------
+
+    def finalize(self, ctx: LoadContext, staged: StagedData, extra: list[Statement]) -> dict[str, Any]:
+        """The planned steps as query jobs: guards, DDL, then one transaction script with ``extra``
+        (the colocated state or the journal row) in it."""
+        target, d = self.target_table(ctx), self.planning_dialect
+        resource = self._resource(target)
+        plan = self._plan_schema(ctx, staged.schema, resource)
+        enforce_schema_plan(plan, str(target))
+        if not plan.target_exists and ctx.expects_target:
+            raise missing_target_error(ctx, during_load=True)
+        job = self._job(
+            ctx,
+            staged.schema,
+            plan,
+            staging=d.parse_table(staged.staging),
+            key_set=d.parse_table(staged.key_set) if staged.key_set else None,
+            staged_rows=staged.rows,
+            snapshot=bool(staged.details.get("snapshot")),
+        )
+        facts = self._facts(job, resource, measure=True)
+        steps = plan_bigquery_finalize(d, job, facts, extra)
+        failpoint("mid_finalize")  # nothing of the transaction has run yet
+        outcomes = run_steps(steps, self._executor(target))
+        return {
+            "schema_changes": [c.describe() for c in plan.to_apply],
+            **bigquery_result(job, facts, outcomes),
+        }
+
+    def _executor(self, target: TableRef) -> Callable[[Step], Outcome]:
+        def execute(step: Step) -> Outcome:
+            params = list(step.params.values()) if isinstance(step.params, dict) else list(step.params or ())
+            if step.name.startswith("partition:"):  # the query's rows replace one partition
+                full = self.sql_dialect.parse_table(self._table_id(target))  # with its project
+                destination = self.planning_dialect.decorated(full, step.name.split(":", 1)[1])
+                written = self.jobs.query_into(self.planning_dialect.inline(step.sql, params), destination)
+                return Outcome(written, None)
+            count, names, rows = self.jobs.query(step.sql, params)
+            return Outcome(count, rows if names else None)
+
+        return execute
+
+    def plan_load(
+        self,
+        ctx: LoadContext,
+        schema: TableSchema | None,
+        binary: bool = True,
+        schema_plan: SchemaPlan | None = None,
+    ) -> dict[str, Any]:
+        """The jobs this load would run, planned from the target's resource (read-only)."""
+        target, staging, d = self.target_table(ctx), self.staging_table(ctx), self.planning_dialect
+        steps = [Step(d.create_schema(staging.schema), note="the staging dataset")]
+        if schema is not None:
+            steps.append(Step(d.create_staging_table(staging, schema, "<the run's label>")))
+        steps.append(
+            Step(f"-- load job: the staged Parquet files appended to {staging.sql} (one job from GCS)")
+        )
+        resource = self._resource(target)
+        job = self._job(ctx, schema, schema_plan, key_set=self.staging_table(ctx, "keys"))
+        finalize = plan_bigquery_finalize(d, job, self._facts(job, resource, measure=False))
+        lines = render(steps)
+        if resource is None and ctx.expects_target:
+            lines.append(f"-- fails: {target} is missing while the load's state says it was loaded")
+        return {
+            "target": str(target),
+            "staging": str(staging),
+            "statements": lines + render(finalize),
+            "steps": [step_dict(s) for s in finalize],
+        }
+
+
+def _verify(store: Any, manifest: Any) -> None:
+    """Every file's size and SHA-256 checked against the manifest before a load job reads it."""
+    from ..contracts.staging_manifest import verify_file
+
+    for staged in manifest.files:
+        verify_file(manifest, staged, store.read(staged.name))
+
+
+class BigQueryEngine(BigQueryConnector, StandaloneConnection):
+    """The BigQuery sink standing alone, without Airflow's classes: what ``dpone run``, ``plan``
+    and ``state`` use. Its ``google_cloud_platform`` connection comes from ``AIRFLOW_CONN_<ID>``."""
+
+    def __init__(self, conn_id: str) -> None:
+        super().__init__(conn_id)
+        self.location = self.get_connection(conn_id).extra_dejson.get("location")
+
+    def _client(self) -> Any:
+        return client_from_connection(self.get_connection(self.conn_id), self.location)
