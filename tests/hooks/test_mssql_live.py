@@ -183,6 +183,16 @@ def test_sql_server_into_clickhouse(clean_ch: Any, clean_mssql: Any) -> None:
     assert clean_ch.query("select count() from raw.items") == [(400,)]
 
 
+def test_sql_server_into_bigquery(clean_bq: Any, clean_mssql: Any) -> None:
+    clean_mssql.execute(ITEMS)
+    m = manifest(
+        {"columns": ["id", "name", "amount", "day", "updated_at"]},
+        {"connector": "bigquery", "conn_id": "bq", "strategy": "incremental_merge", "unique_key": ["id"]},
+    )
+    assert run(m).rows == 400
+    assert clean_bq.query("select count(*), sum(amount) from raw.items") == [(400, 100250)]
+
+
 def test_kafka_into_sql_server(clean_pg: Any, clean_mssql: Any, kafka: Any) -> None:
     from tests.hooks.test_kafka import FIELDS, _events, from_kafka, topic_name
 
