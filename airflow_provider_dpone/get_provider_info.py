@@ -94,6 +94,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_dpone.sensors.clickhouse"],
             },
             {"integration-name": "dpone Kafka", "python-modules": ["airflow_provider_dpone.sensors.kafka"]},
+            {
+                "integration-name": "dpone BigQuery",
+                "python-modules": ["airflow_provider_dpone.sensors.bigquery"],
+            },
             {"integration-name": "dpone REST API", "python-modules": ["airflow_provider_dpone.sensors.rest"]},
         ],
         "triggers": [
