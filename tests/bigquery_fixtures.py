@@ -82,10 +82,9 @@ class BigQueryEnv:
         return [tuple(r.values()) for r in job.result(timeout=60)]
 
     def empty(self) -> None:
-        """Drop the datasets the tests write; an empty staging dataset stays for its catalog."""
+        """Drop the datasets the tests write: every run starts as in a fresh project."""
         for name in self.DATASETS:
             self.client.delete_dataset(name, delete_contents=True, not_found_ok=True, retry=self._retry)
-        self.client.create_dataset("dpone_staging", retry=self._retry)
 
 
 @pytest.fixture

@@ -10,9 +10,13 @@ Statements take ``?`` parameters, rendered as typed literals by the dialect (scr
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
+import re
 from collections.abc import Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from ..contracts.errors import BadInputError, DponeError, MissingExtraError, TerminalError, TransientError
@@ -36,7 +40,14 @@ _TRANSIENT = (
     api_errors.GatewayTimeout,
 )
 # reasons BigQuery gives in a job's errors when a retry resolves them
-_TRANSIENT_REASONS = ("rateLimitExceeded", "backendError", "internalError", "jobBackendError")
+_TRANSIENT_REASONS = (
+    "rateLimitExceeded",
+    "quotaExceeded",  # a 403, but a rate quota that refills
+    "backendError",
+    "internalError",
+    "jobBackendError",
+    "tableUnavailable",
+)
 _CONCURRENT = "concurrent update"  # a transaction aborted by another one on the same table
 
 
@@ -45,6 +56,8 @@ def classify(exc: BaseException, what: str) -> DponeError | None:
     job error a retry resolves, or a concurrent transaction is transient; a refused permission
     is bad input; the rest is terminal, with BigQuery's message (which names the statement's
     problem, never a credential)."""
+    if isinstance(exc, FutureTimeout):
+        return TransientError(f"BigQuery {what}: no answer within {JOB_TIMEOUT:.0f} s; the job was cancelled")
     if not isinstance(exc, api_errors.GoogleAPICallError):
         return None
     message = getattr(exc, "message", None) or str(exc)
@@ -68,8 +81,9 @@ class BigQueryJobs:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> tuple[int, list[str], list[tuple[Any, ...]]]:
         """Run one statement or script: the rows it changed, its result's column names and rows."""
-        text = self.dialect.inline(sql, params) if params else sql
+        text = self._located(self.dialect.inline(sql, params) if params else sql)
         config = bigquery.QueryJobConfig(use_legacy_sql=False)
+        job = None
         try:
             job = self.client.query(
                 text, job_config=config, location=self.location, retry=_RETRY, job_retry=None
@@ -78,8 +92,30 @@ class BigQueryJobs:
             names = [f.name for f in result.schema or []]
             rows = [tuple(r.values()) for r in result]
         except Exception as exc:
+            _cancel(job, exc)
             raise classify(exc, "query") or exc from None
         return int(job.num_dml_affected_rows or 0), names, rows
+
+    def _located(self, sql: str) -> str:
+        """A ``create schema`` in the connection's location (BigQuery would put it in US, and a
+        script reading across locations fails)."""
+        if self.location and _CREATE_SCHEMA.match(sql) and " options" not in sql.lower():
+            return (
+                f"{sql.rstrip().rstrip(';')} options (location = {self.dialect.quote_literal(self.location)})"
+            )
+        return sql
+
+    def table_exists(self, table_id: str) -> bool:
+        """Whether the table exists, asked of the API: a missing dataset's INFORMATION_SCHEMA is
+        an error, not an empty list."""
+        return self.table(table_id) is not None
+
+    @property
+    def emulated(self) -> bool:
+        """Whether the client talks to bqemulator (``BIGQUERY_EMULATOR_HOST`` and its endpoint)."""
+        host = os.environ.get("BIGQUERY_EMULATOR_HOST")
+        base = getattr(getattr(self.client, "_connection", None), "API_BASE_URL", None)
+        return bool(host) and base == host
 
     def query_into(self, sql: str, destination: str) -> int:
         """A query's rows replacing ``destination`` (a table, or a partition ``table$id``)."""
@@ -121,6 +157,7 @@ class BigQueryJobs:
         try:
             job.result(timeout=JOB_TIMEOUT, retry=_RETRY)
         except Exception as exc:
+            _cancel(job, exc)
             raise classify(exc, f"load into {table_id}") or exc from None
         rows = int(job.output_rows or 0)
         if rows != expected:
@@ -149,6 +186,16 @@ class BigQueryJobs:
         except Exception as exc:
             raise classify(exc, f"load into {table_id}") or exc from None
         return self._loaded(job, table_id, rows)
+
+
+_CREATE_SCHEMA = re.compile(r"^\s*create\s+schema\s+if\s+not\s+exists\s", re.I)
+
+
+def _cancel(job: Any, exc: BaseException) -> None:
+    """Cancel a job the client stopped waiting for: it would run on, racing the next try."""
+    if job is not None and isinstance(exc, FutureTimeout):
+        with contextlib.suppress(Exception):  # the timeout is what is reported
+            job.cancel(retry=_RETRY)
 
 
 class _Cursor:
@@ -198,6 +245,10 @@ class BigQuerySession:
         return None
 
 
+# the google provider's ways to authenticate that only its hook implements
+_AIRFLOW_ONLY = ("impersonation_chain", "credential_config_file", "key_secret_name", "key_secret_project_id")
+
+
 def _extra(extras: dict[str, Any], name: str) -> Any:
     """An extra as the google provider stores it, plain or with its old prefix."""
     return extras.get(name) or extras.get(f"extra__google_cloud_platform__{name}")
@@ -208,6 +259,12 @@ def client_from_connection(connection: Any, location: str | None = None) -> Any:
     and ``is_anonymous`` (an emulator), ``keyfile_dict`` or ``key_path`` (a service account),
     else the machine's application default credentials."""
     extras = connection.extra_dejson
+    unsupported = [k for k in _AIRFLOW_ONLY if _extra(extras, k)]
+    if unsupported:
+        raise BadInputError(
+            f"connection '{connection.conn_id}': {', '.join(unsupported)} is read by the Airflow hook only; "
+            "run this load in Airflow, or give key_path, keyfile_dict or application default credentials"
+        )
     project = _extra(extras, "project") or _extra(extras, "project_id")
     if str(_extra(extras, "is_anonymous")).lower() == "true":
         from google.auth.credentials import AnonymousCredentials
@@ -223,6 +280,7 @@ def client_from_connection(connection: Any, location: str | None = None) -> Any:
         from google.oauth2 import service_account
 
         credentials = service_account.Credentials.from_service_account_file(path, scopes=SCOPES)
+        project = project or credentials.project_id
     else:
         import google.auth
 

@@ -11,8 +11,8 @@ its target by DELETE: the emulator does not roll a TRUNCATE back with its transa
 
 from __future__ import annotations
 
+import io
 import logging
-import os
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -26,8 +26,9 @@ from ..contracts.artifacts import (
     ObjectStorageStagingManifest,
     iter_row_batches,
 )
-from ..contracts.errors import BadInputError
+from ..contracts.errors import BadInputError, TransientError
 from ..contracts.redaction import Redactor
+from ..contracts.strategies import Strategy
 from ..contracts.table import CanonicalType, TableSchema
 from ..runtime.failpoints import failpoint
 from ..runtime.guards import missing_target_error
@@ -35,20 +36,21 @@ from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..runtime.staging_label import staging_label
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from ..sql.bigquery import BigQueryDialect
-from ..sql.bigquery_catalog import Partitioning, schema_from_api
-from ..sql.bigquery_finalize import BigQueryFacts, bigquery_result, by_decorator, plan_bigquery_finalize
+from ..sql.bigquery_catalog import schema_from_api
+from ..sql.bigquery_finalize import BigQueryFacts, bigquery_result, plan_bigquery_finalize
 from ..sql.bigquery_types import stored
 from ..sql.dialect import TableRef
 from ..sql.finalize import FinalizeJob
 from ..sql.journal import JournalingStagingSink
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
-from ..sql.targets import data_schema, managed_columns
+from ..sql.targets import data_schema, managed_columns, target_primary_key
 from .bigquery_client import BigQueryJobs, BigQuerySession, client_from_connection
 from .connection import StandaloneConnection
 
 log = logging.getLogger(__name__)
 
 LOAD_FORMAT = "bigquery_load_job"
+MAX_URIS = 10_000  # source URIs one load job takes
 DIALECT = BigQueryDialect()
 EMULATED = BigQueryDialect(truncate_in_transaction=False)
 
@@ -74,7 +76,7 @@ class BigQueryConnector(JournalingStagingSink):
     @property
     def planning_dialect(self) -> BigQueryDialect:
         """The dialect finalize plans with (the emulator's when it runs against one)."""
-        return EMULATED if os.environ.get("BIGQUERY_EMULATOR_HOST") else DIALECT
+        return EMULATED if self.jobs.emulated else DIALECT
 
     def _read(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
         return self.jobs.query(statement, params or ())[2]
@@ -86,6 +88,13 @@ class BigQueryConnector(JournalingStagingSink):
     def session(self, what: str = "") -> Iterator[BigQuerySession]:
         """A DB-API-shaped session (the state table's backend reads and writes through it)."""
         yield BigQuerySession(self.jobs)
+
+    def has_table(self, table: TableRef) -> bool:
+        """Asked of the API (a missing dataset's INFORMATION_SCHEMA is an error, not empty)."""
+        return self.jobs.table_exists(self._table_id(table))
+
+    def _journal_exists(self, table: TableRef) -> bool:
+        return self.has_table(table)
 
     def hosts_state(self, conn_id: str) -> bool:
         """A state table on ``conn_id`` commits in this sink's transaction script when it is this connection."""
@@ -134,36 +143,41 @@ class BigQueryConnector(JournalingStagingSink):
     def _load(self, staging: TableRef, schema: TableSchema, extract: ExtractResult) -> tuple[int, int | None]:
         """Fill staging by load jobs; the rows loaded and the Parquet bytes sent."""
         from ..staging.files import stage_csv, stage_parquet
-        from ..staging.store import LocalStore, store_for
+        from ..staging.store import store_for
 
         table_id, fields = self._table_id(staging), self.sql_dialect.staging_load_schema(schema)
         artifact = extract.artifact
         if isinstance(artifact, ObjectStorageStagingManifest):
             manifest = artifact.manifest
             store = store_for(manifest.uri, artifact.conn_id)
-            if manifest.uri.startswith("gs://"):  # verified here, then read by BigQuery in one job
+            if manifest.uri.startswith("gs://"):  # verified here, then read by BigQuery
                 _verify(store, manifest)
-                uris = [manifest.location(f) for f in manifest.files]
-                loaded = self.jobs.load_uris(uris, table_id, fields, manifest.rows) if uris else 0
+                loaded = 0
+                for start in range(0, len(manifest.files), MAX_URIS):  # a load job takes 10,000 URIs
+                    part = manifest.files[start : start + MAX_URIS]
+                    uris = [manifest.location(f) for f in part]
+                    loaded += self.jobs.load_uris(uris, table_id, fields, sum(f.rows for f in part))
                 return loaded, manifest.bytes
             return self._load_files(store, manifest, table_id, fields), manifest.bytes
-        with tempfile.TemporaryDirectory(prefix="dpone-bq-") as tmp:  # one file's rows at a time
-            local = LocalStore(f"file://{tmp}")
-            if isinstance(artifact, FileExport) and artifact.format == CSV:
+        if isinstance(artifact, FileExport) and artifact.format != CSV:
+            raise BadInputError(f"bigquery sink cannot load {artifact.format!r} exports")
+        with tempfile.TemporaryDirectory(prefix="dpone-bq-") as tmp:
+            # each Parquet file is loaded and deleted as soon as it is written: one file on disk
+            local = _LoadingStore(f"file://{tmp}", self.jobs, table_id, fields)
+            if isinstance(artifact, FileExport):
                 manifest = stage_csv(local, schema, artifact.chunks)
-            elif isinstance(artifact, FileExport):
-                raise BadInputError(f"bigquery sink cannot load {artifact.format!r} exports")
             else:
                 manifest = stage_parquet(local, schema, iter_row_batches(artifact))
             sent = extract.stats.source_rows
-            if sent is not None and sent != manifest.rows:
+            if local.loaded != manifest.rows or (sent is not None and sent != manifest.rows):
                 raise BadInputError(
-                    f"the source sent {sent:,} rows but {manifest.rows:,} were written for loading"
+                    f"the source sent {sent if sent is not None else '?'} rows, {manifest.rows:,} were "
+                    f"written for loading and {local.loaded:,} loaded; nothing is finalized"
                 )
-            return self._load_files(local, manifest, table_id, fields), manifest.bytes
+            return local.loaded, manifest.bytes
 
     def _load_files(self, store: Any, manifest: Any, table_id: str, fields: list[dict[str, str]]) -> int:
-        """Each file, its bytes verified, appended by a load job of its own."""
+        """Each file, its bytes verified, appended by a load job of its own (one file in memory)."""
         from ..contracts.staging_manifest import verify_file
 
         loaded = 0
@@ -191,7 +205,7 @@ class BigQueryConnector(JournalingStagingSink):
         if resource is None:
             return None
         current = schema_from_api(resource["schema"]["fields"])
-        if not os.environ.get("BIGQUERY_EMULATOR_HOST"):
+        if not self.jobs.emulated:
             return current
         json_in_batch = {c.name for c in batch.columns if c.type is CanonicalType.JSON} if batch else set()
 
@@ -248,21 +262,21 @@ class BigQueryConnector(JournalingStagingSink):
         )[0][0]
         return None if value is None else (str(value), current.column(column).type.value)
 
-    def _facts(self, job: FinalizeJob, resource: dict[str, Any] | None, *, measure: bool) -> BigQueryFacts:
-        """The target as finalize finds it; ``measure``: read the partitions the batch touches."""
+    def _facts(self, job: FinalizeJob, resource: dict[str, Any] | None) -> BigQueryFacts:
+        """The target as finalize finds it. Partitions are replaced by a scoped DELETE + INSERT
+        in the transaction script, never by partition decorators: a decorator's WRITE_TRUNCATE
+        replaces a whole day (a load of some hours of a timestamp column would drop the rest),
+        commits apart from the state, and has not run against a real BigQuery here. An append
+        skips the keys the target already holds (the source's primary key, as PostgreSQL's
+        target declares it), so re-read rows are not added twice."""
         if resource is None:
             return BigQueryFacts(exists=False)
-        current = schema_from_api(resource["schema"]["fields"])
-        # bqemulator has no partition decorators: there partitions are replaced by DELETE + INSERT
-        partitioning = None if os.environ.get("BIGQUERY_EMULATOR_HOST") else Partitioning.from_api(resource)
-        facts = BigQueryFacts(True, tuple(current.names), partitioning)
-        if measure and facts.partitioning is not None and job.schema is not None and by_decorator(job, facts):
-            column = job.schema.column(facts.partitioning.column or "")
-            found = self._read(self.planning_dialect.partition_ids(job.staging, column, facts.partitioning))
-            facts = BigQueryFacts(
-                True, facts.columns, facts.partitioning, partitions=tuple(str(r[0]) for r in found)
-            )
-        return facts
+        columns = tuple(schema_from_api(resource["schema"]["fields"]).names)
+        keys: tuple[str, ...] = ()
+        if job.load.sink.strategy is Strategy.INCREMENTAL_APPEND and job.schema is not None:
+            wanted = target_primary_key(job.load, job.schema)
+            keys = wanted if all(k in columns for k in wanted) else ()
+        return BigQueryFacts(True, columns, None, primary_key=keys)
 
     def _job(
         self, ctx: LoadContext, schema: TableSchema | None, plan: SchemaPlan | None, **kw: Any
@@ -298,8 +312,9 @@ class BigQueryConnector(JournalingStagingSink):
             staged_rows=staged.rows,
             snapshot=bool(staged.details.get("snapshot")),
         )
-        facts = self._facts(job, resource, measure=True)
+        facts = self._facts(job, resource)
         steps = plan_bigquery_finalize(d, job, facts, extra)
+        self._check_staged(job.staging, staged.rows)
         failpoint("mid_finalize")  # nothing of the transaction has run yet
         outcomes = run_steps(steps, self._executor(target))
         return {
@@ -307,14 +322,39 @@ class BigQueryConnector(JournalingStagingSink):
             **bigquery_result(job, facts, outcomes),
         }
 
+    def measure_quality(self, ctx: LoadContext, staged: StagedData, checks: list[Any]) -> list[Any]:
+        """The quality checks on staging read as the target's types (staging keeps a numeric
+        without precision, a time and a uuid as text), so ``amount < 0`` and key checks compare
+        values, not their text."""
+        from ..sql.quality import measure_checks
+
+        d = self.sql_dialect
+        typed = d.typed_staging(d.parse_table(staged.staging), data_schema(staged.schema))
+        return measure_checks(
+            d,
+            lambda query, params: next(iter(self._read(query, params)), None),
+            self._read,
+            staging=typed,
+            target=self.target_table(ctx),
+            schema=staged.schema,
+            keys=list(ctx.load.sink.unique_key or staged.schema.primary_key),
+            staged_rows=staged.rows,
+            checks=checks,
+        )
+
+    def _check_staged(self, staging: TableRef, rows: int) -> None:
+        """Staging holds exactly the rows staged: a load job a killed try left running cannot
+        have appended to it unseen."""
+        found = int(self._read(self.sql_dialect.count_rows(staging))[0][0])
+        if found != rows:
+            raise TransientError(
+                f"staging {staging} holds {found:,} rows where {rows:,} were staged (a load job of an "
+                "earlier try finished late); nothing was finalized, the next try stages again"
+            )
+
     def _executor(self, target: TableRef) -> Callable[[Step], Outcome]:
         def execute(step: Step) -> Outcome:
             params = list(step.params.values()) if isinstance(step.params, dict) else list(step.params or ())
-            if step.name.startswith("partition:"):  # the query's rows replace one partition
-                full = self.sql_dialect.parse_table(self._table_id(target))  # with its project
-                destination = self.planning_dialect.decorated(full, step.name.split(":", 1)[1])
-                written = self.jobs.query_into(self.planning_dialect.inline(step.sql, params), destination)
-                return Outcome(written, None)
             count, names, rows = self.jobs.query(step.sql, params)
             return Outcome(count, rows if names else None)
 
@@ -337,7 +377,7 @@ class BigQueryConnector(JournalingStagingSink):
         )
         resource = self._resource(target)
         job = self._job(ctx, schema, schema_plan, key_set=self.staging_table(ctx, "keys"))
-        finalize = plan_bigquery_finalize(d, job, self._facts(job, resource, measure=False))
+        finalize = plan_bigquery_finalize(d, job, self._facts(job, resource))
         lines = render(steps)
         if resource is None and ctx.expects_target:
             lines.append(f"-- fails: {target} is missing while the load's state says it was loaded")
@@ -347,6 +387,37 @@ class BigQueryConnector(JournalingStagingSink):
             "statements": lines + render(finalize),
             "steps": [step_dict(s) for s in finalize],
         }
+
+
+class _LoadingStore:
+    """A local directory whose Parquet files go to BigQuery as they are written: each is loaded
+    by a job of its own and deleted, so the disk holds one file, not the extract."""
+
+    def __init__(self, uri: str, jobs: BigQueryJobs, table_id: str, fields: list[dict[str, str]]) -> None:
+        from ..staging.store import LocalStore
+
+        self._files = LocalStore(uri)
+        self.uri, self.jobs, self.table_id, self.fields, self.loaded = uri, jobs, table_id, fields, 0
+
+    def write(self, name: str, chunks: Any) -> None:
+        if not name.endswith(".parquet"):
+            self._files.write(name, chunks)  # the manifest: a few bytes
+            return
+        data = b"".join(chunks)  # one file, as the writer holds it anyway
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(io.BytesIO(data)).metadata.num_rows
+        self.loaded += self.jobs.load_bytes(data, self.table_id, self.fields, rows)
+        failpoint("mid_copy")
+
+    def read(self, name: str) -> Any:
+        return self._files.read(name)
+
+    def delete(self, name: str) -> None:
+        self._files.delete(name)
+
+    def names(self) -> list[str]:
+        return self._files.names()
 
 
 def _verify(store: Any, manifest: Any) -> None:

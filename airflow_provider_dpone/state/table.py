@@ -66,6 +66,9 @@ class TableStateBackend:
         self._ensured = True
 
     def _exists(self, conn: Any) -> bool:
+        asked = getattr(self.hook, "has_table", None)
+        if asked is not None:  # a hook that asks its API (BigQuery: no catalog query for a missing dataset)
+            return bool(asked(self.table))
         query, params = self.dialect.table_exists(self.table)
         return bool(fetch(conn.cursor(), query, params)[0][0])
 

@@ -205,18 +205,46 @@ LIVE = os.environ.get("DPONE_BIGQUERY_PROJECT")
 
 @pytest.mark.integration_live
 @pytest.mark.skipif(not LIVE, reason="DPONE_BIGQUERY_PROJECT is not set (docs/bigquery.md: the live profile)")
-def test_live_partition_replace_writes_partitions_by_decorator(clean_pg: Any) -> None:
-    """Real BigQuery: partition_replace into a day-partitioned target replaces each touched
-    partition with a WRITE_TRUNCATE query job into ``table$YYYYMMDD`` (the emulator has none)."""
-    from tests.bigquery_live import live_dataset
+def test_live_merge_and_partition_replace_with_state_in_bigquery(clean_pg: Any) -> None:
+    """Real BigQuery: NUMERIC(12,2), JSON and REQUIRED columns kept in the table's metadata (no
+    schema change on the second run), TRUNCATE and the state committed in one transaction, and
+    a scoped partition replace into a day-partitioned target."""
+    from tests.bigquery_live import CONN_ID, live_dataset
 
     clean_pg.execute("src", ITEMS)
     with live_dataset() as dataset:
-        sink = {"table": f"{dataset}.items", "strategy": "partition_replace", "partition_by": ["day"],
-                "conn_id": "bq_live"}  # fmt: skip
-        run(manifest(sink))
+        state = {"backend": "table", "conn_id": CONN_ID, "connector": "bigquery", "table": f"{dataset}.state"}
+        merge = {
+            "table": f"{dataset}.items",
+            "conn_id": CONN_ID,
+            "strategy": "incremental_merge",
+            "unique_key": ["id"],
+        }
+        inc = {"incremental": {"mode": "cursor", "cursor": "at"}}
+        assert run(manifest(merge, inc, state=state), "r1").rows == 300
+        clean_pg.execute("src", "update items set amount = 0, at = now() where id = 3")
+        second = run(manifest(merge, inc, state=state), "r2")
+        assert second.rows == 1 and second.schema["changes"] == [] and second.state_committed == "with_data"
+        days = {
+            "table": f"{dataset}.days",
+            "conn_id": CONN_ID,
+            "strategy": "partition_replace",
+            "partition_by": ["day"],
+        }
+        run(manifest(days))
         window = {"window": {"column": "day", "start": "2026-01-03", "end": "2026-01-04"}}
         clean_pg.execute("src", "update items set name = 'redone' where day = '2026-01-03'")
-        report = run(manifest(sink, window))
-        assert report.sink["finalize"]["method"] == "partition_decorator"
-        assert report.sink["finalize"]["partitions_replaced"] == ["20260103"]
+        report = run(manifest(days, window))
+        assert report.sink["finalize"]["method"] == "scoped_delete_insert"
+
+
+def test_quality_checks_compare_values_of_the_targets_types(clean_pg: Any, clean_bq: Any) -> None:
+    clean_pg.execute("src", "create table nums (id bigint primary key, n numeric, t time)")
+    clean_pg.execute("src", "insert into nums values (1, 9, '10:00'), (2, -1, '11:00'), (3, 10, '12:00')")
+    body = {"name": "nums", "source": {"connector": "postgres", "conn_id": "src", "table": "nums"},
+            "sink": {**BQ_SINK, "table": "raw.nums", "strategy": "full_refresh"},
+            "quality": [{"check": "sql", "sql": "select count(*) from {staging} where n > 9.5", "expect": 1, "severity": "error"},
+                        {"check": "sql", "sql": "select count(*) from {staging} where t > time '10:30:00'", "expect": 2}]}  # fmt: skip
+    m = parse_manifest({"pipeline": "bq", "state": {"backend": "table", "conn_id": "dst"}, "loads": [body]})
+    report = run(m)
+    assert report.status == "success" and all(q["passed"] for q in report.quality), report.quality
