@@ -41,6 +41,7 @@ from ..sql.bigquery_finalize import BigQueryFacts, bigquery_result, plan_bigquer
 from ..sql.bigquery_types import stored
 from ..sql.dialect import TableRef
 from ..sql.finalize import FinalizeJob
+from ..sql.finalize_sink import finalize_job
 from ..sql.journal import JournalingStagingSink
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
 from ..sql.targets import data_schema, managed_columns, target_primary_key
@@ -281,16 +282,7 @@ class BigQueryConnector(JournalingStagingSink):
     def _job(
         self, ctx: LoadContext, schema: TableSchema | None, plan: SchemaPlan | None, **kw: Any
     ) -> FinalizeJob:
-        return FinalizeJob(
-            key=ctx.key,
-            load=ctx.load,
-            target=self.target_table(ctx),
-            staging=kw.pop("staging", None) or self.staging_table(ctx),
-            schema=data_schema(schema) if schema is not None else None,
-            mapping=plan.column_map if plan else {},
-            schema_changes=tuple(plan.to_apply) if plan else (),
-            **kw,
-        )
+        return finalize_job(self, ctx, schema, plan, **kw)
 
     # --- finalize ----------------------------------------------------------------------------------
 
@@ -322,25 +314,11 @@ class BigQueryConnector(JournalingStagingSink):
             **bigquery_result(job, facts, outcomes),
         }
 
-    def measure_quality(self, ctx: LoadContext, staged: StagedData, checks: list[Any]) -> list[Any]:
-        """The quality checks on staging read as the target's types (staging keeps a numeric
-        without precision, a time and a uuid as text), so ``amount < 0`` and key checks compare
-        values, not their text."""
-        from ..sql.quality import measure_checks
-
+    def _checked_staging(self, staged: StagedData) -> TableRef:
+        """Staging read as the target's types (it keeps a numeric without precision, a time and
+        a uuid as text), so ``amount < 0`` and key checks compare values, not their text."""
         d = self.sql_dialect
-        typed = d.typed_staging(d.parse_table(staged.staging), data_schema(staged.schema))
-        return measure_checks(
-            d,
-            lambda query, params: next(iter(self._read(query, params)), None),
-            self._read,
-            staging=typed,
-            target=self.target_table(ctx),
-            schema=staged.schema,
-            keys=list(ctx.load.sink.unique_key or staged.schema.primary_key),
-            staged_rows=staged.rows,
-            checks=checks,
-        )
+        return d.typed_staging(d.parse_table(staged.staging), data_schema(staged.schema))
 
     def _check_staged(self, staging: TableRef, rows: int) -> None:
         """Staging holds exactly the rows staged: a load job a killed try left running cannot

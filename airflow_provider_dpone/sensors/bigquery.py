@@ -8,7 +8,7 @@ from typing import Any
 from airflow.sdk import BaseSensorOperator
 
 from ..contracts.errors import BadInputError, DponeError
-from .watermark import stored_cursor
+from .watermark import check_sensor_arguments, stored_cursor
 
 
 class DponeBigQuerySensor(BaseSensorOperator):
@@ -53,21 +53,7 @@ class DponeBigQuerySensor(BaseSensorOperator):
     ) -> None:
         super().__init__(**kwargs)
         watermark = {"table": table, "column": column, "load": load, "pipeline": pipeline, "state": state}
-        if sql is not None and any(v is not None for v in watermark.values()):
-            given = sorted(k for k, v in watermark.items() if v is not None)
-            raise BadInputError(
-                "DponeBigQuerySensor: give either sql (a query answering true) or table, column and "
-                f"load (rows past the load's watermark), not both; got sql and {given}"
-            )
-        if sql is None:
-            missing = [k for k in ("table", "column", "load") if not watermark[k]]
-            if missing:
-                raise BadInputError(
-                    "DponeBigQuerySensor: give sql (a query answering true), or table, column and load "
-                    f"(rows past the load's watermark); missing {missing}"
-                )
-        if parameters is not None and sql is None:
-            raise BadInputError("DponeBigQuerySensor: parameters go with sql")
+        check_sensor_arguments("DponeBigQuerySensor", sql, parameters, watermark)
         self.conn_id, self.location = conn_id, location
         self.sql, self.parameters = sql, parameters
         self.table, self.column, self.load, self.pipeline = table, column, load, pipeline

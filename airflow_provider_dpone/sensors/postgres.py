@@ -10,7 +10,7 @@ from airflow.sdk import BaseSensorOperator
 
 from ..contracts.errors import BadInputError, DponeError
 from ..triggers.postgres import PostgresConditionTrigger
-from .watermark import stored_cursor
+from .watermark import check_sensor_arguments, stored_cursor
 
 
 class DponePostgresSensor(BaseSensorOperator):
@@ -65,22 +65,7 @@ class DponePostgresSensor(BaseSensorOperator):
             "pipeline": pipeline,
             "state": state,
         }
-        if sql is not None:
-            given = sorted(k for k, v in watermark_args.items() if v is not None)
-            if given:
-                raise BadInputError(
-                    f"DponePostgresSensor: give either sql (a query answering true) or table, column "
-                    f"and load (rows past the load's watermark), not both; got sql and {given}"
-                )
-        else:
-            missing = [k for k in ("table", "column", "load") if not watermark_args[k]]
-            if missing:
-                raise BadInputError(
-                    "DponePostgresSensor: give sql (a query answering true), or table, column and "
-                    f"load (rows past the load's watermark); missing {missing}"
-                )
-            if parameters is not None:
-                raise BadInputError("DponePostgresSensor: parameters go with sql")
+        check_sensor_arguments("DponePostgresSensor", sql, parameters, watermark_args)
         self.conn_id = conn_id
         self.sql, self.parameters = sql, parameters
         self.table, self.column, self.load, self.pipeline = table, column, load, pipeline

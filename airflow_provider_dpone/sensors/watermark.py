@@ -39,3 +39,27 @@ def stored_cursor(state: Mapping[str, Any], pipeline: str, load: str, column: st
             f"sensor's column '{column}'"
         )
     return stored.value
+
+
+def check_sensor_arguments(
+    sensor: str, sql: str | None, parameters: Any, watermark: Mapping[str, Any]
+) -> None:
+    """A watermark sensor's two modes, exclusive: ``sql`` (with ``parameters``), or ``table``,
+    ``column`` and ``load`` (``pipeline`` and ``state`` optional); anything else is an error
+    naming what was given or is missing."""
+    if sql is not None:
+        given = sorted(k for k, v in watermark.items() if v is not None)
+        if given:
+            raise BadInputError(
+                f"{sensor}: give either sql (a query answering true) or table, column and load "
+                f"(rows past the load's watermark), not both; got sql and {given}"
+            )
+        return
+    missing = [k for k in ("table", "column", "load") if not watermark.get(k)]
+    if missing:
+        raise BadInputError(
+            f"{sensor}: give sql (a query answering true), or table, column and load "
+            f"(rows past the load's watermark); missing {missing}"
+        )
+    if parameters is not None:
+        raise BadInputError(f"{sensor}: parameters go with sql")

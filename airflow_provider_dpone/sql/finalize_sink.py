@@ -20,8 +20,26 @@ from .dialect import TableRef
 from .finalize import FinalizeJob, TargetFacts, plan_finalize
 from .finalize_result import finalize_result
 from .journal import JournalingStagingSink
+from .staging_sink import StagingSink
 from .steps import Outcome, Step, run_steps
 from .targets import data_schema, managed_columns
+
+
+def finalize_job(
+    sink: StagingSink, ctx: LoadContext, schema: TableSchema | None, plan: SchemaPlan | None, **kw: Any
+) -> FinalizeJob:
+    """What a sink's finalize planner is given: the load, its target and staging (the run's, or
+    ``staging``), the batch's data columns and the schema plan's mapping and changes."""
+    return FinalizeJob(
+        key=ctx.key,
+        load=ctx.load,
+        target=sink.target_table(ctx),
+        staging=kw.pop("staging", None) or sink.staging_table(ctx),
+        schema=data_schema(schema) if schema is not None else None,
+        mapping=plan.column_map if plan else {},
+        schema_changes=tuple(plan.to_apply) if plan else (),
+        **kw,
+    )
 
 
 class SetBasedSink(JournalingStagingSink):
@@ -53,16 +71,7 @@ class SetBasedSink(JournalingStagingSink):
     def _job(
         self, ctx: LoadContext, schema: TableSchema | None, plan: SchemaPlan | None, **kw: Any
     ) -> FinalizeJob:
-        return FinalizeJob(
-            key=ctx.key,
-            load=ctx.load,
-            target=self.target_table(ctx),
-            staging=kw.pop("staging", None) or self.staging_table(ctx),
-            schema=data_schema(schema) if schema is not None else None,
-            mapping=plan.column_map if plan else {},
-            schema_changes=tuple(plan.to_apply) if plan else (),
-            **kw,
-        )
+        return finalize_job(self, ctx, schema, plan, **kw)
 
     def _finalize_locked(
         self, cur: Any, ctx: LoadContext, staged: StagedData, execute: Callable[[Step], Outcome]

@@ -100,13 +100,18 @@ class StagingSink(ABC):
             if label is not None:
                 self._write(self.sql_dialect.set_comment(table, label))
 
+    def _checked_staging(self, staged: StagedData) -> TableRef:
+        """Staging as the quality checks read it (a sink that stages other types than its
+        target's gives a relation of the target's types)."""
+        return self.sql_dialect.parse_table(staged.staging)
+
     def measure_quality(self, ctx: LoadContext, staged: StagedData, checks: list[Any]) -> list[Measurement]:
         """Measure each quality check on staging, read-only; samples carry key columns only."""
         return measure_checks(
             self.sql_dialect,
             lambda query, params: next(iter(self._read(query, params)), None),
             self._read,
-            staging=self.sql_dialect.parse_table(staged.staging),
+            staging=self._checked_staging(staged),
             target=self.target_table(ctx),
             schema=staged.schema,
             keys=list(ctx.load.sink.unique_key or staged.schema.primary_key),
