@@ -43,6 +43,9 @@ class FileStagingSpec(Strict):
     conn_id: str | None = None  # the official provider's connection (aws for s3://)
     rows_per_file: int = Field(default=1_000_000, ge=1)
     retention: Literal["delete", "keep"] = "delete"
+    # auto: the sink's own format where it has one (PostgreSQL's binary COPY into PostgreSQL),
+    # else Parquet; parquet: Parquet always (files any sink can load or replay)
+    format: Literal["auto", "parquet"] = "auto"
 
     @field_validator("uri")
     @classmethod

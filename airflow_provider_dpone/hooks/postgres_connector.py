@@ -23,6 +23,7 @@ except ImportError as _exc:  # pragma: no cover - exercised by the missing-extra
     raise MissingExtraError(_exc.name or "psycopg", "postgres") from None
 
 from ..contracts.artifacts import (
+    CSV,
     ExtractResult,
     FileExport,
     InMemoryRows,
@@ -71,6 +72,7 @@ class PostgresConnector(PostgresSource, SetBasedSink):
     """Source and sink for PostgreSQL, over the connection of the class it is mixed into."""
 
     accepted_formats = (BINARY, TEXT)
+    staged_formats = (BINARY, CSV)  # staged files: the binary COPY itself, or Parquet from CSV
     sql_dialect = dialect
 
     def _read(self, statement: str, params: Any = None) -> list[tuple[Any, ...]]:
@@ -123,6 +125,7 @@ class PostgresConnector(PostgresSource, SetBasedSink):
             cur = conn.cursor()
             self._create_staging(conn, ctx, staging, schema, logged=logged)
             size: int | None = 0
+            copied_rows: int | None = None  # when the rows came by several COPYs
             if isinstance(artifact, FileExport):
                 if artifact.format not in self.accepted_formats:
                     raise BadInputError(f"postgres sink cannot load {artifact.format!r} exports")
@@ -145,7 +148,9 @@ class PostgresConnector(PostgresSource, SetBasedSink):
                 from ..staging.arrow import csv_writable, tables_as_csv
                 from ..staging.files import manifest_row_batches, manifest_tables
 
-                if csv_writable(schema):  # Arrow writes CSV for COPY: no row decoded in Python
+                if artifact.manifest.format == BINARY:
+                    copied_rows = self._copy_binary_files(cur, staging, schema, artifact)
+                elif csv_writable(schema):  # Arrow writes CSV for COPY: no row decoded in Python
                     copy_sql = dialect.copy_in(staging, schema.names, "csv", freeze=True)
                     cur.execute("set local timezone to 'UTC'")  # the CSV's timestamptz are UTC times
                     with cur.copy(copy_sql) as copy:
@@ -156,13 +161,39 @@ class PostgresConnector(PostgresSource, SetBasedSink):
                 size = artifact.manifest.bytes
             else:
                 raise BadInputError(f"postgres sink cannot load a {artifact.kind} artifact yet")
-            rows = cur.rowcount
+            rows = cur.rowcount if copied_rows is None else copied_rows
             conn.commit()
         log.info(
             "staged %s rows (%s bytes) into %s", f"{rows:,}", "?" if size is None else f"{size:,}", staging
         )
         fmt_name = artifact.format if isinstance(artifact, FileExport) else artifact.kind
         return StagedData(staging=str(staging), schema=schema, rows=rows, bytes=size, format=fmt_name)
+
+    @staticmethod
+    def _copy_binary_files(
+        cur: psycopg.Cursor, staging: TableRef, schema: TableSchema, artifact: ObjectStorageStagingManifest
+    ) -> int:
+        """Binary COPY files into staging as they are read, one COPY per file (each has its own
+        header); a file whose bytes differ from the manifest fails before anything is finalized.
+        The rows copied."""
+        from ..contracts.errors import StagingEvidenceError
+        from ..staging.files import read_verified
+        from ..staging.store import store_for
+
+        manifest = artifact.manifest
+        store = store_for(manifest.uri, artifact.conn_id)
+        total = 0
+        for staged in manifest.files:
+            with cur.copy(dialect.copy_in(staging, schema.names, "binary", freeze=True)) as copy:
+                for chunk in read_verified(store, manifest, staged):
+                    copy.write(chunk)
+                    failpoint("mid_copy")
+            if cur.rowcount != staged.rows:
+                raise StagingEvidenceError(
+                    f"{manifest.location(staged)} holds {cur.rowcount:,} rows; the manifest says {staged.rows:,}"
+                )
+            total += staged.rows
+        return total
 
     @staticmethod
     def _create_staging(

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contracts.artifacts import (
-    CSV,
     CheckpointedBatches,
     ExtractResult,
     FileExport,
@@ -36,7 +35,7 @@ from ..contracts.state import (
 )
 from ..schema.planner import EvolutionMode, enforce_schema_plan
 from .failpoints import AFTER_CHECKPOINT, failpoint
-from .file_staging import files_report, finish_files, stage_files
+from .file_staging import files_report, finish_files, stage_files, staged_formats
 from .guards import check_change_feed, check_full_refresh, starting_state
 from .protocols import (
     AcknowledgingSource,
@@ -294,7 +293,7 @@ def _run_once(
         resume = None if fresh else _resume_point(ctx, parts)
         with _timed(report, "extract"):
             source, files = parts.source, load.sink.staging.files  # staged files are written from rows
-            accepted = (CSV,) if files else parts.sink.accepted_formats
+            accepted = staged_formats(parts.sink, files) if files else parts.sink.accepted_formats
             if isinstance(source, ResumableSource) and _batch_staging(parts) and not files:
                 extract = source.extract(
                     effective_source(load),

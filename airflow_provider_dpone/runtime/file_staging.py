@@ -35,7 +35,7 @@ def stage_files(
 ) -> ExtractResult:
     """Write the extract's rows as files (memory: one file's rows) under ``directory`` (the
     try's own by default); the result carries their manifest instead of the rows."""
-    from ..staging.files import stage_csv, stage_parquet
+    from ..staging.files import stage_csv, stage_parquet, stage_stream
     from ..staging.store import store_for
 
     store = store_for(directory or run_directory(spec, ctx), spec.conn_id)
@@ -48,6 +48,12 @@ def stage_files(
     }
     if isinstance(artifact, FileExport) and artifact.format == CSV:  # parsed by pyarrow, not in Python
         manifest = stage_csv(store, extract.schema, artifact.chunks, **options)
+    elif isinstance(artifact, FileExport) and artifact.format == POSTGRES_BINARY:  # kept as it streams
+        options.pop("rows_per_file")
+        stats = extract.stats
+        manifest = stage_stream(
+            store, extract.schema, artifact.chunks, lambda: stats.source_rows, fmt=artifact.format, **options
+        )
     else:
         manifest = stage_parquet(store, extract.schema, iter_row_batches(artifact), **options)
     sent = extract.stats.source_rows
@@ -71,6 +77,18 @@ def stage_files(
         more=extract.more,
         stats=extract.stats,
     )
+
+
+POSTGRES_BINARY = "postgres_binary"  # PostgreSQL's binary COPY, staged as it is for a PostgreSQL sink
+
+
+def staged_formats(sink: Any, spec: FileStagingSpec) -> tuple[str, ...]:
+    """The export formats to ask the source for when staging files: Parquet written from CSV or
+    rows for every sink; with ``format: auto``, PostgreSQL's own binary COPY first for a
+    PostgreSQL sink (no row decoded at all)."""
+    if spec.format == "parquet":
+        return (CSV,)
+    return tuple(getattr(sink, "staged_formats", (CSV,)))
 
 
 def files_report(artifact: Any) -> dict[str, Any] | None:

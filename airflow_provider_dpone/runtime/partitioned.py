@@ -33,7 +33,7 @@ from ..contracts.state import PLAN_SUFFIX, PlanState, StateRecord, state_from_di
 from ..contracts.table import TableSchema
 from .engine import LoadRuntime, close_artifact, effective_source, run_load
 from .failpoints import PARTITION_FILES, failpoint
-from .file_staging import stage_files
+from .file_staging import stage_files, staged_formats
 from .guards import starting_state
 from .protocols import LoadContext
 from .recovery import plain_state, recover_state
@@ -135,7 +135,10 @@ def extract_partition(
         where,
     )
     extract = extractor.extract(  # type: ignore[call-arg]  # sources that split take a partition
-        effective_source(load), state_from_dict(task.start), accepted_formats=("csv",), partition=task
+        effective_source(load),
+        state_from_dict(task.start),
+        accepted_formats=staged_formats(parts.sink, files),
+        partition=task,
     )
     try:
         staged = stage_files(files, ctx, extract, directory=where)
@@ -169,6 +172,7 @@ def gather(
         )
     staged: list[StagedFile] = []
     schema: TableSchema | None = None
+    formats: set[str] = set()
     for result in sorted(results, key=lambda r: r.task.range.index):
         uri, index = result.manifest_uri, result.task.range.index
         if uri is None or not uri.startswith(first.directory + "/"):
@@ -195,6 +199,7 @@ def gather(
                 "table changed during the run); clear the whole run to plan it again"
             )
         schema = manifest.schema
+        formats.add(manifest.format)
         prefix = uri[len(first.directory) + 1 :]
         staged += [replace(f, name=f"{prefix}/{f.name}") for f in manifest.files]
     assert schema is not None
@@ -205,9 +210,13 @@ def gather(
         "by": first.range.by,
     }
     window.pop("partition", None)
+    if len(formats) != 1:
+        raise StagingEvidenceError(
+            f"the partitions were staged in several formats ({sorted(formats)}); nothing was loaded"
+        )
     gathered = StagingManifest(
         first.directory,
-        "parquet",
+        formats.pop(),
         schema,
         tuple(staged),
         window,

@@ -201,11 +201,70 @@ def load_manifest(store: ObjectStore) -> StagingManifest:
     return manifest_from_json(b"".join(chunks).decode())
 
 
+def stage_stream(
+    store: ObjectStore,
+    schema: TableSchema,
+    chunks: Iterable[bytes],
+    sent: Any,
+    *,
+    fmt: str,
+    window: Mapping[str, Any] | None = None,
+    retention: Retention = "delete",
+    origin: Mapping[str, str] | None = None,
+) -> StagingManifest:
+    """A source's own export format (PostgreSQL's binary COPY) stored as it streams, as one file
+    with its size and SHA-256, then the manifest; ``sent()`` is the row count the source reports
+    once its stream is complete. Memory: one chunk."""
+    from ..contracts.errors import StagingEvidenceError
+
+    digest = Digest()
+    name = f"part-00000.{_SUFFIX.get(fmt, fmt)}"
+    store.write(name, (digest.update(bytes(chunk)) for chunk in chunks))
+    rows = sent()
+    if rows is None:
+        raise StagingEvidenceError(f"the source did not report how many rows it wrote to {store.uri}/{name}")
+    staged = StagedFile(name, digest.bytes, int(rows), digest.sha256)
+    manifest = StagingManifest(
+        store.uri, fmt, schema, (staged,), dict(window or {}), retention, dict(origin or {})
+    )
+    store.write(MANIFEST, [manifest.to_json().encode()])
+    return manifest
+
+
+_SUFFIX = {"postgres_binary": "pgcopy"}
+
+
+def read_verified(store: ObjectStore, manifest: StagingManifest, staged: StagedFile) -> Iterator[bytes]:
+    """A file's chunks as they are read, then a check of its size and SHA-256: a sink streams
+    them into its staging and fails (before anything reaches its target) on a difference."""
+    from ..contracts.errors import StagingEvidenceError
+
+    chunks = store.read(staged.name)
+    if chunks is None:
+        verify_file(manifest, staged, None)
+    assert chunks is not None
+    digest = Digest()
+    for chunk in chunks:
+        yield digest.update(bytes(chunk))
+    if digest.bytes != staged.bytes or digest.sha256 != staged.sha256:
+        raise StagingEvidenceError(
+            f"{manifest.location(staged)} differs from the staging manifest ({digest.bytes:,} bytes, sha256 "
+            f"{digest.sha256[:12]}…; the manifest says {staged.bytes:,} bytes, sha256 {staged.sha256[:12]}…); "
+            "nothing was loaded"
+        )
+
+
 def read_parquet(store: ObjectStore, manifest: StagingManifest) -> Iterator[Any]:
     """Each file as an Arrow table, its bytes checked against the manifest before it is parsed."""
     import pyarrow.parquet as pq
 
-    from ..contracts.errors import StagingEvidenceError
+    from ..contracts.errors import BadInputError, StagingEvidenceError
+
+    if manifest.format != "parquet":
+        raise BadInputError(
+            f"{manifest.uri} holds {manifest.format} files, which only a PostgreSQL sink loads; this sink "
+            "loads Parquet staging"
+        )
 
     for staged in manifest.files:
         chunks = store.read(staged.name)

@@ -29,19 +29,21 @@ insert into odd values
 COLUMNS = "id, s, s2, f, r, n, d, b, dt, ts, tz, t, iv, j, u"
 
 
-def load(tmp_path: Path, table: str) -> Any:
+def load(tmp_path: Path, table: str, fmt: str = "parquet") -> Any:
     body = {
         "name": table,
         "source": {"connector": "postgres", "conn_id": "src", "table": table},
         "sink": {"connector": "postgres", "conn_id": "dst", "table": f"raw.{table}", "strategy": "full_refresh",
-                 "staging": {"files": {"uri": tmp_path.as_uri()}}},
+                 "staging": {"files": {"uri": tmp_path.as_uri(), "format": fmt}}},
     }  # fmt: skip
     return parse_manifest({"pipeline": "fidelity", "loads": [body]})
 
 
-def test_every_value_arrives_as_it_left_through_arrow_csv(clean_pg: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("fmt", ["parquet", "auto"])  # Arrow's CSV into COPY; the binary COPY kept as it is
+def test_every_value_arrives_as_it_left_through_arrow_csv(clean_pg: Any, tmp_path: Path, fmt: str) -> None:
     clean_pg.execute("src", VALUES)
-    report = run(load(tmp_path, "odd"))
+    report = run(load(tmp_path, "odd", fmt))
+    assert report.fast_path == ("csv" if fmt == "parquet" else "postgres_binary")
     assert report.status == "success" and report.rows == 4
     every = f"select row({COLUMNS})::text from odd order by id"  # as text: NaN equals NaN
     assert clean_pg.query("dst", every.replace(" odd ", " raw.odd ")) == clean_pg.query("src", every)

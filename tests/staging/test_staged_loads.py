@@ -43,7 +43,8 @@ def manifest(files: dict[str, Any], sink: dict[str, Any] | None = None) -> Any:
 
 def test_postgres_to_postgres_through_local_files(clean_pg: Any, tmp_path: Path) -> None:
     clean_pg.execute("src", ITEMS)
-    report = run(manifest({"uri": tmp_path.as_uri(), "rows_per_file": 1000, "retention": "keep"}), "r1")
+    files = {"uri": tmp_path.as_uri(), "rows_per_file": 1000, "retention": "keep", "format": "parquet"}
+    report = run(manifest(files), "r1")
     assert report.status == "success" and report.rows == 2500
     assert report.fast_path == "csv"  # PostgreSQL's CSV COPY parsed by pyarrow: no row decoded in Python
     assert report.sink["files"]["files"] == 3 and report.sink["files"]["rows"] == 2500
@@ -60,6 +61,21 @@ def test_postgres_to_postgres_through_local_files(clean_pg: Any, tmp_path: Path)
     ]
     run(manifest({"uri": tmp_path.as_uri()}), "r2")  # retention delete: the run's files go
     assert [list(d.iterdir()) for d in (tmp_path / "staged" / "items" / "r2").iterdir()] == [[]]
+
+
+def test_postgres_to_postgres_stages_its_own_binary_copy(clean_pg: Any, tmp_path: Path) -> None:
+    clean_pg.execute("src", ITEMS)
+    report = run(manifest({"uri": tmp_path.as_uri(), "retention": "keep"}), "r1")  # format: auto
+    assert report.status == "success" and report.rows == 2500
+    assert report.fast_path == "postgres_binary"  # the COPY's bytes as they are: no row decoded at all
+    assert report.sink["files"]["files"] == 1 and report.sink["files"]["rows"] == 2500
+    every = (
+        "select sum(id), sum(amount), count(distinct tags), max(at), string_agg(ratio::text, ',' order by id)"
+    )
+    assert clean_pg.query("dst", f"{every} from raw.items") == clean_pg.query("src", f"{every} from items")
+    (kept,) = (tmp_path / "staged" / "items" / "r1").iterdir()
+    assert sorted(p.name for p in kept.iterdir()) == [MANIFEST, "part-00000.pgcopy"]
+    # a changed file: test_a_changed_file_fails_the_load_and_leaves_the_target (this format too)
 
 
 def test_a_changed_file_fails_the_load_and_leaves_the_target(
@@ -93,7 +109,7 @@ def test_postgres_to_postgres_through_object_storage(
 ) -> None:
     directory: Directory = request.getfixturevalue(where)
     clean_pg.execute("src", ITEMS)
-    files = {"uri": directory.uri, "conn_id": directory.conn_id, "rows_per_file": 1000}
+    files = {"uri": directory.uri, "conn_id": directory.conn_id, "rows_per_file": 1000, "format": "parquet"}
     report = run(manifest(files), "r1")
     assert report.status == "success" and report.sink["files"]["files"] == 3
     assert report.sink["files"]["uri"].startswith(f"{directory.uri}/staged/items/r1/")
@@ -153,7 +169,7 @@ def test_a_kept_export_replays_into_the_sink(clean_pg: Any, tmp_path: Path) -> N
         "dst", "select count(*), count(*) filter (where name = 'damaged') from raw.items"
     ) == [(2500, 0)]
     assert (copy / MANIFEST).exists()  # a replay never deletes what it replayed
-    (copy / "part-00000.parquet").write_bytes(b"gone")
+    next(copy.glob("part-00000.*")).write_bytes(b"gone")
     assert (
         main(["replay", str(path), "--load", "items", "--uri", copy.as_uri()]) == 1
     )  # DPONE312: nothing loaded
@@ -172,7 +188,7 @@ def test_the_csv_export_does_not_depend_on_the_session_settings(clean_pg: Any, t
     clean_pg.execute("src", f"alter database {db} set extra_float_digits to 0")  # 15 digits, not all
     clean_pg.execute("src", f"alter database {db} set intervalstyle to 'sql_standard'")
     try:
-        report = run(manifest({"uri": tmp_path.as_uri()}), "r1")
+        report = run(manifest({"uri": tmp_path.as_uri(), "format": "parquet"}), "r1")
     finally:
         clean_pg.execute("src", f"alter database {db} reset all")
     assert report.fast_path == "csv"
