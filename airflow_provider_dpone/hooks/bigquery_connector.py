@@ -150,6 +150,11 @@ class BigQueryConnector(JournalingStagingSink):
         artifact = extract.artifact
         if isinstance(artifact, ObjectStorageStagingManifest):
             manifest = artifact.manifest
+            if manifest.format != "parquet":
+                raise BadInputError(
+                    f"{manifest.uri} holds {manifest.format} files, which only a PostgreSQL sink loads; "
+                    "BigQuery loads Parquet staging"
+                )
             store = store_for(manifest.uri, artifact.conn_id)
             if manifest.uri.startswith("gs://"):  # verified here, then read by BigQuery
                 _verify(store, manifest)
