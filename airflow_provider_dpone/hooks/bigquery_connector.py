@@ -280,7 +280,8 @@ class BigQueryConnector(JournalingStagingSink):
         columns = tuple(schema_from_api(resource["schema"]["fields"]).names)
         keys: tuple[str, ...] = ()
         if job.load.sink.strategy is Strategy.INCREMENTAL_APPEND and job.schema is not None:
-            wanted = target_primary_key(job.load, job.schema)
+            # the key as the target names it (a column the schema plan renamed has a new name)
+            wanted = tuple(job.mapping.get(k, k) for k in target_primary_key(job.load, job.schema))
             keys = wanted if all(k in columns for k in wanted) else ()
         return BigQueryFacts(True, columns, None, primary_key=keys)
 
@@ -310,7 +311,9 @@ class BigQueryConnector(JournalingStagingSink):
             snapshot=bool(staged.details.get("snapshot")),
         )
         facts = self._facts(job, resource)
-        steps = plan_bigquery_finalize(d, job, facts, extra)
+        # counted again inside the transaction: one snapshot with what the script reads
+        recount = [(d.assert_rows(job.staging, staged.rows), ())]
+        steps = plan_bigquery_finalize(d, job, facts, [*recount, *extra])
         self._check_staged(job.staging, staged.rows)
         failpoint("mid_finalize")  # nothing of the transaction has run yet
         outcomes = run_steps(steps, self._executor(target))
@@ -360,7 +363,8 @@ class BigQueryConnector(JournalingStagingSink):
         )
         resource = self._resource(target)
         job = self._job(ctx, schema, schema_plan, key_set=self.staging_table(ctx, "keys"))
-        finalize = plan_bigquery_finalize(d, job, self._facts(job, resource))
+        recount = [(d.assert_rows(staging, None), ())]  # the run puts in the rows it staged
+        finalize = plan_bigquery_finalize(d, job, self._facts(job, resource), recount)
         lines = render(steps)
         if resource is None and ctx.expects_target:
             lines.append(f"-- fails: {target} is missing while the load's state says it was loaded")

@@ -130,6 +130,7 @@ class PostgresConnector(PostgresSource, SetBasedSink):
                 if artifact.format not in self.accepted_formats:
                     raise BadInputError(f"postgres sink cannot load {artifact.format!r} exports")
                 fmt = "binary" if artifact.format == BINARY else "text"
+                cur.execute(dialect.UTF8_SESSION)  # the source wrote its text in UTF-8
                 # The source is read ahead in a thread (a few chunks) while the sink writes.
                 with (
                     closing(Prefetched(artifact.chunks, depth=PREFETCH)) as chunks,
@@ -148,6 +149,11 @@ class PostgresConnector(PostgresSource, SetBasedSink):
                 from ..staging.arrow import csv_writable, tables_as_csv
                 from ..staging.files import manifest_row_batches, manifest_tables
 
+                if artifact.manifest.format not in (BINARY, "parquet"):
+                    raise BadInputError(
+                        f"{artifact.manifest.uri} holds {artifact.manifest.format} files; the postgres "
+                        "sink loads postgres_binary and parquet staging"
+                    )
                 if artifact.manifest.format == BINARY:
                     copied_rows = self._copy_binary_files(cur, staging, schema, artifact)
                 elif csv_writable(schema):  # Arrow writes CSV for COPY: no row decoded in Python
@@ -182,6 +188,7 @@ class PostgresConnector(PostgresSource, SetBasedSink):
 
         manifest = artifact.manifest
         store = store_for(manifest.uri, artifact.conn_id)
+        cur.execute(dialect.UTF8_SESSION)  # the source wrote its text in UTF-8
         total = 0
         for staged in manifest.files:
             with cur.copy(dialect.copy_in(staging, schema.names, "binary", freeze=True)) as copy:

@@ -299,8 +299,11 @@ class PostgresSource(PostgresSessions):
                     lambda text: f"cannot connect to '{self.dpone_conn_id}': {self.redactor().redact(text)}",
                 )
             details["copy_reader"] = "psycopg2" if reader is not None else "psycopg"
+            session = reader.cursor() if reader is not None else conn
             if " (format csv" in statement:  # text whose parsing must not depend on session settings
-                (reader.cursor() if reader is not None else conn).execute(dialect.CSV_SESSION)
+                session.execute(dialect.CSV_SESSION)
+            else:  # binary or text COPY: their text in UTF-8, whatever the database's encoding
+                session.execute(dialect.UTF8_SESSION)
             if reader is not None:
                 yield from copy_out_chunks(reader, statement, params, stats, chunk=_CHUNK, depth=PREFETCH)
                 return

@@ -7,6 +7,7 @@ from typing import Any
 
 from ..contracts.errors import DponeError
 from .engine import LoadRuntime, effective_source
+from .file_staging import POSTGRES_BINARY, staged_formats
 from .guards import check_change_feed, starting_state
 from .protocols import LoadContext
 
@@ -37,11 +38,19 @@ def plan_load(pipeline: str, load: Any, parts: LoadRuntime) -> dict[str, Any]:
         entry["extract_error"] = str(exc)
     files = load.sink.staging.files
     if files is not None:
-        entry["staged_files"] = (
-            f"{files.uri}/{pipeline}/{load.name}/<run_id>: Parquet files of at most {files.rows_per_file:,} rows "
-            f"and manifest.json, each file verified before the sink loads it; retention {files.retention}"
+        native = POSTGRES_BINARY in staged_formats(parts.sink, files)
+        kind = (
+            "PostgreSQL's binary COPY as one file (Parquet when the source cannot write it)"
+            if native
+            else f"Parquet files of at most {files.rows_per_file:,} rows"
         )
-    binary = "format binary" in entry.get("extract", {}).get("sql", "format binary") and files is None
+        entry["staged_files"] = (
+            f"{files.uri}/{pipeline}/{load.name}/<run_id>/<try>: {kind} and manifest.json, each file "
+            f"verified as the sink loads it; retention {files.retention}"
+        )
+    extract_sql = entry.get("extract", {}).get("sql", "format binary")
+    native_files = files is not None and POSTGRES_BINARY in staged_formats(parts.sink, files)
+    binary = "format binary" in extract_sql and (files is None or native_files)
     schema_plan = parts.sink.schema_plan(ctx, schema) if schema is not None else None
     if schema_plan is not None:
         entry["schema_plan"] = schema_plan.to_dict()

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..contracts.errors import UnsupportedError
+from ..contracts.errors import BadInputError, UnsupportedError
 from ..contracts.table import Column, TableSchema
 from .bigquery_catalog import BigQueryCatalog, Partitioning
 from .bigquery_types import from_staging, literal
@@ -96,6 +96,18 @@ class BigQueryDialect(BigQueryCatalog):
         transaction: one query job that commits all of it or, on any error, none of it."""
         body = [*statements, *(self.inline(sql, params) for sql, params in extra)]
         return ";\n".join(["begin transaction", *body, "commit transaction"]) + ";"
+
+    def assert_rows(self, table: TableRef, rows: int | None) -> str:
+        """A statement that fails the script unless ``table`` holds exactly ``rows`` rows (inside
+        the transaction, so what it counts is what the script then reads); ``None`` renders the
+        count a plan does not know yet."""
+        count = "<rows staged>" if rows is None else str(int(rows))
+        message = self.quote_literal(
+            f"dpone: {table} no longer holds the {count} rows staged; nothing was changed"
+        )
+        return (
+            f"select case when (select count(*) from {table.sql}) <> {count} then error({message}) else 1 end"
+        )
 
     # --- staging as the target's types -----------------------------------------------------------
 
@@ -278,7 +290,12 @@ class BigQueryDialect(BigQueryCatalog):
         if not keys:
             return self.insert_select(target, staging, names, mapping)
         staged = {self._target_name(mapping, n): n for n in names}
-        skeys = [staged[k] for k in keys if k in staged]
+        missing = [k for k in keys if k not in staged]
+        if missing:  # never dedupe on part of the key
+            raise BadInputError(
+                f"append key column(s) {missing} are not in the batch's columns {sorted(staged)}"
+            )
+        skeys = [staged[k] for k in keys]
         into = self.column_list([self._target_name(mapping, n) for n in names])
         scols = ", ".join(f"s.{self.quote_ident(n)}" for n in names)
         first = f"(select * from {staging.sql} where true qualify row_number() over (partition by {self.column_list(skeys)}) = 1)"

@@ -46,6 +46,10 @@ class PostgresDialect(PostgresCatalog):
         "set local extra_float_digits to 3"
     )
 
+    # Text in a binary or text COPY travels in the session's client encoding: pinned to UTF-8 on
+    # both ends, so databases of other encodings exchange the same characters.
+    UTF8_SESSION = "set local client_encoding to 'UTF8'"
+
     def copy_out(self, select_sql: str, binary: bool, *, csv: bool = False) -> str:
         fmt = "csv, encoding 'UTF8'" if csv else "binary" if binary else "text"
         return f"copy ({select_sql}) to stdout (format {fmt})"

@@ -22,8 +22,13 @@ class S3Store(BucketStore):
         return hook_class(aws_conn_id=self.conn_id).get_conn()
 
     def write(self, name: str, chunks: Iterable[bytes]) -> None:
+        from boto3.s3.transfer import TransferConfig
+
+        # a stream of unknown size: parts of 64 MiB (S3 takes 10,000 parts: 640 GiB a file, where
+        # boto3's 8 MiB default stops at 78 GiB), four in flight (256 MiB of memory at most)
+        config = TransferConfig(multipart_chunksize=PART_BYTES, max_concurrency=4)
         self.client.upload_fileobj(
-            io.BufferedReader(_ChunkReader(chunks), CHUNK), self.bucket, self.key(name)
+            io.BufferedReader(_ChunkReader(chunks), CHUNK), self.bucket, self.key(name), Config=config
         )
 
     def read(self, name: str) -> Iterator[bytes] | None:
@@ -39,6 +44,9 @@ class S3Store(BucketStore):
     def names(self) -> list[str]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.start)
         return self.relative(item["Key"] for page in pages for item in page.get("Contents", []))
+
+
+PART_BYTES = 64 << 20
 
 
 class _ChunkReader(io.RawIOBase):

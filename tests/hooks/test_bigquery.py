@@ -248,3 +248,72 @@ def test_quality_checks_compare_values_of_the_targets_types(clean_pg: Any, clean
     m = parse_manifest({"pipeline": "bq", "state": {"backend": "table", "conn_id": "dst"}, "loads": [body]})
     report = run(m)
     assert report.status == "success" and all(q["passed"] for q in report.quality), report.quality
+
+
+def test_an_append_that_rereads_rows_adds_each_key_once(clean_pg: Any, clean_bq: Any) -> None:
+    clean_pg.execute("src", ITEMS)
+    inc = {"incremental": {"mode": "cursor", "cursor": "at", "lookback": "10m"}}
+    m = manifest({"strategy": "incremental_append"}, inc)
+    run(m, "r1")
+    clean_pg.execute(
+        "src", "insert into items values (301, 'x', 1, '2026-02-01', '2026-01-01 05:00+00', null, null)"
+    )
+    second = run(m, "r2")  # the lookback re-reads the last ten minutes of rows
+    assert second.rows > 1
+    assert clean_bq.query("select count(*), count(distinct id) from raw.items") == [(301, 301)]
+
+
+def test_a_late_load_job_into_staging_stops_the_finalize(
+    clean_pg: Any, clean_bq: Any, monkeypatch: Any
+) -> None:
+    from airflow_provider_dpone.contracts.errors import TransientError
+    from airflow_provider_dpone.hooks.bigquery_connector import BigQueryConnector
+
+    clean_pg.execute("src", ITEMS)
+    stage = BigQueryConnector._stage_into
+
+    def with_a_late_append(self: Any, ctx: Any, staging: Any, extract: Any) -> Any:
+        staged = stage(self, ctx, staging, extract)
+        self._write(f"insert into {staging.sql} (id, name) select id, name from {staging.sql} limit 3")
+        return staged  # an earlier try's load job that finished after this try staged
+
+    monkeypatch.setattr(BigQueryConnector, "_stage_into", with_a_late_append)
+    with pytest.raises(TransientError, match="holds 303 rows where 300 were staged"):
+        run(manifest({"strategy": "full_refresh"}))
+    assert clean_bq.query(
+        "select count(*) from raw.INFORMATION_SCHEMA.TABLES where table_name = 'items'"
+    ) == [(0,)]
+
+
+def test_rows_slipped_in_after_the_recount_fail_the_transaction(
+    clean_pg: Any, clean_bq: Any, monkeypatch: Any
+) -> None:
+    from airflow_provider_dpone.contracts.errors import TerminalError
+    from airflow_provider_dpone.hooks.bigquery_connector import BigQueryConnector
+
+    clean_pg.execute("src", ITEMS)
+    run(manifest({"strategy": "full_refresh"}), "r1")
+
+    def late(self: Any, staging: Any, rows: int) -> None:  # the late job lands after the first count
+        self._write(f"insert into {staging.sql} select * from {staging.sql} limit 2")
+
+    monkeypatch.setattr(BigQueryConnector, "_check_staged", late)
+    clean_pg.execute("src", "update items set name = 'new'")
+    with pytest.raises(TerminalError, match="no longer holds the 300 rows staged"):
+        run(manifest({"strategy": "full_refresh"}), "r2")
+    assert clean_bq.query("select count(*), countif(name = 'new') from raw.items") == [(300, 0)]
+
+
+@pytest.mark.unit
+def test_datasets_are_created_in_the_connections_location() -> None:
+    from airflow_provider_dpone.hooks.bigquery_client import BigQueryJobs
+    from airflow_provider_dpone.sql.bigquery import BigQueryDialect
+
+    jobs = BigQueryJobs(client=None, dialect=BigQueryDialect(), location="EU")
+    assert jobs._located("create schema if not exists `raw`") == (
+        "create schema if not exists `raw` options (location = 'EU')"
+    )
+    assert jobs._located("select 1") == "select 1"
+    assert (
+        BigQueryJobs(None, BigQueryDialect())._located("create schema if not exists `raw`").endswith("`raw`")
+    )

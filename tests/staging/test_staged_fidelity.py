@@ -75,3 +75,48 @@ def test_times_with_zone_keep_their_instant_whatever_the_sinks_time_zone(
         clean_pg.execute("dst", f"alter database {db} reset timezone")
     instants = "select id, extract(epoch from tz) from odd order by id"
     assert clean_pg.query("dst", instants.replace(" odd ", " raw.odd ")) == clean_pg.query("src", instants)
+
+
+@pytest.mark.parametrize("files", [False, True], ids=["direct", "staged"])
+def test_text_of_a_latin1_database_arrives_as_the_same_characters(
+    clean_pg: Any, tmp_path: Path, files: bool
+) -> None:
+    import psycopg
+
+    from airflow_provider_dpone.demo.postgres_server import database_uri, resolve_postgres_uri
+
+    admin, _ = resolve_postgres_uri()
+    name = f"{clean_pg.src_db}_latin1"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'drop database if exists "{name}"')
+        conn.execute(
+            f"create database \"{name}\" encoding 'LATIN1' lc_collate 'C' lc_ctype 'C' template template0"
+        )
+    try:
+        with psycopg.connect(database_uri(admin, name), autocommit=True) as conn:
+            conn.execute("create table words (id int primary key, w text)")
+            conn.execute("insert into words values (1, 'café'), (2, 'Ãé naïve ÿ')")
+        import json
+        import os
+
+        from psycopg.conninfo import conninfo_to_dict
+
+        p = conninfo_to_dict(database_uri(admin, name))
+        conn_json = {"conn_type": "postgres", "host": p.get("host") or "127.0.0.1", "port": int(p.get("port") or 5432),
+                     "login": p.get("user"), "password": p.get("password"), "schema": name}  # fmt: skip
+        os.environ["AIRFLOW_CONN_LATIN"] = json.dumps(conn_json)
+        sink = {"connector": "postgres", "conn_id": "dst", "table": "raw.words", "strategy": "full_refresh"}
+        if files:
+            sink["staging"] = {"files": {"uri": tmp_path.as_uri()}}
+        body = {
+            "name": "words",
+            "source": {"connector": "postgres", "conn_id": "latin", "table": "words"},
+            "sink": sink,
+        }
+        report = run(parse_manifest({"pipeline": "enc", "loads": [body]}))
+        assert report.fast_path == "postgres_binary"
+        assert clean_pg.query("dst", "select w from raw.words order by id") == [("café",), ("Ãé naïve ÿ",)]
+    finally:
+        os.environ.pop("AIRFLOW_CONN_LATIN", None)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'drop database if exists "{name}" with (force)')

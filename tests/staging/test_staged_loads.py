@@ -103,15 +103,16 @@ def test_a_changed_file_fails_the_load_and_leaves_the_target(
     assert (failed / MANIFEST).exists()  # a failed load keeps its evidence
 
 
+@pytest.mark.parametrize("fmt", ["parquet", "auto"])  # Parquet files; the binary COPY as one file
 @pytest.mark.parametrize("where", ["s3_directory", "gcs_directory", "azure_directory"])
 def test_postgres_to_postgres_through_object_storage(
-    clean_pg: Any, where: str, request: pytest.FixtureRequest
+    clean_pg: Any, where: str, fmt: str, request: pytest.FixtureRequest
 ) -> None:
     directory: Directory = request.getfixturevalue(where)
     clean_pg.execute("src", ITEMS)
-    files = {"uri": directory.uri, "conn_id": directory.conn_id, "rows_per_file": 1000, "format": "parquet"}
+    files = {"uri": directory.uri, "conn_id": directory.conn_id, "rows_per_file": 1000, "format": fmt}
     report = run(manifest(files), "r1")
-    assert report.status == "success" and report.sink["files"]["files"] == 3
+    assert report.status == "success" and report.sink["files"]["files"] == (3 if fmt == "parquet" else 1)
     assert report.sink["files"]["uri"].startswith(f"{directory.uri}/staged/items/r1/")
     every = "select count(*), sum(id), sum(amount), count(distinct tags), max(at), string_agg(ratio::text, ',' order by id)"
     assert clean_pg.query("dst", f"{every} from raw.items") == clean_pg.query("src", f"{every} from items")
