@@ -50,6 +50,12 @@ def stage_files(
         manifest = stage_csv(store, extract.schema, artifact.chunks, **options)
     elif isinstance(artifact, FileExport) and artifact.format == POSTGRES_BINARY:  # kept as it streams
         options.pop("rows_per_file")
+        if "rows_per_file" in spec.model_fields_set:
+            log.warning(
+                "dpone %s: rows_per_file applies to Parquet; a binary COPY export is one file "
+                "(set files.format: parquet to split it)",
+                ctx.key,
+            )
         stats = extract.stats
         manifest = stage_stream(
             store, extract.schema, artifact.chunks, lambda: stats.source_rows, fmt=artifact.format, **options
