@@ -304,6 +304,22 @@ class BigQueryDialect(BigQueryCatalog):
             f"(select 1 from {target.sql} as t where {self._key_match(skeys, mapping)})"
         )
 
+    def count_new_keys(
+        self,
+        target: TableRef,
+        staging: TableRef,
+        names: Sequence[str],
+        mapping: dict[str, str],
+        keys: Sequence[str],
+    ) -> str:
+        """How many distinct batch keys the target does not hold (the rows ``append_rows`` adds)."""
+        staged = {self._target_name(mapping, n): n for n in names}
+        skeys = [staged[k] for k in keys]
+        return (
+            f"select count(*) from (select distinct {self.column_list(skeys)} from {staging.sql}) as s "
+            f"where not exists (select 1 from {target.sql} as t where {self._key_match(skeys, mapping)})"
+        )
+
     def row_hash(self, columns: Sequence[str], alias: str = "s") -> str:
         """SHA-256 (hex) of the row's JSON text: equal values give equal hashes across runs."""
         items = ", ".join(f"{alias}.{self.quote_ident(c)} as c{i}" for i, c in enumerate(columns))

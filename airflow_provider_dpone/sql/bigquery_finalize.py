@@ -294,7 +294,11 @@ def plan_bigquery_finalize(
         if facts.exists:
             statements.insert(0, d.truncate(job.target))
     elif strategy is Strategy.INCREMENTAL_APPEND:
-        statements = [d.append_rows(job.target, source, names, job.mapping, list(facts.primary_key))]
+        keys = list(facts.primary_key)
+        statements = [d.append_rows(job.target, source, names, job.mapping, keys)]
+        if keys:  # what the append will add: the batch's keys the target does not hold yet
+            measure = [Step(d.count_new_keys(job.target, source, names, job.mapping, keys), name="new_keys",
+                            note="the keys the append adds (those already in the target are skipped)")]  # fmt: skip
     elif strategy in _KEYED:
         measure, statements = _merge(d, job, facts, source)
     elif strategy is Strategy.REPLACE:
@@ -344,6 +348,8 @@ def bigquery_result(
     }
     if strategy in methods:
         result.update(method=methods[strategy], rows_inserted=staged)
+        if "new_keys" in outcomes:  # an append that skips keys the target holds
+            result["rows_inserted"] = outcomes["new_keys"].first[0]
         if strategy is Strategy.REPLACE and "in_range" in outcomes:
             result["rows_deleted"] = outcomes["in_range"].first[0]
     else:

@@ -259,7 +259,7 @@ def test_an_append_that_rereads_rows_adds_each_key_once(clean_pg: Any, clean_bq:
         "src", "insert into items values (301, 'x', 1, '2026-02-01', '2026-01-01 05:00+00', null, null)"
     )
     second = run(m, "r2")  # the lookback re-reads the last ten minutes of rows
-    assert second.rows > 1
+    assert second.rows > 1 and second.sink["finalize"]["rows_inserted"] == 1
     assert clean_bq.query("select count(*), count(distinct id) from raw.items") == [(301, 301)]
 
 
