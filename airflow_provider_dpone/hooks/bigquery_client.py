@@ -117,23 +117,6 @@ class BigQueryJobs:
         base = getattr(getattr(self.client, "_connection", None), "API_BASE_URL", None)
         return bool(host) and base == host
 
-    def query_into(self, sql: str, destination: str) -> int:
-        """A query's rows replacing ``destination`` (a table, or a partition ``table$id``)."""
-        config = bigquery.QueryJobConfig(
-            use_legacy_sql=False,
-            destination=destination,
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-            create_disposition=bigquery.CreateDisposition.CREATE_NEVER,
-        )
-        try:
-            job = self.client.query(
-                sql, job_config=config, location=self.location, retry=_RETRY, job_retry=None
-            )
-            job.result(timeout=JOB_TIMEOUT, retry=_RETRY)
-        except Exception as exc:
-            raise classify(exc, f"query into {destination}") or exc from None
-        return int(getattr(job, "total_rows", 0) or 0)
-
     def table(self, table_id: str) -> dict[str, Any] | None:
         """The table's resource (``tables.get``); None when it does not exist."""
         try:

@@ -23,11 +23,16 @@ log = logging.getLogger(__name__)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
-def run_directory(spec: FileStagingSpec, ctx: LoadContext) -> str:
-    """Where one try's files go: ``<uri>/<pipeline>/<load>/<run id>/<try>``: a retry writes its
-    own, so a failed try's files stay as they were (its evidence) and never mix with the next."""
+def run_path(spec: FileStagingSpec, ctx: LoadContext) -> str:
+    """The run's directory, ``<uri>/<pipeline>/<load>/<run id>``, each part safe in a URI."""
     parts = [_UNSAFE.sub("_", p) for p in (ctx.pipeline, ctx.load.name, ctx.run_id)]
-    return "/".join([spec.uri, *parts, uuid.uuid4().hex[:12]])
+    return "/".join([spec.uri, *parts])
+
+
+def run_directory(spec: FileStagingSpec, ctx: LoadContext) -> str:
+    """Where one try's files go: ``<run path>/<try>``: a retry writes its own, so a failed
+    try's files stay as they were (its evidence) and never mix with the next."""
+    return f"{run_path(spec, ctx)}/{uuid.uuid4().hex[:12]}"
 
 
 def stage_files(

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -33,14 +32,13 @@ from ..contracts.state import PLAN_SUFFIX, PlanState, StateRecord, state_from_di
 from ..contracts.table import TableSchema
 from .engine import LoadRuntime, close_artifact, effective_source, run_load
 from .failpoints import PARTITION_FILES, failpoint
-from .file_staging import stage_files, staged_formats
+from .file_staging import run_path, stage_files, staged_formats
 from .guards import starting_state
 from .protocols import LoadContext
 from .recovery import plain_state, recover_state
 from .report import RunReport
 
 log = logging.getLogger("airflow_provider_dpone.runtime")
-_UNSAFE = re.compile(r"[^A-Za-z0-9._=-]+")
 
 
 def _files(load: LoadSpec) -> FileStagingSpec:
@@ -72,8 +70,7 @@ def plan_partitions(
     planned_at = dt.datetime.now(dt.timezone.utc).isoformat(timespec="microseconds")
     plan = planner(effective_source(load), start, parallel)
     plan_id = uuid.uuid4().hex[:12]
-    names = [_UNSAFE.sub("_", p) for p in (pipeline, load.name, run_id)]
-    directory = "/".join([files.uri, *names, f"plan-{plan_id}"])
+    directory = f"{run_path(files, ctx)}/plan-{plan_id}"
     tasks = [
         PartitionTask(
             plan_id=plan_id,
