@@ -366,9 +366,10 @@ def run_any_load(
     return run_partitioned(pipeline, load, parts, run_id, request)
 
 
-def plan_entry_partitions(load: LoadSpec, source: Any, start: StateRecord | None) -> dict[str, Any]:
+def plan_entry_partitions(ctx: LoadContext, source: Any, start: StateRecord | None) -> dict[str, Any]:
     """What ``dpone plan`` shows of a partitioned load: the ranges the plan task would make now
     and where their files would go (read-only)."""
+    load = ctx.load
     files, parallel = _files(load), load.parallel
     assert parallel is not None
     plan = source.plan_partitions(effective_source(load), start, parallel)
@@ -376,6 +377,6 @@ def plan_entry_partitions(load: LoadSpec, source: Any, start: StateRecord | None
         "by": parallel.by,
         "ranges": [r.describe() for r in plan.ranges],
         "cursor_upper": plan.cursor_upper if plan.pinned else None,
-        "files": f"{files.uri}/{load.name}/<run_id>/plan-<id>/p<index>/<try>",
+        "files": f"{run_path(files, replace(ctx, run_id=''))}<run_id>/plan-<id>/p<index>/<try>",
         "tasks": f"{load.name}__plan >> {load.name}__extract (mapped, {len(plan.ranges)}) >> {load.name}",
     }

@@ -33,7 +33,7 @@ def plan_load(pipeline: str, load: Any, parts: LoadRuntime) -> dict[str, Any]:
         if load.parallel is not None:
             from .partitioned import plan_entry_partitions
 
-            entry["partitions"] = plan_entry_partitions(load, parts.source, start)
+            entry["partitions"] = plan_entry_partitions(ctx, parts.source, start)
     except DponeError as exc:
         entry["extract_error"] = str(exc)
     files = load.sink.staging.files

@@ -167,6 +167,8 @@ def test_a_key_that_is_not_the_primary_key_is_refused(clean_pg: Any, tmp_path: P
 def test_dpone_plan_shows_the_ranges_and_dpone_run_and_replay_load_them(
     clean_pg: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    import json
+
     import yaml
 
     from airflow_provider_dpone.cli.main import main
@@ -181,6 +183,11 @@ def test_dpone_plan_shows_the_ranges_and_dpone_run_and_replay_load_them(
     out = capsys.readouterr().out
     assert "-- partitions (orders__plan >> orders__extract (mapped, 4) >> orders)" in out
     assert "--   3: id in [3751, +inf)" in out
+    assert main(["plan", str(path), "--format", "json"]) == 0
+    (planned,) = json.loads(capsys.readouterr().out)["loads"]
+    assert (
+        planned["partitions"]["files"] == f"{staging.as_uri()}/par/orders/<run_id>/plan-<id>/p<index>/<try>"
+    )
     assert main(["run", str(path), "--run-id", "cli1"]) == 0
     assert "load orders: success, 5,000 rows" in capsys.readouterr().out
     (plan_dir,) = (staging / "par" / "orders" / "cli1").iterdir()
