@@ -37,6 +37,8 @@ fi
 if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && command -v pg_ctlcluster >/dev/null 2>&1; then
   for v in $(ls /etc/postgresql 2>/dev/null); do pg_ctlcluster --skip-systemctl-redirect "$v" main start || true; done
 fi
+# Logical decoding for the CDC tests: wal_level=logical (a restart, once, where this machine manages the server).
+bash scripts/pg_logical.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/python -m mypy

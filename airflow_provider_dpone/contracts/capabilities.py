@@ -42,6 +42,12 @@ def _source_problems(load: LoadSpec, src: ConnectorInfo) -> list[str]:
         )
     if mode in src.table_only_modes and load.source.kind == "query":
         problems.append(f"source.incremental.mode: '{mode.value}' needs 'table', not 'query'")
+    for option in ("capture_instance", "slot", "publication"):
+        if inc and getattr(inc, option) and option not in src.cdc_options:
+            problems.append(
+                f"source.incremental.{option}: connector '{src.name}' does not take it"
+                + (f"; its cdc mode takes {sorted(src.cdc_options)}" if src.cdc_options else "")
+            )
     if inc and inc.chunk and not src.chunk:
         problems.append(
             f"source.incremental.chunk: connector '{src.name}' does not read in chunks; "
@@ -218,7 +224,28 @@ def load_problems(load: LoadSpec) -> list[str]:
         problems += _sink_problems(load, snk)
     if src:
         problems += _source_problems(load, src) + _parallel_problems(load, src)
+    if src and snk:
+        problems += _feed_problems(load, src, snk)
     return problems + _strategy_problems(load)
+
+
+def _feed_problems(load: LoadSpec, src: ConnectorInfo, snk: ConnectorInfo) -> list[str]:
+    """A change feed that reaches its sink only in the forms the source writes it."""
+    inc = load.source.incremental
+    if inc is None or inc.mode is not IncrementalMode.CDC or src.cdc_sinks is None:
+        return []
+    problems = []
+    if snk.name not in src.cdc_sinks:
+        problems.append(
+            f"sink.connector: connector '{src.name}''s change feed loads into {sorted(src.cdc_sinks)} "
+            f"sinks, not '{snk.name}'"
+        )
+    if load.sink.staging.files is not None:
+        problems.append(
+            f"sink.staging.files: connector '{src.name}''s change feed streams into the sink's "
+            "staging table; remove sink.staging.files"
+        )
+    return problems
 
 
 def state_problems(manifest: Manifest, file: str) -> list[ValidationIssue]:

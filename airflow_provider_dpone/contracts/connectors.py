@@ -44,6 +44,10 @@ class ConnectorInfo:
     file_staging: bool = False
     # source: splits a table into key ranges read by parallel tasks (parallel: {partitions, by})
     partitions: bool = False
+    # source: the incremental keys its cdc mode takes (the change feed's own names)
+    cdc_options: frozenset[str] = frozenset()
+    # source: the sinks its cdc mode's change batches load into (None: any cdc_apply sink)
+    cdc_sinks: frozenset[str] | None = None
     # seed 002's level: experimental, beta, production-certified (what its evidence supports)
     certification: str = "beta"
 
@@ -53,7 +57,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         name="postgres",
         hook="airflow_provider_dpone.hooks.postgres:DponePostgresHook",
         extra="postgres",
-        source_modes=frozenset({None, IncrementalMode.CURSOR, IncrementalMode.XMIN}),
+        source_modes=frozenset({None, IncrementalMode.CURSOR, IncrementalMode.XMIN, IncrementalMode.CDC}),
         sink_strategies=frozenset(
             {
                 Strategy.FULL_REFRESH,
@@ -66,7 +70,9 @@ CONNECTORS: dict[str, ConnectorInfo] = {
                 Strategy.CDC_APPLY,
             }
         ),
-        table_only_modes=frozenset({IncrementalMode.XMIN}),
+        table_only_modes=frozenset({IncrementalMode.XMIN, IncrementalMode.CDC}),
+        cdc_options=frozenset({"slot", "publication"}),
+        cdc_sinks=frozenset({"postgres"}),  # the changes travel as text COPY
         chunk=True,
         window=True,
         duplicate_keys=frozenset({"fail", "keep_last"}),
@@ -87,6 +93,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
             {None, IncrementalMode.CURSOR, IncrementalMode.CHANGE_TRACKING, IncrementalMode.CDC}
         ),
         table_only_modes=frozenset({IncrementalMode.CHANGE_TRACKING, IncrementalMode.CDC}),
+        cdc_options=frozenset({"capture_instance"}),
         sink_strategies=frozenset(
             {
                 Strategy.FULL_REFRESH,

@@ -35,6 +35,10 @@ class IncrementalSpec(Strict):
     at_watermark: Literal["skip", "read"] | None = None
     # cdc mode on SQL Server: the capture instance to read (default: <schema>_<table>).
     capture_instance: str | None = None
+    # cdc mode on PostgreSQL: the load's logical replication slot and publication (default:
+    # dpone_<pipeline>_<load> and a hash; created on the first run).
+    slot: str | None = None
+    publication: str | None = None
 
     @field_validator("lookback", mode="before")
     @classmethod
@@ -59,8 +63,9 @@ class IncrementalSpec(Strict):
             raise ValueError(f"'cursor' only applies to mode 'cursor', not '{self.mode.value}'")
         if self.mode is not IncrementalMode.CURSOR and self.chunk:
             raise ValueError(f"'chunk' splits a cursor range; it does not apply to mode '{self.mode.value}'")
-        if self.capture_instance and self.mode is not IncrementalMode.CDC:
-            raise ValueError(f"'capture_instance' only applies to mode 'cdc', not '{self.mode.value}'")
+        for name in ("capture_instance", "slot", "publication"):
+            if getattr(self, name) and self.mode is not IncrementalMode.CDC:
+                raise ValueError(f"'{name}' only applies to mode 'cdc', not '{self.mode.value}'")
         if self.mode in CHANGE_MODES and (self.lookback or self.initial_value):
             raise ValueError(
                 f"mode '{self.mode.value}' reads from its stored position exactly; 'lookback' and "

@@ -70,12 +70,14 @@ class ChangeVersionState:
 
 @dataclass(frozen=True)
 class CdcState:
-    """A CDC position: the capture ``stream`` (SQL Server: the capture instance) and the last
-    LSN applied, as text (SQL Server: ``0x`` and 20 hex digits)."""
+    """A CDC position: the capture ``stream`` (SQL Server: the capture instance; PostgreSQL: the
+    replication slot) and the last LSN applied, as text (SQL Server: ``0x`` and 20 hex digits;
+    PostgreSQL: ``X/Y``); PostgreSQL's ``publication`` too."""
 
     kind: ClassVar[str] = "cdc"
     stream: str
     lsn: str
+    publication: str | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,7 @@ def _field_problem(record: StateRecord) -> str | None:
         return _count("version", record.version)
     if isinstance(record, CdcState):
         problem = _text("stream", record.stream) or _text("lsn", record.lsn)
+        problem = problem or _text("publication", record.publication, nullable=True)
         if problem is None and not _LSN.match(record.lsn):
             problem = f"'lsn' {record.lsn!r} is not an LSN (0x and 20 hex digits, or X/Y)"
         return problem

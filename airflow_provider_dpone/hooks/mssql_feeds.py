@@ -15,16 +15,16 @@ from typing import Any
 from ..contracts.errors import BadInputError, StateError
 from ..contracts.sources import IncrementalSpec
 from ..contracts.state import CdcState, ChangeVersionState, StateRecord
-from ..contracts.strategies import CHANGE_OP, IncrementalMode
-from ..contracts.table import CanonicalType, Column, TableSchema
+from ..contracts.strategies import IncrementalMode
+from ..contracts.table import TableSchema
 from ..sql.dialect import TableRef
 from ..sql.extract_plan import expect_state
 from ..sql.mssql import MSSQL as dialect
 from ..sql.mssql_changes import LSN_ZERO, MsSqlChanges
+from ..sql.targets import with_op
 from .dbapi import fetch, run
 
 CHANGES = MsSqlChanges(dialect)
-OP_COLUMN = Column(CHANGE_OP, CanonicalType.STRING, nullable=False, length=1)
 _RESET = "reset the load's state (`dpone state reset <manifest> --load <load>`) to read the table again as a full snapshot"
 
 
@@ -38,10 +38,6 @@ class FeedWindow:
     params: tuple[Any, ...]
     candidate: StateRecord
     details: dict[str, Any]
-
-
-def _with_op(schema: TableSchema) -> TableSchema:
-    return TableSchema((*schema.columns, OP_COLUMN), schema.primary_key, schema.extras)
 
 
 def _keys(cur: Any, schema: TableSchema, table: TableRef, mode: str) -> list[str]:
@@ -78,7 +74,7 @@ def change_tracking_window(
     if stored is None:
         details["snapshot"] = True
         select = CHANGES.snapshot_rows(table, schema.names, casts)
-        return FeedWindow(_with_op(schema), select, (), candidate, details)
+        return FeedWindow(with_op(schema), select, (), candidate, details)
     if min_valid is not None and stored.version < int(min_valid):
         raise StateError(
             f"the stored Change Tracking version {stored.version} of {table} is older than its minimum "
@@ -87,7 +83,7 @@ def change_tracking_window(
         )
     details["from_version"] = stored.version
     select = CHANGES.ct_changes(table, schema.names, keys, casts)
-    return FeedWindow(_with_op(schema), select, (stored.version, int(current)), candidate, details)
+    return FeedWindow(with_op(schema), select, (stored.version, int(current)), candidate, details)
 
 
 def cdc_window(
@@ -134,7 +130,7 @@ def cdc_window(
     if stored is None:
         details["snapshot"] = True
         return FeedWindow(
-            _with_op(kept), CHANGES.snapshot_rows(table, kept.names, casts), (), candidate, details
+            with_op(kept), CHANGES.snapshot_rows(table, kept.names, casts), (), candidate, details
         )
     if stored.lsn.upper() > highest.upper():
         raise StateError(
@@ -143,7 +139,7 @@ def cdc_window(
             f"changes between them would be skipped. {_RESET}"
         )
     if stored.lsn.upper() == highest.upper():  # nothing new: read nothing, keep the position
-        return FeedWindow(_with_op(kept), CHANGES.no_changes(table, kept.names, casts), (), stored, details)
+        return FeedWindow(with_op(kept), CHANGES.no_changes(table, kept.names, casts), (), stored, details)
     start = fetch(cur, CHANGES.cdc_next_lsn(), (stored.lsn,))[0][0]
     details["from_lsn"] = start
     if start.upper() < lowest.upper():
@@ -152,7 +148,7 @@ def cdc_window(
             f"lowest LSN {lowest}: the cleanup job removed changes before this load read them; {_RESET}"
         )
     select = CHANGES.cdc_changes(instance, kept.names, keys, casts)
-    return FeedWindow(_with_op(kept), select, (start, highest), candidate, details)
+    return FeedWindow(with_op(kept), select, (start, highest), candidate, details)
 
 
 def feed_window(

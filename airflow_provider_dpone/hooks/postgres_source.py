@@ -43,6 +43,8 @@ from ..sql.extract_plan import (
 )
 from ..sql.partition_plan import and_where, partition_clause, pinned_upper, plan_ranges
 from ..sql.postgres import POSTGRES as dialect
+from ..sql.postgres_cdc import is_cdc, set_snapshot, snapshot_rows
+from ..sql.targets import with_op
 from .postgres_copy_out import copy_out_chunks, export_snapshot, snapshot_reader
 from .postgres_errors import classify
 from .postgres_session import PostgresSessions, one_row
@@ -77,7 +79,7 @@ class _Prepared:
     relation: str  # the FROM item read
 
 
-class _OwnedStream(Iterator[Any]):
+class OwnedStream(Iterator[Any]):
     """A lazy extract stream that owns its snapshot connection.
 
     Closing it closes the connection even when iteration never started (a generator's
@@ -231,10 +233,45 @@ class PostgresSource(PostgresSessions):
         select = dialect.select_rows(relation, schema.names, window.where, casts=schema.extras)
         return _Prepared(schema, binary_ok, select, window, relation)
 
-    def _open_snapshot(self) -> psycopg.Connection:
+    def _open_snapshot(self, snapshot: str | None = None) -> psycopg.Connection:
+        """A REPEATABLE READ transaction: a new snapshot, or the exported ``snapshot``."""
         conn = self.connect()
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        if snapshot is not None:
+            try:
+                conn.execute(set_snapshot(snapshot))
+            except BaseException:
+                conn.close()
+                raise
         return conn
+
+    def connect_params(self) -> dict[str, Any]:
+        """The libpq parameters of this hook's connections (a replication connection's)."""
+        conn = self.connect()
+        try:
+            params: dict[str, Any] = dict(conn.info.get_parameters())
+            if conn.info.password:
+                params["password"] = conn.info.password
+            return params
+        finally:
+            conn.close()
+
+    # --- change data capture (``hooks.postgres_cdc``) ----------------------------------------
+
+    def bind_run(self, ctx: Any) -> None:
+        """The load this hook serves: names its replication slot and publication by default."""
+        self._run_key: str | None = ctx.key
+
+    def _cdc(self, spec: SourceSpec) -> Any:
+        from .postgres_cdc import CdcReader
+
+        return CdcReader(self, spec, getattr(self, "_run_key", None))
+
+    def acknowledge(self, ctx: Any, state: StateRecord) -> None:
+        """After the sink and the state committed: a change feed's slot moves to the state."""
+        inc = ctx.load.source.incremental
+        if inc is not None and inc.mode is IncrementalMode.CDC and ctx.load.source.connector == "postgres":
+            self._cdc(ctx.load.source).acknowledge(state)
 
     def extract(
         self,
@@ -243,14 +280,24 @@ class PostgresSource(PostgresSessions):
         *,
         accepted_formats: tuple[str, ...] = (),
         partition: PartitionTask | None = None,
+        feed_snapshot: str | None = None,
     ) -> ExtractResult:
         """Start a REPEATABLE READ snapshot, fix the window, and return a lazy artifact
-        (``partition``: only that range of a partitioned load, in the window its plan fixed)."""
-        conn = self._open_snapshot()
+        (``partition``: only that range of a partitioned load, in the window its plan fixed;
+        ``feed_snapshot``: a change feed's first read, in its slot's exported snapshot, as
+        snapshot rows of a change batch)."""
+        if is_cdc(spec) and feed_snapshot is None:
+            return self._cdc(spec).extract(state, accepted_formats)
+        conn = self._open_snapshot(feed_snapshot)
         try:
-            snapshot = export_snapshot(conn) if accepted_formats else None  # for a faster COPY reader
+            if feed_snapshot is not None:  # the reader imports it too; never a fallback to another
+                snapshot: str | None = one_row(conn.execute("select pg_export_snapshot()"))[0]
+            else:
+                snapshot = export_snapshot(conn) if accepted_formats else None  # for a faster COPY reader
             prepared = self._prepare(conn.cursor(), spec, state, partition)
             schema, select, window = prepared.schema, prepared.select, prepared.window
+            if feed_snapshot is not None:
+                schema, select = with_op(schema), snapshot_rows(select)
             window.details["query"] = select
             if prepared.binary_ok and BINARY in accepted_formats:
                 fmt: str | None = BINARY
@@ -266,10 +313,10 @@ class PostgresSource(PostgresSessions):
             if fmt:
                 copy = dialect.copy_out(select, fmt == BINARY, csv=fmt == CSV)
                 chunks = self._copy_chunks(conn, snapshot, copy, window.params, window.details, stats)
-                artifact: Any = FileExport(format=fmt, chunks=_OwnedStream(conn, chunks))
+                artifact: Any = FileExport(format=fmt, chunks=OwnedStream(conn, chunks))
             else:
                 batches = self._row_batches(conn, select, window.params, spec.batch_size, stats)
-                artifact = StreamingBatches(_OwnedStream(conn, batches))
+                artifact = StreamingBatches(OwnedStream(conn, batches))
             return ExtractResult(
                 artifact, schema, window.candidate, window.details, more=window.more, stats=stats
             )
@@ -347,6 +394,9 @@ class PostgresSource(PostgresSessions):
 
     def plan_extract(self, spec: SourceSpec, state: StateRecord | None) -> tuple[dict[str, Any], TableSchema]:
         """The extract SQL, window and schema; the transaction is rolled back, nothing is written."""
+        if is_cdc(spec):
+            feed_plan: tuple[dict[str, Any], TableSchema] = self._cdc(spec).plan(state)
+            return feed_plan
         conn = self._open_snapshot()
         try:
             prepared = self._prepare(conn.cursor(), spec, state)

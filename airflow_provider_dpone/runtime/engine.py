@@ -34,7 +34,7 @@ from ..contracts.state import (
     state_to_dict,
 )
 from ..schema.planner import EvolutionMode, enforce_schema_plan
-from .failpoints import AFTER_CHECKPOINT, failpoint
+from .failpoints import AFTER_CHECKPOINT, AFTER_STATE, failpoint
 from .file_staging import files_report, finish_files, stage_files, staged_formats
 from .guards import check_change_feed, check_full_refresh, starting_state
 from .protocols import (
@@ -388,6 +388,7 @@ def _run_once(
                 report.state_committed = "after_data"
             report.state_after = state_to_dict(candidate)
             if isinstance(parts.source, AcknowledgingSource):
+                failpoint(AFTER_STATE)
                 try:  # the data and the state are safe; a failed acknowledgement is only logged
                     parts.source.acknowledge(ctx, candidate)
                 except Exception as exc:

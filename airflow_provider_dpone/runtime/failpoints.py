@@ -20,6 +20,9 @@ ONCE_ENV = "DPONE_FAILPOINT_ONCE"
 POINTS = ("after_extract", "mid_copy", "after_stage", "mid_finalize", "after_finalize")
 # Resumable extracts only: after a batch is staged and its checkpoint saved.
 AFTER_CHECKPOINT = "after_checkpoint"
+# Sources told of the commit (a change feed's slot, a consumer group): the state is committed,
+# the source not yet acknowledged.
+AFTER_STATE = "after_state"
 # Partitioned loads only: a partition's files and manifest are written, its result not yet returned.
 PARTITION_FILES = "partition_files"
 

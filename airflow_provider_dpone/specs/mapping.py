@@ -68,13 +68,16 @@ class ChangeTracking(SpecMapping):
 
 
 class Cdc(SpecMapping):
-    """``incremental: {mode: cdc}``: SQL Server CDC net changes of ``capture_instance`` (default
-    ``<schema>_<table>``; sink: cdc_apply)."""
+    """``incremental: {mode: cdc}`` (sink: cdc_apply): SQL Server CDC net changes of
+    ``capture_instance`` (default ``<schema>_<table>``), or PostgreSQL logical decoding through
+    the load's ``slot`` and ``publication`` (default ``dpone_<pipeline>_<load>_<hash>``)."""
 
     def __init__(
         self,
         *,
         capture_instance: str | None = None,
+        slot: str | None = None,
+        publication: str | None = None,
         on_target_missing: Literal["fail", "full_extract"] | None = None,
     ) -> None:
         super().__init__(mode="cdc", **given(locals()))

@@ -167,8 +167,9 @@ def _full_refresh(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> l
     ]
 
 
-def _dedupe(d: SetBasedDialect, job: FinalizeJob) -> list[Step]:
-    """Fail on NULL keys; fail on duplicate keys or keep the last row per key."""
+def _dedupe(d: SetBasedDialect, job: FinalizeJob, *, last_change: bool = False) -> list[Step]:
+    """Fail on NULL keys; fail on duplicate keys or keep the last row per key (always for a
+    change batch: ``last_change``, its rows in change order)."""
     keys = job.keys
     require_columns("sink.unique_key", keys, job.schema)
 
@@ -177,7 +178,7 @@ def _dedupe(d: SetBasedDialect, job: FinalizeJob) -> list[Step]:
         if nulls:
             raise null_key_error(job.key, keys, nulls, sample or [])
 
-    keep_last = job.load.sink.on_duplicate_keys == "keep_last"
+    keep_last = last_change or job.load.sink.on_duplicate_keys == "keep_last"
 
     def no_duplicates(outcome: Outcome, _: Outcomes) -> None:
         if outcome.rows and not keep_last:

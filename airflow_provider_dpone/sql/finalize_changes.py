@@ -3,7 +3,8 @@
 The staged batch carries the operation column ``CHANGE_OP`` (I, U, D; S for a full snapshot),
 one row per key in change order. In the one finalize transaction:
 
-1. the key guards (NULL keys, keys staged twice: fail, or keep the last change);
+1. the key guards: NULL keys fail; of a key staged more than once the last change is kept
+   (a feed read change by change, PostgreSQL's, stages every change in commit order);
 2. a full snapshot (the first read, or after a state reset; the extract says so, so an empty
    one counts too) also deletes the target's keys it does not hold, within
    ``reconciliation.max_delete_fraction`` (the mass-delete guard);
@@ -23,7 +24,7 @@ def cdc_apply(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[
     """Every step of a ``cdc_apply`` finalize after the locks and the target's creation."""
     op = d.quote_ident(CHANGE_OP)
     deleted = d.quote_literal("D")
-    steps = _dedupe(d, job)
+    steps = _dedupe(d, job, last_change=True)
     if facts.exists:
         is_snapshot = Condition(
             "the batch is a full snapshot (the first read, or after a reset), which holds every key",

@@ -12,6 +12,15 @@ from ..contracts.table import CanonicalType, Column, TableSchema
 UPDATING = frozenset({Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strategy.SCD2, Strategy.CDC_APPLY})
 
 
+# The operation column of a change batch: I, U, D, or S for a row of a full snapshot.
+OP_COLUMN = Column(CHANGE_OP, CanonicalType.STRING, nullable=False, length=1)
+
+
+def with_op(schema: TableSchema) -> TableSchema:
+    """A change batch's columns: the table's, then the operation column."""
+    return TableSchema((*schema.columns, OP_COLUMN), schema.primary_key, schema.extras)
+
+
 def data_schema(schema: TableSchema) -> TableSchema:
     """A batch's columns without the change feed's operation column (staged, never a target's)."""
     if not schema.has(CHANGE_OP):

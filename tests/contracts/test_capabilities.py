@@ -83,6 +83,7 @@ EVIDENCE: dict[tuple[str, str], str] = {
     ("postgres", "mode:full"): f"{PG}::test_full_refresh_swaps_then_keeps_target_shape",
     ("postgres", "mode:cursor"): f"{PG}::test_cursor_incremental_merge_with_lookback",
     ("postgres", "mode:xmin"): f"{PG}::test_xmin_incremental_append",
+    ("postgres", "mode:cdc"): "tests/hooks/test_postgres_cdc.py::test_snapshot_then_inserts_updates_deletes_and_key_changes",
     ("postgres", "chunk"): "tests/hooks/test_backfill_chunks.py::test_a_backfill_runs_in_chunks_and_a_retry_resumes_at_the_failed_chunk",
     ("postgres", "window"): f"{S}::test_partition_replace_with_a_scoped_delete",
     ("postgres", "strategy:full_refresh"): f"{PG}::test_full_refresh_swaps_then_keeps_target_shape",

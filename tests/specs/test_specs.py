@@ -57,8 +57,17 @@ def test_sinks_incremental_window_endpoint_and_state_spell_every_key() -> None:
         _params(specs.PostgresSink) == _params(specs.MsSqlSink) == _params(specs.ClickHouseSink) == table_sink
     )
     assert _params(specs.KafkaSink) <= _keys(SinkSpec) - {"connector", "table"}
-    assert _params(specs.Cursor) == _keys(IncrementalSpec) - {"mode", "capture_instance"}
-    assert _params(specs.Cdc) == {"capture_instance", "on_target_missing"} <= _keys(IncrementalSpec)
+    assert _params(specs.Cursor) == _keys(IncrementalSpec) - {
+        "mode",
+        "capture_instance",
+        "slot",
+        "publication",
+    }
+    assert (
+        _params(specs.Cdc)
+        == {"capture_instance", "slot", "publication", "on_target_missing"}
+        <= _keys(IncrementalSpec)
+    )
     assert _params(specs.ChangeTracking) == {"on_target_missing"}
     assert _params(specs.Window) == _keys(WindowSpec)
     assert _params(specs.Endpoint) == _keys(EndpointSpec)
