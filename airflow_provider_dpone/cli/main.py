@@ -291,6 +291,7 @@ def _staging_lines(kept: Any) -> list[str]:
 
 def cmd_state(args: argparse.Namespace) -> int:
     from ..state import build_state_backend
+    from .cdc import feed_health, feed_loads, health_line
 
     manifest = load_manifest(args.path)
     backend = build_state_backend(manifest.state, standalone=True)
@@ -299,12 +300,16 @@ def cmd_state(args: argparse.Namespace) -> int:
         rows = backend.list(manifest.pipeline, loads)
         if args.load:
             rows = [r for r in rows if r["load"] == args.load]
+        feeds = {ld.name for ld in feed_loads(manifest, None)}
         for row in rows:
             if row["load"] in loads:
                 row["kept_staging"] = _kept_staging(manifest.pipeline, manifest.load(row["load"]))
+            if row["load"] in feeds:  # a change feed: its slot's lag and the WAL it holds back
+                row["cdc"] = feed_health(manifest, manifest.load(row["load"]), row.get("updated_at"))
         human = "\n".join(
             f"{r['pipeline']}.{r['load']}: {json.dumps(r['state'])}"
             + (f"\n  error: {r['error']}" if r.get("error") else "")
+            + (f"\n  {health_line(r['cdc'])}" if r.get("cdc") else "")
             + "".join(f"\n  {line}" for line in _staging_lines(r.get("kept_staging")))
             for r in rows
         )
@@ -385,6 +390,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--value", help="state set: a state record as JSON, or the new watermark")
     s.add_argument("--run-id", help="state set: the run id recorded with the state")
     s.set_defaults(func=cmd_state)
+    from .cdc import add_parser as add_cdc
+
+    add_cdc(add)
     return p
 
 

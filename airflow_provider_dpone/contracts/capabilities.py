@@ -42,7 +42,7 @@ def _source_problems(load: LoadSpec, src: ConnectorInfo) -> list[str]:
         )
     if mode in src.table_only_modes and load.source.kind == "query":
         problems.append(f"source.incremental.mode: '{mode.value}' needs 'table', not 'query'")
-    for option in ("capture_instance", "slot", "publication"):
+    for option in ("capture_instance", "slot", "publication", "max_retained_wal"):
         if inc and getattr(inc, option) and option not in src.cdc_options:
             problems.append(
                 f"source.incremental.{option}: connector '{src.name}' does not take it"

@@ -71,7 +71,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
             }
         ),
         table_only_modes=frozenset({IncrementalMode.XMIN, IncrementalMode.CDC}),
-        cdc_options=frozenset({"slot", "publication"}),
+        cdc_options=frozenset({"slot", "publication", "max_retained_wal"}),
         cdc_sinks=frozenset({"postgres"}),  # the changes travel as text COPY
         chunk=True,
         window=True,

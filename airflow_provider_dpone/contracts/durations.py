@@ -1,4 +1,5 @@
-"""Parsing of human durations (``90s``, ``10m``, ``1h30m``, ``2d``) and cron expressions."""
+"""Parsing of human durations (``90s``, ``10m``, ``1h30m``, ``2d``), sizes (``512MB``, ``10GB``)
+and cron expressions."""
 
 from __future__ import annotations
 
@@ -23,6 +24,23 @@ def parse_duration(value: object) -> float:
     raise ValueError(
         f"invalid duration {value!r}; expected a duration like '30s', '10m', '1h30m', '2d' "
         "or a number of seconds"
+    )
+
+
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(b|kb|mb|gb|tb|kib|mib|gib|tib)?$")
+_UNIT_BYTES = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+_UNIT_BYTES |= {"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40}
+
+
+def parse_size(value: object) -> int:
+    """Bytes in ``value`` (``512MB``, ``10GiB``, or a number of bytes); raises ValueError."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _SIZE.match(value.strip().lower()) if isinstance(value, str) else None
+    if match and float(match.group(1)) > 0:
+        return int(float(match.group(1)) * _UNIT_BYTES[match.group(2) or "b"])
+    raise ValueError(
+        f"invalid size {value!r}; expected a size like '512MB', '10GB', '1GiB' or a number of bytes"
     )
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import Discriminator, Field, Tag, TypeAdapter, field_validator, model_validator
 
-from .durations import parse_duration
+from .durations import parse_duration, parse_size
 from .errors import BadInputError
 from .spec_base import Strict, check_connector, check_table
 from .strategies import CHANGE_MODES, IncrementalMode
@@ -39,11 +39,19 @@ class IncrementalSpec(Strict):
     # dpone_<pipeline>_<load> and a hash; created on the first run).
     slot: str | None = None
     publication: str | None = None
+    # cdc mode on PostgreSQL: WAL the slot may hold back on the source (bytes, or '10GB') before
+    # its health check fails (dpone cdc status, the slot sensor); a run over it warns
+    max_retained_wal: int | None = None
 
     @field_validator("lookback", mode="before")
     @classmethod
     def _lookback(cls, value: Any) -> float:
         return parse_duration(value)
+
+    @field_validator("max_retained_wal", mode="before")
+    @classmethod
+    def _max_retained_wal(cls, value: Any) -> int | None:
+        return None if value is None else parse_size(value)
 
     @field_validator("chunk", mode="before")
     @classmethod
@@ -63,7 +71,7 @@ class IncrementalSpec(Strict):
             raise ValueError(f"'cursor' only applies to mode 'cursor', not '{self.mode.value}'")
         if self.mode is not IncrementalMode.CURSOR and self.chunk:
             raise ValueError(f"'chunk' splits a cursor range; it does not apply to mode '{self.mode.value}'")
-        for name in ("capture_instance", "slot", "publication"):
+        for name in ("capture_instance", "slot", "publication", "max_retained_wal"):
             if getattr(self, name) and self.mode is not IncrementalMode.CDC:
                 raise ValueError(f"'{name}' only applies to mode 'cdc', not '{self.mode.value}'")
         if self.mode in CHANGE_MODES and (self.lookback or self.initial_value):

@@ -71,6 +71,17 @@ class Feed:
     encoding: str
 
 
+def slot_health(source: PostgresSource, slot: str, publication: str, limit: int | None) -> dict[str, Any]:
+    """The health of replication slot ``slot`` on ``source`` (``sql.postgres_cdc.slot_health``)."""
+    conn = source.connect()
+    try:
+        row = conn.execute(cdc.SLOT, (slot,)).fetchone()
+        return cdc.slot_health(slot, publication, row, limit)
+    finally:
+        conn.rollback()
+        conn.close()
+
+
 class CdcReader:
     """One load's change feed on the PostgreSQL hook ``source``; ``key`` is ``pipeline.load``."""
 
@@ -228,6 +239,9 @@ class CdcReader:
             log.info(
                 "advanced slot %s from %s to the stored position %s", self.slot, slot.confirmed, stored.lsn
             )
+        health = self.health(cur)
+        if health["verdict"] in ("warn", "over"):  # this run's commit is what releases it
+            log.warning("%s; this run reads it and moves the slot once committed", health["message"])
         return one_row(cur.execute(cdc.CURRENT_LSN))[0]
 
     def _snapshot(self, feed: Feed, accepted_formats: tuple[str, ...]) -> ExtractResult:
@@ -325,6 +339,64 @@ class CdcReader:
         else:
             result.details["note"] = "no change of the table since the stored position: state kept"
         log.info("read %d change row(s) of %s from slot %s up to %s", sent, feed.table, self.slot, upto)
+
+    # --- operations: health, setup, drop --------------------------------------------------------
+
+    def health(self, cur: psycopg.Cursor | None = None) -> dict[str, Any]:
+        """The slot's lag and the WAL it holds back, with the verdict of ``max_retained_wal``."""
+        assert self.spec.incremental is not None
+        limit = self.spec.incremental.max_retained_wal
+        if cur is not None:
+            row = cur.execute(cdc.SLOT, (self.slot,)).fetchone()
+            return cdc.slot_health(self.slot, self.publication, row, limit)
+        return slot_health(self.source, self.slot, self.publication, limit)
+
+    def setup(self) -> dict[str, Any]:
+        """Check the server, the role and the table, and create the publication (the slot is made
+        by the first run, whose snapshot it exports)."""
+        conn = self.source.connect()
+        conn.autocommit = True
+        try:
+            cur = conn.cursor()
+            feed = self._feed(cur)
+            publication = self._publication(cur, feed, create=True)
+            _encoding, _database, slots = self._server(cur)
+            return {
+                "table": str(feed.table),
+                "publication": self.publication,
+                "publication_status": publication,
+                "slot": self.slot,
+                "slot_status": "exists" if self._slot(cur) else "created by the first run",
+                "replication_slots_used": slots,
+                "primary_key": list(feed.batch.keys),
+            }
+        finally:
+            conn.close()
+
+    def drop(self) -> dict[str, Any]:
+        """Drop the slot (it holds WAL back) and the publication dpone created for it; a
+        publication the manifest names is the user's and stays."""
+        assert self.spec.incremental is not None
+        conn = self.source.connect()
+        conn.autocommit = True
+        try:
+            cur = conn.cursor()
+            slot = self._slot(cur)
+            if slot is not None and slot.active:
+                raise TransientError(f"replication slot '{self.slot}' is in use by another session")
+            if slot is not None:
+                cur.execute(cdc.DROP_SLOT, (self.slot,))
+            ours = self.spec.incremental.publication is None
+            if ours:
+                cur.execute(cdc.drop_publication(self.publication))
+            return {
+                "slot": self.slot,
+                "slot_dropped": slot is not None,
+                "publication": self.publication,
+                "publication_dropped": ours,
+            }
+        finally:
+            conn.close()
 
     # --- plan, acknowledge ---------------------------------------------------------------------
 

@@ -263,9 +263,13 @@ class PostgresSource(PostgresSessions):
         self._run_key: str | None = ctx.key
 
     def _cdc(self, spec: SourceSpec) -> Any:
+        return self.cdc_feed(spec, getattr(self, "_run_key", None))
+
+    def cdc_feed(self, spec: SourceSpec, key: str | None) -> Any:
+        """The change feed of load ``key`` (``pipeline.load``): its slot's health, setup, drop."""
         from .postgres_cdc import CdcReader
 
-        return CdcReader(self, spec, getattr(self, "_run_key", None))
+        return CdcReader(self, spec, key)
 
     def acknowledge(self, ctx: Any, state: StateRecord) -> None:
         """After the sink and the state committed: a change feed's slot moves to the state."""

@@ -1,4 +1,5 @@
-"""Wait for data in PostgreSQL: rows past a dpone load's stored watermark, or a query answering true."""
+"""Wait for data in PostgreSQL: rows past a dpone load's stored watermark, or a query answering
+true; and the health gate of a change feed's replication slot."""
 
 from __future__ import annotations
 
@@ -135,3 +136,74 @@ class DponePostgresSensor(BaseSensorOperator):
         if event.get("retryable"):
             raise TransientError(event["message"])  # a lost connection: the retry waits again
         raise AirflowFailException(f"[{event.get('code', BadInputError.code)}] {event['message']}")
+
+
+class DponePostgresSlotSensor(BaseSensorOperator):
+    """Gate a PostgreSQL change feed (``incremental.mode: cdc``) on its replication slot's
+    health, and wait until it has WAL to read.
+
+    Each poke logs the slot's lag (``lag_bytes``: WAL written since its committed position, on
+    the whole server, not only the table's changes) and the WAL it holds back on the source
+    (``retained_wal_bytes``). It succeeds once ``lag_bytes >= min_lag_bytes`` and returns the
+    health as XCom; it fails at once, naming the fix, when the slot is missing or invalidated
+    (its changes are gone: re-snapshot) or holds more than ``max_retained_wal`` (an abandoned
+    slot filling the source's disk: run the load, or ``dpone cdc drop``).
+
+    :param conn_id: the load's source connection (``postgres`` or ``dpone_postgres``).
+    :param slot: the slot; by default the load's (``pipeline``, default the DAG id, and ``load``).
+    :param max_retained_wal: bytes, or a size like ``'10GB'`` (the manifest's
+        ``incremental.max_retained_wal``); above 80% of it each poke warns.
+    """
+
+    template_fields: Sequence[str] = ("slot", "pipeline", "load")
+    ui_color = "#d6e6f5"
+
+    def __init__(
+        self,
+        *,
+        conn_id: str = "postgres_default",
+        slot: str | None = None,
+        pipeline: str | None = None,
+        load: str | None = None,
+        max_retained_wal: int | str | None = None,
+        min_lag_bytes: int = 1,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        from ..contracts.durations import parse_size
+
+        if not slot and not load:
+            raise BadInputError("DponePostgresSlotSensor: give slot, or load (and pipeline) to name its slot")
+        self.conn_id, self.slot, self.pipeline, self.load = conn_id, slot, pipeline, load
+        try:
+            self.max_retained_wal = None if max_retained_wal is None else parse_size(max_retained_wal)
+        except ValueError as exc:
+            raise BadInputError(f"DponePostgresSlotSensor: max_retained_wal: {exc}") from None
+        self.min_lag_bytes = min_lag_bytes
+
+    def poke(self, context: Any) -> Any:
+        from airflow.sdk import PokeReturnValue
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from ..hooks.postgres import DponePostgresHook
+        from ..hooks.postgres_cdc import slot_health
+        from ..sql.postgres_cdc import check_name, default_name
+
+        key = f"{self.pipeline or self.dag_id}.{self.load}"
+        slot = check_name("slot", self.slot or default_name(key))
+        hook = DponePostgresHook(**{DponePostgresHook.conn_name_attr: self.conn_id})
+        try:
+            health = slot_health(hook, slot, default_name(key), self.max_retained_wal)
+        finally:
+            hook.release()
+        verdict, message = health["verdict"], health["message"]
+        if verdict in ("missing", "lost", "over"):
+            fix = (
+                "run the load (its commit releases the WAL) or drop the abandoned slot: dpone cdc drop"
+                if verdict == "over"
+                else "re-snapshot the load: dpone state reset <manifest> --load <load>"
+            )
+            raise AirflowFailException(f"{message}; {fix}")
+        (self.log.warning if verdict == "warn" else self.log.info)("%s", message)
+        lag = health.get("lag_bytes") or 0
+        return PokeReturnValue(is_done=lag >= self.min_lag_bytes, xcom_value=health)

@@ -70,7 +70,8 @@ class ChangeTracking(SpecMapping):
 class Cdc(SpecMapping):
     """``incremental: {mode: cdc}`` (sink: cdc_apply): SQL Server CDC net changes of
     ``capture_instance`` (default ``<schema>_<table>``), or PostgreSQL logical decoding through
-    the load's ``slot`` and ``publication`` (default ``dpone_<pipeline>_<load>_<hash>``)."""
+    the load's ``slot`` and ``publication`` (default ``dpone_<pipeline>_<load>_<hash>``), whose
+    WAL held back ``max_retained_wal`` ('10GB') bounds (docs/cdc.md)."""
 
     def __init__(
         self,
@@ -78,6 +79,7 @@ class Cdc(SpecMapping):
         capture_instance: str | None = None,
         slot: str | None = None,
         publication: str | None = None,
+        max_retained_wal: int | str | None = None,
         on_target_missing: Literal["fail", "full_extract"] | None = None,
     ) -> None:
         super().__init__(mode="cdc", **given(locals()))

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import Any
 
 from ..contracts.errors import BadInputError
 from ..contracts.sources import SourceSpec
 from ..contracts.strategies import CHANGE_OP, IncrementalMode
 from .dialect import TableRef
+from .pgoutput import lsn_int
 from .postgres import POSTGRES as dialect
 
 PLUGIN = "pgoutput"
@@ -110,3 +112,54 @@ def is_cdc(spec: SourceSpec) -> bool:
 def snapshot_rows(select: str) -> str:
     """``select``'s rows as a change batch's snapshot rows (operation ``S``)."""
     return f"select s.*, 'S'::varchar(1) as {dialect.quote_ident(CHANGE_OP)} from ({select}) as s"
+
+
+WARN_FRACTION = 0.8  # of max_retained_wal: a warning before the limit
+DEFAULT_WARN_BYTES = 1 << 30  # without a limit, a slot holding more WAL than this warns
+
+
+def slot_health(
+    slot: str,
+    publication: str,
+    row: tuple | None,
+    limit: int | None,
+) -> dict[str, Any]:
+    """What the slot of a load holds back: ``row`` is ``SLOT``'s answer (None: no slot). The
+    verdict: ``ok``, ``warn`` (near ``limit``, or above 1 GiB without one), ``over`` (above
+    ``limit``), ``lost`` (invalidated: its changes are gone) or ``missing``."""
+    health: dict[str, Any] = {"slot": slot, "publication": publication, "max_retained_wal": limit}
+    if row is None:
+        return health | {"verdict": "missing", "message": f"replication slot '{slot}' does not exist"}
+    _plugin, _kind, database, confirmed, active, wal_status, current, retained = row
+    lag = None if confirmed is None else lsn_int(current) - lsn_int(confirmed)
+    health |= {
+        "database": database,
+        "active": bool(active),
+        "wal_status": wal_status or None,
+        "confirmed_lsn": confirmed,
+        "current_lsn": current,
+        "lag_bytes": lag,
+        "retained_wal_bytes": None if retained is None else int(retained),
+    }
+    held = int(retained or 0)
+    if wal_status == "lost":
+        verdict, message = "lost", f"replication slot '{slot}' was invalidated: its changes are gone"
+    elif limit is not None and held > limit:
+        verdict, message = (
+            "over",
+            f"slot '{slot}' holds {_size(held)} of WAL, over max_retained_wal {_size(limit)}",
+        )
+    elif held > (limit * WARN_FRACTION if limit is not None else DEFAULT_WARN_BYTES):
+        bound = f"max_retained_wal {_size(limit)}" if limit is not None else "no max_retained_wal set"
+        verdict, message = "warn", f"slot '{slot}' holds {_size(held)} of WAL ({bound})"
+    else:
+        verdict, message = "ok", f"slot '{slot}' holds {_size(held)} of WAL, {_size(lag or 0)} behind"
+    return health | {"verdict": verdict, "message": message}
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"

@@ -91,7 +91,10 @@ def same(pg, columns: str = "id, name, qty, note, updated_at") -> None:
 
 
 def slot_position(pg) -> str:
-    return pg.query("src", "select confirmed_flush_lsn::text from pg_replication_slots")[0][0]
+    return pg.query(
+        "src",
+        "select confirmed_flush_lsn::text from pg_replication_slots where database = current_database()",
+    )[0][0]
 
 
 def test_snapshot_then_inserts_updates_deletes_and_key_changes(cdc_pg) -> None:
@@ -184,7 +187,10 @@ def test_slot_lost_or_ahead_fails_naming_the_resnapshot(cdc_pg) -> None:
     pg.execute("src", "select pg_drop_replication_slot(%s)", (slot,))
     with pytest.raises(StateError, match=r"is gone.*state reset"):
         run(m, "r2")
-    assert pg.query("src", "select count(*) from pg_replication_slots")[0][0] == 0  # not recreated
+    assert (
+        pg.query("src", "select count(*) from pg_replication_slots where database = current_database()")[0][0]
+        == 0
+    )  # not recreated
 
 
 def test_first_run_needs_logical_rights_and_a_primary_key(cdc_pg) -> None:
@@ -226,7 +232,10 @@ def test_state_reset_takes_a_new_snapshot_with_its_deletes(cdc_pg) -> None:
     assert r2.source["window"]["snapshot"] is True
     assert r2.sink["finalize"]["rows_deleted"] == 5
     same(pg)
-    assert pg.query("src", "select count(*) from pg_replication_slots")[0][0] == 1
+    assert (
+        pg.query("src", "select count(*) from pg_replication_slots where database = current_database()")[0][0]
+        == 1
+    )
 
 
 def test_concurrent_writes_during_the_snapshot_are_not_lost(cdc_pg) -> None:
@@ -287,3 +296,90 @@ def test_sigkill_at_every_phase_then_retry_converges(cdc_pg, point: str, phase: 
     again = run(m, "r3")
     assert again.rows == 0 and again.state_after == again.state_before
     assert pg.query("dst", "select xmin::text, id from raw.items order by id") == before
+
+
+def _manifest_file(tmp_path, **incremental):
+    import yaml
+
+    doc = {
+        "pipeline": "t",
+        "state": {"backend": "table", "conn_id": "dst"},
+        "loads": [
+            {
+                "name": "l",
+                "source": {
+                    "connector": "postgres",
+                    "conn_id": "src",
+                    "table": "items",
+                    "incremental": {"mode": "cdc", **incremental},
+                },
+                "sink": {"connector": "postgres", "conn_id": "dst", "table": "raw.items",
+                         "strategy": "cdc_apply", "unique_key": ["id"]},
+            }
+        ],
+    }  # fmt: skip
+    path = tmp_path / "cdc.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_cli_setup_status_state_show_and_drop(cdc_pg, tmp_path, capsys) -> None:
+    import json
+
+    from airflow_provider_dpone.cli.main import EXIT_FAILED, EXIT_OK, main
+
+    pg = cdc_pg
+    pg.execute("src", ITEMS)
+    path = _manifest_file(tmp_path, max_retained_wal="1GB")
+    assert main(["cdc", "setup", str(path), "--format", "json"]) == EXIT_OK
+    setup = json.loads(capsys.readouterr().out)["setup"][0]
+    assert setup["publication_status"] == "created" and setup["slot_status"] == "created by the first run"
+    assert main(["cdc", "status", str(path)]) == EXIT_FAILED  # no slot yet: the feed cannot run
+    assert "cdc missing" in capsys.readouterr().out
+    assert main(["run", str(path)]) == EXIT_OK
+    capsys.readouterr()
+    pg.execute("src", "update items set qty = 3 where id < 50")
+    assert main(["cdc", "status", str(path), "--format", "json"]) == EXIT_OK
+    status = json.loads(capsys.readouterr().out)["status"][0]
+    assert status["verdict"] == "ok" and status["lag_bytes"] > 0 and status["max_retained_wal"] == 10**9
+    assert status["age_seconds"] >= 0
+    assert main(["state", "show", str(path)]) == EXIT_OK
+    shown = capsys.readouterr().out
+    assert '"kind": "cdc"' in shown and "cdc ok: slot 'dpone_t_l_" in shown and "behind" in shown
+    tight = _manifest_file(tmp_path, max_retained_wal=1)
+    assert main(["cdc", "status", str(tight)]) == EXIT_FAILED
+    assert "over max_retained_wal 1 B" in capsys.readouterr().out
+    assert main(["cdc", "drop", str(path), "--format", "json"]) == EXIT_OK
+    dropped = json.loads(capsys.readouterr().out)["drop"][0]
+    assert dropped["slot_dropped"] and dropped["publication_dropped"] and dropped["state_reset"]
+    assert pg.query(
+        "src", "select count(*) from pg_replication_slots where database = current_database()"
+    ) == [(0,)]
+    assert pg.query("src", "select count(*) from pg_publication") == [(0,)]
+    assert main(["run", str(path), "--run-id", "again"]) == EXIT_OK  # re-snapshots
+    same(pg)
+
+
+def test_slot_sensor_logs_lag_and_fails_on_a_lost_or_overfull_slot(cdc_pg) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from airflow_provider_dpone.sensors.postgres import DponePostgresSlotSensor
+
+    pg = cdc_pg
+    pg.execute("src", ITEMS)
+    run(manifest())
+    sensor = DponePostgresSlotSensor(
+        task_id="slot", conn_id="src", pipeline="t", load="l", max_retained_wal="1GB"
+    )
+    pg.execute("src", "update items set qty = 3 where id < 50")
+    done = sensor.poke({})
+    assert done.is_done and done.xcom_value["verdict"] == "ok" and done.xcom_value["lag_bytes"] > 0
+    full = DponePostgresSlotSensor(task_id="full", conn_id="src", pipeline="t", load="l", max_retained_wal=1)
+    with pytest.raises(AirflowFailException, match=r"over max_retained_wal.*dpone cdc drop"):
+        full.poke({})
+    pg.execute(
+        "src",
+        "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = current_database()",
+    )
+    with pytest.raises(AirflowFailException, match=r"does not exist.*state reset"):
+        sensor.poke({})

@@ -65,7 +65,7 @@ def test_sinks_incremental_window_endpoint_and_state_spell_every_key() -> None:
     }
     assert (
         _params(specs.Cdc)
-        == {"capture_instance", "slot", "publication", "on_target_missing"}
+        == {"capture_instance", "slot", "publication", "max_retained_wal", "on_target_missing"}
         <= _keys(IncrementalSpec)
     )
     assert _params(specs.ChangeTracking) == {"on_target_missing"}
