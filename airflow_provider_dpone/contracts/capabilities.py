@@ -88,7 +88,9 @@ def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
             f"reconciliation.deletes: '{deletes}' is not supported by connector '{snk.name}'; "
             f"deletes it supports: {kinds}"
         )
-    elif deletes != "none" and inc is not None and not snk.key_set:
+    elif (
+        deletes != "none" and inc is not None and not snk.key_set and sink.strategy is not Strategy.CDC_APPLY
+    ):
         problems.append(
             f"reconciliation.deletes: '{deletes}' on an incremental load needs the source's key set "
             f"staged beside the batch, which connector '{snk.name}' cannot; connectors that can: "
@@ -143,7 +145,7 @@ def _strategy_problems(load: LoadSpec) -> list[str]:
             "sink.strategy: 'full_refresh' replaces the whole target, so it needs a full "
             "extract; remove source.incremental or use incremental_append / incremental_merge"
         )
-    if deletes != "none" and strategy not in RECONCILING_STRATEGIES:
+    if deletes != "none" and strategy not in RECONCILING_STRATEGIES and strategy is not Strategy.CDC_APPLY:
         allowed = ", ".join(sorted(s.value for s in RECONCILING_STRATEGIES))
         problems.append(
             f"reconciliation.deletes: '{deletes}' needs a keyed strategy that can delete "
@@ -169,10 +171,10 @@ def _strategy_problems(load: LoadSpec) -> list[str]:
             else "sink.strategy: 'cdc_apply' applies a change feed; it needs source.incremental.mode "
             "'change_tracking' or 'cdc'"
         )
-    if strategy is Strategy.CDC_APPLY and deletes != "none":
+    if strategy is Strategy.CDC_APPLY and deletes == "hard":
         problems.append(
-            "reconciliation.deletes: 'cdc_apply' applies the deletes of the change feed itself; "
-            "remove reconciliation.deletes"
+            "reconciliation.deletes: 'cdc_apply' applies the change feed's deletes as hard deletes "
+            "by default; remove reconciliation.deletes, or set it to 'soft' to mark them instead"
         )
     if strategy is Strategy.REPLACE and mode is not None:
         problems.append(

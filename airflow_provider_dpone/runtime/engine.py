@@ -33,6 +33,7 @@ from ..contracts.state import (
     StateRecord,
     state_to_dict,
 )
+from ..contracts.strategies import Strategy
 from ..schema.planner import EvolutionMode, enforce_schema_plan
 from .failpoints import AFTER_CHECKPOINT, AFTER_STATE, failpoint
 from .file_staging import files_report, finish_files, stage_files, staged_formats
@@ -99,7 +100,11 @@ def effective_source(load: LoadSpec) -> SourceSpec:
 
 def needs_key_set(load: LoadSpec) -> bool:
     """Reconciling an incremental load needs the source's full key set staged beside the batch."""
-    return load.reconciliation.deletes != "none" and load.source.incremental is not None
+    return (
+        load.reconciliation.deletes != "none"
+        and load.source.incremental is not None
+        and load.sink.strategy is not Strategy.CDC_APPLY  # a change feed carries its deletes
+    )
 
 
 def _hooks(parts: LoadRuntime) -> tuple[object, ...]:

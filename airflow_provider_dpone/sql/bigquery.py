@@ -202,12 +202,11 @@ class BigQueryDialect(BigQueryCatalog):
         assignments: Mapping[str, str],
         active: str,
         column_map: Mapping[str, str] | None = None,
+        picked: str | None = None,
     ) -> str:
         sets = ", ".join(f"{self.quote_ident(c)} = {_EXPRESSIONS.get(e, e)}" for c, e in assignments.items())
         cond = f"{active} and " if active else ""
-        return (
-            f"update {target.sql} as t set {sets} where {cond}{self._missing_from(keyset, keys, column_map)}"
-        )
+        return f"update {target.sql} as t set {sets} where {cond}{picked or self._missing_from(keyset, keys, column_map)}"
 
     # --- merge, append, scd2 -----------------------------------------------------------------------
 

@@ -283,10 +283,12 @@ def _merge(
     *,
     only_changed: bool = False,
     guards: bool = True,
+    reconcile: bool = True,
 ) -> list[Step]:
     """Update matched keys, insert the others; ``guards=False`` when the caller ran the key
-    guards (``_dedupe``) itself, before its own changes."""
-    steps = (_dedupe(d, job) if guards else []) + _delete_guard(d, job, facts)
+    guards (``_dedupe``) itself, before its own changes; ``reconcile=False`` when the caller
+    applies deletes itself (a change feed's)."""
+    steps = (_dedupe(d, job) if guards else []) + (_delete_guard(d, job, facts) if reconcile else [])
     if not facts.exists:  # created in this transaction: every row is new
         return [
             *steps,
@@ -322,7 +324,7 @@ def _merge(
                 something_new,
             ),
         )
-    return [*steps, insert, *_deletes(d, job, facts)]
+    return [*steps, insert, *(_deletes(d, job, facts) if reconcile else [])]
 
 
 def _snapshot_diff(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[Step]:

@@ -10,12 +10,15 @@ one row per key in change order. In the one finalize transaction:
    ``reconciliation.max_delete_fraction`` (the mass-delete guard);
 3. the feed's deletes remove their keys from the target, then leave the batch;
 4. the rest is merged: matched keys updated, the others inserted.
+
+With ``reconciliation.deletes: soft`` a delete (of the feed, or by a snapshot) sets the
+``soft_delete_column`` to now() instead, and a key that comes back is revived by the merge.
 """
 
 from __future__ import annotations
 
 from ..contracts.strategies import CHANGE_OP
-from .finalize import FinalizeJob, TargetFacts, _dedupe, _merge, mass_delete_check
+from .finalize import FinalizeJob, TargetFacts, _active, _dedupe, _merge, mass_delete_check
 from .finalize_dialect import SetBasedDialect
 from .steps import Condition, Step
 
@@ -24,27 +27,37 @@ def cdc_apply(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[
     """Every step of a ``cdc_apply`` finalize after the locks and the target's creation."""
     op = d.quote_ident(CHANGE_OP)
     deleted = d.quote_literal("D")
+    rec = job.load.reconciliation
+    soft = {rec.soft_delete_column: "now()"} if rec.deletes == "soft" else None
+    active = _active(d, job.load)
     steps = _dedupe(d, job, last_change=True)
     if facts.exists:
         is_snapshot = Condition(
             "the batch is a full snapshot (the first read, or after a reset), which holds every key",
             lambda _: bool(job.snapshot),
         )
+        feed_deletes = d.keys_in(job.staging, job.keys, job.mapping, f"s.{op} = {deleted}")
         steps += [
             Step(
-                d.count_missing_keys(job.target, job.staging, job.keys, job.mapping),
+                d.count_missing_keys(job.target, job.staging, job.keys, job.mapping, active),
                 when=is_snapshot,
                 check=mass_delete_check(job, "the full snapshot"),
             ),
             Step(
-                d.delete_missing_keys(job.target, job.staging, job.keys, job.mapping),
+                d.close_missing_keys(job.target, job.staging, job.keys, soft, active, job.mapping)
+                if soft
+                else d.delete_missing_keys(job.target, job.staging, job.keys, job.mapping),
                 name="deleted_by_snapshot",
                 when=is_snapshot,
             ),
             Step(
-                d.delete_keys_in(job.target, job.staging, job.keys, job.mapping, f"s.{op} = {deleted}"),
+                d.close_missing_keys(
+                    job.target, job.staging, job.keys, soft, active, job.mapping, feed_deletes
+                )
+                if soft
+                else d.delete_keys_in(job.target, job.staging, job.keys, job.mapping, f"s.{op} = {deleted}"),
                 name="deleted",
-                note="the feed's deletes",
+                note="the feed's deletes" + (" (soft)" if soft else ""),
             ),
         ]
     steps.append(
@@ -53,4 +66,4 @@ def cdc_apply(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[
             note="deleted keys leave the batch before the merge",
         )
     )
-    return steps + _merge(d, job, facts, guards=False)
+    return steps + _merge(d, job, facts, guards=False, reconcile=False)

@@ -93,8 +93,7 @@ class SetBasedDialect(SqlDialect):
         where: str,
     ) -> str:
         """Delete target rows whose key is in the ``keyset`` rows (alias ``s``) matching ``where``."""
-        match = self._key_match(keys, column_map)
-        return f"{self._delete_target(target)} where exists (select 1 from {keyset.sql} as s where {where} and {match})"
+        return f"{self._delete_target(target)} where {self.keys_in(keyset, keys, column_map, where)}"
 
     def merge_insert(
         self,
@@ -195,8 +194,18 @@ class SetBasedDialect(SqlDialect):
         assignments: Mapping[str, str],
         active: str,
         column_map: Mapping[str, str] | None = None,
+        picked: str | None = None,
     ) -> str:
-        """Set ``assignments`` on active target rows gone from ``keyset`` (soft delete, SCD2 close)."""
+        """Set ``assignments`` on active target rows gone from ``keyset`` (soft delete, SCD2 close),
+        or on those ``picked`` (a condition on ``t``, e.g. ``keys_in``: a change feed's deletes)."""
+
+    def keys_in(
+        self, keyset: TableRef, keys: Sequence[str], column_map: Mapping[str, str] | None, where: str
+    ) -> str:
+        """Target rows (alias ``t``) whose key is in the ``keyset`` rows (alias ``s``) matching ``where``."""
+        return (
+            f"exists (select 1 from {keyset.sql} as s where {where} and {self._key_match(keys, column_map)})"
+        )
 
     @abstractmethod
     def append_rows(

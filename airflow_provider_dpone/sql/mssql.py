@@ -239,12 +239,13 @@ class MsSqlDialect(MsSqlReads):
         assignments: Mapping[str, str],
         active: str,
         column_map: Mapping[str, str] | None = None,
+        picked: str | None = None,
     ) -> str:
         """Soft delete / SCD2 close: set ``assignments`` on active rows gone from ``keyset``."""
         sets = ", ".join(f"{self.quote_ident(c)} = {_EXPRESSIONS.get(e, e)}" for c, e in assignments.items())
         cond = self._active(active)
-        missing = self._missing_from(keyset, keys, column_map)
-        return f"update t set {sets} from {target.sql} as t where {f'{cond} and ' if cond else ''}{missing}"
+        rows = picked or self._missing_from(keyset, keys, column_map)
+        return f"update t set {sets} from {target.sql} as t where {f'{cond} and ' if cond else ''}{rows}"
 
     def row_hash(self, columns: Sequence[str], alias: str = "s") -> str:
         """SHA-256 (hex) of the row as JSON (NULLs kept, columns in order under fixed names): equal

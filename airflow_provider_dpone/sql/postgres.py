@@ -186,10 +186,12 @@ class PostgresDialect(PostgresCatalog):
         assignments: Mapping[str, str],
         active: str,
         column_map: Mapping[str, str] | None = None,
+        picked: str | None = None,
     ) -> str:
         """Soft delete: set ``assignments`` (column -> SQL expression) on active rows gone from ``keyset``."""
         sets = ", ".join(f"{self.quote_ident(c)} = {expr}" for c, expr in assignments.items())
-        return f"update {target.sql} as t set {sets} where {active} and {self._missing_from(keyset, keys, column_map)}"
+        rows = picked or self._missing_from(keyset, keys, column_map)
+        return f"update {target.sql} as t set {sets} where {active} and {rows}"
 
     def row_hash(self, columns: Sequence[str], alias: str = "s") -> str:
         """md5 of the row's text form: equal values give equal hashes across runs."""

@@ -59,7 +59,7 @@ def _drop_feeds(pg) -> None:
         pg.execute("src", f'drop publication "{pub}"')
 
 
-def manifest(source: dict | None = None, sink: dict | None = None, state: dict | None = None):
+def manifest(source: dict | None = None, sink: dict | None = None, state: dict | None = None, **load: dict):
     return parse_manifest(
         {
             "pipeline": "t",
@@ -78,6 +78,7 @@ def manifest(source: dict | None = None, sink: dict | None = None, state: dict |
                         "unique_key": ["id"],
                         **(sink or {}),
                     },
+                    **load,
                 }
             ],
         }
@@ -383,3 +384,25 @@ def test_slot_sensor_logs_lag_and_fails_on_a_lost_or_overfull_slot(cdc_pg) -> No
     )
     with pytest.raises(AirflowFailException, match=r"does not exist.*state reset"):
         sensor.poke({})
+
+
+def test_soft_deletes_mark_rows_and_a_returning_key_revives(cdc_pg) -> None:
+    pg = cdc_pg
+    pg.execute("src", ITEMS)
+    m = manifest(reconciliation={"deletes": "soft"})
+    run(m)
+    pg.execute("src", "delete from items where id in (1, 2, 3)")
+    r2 = run(m, "r2")
+    assert r2.sink["finalize"]["rows_deleted"] == 3
+    marked = "select id from raw.items where _dpone_deleted_at is not null order by id"
+    assert pg.query("dst", marked) == [(1,), (2,), (3,)]
+    assert pg.query("dst", "select count(*) from raw.items") == [(500,)]  # kept, marked
+    pg.execute("src", "insert into items (id, name) values (2, 'back')")
+    run(m, "r3")
+    assert pg.query("dst", marked) == [(1,), (3,)]
+    assert pg.query("dst", "select name from raw.items where id = 2") == [("back",)]
+    pg.execute("dst", "delete from dpone.state")  # a re-snapshot marks what the source lacks
+    pg.execute("src", "delete from items where id = 4")
+    r4 = run(m, "r4")
+    assert r4.source["window"]["snapshot"] is True
+    assert pg.query("dst", marked) == [(1,), (3,), (4,)]

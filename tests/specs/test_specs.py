@@ -62,6 +62,7 @@ def test_sinks_incremental_window_endpoint_and_state_spell_every_key() -> None:
         "capture_instance",
         "slot",
         "publication",
+        "max_retained_wal",
     }
     assert (
         _params(specs.Cdc)
