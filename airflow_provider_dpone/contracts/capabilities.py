@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from .connectors import CONNECTORS, ConnectorInfo
 from .errors import ValidationIssue
-from .sources import TableSource
+from .sources import TableSource, TopicSource
 from .strategies import CHANGE_MODES, RECONCILING_STRATEGIES, IncrementalMode, Strategy
 
 if TYPE_CHECKING:
@@ -162,14 +162,16 @@ def _strategy_problems(load: LoadSpec) -> list[str]:
                 "reconciliation.deletes: 'snapshot_diff' also converges deletes; set it to 'hard' "
                 "or 'soft' (deletes are opt-in)"
             )
-    feed = mode in CHANGE_MODES
+    topic_feed = isinstance(load.source, TopicSource) and load.source.change_feed
+    feed = mode in CHANGE_MODES or topic_feed
     if feed != (strategy is Strategy.CDC_APPLY):
+        what = "envelope 'debezium'" if topic_feed else f"mode '{mode.value if mode else None}'"
         problems.append(
-            f"sink.strategy: mode '{mode.value}' reads a change feed with deletes; only 'cdc_apply' "
-            "applies it (another strategy would leave deleted rows in the target)"
-            if feed and mode is not None
+            f"sink.strategy: {what} reads a change feed with deletes; only 'cdc_apply' applies it "
+            "(another strategy would leave deleted rows in the target)"
+            if feed
             else "sink.strategy: 'cdc_apply' applies a change feed; it needs source.incremental.mode "
-            "'change_tracking' or 'cdc'"
+            "'change_tracking' or 'cdc', or a topic with envelope 'debezium'"
         )
     if strategy is Strategy.CDC_APPLY and deletes == "hard":
         problems.append(

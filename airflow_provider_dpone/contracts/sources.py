@@ -254,6 +254,23 @@ class TopicSource(SourceBase):
     # Typed fields of schema-less JSON messages: {name: canonical type}, e.g. {id: int64}.
     fields: dict[str, str] | None = None
     commit_offsets: bool = False  # also commit the consumer group after the sink commits
+    # debezium: each message is a Debezium change event, applied by cdc_apply (docs/cdc.md)
+    envelope: Literal["none", "debezium"] = "none"
+
+    @model_validator(mode="after")
+    def _envelope(self) -> TopicSource:
+        if self.envelope == "debezium":
+            if self.value_format not in ("json", "avro"):
+                raise ValueError(f"envelope 'debezium' reads JSON or Avro values, not '{self.value_format}'")
+            if self.value_format == "json" and not self.fields:
+                raise ValueError(
+                    "envelope 'debezium' with JSON values needs 'fields' (the row's columns and types)"
+                )
+        return self
+
+    @property
+    def change_feed(self) -> bool:
+        return self.envelope == "debezium"
 
     _fields = field_validator("fields")(classmethod(lambda cls, v: _check_fields(v)))
 

@@ -27,8 +27,10 @@ from ..contracts.errors import BadInputError, TransientError, UnsupportedError
 from ..contracts.sources import SourceSpec, TopicSource, source_of
 from ..contracts.state import OffsetsState, StateRecord
 from ..contracts.table import TableSchema
+from ..dialects import debezium
 from ..dialects import kafka as codec
 from ..runtime.protocols import LoadContext
+from ..sql.targets import with_op
 from .kafka_client import TIMEOUT, KafkaClient
 
 log = logging.getLogger(__name__)
@@ -40,8 +42,11 @@ class KafkaSource(KafkaClient):
     """Extracts for the Kafka hook (the sink builds on this class)."""
 
     def _value_schema(self, spec: TopicSource) -> tuple[TableSchema, Any]:
-        """The value columns and a decoder of message values into dicts."""
+        """The value columns and a decoder of message values into dicts (of Debezium events:
+        the row's columns, and a decoder of events into ``(operation, row)`` or None)."""
         topic = spec.topic
+        if spec.envelope == "debezium":
+            return self._debezium(spec)
         if spec.value_format == "json":
             if spec.fields:
                 schema = records.declared_schema(spec.fields)
@@ -85,6 +90,32 @@ class KafkaSource(KafkaClient):
             schema = codec.json_schema(text)
             deserializer = JSONDeserializer(text, schema_registry_client=registry)
         return schema, lambda raw: deserializer(raw, context)
+
+    def _debezium(self, spec: TopicSource) -> tuple[TableSchema, Any]:
+        """Debezium change events: the row's declared ``fields`` (JSON), or its record in the
+        registry's value schema (Avro); events decode into ``(operation, row)``."""
+        import json
+
+        if spec.value_format == "json":
+            assert spec.fields is not None  # validation: a Debezium JSON topic declares its fields
+            envelope = debezium.Envelope(spec.topic, records.declared_schema(spec.fields))
+            return envelope.schema, lambda raw, key: envelope.change(json.loads(raw), key)
+        from confluent_kafka.schema_registry.avro import AvroDeserializer
+        from confluent_kafka.serialization import MessageField, SerializationContext
+
+        registry = self.registry()
+        subject = f"{spec.topic}-value"
+        try:
+            latest = registry.get_latest_version(subject)
+        except Exception as exc:
+            raise BadInputError(f"schema registry: no schema for subject '{subject}': {exc}") from None
+        schema, converters = debezium.avro_row_schema(latest.schema.schema_str)
+        envelope = debezium.Envelope(spec.topic, schema, converters)
+        deserializer, context = (
+            AvroDeserializer(registry),
+            SerializationContext(spec.topic, MessageField.VALUE),
+        )
+        return schema, lambda raw, key: envelope.change(deserializer(raw, context), key)
 
     @staticmethod
     def _protobuf(registry: Any, serialized: str, context: Any) -> tuple[TableSchema, Any]:
@@ -161,7 +192,8 @@ class KafkaSource(KafkaClient):
         """Fix each partition's end (its high watermark now); stream its messages up to it."""
         spec = source_of(spec, TopicSource, "kafka")
         value_schema, decode = self._value_schema(spec)
-        schema = TableSchema(codec.ENVELOPE + value_schema.columns)
+        feed = spec.envelope == "debezium"  # a change batch: the row's columns and the operation
+        schema = with_op(value_schema) if feed else TableSchema(codec.ENVELOPE + value_schema.columns)
         consumer = self._consumer(self.group_id(None, f"{spec.conn_id}.{spec.topic}"))
         try:
             bounds, skipped = self._plan(spec, state, consumer)
@@ -177,13 +209,15 @@ class KafkaSource(KafkaClient):
             "to": {str(p): high for p, (_, high) in bounds.items()},
             "pending_messages": sum(max(0, high - first) for first, high in bounds.values()),
         }
+        if feed:
+            details["envelope"] = "debezium"
         if skipped:
             details["lost_to_retention"] = skipped
             log.warning("topic %s: messages removed by retention before they were read: %s", topic, skipped)
         result = ExtractResult(StreamingBatches(()), schema, candidate, details)
         # The reader moves the candidate to where it really stopped (it may stop short of the end).
         result.artifact = StreamingBatches(
-            self._read(consumer, topic, bounds, value_schema, decode, spec.batch_size, result)
+            self._read(consumer, topic, bounds, value_schema, decode, spec.batch_size, result, feed)
         )
         return result
 
@@ -196,6 +230,7 @@ class KafkaSource(KafkaClient):
         decode: Any,
         batch_size: int,
         result: ExtractResult,
+        feed: bool = False,
     ) -> Iterator[list]:
         """Messages of each partition from its first offset up to its end, in row batches."""
         todo = {p: b for p, b in bounds.items() if b[0] < b[1]}
@@ -223,6 +258,15 @@ class KafkaSource(KafkaClient):
                     raw = msg.value()
                     if raw is None:
                         tombstones += 1
+                        continue
+                    if feed:  # a Debezium event: the row and its operation
+                        change = decode(raw, msg.key())
+                        if change is not None:
+                            batch.append([*records.row_of(value_schema, change[1]), change[0]])
+                        if len(batch) >= batch_size:
+                            sent += len(batch)
+                            yield batch
+                            batch = []
                         continue
                     value = decode(raw)
                     _, stamp = msg.timestamp()
@@ -268,7 +312,8 @@ class KafkaSource(KafkaClient):
             bounds, skipped = self._plan(spec, state, consumer)
         finally:
             consumer.close()
-        schema = TableSchema(codec.ENVELOPE + value_schema.columns)
+        feed = spec.envelope == "debezium"
+        schema = with_op(value_schema) if feed else TableSchema(codec.ENVELOPE + value_schema.columns)
         plan = {
             "topic": spec.topic,
             "value_format": spec.value_format,

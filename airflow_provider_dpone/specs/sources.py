@@ -50,7 +50,8 @@ class ClickHouseSource(_SqlSource):
 
 
 class KafkaSource(SpecMapping):
-    """A Kafka topic; incremental: ``Offsets`` (the stored per-partition offsets)."""
+    """A Kafka topic; incremental: ``Offsets`` (the stored per-partition offsets).
+    ``envelope="debezium"``: Debezium change events, applied with ``cdc_apply``."""
 
     connector = "kafka"
 
@@ -62,6 +63,7 @@ class KafkaSource(SpecMapping):
         value_format: Literal["json", "avro", "json_schema", "protobuf"] | None = None,
         fields: Mapping[str, str] | None = None,
         commit_offsets: bool | None = None,
+        envelope: Literal["none", "debezium"] | None = None,
         incremental: Mapping[str, Any] | None = None,
         batch_size: int | None = None,
     ) -> None:

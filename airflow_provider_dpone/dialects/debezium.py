@@ -1,0 +1,259 @@
+"""Debezium change events, as a change batch's rows. Pure: decoded message values in, rows out.
+
+A Debezium event's value is an envelope ``{before, after, source, op, ts_ms}`` (with the JSON
+converter's ``schemas.enable``, wrapped as ``{schema, payload}``). ``op`` is ``c`` (insert),
+``u`` (update), ``d`` (delete), ``r`` (a snapshot read) or ``t`` (truncate). A delete's row is
+``before`` (with REPLICA IDENTITY DEFAULT only its key), else the event key. A null value (the
+tombstone that follows a delete) carries nothing.
+
+Debezium writes dates, times and decimals in encodings only its schema names (semantic types,
+``connect.name`` in Avro): days, milliseconds, microseconds or nanoseconds since the epoch,
+unscaled big-endian bytes. Values are decoded by those names; a JSON event without its schema
+whose declared date or time field holds a number fails, since its unit cannot be known.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..contracts.errors import BadInputError, SourceContractError
+from ..contracts.table import CanonicalType as T
+from ..contracts.table import TableSchema
+
+OPS = {
+    "c": "I",
+    "u": "U",
+    "r": "U",
+    "d": "D",
+}  # a snapshot read is an upsert: the batch is not a full snapshot
+_EPOCH = dt.datetime(1970, 1, 1)
+_DAY = dt.date(1970, 1, 1)
+TEMPORAL = frozenset({T.DATE, T.TIME, T.TIMESTAMP, T.TIMESTAMPTZ})
+
+
+def _since_epoch(unit_seconds: float) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, dt.datetime):
+            return value
+        return _EPOCH + dt.timedelta(microseconds=int(value) * unit_seconds * 1_000_000)
+
+    return convert
+
+
+def _time_of_day(unit_seconds: float) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, dt.time):
+            return value
+        return (_EPOCH + dt.timedelta(microseconds=int(value) * unit_seconds * 1_000_000)).time()
+
+    return convert
+
+
+def _date(value: Any) -> Any:
+    return value if isinstance(value, dt.date) else _DAY + dt.timedelta(days=int(value))
+
+
+def _unscaled(raw: Any, scale: int) -> decimal.Decimal:
+    if isinstance(raw, decimal.Decimal):
+        return raw
+    data = base64.b64decode(raw) if isinstance(raw, str) else bytes(raw)
+    return decimal.Decimal(int.from_bytes(data, "big", signed=True)).scaleb(-scale)
+
+
+def _scaled(scale: int) -> Callable[[Any], decimal.Decimal]:
+    return lambda raw: _unscaled(raw, scale)
+
+
+def _variable_scale(value: Any) -> decimal.Decimal:
+    return _unscaled(value["value"], int(value["scale"]))
+
+
+def _bytes(value: Any) -> Any:
+    return base64.b64decode(value) if isinstance(value, str) else value
+
+
+def _json_text(value: Any) -> Any:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _zoned(value: Any) -> Any:
+    return (
+        value
+        if isinstance(value, dt.datetime)
+        else dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    )
+
+
+# Debezium's and Kafka Connect's semantic types: how each value is written.
+SEMANTIC: dict[str, Callable[[Any], Any]] = {
+    "io.debezium.time.Date": _date,
+    "org.apache.kafka.connect.data.Date": _date,
+    "io.debezium.time.Time": _time_of_day(1e-3),
+    "org.apache.kafka.connect.data.Time": _time_of_day(1e-3),
+    "io.debezium.time.MicroTime": _time_of_day(1e-6),
+    "io.debezium.time.NanoTime": _time_of_day(1e-9),
+    "io.debezium.time.Timestamp": _since_epoch(1e-3),
+    "org.apache.kafka.connect.data.Timestamp": _since_epoch(1e-3),
+    "io.debezium.time.MicroTimestamp": _since_epoch(1e-6),
+    "io.debezium.time.NanoTimestamp": _since_epoch(1e-9),
+    "io.debezium.time.ZonedTimestamp": _zoned,
+    "io.debezium.data.Json": _json_text,
+}
+
+
+def field_converters(
+    fields: list[Mapping[str, Any]], name_key: str, type_key: str
+) -> dict[str, Callable[[Any], Any]]:
+    """Per field of a row schema (a Connect ``struct``'s ``fields`` or an Avro record's), the
+    decoder of its Debezium encoding; fields written plainly are absent."""
+    out: dict[str, Callable[[Any], Any]] = {}
+    for f in fields:
+        kind = f.get(type_key)
+        if isinstance(kind, list):  # an Avro union ["null", X]
+            kind = next((k for k in kind if k != "null"), None)
+        spec: Mapping[str, Any] = kind if isinstance(kind, dict) else f
+        semantic = spec.get("connect.name") or spec.get("name")
+        name = f[name_key]
+        if semantic in SEMANTIC:
+            out[name] = SEMANTIC[semantic]
+        elif semantic == "org.apache.kafka.connect.data.Decimal":
+            params = spec.get("parameters") or spec.get("connect.parameters") or {}
+            out[name] = _scaled(int(params.get("scale", spec.get("scale", 0))))
+        elif semantic == "io.debezium.data.VariableScaleDecimal":
+            out[name] = _variable_scale
+        elif spec.get("type") == "bytes":
+            out[name] = _bytes
+    return out
+
+
+_SEMANTIC_TYPES = {
+    "io.debezium.time.Date": T.DATE,
+    "org.apache.kafka.connect.data.Date": T.DATE,
+    "io.debezium.time.Time": T.TIME,
+    "org.apache.kafka.connect.data.Time": T.TIME,
+    "io.debezium.time.MicroTime": T.TIME,
+    "io.debezium.time.NanoTime": T.TIME,
+    "io.debezium.time.Timestamp": T.TIMESTAMP,
+    "org.apache.kafka.connect.data.Timestamp": T.TIMESTAMP,
+    "io.debezium.time.MicroTimestamp": T.TIMESTAMP,
+    "io.debezium.time.NanoTimestamp": T.TIMESTAMP,
+    "io.debezium.time.ZonedTimestamp": T.TIMESTAMPTZ,
+    "io.debezium.data.Json": T.JSON,
+    "io.debezium.data.Uuid": T.UUID,
+    "io.debezium.data.VariableScaleDecimal": T.DECIMAL,
+}
+
+
+def avro_row_schema(avro_text: str) -> tuple[TableSchema, dict[str, Callable[[Any], Any]]]:
+    """The row's columns of a Debezium Avro value schema, typed by their semantic names, and
+    their decoders."""
+    import dataclasses
+
+    from . import kafka as codec
+
+    record = row_record(avro_text)
+    plain = codec.avro_schema(json.dumps(record))
+    semantic: dict[str, Any] = {}
+    for f in record.get("fields", []):
+        kind = f.get("type")
+        kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
+        if isinstance(kind, dict):
+            semantic[f["name"]] = kind
+    columns = []
+    for column in plain.columns:
+        spec = semantic.get(column.name, {})
+        name = spec.get("connect.name")
+        if name in _SEMANTIC_TYPES:
+            column = dataclasses.replace(column, type=_SEMANTIC_TYPES[name])
+        elif name == "org.apache.kafka.connect.data.Decimal":
+            params = spec.get("connect.parameters") or {}
+            scale = int(params.get("scale", spec.get("scale", 0)))
+            column = dataclasses.replace(column, type=T.DECIMAL, scale=scale, precision=spec.get("precision"))
+        columns.append(column)
+    converters = field_converters(record.get("fields", []), "name", "type")
+    return TableSchema(tuple(columns)), converters
+
+
+def row_record(avro_text: str) -> dict[str, Any]:
+    """The row record of a Debezium Avro value schema (``before``'s type; ``after`` refers to it)."""
+    parsed = json.loads(avro_text)
+    for f in parsed.get("fields", []) if isinstance(parsed, dict) else []:
+        if f.get("name") in ("before", "after"):
+            for kind in f["type"] if isinstance(f["type"], list) else [f["type"]]:
+                if isinstance(kind, dict) and kind.get("type") == "record":
+                    return kind
+    raise BadInputError(
+        "schema registry: the value schema is not a Debezium envelope (no before/after record)"
+    )
+
+
+class Envelope:
+    """Turns Debezium event values into change rows of ``schema`` (the row's columns)."""
+
+    def __init__(
+        self, topic: str, schema: TableSchema, converters: dict[str, Callable[[Any], Any]] | None = None
+    ):
+        self.topic, self.schema = topic, schema
+        self.fixed = converters  # from the registry's schema; else each event's own
+        self.temporal = {c.name for c in schema.columns if c.type in TEMPORAL}
+
+    def change(self, value: Any, key: Any) -> tuple[str, dict[str, Any]] | None:
+        """(operation, row) of one event value, None for events that change no row."""
+        payload, converters = value, self.fixed
+        if isinstance(value, dict) and "payload" in value and "schema" in value:
+            payload = value["payload"]
+            converters = self._connect_converters(value["schema"]) if converters is None else converters
+        if not isinstance(payload, dict) or "op" not in payload:
+            raise SourceContractError(
+                f"topic {self.topic}: a message is not a Debezium change event (no 'op')"
+            )
+        op = payload["op"]
+        if op == "t":
+            raise SourceContractError(
+                f"topic {self.topic}: the source table was truncated; a change batch cannot apply a "
+                "truncate. Nothing was applied; reload the target, then reset the load's offsets"
+            )
+        if op not in OPS:
+            return None  # m: a logical decoding message
+        row = payload.get("before") if op == "d" else payload.get("after")
+        if row is None and op == "d":
+            row = _key_payload(key)
+        if not isinstance(row, dict):
+            raise SourceContractError(f"topic {self.topic}: a '{op}' event without its row")
+        return OPS[op], self._decoded(row, converters)
+
+    def _decoded(
+        self, row: dict[str, Any], converters: dict[str, Callable[[Any], Any]] | None
+    ) -> dict[str, Any]:
+        if converters is None:  # no schema: a number in a date or time field has no known unit
+            for name in self.temporal:
+                if isinstance(row.get(name), int | float):
+                    raise BadInputError(
+                        f"topic {self.topic}: field '{name}' holds a number, which Debezium writes in a "
+                        "unit only its schema names; enable the converter's schemas "
+                        "(value.converter.schemas.enable=true) or use Avro"
+                    )
+            return row
+        return {k: (converters[k](v) if v is not None and k in converters else v) for k, v in row.items()}
+
+    def _connect_converters(self, schema: dict[str, Any]) -> dict[str, Callable[[Any], Any]]:
+        for f in schema.get("fields", []):
+            if f.get("field") in ("after", "before") and f.get("type") == "struct":
+                return field_converters(f.get("fields", []), "field", "type")
+        return {}
+
+
+def _key_payload(key: Any) -> Any:
+    if isinstance(key, bytes | str):
+        try:
+            key = json.loads(key)
+        except ValueError:
+            return None
+    if isinstance(key, dict) and "payload" in key and "schema" in key:
+        return key["payload"]
+    return key
