@@ -157,6 +157,7 @@ def main() -> None:
                 "source_rows": source,
                 "stale_rows": target - source,
                 "finalize": report.sink.get("finalize"),
+                "phases": {p.name: round(p.seconds, 2) for p in report.phases},
                 "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             }
         results["changed_run"] = timed
@@ -172,13 +173,15 @@ def main() -> None:
     print(
         f"\n{args.rows:,} rows, {changed:,} changed ({changed * 4 // 5:,} updated, {changed // 5:,} deleted); {origin}"
     )
-    print(f"{'run':<14}{'seconds':>10}{'rows read':>12}{'vs cdc':>9}{'stale rows':>12}")
+    print(f"{'run':<14}{'seconds':>10}{'rows read':>12}{'vs cdc':>9}{'stale rows':>12}  phases (s)")
     cdc_seconds = timed["cdc"]["seconds"]
     print(f"{'decode floor':<14}{floor:>10.2f}{messages:>12,}{floor / cdc_seconds:>8.2f}x{'':>12}")
     for name in ("cdc", "cursor_merge", "full_reload"):
         t = timed[name]
+        phases = " ".join(f"{k} {v}" for k, v in t["phases"].items() if v >= 0.05)
+        ratio = t["seconds"] / cdc_seconds
         print(
-            f"{name:<14}{t['seconds']:>10.2f}{t['rows_read']:>12,}{t['seconds'] / cdc_seconds:>8.2f}x{t['stale_rows']:>12,}"
+            f"{name:<14}{t['seconds']:>10.2f}{t['rows_read']:>12,}{ratio:>8.2f}x{t['stale_rows']:>12,}  {phases}"
         )
     out = ROOT / "benchmarks" / "results" / "cdc.json"
     out.write_text(json.dumps(results, indent=2, default=str) + "\n")

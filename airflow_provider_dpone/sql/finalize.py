@@ -41,6 +41,10 @@ log = logging.getLogger(__name__)
 _MERGE_FILLFACTOR = 90
 
 
+# Staged rows a strategy removes from the batch before its merge (a change feed's deletes).
+LEFT_BATCH = "left_batch"
+
+
 @dataclass(frozen=True)
 class Leaf:
     """A leaf partition of a declaratively partitioned target, as the catalog describes it."""
@@ -314,7 +318,10 @@ def _merge(
         staged = job.staged_rows
 
         def something_new(o: Outcomes) -> bool:
-            return staged is None or count(o, "updated") != staged - count(o, "duplicates_removed")
+            merged = (
+                None if staged is None else staged - count(o, "duplicates_removed") - count(o, LEFT_BATCH)
+            )
+            return merged is None or count(o, "updated") != merged
 
         insert = Step(
             insert.sql,

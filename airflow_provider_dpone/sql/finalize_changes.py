@@ -18,7 +18,7 @@ With ``reconciliation.deletes: soft`` a delete (of the feed, or by a snapshot) s
 from __future__ import annotations
 
 from ..contracts.strategies import CHANGE_OP
-from .finalize import FinalizeJob, TargetFacts, _active, _dedupe, _merge, mass_delete_check
+from .finalize import LEFT_BATCH, FinalizeJob, TargetFacts, _active, _dedupe, _merge, mass_delete_check
 from .finalize_dialect import SetBasedDialect
 from .steps import Condition, Step
 
@@ -38,6 +38,7 @@ def cdc_apply(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[
         )
         feed_deletes = d.keys_in(job.staging, job.keys, job.mapping, f"s.{op} = {deleted}")
         steps += [
+            Step(d.analyze(job.staging, job.keys), note="key statistics: the deletes join the target by key"),
             Step(
                 d.count_missing_keys(job.target, job.staging, job.keys, job.mapping, active),
                 when=is_snapshot,
@@ -63,6 +64,7 @@ def cdc_apply(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[
     steps.append(
         Step(
             d.delete_where(job.staging, f"{op} = {deleted}"),
+            name=LEFT_BATCH,
             note="deleted keys leave the batch before the merge",
         )
     )

@@ -19,6 +19,8 @@ select (select count_big(*) from [dpone_staging].[items__c5b12e79928e] where [id
 select top (5) [id], count_big(*) from [dpone_staging].[items__c5b12e79928e] group by [id] having count_big(*) > 1 order by count_big(*) desc
 -- only when the batch has duplicate keys
 with dpone_d as (select row_number() over (partition by [id] order by [dpone_load_seq] desc) as dpone_rn from [dpone_staging].[items__c5b12e79928e]) delete from dpone_d where dpone_rn > 1
+-- key statistics: the deletes join the target by key
+if not exists (select 1 from sys.stats where object_id = object_id(N'[dpone_staging].[items__c5b12e79928e]') and name = N'dpone_keys') create statistics [dpone_keys] on [dpone_staging].[items__c5b12e79928e] ([id])
 -- only when the batch is a full snapshot (the first read, or after a reset), which holds every key
 -- fails above max_delete_fraction 0.05, before any change
 select (select count_big(*) from [raw].[items] as t where not exists (select 1 from [dpone_staging].[items__c5b12e79928e] as s where t.[id] = s.[id])), (select count_big(*) from [raw].[items] as t)
