@@ -255,6 +255,7 @@ class CdcReader:
                 f"cannot open a replication connection to '{self.source.dpone_conn_id}': {message}"
             ) from None
         try:
+            log.info("creating replication slot %s: it waits for the write transactions open now to end", self.slot)
             result = replication.pgconn.exec_(cdc.create_slot(self.slot))
             if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
                 message = (result.error_message or b"").decode(errors="replace").strip()

@@ -406,3 +406,48 @@ def test_soft_deletes_mark_rows_and_a_returning_key_revives(cdc_pg) -> None:
     r4 = run(m, "r4")
     assert r4.source["window"]["snapshot"] is True
     assert pg.query("dst", marked) == [(1,), (3,), (4,)]
+
+
+def test_plan_touches_nothing_and_shows_the_peek(cdc_pg) -> None:
+    from airflow_provider_dpone.hooks.registry import build_hook
+
+    pg = cdc_pg
+    pg.execute("src", ITEMS)
+    m = manifest()
+    hook = build_hook("postgres", "src", standalone=True)
+    hook.bind_run(type("Ctx", (), {"key": "t.l"})())
+    plan, schema = hook.plan_extract(m.loads[0].source, None)
+    assert plan["window"]["snapshot"] is True and plan["window"]["slot_status"] == "to be created"
+    assert plan["window"]["publication_status"] == "to be created" and schema.names[-1] == "_dpone_op"
+    assert pg.query("src", "select count(*) from pg_publication") == [(0,)]
+    r1 = run(m)
+    from airflow_provider_dpone.contracts.state import state_from_dict
+
+    plan, _ = hook.plan_extract(m.loads[0].source, state_from_dict(r1.state_after))
+    assert "pg_logical_slot_peek_binary_changes" in plan["sql"]
+    assert (
+        plan["params"][0] == r1.state_after["stream"] and plan["window"]["from_lsn"] == r1.state_after["lsn"]
+    )
+    assert slot_position(pg) == r1.state_after["lsn"]  # the plan peeked nothing, advanced nothing
+    hook.release()
+
+
+def test_a_write_transaction_open_at_the_first_run_is_waited_for_then_in_the_snapshot(cdc_pg) -> None:
+    pg = cdc_pg
+    pg.execute("src", ITEMS)
+    m = manifest()
+    done: list = []
+    with pg.connect("src") as open_tx:
+        open_tx.autocommit = False
+        open_tx.execute("update items set qty = 1234 where id = 1")
+        worker = threading.Thread(target=lambda: done.append(run(m)))
+        worker.start()
+        worker.join(2)
+        assert worker.is_alive() and not done  # the slot waits for the open write transaction
+        open_tx.commit()
+    worker.join(60)
+    assert done and done[0].status == "success"
+    assert pg.query("dst", "select qty from raw.items where id = 1") == [(1234,)]
+    pg.execute("src", "update items set qty = 1 where id = 2")
+    run(m, "r2")
+    same(pg)
