@@ -72,7 +72,8 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         ),
         table_only_modes=frozenset({IncrementalMode.XMIN, IncrementalMode.CDC}),
         cdc_options=frozenset({"slot", "publication", "max_retained_wal"}),
-        cdc_sinks=frozenset({"postgres"}),  # the changes travel as text COPY
+        # text COPY into PostgreSQL, typed rows into SQL Server (the other sinks lack cdc_apply)
+        cdc_sinks=frozenset({"postgres", "mssql"}),
         chunk=True,
         window=True,
         duplicate_keys=frozenset({"fail", "keep_last"}),

@@ -24,7 +24,7 @@ from typing import Any
 
 import psycopg
 
-from ..contracts.artifacts import TSV, ExtractResult, FileExport, StreamStats
+from ..contracts.artifacts import TSV, ExtractResult, FileExport, StreamingBatches
 from ..contracts.errors import BadInputError, StateError, TransientError
 from ..contracts.sources import SourceSpec, TableSource
 from ..contracts.state import CdcState, StateRecord
@@ -33,19 +33,17 @@ from ..sql import postgres_cdc as cdc
 from ..sql.dialect import TableRef
 from ..sql.extract_plan import expect_state, plan_entry
 from ..sql.pgoutput import decode, lsn_int, lsn_text
-from ..sql.pgoutput_rows import RESNAPSHOT, BatchColumns, ChangeRows
+from ..sql.pgoutput_rows import RESNAPSHOT, BatchColumns, ChangeRow, ChangeRows
 from ..sql.postgres import POSTGRES as dialect
 from ..sql.targets import with_op
+from .postgres_cdc_rows import CODECS, copy_chunks, typed_batches
 from .postgres_session import one_row
-from .postgres_source import TEXT, OwnedStream, PostgresSource
+from .postgres_source import NOT_TSV, TEXT, OwnedStream, PostgresSource
 
 log = logging.getLogger(__name__)
 
 IDLE_ADVANCE = 64 << 20  # WAL bytes an idle table's slot may hold before a run moves it anyway
-_CHUNK = 1 << 20
 _FETCH = 2_000  # messages fetched per round trip of the peek cursor
-# PostgreSQL encodings a change's text is re-encoded from (the sink reads UTF-8)
-_CODECS = {"LATIN1": "latin-1", "LATIN9": "iso8859-15", "WIN1252": "cp1252", "WIN1251": "cp1251"}
 
 
 @dataclass(frozen=True)
@@ -69,6 +67,7 @@ class Feed:
     schema: TableSchema  # the table's columns now (the batch's, with the operation column added)
     batch: BatchColumns
     encoding: str
+    load_oids: tuple[int, ...]  # the type each column's text is loaded as (a user type's cast)
 
 
 def slot_health(source: PostgresSource, slot: str, publication: str, limit: int | None) -> dict[str, Any]:
@@ -111,7 +110,7 @@ class CdcReader:
                 f"source.incremental.mode: 'cdc' needs a role with REPLICATION (or superuser) on "
                 f"'{self.source.dpone_conn_id}': ALTER ROLE <user> REPLICATION (docs/cdc.md)"
             )
-        if encoding not in ("UTF8", "SQL_ASCII") and encoding not in _CODECS:
+        if encoding not in ("UTF8", "SQL_ASCII") and encoding not in CODECS:
             raise BadInputError(f"source.incremental.mode: 'cdc' does not read a {encoding} database")
         return encoding, database, f"{used}/{max_slots}"
 
@@ -148,7 +147,11 @@ class CdcReader:
             tuple(schema.primary_key),
             frozenset(c for c in schema.names if catalog[c][2]),
         )
-        return Feed(table, self.slot, self.publication, schema, batch, encoding)
+        casts = {
+            c: one_row(cur.execute("select %s::regtype::oid::int", (t,)))[0] for c, t in schema.extras.items()
+        }
+        load_oids = tuple(casts.get(c, batch.type_oids[c]) for c in schema.names)
+        return Feed(table, self.slot, self.publication, schema, batch, encoding, load_oids)
 
     def _slot(self, cur: psycopg.Cursor) -> SlotInfo | None:
         row = cur.execute(cdc.SLOT, (self.slot,)).fetchone()
@@ -255,7 +258,9 @@ class CdcReader:
                 f"cannot open a replication connection to '{self.source.dpone_conn_id}': {message}"
             ) from None
         try:
-            log.info("creating replication slot %s: it waits for the write transactions open now to end", self.slot)
+            log.info(
+                "creating replication slot %s: it waits for the write transactions open now to end", self.slot
+            )
             result = replication.pgconn.exec_(cdc.create_slot(self.slot))
             if result.status != psycopg.pq.ExecStatus.TUPLES_OK:
                 message = (result.error_message or b"").decode(errors="replace").strip()
@@ -289,41 +294,39 @@ class CdcReader:
     def _changes(
         self, feed: Feed, stored: CdcState, upto: str, accepted_formats: tuple[str, ...]
     ) -> ExtractResult:
-        fmt = TEXT if TEXT in accepted_formats else TSV if TSV in accepted_formats else None
-        if fmt is None:
-            raise BadInputError(
-                f"sink: the PostgreSQL change feed writes text COPY ({TEXT} or {TSV}); this sink "
-                f"accepts {list(accepted_formats)}"
-            )
+        """The changes after ``stored`` up to ``upto``: text COPY where the sink reads it (no
+        row decoded in Python), else typed row batches (psycopg's own text loaders)."""
+        text_ok = all(c.type not in NOT_TSV for c in feed.schema.columns)
+        fmt = TEXT if TEXT in accepted_formats else TSV if TSV in accepted_formats and text_ok else None
         details = self._details(feed) | {"from_lsn": stored.lsn, "upto_lsn": upto}
-        stats = StreamStats()
-        result = ExtractResult(FileExport(fmt, ()), with_op(feed.schema), stored, details, stats=stats)
+        result = ExtractResult(StreamingBatches(()), with_op(feed.schema), stored, details)
         conn = self.source.connect()
-        result.artifact = FileExport(fmt, OwnedStream(conn, self._read(conn, feed, stored, upto, result)))
+        changes = self._read(conn, feed, stored, upto, result)
+        if fmt is not None:
+            result.artifact = FileExport(
+                fmt, OwnedStream(conn, copy_chunks(changes, CODECS.get(feed.encoding)))
+            )
+        else:
+            typed = typed_batches(conn, changes, feed.load_oids, feed.encoding, self.spec.batch_size)
+            result.artifact = StreamingBatches(OwnedStream(conn, typed))
         return result
 
     def _read(
         self, conn: psycopg.Connection, feed: Feed, stored: CdcState, upto: str, result: ExtractResult
-    ) -> Generator[bytes, None, None]:
-        """The batch as text COPY chunks; sets the candidate once the peek is drained."""
+    ) -> Generator[list[ChangeRow], None, None]:
+        """The batch's change rows, a fetch at a time; sets the candidate once the peek is drained."""
         rows = ChangeRows(feed.batch)
-        codec = _CODECS.get(feed.encoding)
+        sent = 0
         try:
             conn.execute(cdc.DECODE_SESSION)
-            buffer, sent = bytearray(), 0
             with conn.cursor(name="dpone_cdc") as cur:
                 cur.itersize = _FETCH
                 cur.execute(cdc.PEEK, (self.slot, upto, self.publication))
-                for (data,) in cur:
-                    for line in rows.feed(decode(data)):
-                        buffer += line.decode(codec).encode() if codec else line
-                        sent += 1
-                    if len(buffer) >= _CHUNK:
-                        yield bytes(buffer)
-                        buffer.clear()
+                while fetched := cur.fetchmany(_FETCH):
+                    out = [row for (data,) in fetched for row in rows.feed(decode(data))]
+                    sent += len(out)
+                    yield out
             conn.rollback()
-            if buffer:
-                yield bytes(buffer)
         finally:
             conn.close()
         result.stats.source_rows = sent

@@ -55,7 +55,7 @@ _CHUNK = 1 << 20  # coalesce COPY messages into ~1 MiB writes
 PREFETCH = 4  # chunks read ahead of the sink: memory stays within a few MiB
 
 # Text COPY spells these differently from TSV readers ({1,2} arrays, \\x.. bytea).
-_NOT_TSV = {CanonicalType.ARRAY, CanonicalType.BINARY}
+NOT_TSV = {CanonicalType.ARRAY, CanonicalType.BINARY}
 
 
 @dataclass
@@ -307,9 +307,9 @@ class PostgresSource(PostgresSessions):
                 fmt: str | None = BINARY
             elif TEXT in accepted_formats:
                 fmt = TEXT
-            elif TSV in accepted_formats and all(c.type not in _NOT_TSV for c in schema.columns):
+            elif TSV in accepted_formats and all(c.type not in NOT_TSV for c in schema.columns):
                 fmt = TSV  # text COPY as it is: the sink parses it natively
-            elif CSV in accepted_formats and all(c.type not in _NOT_TSV for c in schema.columns):
+            elif CSV in accepted_formats and all(c.type not in NOT_TSV for c in schema.columns):
                 fmt = CSV  # CSV COPY, parsed by pyarrow (staged files): no row decoded in Python
             else:
                 fmt = None

@@ -1,5 +1,5 @@
-"""One table's pgoutput changes as change rows: the batch's columns in its order, then the
-operation (``I``, ``U``, ``D``), as text COPY lines. Pure.
+"""One table's pgoutput changes as change rows: the batch's columns in its order (each value in
+its type's text form, None for NULL), then the operation (``I``, ``U``, ``D``). Pure.
 
 - An update that changes the key is a delete of the old key, then the new row.
 - A delete carries the key only; the other columns are NULL (they never reach the target).
@@ -20,7 +20,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..contracts.errors import SchemaMismatchError, SourceContractError
-from .pgoutput import UNCHANGED, Change, Commit, Message, Relation, Truncate, Tuple, copy_line
+from .pgoutput import UNCHANGED, Change, Commit, Message, Relation, Truncate, Tuple
+
+ChangeRow = tuple[list[bytes | None], str]  # (values in batch order, operation)
 
 RESNAPSHOT = (
     "re-snapshot the load: `dpone state reset <manifest> --load <load>` (the next run reads the "
@@ -52,7 +54,7 @@ class _Layout:
 
 @dataclass
 class ChangeRows:
-    """Feeds on decoded messages in order; ``feed`` returns the COPY lines a message yields."""
+    """Feeds on decoded messages in order; ``feed`` returns the change rows a message yields."""
 
     batch: BatchColumns
     layouts: dict[int, _Layout] = field(default_factory=dict)
@@ -64,7 +66,7 @@ class ChangeRows:
     def label(self) -> str:
         return f"{self.batch.schema}.{self.batch.table}"
 
-    def feed(self, message: Message) -> list[bytes]:
+    def feed(self, message: Message) -> list[ChangeRow]:
         if isinstance(message, Change):
             layout = self.layouts.get(message.relation)
             return [] if layout is None else self._rows(message, layout)
@@ -111,7 +113,7 @@ class ChangeRows:
             raise SchemaMismatchError(f"the changes of {self.label} lack key column(s) {missing_keys}")
         return _Layout(positions, [where[k] for k in self.batch.keys], full)
 
-    def _rows(self, change: Change, layout: _Layout) -> list[bytes]:
+    def _rows(self, change: Change, layout: _Layout) -> list[ChangeRow]:
         self.counts[change.op] += 1
         if change.op == "D":
             assert change.old is not None  # the decoder refuses a delete without it
@@ -120,21 +122,21 @@ class ChangeRows:
         new = change.new
         if any(p is not None and new[p] is UNCHANGED for p in layout.positions):
             new = self._whole(change, layout)
-        lines = []
+        rows: list[ChangeRow] = []
         old = change.old
         if old is not None and [old[p] for p in layout.key_positions] != [
             new[p] for p in layout.key_positions
         ]:
             self.counts["key_changes"] += 1
-            lines.append(self._key_row(old, layout))  # the row left its old key
+            rows.append(self._key_row(old, layout))  # the row left its old key
         values = [None if p is None else new[p] for p in layout.positions]
-        lines.append(copy_line([*values, change.op.encode()]))  # type: ignore[list-item]
-        return lines
+        rows.append((values, change.op))  # type: ignore[arg-type]
+        return rows
 
-    def _key_row(self, old: Tuple, layout: _Layout) -> bytes:
+    def _key_row(self, old: Tuple, layout: _Layout) -> ChangeRow:
         keyed = dict(zip(layout.key_positions, (old[p] for p in layout.key_positions), strict=True))
         values = [keyed.get(p) if p is not None else None for p in layout.positions]
-        return copy_line([*values, b"D"])  # type: ignore[list-item]
+        return values, "D"  # type: ignore[return-value]
 
     def _whole(self, change: Change, layout: _Layout) -> Tuple:
         """The new row with its unchanged TOASTed values taken from the whole old row."""

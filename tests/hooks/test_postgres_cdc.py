@@ -451,3 +451,44 @@ def test_a_write_transaction_open_at_the_first_run_is_waited_for_then_in_the_sna
     pg.execute("src", "update items set qty = 1 where id = 2")
     run(m, "r2")
     same(pg)
+
+
+def test_a_sink_without_text_copy_gets_typed_rows(cdc_pg) -> None:
+    """Sinks that do not read PostgreSQL's text COPY (SQL Server) get the changes as Python
+    values, loaded by psycopg from their text as the row path reads them."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from airflow_provider_dpone.contracts.artifacts import StreamingBatches
+    from airflow_provider_dpone.contracts.state import state_from_dict
+    from airflow_provider_dpone.hooks.registry import build_hook
+
+    pg = cdc_pg
+    pg.execute(
+        "src",
+        "create type mood as enum ('ok', 'sad'); create table items (id int primary key, amount numeric(8,2), "
+        "at timestamptz, doc jsonb, m mood, tags text[], span interval);"
+        "insert into items values (1, 1.5, '2026-01-02 03:04:05+00', '{\"a\": null}', 'ok', '{x,y}', '1 mon')",
+    )
+    m = manifest()
+    r1 = run(m)
+    pg.execute("src", "update items set amount = 2.25, m = 'sad', doc = 'null' where id = 1")
+    pg.execute("src", "insert into items values (2, null, null, null, null, null, null)")
+    hook = build_hook("postgres", "src", standalone=True)
+    hook.bind_run(type("Ctx", (), {"key": "t.l"})())
+    extract = hook.extract(m.loads[0].source, state_from_dict(r1.state_after), accepted_formats=())
+    assert isinstance(extract.artifact, StreamingBatches)
+    rows = [r for batch in extract.artifact.batches for r in batch]
+    assert rows[0] == [
+        1,
+        Decimal("2.25"),
+        dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        "null",  # JSON null stays JSON text, apart from SQL NULL
+        "sad",
+        ["x", "y"],
+        "1 mon",
+        "U",
+    ]
+    assert rows[1] == [2, None, None, None, None, None, None, "I"]
+    assert extract.state_candidate is not None and extract.state_candidate.lsn != r1.state_after["lsn"]
+    hook.release()

@@ -66,7 +66,7 @@ BATCH = BatchColumns("public", "items", ("id", "name"), {"id": INT8, "name": TEX
 
 def rows(*messages: bytes, batch: BatchColumns = BATCH) -> tuple[list[bytes], ChangeRows]:
     feed = ChangeRows(batch)
-    out = [line for m in messages for line in feed.feed(decode(m))]
+    out = [copy_line([*values, op.encode()]) for m in messages for values, op in feed.feed(decode(m))]
     return out, feed
 
 
