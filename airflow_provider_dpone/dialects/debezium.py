@@ -30,26 +30,40 @@ OPS = {
     "u": "U",
     "r": "U",
     "d": "D",
-}  # a snapshot read is an upsert: the batch is not a full snapshot
+}
+# What Debezium writes for a TOASTed value an update left unchanged (unavailable.value.placeholder)
+UNAVAILABLE = "__debezium_unavailable_value"  # a snapshot read is an upsert: the batch is not a full snapshot
 _EPOCH = dt.datetime(1970, 1, 1)
 _DAY = dt.date(1970, 1, 1)
 TEMPORAL = frozenset({T.DATE, T.TIME, T.TIMESTAMP, T.TIMESTAMPTZ})
 
 
-def _since_epoch(unit_seconds: float) -> Callable[[Any], Any]:
+def _micros(value: Any, per_second: int) -> int:
+    """``value`` units (``per_second`` of them a second) as whole microseconds, rounded half
+    to even in integers (no float: nanoseconds since 1970 exceed its precision)."""
+    whole, rest = divmod(int(value) * 1_000_000, per_second)
+    return whole + (1 if 2 * rest > per_second or (2 * rest == per_second and whole % 2) else 0)
+
+
+def _since_epoch(per_second: int) -> Callable[[Any], Any]:
     def convert(value: Any) -> Any:
         if isinstance(value, dt.datetime):
             return value
-        return _EPOCH + dt.timedelta(microseconds=int(value) * unit_seconds * 1_000_000)
+        return _EPOCH + dt.timedelta(microseconds=_micros(value, per_second))
 
     return convert
 
 
-def _time_of_day(unit_seconds: float) -> Callable[[Any], Any]:
+def _time_of_day(per_second: int) -> Callable[[Any], Any]:
     def convert(value: Any) -> Any:
         if isinstance(value, dt.time):
             return value
-        return (_EPOCH + dt.timedelta(microseconds=int(value) * unit_seconds * 1_000_000)).time()
+        micros = _micros(value, per_second)
+        if not 0 <= micros < 86_400_000_000:  # PostgreSQL's 24:00:00 has no Python time
+            raise SourceContractError(
+                f"a time of day of {value} units ({per_second}/s) is not within one day"
+            )
+        return (_EPOCH + dt.timedelta(microseconds=micros)).time()
 
     return convert
 
@@ -93,14 +107,14 @@ def _zoned(value: Any) -> Any:
 SEMANTIC: dict[str, Callable[[Any], Any]] = {
     "io.debezium.time.Date": _date,
     "org.apache.kafka.connect.data.Date": _date,
-    "io.debezium.time.Time": _time_of_day(1e-3),
-    "org.apache.kafka.connect.data.Time": _time_of_day(1e-3),
-    "io.debezium.time.MicroTime": _time_of_day(1e-6),
-    "io.debezium.time.NanoTime": _time_of_day(1e-9),
-    "io.debezium.time.Timestamp": _since_epoch(1e-3),
-    "org.apache.kafka.connect.data.Timestamp": _since_epoch(1e-3),
-    "io.debezium.time.MicroTimestamp": _since_epoch(1e-6),
-    "io.debezium.time.NanoTimestamp": _since_epoch(1e-9),
+    "io.debezium.time.Time": _time_of_day(1_000),
+    "org.apache.kafka.connect.data.Time": _time_of_day(1_000),
+    "io.debezium.time.MicroTime": _time_of_day(1_000_000),
+    "io.debezium.time.NanoTime": _time_of_day(1_000_000_000),
+    "io.debezium.time.Timestamp": _since_epoch(1_000),
+    "org.apache.kafka.connect.data.Timestamp": _since_epoch(1_000),
+    "io.debezium.time.MicroTimestamp": _since_epoch(1_000_000),
+    "io.debezium.time.NanoTimestamp": _since_epoch(1_000_000_000),
     "io.debezium.time.ZonedTimestamp": _zoned,
     "io.debezium.data.Json": _json_text,
 }
@@ -225,7 +239,20 @@ class Envelope:
             row = _key_payload(key)
         if not isinstance(row, dict):
             raise SourceContractError(f"topic {self.topic}: a '{op}' event without its row")
+        if op != "d":
+            self._check_available(row)
         return OPS[op], self._decoded(row, converters)
+
+    def _check_available(self, row: dict[str, Any]) -> None:
+        """Debezium's placeholder for a value it could not read is never written as data."""
+        marks = (UNAVAILABLE, base64.b64encode(UNAVAILABLE.encode()).decode(), UNAVAILABLE.encode())
+        missing = sorted(k for k, v in row.items() if isinstance(v, str | bytes) and v in marks)
+        if missing:
+            raise SourceContractError(
+                f"topic {self.topic}: an event holds Debezium's placeholder '{UNAVAILABLE}' in {missing} "
+                "(a TOASTed value the update left unchanged): the row cannot be written whole. Nothing "
+                "was applied; set REPLICA IDENTITY FULL on the source table, then reload the target"
+            )
 
     def _decoded(
         self, row: dict[str, Any], converters: dict[str, Callable[[Any], Any]] | None

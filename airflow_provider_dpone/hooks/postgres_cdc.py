@@ -36,7 +36,7 @@ from ..sql.pgoutput import decode, lsn_int, lsn_text
 from ..sql.pgoutput_rows import RESNAPSHOT, BatchColumns, ChangeRow, ChangeRows
 from ..sql.postgres import POSTGRES as dialect
 from ..sql.targets import with_op
-from .postgres_cdc_rows import CODECS, copy_chunks, typed_batches
+from .postgres_cdc_rows import copy_chunks, typed_batches
 from .postgres_session import one_row
 from .postgres_source import NOT_TSV, TEXT, OwnedStream, PostgresSource
 
@@ -66,8 +66,9 @@ class Feed:
     publication: str
     schema: TableSchema  # the table's columns now (the batch's, with the operation column added)
     batch: BatchColumns
-    encoding: str
+    version: int  # server_version_num
     load_oids: tuple[int, ...]  # the type each column's text is loaded as (a user type's cast)
+    partitioned: bool = False
 
 
 def slot_health(source: PostgresSource, slot: str, publication: str, limit: int | None) -> dict[str, Any]:
@@ -98,8 +99,8 @@ class CdcReader:
 
     # --- what the feed reads ---------------------------------------------------------------
 
-    def _server(self, cur: psycopg.Cursor) -> tuple[str, str, str]:
-        level, encoding, database, replication, max_slots, used = one_row(cur.execute(cdc.SERVER))
+    def _server(self, cur: psycopg.Cursor) -> tuple[int, str, str]:
+        level, version, database, replication, max_slots, used = one_row(cur.execute(cdc.SERVER))
         if level != "logical":
             raise BadInputError(
                 f"source.incremental.mode: 'cdc' needs wal_level = logical on the source server, which "
@@ -110,17 +111,25 @@ class CdcReader:
                 f"source.incremental.mode: 'cdc' needs a role with REPLICATION (or superuser) on "
                 f"'{self.source.dpone_conn_id}': ALTER ROLE <user> REPLICATION (docs/cdc.md)"
             )
-        if encoding not in ("UTF8", "SQL_ASCII") and encoding not in CODECS:
-            raise BadInputError(f"source.incremental.mode: 'cdc' does not read a {encoding} database")
-        return encoding, database, f"{used}/{max_slots}"
+        return int(version), database, f"{used}/{max_slots}"
 
     def _feed(self, cur: psycopg.Cursor) -> Feed:
-        encoding, _database, _slots = self._server(cur)
+        version, _database, _slots = self._server(cur)
         table = dialect.parse_table(self.spec.table)
         found = cur.execute(cdc.TABLE, (table.sql,)).fetchone()
         if found is None:
             raise BadInputError(f"source table {table} does not exist")
-        identity = found[0]
+        identity, kind, inherited, deferrable = found
+        if inherited and kind != "p":
+            raise BadInputError(
+                f"source table {table} has inheritance children: their changes are published under "
+                "their own names while a snapshot of the parent reads their rows; read each table"
+            )
+        if deferrable:
+            raise BadInputError(
+                f"source table {table} has a deferrable primary or unique key: one statement may swap "
+                "keys, whose changes cannot be applied key by key; make the constraint NOT DEFERRABLE"
+            )
         schema, _binary_ok, _relation = self.source.describe_source(cur, self.spec)
         if not schema.primary_key:
             raise BadInputError(f"source.incremental.mode: 'cdc' needs a primary key on {table}; it has none")
@@ -151,7 +160,7 @@ class CdcReader:
             c: one_row(cur.execute("select %s::regtype::oid::int", (t,)))[0] for c, t in schema.extras.items()
         }
         load_oids = tuple(casts.get(c, batch.type_oids[c]) for c in schema.names)
-        return Feed(table, self.slot, self.publication, schema, batch, encoding, load_oids)
+        return Feed(table, self.slot, self.publication, schema, batch, version, load_oids, kind == "p")
 
     def _slot(self, cur: psycopg.Cursor) -> SlotInfo | None:
         row = cur.execute(cdc.SLOT, (self.slot,)).fetchone()
@@ -167,16 +176,10 @@ class CdcReader:
 
     def _publication(self, cur: psycopg.Cursor, feed: Feed, *, create: bool) -> str:
         """Check (or create) the publication of the table; what the plan says of it."""
-        row = cur.execute(cdc.PUBLICATION, (feed.table.schema, feed.table.name, self.publication)).fetchone()
-        if row is not None:
-            every_op, has_table = row
-            if not has_table or not every_op:
-                raise BadInputError(
-                    f"source.incremental.publication: '{self.publication}' does not publish "
-                    f"{'' if has_table else 'the table ' + str(feed.table) + ' '}"
-                    f"{'' if every_op else 'inserts, updates and deletes '}"
-                    "; name a publication that does, or let dpone create its own"
-                )
+        statement = cdc.publication(feed.version)
+        rows = cur.execute(statement, (feed.table.schema, feed.table.name, self.publication)).fetchall()
+        if rows:
+            self._check_publication(feed, rows[0])
             return "exists"
         if not create:
             return "to be created"
@@ -190,6 +193,28 @@ class CdcReader:
             ) from None
         log.info("created publication %s for %s", self.publication, feed.table)
         return "created"
+
+    def _check_publication(self, feed: Feed, row: tuple) -> None:
+        """A publication that would drop changes silently is refused, naming what it lacks."""
+        dml, truncate, via_root, has_table, columns, row_filter = row
+        lacks = []
+        if not has_table:
+            lacks.append(f"the table {feed.table}")
+        if not dml:
+            lacks.append("inserts, updates and deletes")
+        if not truncate:
+            lacks.append("truncates (a truncate would go unseen)")
+        if feed.partitioned and not via_root:
+            lacks.append("publish_via_partition_root (partitions' changes carry their own names)")
+        if columns is not None and set(feed.schema.names) - set(columns):
+            lacks.append(f"the columns {sorted(set(feed.schema.names) - set(columns))} (a column list)")
+        if row_filter is not None:
+            lacks.append(f"every row (it filters: WHERE {row_filter})")
+        if lacks:
+            raise BadInputError(
+                f"source.incremental.publication: '{self.publication}' does not publish "
+                f"{'; nor '.join(lacks)}; name a publication that does, or let dpone create its own"
+            )
 
     # --- the extract -------------------------------------------------------------------------
 
@@ -301,13 +326,16 @@ class CdcReader:
         details = self._details(feed) | {"from_lsn": stored.lsn, "upto_lsn": upto}
         result = ExtractResult(StreamingBatches(()), with_op(feed.schema), stored, details)
         conn = self.source.connect()
+        try:
+            conn.execute(cdc.DECODE_SESSION)  # before any loader is built: they read DateStyle
+        except BaseException:
+            conn.close()
+            raise
         changes = self._read(conn, feed, stored, upto, result)
         if fmt is not None:
-            result.artifact = FileExport(
-                fmt, OwnedStream(conn, copy_chunks(changes, CODECS.get(feed.encoding)))
-            )
+            result.artifact = FileExport(fmt, OwnedStream(conn, copy_chunks(changes)))
         else:
-            typed = typed_batches(conn, changes, feed.load_oids, feed.encoding, self.spec.batch_size)
+            typed = typed_batches(conn, changes, feed.load_oids, self.spec.batch_size)
             result.artifact = StreamingBatches(OwnedStream(conn, typed))
         return result
 
@@ -318,7 +346,6 @@ class CdcReader:
         rows = ChangeRows(feed.batch)
         sent = 0
         try:
-            conn.execute(cdc.DECODE_SESSION)
             with conn.cursor(name="dpone_cdc") as cur:
                 cur.itersize = _FETCH
                 cur.execute(cdc.PEEK, (self.slot, upto, self.publication))
@@ -364,7 +391,7 @@ class CdcReader:
             cur = conn.cursor()
             feed = self._feed(cur)
             publication = self._publication(cur, feed, create=True)
-            _encoding, _database, slots = self._server(cur)
+            _version, _database, slots = self._server(cur)
             return {
                 "table": str(feed.table),
                 "publication": self.publication,

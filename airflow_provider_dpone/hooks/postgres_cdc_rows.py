@@ -13,17 +13,14 @@ from ..sql.pgoutput import copy_line
 from ..sql.pgoutput_rows import ChangeRow
 
 _CHUNK = 1 << 20  # text COPY is written in ~1 MiB chunks
-# PostgreSQL encodings a change's text is re-encoded from (the sink reads UTF-8)
-CODECS = {"LATIN1": "latin-1", "LATIN9": "iso8859-15", "WIN1252": "cp1252", "WIN1251": "cp1251"}
 
 
-def copy_chunks(changes: Iterator[list[ChangeRow]], codec: str | None) -> Generator[bytes, None, None]:
-    """Change rows as text COPY, in ~1 MiB chunks (re-encoded to UTF-8 from ``codec``)."""
+def copy_chunks(changes: Iterator[list[ChangeRow]]) -> Generator[bytes, None, None]:
+    """Change rows as text COPY (UTF-8: the decode session's client encoding), in ~1 MiB chunks."""
     buffer = bytearray()
     for batch in changes:
         for values, op in batch:
-            line = copy_line([*values, op.encode()])
-            buffer += line.decode(codec).encode() if codec else line
+            buffer += copy_line([*values, op.encode()])
         if len(buffer) >= _CHUNK:
             yield bytes(buffer)
             buffer.clear()
@@ -35,7 +32,6 @@ def typed_batches(
     conn: psycopg.Connection,
     changes: Iterator[list[ChangeRow]],
     load_oids: tuple[int, ...],
-    encoding: str,
     batch_size: int,
 ) -> Generator[list[list[Any]], None, None]:
     """Change rows as Python values, loaded from their text by psycopg's loaders for the
@@ -47,12 +43,9 @@ def typed_batches(
         conn.adapters.register_loader(name, TextLoader)
     loader = Transformer(conn)
     loader.set_loader_types(list(load_oids), psycopg.pq.Format.TEXT)
-    codec = CODECS.get(encoding)
     batch: list[list[Any]] = []
     for fetched in changes:
         for values, op in fetched:
-            if codec:
-                values = [None if v is None else v.decode(codec).encode() for v in values]
             batch.append([*loader.load_sequence(values), op])
         if len(batch) >= batch_size:
             yield batch

@@ -147,7 +147,9 @@ class DponePostgresSlotSensor(BaseSensorOperator):
     (``retained_wal_bytes``). It succeeds once ``lag_bytes >= min_lag_bytes`` and returns the
     health as XCom; it fails at once, naming the fix, when the slot is missing or invalidated
     (its changes are gone: re-snapshot) or holds more than ``max_retained_wal`` (an abandoned
-    slot filling the source's disk: run the load, or ``dpone cdc drop``).
+    slot filling the source's disk: run the load, or ``dpone cdc drop``). A slot that does not
+    exist yet passes with a warning: the load's first run creates it (and a slot lost after
+    that fails the load itself, naming the re-snapshot).
 
     :param conn_id: the load's source connection (``postgres`` or ``dpone_postgres``).
     :param slot: the slot; by default the load's (``pipeline``, default the DAG id, and ``load``).
@@ -197,7 +199,10 @@ class DponePostgresSlotSensor(BaseSensorOperator):
         finally:
             hook.release()
         verdict, message = health["verdict"], health["message"]
-        if verdict in ("missing", "lost", "over"):
+        if verdict == "missing":  # the load's first run creates it; a lost one fails the load itself
+            self.log.warning("%s: the load's first run creates it", message)
+            return PokeReturnValue(is_done=True, xcom_value=health)
+        if verdict in ("lost", "over"):
             fix = (
                 "run the load (its commit releases the WAL) or drop the abandoned slot: dpone cdc drop"
                 if verdict == "over"

@@ -23,20 +23,24 @@ PLUGIN = "pgoutput"
 _NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 # Output functions run in the session that peeks: the text they write must not depend on it.
+# pgoutput sends text converted to the session's client encoding: UTF-8, what the sink reads.
 DECODE_SESSION = (
-    "set datestyle to 'ISO, YMD'; set intervalstyle to 'postgres'; set extra_float_digits to 3; "
-    "set bytea_output to 'hex'; set timezone to 'UTC'"
+    "set client_encoding to 'UTF8'; set datestyle to 'ISO, YMD'; set intervalstyle to 'postgres'; "
+    "set extra_float_digits to 3; set bytea_output to 'hex'; set timezone to 'UTC'"
 )
 
 SERVER = (
-    "select current_setting('wal_level'), current_setting('server_encoding'), current_database(), "
+    "select current_setting('wal_level'), current_setting('server_version_num')::int, current_database(), "
     "r.rolsuper or r.rolreplication, current_setting('max_replication_slots')::int, "
     "(select count(*) from pg_replication_slots)::int "
     "from pg_roles as r where r.rolname = current_user"
 )
 
+# replica identity, kind (r table, p partitioned), inheritance children, a deferrable primary key
 TABLE = (
-    "select c.relreplident, pg_has_role(c.relowner, 'USAGE') from pg_class as c where c.oid = to_regclass(%s)"
+    "select c.relreplident, c.relkind, exists (select 1 from pg_inherits as i where i.inhparent = c.oid), "
+    "exists (select 1 from pg_constraint as k where k.conrelid = c.oid and k.contype in ('p', 'u') "
+    "and k.condeferrable) from pg_class as c where c.oid = to_regclass(%s)"
 )
 
 COLUMNS = (
@@ -45,20 +49,30 @@ COLUMNS = (
     "and not a.attisdropped order by a.attnum"
 )
 
-PUBLICATION = (
-    "select p.pubupdate and p.pubdelete and p.pubinsert, exists (select 1 from pg_publication_tables as t "
-    "where t.pubname = p.pubname and t.schemaname = %s and t.tablename = %s) "
-    "from pg_publication as p where p.pubname = %s"
-)
+
+def publication(version: int) -> str:
+    """One row of publication ``%s``: whether it publishes inserts, updates, deletes and
+    truncates, through the partition root, and the table (``%s``, ``%s``) with its column list
+    and row filter (servers before 15 have neither: null)."""
+    filters = "t.attnames, t.rowfilter" if version >= 150000 else "null::name[], null::text"
+    return (
+        "select p.pubinsert and p.pubupdate and p.pubdelete, p.pubtruncate, p.pubviaroot, "
+        f"t.tablename is not null, {filters} from pg_publication as p "
+        "left join pg_publication_tables as t on t.pubname = p.pubname and t.schemaname = %s "
+        "and t.tablename = %s where p.pubname = %s"
+    )
+
 
 SLOT = (
     "select s.plugin, s.slot_type, s.database, s.confirmed_flush_lsn::text, s.active, "
-    "coalesce(s.wal_status, ''), pg_current_wal_lsn()::text, "
-    "pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint "
+    "coalesce(s.wal_status, ''), pg_current_wal_flush_lsn()::text, "
+    "pg_wal_lsn_diff(pg_current_wal_flush_lsn(), s.restart_lsn)::bigint "
     "from pg_replication_slots as s where s.slot_name = %s"
 )
 
-CURRENT_LSN = "select pg_current_wal_lsn()::text"
+# Where a run reads up to: the WAL flushed to disk, all of which a peek decodes (the write
+# position may be ahead of it, and what lies between would be skipped by the next run).
+CURRENT_LSN = "select pg_current_wal_flush_lsn()::text"
 DROP_SLOT = "select pg_drop_replication_slot(%s)"
 ADVANCE = "select pg_replication_slot_advance(%s, %s::pg_lsn)::text"
 PEEK = (
@@ -86,7 +100,12 @@ def default_name(key: str) -> str:
 
 
 def create_publication(name: str, table: TableRef) -> str:
-    return f"create publication {dialect.quote_ident(name)} for table {table.sql}"
+    """A publication of every change of ``table``; a partitioned table's changes published as
+    the table's own (the snapshot reads the partitions through it)."""
+    return (
+        f"create publication {dialect.quote_ident(name)} for table {table.sql} "
+        "with (publish_via_partition_root = true)"
+    )
 
 
 def drop_publication(name: str) -> str:

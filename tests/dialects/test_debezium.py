@@ -50,3 +50,20 @@ def test_envelope_ops_keys_and_refusals() -> None:
         env.change({"op": "t"}, None)
     with pytest.raises(SourceContractError, match="not a Debezium change event"):
         env.change({"id": 1}, None)
+
+
+def test_nanoseconds_round_in_integers_and_24h_is_refused() -> None:
+    nano = SEMANTIC["io.debezium.time.NanoTimestamp"]
+    assert nano(1238694760834100599).microsecond == 834101  # a float would give 834100
+    assert nano(1500).microsecond == 2 and nano(2500).microsecond == 2  # half to even
+    with pytest.raises(SourceContractError, match="not within one day"):
+        SEMANTIC["io.debezium.time.MicroTime"](86_400_000_000)
+
+
+def test_the_unavailable_value_placeholder_is_never_written() -> None:
+    env = Envelope("t", declared_schema({"id": "int64", "body": "string"}))
+    with pytest.raises(SourceContractError, match=r"placeholder.*\['body'\].*REPLICA IDENTITY FULL"):
+        env.change({"op": "u", "after": {"id": 1, "body": "__debezium_unavailable_value"}}, None)
+    assert (
+        env.change({"op": "d", "before": {"id": 1, "body": "__debezium_unavailable_value"}}, None)[0] == "D"
+    )

@@ -382,8 +382,10 @@ def test_slot_sensor_logs_lag_and_fails_on_a_lost_or_overfull_slot(cdc_pg) -> No
         "src",
         "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = current_database()",
     )
-    with pytest.raises(AirflowFailException, match=r"does not exist.*state reset"):
-        sensor.poke({})
+    missing = sensor.poke({})  # before a first run (or after a loss, which fails the load itself)
+    assert missing.is_done and missing.xcom_value["verdict"] == "missing"
+    with pytest.raises(StateError, match="is gone"):
+        run(manifest(), "r2")
 
 
 def test_soft_deletes_mark_rows_and_a_returning_key_revives(cdc_pg) -> None:
@@ -492,3 +494,97 @@ def test_a_sink_without_text_copy_gets_typed_rows(cdc_pg) -> None:
     assert rows[1] == [2, None, None, None, None, None, None, "I"]
     assert extract.state_candidate is not None and extract.state_candidate.lsn != r1.state_after["lsn"]
     hook.release()
+
+
+def test_publications_and_tables_that_would_drop_changes_are_refused(cdc_pg) -> None:
+    pg = cdc_pg
+    pg.execute("src", ITEMS)
+    for publication, lacks in [
+        ("create publication p1 for table items (id, name)", r"the columns \['note', 'qty', 'updated_at'\]"),
+        ("create publication p1 for table items with (publish = 'insert, update, delete')", "truncates"),
+        ("create publication p1 for table items where (id > 10)", r"every row \(it filters"),
+        ("create publication p1 for table items with (publish = 'insert')", "inserts, updates and deletes"),
+    ]:
+        pg.execute("src", "drop publication if exists p1")
+        pg.execute("src", publication)
+        with pytest.raises(BadInputError, match=f"publication: 'p1' does not publish {lacks}"):
+            run(manifest(source={"incremental": {"mode": "cdc", "publication": "p1"}}))
+    pg.execute("src", "drop publication p1; create table child (extra int) inherits (items)")
+    with pytest.raises(BadInputError, match="inheritance children"):
+        run(manifest())
+    pg.execute("src", "drop table child")
+    pg.execute(
+        "src",
+        "alter table items drop constraint items_pkey; "
+        "alter table items add primary key (id) deferrable initially immediate",
+    )
+    with pytest.raises(BadInputError, match="deferrable primary or unique key"):
+        run(manifest())
+    assert pg.query(
+        "src", "select count(*) from pg_replication_slots where database = current_database()"
+    ) == [(0,)]
+
+
+def test_a_partitioned_table_is_read_through_its_root(cdc_pg) -> None:
+    pg = cdc_pg
+    pg.execute(
+        "src",
+        "create table items (id bigint primary key, name text not null, qty int, note text, "
+        "updated_at timestamptz not null default now()) partition by range (id);"
+        "create table items_a partition of items for values from (0) to (1000);"
+        "create table items_b partition of items for values from (1000) to (100000);"
+        "insert into items (id, name) select g, 'n' || g from generate_series(1, 2000) g",
+    )
+    m = manifest()
+    run(m)
+    pg.execute(
+        "src", "update items set qty = 1 where id in (5, 1500); delete from items where id in (6, 1600)"
+    )
+    pg.execute("src", "update items set id = 5000 where id = 7")  # moves across partitions
+    r2 = run(m, "r2")
+    assert r2.source["window"]["changes"]["D"] >= 2
+    same(pg)
+
+
+def test_a_latin1_database_reaches_the_sink_as_its_text(cdc_pg) -> None:
+    """pgoutput writes text in the decoding session's client encoding: UTF-8, whatever the
+    database's, on both the text COPY and the typed row paths."""
+    import os
+
+    import psycopg
+
+    from airflow_provider_dpone.contracts.artifacts import StreamingBatches
+    from airflow_provider_dpone.contracts.state import state_from_dict
+    from airflow_provider_dpone.demo.postgres_server import airflow_conn_uri, database_uri
+    from airflow_provider_dpone.hooks.registry import build_hook
+
+    pg = cdc_pg
+    name = f"{pg.src_db}_latin1"
+    with psycopg.connect(pg.admin, autocommit=True) as admin:
+        admin.execute(f'drop database if exists "{name}"')
+        admin.execute(
+            f"create database \"{name}\" encoding 'LATIN1' lc_collate 'C' lc_ctype 'C' template template0"
+        )
+    uri = database_uri(pg.admin, name)
+    os.environ["AIRFLOW_CONN_SRC_LATIN1"] = airflow_conn_uri(uri)
+    try:
+        with psycopg.connect(uri, autocommit=True) as conn:
+            conn.execute(ITEMS)
+            m = manifest(source={"conn_id": "src_latin1"})
+            r1 = run(m)
+            conn.execute("update items set name = 'café ñ' where id = 1")
+            hook = build_hook("postgres", "src_latin1", standalone=True)
+            hook.bind_run(type("Ctx", (), {"key": "t.l"})())
+            typed = hook.extract(m.loads[0].source, state_from_dict(r1.state_after), accepted_formats=())
+            assert isinstance(typed.artifact, StreamingBatches)
+            assert [r[1] for b in typed.artifact.batches for r in b] == ["café ñ"]
+            hook.release()
+            run(m, "r2")
+        assert pg.query("dst", "select name from raw.items where id = 1") == [("café ñ",)]
+    finally:
+        with psycopg.connect(uri, autocommit=True) as conn:
+            conn.execute(
+                "select pg_drop_replication_slot(slot_name) from pg_replication_slots where database = current_database()"
+            )
+        with psycopg.connect(pg.admin, autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
