@@ -29,6 +29,9 @@ CHANGE_MODES = frozenset({IncrementalMode.CDC, IncrementalMode.CHANGE_TRACKING})
 # The column of a change batch saying what happened to the row: I insert, U update, D delete,
 # S a row of a full snapshot (the first read). Staged, never written to the target.
 CHANGE_OP = "_dpone_op"
+# A change batch's order, where a key may change more than once in it (PostgreSQL's logical
+# decoding, Debezium topics): the last change of a key has the highest. Staged, never a target's.
+CHANGE_SEQ = "_dpone_seq"
 
 
 STRATEGIES_NEEDING_UNIQUE_KEY = frozenset(

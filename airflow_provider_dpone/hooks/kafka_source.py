@@ -193,7 +193,11 @@ class KafkaSource(KafkaClient):
         spec = source_of(spec, TopicSource, "kafka")
         value_schema, decode = self._value_schema(spec)
         feed = spec.envelope == "debezium"  # a change batch: the row's columns and the operation
-        schema = with_op(value_schema) if feed else TableSchema(codec.ENVELOPE + value_schema.columns)
+        schema = (
+            with_op(value_schema, ordered=True)
+            if feed
+            else TableSchema(codec.ENVELOPE + value_schema.columns)
+        )
         consumer = self._consumer(self.group_id(None, f"{spec.conn_id}.{spec.topic}"))
         try:
             bounds, skipped = self._plan(spec, state, consumer)
@@ -235,7 +239,7 @@ class KafkaSource(KafkaClient):
         """Messages of each partition from its first offset up to its end, in row batches."""
         todo = {p: b for p, b in bounds.items() if b[0] < b[1]}
         reached = {p: first for p, (first, _) in bounds.items()}
-        sent = tombstones = 0
+        sent = tombstones = sequence = 0
         try:
             if todo:
                 consumer.assign([TopicPartition(topic, p, first) for p, (first, _) in todo.items()])
@@ -259,10 +263,11 @@ class KafkaSource(KafkaClient):
                     if raw is None:
                         tombstones += 1
                         continue
-                    if feed:  # a Debezium event: the row and its operation
+                    if feed:  # a Debezium event: the row, its operation and its place in the batch
                         change = decode(raw, msg.key())
                         if change is not None:
-                            batch.append([*records.row_of(value_schema, change[1]), change[0]])
+                            sequence += 1
+                            batch.append([*records.row_of(value_schema, change[1]), change[0], sequence])
                         if len(batch) >= batch_size:
                             sent += len(batch)
                             yield batch
@@ -313,7 +318,11 @@ class KafkaSource(KafkaClient):
         finally:
             consumer.close()
         feed = spec.envelope == "debezium"
-        schema = with_op(value_schema) if feed else TableSchema(codec.ENVELOPE + value_schema.columns)
+        schema = (
+            with_op(value_schema, ordered=True)
+            if feed
+            else TableSchema(codec.ENVELOPE + value_schema.columns)
+        )
         plan = {
             "topic": spec.topic,
             "value_format": spec.value_format,

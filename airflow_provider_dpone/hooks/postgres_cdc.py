@@ -324,7 +324,7 @@ class CdcReader:
         text_ok = all(c.type not in NOT_TSV for c in feed.schema.columns)
         fmt = TEXT if TEXT in accepted_formats else TSV if TSV in accepted_formats and text_ok else None
         details = self._details(feed) | {"from_lsn": stored.lsn, "upto_lsn": upto}
-        result = ExtractResult(StreamingBatches(()), with_op(feed.schema), stored, details)
+        result = ExtractResult(StreamingBatches(()), with_op(feed.schema, ordered=True), stored, details)
         conn = self.source.connect()
         try:
             conn.execute(cdc.DECODE_SESSION)  # before any loader is built: they read DateStyle
@@ -444,7 +444,9 @@ class CdcReader:
             if stored is None:
                 details |= {"snapshot": True, "slot_status": "recreated" if slot else "to be created"}
                 statement = dialect.select_rows(feed.table.sql, feed.schema.names, casts=feed.schema.extras)
-                return plan_entry(statement, [], details, None, with_op(feed.schema)), with_op(feed.schema)
+                return plan_entry(statement, [], details, None, with_op(feed.schema, ordered=True)), with_op(
+                    feed.schema, ordered=True
+                )
             upto = one_row(cur.execute(cdc.CURRENT_LSN))[0]
             details |= {
                 "from_lsn": stored.lsn,
@@ -454,7 +456,9 @@ class CdcReader:
             if slot is not None and slot.retained is not None:
                 details["retained_wal_bytes"] = int(slot.retained)
             params = [self.slot, upto, self.publication]
-            return plan_entry(cdc.PEEK, params, details, None, with_op(feed.schema)), with_op(feed.schema)
+            return plan_entry(cdc.PEEK, params, details, None, with_op(feed.schema, ordered=True)), with_op(
+                feed.schema, ordered=True
+            )
         finally:
             conn.rollback()
             conn.close()

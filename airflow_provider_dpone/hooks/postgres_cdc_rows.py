@@ -17,10 +17,11 @@ _CHUNK = 1 << 20  # text COPY is written in ~1 MiB chunks
 
 def copy_chunks(changes: Iterator[list[ChangeRow]]) -> Generator[bytes, None, None]:
     """Change rows as text COPY (UTF-8: the decode session's client encoding), in ~1 MiB chunks."""
-    buffer = bytearray()
+    buffer, sequence = bytearray(), 0
     for batch in changes:
         for values, op in batch:
-            buffer += copy_line([*values, op.encode()])
+            sequence += 1
+            buffer += copy_line([*values, op.encode(), str(sequence).encode()])
         if len(buffer) >= _CHUNK:
             yield bytes(buffer)
             buffer.clear()
@@ -44,9 +45,11 @@ def typed_batches(
     loader = Transformer(conn)
     loader.set_loader_types(list(load_oids), psycopg.pq.Format.TEXT)
     batch: list[list[Any]] = []
+    sequence = 0
     for fetched in changes:
         for values, op in fetched:
-            batch.append([*loader.load_sequence(values), op])
+            sequence += 1
+            batch.append([*loader.load_sequence(values), op, sequence])
         if len(batch) >= batch_size:
             yield batch
             batch = []

@@ -301,7 +301,7 @@ class PostgresSource(PostgresSessions):
             prepared = self._prepare(conn.cursor(), spec, state, partition)
             schema, select, window = prepared.schema, prepared.select, prepared.window
             if feed_snapshot is not None:
-                schema, select = with_op(schema), snapshot_rows(select)
+                schema, select = with_op(schema, ordered=True), snapshot_rows(select)
             window.details["query"] = select
             if prepared.binary_ok and BINARY in accepted_formats:
                 fmt: str | None = BINARY

@@ -14,7 +14,7 @@ from typing import Any
 
 from ..contracts.errors import BadInputError
 from ..contracts.sources import SourceSpec
-from ..contracts.strategies import CHANGE_OP, IncrementalMode
+from ..contracts.strategies import CHANGE_OP, CHANGE_SEQ, IncrementalMode
 from .dialect import TableRef
 from .pgoutput import lsn_int
 from .postgres import POSTGRES as dialect
@@ -129,8 +129,10 @@ def is_cdc(spec: SourceSpec) -> bool:
 
 
 def snapshot_rows(select: str) -> str:
-    """``select``'s rows as a change batch's snapshot rows (operation ``S``)."""
-    return f"select s.*, 'S'::varchar(1) as {dialect.quote_ident(CHANGE_OP)} from ({select}) as s"
+    """``select``'s rows as a change batch's snapshot rows (operation ``S``, order 0: a
+    snapshot holds each key once)."""
+    op, seq = dialect.quote_ident(CHANGE_OP), dialect.quote_ident(CHANGE_SEQ)
+    return f"select s.*, 'S'::varchar(1) as {op}, 0::bigint as {seq} from ({select}) as s"
 
 
 WARN_FRACTION = 0.8  # of max_retained_wal: a warning before the limit

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..contracts.errors import BadInputError
 from ..contracts.manifest import LoadSpec
-from ..contracts.strategies import CHANGE_OP, SCD2_COLUMNS, Strategy
+from ..contracts.strategies import CHANGE_OP, CHANGE_SEQ, SCD2_COLUMNS, Strategy
 from ..contracts.table import CanonicalType, Column, TableSchema
 
 # Strategies that update rows in place: targets dpone creates for them leave room on each page.
@@ -14,18 +14,22 @@ UPDATING = frozenset({Strategy.INCREMENTAL_MERGE, Strategy.SNAPSHOT_DIFF, Strate
 
 # The operation column of a change batch: I, U, D, or S for a row of a full snapshot.
 OP_COLUMN = Column(CHANGE_OP, CanonicalType.STRING, nullable=False, length=1)
+SEQ_COLUMN = Column(CHANGE_SEQ, CanonicalType.INT64, nullable=False)
+_FEED_COLUMNS = (CHANGE_OP, CHANGE_SEQ)
 
 
-def with_op(schema: TableSchema) -> TableSchema:
-    """A change batch's columns: the table's, then the operation column."""
-    return TableSchema((*schema.columns, OP_COLUMN), schema.primary_key, schema.extras)
+def with_op(schema: TableSchema, *, ordered: bool = False) -> TableSchema:
+    """A change batch's columns: the table's, then the operation column (and with ``ordered``,
+    the change order: a key may change more than once in the batch)."""
+    extra = (OP_COLUMN, SEQ_COLUMN) if ordered else (OP_COLUMN,)
+    return TableSchema((*schema.columns, *extra), schema.primary_key, schema.extras)
 
 
 def data_schema(schema: TableSchema) -> TableSchema:
-    """A batch's columns without the change feed's operation column (staged, never a target's)."""
+    """A batch's columns without a change feed's operation and order (staged, never a target's)."""
     if not schema.has(CHANGE_OP):
         return schema
-    kept = tuple(c for c in schema.columns if c.name != CHANGE_OP)
+    kept = tuple(c for c in schema.columns if c.name not in _FEED_COLUMNS)
     return TableSchema(kept, schema.primary_key, schema.extras)
 
 

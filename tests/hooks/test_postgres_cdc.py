@@ -420,7 +420,7 @@ def test_plan_touches_nothing_and_shows_the_peek(cdc_pg) -> None:
     hook.bind_run(type("Ctx", (), {"key": "t.l"})())
     plan, schema = hook.plan_extract(m.loads[0].source, None)
     assert plan["window"]["snapshot"] is True and plan["window"]["slot_status"] == "to be created"
-    assert plan["window"]["publication_status"] == "to be created" and schema.names[-1] == "_dpone_op"
+    assert plan["window"]["publication_status"] == "to be created" and schema.names[-2:] == ["_dpone_op", "_dpone_seq"]
     assert pg.query("src", "select count(*) from pg_publication") == [(0,)]
     r1 = run(m)
     from airflow_provider_dpone.contracts.state import state_from_dict
@@ -490,8 +490,9 @@ def test_a_sink_without_text_copy_gets_typed_rows(cdc_pg) -> None:
         ["x", "y"],
         "1 mon",
         "U",
+        1,  # the change's place in the batch
     ]
-    assert rows[1] == [2, None, None, None, None, None, None, "I"]
+    assert rows[1] == [2, None, None, None, None, None, None, "I", 2]
     assert extract.state_candidate is not None and extract.state_candidate.lsn != r1.state_after["lsn"]
     hook.release()
 
