@@ -72,8 +72,9 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         ),
         table_only_modes=frozenset({IncrementalMode.XMIN, IncrementalMode.CDC}),
         cdc_options=frozenset({"slot", "publication", "max_retained_wal"}),
-        # text COPY into PostgreSQL, typed rows into SQL Server (the other sinks lack cdc_apply)
-        cdc_sinks=frozenset({"postgres", "mssql"}),
+        # text COPY into PostgreSQL, TSV into ClickHouse (typed rows when a column is an array or
+        # bytes), typed rows into SQL Server; BigQuery has no cdc_apply yet
+        cdc_sinks=frozenset({"postgres", "mssql", "clickhouse"}),
         chunk=True,
         window=True,
         duplicate_keys=frozenset({"fail", "keep_last"}),
@@ -129,6 +130,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
                 Strategy.INCREMENTAL_APPEND,
                 Strategy.INCREMENTAL_MERGE,
                 Strategy.PARTITION_REPLACE,
+                Strategy.CDC_APPLY,  # a change feed's last change per key, by its order column
             }
         ),
         window=True,

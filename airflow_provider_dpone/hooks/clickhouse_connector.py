@@ -14,6 +14,7 @@ alone (no Airflow import), for the command line.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -38,6 +39,7 @@ from ..contracts.artifacts import (
     iter_row_batches,
 )
 from ..contracts.errors import BadInputError, UnsupportedError
+from ..contracts.strategies import CHANGE_OP
 from ..contracts.table import CanonicalType, TableSchema
 from ..runtime.failpoints import failpoint
 from ..runtime.guards import missing_target_error
@@ -45,11 +47,13 @@ from ..runtime.protocols import LoadContext, StagedData, Statement
 from ..runtime.staging_label import staging_label
 from ..schema.planner import SchemaPlan, enforce_schema_plan, plan_schema
 from ..sql.clickhouse import CLICKHOUSE as dialect
+from ..sql.clickhouse_changes import ClickHouseChanges
 from ..sql.clickhouse_finalize import ClickHouseFacts, clickhouse_result, plan_clickhouse_finalize
 from ..sql.dialect import TableRef
 from ..sql.finalize import FinalizeJob
 from ..sql.staging_sink import StagingSink
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
+from ..sql.targets import data_schema
 from ..staging.arrow import rows_to_arrow
 from .clickhouse_source import ClickHouseSource
 from .connection import StandaloneConnection
@@ -130,7 +134,7 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
         spec = ctx.load.sink
         target = self._ref(spec.target)
         staging = self.staging_table(ctx)
-        plan, existing = self._plan_schema(ctx, extract.schema)
+        plan, existing = self._plan_schema(ctx, data_schema(extract.schema))
         enforce_schema_plan(plan, str(target))
         keys = existing.primary_key if existing else ()
         for statement in dialect.schema_changes_ddl(target, plan.to_apply, keys):
@@ -141,18 +145,7 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
         self.sweep_stale_staging(ctx)
         self.command(dialect.drop_table(staging))
         now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
-        if existing is not None:
-            self.command(dialect.create_table_as(staging, target, comment=staging_label(ctx, now)))
-        else:
-            self.command(
-                dialect.create_table(
-                    staging,
-                    dialect.as_stored(extract.schema),
-                    order_by=self._order_by(ctx, extract.schema),
-                    partition_by=spec.partition_by or (),
-                    comment=staging_label(ctx, now),
-                )
-            )
+        self.command(self._create_staging(ctx, staging, extract.schema, existing, staging_label(ctx, now)))
         names = [plan.target_column(n) for n in extract.schema.names]
         size = self._insert(staging, names, extract)
         rows = int(self.query(dialect.count_rows(staging))[0][0])
@@ -165,6 +158,30 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
             bytes=size,
             format=fmt,
             details={"target_existed": existing is not None, "column_map": plan.column_map},
+        )
+
+    def _create_staging(
+        self,
+        ctx: LoadContext,
+        staging: TableRef,
+        schema: TableSchema,
+        existing: TableSchema | None,
+        comment: str | None,
+    ) -> str:
+        """Staging like the target; a change batch's from its own columns (nullable but for the
+        keys: a delete carries its key only), the operation and order included."""
+        if schema.has(CHANGE_OP):
+            keys = self._order_by(ctx, schema)
+            stored = dialect.as_stored(ClickHouseChanges(dialect).staging_schema(schema, keys))
+            return dialect.create_table(staging, stored, order_by=keys, comment=comment)
+        if existing is not None:
+            return dialect.create_table_as(staging, self.target_table(ctx), comment=comment)
+        return dialect.create_table(
+            staging,
+            dialect.as_stored(schema),
+            order_by=self._order_by(ctx, schema),
+            partition_by=ctx.load.sink.partition_by or (),
+            comment=comment,
         )
 
     def _insert(self, staging: TableRef, names: list[str], extract: ExtractResult) -> int:
@@ -256,6 +273,7 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
             raise UnsupportedError("state cannot be committed inside a ClickHouse finalize")
         staging = dialect.parse_table(staged.staging)
         job = self._job(ctx, staging, staged.schema, staged.rows)
+        job = dataclasses.replace(job, snapshot=bool(staged.details.get("snapshot")))
         facts = self._facts(job.target, staging)
         if not facts.exists and ctx.expects_target:
             raise missing_target_error(ctx, during_load=True)
@@ -271,7 +289,6 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
     ) -> dict[str, Any]:
         """The statements a run would issue, touching nothing: schema changes, staging, then
         the finalize's steps."""
-        spec = ctx.load.sink
         target, staging = self.target_table(ctx), self.staging_table(ctx)
         statements: list[str] = [dialect.create_database(staging.schema)]
         plan = None
@@ -280,20 +297,10 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
             if schema_plan is not None:  # already made by the caller: only the target is read again
                 plan, existing = schema_plan, self.describe_table(target, with_partition_key=True)
             else:
-                plan, existing = self._plan_schema(ctx, schema)
+                plan, existing = self._plan_schema(ctx, data_schema(schema))
             keys = existing.primary_key if existing else ()
             statements.extend(dialect.schema_changes_ddl(target, plan.to_apply, keys))
-            if existing is not None:
-                statements.append(dialect.create_table_as(staging, target))
-            else:
-                statements.append(
-                    dialect.create_table(
-                        staging,
-                        dialect.as_stored(schema),
-                        order_by=self._order_by(ctx, schema),
-                        partition_by=spec.partition_by or (),
-                    )
-                )
+            statements.append(self._create_staging(ctx, staging, schema, existing, None))
             columns = dialect.column_list(schema.names)
             statements.append(f"insert into {staging.sql} ({columns}) format Arrow|TabSeparated")
             finalize = plan_clickhouse_finalize(

@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..contracts.errors import BadInputError, DuplicateKeyError, UnsupportedError
-from ..contracts.strategies import Strategy
+from ..contracts.strategies import CHANGE_SEQ, Strategy
 from ..runtime.guards import null_key_error
 from .clickhouse import ClickHouseDialect
-from .finalize import FinalizeJob
-from .steps import Check, Outcome, Outcomes, Step
+from .clickhouse_changes import ClickHouseChanges
+from .finalize import FinalizeJob, mass_delete_check
+from .steps import Check, Condition, Outcome, Outcomes, Step
+from .targets import data_schema
 
 PLANNED = "<partition id>"  # a plan's placeholder: the staged partitions are known after staging
 
@@ -32,7 +34,9 @@ class ClickHouseFacts:
     partitions: tuple[str, ...] | None = None  # staged partition ids; None in a plan
 
 
-def _key_guards(d: ClickHouseDialect, job: FinalizeJob) -> list[Step]:
+def _key_guards(d: ClickHouseDialect, job: FinalizeJob, *, ordered: bool = False) -> list[Step]:
+    """NULL keys fail; so does a key staged twice, unless the batch carries its order
+    (``ordered``: a change batch whose last change per key is applied)."""
     keys = job.keys
     if not keys:
         return []
@@ -56,8 +60,11 @@ def _key_guards(d: ClickHouseDialect, job: FinalizeJob) -> list[Step]:
                 "deduplicate in the source query"
             )
 
+    nulls = Step(d.null_keys(job.staging, keys), check=Check("on a NULL in a unique_key column", no_nulls))
+    if ordered:
+        return [nulls]
     return [
-        Step(d.null_keys(job.staging, keys), check=Check("on a NULL in a unique_key column", no_nulls)),
+        nulls,
         Step(
             d.duplicate_keys(job.staging, keys),
             check=Check("on a unique_key value staged twice", no_duplicates),
@@ -72,9 +79,53 @@ def _each_partition(facts: ClickHouseFacts, render: Any) -> list[Step]:
     return [Step(render(pid), name=f"partition:{pid}", note=note) for pid in ids]
 
 
+def _cdc_apply(d: ClickHouseDialect, job: FinalizeJob, facts: ClickHouseFacts) -> list[Step]:
+    """``cdc_apply`` (``sql.clickhouse_changes``): guards, counts, deletes, then inserts."""
+    changes, keys = ClickHouseChanges(d), job.keys
+    ordered = job.schema is not None and job.schema.has(CHANGE_SEQ)
+    steps = _key_guards(d, job, ordered=ordered)
+    target, staging = job.target, job.staging
+    counted = Check("counted before any change", lambda _o, _all: None)
+    data = data_schema(job.schema) if job.schema is not None else None
+    names = data.names if data is not None else ["<source columns>"]
+    insert = Step(
+        changes.insert_last(target, staging, names, keys, ordered),
+        name="inserted",
+        note="the last change of each key, but deletes",
+    )
+    if not facts.exists:
+        if data is None:
+            raise BadInputError("cdc_apply cannot plan the creation of a target without the source's columns")
+        partition_by = job.load.sink.partition_by or ()
+        create = d.create_table(target, d.as_stored(data), order_by=keys, partition_by=partition_by)
+        return [
+            *steps,
+            Step(changes.measure(None, staging, keys, ordered), name="changes", check=counted),
+            Step(d.create_database(target.schema), note="the target is created from the batch's columns"),
+            Step(create),
+            insert,
+        ]
+    snapshot = Condition("the batch is a full snapshot, which holds every key", lambda _: bool(job.snapshot))
+    return [
+        *steps,
+        Step(changes.measure(target, staging, keys, ordered), name="changes", check=counted),
+        Step(
+            changes.count_missing_keys(target, staging, keys),
+            name="snapshot_missing",
+            when=snapshot,
+            check=mass_delete_check(job, "the full snapshot"),
+        ),
+        Step(changes.delete_missing_keys(target, staging, keys), name="deleted_by_snapshot", when=snapshot),
+        Step(d.delete_matching_keys(target, staging, keys), note="every key the batch changes"),
+        insert,
+    ]
+
+
 def plan_clickhouse_finalize(d: ClickHouseDialect, job: FinalizeJob, facts: ClickHouseFacts) -> list[Step]:
     """Every step of this finalize, in order."""
     target, staging = job.target, job.staging
+    if job.load.sink.strategy is Strategy.CDC_APPLY:
+        return _cdc_apply(d, job, facts)
     steps = _key_guards(d, job)
     if not facts.exists:
         return [
@@ -110,6 +161,18 @@ def plan_clickhouse_finalize(d: ClickHouseDialect, job: FinalizeJob, facts: Clic
 def clickhouse_result(job: FinalizeJob, facts: ClickHouseFacts, outcomes: Outcomes) -> dict[str, Any]:
     """Method and partitions of the finalize that produced ``outcomes``."""
     result: dict[str, Any] = {"target": str(job.target), "rows_inserted": job.staged_rows}
+    if job.load.sink.strategy is Strategy.CDC_APPLY:
+        deletes, held, new = (
+            (int(n) for n in outcomes["changes"].first) if "changes" in outcomes else (0, 0, 0)
+        )
+        gone = outcomes["snapshot_missing"].first[0] if "snapshot_missing" in outcomes else 0
+        return {
+            **result,
+            "method": "cdc_apply" if facts.exists else "cdc_apply_created",
+            "rows_inserted": new,
+            "rows_updated": held,
+            "rows_deleted": deletes + int(gone),
+        }
     partitions = [name.split(":", 1)[1] for name in outcomes if name.startswith("partition:")]
     if not facts.exists:
         return {**result, "method": "rename", "created": True}

@@ -107,6 +107,7 @@ EVIDENCE: dict[tuple[str, str], str] = {
     ("clickhouse", "strategy:incremental_append"): f"{CH}::test_incremental_append_by_cursor",
     ("clickhouse", "strategy:incremental_merge"): f"{CH}::test_incremental_merge_deletes_and_inserts_by_key",
     ("clickhouse", "strategy:partition_replace"): f"{CH}::test_partition_replace_swaps_only_the_staged_partitions",
+    ("clickhouse", "strategy:cdc_apply"): "tests/hooks/test_postgres_cdc.py::test_into_clickhouse_last_change_per_key_then_a_resnapshot",
     ("clickhouse", "on_duplicate_keys:fail"): f"{CH}::test_null_and_duplicate_keys_fail_before_the_target_changes",
     ("clickhouse", "from_target"): f"{CH}::test_state_and_target_must_agree_on_clickhouse",
     ("kafka", "mode:offsets"): f"{KF}::test_kafka_to_postgres_reads_to_the_high_watermark_and_keeps_offsets",

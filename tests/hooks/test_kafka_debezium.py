@@ -288,3 +288,30 @@ def test_a_debezium_topic_needs_cdc_apply_and_declared_json_fields() -> None:
         parse_manifest(body)
     with pytest.raises(ManifestError, match="needs 'fields'"):
         manifest("t")
+
+
+def test_json_events_into_clickhouse(clean_pg, clean_ch, kafka) -> None:
+    ch = clean_ch
+    topic = f"dbz_{uuid.uuid4().hex[:8]}"
+    kafka.create_topic(topic, 2)
+    kafka.produce(topic, [(key(i), event("c", None, row(i, f"n{i}"))) for i in range(1, 11)])
+    kafka.produce(
+        topic, [(key(2), event("u", None, row(2, "two"))), (key(2), event("u", None, row(2, "zwei")))]
+    )
+    kafka.produce(
+        topic, [(key(3), event("d", {**dict.fromkeys(FIELDS, None), "id": 3}, None)), (key(3), None)]
+    )
+    body = manifest(topic, fields=FIELDS).model_dump(mode="json", by_alias=True, exclude_none=True)
+    body["loads"][0]["sink"] = {
+        "connector": "clickhouse",
+        "conn_id": "ch",
+        "table": "raw.items",
+        "strategy": "cdc_apply",
+        "unique_key": ["id"],
+    }
+    m = parse_manifest(body)
+    r1 = run(m)
+    assert r1.status == "success", r1.error
+    rows = ch.query("select id, name, toString(amount), day from raw.items order by id")
+    assert [r[0] for r in rows] == [1, 2, *range(4, 11)]
+    assert rows[1][1] == "zwei" and rows[0][2] == "1.25" and rows[0][3] == dt.date(2026, 3, 2)

@@ -420,7 +420,10 @@ def test_plan_touches_nothing_and_shows_the_peek(cdc_pg) -> None:
     hook.bind_run(type("Ctx", (), {"key": "t.l"})())
     plan, schema = hook.plan_extract(m.loads[0].source, None)
     assert plan["window"]["snapshot"] is True and plan["window"]["slot_status"] == "to be created"
-    assert plan["window"]["publication_status"] == "to be created" and schema.names[-2:] == ["_dpone_op", "_dpone_seq"]
+    assert plan["window"]["publication_status"] == "to be created" and schema.names[-2:] == [
+        "_dpone_op",
+        "_dpone_seq",
+    ]
     assert pg.query("src", "select count(*) from pg_publication") == [(0,)]
     r1 = run(m)
     from airflow_provider_dpone.contracts.state import state_from_dict
@@ -589,3 +592,44 @@ def test_a_latin1_database_reaches_the_sink_as_its_text(cdc_pg) -> None:
             )
         with psycopg.connect(pg.admin, autocommit=True) as admin:
             admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+def test_into_clickhouse_last_change_per_key_then_a_resnapshot(cdc_pg, clean_ch) -> None:
+    pg, ch = cdc_pg, clean_ch
+    pg.execute("src", ITEMS)
+    m = manifest(sink={"connector": "clickhouse", "conn_id": "ch", "table": "raw.items"})
+
+    def both() -> tuple[list, list]:
+        cols = "id, name, qty, note, toUnixTimestamp64Micro(updated_at)"
+        got = [tuple(r) for r in ch.query(f"select {cols} from raw.items order by id")]
+        want = pg.query(
+            "src",
+            "select id, name, qty, note, (extract(epoch from updated_at) * 1e6)::bigint from items order by id",
+        )
+        return got, [tuple(r) for r in want]
+
+    r1 = run(m)
+    assert r1.status == "success" and r1.sink["finalize"]["method"] == "cdc_apply_created"
+    got, want = both()
+    assert got == want and len(got) == 500
+    pg.execute("src", "update items set qty = 42, note = null where id <= 10")
+    pg.execute("src", "update items set qty = 43 where id <= 5")  # twice in the batch: the last wins
+    pg.execute("src", "delete from items where id between 20 and 24")
+    pg.execute("src", "update items set id = 9000 where id = 30")
+    pg.execute(
+        "src", "insert into items (id, name) values (8000, 'brief'); delete from items where id = 8000"
+    )
+    r2 = run(m, "r2")
+    assert r2.status == "success", r2.error
+    assert r2.sink["finalize"]["rows_deleted"] == 7 and r2.sink["finalize"]["rows_inserted"] == 1
+    assert r2.sink["finalize"]["rows_updated"] == 10
+    got, want = both()
+    assert got == want
+    r3 = run(m, "r3")  # nothing new: nothing applied, the state kept
+    assert r3.rows == 0 and r3.state_after == r2.state_after
+    pg.execute("dst", "delete from dpone.state")  # a reset: the next run re-snapshots
+    pg.execute("src", "delete from items where id in (40, 41)")
+    r4 = run(m, "r4")
+    assert r4.source["window"]["snapshot"] is True and r4.sink["finalize"]["rows_deleted"] == 2, r4.sink
+    got, want = both()
+    assert got == want
