@@ -73,8 +73,8 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         table_only_modes=frozenset({IncrementalMode.XMIN, IncrementalMode.CDC}),
         cdc_options=frozenset({"slot", "publication", "max_retained_wal"}),
         # text COPY into PostgreSQL, TSV into ClickHouse (typed rows when a column is an array or
-        # bytes), typed rows into SQL Server; BigQuery has no cdc_apply yet
-        cdc_sinks=frozenset({"postgres", "mssql", "clickhouse"}),
+        # bytes), typed rows into SQL Server and BigQuery
+        cdc_sinks=frozenset({"postgres", "mssql", "clickhouse", "bigquery"}),
         chunk=True,
         window=True,
         duplicate_keys=frozenset({"fail", "keep_last"}),
@@ -177,6 +177,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
                 Strategy.REPLACE,
                 Strategy.PARTITION_REPLACE,
                 Strategy.SNAPSHOT_DIFF,
+                Strategy.CDC_APPLY,
             }
         ),
         # a load job keeps no row order to keep the last row of a key by

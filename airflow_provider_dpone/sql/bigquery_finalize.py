@@ -93,7 +93,7 @@ def prepare_target(d: BigQueryDialect, job: FinalizeJob, facts: BigQueryFacts) -
         data = _data(job.schema)
         if data is None:
             return [Step(f"-- create table {job.target} (<source columns>)", note="the target is created")]
-        keys = tuple(job.keys) if job.load.sink.strategy in _KEYED else ()
+        keys = tuple(job.keys) if job.load.sink.strategy in (*_KEYED, Strategy.CDC_APPLY) else ()
         table = target_schema(job.load, data)
         ddl = d.create_table(job.target, table, partition_by=_partition_ddl(d, job), cluster_by=keys)
         return [
@@ -283,6 +283,10 @@ def plan_bigquery_finalize(
     """Every step of this finalize, in order; ``extra`` (the state or journal row) commits in
     the transaction with the data."""
     strategy = job.load.sink.strategy
+    if strategy is Strategy.CDC_APPLY:
+        from .bigquery_changes import plan_cdc_apply  # it builds on this module's target steps
+
+        return plan_cdc_apply(d, job, facts, extra)
     if strategy not in SUPPORTED:
         raise UnsupportedError(f"sink.strategy: '{strategy.value}' is not supported by the bigquery sink yet")
     source = d.typed_staging(job.staging, _data(job.schema))
@@ -331,6 +335,16 @@ def bigquery_result(
     result: dict[str, Any] = {"target": str(job.target)}
     if not facts.exists:
         result["created"] = True
+    if strategy is Strategy.CDC_APPLY:
+        deletes, held, new = outcomes["changes"].first if "changes" in outcomes else (0, 0, 0)
+        gone = outcomes["snapshot_missing"].first[0] if "snapshot_missing" in outcomes else 0
+        return {
+            **result,
+            "method": "cdc_merge",
+            "rows_inserted": int(new),
+            "rows_updated": int(held),
+            "rows_deleted": int(deletes) + int(gone),
+        }
     removed = count(outcomes, "duplicates_removed")
     if strategy is Strategy.PARTITION_REPLACE and any(n.startswith("partition:") for n in outcomes):
         parts = [n.split(":", 1)[1] for n in outcomes if n.startswith("partition:")]

@@ -82,7 +82,7 @@ def _each_partition(facts: ClickHouseFacts, render: Any) -> list[Step]:
 def _cdc_apply(d: ClickHouseDialect, job: FinalizeJob, facts: ClickHouseFacts) -> list[Step]:
     """``cdc_apply`` (``sql.clickhouse_changes``): guards, counts, deletes, then inserts."""
     changes, keys = ClickHouseChanges(d), job.keys
-    ordered = job.schema is not None and job.schema.has(CHANGE_SEQ)
+    ordered = job.change_order or (job.schema is not None and job.schema.has(CHANGE_SEQ))
     steps = _key_guards(d, job, ordered=ordered)
     target, staging = job.target, job.staging
     counted = Check("counted before any change", lambda _o, _all: None)

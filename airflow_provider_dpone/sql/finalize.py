@@ -83,6 +83,8 @@ class FinalizeJob:
     # cdc_apply: the batch is a change feed's full snapshot (its first read, or after a reset),
     # even an empty one; None in a plan, which shows the snapshot's steps as conditional
     snapshot: bool | None = None
+    # cdc_apply: staging carries the change order (CHANGE_SEQ): a key may change more than once
+    change_order: bool = False
 
     @property
     def names(self) -> list[str]:

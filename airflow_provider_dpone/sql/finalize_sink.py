@@ -11,7 +11,7 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from ..contracts.strategies import Strategy
+from ..contracts.strategies import CHANGE_SEQ, Strategy
 from ..contracts.table import TableSchema
 from ..runtime.guards import missing_target_error
 from ..runtime.protocols import LoadContext, StagedData
@@ -36,6 +36,7 @@ def finalize_job(
         target=sink.target_table(ctx),
         staging=kw.pop("staging", None) or sink.staging_table(ctx),
         schema=data_schema(schema) if schema is not None else None,
+        change_order=schema is not None and schema.has(CHANGE_SEQ),
         mapping=plan.column_map if plan else {},
         schema_changes=tuple(plan.to_apply) if plan else (),
         **kw,

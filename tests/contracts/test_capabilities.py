@@ -55,6 +55,7 @@ EVIDENCE: dict[tuple[str, str], str] = {
        for s in ("full_refresh", "incremental_append", "incremental_merge", "partition_replace")},
     ("bigquery", "strategy:replace"): f"{S}::test_replace_rewrites_only_the_window",
     ("bigquery", "strategy:snapshot_diff"): f"{S}::test_snapshot_diff_converges_updates_inserts_and_deletes",
+    ("bigquery", "strategy:cdc_apply"): "tests/hooks/test_bigquery.py::test_postgres_cdc_into_bigquery_with_the_state_in_the_transaction",
     ("bigquery", "on_duplicate_keys:fail"): f"{S}::test_duplicate_keys_fail_before_the_target_changes",
     ("bigquery", "deletes:soft"): f"{S}::test_soft_deletes_mark_rows_and_returning_rows_are_revived",
     ("bigquery", "deletes:hard"): f"{S}::test_snapshot_diff_converges_updates_inserts_and_deletes",

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import uuid
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -317,3 +318,45 @@ def test_datasets_are_created_in_the_connections_location() -> None:
     assert (
         BigQueryJobs(None, BigQueryDialect())._located("create schema if not exists `raw`").endswith("`raw`")
     )
+
+
+def test_postgres_cdc_into_bigquery_with_the_state_in_the_transaction(clean_pg: Any, clean_bq: Any) -> None:
+    """PostgreSQL logical decoding into ``cdc_apply``: one MERGE of each key's last change in the
+    script that commits the state; a re-snapshot deletes what the source lost."""
+    pg = clean_pg
+    if pg.query("src", "show wal_level")[0][0] != "logical":
+        pytest.skip("the PostgreSQL server runs without wal_level=logical (bash scripts/pg_logical.sh)")
+    pg.execute("src", ITEMS)
+    m = manifest(
+        {"strategy": "cdc_apply", "unique_key": ["id"]}, {"incremental": {"mode": "cdc"}}, state=BQ_STATE
+    )
+    try:
+        r1 = run(m, "r1")
+        assert r1.status == "success" and r1.state_committed == "with_data", r1.error
+        assert r1.sink["finalize"]["rows_inserted"] == 300
+        same_sums(pg, clean_bq)
+        pg.execute(
+            "src", "update items set amount = 9 where id <= 10; update items set amount = 10 where id <= 5"
+        )
+        pg.execute(
+            "src", "delete from items where id between 20 and 24; update items set id = 900 where id = 30"
+        )
+        pg.execute("src", "insert into items values (800, 'x', 1, '2026-02-01', now(), null, null)")
+        r2 = run(m, "r2")
+        assert r2.status == "success", r2.error
+        counts = {k: r2.sink["finalize"][k] for k in ("rows_deleted", "rows_updated", "rows_inserted")}
+        assert counts == {"rows_deleted": 6, "rows_updated": 10, "rows_inserted": 2}
+        same_sums(pg, clean_bq)
+        assert clean_bq.query("select amount from raw.items where id = 3") == [(Decimal("10.00"),)]
+        clean_bq.query("delete from dpone.state where true")  # a reset: the next run re-snapshots
+        pg.execute("src", "delete from items where id in (40, 41)")
+        r3 = run(m, "r3")
+        assert r3.source["window"]["snapshot"] is True and r3.sink["finalize"]["rows_deleted"] == 2
+        same_sums(pg, clean_bq)
+    finally:
+        for (slot,) in pg.query(
+            "src", "select slot_name from pg_replication_slots where database = current_database()"
+        ):
+            pg.execute("src", "select pg_drop_replication_slot(%s)", (slot,))
+        for (publication,) in pg.query("src", "select pubname from pg_publication"):
+            pg.execute("src", f'drop publication "{publication}"')
