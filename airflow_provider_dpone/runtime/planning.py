@@ -9,7 +9,7 @@ from ..contracts.errors import DponeError
 from .engine import LoadRuntime, effective_source
 from .file_staging import POSTGRES_BINARY, staged_formats
 from .guards import check_change_feed, starting_state
-from .protocols import LoadContext
+from .protocols import LoadContext, RunAware
 
 
 def plan_load(pipeline: str, load: Any, parts: LoadRuntime) -> dict[str, Any]:
@@ -17,6 +17,9 @@ def plan_load(pipeline: str, load: Any, parts: LoadRuntime) -> dict[str, Any]:
     entry: dict[str, Any] = {"load": load.name, "strategy": load.sink.strategy.value}
     schema = None
     ctx = LoadContext(pipeline, load, run_id="<run_id>")
+    for part in (parts.source, parts.sink):  # as a run does: a change feed's slot is named by its load
+        if isinstance(part, RunAware):
+            part.bind_run(ctx)
     try:
         state = parts.state.get(pipeline, load.name)
         entry["state"] = None if state is None else state.__dict__

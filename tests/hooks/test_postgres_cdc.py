@@ -337,6 +337,9 @@ def test_cli_setup_status_state_show_and_drop(cdc_pg, tmp_path, capsys) -> None:
     assert setup["publication_status"] == "created" and setup["slot_status"] == "created by the first run"
     assert main(["cdc", "status", str(path)]) == EXIT_FAILED  # no slot yet: the feed cannot run
     assert "cdc missing" in capsys.readouterr().out
+    assert main(["plan", str(path), "--format", "json"]) == EXIT_OK
+    planned = json.loads(capsys.readouterr().out)["loads"][0]
+    assert "extract_error" not in planned and planned["extract"]["window"]["slot"].startswith("dpone_t_l_")
     assert main(["run", str(path)]) == EXIT_OK
     capsys.readouterr()
     pg.execute("src", "update items set qty = 3 where id < 50")
