@@ -245,8 +245,7 @@ class Envelope:
 
     def _check_available(self, row: dict[str, Any]) -> None:
         """Debezium's placeholder for a value it could not read is never written as data."""
-        marks = (UNAVAILABLE, base64.b64encode(UNAVAILABLE.encode()).decode(), UNAVAILABLE.encode())
-        missing = sorted(k for k, v in row.items() if isinstance(v, str | bytes) and v in marks)
+        missing = sorted(k for k, v in row.items() if _unavailable(v))
         if missing:
             raise SourceContractError(
                 f"topic {self.topic}: an event holds Debezium's placeholder '{UNAVAILABLE}' in {missing} "
@@ -273,6 +272,23 @@ class Envelope:
             if f.get("field") in ("after", "before") and f.get("type") == "struct":
                 return field_converters(f.get("fields", []), "field", "type")
         return {}
+
+
+_MARKS = (UNAVAILABLE, base64.b64encode(UNAVAILABLE.encode()).decode(), UNAVAILABLE.encode())
+_MARK_BYTES = list(UNAVAILABLE.encode())
+
+
+def _unavailable(value: Any) -> bool:
+    """Whether ``value`` is Debezium's placeholder in one of the shapes it writes it: as text or
+    bytes, a one-element array of it (text arrays), an array of its bytes (number and boolean
+    arrays), or a map from it to it (hstore)."""
+    if isinstance(value, str | bytes):
+        return value in _MARKS
+    if isinstance(value, list):
+        return value in ([UNAVAILABLE], _MARK_BYTES) or (len(value) == 1 and _unavailable(value[0]))
+    if isinstance(value, dict):
+        return UNAVAILABLE in value
+    return False
 
 
 def _key_payload(key: Any) -> Any:

@@ -124,7 +124,7 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
         return (value + "+00:00" if ctype is CanonicalType.TIMESTAMPTZ else value), ctype.value
 
     def schema_plan(self, ctx: LoadContext, schema: TableSchema) -> SchemaPlan:
-        return self._plan_schema(ctx, schema)[0]
+        return self._plan_schema(ctx, data_schema(schema))[0]
 
     def _order_by(self, ctx: LoadContext, schema: TableSchema) -> list[str]:
         return list(ctx.load.sink.unique_key or schema.primary_key)
@@ -146,7 +146,9 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
         self.command(dialect.drop_table(staging))
         now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
         self.command(self._create_staging(ctx, staging, extract.schema, existing, staging_label(ctx, now)))
-        names = [plan.target_column(n) for n in extract.schema.names]
+        # a change batch's staging has the batch's own names; finalize maps them to the target's
+        feed = extract.schema.has(CHANGE_OP)
+        names = extract.schema.names if feed else [plan.target_column(n) for n in extract.schema.names]
         size = self._insert(staging, names, extract)
         rows = int(self.query(dialect.count_rows(staging))[0][0])
         fmt = extract.artifact.format if isinstance(extract.artifact, FileExport) else extract.artifact.kind
@@ -273,7 +275,8 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
             raise UnsupportedError("state cannot be committed inside a ClickHouse finalize")
         staging = dialect.parse_table(staged.staging)
         job = self._job(ctx, staging, staged.schema, staged.rows)
-        job = dataclasses.replace(job, snapshot=bool(staged.details.get("snapshot")))
+        mapping = dict(staged.details.get("column_map") or {})
+        job = dataclasses.replace(job, snapshot=bool(staged.details.get("snapshot")), mapping=mapping)
         facts = self._facts(job.target, staging)
         if not facts.exists and ctx.expects_target:
             raise missing_target_error(ctx, during_load=True)

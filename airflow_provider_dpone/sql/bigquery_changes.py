@@ -48,9 +48,10 @@ def cdc_merge(d: BigQueryDialect, job: FinalizeJob, source: Relation, names: Seq
     scols = ", ".join(f"s.{d.quote_ident(c)}" for c in names)
     active = _active(d, job.load)
     sql = f"merge into {job.target.sql} as t using {source.sql} as s on {d._key_match(keys, mapping)}"
-    sql += f" when matched and {op} = 'D' then {gone}"
+    # a soft delete stamps only a row still present; a delete never falls to the update
+    sql += f" when matched and {op} = 'D'{f' and {active}' if soft and active else ''} then {gone}"
     if sets:
-        sql += f" when matched then update set {', '.join(sets)}"
+        sql += f" when matched and {op} != 'D' then update set {', '.join(sets)}"
     sql += f" when not matched by target and {op} != 'D' then insert ({into}) values ({scols})"
     if job.snapshot:
         sql += f" when not matched by source{f' and {active}' if active else ''} then {gone}"

@@ -17,7 +17,7 @@ retry, which deletes the same keys and inserts the same rows again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from ..contracts.strategies import CHANGE_OP, CHANGE_SEQ
 from ..contracts.table import TableSchema
@@ -49,30 +49,79 @@ class ClickHouseChanges:
         seq = self.d.quote_ident(CHANGE_SEQ)
         return f"select * from {staging.sql} order by {seq} desc limit 1 by {self.d.column_list(keys)}"
 
-    def measure(self, target: TableRef | None, staging: TableRef, keys: Sequence[str], ordered: bool) -> str:
-        """(deletes, changed rows whose key the target holds, the others) of the last changes."""
+    def measure(
+        self,
+        target: TableRef | None,
+        staging: TableRef,
+        keys: Sequence[str],
+        ordered: bool,
+        mapping: Mapping[str, str] | None = None,
+    ) -> str:
+        """(deletes of keys the target holds, changed rows whose key it holds, the others) of the
+        last changes."""
         op, cols = self.d.quote_ident(CHANGE_OP), self.d.column_list(keys)
-        held = f"({cols}) in (select {cols} from {target.sql})" if target is not None else "false"
+        held = "false"
+        if target is not None:
+            held = f"({cols}) in (select {self.d.column_list([_mapped(mapping, k) for k in keys])} from {target.sql})"
         return (
-            f"select countIf({op} = 'D'), countIf({op} != 'D' and {held}), countIf({op} != 'D' and not {held}) "
-            f"from ({self.last_changes(staging, keys, ordered)})"
+            f"select countIf({op} = 'D' and {held}), countIf({op} != 'D' and {held}), "
+            f"countIf({op} != 'D' and not {held}) from ({self.last_changes(staging, keys, ordered)})"
         )
 
-    def count_missing_keys(self, target: TableRef, staging: TableRef, keys: Sequence[str]) -> str:
+    def count_missing_keys(
+        self,
+        target: TableRef,
+        staging: TableRef,
+        keys: Sequence[str],
+        mapping: Mapping[str, str] | None = None,
+    ) -> str:
         """(target rows whose key the snapshot lacks, all target rows)."""
-        cols = self.d.column_list(keys)
+        tcols, scols = self.d.column_list([_mapped(mapping, k) for k in keys]), self.d.column_list(keys)
         return (
-            f"select countIf(({cols}) not in (select {cols} from {staging.sql})), count() from {target.sql}"
+            f"select countIf(({tcols}) not in (select {scols} from {staging.sql})), count() from {target.sql}"
         )
 
-    def delete_missing_keys(self, target: TableRef, staging: TableRef, keys: Sequence[str]) -> str:
-        cols = self.d.column_list(keys)
-        return f"delete from {target.sql} where ({cols}) not in (select {cols} from {staging.sql})"
+    def delete_missing_keys(
+        self,
+        target: TableRef,
+        staging: TableRef,
+        keys: Sequence[str],
+        mapping: Mapping[str, str] | None = None,
+    ) -> str:
+        tcols, scols = self.d.column_list([_mapped(mapping, k) for k in keys]), self.d.column_list(keys)
+        return f"delete from {target.sql} where ({tcols}) not in (select {scols} from {staging.sql})"
+
+    def delete_changed_keys(
+        self,
+        target: TableRef,
+        staging: TableRef,
+        keys: Sequence[str],
+        mapping: Mapping[str, str] | None = None,
+    ) -> str:
+        """Lightweight DELETE of the target rows of every key the batch changes."""
+        tcols, scols = self.d.column_list([_mapped(mapping, k) for k in keys]), self.d.column_list(keys)
+        return f"delete from {target.sql} where ({tcols}) in (select {scols} from {staging.sql})"
 
     def insert_last(
-        self, target: TableRef, staging: TableRef, names: Sequence[str], keys: Sequence[str], ordered: bool
+        self,
+        target: TableRef,
+        staging: TableRef,
+        names: Sequence[str],
+        keys: Sequence[str],
+        ordered: bool,
+        mapping: Mapping[str, str] | None = None,
     ) -> str:
-        """Insert the last change of each key that is not a delete (``names``: the target's columns)."""
+        """Insert the last change of each key that is not a delete (``names``: the batch's data
+        columns, written to their target names). A NULL bound for a column that takes none
+        fails the insert instead of becoming the column's default."""
+        into = self.d.column_list([_mapped(mapping, n) for n in names])
         cols, op = self.d.column_list(names), self.d.quote_ident(CHANGE_OP)
         last = self.last_changes(staging, keys, ordered)
-        return f"insert into {target.sql} ({cols}) select {cols} from ({last}) where {op} != 'D'"
+        return (
+            f"insert into {target.sql} ({into}) select {cols} from ({last}) where {op} != 'D' "
+            "settings insert_null_as_default = 0"
+        )
+
+
+def _mapped(mapping: Mapping[str, str] | None, name: str) -> str:
+    return (mapping or {}).get(name, name)

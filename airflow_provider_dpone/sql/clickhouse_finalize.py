@@ -89,7 +89,7 @@ def _cdc_apply(d: ClickHouseDialect, job: FinalizeJob, facts: ClickHouseFacts) -
     data = data_schema(job.schema) if job.schema is not None else None
     names = data.names if data is not None else ["<source columns>"]
     insert = Step(
-        changes.insert_last(target, staging, names, keys, ordered),
+        changes.insert_last(target, staging, names, keys, ordered, job.mapping),
         name="inserted",
         note="the last change of each key, but deletes",
     )
@@ -108,15 +108,22 @@ def _cdc_apply(d: ClickHouseDialect, job: FinalizeJob, facts: ClickHouseFacts) -
     snapshot = Condition("the batch is a full snapshot, which holds every key", lambda _: bool(job.snapshot))
     return [
         *steps,
-        Step(changes.measure(target, staging, keys, ordered), name="changes", check=counted),
+        Step(changes.measure(target, staging, keys, ordered, job.mapping), name="changes", check=counted),
         Step(
-            changes.count_missing_keys(target, staging, keys),
+            changes.count_missing_keys(target, staging, keys, job.mapping),
             name="snapshot_missing",
             when=snapshot,
             check=mass_delete_check(job, "the full snapshot"),
         ),
-        Step(changes.delete_missing_keys(target, staging, keys), name="deleted_by_snapshot", when=snapshot),
-        Step(d.delete_matching_keys(target, staging, keys), note="every key the batch changes"),
+        Step(
+            changes.delete_missing_keys(target, staging, keys, job.mapping),
+            name="deleted_by_snapshot",
+            when=snapshot,
+        ),
+        Step(
+            changes.delete_changed_keys(target, staging, keys, job.mapping),
+            note="every key the batch changes",
+        ),
         insert,
     ]
 

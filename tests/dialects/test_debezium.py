@@ -67,3 +67,18 @@ def test_the_unavailable_value_placeholder_is_never_written() -> None:
     assert (
         env.change({"op": "d", "before": {"id": 1, "body": "__debezium_unavailable_value"}}, None)[0] == "D"
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        ["__debezium_unavailable_value"],
+        list(b"__debezium_unavailable_value"),
+        {"__debezium_unavailable_value": "x"},
+    ],
+)
+def test_the_placeholder_in_arrays_and_maps_is_refused_too(value) -> None:
+    env = Envelope("t", declared_schema({"id": "int64", "tags": "json"}))
+    with pytest.raises(SourceContractError, match="placeholder"):
+        env.change({"op": "u", "after": {"id": 1, "tags": value}}, None)
+    assert env.change({"op": "u", "after": {"id": 1, "tags": ["a", "b"]}}, None)[0] == "U"

@@ -360,3 +360,33 @@ def test_postgres_cdc_into_bigquery_with_the_state_in_the_transaction(clean_pg: 
             pg.execute("src", "select pg_drop_replication_slot(%s)", (slot,))
         for (publication,) in pg.query("src", "select pubname from pg_publication"):
             pg.execute("src", f'drop publication "{publication}"')
+
+
+def test_postgres_cdc_soft_deletes_into_bigquery(clean_pg: Any, clean_bq: Any) -> None:
+    pg = clean_pg
+    if pg.query("src", "show wal_level")[0][0] != "logical":
+        pytest.skip("the PostgreSQL server runs without wal_level=logical (bash scripts/pg_logical.sh)")
+    pg.execute("src", ITEMS)
+    m = manifest({"strategy": "cdc_apply", "unique_key": ["id"]}, {"incremental": {"mode": "cdc"}},
+                 reconciliation={"deletes": "soft"})  # fmt: skip
+    marked = "select id from raw.items where _dpone_deleted_at is not null order by id"
+    try:
+        run(m, "r1")
+        pg.execute("src", "delete from items where id in (1, 2)")
+        run(m, "r2")
+        assert clean_bq.query(marked) == [(1,), (2,)]
+        (stamp,) = clean_bq.query("select _dpone_deleted_at from raw.items where id = 1")
+        pg.execute("src", "insert into items values (2, 'back', 1, '2026-02-01', now(), null, null)")
+        pg.execute("src", "insert into items values (1, 'again', 1, '2026-02-01', now(), null, null)")
+        pg.execute("src", "delete from items where id = 1")  # deleted again: its first stamp stays
+        run(m, "r3")
+        assert clean_bq.query(marked) == [(1,)]
+        assert clean_bq.query("select _dpone_deleted_at from raw.items where id = 1") == [stamp]
+        assert clean_bq.query("select name from raw.items where id = 2") == [("back",)]
+    finally:
+        for (slot,) in pg.query(
+            "src", "select slot_name from pg_replication_slots where database = current_database()"
+        ):
+            pg.execute("src", "select pg_drop_replication_slot(%s)", (slot,))
+        for (publication,) in pg.query("src", "select pubname from pg_publication"):
+            pg.execute("src", f'drop publication "{publication}"')
