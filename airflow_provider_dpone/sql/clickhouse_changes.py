@@ -68,6 +68,11 @@ class ClickHouseChanges:
             f"countIf({op} != 'D' and not {held}) from ({self.last_changes(staging, keys, ordered)})"
         )
 
+    def _in_staging(self, staging: TableRef, keys: Sequence[str], mapping: Mapping[str, str] | None) -> str:
+        """``(target keys) in (staging keys)``: a target row whose key the batch holds."""
+        tcols, scols = self.d.column_list([_mapped(mapping, k) for k in keys]), self.d.column_list(keys)
+        return f"({tcols}) in (select {scols} from {staging.sql})"
+
     def count_missing_keys(
         self,
         target: TableRef,
@@ -76,10 +81,7 @@ class ClickHouseChanges:
         mapping: Mapping[str, str] | None = None,
     ) -> str:
         """(target rows whose key the snapshot lacks, all target rows)."""
-        tcols, scols = self.d.column_list([_mapped(mapping, k) for k in keys]), self.d.column_list(keys)
-        return (
-            f"select countIf(({tcols}) not in (select {scols} from {staging.sql})), count() from {target.sql}"
-        )
+        return f"select countIf(not {self._in_staging(staging, keys, mapping)}), count() from {target.sql}"
 
     def delete_missing_keys(
         self,
@@ -88,8 +90,8 @@ class ClickHouseChanges:
         keys: Sequence[str],
         mapping: Mapping[str, str] | None = None,
     ) -> str:
-        tcols, scols = self.d.column_list([_mapped(mapping, k) for k in keys]), self.d.column_list(keys)
-        return f"delete from {target.sql} where ({tcols}) not in (select {scols} from {staging.sql})"
+        """Lightweight DELETE of the target rows whose key a full snapshot lacks."""
+        return f"delete from {target.sql} where not {self._in_staging(staging, keys, mapping)}"
 
     def delete_changed_keys(
         self,
@@ -99,8 +101,7 @@ class ClickHouseChanges:
         mapping: Mapping[str, str] | None = None,
     ) -> str:
         """Lightweight DELETE of the target rows of every key the batch changes."""
-        tcols, scols = self.d.column_list([_mapped(mapping, k) for k in keys]), self.d.column_list(keys)
-        return f"delete from {target.sql} where ({tcols}) in (select {scols} from {staging.sql})"
+        return f"delete from {target.sql} where {self._in_staging(staging, keys, mapping)}"
 
     def insert_last(
         self,

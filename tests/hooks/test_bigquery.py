@@ -91,7 +91,7 @@ def test_clickhouse_into_bigquery(clean_ch: Any, clean_bq: Any) -> None:
     )
     body = {"name": "events", "source": {"connector": "clickhouse", "conn_id": "ch", "table": "src.events"},
             "sink": {**BQ_SINK, "table": "raw.events", "strategy": "full_refresh"}}  # fmt: skip
-    m = parse_manifest({"pipeline": "bq", "state": {"backend": "table", "conn_id": "dst"}, "loads": [body]})
+    m = parse_manifest({"pipeline": "bq", "state": BQ_STATE, "loads": [body]})  # no PostgreSQL needed
     assert run(m).rows == 250
     assert clean_bq.query("select count(*), sum(id) from raw.events") == [(250, 31375)]
 
@@ -320,6 +320,17 @@ def test_datasets_are_created_in_the_connections_location() -> None:
     )
 
 
+def drop_feeds(pg: Any) -> None:
+    """The source database's replication slots and publications (a database with a slot
+    cannot be dropped)."""
+    for (slot,) in pg.query(
+        "src", "select slot_name from pg_replication_slots where database = current_database()"
+    ):
+        pg.execute("src", "select pg_drop_replication_slot(%s)", (slot,))
+    for (publication,) in pg.query("src", "select pubname from pg_publication"):
+        pg.execute("src", f'drop publication "{publication}"')
+
+
 def test_postgres_cdc_into_bigquery_with_the_state_in_the_transaction(clean_pg: Any, clean_bq: Any) -> None:
     """PostgreSQL logical decoding into ``cdc_apply``: one MERGE of each key's last change in the
     script that commits the state; a re-snapshot deletes what the source lost."""
@@ -354,12 +365,7 @@ def test_postgres_cdc_into_bigquery_with_the_state_in_the_transaction(clean_pg: 
         assert r3.source["window"]["snapshot"] is True and r3.sink["finalize"]["rows_deleted"] == 2
         same_sums(pg, clean_bq)
     finally:
-        for (slot,) in pg.query(
-            "src", "select slot_name from pg_replication_slots where database = current_database()"
-        ):
-            pg.execute("src", "select pg_drop_replication_slot(%s)", (slot,))
-        for (publication,) in pg.query("src", "select pubname from pg_publication"):
-            pg.execute("src", f'drop publication "{publication}"')
+        drop_feeds(pg)
 
 
 def test_postgres_cdc_soft_deletes_into_bigquery(clean_pg: Any, clean_bq: Any) -> None:
@@ -384,9 +390,4 @@ def test_postgres_cdc_soft_deletes_into_bigquery(clean_pg: Any, clean_bq: Any) -
         assert clean_bq.query("select _dpone_deleted_at from raw.items where id = 1") == [stamp]
         assert clean_bq.query("select name from raw.items where id = 2") == [("back",)]
     finally:
-        for (slot,) in pg.query(
-            "src", "select slot_name from pg_replication_slots where database = current_database()"
-        ):
-            pg.execute("src", "select pg_drop_replication_slot(%s)", (slot,))
-        for (publication,) in pg.query("src", "select pubname from pg_publication"):
-            pg.execute("src", f'drop publication "{publication}"')
+        drop_feeds(pg)
