@@ -269,3 +269,37 @@ def test_postgres_into_sql_server_through_staged_files(
     )
     assert run(m, "r1").rows == 2500
     assert clean_mssql.query("select count(*), sum(id) from raw.items") == [(2500, 3126250)]
+
+
+def test_postgres_cdc_into_sql_server(clean_pg: Any, clean_mssql: Any) -> None:
+    """PostgreSQL logical decoding into SQL Server's cdc_apply: typed rows, each key's last change."""
+    from tests.hooks.test_bigquery import drop_feeds
+
+    pg = clean_pg
+    if pg.query("src", "show wal_level")[0][0] != "logical":
+        pytest.skip("the PostgreSQL server runs without wal_level=logical (bash scripts/pg_logical.sh)")
+    pg.execute(
+        "src",
+        "create table items (id bigint primary key, name text not null, amount numeric(12,2), "
+        "at timestamptz); insert into items select g, 'n' || g, g * 1.5, now() from generate_series(1, 200) g",
+    )
+    sink = {**MSSQL_SINK, "table": "raw.items", "strategy": "cdc_apply", "unique_key": ["id"]}
+    body = {"name": "items", "sink": sink,
+            "source": {"connector": "postgres", "conn_id": "src", "table": "items", "incremental": {"mode": "cdc"}}}  # fmt: skip
+    m = parse_manifest({"pipeline": "ms", "state": {"backend": "table", "conn_id": "dst"}, "loads": [body]})
+    try:
+        assert run(m, "r1").rows == 200
+        pg.execute(
+            "src", "update items set amount = 1 where id <= 5; update items set amount = 2 where id <= 3"
+        )
+        pg.execute(
+            "src", "delete from items where id between 10 and 14; update items set id = 900 where id = 20"
+        )
+        r2 = run(m, "r2")
+        assert r2.status == "success", r2.error
+        assert clean_mssql.query("select count(*), sum(amount) from raw.items") == pg.query(
+            "src", "select count(*), sum(amount) from items"
+        )
+        assert clean_mssql.query("select amount from raw.items where id = 2") == [(2,)]
+    finally:
+        drop_feeds(pg)

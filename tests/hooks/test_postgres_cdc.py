@@ -653,3 +653,39 @@ def test_into_clickhouse_the_feed_columns_are_no_schema_change(cdc_pg, clean_ch,
     r2 = run(m, "r2")
     assert r2.status == "success" and r2.schema["changes"] == [] and r2.rows == 1, r2.schema
     assert ch.query("select qty from raw.items where id = 1") == [(77,)]
+
+
+def test_a_role_without_the_rights_gets_the_fix_named(cdc_pg) -> None:
+    """REPLICATION for the slot, the table's owner for dpone's own publication: each missing
+    right is a clear error before anything is created."""
+    import os
+    import uuid
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from airflow_provider_dpone.demo.postgres_server import airflow_conn_uri
+
+    pg = cdc_pg
+    pg.execute("src", ITEMS)
+    role = f"dpone_norights_{uuid.uuid4().hex[:6]}"
+    pg.execute(
+        "src",
+        f"create role {role} login; grant usage on schema public to {role}; grant select on items to {role}",
+    )
+    params = {k: v for k, v in conninfo_to_dict(pg.src).items() if k != "password"}
+    os.environ["AIRFLOW_CONN_SRC_NORIGHTS"] = airflow_conn_uri(make_conninfo("", **{**params, "user": role}))
+    try:
+        m = manifest(source={"conn_id": "src_norights"})
+        with pytest.raises(
+            BadInputError, match=r"needs a role with REPLICATION.*ALTER ROLE <user> REPLICATION"
+        ):
+            run(m)
+        pg.execute("src", f"alter role {role} replication")
+        with pytest.raises(BadInputError, match=r"creating publication .* needs the table's owner"):
+            run(m)
+        assert pg.query("src", "select count(*) from pg_publication") == [(0,)]
+        assert pg.query(
+            "src", "select count(*) from pg_replication_slots where database = current_database()"
+        ) == [(0,)]
+    finally:
+        pg.execute("src", f"drop owned by {role}; drop role {role}")
