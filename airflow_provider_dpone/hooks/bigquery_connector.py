@@ -41,7 +41,7 @@ from ..sql.bigquery_finalize import BigQueryFacts, bigquery_result, plan_bigquer
 from ..sql.bigquery_types import stored
 from ..sql.dialect import TableRef
 from ..sql.finalize import FinalizeJob
-from ..sql.finalize_sink import finalize_job
+from ..sql.finalize_sink import finalize_job, staged_job
 from ..sql.journal import JournalingStagingSink
 from ..sql.steps import Outcome, Step, render, run_steps, step_dict
 from ..sql.targets import data_schema, managed_columns, target_primary_key
@@ -301,15 +301,7 @@ class BigQueryConnector(JournalingStagingSink):
         enforce_schema_plan(plan, str(target))
         if not plan.target_exists and ctx.expects_target:
             raise missing_target_error(ctx, during_load=True)
-        job = self._job(
-            ctx,
-            staged.schema,
-            plan,
-            staging=d.parse_table(staged.staging),
-            key_set=d.parse_table(staged.key_set) if staged.key_set else None,
-            staged_rows=staged.rows,
-            snapshot=bool(staged.details.get("snapshot")),
-        )
+        job = staged_job(self, ctx, staged, plan, d)
         facts = self._facts(job, resource)
         # counted again inside the transaction: one snapshot with what the script reads
         recount = [(d.assert_rows(job.staging, staged.rows), ())]

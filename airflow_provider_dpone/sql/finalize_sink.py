@@ -43,6 +43,23 @@ def finalize_job(
     )
 
 
+def staged_job(
+    sink: StagingSink, ctx: LoadContext, staged: StagedData, plan: SchemaPlan, d: Any
+) -> FinalizeJob:
+    """The finalize job of a staged batch: its staging (and key set) as dialect ``d`` names
+    them, its row count, and whether it is a change feed's full snapshot."""
+    return finalize_job(
+        sink,
+        ctx,
+        staged.schema,
+        plan,
+        staging=d.parse_table(staged.staging),
+        key_set=d.parse_table(staged.key_set) if staged.key_set else None,
+        staged_rows=staged.rows,
+        snapshot=bool(staged.details.get("snapshot")),
+    )
+
+
 class SetBasedSink(JournalingStagingSink):
     """The finalize of a staging sink whose strategies are set-based statements in one transaction."""
 
@@ -84,15 +101,7 @@ class SetBasedSink(JournalingStagingSink):
         if not plan.target_exists and ctx.expects_target:
             raise missing_target_error(ctx, during_load=True)
         facts = self._facts(cur, ctx, target, staged.schema)
-        job = self._job(
-            ctx,
-            staged.schema,
-            plan,
-            staging=d.parse_table(staged.staging),
-            key_set=d.parse_table(staged.key_set) if staged.key_set else None,
-            staged_rows=staged.rows,
-            snapshot=bool(staged.details.get("snapshot")),
-        )
+        job = staged_job(self, ctx, staged, plan, d)
         outcomes = run_steps(plan_finalize(d, job, facts), execute)
         result: dict[str, Any] = {
             "target": str(target),
