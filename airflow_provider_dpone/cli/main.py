@@ -390,9 +390,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--value", help="state set: a state record as JSON, or the new watermark")
     s.add_argument("--run-id", help="state set: the run id recorded with the state")
     s.set_defaults(func=cmd_state)
-    from .cdc import add_parser as add_cdc
+    from . import cdc, doctor
 
-    add_cdc(add)
+    for module in (cdc, doctor):
+        module.add_parser(add)
     return p
 
 

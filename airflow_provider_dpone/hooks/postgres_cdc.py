@@ -162,6 +162,11 @@ class CdcReader:
         load_oids = tuple(casts.get(c, batch.type_oids[c]) for c in schema.names)
         return Feed(table, self.slot, self.publication, schema, batch, version, load_oids, kind == "p")
 
+    def check_table(self, cur: psycopg.Cursor) -> None:
+        """Raise, naming the fix, when the server, the role or the table cannot feed changes
+        (``dpone doctor``); reads the catalogs only."""
+        self._feed(cur)
+
     def _slot(self, cur: psycopg.Cursor) -> SlotInfo | None:
         row = cur.execute(cdc.SLOT, (self.slot,)).fetchone()
         if row is None:

@@ -180,6 +180,20 @@ class PostgresCatalog(SetBasedDialect):
             raise BadInputError(f"invalid identifier {name!r}")
         return '"' + name.replace('"', '""') + '"'
 
+    def create_schema(self, schema: str) -> str:
+        """The schema, created only when it is missing: ``create schema if not exists`` asks for
+        CREATE on the database even when the schema exists, which a role granted only the
+        schema lacks. A concurrent creation is not an error."""
+        body = (
+            f"if not exists (select from pg_namespace where nspname = {self.quote_literal(schema)}) then "
+            f"begin create schema {self.quote_ident(schema)}; exception when duplicate_schema then null; end; "
+            "end if;"
+        )
+        tag = "$dpone$"
+        while tag in body:
+            tag = tag[:-1] + "_$"
+        return f"do {tag} begin {body} end {tag}"
+
     def quote_literal(self, text: str) -> str:
         """A string literal (standard_conforming_strings, on by default since PostgreSQL 9.1)."""
         if "\x00" in text:
