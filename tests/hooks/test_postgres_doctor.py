@@ -246,3 +246,11 @@ def test_a_wrong_password_fails_authentication_without_the_secret(
     assert [(f["status"], f["check"]) for f in first] == [("ok", "reachable"), ("fail", "authenticated")]
     assert "password authentication failed" in first[1]["message"]
     assert "wrong-doctor-pw" not in out and "the-right-one" not in out
+
+
+def test_schemas_with_awkward_names_are_created_once(clean_pg: PgEnv) -> None:
+    for name in ("it's", "x$dpone$y", 'a"b'):
+        for _ in range(2):  # the second time it exists: nothing happens, no error
+            clean_pg.execute("dst", POSTGRES.create_schema(name))
+        assert clean_pg.query("dst", "select count(*) from pg_namespace where nspname = %s", (name,)) == [(1,)]
+        clean_pg.execute("dst", f"drop schema {POSTGRES.quote_ident(name)}")
