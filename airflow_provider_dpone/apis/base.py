@@ -24,6 +24,8 @@ from xml.etree import ElementTree
 
 from ..contracts import records as values
 from ..contracts.artifacts import ExtractResult
+from ..contracts.certification import Level
+from ..contracts.connectors import CONNECTORS
 from ..contracts.errors import BadInputError, UnsupportedError
 from ..contracts.sources import (
     EndpointSource,
@@ -123,7 +125,12 @@ class ApiSource:
     resources: dict[str, Resource]
     rate_limits: str
     body_format: str = "json"  # json | xml | csv
-    certification: str = "beta"
+
+    @property
+    def certification(self) -> Level:
+        """Its seed 002 level, declared with its evidence in contracts/certifications.py (one
+        declaration per connector; ``dpone certify`` checks that the evidence earns it)."""
+        return CONNECTORS[self.name].certification
 
 
 class ApiHook(DponeRestHook):

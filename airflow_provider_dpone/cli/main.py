@@ -390,9 +390,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--value", help="state set: a state record as JSON, or the new watermark")
     s.add_argument("--run-id", help="state set: the run id recorded with the state")
     s.set_defaults(func=cmd_state)
-    from . import cdc, doctor
+    from . import cdc, certify, doctor, scaffold
 
-    for module in (cdc, doctor):
+    for module in (cdc, doctor, certify, scaffold):
         module.add_parser(add)
     return p
 

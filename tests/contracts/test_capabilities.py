@@ -4,12 +4,12 @@ an undeclared one is refused by ``dpone validate``, naming the field."""
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from airflow_provider_dpone.cli.evidence import resolve_test
 from airflow_provider_dpone.contracts.connectors import CONNECTORS, ConnectorInfo
 from airflow_provider_dpone.contracts.errors import ManifestError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
@@ -229,9 +229,7 @@ def test_a_feature_is_either_shown_working_or_refused(connector: str, feature: s
     if supported(info, feature):
         evidence = EVIDENCE.get((connector, feature))
         assert evidence, f"{connector} declares {feature} but no run test is named as its evidence"
-        path, _, test = evidence.partition("::")
-        text = (ROOT / path).read_text(encoding="utf-8")
-        assert re.search(rf"^def {re.escape(test)}\(", text, re.M), f"{evidence} does not exist"
+        assert resolve_test(ROOT, evidence) is not None, f"{evidence} does not exist"
         parse_manifest(copy.deepcopy(manifest_using(connector, feature)))  # and it validates
         return
     with pytest.raises(ManifestError) as err:
