@@ -390,9 +390,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--value", help="state set: a state record as JSON, or the new watermark")
     s.add_argument("--run-id", help="state set: the run id recorded with the state")
     s.set_defaults(func=cmd_state)
-    from . import cdc, certify, doctor, scaffold
+    from . import cdc, certify, doctor, perf, scaffold
 
-    for module in (cdc, doctor, certify, scaffold):
+    for module in (cdc, doctor, certify, perf, scaffold):
         module.add_parser(add)
     return p
 
