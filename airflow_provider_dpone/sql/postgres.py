@@ -162,11 +162,14 @@ class PostgresDialect(PostgresCatalog):
         column_map: Mapping[str, str] | None = None,
         active: str = "",
     ) -> str:
-        """(target rows whose key is not in ``keyset``, all target rows), among ``active`` rows."""
+        """(target rows whose key is not in ``keyset``, all target rows), among ``active`` rows.
+        Two scalar subqueries: a ``not exists`` inside an aggregate's FILTER is never planned as
+        an anti-join (one scan of the key set per target row); in a WHERE it is."""
+        missing = self._missing_from(keyset, keys, column_map)
         where = f" where {active}" if active else ""
         return (
-            f"select count(*) filter (where {self._missing_from(keyset, keys, column_map)}), count(*) "
-            f"from {target.sql} as t{where}"
+            f"select (select count(*) from {target.sql} as t where {f'({active}) and ' if active else ''}{missing}), "
+            f"(select count(*) from {target.sql} as t{where})"
         )
 
     def delete_missing_keys(

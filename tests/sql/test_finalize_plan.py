@@ -135,7 +135,7 @@ def test_keep_last_removes_duplicates_only_when_there_are_some() -> None:
 def test_the_mass_delete_guard_counts_before_deleting() -> None:
     rec = {"reconciliation": {"deletes": "hard", "max_delete_fraction": 0.1}}
     steps = plan_finalize(d, job(MERGE, rec), EXISTING)
-    answers = Answers(null=Outcome(1, [(0, None)]), filter=Outcome(1, [(50, 100)]))
+    answers = Answers(null=Outcome(1, [(0, None)]), **{"select (select count(*)": Outcome(1, [(50, 100)])})
     with pytest.raises(MassDeleteError, match="50 of 100"):
         run_steps(steps, answers)
     assert not any(s.startswith(("update", "insert", "delete")) for s in answers.ran)
