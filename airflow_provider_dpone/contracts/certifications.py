@@ -21,6 +21,8 @@ _CRASH = "tests/runtime/test_crash_safety.py::test_sigkill_at_every_phase_then_r
 _DRIFT = ("docs/schema-evolution.md#Schema evolution",)
 _TAXONOMY = ("docs/troubleshooting.md#Error codes",)
 _MSSQL_LIVE = "tests/hooks/test_mssql_live.py"
+_PG_LIVE = "tests/hooks/test_postgres_live.py"
+_CH_LIVE = "tests/hooks/test_clickhouse_live.py"
 
 
 # The databases, the stream and the generic REST source.
@@ -59,9 +61,24 @@ CERTIFIED: dict[str, Certification] = {
             "checkpoint_recovery": (
                 "tests/hooks/test_backfill_chunks.py::test_a_backfill_runs_in_chunks_and_a_retry_resumes_at_the_failed_chunk",
             ),
+            "live_profile": ("live",),
             "schema_drift_docs": _DRIFT,
             "failure_taxonomy_docs": _TAXONOMY,
         },
+        live=LiveProfile(
+            env=("DPONE_LIVE_POSTGRES_URI",),
+            tests=tuple(
+                f"{_PG_LIVE}::{t}"
+                for t in (
+                    "test_live_full_refresh_replaces_the_target_and_a_rerun_converges",
+                    "test_live_incremental_merge_commits_the_state_with_the_data",
+                    "test_live_a_run_killed_in_finalize_changes_nothing_and_the_retry_converges",
+                )
+            ),
+            drivers=("psycopg", "apache-airflow-providers-postgres"),
+            note="a libpq URI of a database the tests may create and drop their own schemas in "
+            "(docs/postgres.md)",
+        ),
     ),
     "mssql": Certification(
         Level.EXPERIMENTAL,
@@ -132,9 +149,23 @@ CERTIFIED: dict[str, Certification] = {
             "local_integration": (
                 "tests/hooks/test_clickhouse.py::test_full_refresh_through_tsv_then_an_atomic_exchange",
             ),
+            "live_profile": ("live",),
             "schema_drift_docs": _DRIFT,
             "failure_taxonomy_docs": _TAXONOMY,
         },
+        live=LiveProfile(
+            env=("DPONE_LIVE_CLICKHOUSE_URI",),
+            tests=tuple(
+                f"{_CH_LIVE}::{t}"
+                for t in (
+                    "test_live_full_refresh_replaces_the_target_and_a_rerun_converges",
+                    "test_live_incremental_merge_then_a_rerun_reads_nothing",
+                )
+            ),
+            drivers=("clickhouse-connect", "psycopg"),
+            note="a server's HTTP(S) interface with credentials (https://user:password@host:8443); "
+            "also needs the local PostgreSQL the tests start (docs/clickhouse.md)",
+        ),
     ),
     "kafka": Certification(
         Level.BETA,
@@ -175,8 +206,25 @@ CERTIFIED: dict[str, Certification] = {
             "checkpoint_recovery": (
                 "tests/hooks/test_kafka.py::test_a_failed_load_keeps_the_offsets_and_the_retry_converges",
             ),
+            "live_profile": ("live",),
             "failure_taxonomy_docs": _TAXONOMY,
         },
+        live=LiveProfile(
+            env=(
+                "DPONE_LIVE_KAFKA_BOOTSTRAP",
+                "DPONE_LIVE_KAFKA_SECURITY_PROTOCOL",
+                "DPONE_LIVE_KAFKA_SASL_MECHANISM",
+                "DPONE_LIVE_KAFKA_USERNAME",
+                "DPONE_LIVE_KAFKA_PASSWORD",
+                "DPONE_LIVE_KAFKA_CA_LOCATION",
+            ),
+            tests=(
+                "tests/hooks/test_kafka_live.py::test_live_postgres_to_kafka_and_back_with_offsets_state",
+            ),
+            drivers=("confluent-kafka", "psycopg"),
+            note="a cluster's bootstrap servers (the other variables optional: SASL/TLS); "
+            "also needs the local PostgreSQL the tests start (docs/kafka.md)",
+        ),
     ),
     "bigquery": Certification(
         Level.EXPERIMENTAL,

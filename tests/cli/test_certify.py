@@ -42,7 +42,8 @@ def test_a_claim_above_the_evidence_exits_1_naming_the_unmet_requirements(capsys
     assert code == EXIT_FAILED
     assert "FAIL  postgres           claims production-certified earns beta" in out
     assert (
-        "unmet (production-certified) Live integration test profile behind integration_live: no evidence declared"
+        "unmet (production-certified) Live integration test profile behind integration_live: "
+        "live: no recorded live run (dpone certify --live)"
         in out
     )
     assert (
