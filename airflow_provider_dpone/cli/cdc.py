@@ -12,6 +12,7 @@ from typing import Any
 from ..contracts.errors import BadInputError
 from ..contracts.manifest import LoadSpec, Manifest
 from ..contracts.strategies import IncrementalMode
+from .output import out
 
 EXIT_OK, EXIT_FAILED = 0, 1
 UNHEALTHY = ("over", "lost", "missing", "unknown")
@@ -82,7 +83,7 @@ def cmd_cdc(args: argparse.Namespace) -> int:
     loads = feed_loads(manifest, args.load)
     if not loads:
         raise BadInputError(f"{args.path}: no load reads a PostgreSQL change feed (incremental.mode: cdc)")
-    out: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     failed = False
     if args.action == "status":
         backend = build_state_backend(manifest.state, standalone=True)
@@ -90,8 +91,8 @@ def cmd_cdc(args: argparse.Namespace) -> int:
         for load in loads:
             health = feed_health(manifest, load, listed.get(load.name, {}).get("updated_at"))
             failed |= health["verdict"] in UNHEALTHY
-            out.append({"load": load.name, **health})
-        lines = [f"{manifest.pipeline}.{o['load']}: {health_line(o)}" for o in out]
+            found.append({"load": load.name, **health})
+        lines = [f"{manifest.pipeline}.{o['load']}: {health_line(o)}" for o in found]
     else:
         for load in loads:
             hook, feed = _feed(manifest, load)
@@ -102,15 +103,15 @@ def cmd_cdc(args: argparse.Namespace) -> int:
             if args.action == "drop":  # its position is gone with the slot: the next run re-snapshots
                 backend = build_state_backend(manifest.state, standalone=True)
                 result["state_reset"] = backend.reset(manifest.pipeline, load.name)
-            out.append({"load": load.name, **result})
+            found.append({"load": load.name, **result})
         lines = [
             f"{manifest.pipeline}.{o['load']}: {json.dumps({k: v for k, v in o.items() if k != 'load'})}"
-            for o in out
+            for o in found
         ]
     if args.format == "json":
-        print(json.dumps({"pipeline": manifest.pipeline, args.action: out}, default=str, indent=2))
+        out(json.dumps({"pipeline": manifest.pipeline, args.action: found}, default=str, indent=2))
     else:
-        print("\n".join(lines))
+        out("\n".join(lines))
     return EXIT_FAILED if failed else EXIT_OK
 
 

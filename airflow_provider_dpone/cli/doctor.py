@@ -20,6 +20,7 @@ from ..contracts.connectors import CONNECTORS
 from ..contracts.doctor import ConnectionUse, Finding, connection_uses, exit_code, render, summary
 from ..contracts.errors import MissingExtraError
 from ..contracts.manifest import Manifest
+from .output import out
 
 EXIT_BAD_INPUT = 2
 DEFAULT_FOLDER = "dags/manifests"
@@ -28,6 +29,11 @@ CHECKS = {
     "postgres": "airflow_provider_dpone.hooks.postgres_doctor:check",
     "clickhouse": "airflow_provider_dpone.hooks.clickhouse_doctor:check",
     "kafka": "airflow_provider_dpone.hooks.kafka_doctor:check",
+    **{
+        c: "airflow_provider_dpone.hooks.rest_doctor:check"
+        for c, i in CONNECTORS.items()
+        if i.extra == "rest"
+    },
 }
 # seconds a connection attempt may take before the host counts as unreachable
 CONNECT_TIMEOUT = "5"
@@ -157,15 +163,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
     paths = args.paths or [DEFAULT_FOLDER]
     if not args.paths and not Path(DEFAULT_FOLDER).is_dir():
-        print(f"error: name the manifests to check (no {DEFAULT_FOLDER} folder here)")
+        out(f"error: name the manifests to check (no {DEFAULT_FOLDER} folder here)")
         return EXIT_BAD_INPUT
     manifests, issues = validate_paths(paths)
     if issues or not manifests:
         for issue in issues:
-            print(f"error {issue}")
+            out(f"error {issue}")
         if not manifests and not issues:
-            print(f"error: no manifest files found in {' '.join(paths)}")
-        print("doctor checks valid manifests only: fix these first (`dpone validate`)")
+            out(f"error: no manifest files found in {' '.join(paths)}")
+        out("doctor checks valid manifests only: fix these first (`dpone validate`)")
         return EXIT_BAD_INPUT
     os.environ.setdefault("PGCONNECT_TIMEOUT", CONNECT_TIMEOUT)  # an unreachable host fails fast
     uses = connection_uses(manifests)
@@ -183,9 +189,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             "summary": summary(everything),
             "can_run": exit_code(everything) == 0,
         }
-        print(json.dumps(data, indent=2))
+        out(json.dumps(data, indent=2))
     else:
-        print(render(groups))
+        out(render(groups))
     return exit_code(everything)
 
 

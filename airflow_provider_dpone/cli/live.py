@@ -1,7 +1,8 @@
 """``dpone certify --live``: run each connector's live profile with pytest (a subprocess of this
-interpreter, in the checkout) and record the outcome: UTC date, versions, passed / failed /
-skipped with the reasons. A profile passes only when at least one of its tests passed and none
-failed; a profile whose tests all skipped is *skipped*, never passed."""
+interpreter, in the checkout) and record the outcome: UTC date, versions, the marker, each
+test's outcome, passed / failed / skipped counts with the reasons. A profile passes only when
+every one of its tests passed; some skipped is *partial*, all skipped *skipped*: neither is a
+pass."""
 
 from __future__ import annotations
 
@@ -37,39 +38,64 @@ def dpone_version() -> str:
     return _version("airflow-provider-dpone") or __version__
 
 
-def _junit(path: Path) -> tuple[dict[str, int], list[str]]:
-    """Counts of passed / failed / skipped tests and the reasons of those that did not pass."""
+def _case_of(test_id: str) -> tuple[str, str]:
+    """The junit ``(classname, name)`` pytest gives ``tests/a/b.py::[Class::]name`` (run with
+    ``--rootdir`` the checkout): ``("tests.a.b[.Class]", "name")``, ``name[param]`` when
+    parametrized."""
+    path, _, rest = test_id.partition("::")
+    *cls, name = rest.split("::")
+    return ".".join([path.removesuffix(".py").replace("/", "."), *cls]), name
+
+
+def _junit(path: Path, tests: tuple[str, ...]) -> tuple[dict[str, int], dict[str, str], list[str]]:
+    """Counts of passed / failed / skipped cases, the outcome of each test of the profile
+    (failed over skipped over passed across its parameters; ``not run`` when pytest ran none of
+    it) and the reasons of what did not pass, naming every skipped test."""
     counts = {"passed": 0, "failed": 0, "skipped": 0}
+    ids = {_case_of(t): t for t in tests}
+    seen: dict[str, set[str]] = {t: set() for t in tests}
     reasons: list[str] = []
-    skips: dict[str, list[str]] = {}  # reason -> tests (one line per reason, not per test)
+    skips: dict[str, list[str]] = {}  # reason -> tests (one line per reason, every test named)
     for case in ElementTree.parse(path).getroot().iter("testcase"):
-        name = f"{case.get('classname', '')}::{case.get('name', '')}"
+        cls, name = case.get("classname", ""), case.get("name", "")
+        test_id = ids.get((cls, name.partition("[")[0]))
+        shown = f"{test_id}{name[len(name.partition('[')[0]) :]}" if test_id else f"{cls}::{name}"
         bad = case.find("failure") if case.find("failure") is not None else case.find("error")
         skipped = case.find("skipped")
         if bad is not None:
-            counts["failed"] += 1
+            got = "failed"
             message = (bad.get("message") or bad.text or "").strip().splitlines()
-            reasons.append(f"failed {name}: {message[0] if message else 'no message'}")
+            reasons.append(f"failed {shown}: {message[0] if message else 'no message'}")
         elif skipped is not None:
-            counts["skipped"] += 1
-            skips.setdefault((skipped.get("message") or "").strip(), []).append(name)
+            got = "skipped"
+            skips.setdefault((skipped.get("message") or "").strip(), []).append(shown)
         else:
-            counts["passed"] += 1
+            got = "passed"
+        counts[got] += 1
+        if test_id:
+            seen[test_id].add(got)
     for why, names in skips.items():
-        which = names[0] if len(names) == 1 else f"{len(names)} tests ({names[0]}, ...)"
-        reasons.append(f"skipped {which}: {why}")
-    return counts, reasons
+        reasons.append(f"skipped {', '.join(names)}: {why or 'no reason given'}")
+    outcomes = {
+        t: next((o for o in ("failed", "skipped", "passed") if o in got), "not run")
+        for t, got in seen.items()
+    }
+    unrun = [t for t, o in outcomes.items() if o == "not run"]
+    if unrun:
+        reasons.append(f"not run (not collected, or deselected by -m): {', '.join(unrun)}")
+    return counts, outcomes, reasons
 
 
-def outcome(returncode: int, counts: dict[str, int]) -> str:
-    """passed / failed / skipped from pytest's exit code and the test counts."""
-    if counts["failed"] or returncode not in (0, 1, 5):
-        return "failed"
-    if returncode == 1:  # a failure junit did not list (collection): never a pass
-        return "failed"
-    if counts["passed"]:
+def outcome(returncode: int, counts: dict[str, int], outcomes: dict[str, str]) -> str:
+    """passed / partial / skipped / failed from pytest's exit code and each test's outcome:
+    *passed* only when every test of the profile passed; *partial* when the others skipped;
+    *failed* when one failed, was not run, or pytest itself failed."""
+    got = set(outcomes.values())
+    if counts["failed"] or returncode not in (0, 5) or not got or got & {"failed", "not run"}:
+        return "failed"  # exit 1 without a failed case: a collection error, never a pass
+    if got == {"passed"}:
         return "passed"
-    return "skipped" if counts["skipped"] else "failed"  # nothing ran: the profile is broken
+    return "partial" if "passed" in got else "skipped"
 
 
 def run_profile(root: Path, connector: str, profile: LiveProfile, *, timeout: float) -> dict[str, Any]:
@@ -81,17 +107,21 @@ def run_profile(root: Path, connector: str, profile: LiveProfile, *, timeout: fl
     with tempfile.TemporaryDirectory(prefix="dpone-live-") as tmp:
         junit = Path(tmp) / "junit.xml"
         cmd = [sys.executable, "-m", "pytest", "-m", profile.marker, "-p", "no:cacheprovider", "-q", "-rs",
-               f"--junitxml={junit}", *profile.tests]  # fmt: skip
+               f"--rootdir={root}", f"--junitxml={junit}", *profile.tests]  # fmt: skip
         try:
             proc = subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=timeout)
             returncode, output = proc.returncode, proc.stdout + proc.stderr
         except subprocess.TimeoutExpired:
             returncode, output = -1, f"timed out after {timeout:g} s"
-        counts, reasons = _junit(junit) if junit.is_file() else ({"passed": 0, "failed": 0, "skipped": 0}, [])
-    result = outcome(returncode, counts)
-    if result == "failed" and not counts["failed"]:
+        if junit.is_file():
+            counts, outcomes, reasons = _junit(junit, profile.tests)
+        else:
+            counts, outcomes, reasons = {"passed": 0, "failed": 0, "skipped": 0}, {}, []
+        outcomes = {t: outcomes.get(t, "not run") for t in profile.tests}
+    result = outcome(returncode, counts, outcomes)
+    if result == "failed" and not counts["failed"] and returncode != 0:  # pytest itself says why
         tail = [ln for ln in output.strip().splitlines() if ln.strip()][-3:]
-        reasons.append(f"pytest exited {returncode}: " + (" | ".join(tail) or "no output"))
+        reasons.insert(0, f"pytest exited {returncode}: " + (" | ".join(tail) or "no output"))
     return {
         "connector": connector,
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -101,6 +131,7 @@ def run_profile(root: Path, connector: str, profile: LiveProfile, *, timeout: fl
         "drivers": {d: v for d in profile.drivers if (v := _version(d))},
         "marker": profile.marker,
         "tests": counts,
+        "outcomes": outcomes,
         "reasons": [str(redactor.redact(r)) for r in reasons],
         "env_missing": [n for n in profile.env if not os.environ.get(n)],
         "seconds": round(time.monotonic() - started, 1),

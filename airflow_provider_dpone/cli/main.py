@@ -25,15 +25,16 @@ from ..contracts.manifest import LoadSpec, Manifest
 from ..contracts.state import RESUME_SUFFIX, state_to_dict
 from ..contracts.state_check import state_for_set
 from ..dag_factory.files import load_manifest, validate_paths
+from .output import command_output, out
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
     if args.format == "json":
-        print(json.dumps(data, indent=2, default=str))
+        out(json.dumps(data, indent=2, default=str))
     else:
-        print(human)
+        out(human)
 
 
 def _selected(manifest: Manifest, name: str | None) -> list[LoadSpec]:
@@ -167,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 save_report(report, directory)
             reports.append(report.to_dict())
             if args.format != "json":
-                print(
+                out(
                     f"load {load.name}: {report.status}, {report.rows or 0:,} rows in {report.seconds:.2f}s, "
                     f"fast path {report.fast_path}, state {json.dumps(report.state_after)}"
                 )
@@ -179,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"load {load.name} FAILED: {message}", file=sys.stderr)
             break  # later loads may depend on this one
     if args.format == "json":
-        print(
+        out(
             json.dumps(
                 {"pipeline": manifest.pipeline, "run_id": run_id, "reports": reports}, indent=2, default=str
             )
@@ -242,11 +243,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             )
         reports = find_reports(directory, args.pipeline, args.load, args.last)
     if args.format == "json":
-        print(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
+        out(json.dumps([r.to_dict() for r in reports], indent=2, default=str))
     elif args.format == "markdown":
-        print("\n".join(r.to_markdown() for r in reports) or "no reports")
+        out("\n".join(r.to_markdown() for r in reports) or "no reports")
     else:
-        print("\n\n".join(r.to_table() for r in reports) or "no reports")
+        out("\n\n".join(r.to_table() for r in reports) or "no reports")
     return EXIT_FAILED if any(r.status == "failed" for r in reports) and args.fail_on_failed else EXIT_OK
 
 
@@ -425,8 +426,13 @@ def configure_logging() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     configure_logging()
+    with command_output():  # stdout carries the command's output alone (cli/output.py)
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
-        return args.func(args)
+        return int(args.func(args))
     except ManifestError as exc:
         _emit(args, {"errors": [i.__dict__ for i in exc.issues]}, "\n".join(f"error {i}" for i in exc.issues))
         return EXIT_BAD_INPUT

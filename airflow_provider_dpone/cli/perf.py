@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from ..contracts.errors import BadInputError
+from .output import out
 
 EXIT_OK = 0
 _VERDICT = {"suggest": "SUGGEST", "fine": "fine", "not_known": "not known"}
@@ -76,9 +77,9 @@ def cmd_perf(args: argparse.Namespace) -> int:
         "advice": [a.to_dict() for a in advice],
     }
     if args.format == "json":
-        print(json.dumps(data, indent=2, default=str))
+        out(json.dumps(data, indent=2, default=str))
     else:
-        print(render(data))
+        out(render(data))
     return EXIT_OK
 
 

@@ -24,6 +24,7 @@ from ..contracts.spec_base import check_connector
 from ..contracts.strategies import STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
 from ..dag_factory import scaffold as sc
 from ..dag_factory.files import files_for_dag, load_manifest
+from .output import out
 
 EXIT_OK = 0
 _OBJECT_FLAGS = {"table": "--table", "topic": "--topic", "resource": "--resource", "endpoint": "--endpoint"}
@@ -174,6 +175,12 @@ def _gather(
         mode = ask.ask("read mode", modes, default)
     if ask is not None and mode == IncrementalMode.CURSOR.value and not cursor:
         cursor = ask.ask("cursor column (grows with every change)", (), hint.cursor if hint else None)
+    filter_param, filter_format = args.filter_param, args.filter_format
+    if ask is not None and kind == "endpoint" and mode == IncrementalMode.CURSOR.value and not filter_param:
+        filter_param = ask.ask(f"the API's query parameter filtering on '{cursor}' (endpoint.server_filter)")
+        filter_format = filter_format or ask.ask(
+            "its value format (iso, date, unix, unix_ms or a strftime pattern)", (), "iso"
+        )
     sinks = sc.sink_choices(source, mode or sc.default_mode(source, cursor))
     sink = value(args.sink, "sink connector", sinks)
     _connector("--sink", sink, "sink")
@@ -194,6 +201,8 @@ def _gather(
         options=options,
         description=args.description,
         start_date=dt.datetime.now(dt.timezone.utc).date(),
+        filter_param=filter_param,
+        filter_format=filter_format,
     )
     resolved = sc.resolve(choices, hints)
     return (_ask_rest(args, resolved, ask) if ask else resolved), path, hints
@@ -240,6 +249,8 @@ def cmd_init(args: argparse.Namespace) -> int:
     choices, path, hints = _gather(args, _Asker() if interactive else None)
     if hints is not None and (problems := sc.resource_problems(choices, hints)):
         raise BadInputError("; ".join(problems))
+    if problems := sc.endpoint_problems(choices):
+        raise BadInputError("; ".join(problems))
     manifest = sc.build_manifest(choices)
     today = dt.datetime.now(dt.timezone.utc).date()
     text = sc.render_yaml(manifest, today)
@@ -251,18 +262,18 @@ def cmd_init(args: argparse.Namespace) -> int:
     _write_checked(path, text)
     nexts = [f"dpone doctor {path}", f"dpone plan {path}"]
     if args.format == "json":
-        print(json.dumps({"file": str(path), "manifest": manifest, "next": nexts}, indent=2, default=str))
+        out(json.dumps({"file": str(path), "manifest": manifest, "next": nexts}, indent=2, default=str))
         return EXIT_OK
     load = manifest["loads"][0]
     target = load["sink"].get("table") or load["sink"].get("topic")
-    print(
+    out(
         f"wrote {path}: pipeline '{choices.pipeline}', load '{load['name']}' "
         f"({choices.source} {choices.object} -> {choices.sink} {target}, {load['sink']['strategy']})"
     )
     for name in sorted({choices.source, choices.sink}):
         if CONNECTORS[name].certification == "experimental":
-            print(f"note: connector '{name}' is experimental (docs/{name}.md says what evidence promotes it)")
-    print("next:\n" + "\n".join(f"  {n}" for n in nexts))
+            out(f"note: connector '{name}' is experimental (docs/{name}.md says what evidence promotes it)")
+    out("next:\n" + "\n".join(f"  {n}" for n in nexts))
     return EXIT_OK
 
 
@@ -286,6 +297,18 @@ def add_parser(add: Any) -> None:
         "(its field), offsets for Kafka, else full",
     )
     p.add_argument("--cursor", help="mode cursor: the column that grows with every change")
+    p.add_argument(
+        "--filter-param",
+        metavar="PARAM",
+        help="REST endpoints, mode cursor: the API's query parameter filtering on the --cursor field "
+        "(endpoint.server_filter; docs/rest.md)",
+    )
+    p.add_argument(
+        "--filter-format",
+        metavar="FORMAT",
+        help="with --filter-param: the watermark's format, iso (default), date, unix, unix_ms or a "
+        "strftime pattern",
+    )
     p.add_argument(
         "--strategy",
         choices=[s.value for s in Strategy],

@@ -9,10 +9,12 @@ below is met; a claim above what is earned is refused, naming each unmet require
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 
 class Level(str, Enum):
@@ -118,11 +120,17 @@ def parse_evidence(text: str) -> Evidence | None:
         return Evidence(Kind.LIVE, text)
     if text.lower().startswith("n/a:") and text[4:].strip():
         return Evidence(Kind.NOT_APPLICABLE, text)
-    if re.fullmatch(r"tests/[\w./-]+\.py(::\w+){1,2}", text):
+    if TEST_ID.fullmatch(text):
         return Evidence(Kind.TEST, text)
-    if re.fullmatch(r"docs/[\w./-]+\.md#.+", text):
+    if DOCS_ID.fullmatch(text):
         return Evidence(Kind.DOCS, text)
     return None
+
+
+# A file under tests/ or docs/ (folders and names of letters, digits, ``_`` and ``-``: never
+# ``..``), then the test function (``::name`` or ``::Class::name``) or the heading.
+TEST_ID = re.compile(r"tests/(?:[\w-]+/)*[\w-]+\.py(?:::\w+){1,2}")
+DOCS_ID = re.compile(r"docs/(?:[\w-]+/)*[\w-]+\.md#.+")
 
 
 @dataclass(frozen=True)
@@ -266,3 +274,80 @@ def _next_step(claimed: Level, earned: Level | None, verdicts: tuple[Verdict, ..
 def unknown_keys(cert: Certification) -> list[str]:
     """Requirement keys a declaration names that seed 002 does not have (typos)."""
     return sorted(set(cert.evidence) - set(BY_KEY))
+
+
+# A recorded live run (``dpone certify --live`` writes them; docs/certification.md shows one).
+RESULTS = ("passed", "partial", "skipped", "failed")  # partial: some passed, the others skipped
+OUTCOMES = ("passed", "failed", "skipped", "not run")  # of each test of the profile
+UTC_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+_COUNTS = ("passed", "failed", "skipped")
+
+
+def record_problems(run: Mapping[str, Any], now: dt.datetime) -> list[str]:
+    """What makes ``run`` a record ``dpone certify --live`` never writes: a missing or malformed
+    field, or a result its own counts contradict (``passed`` with a failed, skipped or unrun
+    test, or with none passed). Empty when it is well formed."""
+    problems: list[str] = []
+    if not isinstance(run.get("connector"), str) or not run["connector"]:
+        problems.append("no connector")
+    if run.get("result") not in RESULTS:
+        problems.append(f"result {run.get('result')!r} is not one of {', '.join(RESULTS)}")
+    date = run.get("date")
+    try:
+        when = dt.datetime.strptime(date if isinstance(date, str) else "", UTC_FORMAT)
+        if when.replace(tzinfo=dt.timezone.utc) > now + dt.timedelta(minutes=5):
+            problems.append(f"date {date!r} is in the future")
+    except ValueError:
+        problems.append(f"date {date!r} is not a UTC time like 2026-01-31T12:00:00Z")
+    if not isinstance(run.get("marker"), str) or not run["marker"]:
+        problems.append("no marker")
+    counts = run.get("tests")
+    if not isinstance(counts, dict) or not all(
+        type(counts.get(k)) is int and counts[k] >= 0 for k in _COUNTS
+    ):
+        problems.append("tests is not {passed, failed, skipped} counts")
+        counts = None
+    outcomes = run.get("outcomes")
+    if (
+        not isinstance(outcomes, dict)
+        or not outcomes
+        or not all(isinstance(k, str) and v in OUTCOMES for k, v in outcomes.items())
+    ):
+        problems.append(f"outcomes is not a test id -> {' / '.join(OUTCOMES)} mapping")
+        outcomes = None
+    if run.get("result") == "passed" and counts is not None and outcomes is not None:
+        not_passed = sorted(k for k, v in outcomes.items() if v != "passed")
+        if counts["passed"] == 0 or counts["failed"] or counts["skipped"] or not_passed:
+            problems.append(
+                f"result 'passed' contradicts its tests ({', '.join(f'{k} {counts[k]}' for k in _COUNTS)}"
+                + (f"; not passed: {', '.join(not_passed)})" if not_passed else ")")
+            )
+    return problems
+
+
+def describe_run(run: Mapping[str, Any]) -> str:
+    """One line: result, date, versions, and why it did not pass."""
+    versions = ", ".join(f"{k} {v}" for k, v in sorted((run.get("drivers") or {}).items()))
+    head = f"{run['result']} {run.get('date', '?')} (dpone {run.get('dpone', '?')}, python {run.get('python', '?')}"
+    head += f", {versions})" if versions else ")"
+    why = run.get("reasons") or []
+    return head + (": " + "; ".join(str(w) for w in why[:3]) if why and run["result"] != "passed" else "")
+
+
+def judge_live_run(run: Mapping[str, Any] | None, profile: LiveProfile) -> Found:
+    """Whether ``run`` (well formed: :func:`record_problems`) is a passed run of ``profile``:
+    its marker and its tests exactly the profile's, every one passed. A run of other tests (the
+    profile changed since) does not count."""
+    if run is None:
+        return Found(False, "no recorded live run (dpone certify --live)")
+    when = f"latest run {run['result']} {run['date']}"
+    if run["marker"] != profile.marker:
+        return Found(
+            False, f"{when} ran -m {run['marker']}, the profile is -m {profile.marker}: rerun --live"
+        )
+    ran, declared = set(run["outcomes"]), set(profile.tests)
+    if ran != declared:
+        diff = [f"{what}: {', '.join(sorted(s))}" for what, s in
+                (("not in it", declared - ran), ("no longer declared", ran - declared)) if s]  # fmt: skip
+        return Found(False, f"{when} ran other tests than the profile ({'; '.join(diff)}): rerun --live")
+    return Found(run["result"] == "passed", "latest run " + describe_run(run))

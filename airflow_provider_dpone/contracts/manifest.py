@@ -231,6 +231,9 @@ class LoadSpec(Strict):
         return self
 
 
+STATE_SCHEMA = "dpone"  # where an unqualified state.table lives
+
+
 class StateSpec(Strict):
     backend: Literal["variable", "table"] = "variable"
     conn_id: str | None = None

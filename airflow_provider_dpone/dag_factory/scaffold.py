@@ -63,6 +63,9 @@ class Choices:
     options: dict[str, str] = field(default_factory=dict)
     description: str | None = None
     start_date: dt.date = dt.date(2026, 1, 1)
+    # an endpoint read in mode cursor: the API's own filter (endpoint.server_filter, docs/rest.md)
+    filter_param: str | None = None
+    filter_format: str | None = None  # iso (the default), date, unix, unix_ms or a strftime pattern
 
 
 def source_connectors() -> list[str]:
@@ -177,6 +180,27 @@ def resource_problems(choices: Choices, hints: Mapping[str, ResourceHint]) -> li
     return problems
 
 
+def endpoint_problems(choices: Choices) -> list[str]:
+    """What a REST endpoint's read needs that the flags do not give: an incremental read only
+    goes through the API's server-side filter, so mode cursor needs its query parameter (the
+    cursor is the record field it filters on); the filter flags mean nothing elsewhere."""
+    cursor_mode = choices.mode == IncrementalMode.CURSOR.value
+    if object_key(choices.source) == "endpoint" and cursor_mode and not choices.filter_param:
+        return [
+            "--mode cursor: an endpoint is read incrementally only through the API's own filter; give "
+            "--filter-param PARAM (the query parameter the API filters the --cursor field on, "
+            "docs/rest.md), or read it in full (--mode full)"
+        ]
+    given = [
+        f
+        for f, v in (("--filter-param", choices.filter_param), ("--filter-format", choices.filter_format))
+        if v
+    ]
+    if given and not (object_key(choices.source) == "endpoint" and cursor_mode):
+        return [f"{given[0]}: only for an --endpoint source read with --mode cursor (its server-side filter)"]
+    return []
+
+
 def resolve(choices: Choices, hints: Mapping[str, ResourceHint] | None = None) -> Choices:
     """``choices`` with every default filled in: the mode, an API resource's cursor and merge
     key (what its catalogue declares), the strategy, the target."""
@@ -201,6 +225,12 @@ def build_manifest(choices: Choices) -> dict[str, Any]:
     assert c.mode is not None and c.target is not None and c.strategy is not None
     key = object_key(c.source)
     source: dict[str, Any] = {key: {"path": c.object} if key == "endpoint" else c.object}
+    if key == "endpoint" and c.mode == IncrementalMode.CURSOR.value and c.filter_param:
+        source[key]["server_filter"] = {
+            "param": c.filter_param,
+            "field": c.cursor,
+            "format": c.filter_format or "iso",
+        }
     if c.options:
         source["options"] = dict(c.options)
     if c.mode != FULL:

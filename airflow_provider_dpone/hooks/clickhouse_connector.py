@@ -129,6 +129,14 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
     def _order_by(self, ctx: LoadContext, schema: TableSchema) -> list[str]:
         return list(ctx.load.sink.unique_key or schema.primary_key)
 
+    def _staging_database(self, staging: TableRef) -> tuple[str, ...]:
+        """The statement creating the staging database, when it is missing (``create database
+        if not exists`` asks for CREATE DATABASE even when it exists)."""
+        query = "select count() from system.databases where name = {d:String}"
+        if self.query(query, {"d": staging.schema})[0][0]:
+            return ()
+        return (dialect.create_database(staging.schema),)
+
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
         """Apply the safe schema changes, create staging from the target, insert the batch."""
         spec = ctx.load.sink
@@ -141,7 +149,8 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
             self.command(statement)  # ClickHouse has no transactional DDL: applied before staging
         if plan.to_apply:
             log.info("applied schema changes to %s: %s", target, plan.summary())
-        self.command(dialect.create_database(staging.schema))
+        for statement in self._staging_database(staging):
+            self.command(statement)
         self.sweep_stale_staging(ctx)
         self.command(dialect.drop_table(staging))
         now = float(self.query("select toUnixTimestamp64Micro(now64(6)) / 1e6")[0][0])
@@ -293,7 +302,7 @@ class ClickHouseConnector(ClickHouseSource, StagingSink):
         """The statements a run would issue, touching nothing: schema changes, staging, then
         the finalize's steps."""
         target, staging = self.target_table(ctx), self.staging_table(ctx)
-        statements: list[str] = [dialect.create_database(staging.schema)]
+        statements: list[str] = list(self._staging_database(staging))
         plan = None
         finalize: list[Step] = []
         if schema is not None:

@@ -25,10 +25,14 @@ _DELETES = {
 
 
 def target_grants(strategy: Strategy, deletes: str, exists: bool) -> list[str]:
-    """The privileges a load uses on its target database."""
+    """The privileges a load uses on its target database: a missing target is created (its
+    database with ``create database if not exists``, which asks for CREATE DATABASE either way)
+    by renaming staging in, then its staging label is cleared (a comment)."""
     needed = ["SELECT", "INSERT", *_CHANGES.get(strategy, ())]
     if not exists:
-        needed.append("CREATE TABLE")
+        needed += ["CREATE DATABASE", "CREATE TABLE", "ALTER MODIFY COMMENT"]
+    if strategy is Strategy.FULL_REFRESH:
+        needed.append("ALTER MODIFY COMMENT")
     if strategy in _DELETES or deletes == "hard":
         needed.append("ALTER DELETE")
     if deletes == "soft" or strategy is Strategy.SCD2:
@@ -85,10 +89,11 @@ class _Checks:
         ref = dialect.parse_table(spec.table, self.hook._database())
         staging = spec.staging.schema_name
         found = []
-        for database in dict.fromkeys([staging, ref.schema]):
-            if not self.exists(database):
-                found.append(self.granted(subject, ["CREATE DATABASE"], database))
-        found.append(self.granted(subject, ["CREATE TABLE", "DROP TABLE", "INSERT", "SELECT"], staging))
+        if not self.exists(staging):  # dpone creates it only when it is missing
+            found.append(self.granted(subject, ["CREATE DATABASE"], staging))
+        # a failed run's staging is labelled as such (a comment)
+        staged = ["CREATE TABLE", "DROP TABLE", "INSERT", "SELECT", "ALTER MODIFY COMMENT"]
+        found.append(self.granted(subject, staged, staging))
         exists = self.exists(ref.schema, ref.name)
         found.append(
             self.granted(
@@ -123,7 +128,7 @@ def check(hook: Any, use: ConnectionUse) -> list[Finding]:
                 "fail",
                 "authenticated",
                 use.conn_id,
-                str(exc),
+                hook.redactor().redact(str(exc)),
                 fix="check the connection's login and password",
             ),
         ]
@@ -144,7 +149,7 @@ def check(hook: Any, use: ConnectionUse) -> list[Finding]:
         Finding("ok", "authenticated", use.conn_id, f"as {user}"),
         Finding("info", "version", use.conn_id, f"ClickHouse {version}"),
     ]
-    if int(str(version).split(".")[0]) < 23:
+    if tuple(int(p) for p in str(version).split(".")[:2]) < (23, 3):
         found.append(
             Finding(
                 "warn",

@@ -15,10 +15,12 @@ import psycopg
 
 from ..contracts.doctor import ConnectionUse, Finding, LoadUse
 from ..contracts.errors import DponeError
+from ..contracts.manifest import STATE_SCHEMA
 from ..contracts.sources import QuerySource, TableSource
 from ..contracts.strategies import IncrementalMode, Strategy
 from ..sql import postgres_doctor as pd
 from ..sql.postgres import POSTGRES as dialect
+from ..sql.targets import managed_columns
 from .postgres_session import one_row
 
 # libpq's words for a server that answered but refused who we are
@@ -86,7 +88,9 @@ class _Probe:
     def source(self, use: LoadUse) -> list[Finding]:
         subject, spec = f"{use.key} source", use.load.source
         if isinstance(spec, QuerySource):
-            error = self.attempt(lambda: self.cur.execute(f"explain {spec.query}"))
+            # prepared: the extended protocol takes one statement, so a query holding a
+            # "; commit; ..." cannot run the rest
+            error = self.attempt(lambda: self.cur.execute(f"explain {spec.query}", prepare=True))
             if error:
                 return [
                     Finding(
@@ -198,14 +202,19 @@ class _Probe:
         assert spec.table is not None
         ref = dialect.parse_table(spec.table)
         access = self.table(spec.table)
-        swap = spec.strategy is Strategy.FULL_REFRESH
+        owner, must_own = "", False
+        if access is not None:
+            missing = [
+                c.name
+                for c in managed_columns(use.load)
+                if not self.cur.execute(pd.COLUMN, (ref.schema, ref.name, c.name)).fetchone()
+            ]
+            owner, must_own = pd.ownership(spec.strategy, access, missing)
+        creates = (
+            access is None or spec.strategy is Strategy.FULL_REFRESH or (access.partitioned and must_own)
+        )
         found += pd.schema_findings(
-            subject,
-            ref.schema,
-            self.schema(ref.schema),
-            self.server,
-            create_in=access is None or swap,
-            what="the target",
+            subject, ref.schema, self.schema(ref.schema), self.server, create_in=creates, what="the target"
         )
         found += pd.table_findings(
             subject,
@@ -213,15 +222,11 @@ class _Probe:
             access,
             pd.target_dml(spec.strategy, use.load.reconciliation.deletes),
             self.server,
-            owner="a full refresh swaps it in (rename and drop need the owner)"
-            if swap
-            else "safe schema changes (ALTER TABLE ... ADD COLUMN) need the owner",
-            must_own=swap,
+            owner=owner,
+            must_own=must_own,
         )
         if not any(f.status == "fail" for f in found):
-            found.append(
-                self.ddl_probe(subject, [staging, *([ref.schema] if access is None or swap else [])])
-            )
+            found.append(self.ddl_probe(subject, [staging, *([ref.schema] if creates else [])]))
         return found
 
     def state(self, pipeline: str, table: str) -> list[Finding]:
@@ -236,8 +241,8 @@ class _Probe:
                     fix="point state.conn_id at the primary",
                 )
             ]
-        ref = dialect.parse_table(table)
-        access = self.table(table)
+        ref = dialect.parse_table(table, default_schema=STATE_SCHEMA)  # as the state backend reads it
+        access = self.table(str(ref))
         found = pd.schema_findings(
             subject,
             ref.schema,

@@ -103,12 +103,15 @@ class DponeRestHook(RestTransport, BaseHook):
         ``test_path`` (an endpoint that answers cheaply); fails on an error status. No
         credential in the message."""
 
-        def check() -> str:
-            path = str(self._extra().get("test_path") or "").lstrip("/")
-            response = self._send("GET", path, {}, None, {}, "fail")
-            return f"GET {response.request.url} returned {response.status_code} {response.reason_phrase}"
+        return probe(self.redactor(), self.probe_request)
 
-        return probe(self.redactor(), check)
+    def probe_request(self) -> str:
+        """One authenticated GET of extra ``test_path`` (else the base URL), as the Test button
+        and ``dpone doctor`` send it; what it answered. Raises the hook's errors: ``AuthError``
+        (401/403), ``RetryableHTTPError`` (unreachable, 429, 5xx), ``BadInputError`` (other)."""
+        path = str(self._extra().get("test_path") or "").lstrip("/")
+        response = self._send("GET", path, {}, None, {}, "fail")
+        return f"GET {response.request.url} returned {response.status_code} {response.reason_phrase}"
 
     def bind_run(self, ctx: Any) -> None:
         self.context = {"pipeline": ctx.pipeline, "load": ctx.load.name, "run_id": ctx.run_id}

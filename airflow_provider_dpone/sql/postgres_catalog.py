@@ -180,19 +180,24 @@ class PostgresCatalog(SetBasedDialect):
             raise BadInputError(f"invalid identifier {name!r}")
         return '"' + name.replace('"', '""') + '"'
 
-    def create_schema(self, schema: str) -> str:
-        """The schema, created only when it is missing: ``create schema if not exists`` asks for
-        CREATE on the database even when the schema exists, which a role granted only the
-        schema lacks. A concurrent creation is not an error."""
-        body = (
-            f"if not exists (select from pg_namespace where nspname = {self.quote_literal(schema)}) then "
-            f"begin create schema {self.quote_ident(schema)}; exception when duplicate_schema then null; end; "
-            "end if;"
-        )
+    def _unless(self, exists: str, ddl: str, race: str) -> str:
+        """``ddl`` run only when ``exists`` (a query) finds nothing; ``race`` (the errors of a
+        concurrent session that created it first) is not an error."""
+        body = f"if not exists ({exists}) then begin {ddl}; exception when {race} then null; end; end if;"
         tag = "$dpone$"
         while tag in body:
             tag = tag[:-1] + "_$"
         return f"do {tag} begin {body} end {tag}"
+
+    def create_schema(self, schema: str) -> str:
+        """The schema, created only when it is missing: ``create schema if not exists`` asks for
+        CREATE on the database even when the schema exists, which a role granted only the
+        schema lacks. A concurrent creation is not an error (it surfaces as either error)."""
+        return self._unless(
+            f"select from pg_namespace where nspname = {self.quote_literal(schema)}",
+            f"create schema {self.quote_ident(schema)}",
+            "duplicate_schema or unique_violation",
+        )
 
     def quote_literal(self, text: str) -> str:
         """A string literal (standard_conforming_strings, on by default since PostgreSQL 9.1)."""
@@ -298,7 +303,14 @@ class PostgresCatalog(SetBasedDialect):
         return f"alter table {table.sql} add constraint {self.quote_ident(constraint)} primary key ({self.column_list(primary_key)})"
 
     def add_column_if_missing(self, table: TableRef, name: str, native: str) -> str:
-        return f"alter table {table.sql} add column if not exists {self.quote_ident(name)} {native}"
+        """Only when missing: ``add column if not exists`` needs the table's owner even when the
+        column is there, which a role granted only DML on the target lacks."""
+        return self._unless(
+            f"select from pg_attribute where attrelid = {self.quote_literal(table.sql)}::regclass "
+            f"and attname = {self.quote_literal(name)} and not attisdropped",
+            f"alter table {table.sql} add column {self.quote_ident(name)} {native}",
+            "duplicate_column",
+        )
 
     def schema_change_ddl(self, table: TableRef, change: SchemaChange) -> list[str]:
         """The DDL that applies one safe change of the schema plan to ``table``."""

@@ -26,7 +26,7 @@ SCHEMA = (
     "from pg_namespace as n where n.nspname = %s"
 )
 TABLE = (
-    "select pg_has_role(c.relowner, 'USAGE'), pg_get_userbyid(c.relowner), "
+    "select pg_has_role(c.relowner, 'USAGE'), pg_get_userbyid(c.relowner), c.relkind = 'p', "
     "has_table_privilege(c.oid, 'SELECT'), has_table_privilege(c.oid, 'INSERT'), "
     "has_table_privilege(c.oid, 'UPDATE'), has_table_privilege(c.oid, 'DELETE') "
     "from pg_class as c join pg_namespace as n on n.oid = c.relnamespace "
@@ -79,13 +79,27 @@ class TableAccess:
     owner: bool
     owner_name: str
     privileges: frozenset[str]
+    partitioned: bool = False
 
     @classmethod
     def of(cls, row: tuple) -> TableAccess:
-        owner, owner_name, *flags = row
-        return cls(
-            bool(owner), str(owner_name), frozenset(p for p, f in zip(PRIVILEGES, flags, strict=True) if f)
-        )
+        owner, owner_name, partitioned, *flags = row
+        granted = frozenset(p for p, f in zip(PRIVILEGES, flags, strict=True) if f)
+        return cls(bool(owner), str(owner_name), granted, bool(partitioned))
+
+
+def ownership(strategy: Strategy, access: TableAccess, missing_managed: list[str]) -> tuple[str, bool]:
+    """Why a load would own its existing target, and whether it must: a full refresh swaps it
+    in, a partition_replace of a partitioned table detaches and attaches leaves, managed
+    columns (SCD2 validity, a soft-delete marker) that are missing are added; otherwise only
+    safe schema changes would need it."""
+    if strategy is Strategy.FULL_REFRESH:
+        return "a full refresh swaps it in (rename and drop need the owner)", True
+    if strategy is Strategy.PARTITION_REPLACE and access.partitioned:
+        return "partition_replace detaches and attaches its partitions (the owner's right)", True
+    if missing_managed:
+        return f"the load adds its managed column(s) {', '.join(missing_managed)} (ALTER TABLE)", True
+    return "safe schema changes (ALTER TABLE ... ADD COLUMN) need the owner", False
 
 
 def grant(privileges: list[str], table: str, user: str) -> str:

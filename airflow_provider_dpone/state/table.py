@@ -11,6 +11,7 @@ import builtins
 import json
 from typing import Any
 
+from ..contracts.manifest import STATE_SCHEMA
 from ..contracts.state import StateRecord, decode_state, state_to_dict
 from ..hooks.dbapi import fetch, run
 from ..runtime.protocols import StateHost, Statement
@@ -53,7 +54,7 @@ class TableStateBackend:
 
     @property
     def table(self) -> TableRef:
-        return self.dialect.parse_table(self._table_name, default_schema="dpone")  # type: ignore[no-any-return]
+        return self.dialect.parse_table(self._table_name, default_schema=STATE_SCHEMA)  # type: ignore[no-any-return]
 
     def _ensure(self, conn: Any) -> None:
         if self._ensured:

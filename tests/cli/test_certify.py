@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from airflow_provider_dpone.cli.certify import REGENERATE
+from airflow_provider_dpone.cli.certify import HEADER, REGENERATE
 from airflow_provider_dpone.cli.main import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, main
 from airflow_provider_dpone.contracts.certification import Level
 from airflow_provider_dpone.contracts.connectors import CONNECTORS
@@ -43,8 +44,7 @@ def test_a_claim_above_the_evidence_exits_1_naming_the_unmet_requirements(capsys
     assert "FAIL  postgres           claims production-certified earns beta" in out
     assert (
         "unmet (production-certified) Live integration test profile behind integration_live: "
-        "live: no recorded live run (dpone certify --live)"
-        in out
+        "live: no recorded live run (dpone certify --live)" in out
     )
     assert (
         "unmet (production-certified) Backward compatibility policy documented: no evidence declared" in out
@@ -157,6 +157,111 @@ def test_a_profile_whose_test_is_not_marked_fails_the_live_run(tmp_path: Path, c
     latest = data["connectors"][0]["live_latest"]
     assert code == EXIT_FAILED and latest["result"] == "failed" and "pytest exited 5" in latest["reasons"][0]
     assert "not marked integration_live" in _live_requirement(data)["reason"]
+
+
+def _cbr_checkout(tmp_path: Path) -> Path:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "tests" / "apis").mkdir(parents=True)
+    (tmp_path / "tests" / "apis" / "test_cbr.py").write_text(FAKE_LIVE)
+    return tmp_path / "live.json"
+
+
+def test_a_hand_written_live_record_is_bad_input_naming_it(tmp_path: Path, capsys) -> None:
+    results = _cbr_checkout(tmp_path)
+    results.write_text(json.dumps({"runs": [{"connector": "cbr", "result": "passed"}]}))
+    code = main(["certify", "--connector", "cbr", "--root", str(tmp_path), "--results", str(results)])
+    err = capsys.readouterr().err
+    assert code == EXIT_BAD_INPUT
+    assert (
+        "1 record(s) not written by `dpone certify --live`: run 1 (cbr): date None is not a UTC time" in err
+    )
+    assert "delete them (or the file)" in err
+
+
+def test_a_recorded_run_of_other_tests_does_not_meet_the_live_requirement(tmp_path: Path, capsys) -> None:
+    results = _cbr_checkout(tmp_path)
+    old = "tests/apis/test_cbr.py::test_live_cbr_old_rates"
+    record = {"connector": "cbr", "date": "2026-01-01T00:00:00Z", "result": "passed",
+              "marker": "integration_live", "tests": {"passed": 1, "failed": 0, "skipped": 0},
+              "outcomes": {old: "passed"}}  # fmt: skip
+    results.write_text(json.dumps({"runs": [record]}))
+    code, out = run(capsys, "--connector", "cbr", "--root", str(tmp_path), "--results", str(results),
+                    "--format", "json")  # fmt: skip
+    reason = _live_requirement(json.loads(out))["reason"]
+    assert code == EXIT_FAILED and "ran other tests than the profile" in reason and old in reason
+
+
+FAKE_SHEETS = """
+import os
+import pytest
+
+pytestmark = pytest.mark.integration_live
+
+def test_live_sheet():
+    pass
+
+@pytest.mark.parametrize("key", ["json", "file"])
+def test_live_sheet_with_a_service_account(key):
+    if not os.environ.get("DPONE_LIVE_GS_SERVICE_ACCOUNT_KEY"):
+        pytest.skip("set DPONE_LIVE_GS_SERVICE_ACCOUNT_KEY")
+"""
+
+
+def test_a_partly_skipped_profile_is_partial_naming_each_skipped_test(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "tests" / "apis").mkdir(parents=True)
+    (tmp_path / "tests" / "apis" / "test_google_sheets.py").write_text(FAKE_SHEETS)
+    monkeypatch.delenv("DPONE_LIVE_GS_SERVICE_ACCOUNT_KEY", raising=False)
+    code, out = run(capsys, "--live", "--connector", "google_sheets", "--root", str(tmp_path),
+                    "--results", str(tmp_path / "live.json"), "--format", "json")  # fmt: skip
+    data = json.loads(out)
+    latest = data["connectors"][0]["live_latest"]
+    sa = "tests/apis/test_google_sheets.py::test_live_sheet_with_a_service_account"
+    assert latest["result"] == "partial" and latest["tests"] == {"passed": 1, "failed": 0, "skipped": 2}
+    assert latest["outcomes"] == {
+        sa: "skipped",
+        "tests/apis/test_google_sheets.py::test_live_sheet": "passed",
+    }
+    assert latest["reasons"] == [f"skipped {sa}[json], {sa}[file]: set DPONE_LIVE_GS_SERVICE_ACCOUNT_KEY"]
+    assert data["live_failed"] == [] and code == EXIT_FAILED  # the claim fails: the checkout is empty
+    assert _live_requirement(data)["met"] is False
+    assert "latest run partial" in _live_requirement(data)["reason"]
+
+    monkeypatch.setenv("DPONE_LIVE_GS_SERVICE_ACCOUNT_KEY", "{}")
+    _, out = run(capsys, "--live", "--connector", "google_sheets", "--root", str(tmp_path),
+                 "--results", str(tmp_path / "live.json"), "--format", "json")  # fmt: skip
+    data = json.loads(out)
+    assert data["connectors"][0]["live_latest"]["result"] == "passed" and _live_requirement(data)["met"]
+
+
+def test_a_profile_test_pytest_does_not_run_fails_the_live_run(tmp_path: Path, capsys) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "tests" / "apis").mkdir(parents=True)
+    (tmp_path / "tests" / "apis" / "test_google_sheets.py").write_text(
+        "import pytest\n\n@pytest.mark.integration_live\ndef test_live_sheet():\n    pass\n\n"
+        "def test_live_sheet_with_a_service_account():\n    pass\n"
+    )
+    _, out = run(capsys, "--live", "--connector", "google_sheets", "--root", str(tmp_path),
+                 "--results", str(tmp_path / "live.json"), "--format", "json")  # fmt: skip
+    data = json.loads(out)
+    latest = data["connectors"][0]["live_latest"]
+    assert latest["result"] == "failed" and data["live_failed"] == ["google_sheets"]
+    assert latest["reasons"] == [
+        "not run (not collected, or deselected by -m): "
+        "tests/apis/test_google_sheets.py::test_live_sheet_with_a_service_account"
+    ]
+
+
+def test_the_generated_header_cites_files_that_exist() -> None:
+    cited = re.findall(r"`((?:airflow_provider_dpone/)?contracts/\w+\.py)`", HEADER)
+    assert "airflow_provider_dpone/contracts/certifications.py" in cited
+    for path in cited:
+        assert (ROOT / "airflow_provider_dpone" / path.removeprefix("airflow_provider_dpone/")).is_file(), (
+            path
+        )
+    assert (ROOT / ".github" / "workflows" / "connector-certification.yml").is_file()
 
 
 def _workflow(name: str) -> dict[str, Any]:

@@ -92,6 +92,14 @@ PAIRS = {
         ],
         ("users", "raw.users", "full_refresh", None),
     ),
+    "rest_cursor_to_pg": (
+        [
+            *["--source", "rest", "--source-conn", "api", "--sink", "postgres", "--sink-conn", "dwh"],
+            *["--endpoint", "/v1/users", "--mode", "cursor", "--cursor", "updated_at"],
+            *["--filter-param", "updated_since", "--unique-key", "id"],
+        ],
+        ("users", "raw.users", "incremental_merge", "cursor"),
+    ),
 }
 
 
@@ -370,6 +378,57 @@ def test_interactive_input_ending_early_writes_nothing(tmp_path: Path, capsys, m
     assert not (tmp_path / "p.yaml").exists()
 
 
+REST = ["--pipeline", "api", "--source", "rest", "--source-conn", "api", "--sink", "postgres"]
+
+
+def test_rest_cursor_writes_the_server_filter_or_is_refused_naming_the_flag(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "api.yaml"
+    argv = [*REST, "--sink-conn", "dwh", "--endpoint", "/v1/users", "--cursor", "updated_at"]
+    code, _, err = init(capsys, out, *argv)  # --cursor alone means mode cursor
+    assert code == EXIT_BAD_INPUT and not out.exists()
+    assert "--mode cursor: an endpoint is read incrementally only through the API's own filter; give " in err
+    assert "--filter-param PARAM" in err
+    code, _, err = init(capsys, out, *argv, "--filter-param", "since", "--filter-format", "%Y-%m-%d")
+    assert code == EXIT_OK, err
+    source = load_manifest(out).loads[0].source
+    assert source.endpoint.server_filter is not None  # type: ignore[union-attr]
+    assert source.endpoint.server_filter.model_dump() == {  # type: ignore[union-attr]
+        "param": "since",
+        "field": "updated_at",
+        "format": "%Y-%m-%d",
+    }
+    assert source.incremental is not None and source.incremental.cursor == "updated_at"
+    code, stdout, _ = init(
+        capsys, tmp_path / "b" / "b.yaml", *argv, "--filter-param", "since", "--filter-format", "Y"
+    )
+    assert code == EXIT_BAD_INPUT and "'Y' is not iso, date, unix, unix_ms or a strftime pattern" in stdout
+    full = [*REST, "--sink-conn", "dwh", "--endpoint", "/v1/users", "--filter-param", "since"]
+    code, _, err = init(capsys, tmp_path / "c" / "c.yaml", *full)
+    assert code == EXIT_BAD_INPUT
+    assert "--filter-param: only for an --endpoint source read with --mode cursor" in err
+    code, _, err = init(capsys, tmp_path / "d.yaml", *PG_PG, "--pipeline", "d", "--table", "t",
+                        "--cursor", "u", "--filter-format", "iso")  # fmt: skip
+    assert code == EXIT_BAD_INPUT and "--filter-format: only for an --endpoint source" in err
+
+
+def test_interactive_rest_cursor_asks_for_the_server_filter(tmp_path: Path, capsys, monkeypatch) -> None:
+    answers = ["/v1/orders", "cursor", "updated_at", "updated_since", "", "dwh", "", "", "id", "", ""]
+    monkeypatch.setattr("sys.stdin", _Terminal("\n".join(answers) + "\n"))
+    out = tmp_path / "api.yaml"
+    code, _, err = init(capsys, out, *REST)
+    assert code == EXIT_OK, err
+    assert "read mode (full|cursor) [full]" in err
+    assert "the API's query parameter filtering on 'updated_at' (endpoint.server_filter)" in err
+    assert main(["validate", str(out)]) == EXIT_OK
+    load = load_manifest(out).loads[0]
+    assert load.source.endpoint.server_filter.model_dump() == {  # type: ignore[union-attr]
+        "param": "updated_since",
+        "field": "updated_at",
+        "format": "iso",
+    }
+    assert (load.sink.strategy.value, load.sink.unique_key) == ("incremental_merge", ["id"])
+
+
 def test_interactive_api_resource_offers_the_catalogue(tmp_path: Path, capsys, monkeypatch) -> None:
     answers = ["", "dynamics", "R01235", "", "", "postgres", "dwh", "", "", "", "", "variable"]
     monkeypatch.setattr("sys.stdin", _Terminal("\n".join(answers) + "\n"))
@@ -414,11 +473,11 @@ def test_default_strategy_validates(kw: dict, strategy: str) -> None:
 def test_every_offered_strategy_of_every_pair_validates() -> None:
     """What the prompts offer never fails validation (keys given where a strategy needs them)."""
     checked = 0
-    for source in ("postgres", "mssql", "clickhouse", "kafka"):
+    for source in ("postgres", "mssql", "clickhouse", "kafka", "rest"):
         for mode in sc.mode_choices(source):
             for sink in sc.sink_choices(source, mode):
                 for strategy in sc.strategy_choices(sink, mode):
-                    obj = "ev" if source == "kafka" else "s.t"
+                    obj = {"kafka": "ev", "rest": "/v1/x"}.get(source, "s.t")
                     cursor = "u" if mode == "cursor" else None
                     c = _choices(
                         source=source,
@@ -428,7 +487,10 @@ def test_every_offered_strategy_of_every_pair_validates() -> None:
                         cursor=cursor,
                         strategy=strategy,
                         unique_key=["id"],
+                        # what init asks for (or refuses without) when an endpoint is read by cursor
+                        filter_param="since" if source == "rest" and cursor else None,
                     )
+                    assert sc.endpoint_problems(c) == [], (source, mode)
                     try:
                         parse_manifest(sc.build_manifest(c))
                     except ManifestError as exc:  # pragma: no cover - the failure message

@@ -229,7 +229,9 @@ def test_a_feature_is_either_shown_working_or_refused(connector: str, feature: s
     if supported(info, feature):
         evidence = EVIDENCE.get((connector, feature))
         assert evidence, f"{connector} declares {feature} but no run test is named as its evidence"
-        assert resolve_test(ROOT, evidence) is not None, f"{evidence} does not exist"
+        ref = resolve_test(ROOT, evidence)
+        assert ref is not None, f"{evidence} does not exist"
+        assert ref.never_runs is None, f"{evidence} can never run here: {ref.never_runs}"
         parse_manifest(copy.deepcopy(manifest_using(connector, feature)))  # and it validates
         return
     with pytest.raises(ManifestError) as err:

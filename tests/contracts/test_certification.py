@@ -3,6 +3,7 @@ the importability every connector's experimental level cites as evidence."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_dpone.cli.evidence import docs_section, resolve_test
+from airflow_provider_dpone.cli.evidence import Finder, docs_section, resolve_test
 from airflow_provider_dpone.contracts.certification import (
     BY_KEY,
     REQUIREMENTS,
@@ -22,7 +23,9 @@ from airflow_provider_dpone.contracts.certification import (
     Level,
     LiveProfile,
     assess,
+    judge_live_run,
     parse_evidence,
+    record_problems,
     unknown_keys,
 )
 from airflow_provider_dpone.contracts.connectors import CONNECTORS
@@ -187,6 +190,7 @@ def test_the_resolver_reads_functions_classes_and_markers(tmp_path: Path) -> Non
     )
     a = resolve_test(tmp_path, "tests/test_x.py::test_a")
     assert a is not None and a.markers == {"integration", "integration_live", "skipif"}
+    assert a.never_runs == "marked skipif with a condition that is always true"
     assert resolve_test(tmp_path, "tests/test_x.py::test_b") is not None
     d = resolve_test(tmp_path, "tests/test_x.py::TestC::test_d")
     assert d is not None and d.markers == {"integration", "nightly"}
@@ -212,6 +216,169 @@ def test_a_docs_section_ends_at_the_next_heading_of_its_level(tmp_path: Path) ->
     )
     whole = docs_section(tmp_path, "docs/p.md#Page")
     assert whole is not None and whole.endswith("other")
+
+
+NEVER = """
+import pytest
+from pytest import mark
+
+@pytest.mark.skip(reason="later")
+def test_skip(): pass
+
+@pytest.mark.skipif(True, reason="r")
+def test_skipif_true(): pass
+
+@mark.skipif(reason="no condition: always")
+def test_skipif_bare(): pass
+
+@pytest.mark.xfail
+def test_xfail(): pass
+
+@pytest.mark.xfail(condition=1, reason="r")
+def test_xfail_true(): pass
+
+@pytest.mark.xfail(sys.platform == "win32", run=False)
+def test_xfail_not_run(): pass
+
+def test_skips_itself():
+    x = 1
+    pytest.skip("not yet")
+
+class TestAll:
+    pytestmark = [pytest.mark.unit, pytest.mark.skip]
+    def test_in_skipped_class(self): pass
+"""
+RUNS = """
+import os, sys
+import pytest
+
+@pytest.mark.skipif(not os.environ.get("DPONE_X"), reason="set DPONE_X")
+def test_skipif_missing_service(): pass
+
+@pytest.mark.xfail(sys.platform == "win32", reason="r")
+def test_xfail_on_a_platform(): pass
+
+@pytest.mark.parametrize("x", [1, pytest.param(2, marks=pytest.mark.skip)])
+def test_one_param_skipped(x): pass
+
+def test_skips_when_unset():
+    if not os.environ.get("DPONE_X"):
+        pytest.skip("set DPONE_X")
+
+def helper(): pass
+
+class Helpers:
+    def test_not_collected(self): pass
+
+class TestInit:
+    def __init__(self): pass
+    def test_not_collected(self): pass
+
+class TestRuns:
+    def test_method(self): pass
+    def check(self): pass
+"""
+
+
+def test_a_test_that_can_never_run_or_is_not_collected_does_not_count(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_never.py").write_text(NEVER)
+    (tmp_path / "tests" / "test_runs.py").write_text(RUNS)
+    (tmp_path / "tests" / "test_whole.py").write_text(
+        "import pytest\npytest.skip('no driver', allow_module_level=True)\ndef test_a(): pass\n"
+    )
+    for name in ("test_skip", "test_skipif_true", "test_skipif_bare", "test_xfail", "test_xfail_true",
+                 "test_xfail_not_run", "test_skips_itself", "TestAll::test_in_skipped_class"):  # fmt: skip
+        ref = resolve_test(tmp_path, f"tests/test_never.py::{name}")
+        assert ref is not None and ref.never_runs, name
+    whole = resolve_test(tmp_path, "tests/test_whole.py::test_a")
+    assert whole is not None and whole.never_runs == "calls pytest.skip() unconditionally"
+    for name in ("test_skipif_missing_service", "test_xfail_on_a_platform", "test_one_param_skipped",
+                 "test_skips_when_unset", "TestRuns::test_method"):  # fmt: skip
+        ref = resolve_test(tmp_path, f"tests/test_runs.py::{name}")
+        assert ref is not None and ref.never_runs is None, name
+    for name in ("helper", "Helpers::test_not_collected", "TestInit::test_not_collected", "TestRuns::check"):
+        assert resolve_test(tmp_path, f"tests/test_runs.py::{name}") is None, name
+    find = Finder(tmp_path, [], "thing", None)
+    assert find(Evidence(Kind.TEST, "tests/test_never.py::test_skip")) == Found(
+        False, "can never run: marked skip"
+    )
+    assert find(Evidence(Kind.TEST, "tests/test_runs.py::helper")) == Found(False, "no such test")
+    assert find(Evidence(Kind.TEST, "tests/test_runs.py::test_skips_when_unset")).ok
+
+
+def test_an_id_outside_tests_or_docs_is_not_evidence(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("def test_a():\n    pass\n")
+    assert resolve_test(tmp_path, "tests/test_x.py::test_a") is not None
+    for bad in ("tests/../tests/test_x.py::test_a", "tests/./test_x.py::test_a", "tests//test_x.py::test_a"):
+        assert parse_evidence(bad) is None and resolve_test(tmp_path, bad) is None, bad
+    assert parse_evidence("docs/../README.md#Install") is None
+    assert parse_evidence("docs/apis/cbr.md#Example") == Evidence(Kind.DOCS, "docs/apis/cbr.md#Example")
+
+
+def test_a_heading_without_text_is_not_a_documented_section(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "p.md").write_text(
+        "# Page\n## Empty\n\n## Only headings\n### Sub\n\n## Nested\n### Detail\nsays it\n"
+        "## Code\n```bash\n# a comment\n```\n## Last\n"
+    )
+    find = Finder(tmp_path, [], "thing", None)
+    empty = Found(False, "the section is empty (a heading without text)")
+    for heading in ("Empty", "Only headings", "Last"):
+        assert find(Evidence(Kind.DOCS, f"docs/p.md#{heading}")) == empty, heading
+    for heading in ("Nested", "Code", "Page"):
+        assert find(Evidence(Kind.DOCS, f"docs/p.md#{heading}")).ok, heading
+
+
+NOW = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+PROFILE = LiveProfile(env=("DPONE_X",), tests=(f"{T}live_a", f"{T}live_b"))
+RECORD = {
+    "connector": "thing",
+    "date": "2026-02-28T23:00:00Z",
+    "result": "passed",
+    "marker": "integration_live",
+    "tests": {"passed": 2, "failed": 0, "skipped": 0},
+    "outcomes": {f"{T}live_a": "passed", f"{T}live_b": "passed"},
+}
+
+
+def test_a_live_record_certify_could_not_have_written_is_named() -> None:
+    assert record_problems(RECORD, NOW) == []
+    assert judge_live_run(RECORD, PROFILE).ok
+    bare = record_problems({"connector": "cbr", "result": "passed"}, NOW)
+    assert [p.split(" ")[0] for p in bare] == ["date", "no", "tests", "outcomes"]
+    for change, problem in (
+        ({"date": "2026-02-28 23:00:00"}, "is not a UTC time"),
+        ({"date": "2026-02-28T23:00:00+03:00"}, "is not a UTC time"),
+        ({"date": "2027-01-01T00:00:00Z"}, "is in the future"),
+        ({"result": "ok"}, "result 'ok' is not one of passed, partial, skipped, failed"),
+        ({"tests": {"passed": 0, "failed": 0, "skipped": 0}}, "result 'passed' contradicts its tests"),
+        ({"tests": {"passed": 1, "failed": 0, "skipped": 1}}, "contradicts its tests (passed 1, failed 0, skipped 1"),
+        ({"tests": {"passed": True, "failed": 0, "skipped": 0}}, "tests is not"),
+        ({"outcomes": {f"{T}live_a": "passed", f"{T}live_b": "skipped"}}, f"not passed: {T}live_b"),
+        ({"outcomes": {}}, "outcomes is not"),
+    ):  # fmt: skip
+        problems = record_problems({**RECORD, **change}, NOW)
+        assert any(problem in p for p in problems), (change, problems)
+
+
+def test_a_live_run_counts_only_for_the_declared_profile() -> None:
+    other = judge_live_run({**RECORD, "outcomes": {f"{T}live_a": "passed", f"{T}old": "passed"}}, PROFILE)
+    assert (
+        not other.ok
+        and f"ran other tests than the profile (not in it: {T}live_b; no longer declared: {T}old)"
+        in other.detail
+    )
+    local = judge_live_run({**RECORD, "marker": "integration"}, PROFILE)
+    assert not local.ok and "ran -m integration, the profile is -m integration_live" in local.detail
+    partial = {**RECORD, "result": "partial", "tests": {"passed": 1, "failed": 0, "skipped": 1},
+               "outcomes": {f"{T}live_a": "passed", f"{T}live_b": "skipped"},
+               "reasons": [f"skipped {T}live_b: set DPONE_X"]}  # fmt: skip
+    found = judge_live_run(partial, PROFILE)
+    assert not found.ok and found.detail.startswith("latest run partial 2026-02-28T23:00:00Z")
+    assert f"skipped {T}live_b: set DPONE_X" in found.detail
+    assert judge_live_run(None, PROFILE) == Found(False, "no recorded live run (dpone certify --live)")
 
 
 # The drivers and official providers of each extra: blocked, importing the package and its

@@ -252,5 +252,89 @@ def test_schemas_with_awkward_names_are_created_once(clean_pg: PgEnv) -> None:
     for name in ("it's", "x$dpone$y", 'a"b'):
         for _ in range(2):  # the second time it exists: nothing happens, no error
             clean_pg.execute("dst", POSTGRES.create_schema(name))
-        assert clean_pg.query("dst", "select count(*) from pg_namespace where nspname = %s", (name,)) == [(1,)]
+        assert clean_pg.query("dst", "select count(*) from pg_namespace where nspname = %s", (name,)) == [
+            (1,)
+        ]
         clean_pg.execute("dst", f"drop schema {POSTGRES.quote_ident(name)}")
+
+
+SOFT = """
+pipeline: doctor_soft
+defaults:
+  source: {connector: postgres, conn_id: doc_src}
+  sink: {connector: postgres, conn_id: doc_dst}
+loads:
+  - name: orders
+    source: {table: public.orders}
+    sink: {table: raw.orders, strategy: incremental_merge, unique_key: [id]}
+    reconciliation: {deletes: soft}
+"""
+
+
+def test_a_soft_delete_marker_is_added_by_the_owner_then_dml_is_enough(
+    shop: tuple[PgEnv, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The managed column must be added once (the owner's right); after that the load runs as a
+    role with DML only, because dpone adds a managed column only when it is missing."""
+    pg, role = shop
+    pg.execute(
+        "dst",
+        f"alter table raw.orders owner to postgres; grant select, insert, update on raw.orders to {role}",
+    )
+    code, report, _ = doctor(tmp_path, capsys, SOFT)
+    assert code == 1
+    [finding] = [f for f in problems(report) if f["status"] == "fail"]
+    assert "the load adds its managed column(s) _dpone_deleted_at (ALTER TABLE)" in finding["message"]
+    pg.execute("dst", "alter table raw.orders add column _dpone_deleted_at timestamptz")
+    code, report, _ = doctor(tmp_path, capsys, SOFT)
+    assert code == 0, problems(report)
+    assert [f["status"] for f in problems(report)] == ["warn"]  # schema changes would need the owner
+    path = tmp_path / "soft.yaml"
+    path.write_text(SOFT)
+    assert main(["run", str(path), "--report-dir", str(tmp_path / "reports")]) == 0
+    assert pg.query("dst", "select count(*) from raw.orders") == [(100,)]
+
+
+def test_partition_replace_of_a_partitioned_target_needs_its_owner(
+    shop: tuple[PgEnv, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pg, role = shop
+    pg.execute("dst", "create table raw.days (id int, day date not null) partition by range (day)")
+    pg.execute(
+        "dst",
+        "create table raw.days_1 partition of raw.days for values from ('2026-01-01') to ('2026-02-01')",
+    )
+    pg.execute("dst", f"grant select, insert, delete on raw.days to {role}")
+    text = MANIFEST.replace("table: raw.orders, strategy: incremental_merge, unique_key: [id]",
+                            "table: raw.days, strategy: partition_replace, partition_by: [day]")  # fmt: skip
+    code, report, _ = doctor(
+        tmp_path, capsys, text.replace("incremental: {mode: cursor, cursor: updated_at}", "")
+    )
+    assert code == 1
+    assert any(
+        "partition_replace detaches and attaches its partitions" in f["message"] for f in problems(report)
+    )
+
+
+def test_an_unqualified_state_table_is_checked_where_the_backend_keeps_it(
+    shop: tuple[PgEnv, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pg, role = shop
+    pg.execute("dst", f"revoke delete on dpone.state from {role}")
+    code, report, _ = doctor(tmp_path, capsys, MANIFEST.replace("table: dpone.state}", "table: state}"))
+    assert code == 1
+    assert any(f["message"] == "no DELETE on dpone.state" for f in problems(report))
+
+
+def test_a_query_source_is_only_planned_never_run(
+    shop: tuple[PgEnv, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pg, _ = shop
+    text = MANIFEST.replace(
+        "{table: public.orders, incremental: {mode: cursor, cursor: updated_at}}",
+        '{query: "select 1 as id; commit; create table public.doctor_leak (id int)"}',
+    )
+    code, report, _ = doctor(tmp_path, capsys, text)
+    assert code == 1
+    assert any(f["message"].startswith("the query does not plan") for f in problems(report))
+    assert pg.query("src", "select to_regclass('public.doctor_leak') is null") == [(True,)]

@@ -55,7 +55,7 @@ def test_a_missing_schema_needs_create_on_the_database() -> None:
 
 
 def test_a_non_owner_gets_the_grant_and_the_ownership_advice() -> None:
-    access = pd.TableAccess.of((False, "admin", True, True, False, False))
+    access = pd.TableAccess.of((False, "admin", False, True, True, False, False))
     found = pd.table_findings(
         "p.a sink", "raw.a", access, frozenset({"SELECT", "UPDATE"}), SERVER, owner="schema changes"
     )

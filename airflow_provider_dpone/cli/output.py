@@ -1,0 +1,34 @@
+"""The command's output, and only it, on stdout.
+
+``dpone`` may import Airflow in the middle of a command (a connection Airflow stores, a hook
+that is an Airflow hook), and Airflow then sets up logging with a handler on ``sys.stdout`` as
+it is at that moment. While a command runs, ``sys.stdout`` is stderr; what the command prints
+for its reader goes through ``out`` to the real stdout, so ``--format json`` stays parseable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from typing import Any, TextIO
+
+_stdout: list[TextIO] = []
+
+
+def out(*parts: Any, end: str = "\n") -> None:
+    """Print the command's output (to stdout, whatever else writes to ``sys.stdout``)."""
+    stream = _stdout[-1] if _stdout else sys.stdout
+    print(*parts, end=end, file=stream)
+    stream.flush()
+
+
+@contextlib.contextmanager
+def command_output() -> Iterator[None]:
+    """Run a command with ``sys.stdout`` pointing at stderr and ``out`` at the real stdout."""
+    _stdout.append(sys.stdout)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        _stdout.pop()
