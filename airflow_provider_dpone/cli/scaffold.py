@@ -7,16 +7,16 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from ..contracts.api_catalog import RESOURCES
 from ..contracts.connectors import CONNECTORS
 from ..contracts.errors import BadInputError
 from ..contracts.manifest import parse_manifest
@@ -30,28 +30,10 @@ EXIT_OK = 0
 _OBJECT_FLAGS = {"table": "--table", "topic": "--topic", "resource": "--resource", "endpoint": "--endpoint"}
 
 
-def _catalog(connector: str) -> dict[str, sc.ResourceHint] | None:
-    """The resources of an API source's catalogue (imports its hook module: Airflow), or None
-    when it cannot be loaded (the extra is not installed): then nothing is checked against it,
-    and a note says so."""
-    module, _, cls = CONNECTORS[connector].hook.partition(":")
-    try:
-        api = getattr(importlib.import_module(module), cls).api
-    except Exception as exc:  # a missing extra, or a broken install: say so, do not guess
-        print(
-            f"note: the '{connector}' catalogue could not be loaded ({type(exc).__name__}: {exc}); "
-            "resource names, options and cursors are not checked",
-            file=sys.stderr,
-        )
-        return None
-    return {
-        name: sc.ResourceHint(
-            primary_key=tuple(res.primary_key),
-            cursor=(res.server_filter or {}).get("field"),
-            required_options=tuple(res.required_options),
-        )
-        for name, res in api.resources.items()
-    }
+def _catalog(connector: str) -> Mapping[str, sc.ResourceHint] | None:
+    """The resources of an API source's catalogue (``contracts/api_catalog.py``, no import of
+    the hooks), or None for a connector without one."""
+    return RESOURCES.get(connector)
 
 
 class _Asker:
@@ -140,7 +122,7 @@ def _missing(args: argparse.Namespace) -> list[str]:
 
 def _gather(
     args: argparse.Namespace, ask: _Asker | None
-) -> tuple[sc.Choices, Path, dict[str, sc.ResourceHint] | None]:
+) -> tuple[sc.Choices, Path, Mapping[str, sc.ResourceHint] | None]:
     """The choices from the flags, asking for the rest when ``ask`` is given; the source's API
     catalogue when it has one."""
     if ask is None and (missing := _missing(args)):

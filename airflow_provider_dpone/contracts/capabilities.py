@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .api_catalog import RESOURCES
 from .connectors import CONNECTORS, ConnectorInfo
 from .errors import ValidationIssue
-from .sources import TableSource, TopicSource
+from .sources import ResourceSource, TableSource, TopicSource
 from .strategies import CHANGE_MODES, RECONCILING_STRATEGIES, IncrementalMode, Strategy
 
 if TYPE_CHECKING:
@@ -59,7 +60,32 @@ def _source_problems(load: LoadSpec, src: ConnectorInfo) -> list[str]:
             f"{_supporters('window')}"
         )
     kind = "table" if load.source.kind == "query" else load.source.kind
-    return problems + _objects_problems("source", kind, src)
+    return problems + _objects_problems("source", kind, src) + _resource_problems(load, src)
+
+
+def _resource_problems(load: LoadSpec, src: ConnectorInfo) -> list[str]:
+    """A SaaS source's resource against its catalogue (``api_catalog``): it exists, and an
+    incremental read uses the field the API filters on."""
+    catalog = RESOURCES.get(src.name)
+    if catalog is None or not isinstance(load.source, ResourceSource):
+        return []
+    name, inc = load.source.resource, load.source.incremental
+    facts = catalog.get(name)
+    if facts is None:
+        return [
+            f"source.resource: '{name}' is not a resource of '{src.name}'; allowed: {', '.join(sorted(catalog))}"
+        ]
+    problems = []  # the options are the hook's to check: some take another form (a URL for an id)
+    if inc is not None and facts.cursor is None:
+        problems.append(
+            f"source.incremental: resource '{name}' of '{src.name}' has no server-side filter, so it is "
+            "read in full every run; remove source.incremental"
+        )
+    elif inc is not None and inc.cursor and inc.cursor != facts.cursor:
+        problems.append(
+            f"source.incremental.cursor: resource '{name}' filters on '{facts.cursor}', not '{inc.cursor}'"
+        )
+    return problems
 
 
 def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from ..contracts.api_catalog import ResourceFacts as ResourceHint  # what init checks a resource by
 from ..contracts.connectors import CONNECTORS
 from ..contracts.strategies import CHANGE_MODES, IncrementalMode, Strategy
 
@@ -32,15 +33,6 @@ OFFERED = (
 OBJECT_KEYS = {"table": "table", "topic": "topic", "resource": "resource", "endpoint": "endpoint"}
 DEFAULT_SCHEMA = "raw"  # where a derived target table lands (schema, dataset or database)
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_]+")
-
-
-@dataclass(frozen=True)
-class ResourceHint:
-    """What an API catalogue says of one resource (read by the CLI from ``apis/``)."""
-
-    primary_key: tuple[str, ...] = ()
-    cursor: str | None = None  # the field the API filters on; None: read in full every run
-    required_options: tuple[str, ...] = ()
 
 
 @dataclass

@@ -201,12 +201,22 @@ def test_dynamics_are_incremental_with_the_server_side_date_range(cbr, clean_pg)
 
 
 def test_incremental_on_a_resource_without_a_server_filter_is_refused(cbr, clean_pg) -> None:
-    from airflow_provider_dpone.contracts.errors import UnsupportedError
+    """Refused by validation (the catalogue's facts, contracts/api_catalog.py), before a run."""
+    from airflow_provider_dpone.contracts.errors import ManifestError
 
-    with pytest.raises(UnsupportedError, match="no server-side filter"):
+    with pytest.raises(
+        ManifestError, match=r"source.incremental: resource 'currencies' of 'cbr' has no server-side filter"
+    ):
         run(manifest("currencies", {}, incremental={"mode": "cursor", "cursor": "id"}), "r1")
-    with pytest.raises(BadInputError, match="allowed: currencies, daily_rates, dynamics"):
+    with pytest.raises(
+        ManifestError,
+        match=r"source.resource: 'nope' is not a resource of 'cbr'; allowed: currencies, daily_rates, dynamics",
+    ):
         run(manifest("nope", {}), "r1")
+    with pytest.raises(
+        ManifestError, match=r"source.incremental.cursor: resource 'daily_rates' filters on 'date', not 'id'"
+    ):
+        run(manifest("daily_rates", {}, incremental={"mode": "cursor", "cursor": "id"}), "r1")
 
 
 def test_a_run_killed_mid_range_resumes_at_the_next_day(cbr, clean_pg) -> None:

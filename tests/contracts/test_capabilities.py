@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_dpone.cli.evidence import resolve_test
+from airflow_provider_dpone.contracts.api_catalog import RESOURCES, ResourceFacts
 from airflow_provider_dpone.contracts.connectors import CONNECTORS, ConnectorInfo
 from airflow_provider_dpone.contracts.errors import ManifestError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
@@ -147,6 +148,12 @@ def supported(info: ConnectorInfo, feature: str) -> bool:
     )
 
 
+def _resource_of(connector: str) -> tuple[str, ResourceFacts]:
+    """The catalogue's first resource the API filters on (else its first)."""
+    catalog = RESOURCES[connector]
+    return next(((n, f) for n, f in catalog.items() if f.cursor), next(iter(catalog.items())))
+
+
 def _side(name: str, role: str) -> dict[str, Any]:
     """A source or sink spec of connector ``name`` naming the object it works on."""
     info = CONNECTORS[name]
@@ -157,8 +164,9 @@ def _side(name: str, role: str) -> dict[str, Any]:
             spec["incremental"] = {"mode": "offsets"}
     elif info.objects == "endpoint":
         spec["endpoint"] = {"path": "/x", "server_filter": {"param": "since", "field": "updated_at"}}
-    elif info.objects == "resource":
-        spec["resource"] = "r"
+    elif info.objects == "resource":  # a real resource of the catalogue, with its options
+        name, facts = _resource_of(name)
+        spec.update(resource=name, options={o: "x" for o in facts.required_options})
     else:
         spec["table"] = "t"
     return spec
@@ -179,6 +187,9 @@ def manifest_using(connector: str, feature: str) -> dict[str, Any]:
         source.pop("incremental", None)
         if value != "full":
             source["incremental"] = cursor if value == "cursor" else {"mode": value}
+            filtered = _resource_of(connector)[1].cursor if "resource" in source else None
+            if value == "cursor" and filtered:  # the field the API filters on
+                source["incremental"] = {"mode": "cursor", "cursor": filtered}
             if IncrementalMode(value) in CHANGE_MODES:
                 sink["strategy"] = "cdc_apply"  # a change feed is applied by cdc_apply only
     elif kind == "chunk":

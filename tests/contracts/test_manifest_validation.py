@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from airflow_provider_dpone.cli.main import main as dpone
+from airflow_provider_dpone.contracts.api_catalog import RESOURCES
 from airflow_provider_dpone.contracts.errors import ManifestError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.dag_factory.files import load_manifest, validate_paths
@@ -566,7 +567,7 @@ def _api_load(connector: str, resource: str, sink: dict, **incremental: object):
             "conn_id": "c",
             "resource": resource,
             "options": {"app_id": "a"},
-            "incremental": {"mode": "cursor", "cursor": "event_time", **incremental},
+            "incremental": {"mode": "cursor", "cursor": RESOURCES[connector][resource].cursor, **incremental},
         },
         "sink": {"connector": "postgres", "conn_id": "d", "table": "raw.t", **sink},
     }
