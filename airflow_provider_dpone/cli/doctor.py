@@ -158,21 +158,26 @@ def _tested(hook: Any, use: ConnectionUse) -> list[Finding]:
     ]
 
 
+def _bad_input(args: argparse.Namespace, errors: list[str]) -> int:
+    """Manifests that do not validate: doctor checks valid ones only (exit 2)."""
+    hint = "doctor checks valid manifests only: fix these first (`dpone validate`)"
+    if args.format == "json":
+        out(json.dumps({"errors": errors, "hint": hint}, indent=2))
+    else:
+        out("\n".join([*(f"error {e}" for e in errors), hint]))
+    return EXIT_BAD_INPUT
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from ..dag_factory.files import validate_paths
 
     paths = args.paths or [DEFAULT_FOLDER]
     if not args.paths and not Path(DEFAULT_FOLDER).is_dir():
-        out(f"error: name the manifests to check (no {DEFAULT_FOLDER} folder here)")
-        return EXIT_BAD_INPUT
+        return _bad_input(args, [f"name the manifests to check (no {DEFAULT_FOLDER} folder here)"])
     manifests, issues = validate_paths(paths)
     if issues or not manifests:
-        for issue in issues:
-            out(f"error {issue}")
-        if not manifests and not issues:
-            out(f"error: no manifest files found in {' '.join(paths)}")
-        out("doctor checks valid manifests only: fix these first (`dpone validate`)")
-        return EXIT_BAD_INPUT
+        errors = [str(i) for i in issues] or [f"no manifest files found in {' '.join(paths)}"]
+        return _bad_input(args, errors)
     os.environ.setdefault("PGCONNECT_TIMEOUT", CONNECT_TIMEOUT)  # an unreachable host fails fast
     uses = connection_uses(manifests)
     groups = [(f"{use.conn_id} ({use.connector})", connection_findings(use)) for use in uses]

@@ -105,27 +105,24 @@ def test_a_host_that_does_not_answer_is_unreachable(
     assert "ConnectError" in found[0]["message"] and TOKEN not in out
 
 
-@pytest.mark.parametrize(
-    ("resource", "expected"),
-    [
-        ("daily_rates", "resource daily_rates of "),
-        ("nothing", "source.resource: 'nothing' is not a resource of"),
-    ],
-)
 def test_a_saas_resource_is_checked_against_the_catalogue(
-    api: FakeApi,
-    tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-    resource: str,
-    expected: str,
+    api: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     conn = {"conn_type": "http", "host": api.url, "extra": {"test_path": "/pages"}}
     monkeypatch.setenv("AIRFLOW_CONN_DOC_CBR", json.dumps(conn))
     api.auth = "none"
-    found, _ = api_findings(tmp_path, capsys, CBR % resource)
-    assert found[-1]["check"] == "object" and expected in found[-1]["message"]
-    assert found[-1]["status"] == ("ok" if resource == "daily_rates" else "fail")
+    found, _ = api_findings(tmp_path, capsys, CBR % "daily_rates")
+    assert [(f["status"], f["check"]) for f in found] == [
+        ("ok", "reachable"),
+        ("ok", "authenticated"),
+        ("ok", "object"),
+    ]
+    assert found[-1]["message"].startswith("resource daily_rates of ")
+    path = tmp_path / "unknown.yaml"  # a resource the catalogue lacks does not even validate
+    path.write_text(CBR % "nothing")
+    assert main(["doctor", "--format", "json", str(path)]) == 2
+    errors = json.loads(capsys.readouterr().out)["errors"]
+    assert "source.resource: 'nothing' is not a resource of 'cbr'" in errors[0]
 
 
 def test_the_json_of_a_command_that_imports_airflow_stays_clean(tmp_path: Path) -> None:
