@@ -56,6 +56,12 @@ def connect_findings(label: str, message: str, seconds: float) -> list[Finding]:
     ]
 
 
+def _standby(subject: str, what: str) -> Finding:
+    return Finding(
+        "fail", "setting", subject, "the server is a read-only standby", fix=f"point {what} at the primary"
+    )
+
+
 class _Probe:
     """The checks of one connection, on one connection in one transaction rolled back at the end."""
 
@@ -186,15 +192,7 @@ class _Probe:
     def sink(self, use: LoadUse) -> list[Finding]:
         subject, spec = f"{use.key} sink", use.load.sink
         if self.server.standby:
-            return [
-                Finding(
-                    "fail",
-                    "setting",
-                    subject,
-                    "the server is a read-only standby",
-                    fix="point the connection at the primary",
-                )
-            ]
+            return [_standby(subject, "the connection")]
         staging = spec.staging.schema_name
         found = pd.schema_findings(
             subject, staging, self.schema(staging), self.server, create_in=True, what="staging tables"
@@ -232,15 +230,7 @@ class _Probe:
     def state(self, pipeline: str, table: str) -> list[Finding]:
         subject = f"{pipeline} state"
         if self.server.standby:
-            return [
-                Finding(
-                    "fail",
-                    "setting",
-                    subject,
-                    "the server is a read-only standby",
-                    fix="point state.conn_id at the primary",
-                )
-            ]
+            return [_standby(subject, "state.conn_id")]
         ref = dialect.parse_table(table, default_schema=STATE_SCHEMA)  # as the state backend reads it
         access = self.table(str(ref))
         found = pd.schema_findings(
