@@ -20,6 +20,8 @@ _LIGHT = "tests/test_import_light.py::test_import_pulls_no_driver_or_airflow"
 _CRASH = "tests/runtime/test_crash_safety.py::test_sigkill_at_every_phase_then_retry_converges"
 _DRIFT = ("docs/schema-evolution.md#Schema evolution",)
 _TAXONOMY = ("docs/troubleshooting.md#Error codes",)
+_COMPAT = ("docs/compatibility.md#Compatibility policy",)
+_FIELDS = "tests/runtime/test_report_fields.py"  # every report field of a real load, per route
 _MSSQL_LIVE = "tests/hooks/test_mssql_live.py"
 _PG_LIVE = "tests/hooks/test_postgres_live.py"
 _CH_LIVE = "tests/hooks/test_clickhouse_live.py"
@@ -64,6 +66,12 @@ CERTIFIED: dict[str, Certification] = {
             "live_profile": ("live",),
             "schema_drift_docs": _DRIFT,
             "failure_taxonomy_docs": _TAXONOMY,
+            "observability": (
+                f"{_FIELDS}::test_postgres_to_postgres_report_fields",
+                "tests/operators/test_airflow_e2e.py::test_dags_test_full_then_incremental",
+                "tests/cli/test_cli.py::test_openlineage_facets_from_the_report",
+            ),
+            "compat_policy_docs": _COMPAT,
         },
         live=LiveProfile(
             env=("DPONE_LIVE_POSTGRES_URI",),
@@ -104,6 +112,7 @@ CERTIFIED: dict[str, Certification] = {
             "local_integration": ("live",),
             "schema_drift_docs": _DRIFT,
             "failure_taxonomy_docs": _TAXONOMY,
+            "compat_policy_docs": _COMPAT,
         },
         live=LiveProfile(
             env=("DPONE_MSSQL_URI",),
@@ -152,6 +161,11 @@ CERTIFIED: dict[str, Certification] = {
             "live_profile": ("live",),
             "schema_drift_docs": _DRIFT,
             "failure_taxonomy_docs": _TAXONOMY,
+            "observability": (
+                f"{_FIELDS}::test_postgres_to_clickhouse_report_fields",
+                f"{_FIELDS}::test_clickhouse_to_postgres_report_fields",
+            ),
+            "compat_policy_docs": _COMPAT,
         },
         live=LiveProfile(
             env=("DPONE_LIVE_CLICKHOUSE_URI",),
@@ -208,6 +222,11 @@ CERTIFIED: dict[str, Certification] = {
             ),
             "live_profile": ("live",),
             "failure_taxonomy_docs": _TAXONOMY,
+            "observability": (
+                f"{_FIELDS}::test_postgres_to_kafka_report_fields",
+                f"{_FIELDS}::test_kafka_to_postgres_report_fields",
+            ),
+            "compat_policy_docs": _COMPAT,
         },
         live=LiveProfile(
             env=(
@@ -251,6 +270,8 @@ CERTIFIED: dict[str, Certification] = {
             ),
             "schema_drift_docs": _DRIFT,
             "failure_taxonomy_docs": _TAXONOMY,
+            "observability": (f"{_FIELDS}::test_postgres_to_bigquery_report_fields",),
+            "compat_policy_docs": _COMPAT,
         },
         live=LiveProfile(
             env=("DPONE_BIGQUERY_PROJECT", "DPONE_BIGQUERY_KEYFILE"),
@@ -287,6 +308,8 @@ CERTIFIED: dict[str, Certification] = {
                 "tests/hooks/test_rest.py::test_a_run_killed_mid_pagination_resumes_after_the_last_staged_page",
             ),
             "failure_taxonomy_docs": _TAXONOMY,
+            "observability": (f"{_FIELDS}::test_rest_to_postgres_report_fields",),
+            "compat_policy_docs": _COMPAT,
         },
     ),
 }
@@ -392,6 +415,7 @@ def saas_certification(name: str, module: str) -> Certification:
             ),
             "live_profile": ("live",),
             "failure_taxonomy_docs": _TAXONOMY,
+            "compat_policy_docs": _COMPAT,
         },
         live=LiveProfile(
             env=v.env,

@@ -288,6 +288,11 @@ class EndpointSource(SourceBase):
 
     kind: ClassVar[str] = "endpoint"
     endpoint: EndpointSpec
+
+    @property
+    def dataset_name(self) -> str | None:
+        return self.endpoint.path
+
     # client-side pace: at most this many requests a second (else the connection's extra)
     requests_per_second: float | None = Field(default=None, gt=0)
     fields: dict[str, str] | None = None  # typed fields of the records
@@ -329,6 +334,10 @@ class ResourceSource(SourceBase):
 
     @property
     def object_name(self) -> str:
+        return self.resource
+
+    @property
+    def dataset_name(self) -> str | None:
         return self.resource
 
 

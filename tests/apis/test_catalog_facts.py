@@ -12,6 +12,6 @@ pytestmark = pytest.mark.unit
 
 
 def test_the_light_catalogue_equals_the_catalogues() -> None:
-    assert RESOURCES == facts(), (
+    assert facts() == RESOURCES, (
         "contracts/api_catalog.py is out of date: run `python -m airflow_provider_dpone.apis.catalog_facts`"
     )

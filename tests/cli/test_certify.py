@@ -46,18 +46,11 @@ def test_a_claim_above_the_evidence_exits_1_naming_the_unmet_requirements(capsys
         "unmet (production-certified) Live integration test profile behind integration_live: "
         "live: no recorded live run (dpone certify --live)" in out
     )
-    assert (
-        "unmet (production-certified) Backward compatibility policy documented: no evidence declared" in out
-    )
     assert "ok    kafka" in out and "unearned claims: postgres" in out
     code, out = run(capsys, "--root", str(ROOT), "--connector", "postgres", "--format", "json")
     entry = json.loads(out)["connectors"][0]
     assert code == EXIT_FAILED and entry["ok"] is False and entry["earned"] == "beta"
-    assert {u["requirement"] for u in entry["unmet"]} == {
-        "live_profile",
-        "observability",
-        "compat_policy_docs",
-    }
+    assert {u["requirement"] for u in entry["unmet"]} == {"live_profile"}
 
 
 def test_evidence_missing_from_the_checkout_earns_nothing(tmp_path: Path, capsys) -> None:
