@@ -29,6 +29,7 @@ CHECKS = {
     "postgres": "airflow_provider_dpone.hooks.postgres_doctor:check",
     "clickhouse": "airflow_provider_dpone.hooks.clickhouse_doctor:check",
     "kafka": "airflow_provider_dpone.hooks.kafka_doctor:check",
+    "bigquery": "airflow_provider_dpone.hooks.bigquery_doctor:check",
     **{
         c: "airflow_provider_dpone.hooks.rest_doctor:check"
         for c, i in CONNECTORS.items()

@@ -19,6 +19,7 @@ from ..contracts.manifest import STATE_SCHEMA
 from ..contracts.sources import QuerySource, TableSource
 from ..contracts.strategies import IncrementalMode, Strategy
 from ..sql import postgres_doctor as pd
+from ..sql.journal import JOURNAL_TABLE
 from ..sql.postgres import POSTGRES as dialect
 from ..sql.targets import managed_columns
 from .postgres_session import one_row
@@ -225,6 +226,10 @@ class _Probe:
         )
         if not any(f.status == "fail" for f in found):
             found.append(self.ddl_probe(subject, [staging, *([ref.schema] if creates else [])]))
+        if not any(pipeline == use.pipeline for pipeline, _ in self.use.states):
+            # state kept elsewhere: the finalize journals its state in staging (sql/journal.py)
+            journal = f"{staging}.{JOURNAL_TABLE}"
+            found += pd.table_findings(subject, journal, self.table(journal), pd.JOURNAL_DML, self.server)
         return found
 
     def state(self, pipeline: str, table: str) -> list[Finding]:

@@ -52,6 +52,8 @@ DML: dict[Strategy, frozenset[str]] = {
     Strategy.CDC_APPLY: frozenset({"SELECT", "INSERT", "UPDATE", "DELETE"}),
 }
 STATE_DML = frozenset(PRIVILEGES)
+# the finalize journal (state kept elsewhere): upserted, read, acknowledged
+JOURNAL_DML = frozenset({"SELECT", "INSERT", "UPDATE"})
 
 
 @dataclass(frozen=True)

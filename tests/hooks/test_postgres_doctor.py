@@ -338,3 +338,32 @@ def test_a_query_source_is_only_planned_never_run(
     assert code == 1
     assert any(f["message"].startswith("the query does not plan") for f in problems(report))
     assert pg.query("src", "select to_regclass('public.doctor_leak') is null") == [(True,)]
+
+
+def test_a_journal_another_role_owns_needs_its_grants_when_state_is_kept_elsewhere(
+    shop: tuple[PgEnv, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """State in Airflow Variables: the sink journals each finalize's state in staging."""
+    pg, role = shop
+    for statement in POSTGRES.create_journal_table(POSTGRES.table("dpone_staging", "dpone_journal")):
+        pg.execute("dst", statement)
+    code, report, _ = doctor(
+        tmp_path,
+        capsys,
+        MANIFEST.replace(
+            "state: {backend: table, conn_id: doc_dst, table: dpone.state}", "state: {backend: variable}"
+        ),
+    )
+    assert code == 1
+    assert any(
+        f["message"] == "no SELECT, INSERT, UPDATE on dpone_staging.dpone_journal" for f in problems(report)
+    )
+    pg.execute("dst", f"grant select, insert, update on dpone_staging.dpone_journal to {role}")
+    code, report, _ = doctor(
+        tmp_path,
+        capsys,
+        MANIFEST.replace(
+            "state: {backend: table, conn_id: doc_dst, table: dpone.state}", "state: {backend: variable}"
+        ),
+    )
+    assert code == 0, problems(report)
