@@ -12,7 +12,6 @@ import importlib.metadata
 import importlib.util
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,7 @@ CHECKS = {
     "clickhouse": "airflow_provider_dpone.hooks.clickhouse_doctor:check",
     "kafka": "airflow_provider_dpone.hooks.kafka_doctor:check",
     "bigquery": "airflow_provider_dpone.hooks.bigquery_doctor:check",
+    "mssql": "airflow_provider_dpone.hooks.mssql_doctor:check",
     **{
         c: "airflow_provider_dpone.hooks.rest_doctor:check"
         for c, i in CONNECTORS.items()
@@ -118,12 +118,9 @@ def connection_findings(use: ConnectionUse) -> list[Finding]:
             )
         ]
     try:
-        target = CHECKS.get(use.connector)
-        if target is not None:
-            module, _, name = target.partition(":")
-            check = getattr(importlib.import_module(module), name)
-            return list(check(hook, use))
-        return _tested(hook, use)
+        module, _, name = CHECKS[use.connector].partition(":")  # every connector has one (a test)
+        check = getattr(importlib.import_module(module), name)
+        return list(check(hook, use))
     except Exception as exc:  # a check that breaks is a finding, never a traceback with secrets
         message = hook.redactor().redact(f"{type(exc).__name__}: {exc}")
         return [Finding("fail", "reachable", use.conn_id, f"the check failed: {message}")]
@@ -131,32 +128,6 @@ def connection_findings(use: ConnectionUse) -> list[Finding]:
         release = getattr(hook, "release", None)
         if release is not None:
             release()
-
-
-def _tested(hook: Any, use: ConnectionUse) -> list[Finding]:
-    started = time.monotonic()
-    ok, message = hook.test_connection()
-    seconds = time.monotonic() - started
-    if not ok:
-        return [
-            Finding(
-                "fail",
-                "reachable",
-                use.conn_id,
-                message,
-                fix="check the connection's host, credentials and network access",
-                seconds=seconds,
-            )
-        ]
-    return [
-        Finding("ok", "reachable", use.conn_id, f"reachable and authenticated: {message}", seconds=seconds),
-        Finding(
-            "info",
-            "privilege",
-            use.conn_id,
-            f"{use.connector} privileges are not probed by doctor; a run names any it lacks",
-        ),
-    ]
 
 
 def _bad_input(args: argparse.Namespace, errors: list[str]) -> int:

@@ -103,3 +103,10 @@ def test_a_schema_is_created_only_when_missing_whatever_its_name(name: str) -> N
     assert statement.startswith(f"do {tag} begin if not exists (select from pg_namespace where nspname = ")
     assert statement.endswith(f"end if; end {tag}") and statement.count(tag) == 2
     assert POSTGRES.quote_literal(name) in statement and POSTGRES.quote_ident(name) in statement
+
+
+def test_every_connector_has_a_doctor_check() -> None:
+    from airflow_provider_dpone.cli.doctor import CHECKS
+    from airflow_provider_dpone.contracts.connectors import CONNECTORS
+
+    assert set(CHECKS) == set(CONNECTORS)
