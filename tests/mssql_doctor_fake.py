@@ -166,7 +166,7 @@ class SqlServer:
         if sql == md.CDC_ROLE:
             c = self.captures.get(params[0])
             return ([(c.role, int(c.role in self.roles))] if c else []), ["role_name", "member"]
-        return self._statement(sql)
+        return self._statement(sql, params)
 
     def _reads_capture(self, c: Capture) -> bool:
         """fn_cdc_get_min_lsn answers 0x0... to a caller who may not read the instance."""
@@ -177,7 +177,7 @@ class SqlServer:
         if not ok:
             raise denied(message)
 
-    def _statement(self, sql: str) -> Any:
+    def _statement(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         """The probes: a transaction, DDL and DML in it, read-only queries."""
         text = sql.strip()
         if text == "begin transaction":
@@ -241,6 +241,8 @@ class SqlServer:
             self._need(self._reads_capture(c),
                        f"The SELECT permission was denied on the object 'fn_cdc_get_all_changes_', database '{self.database}', schema 'cdc'.")  # fmt: skip
             return [], ["id"]
+        if text == "exec sp_describe_first_result_set @tsql = ?":  # compiled, not run: its permissions
+            text = params[0]
         if text.startswith("select top (0) * from ("):  # a source query: SELECT on every table it names
             for schema, name in re.findall(r"\bfrom (\w+)\.(\w+)", text):
                 self._need(self.on_table(f"{schema}.{name}", "SELECT"),

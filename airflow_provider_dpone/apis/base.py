@@ -37,6 +37,7 @@ from ..contracts.sources import (
 )
 from ..contracts.state import StateRecord
 from ..hooks.rest import DponeRestHook, Read
+from ..hooks.rest_http import public_url
 from ..sql.extract_plan import CursorPlan, bound_cursor
 from .async_export import AsyncExport, ExportReader
 
@@ -320,7 +321,7 @@ class ApiHook(DponeRestHook):
             result.details["upper"] = window.upper
 
     def dataset(self, table: str) -> dict[str, str]:
-        return {"namespace": self.api.base_url.rstrip("/"), "name": table}
+        return {"namespace": public_url(self.api.base_url), "name": table}
 
     def decode(self, response: Any) -> Any:
         if self.api.body_format == "xml":

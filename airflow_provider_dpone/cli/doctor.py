@@ -98,13 +98,16 @@ def _extra_finding(connector: str, extra: str) -> Finding:
 
 
 def connection_findings(use: ConnectionUse) -> list[Finding]:
-    """Every finding for one connection: the connector's own checks where it has them, else
-    its hook's connection test (reachable and authenticated), saying what was not probed."""
+    """Every finding for one connection, from its connector's check (``CHECKS``)."""
     from ..hooks.registry import build_hook
 
     try:
         hook = build_hook(use.connector, use.conn_id, standalone=True)
-        hook.get_connection(use.conn_id)
+        own = getattr(hook, "connection", None)  # an API hook's: a public API needs none
+        if callable(own):
+            own()
+        else:
+            hook.get_connection(use.conn_id)
     except MissingExtraError:
         return []  # the tools section says which extra to install
     except Exception as exc:

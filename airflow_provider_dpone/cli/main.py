@@ -175,7 +175,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         except Exception as exc:
             failed = True
             message = str(exc) if isinstance(exc, DponeError) else f"{type(exc).__name__}: {exc}"
-            reports.append({"load": load.name, "status": "failed", "error": message})
+            failed_report = getattr(exc, "run_report", None)  # the failed run's report, when it had one
+            reports.append(
+                failed_report.to_dict()
+                if failed_report is not None
+                else {"load": load.name, "status": "failed", "error": message}
+            )
             if args.format != "json":
                 print(f"load {load.name} FAILED: {message}", file=sys.stderr)
             break  # later loads may depend on this one

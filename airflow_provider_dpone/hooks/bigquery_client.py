@@ -110,6 +110,17 @@ class BigQueryJobs:
         an error, not an empty list."""
         return self.table(table_id) is not None
 
+    def dataset_exists(self, dataset_id: str) -> bool:
+        """Whether the dataset exists (``datasets.get``): ``create schema if not exists`` asks for
+        bigquery.datasets.create on the project even when it does."""
+        try:
+            self.client.get_dataset(dataset_id, retry=_RETRY)
+        except api_errors.NotFound:
+            return False
+        except Exception as exc:
+            raise classify(exc, f"reading dataset {dataset_id}") or exc from None
+        return True
+
     @property
     def emulated(self) -> bool:
         """Whether the client talks to bqemulator (``BIGQUERY_EMULATOR_HOST`` and its endpoint)."""

@@ -90,6 +90,15 @@ class BigQueryConnector(JournalingStagingSink):
         """A DB-API-shaped session (the state table's backend reads and writes through it)."""
         yield BigQuerySession(self.jobs)
 
+    def _dataset_exists(self, dataset: str) -> bool:
+        return self.jobs.dataset_exists(dataset if "." in dataset else f"{self.jobs.project}.{dataset}")
+
+    def _staging_dataset(self, staging: TableRef) -> list[Step]:
+        """The staging dataset's creation, when it is missing."""
+        if self._dataset_exists(staging.schema):
+            return []
+        return [Step(self.sql_dialect.create_schema(staging.schema), note="the staging dataset")]
+
     def has_table(self, table: TableRef) -> bool:
         """Asked of the API (a missing dataset's INFORMATION_SCHEMA is an error, not empty)."""
         return self.jobs.table_exists(self._table_id(table))
@@ -124,7 +133,8 @@ class BigQueryConnector(JournalingStagingSink):
 
     def stage(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:
         staging = self.staging_table(ctx)
-        self._write(self.sql_dialect.create_schema(staging.schema))  # the sweep reads the dataset
+        for step in self._staging_dataset(staging):  # the sweep reads the dataset
+            self._write(step.sql)
         self.sweep_stale_staging(ctx)
         return self._stage_into(ctx, staging, extract)
 
@@ -276,7 +286,7 @@ class BigQueryConnector(JournalingStagingSink):
         skips the keys the target already holds (the source's primary key, as PostgreSQL's
         target declares it), so re-read rows are not added twice."""
         if resource is None:
-            return BigQueryFacts(exists=False)
+            return BigQueryFacts(exists=False, dataset_exists=self._dataset_exists(job.target.schema))
         columns = tuple(schema_from_api(resource["schema"]["fields"]).names)
         keys: tuple[str, ...] = ()
         if job.load.sink.strategy is Strategy.INCREMENTAL_APPEND and job.schema is not None:
@@ -347,7 +357,7 @@ class BigQueryConnector(JournalingStagingSink):
     ) -> dict[str, Any]:
         """The jobs this load would run, planned from the target's resource (read-only)."""
         target, staging, d = self.target_table(ctx), self.staging_table(ctx), self.planning_dialect
-        steps = [Step(d.create_schema(staging.schema), note="the staging dataset")]
+        steps = self._staging_dataset(staging)
         if schema is not None:
             steps.append(Step(d.create_staging_table(staging, schema, "<the run's label>")))
         steps.append(

@@ -28,9 +28,16 @@ def _operations(future: Any) -> set[str] | None:
     does not tell (it predates KIP-430, or answers without them)."""
     try:
         ops = future.result(timeout=TIMEOUT).authorized_operations
-    except Exception:
-        return None
+    except Exception as exc:
+        return set() if _refused(exc) else None  # refused: no operation is allowed
     return None if ops is None else {op.name for op in ops}
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether the broker refused the request for want of an ACL."""
+    error: Any = exc.args[0] if exc.args else exc
+    name = error.name() if callable(getattr(error, "name", None)) else str(exc)
+    return "AUTHORIZATION_FAILED" in str(name)
 
 
 def _acl(subject: str, what: str, needed: str, ops: set[str] | None, fix: str) -> Finding:
@@ -144,6 +151,19 @@ def _sink(hook: Any, admin: Any, metadata: Any, use: LoadUse) -> list[Finding]:
             )
         )
     except Exception as exc:
+        if _refused(exc):  # a literal ACL on the load's own id allows the load, not this probe
+            found.append(
+                Finding(
+                    "warn",
+                    "privilege",
+                    subject,
+                    f"transactional id {probe_id} is not allowed; whether dpone.{use.key} is cannot be "
+                    "asked without starting it (which would fence a running load)",
+                    fix=f"allow Write on transactional id dpone.{use.key} (a prefixed ACL on dpone. covers "
+                    "every load and this check)",
+                )
+            )
+            return found
         found.append(
             Finding(
                 "fail",

@@ -147,11 +147,16 @@ class _Probe:
                 relation = dialect.source_relation(None, spec.query)
             except DponeError as exc:
                 return [Finding("fail", "object", subject, str(exc), fix="rewrite source.query")]
-            error = self.attempt([("the query", f"select top (0) * from {relation}", ())])
+            # described, never run: sp_describe_first_result_set compiles the batch (permissions
+            # included) without executing it, so a query holding "; delete ..." writes nothing
+            probe = f"select top (0) * from {relation}"
+            error = self.attempt([("the query", "exec sp_describe_first_result_set @tsql = ?", (probe,))])
             if error:
                 fix = "check source.query and the SELECT permissions it needs"
-                return [Finding("fail", "privilege", subject, f"the query does not run: {error}", fix=fix)]
-            return [Finding("ok", "privilege", subject, "the query runs (select top (0), rolled back)")]
+                return [
+                    Finding("fail", "privilege", subject, f"the query does not compile: {error}", fix=fix)
+                ]
+            return [Finding("ok", "privilege", subject, "the query compiles (sp_describe_first_result_set)")]
         assert isinstance(spec, TableSource)
         ref = dialect.parse_table(spec.table)
         access = self.table(ref)

@@ -45,7 +45,7 @@ from ..sql.extract_plan import CursorPlan, advance_cursor, plan_cursor
 from .connection import conn_id_of, probe
 from .rest_http import AuthError as AuthError  # re-exported: hooks.rest is the public module
 from .rest_http import RetryableHTTPError as RetryableHTTPError
-from .rest_http import headers_only
+from .rest_http import headers_only, public_url
 from .rest_pages import LoopGuard, MissingKey, Read, body_digest, dig, has_path, missing_selector
 from .rest_paginators import Page, paginator_for
 from .rest_transport import RestTransport
@@ -111,13 +111,14 @@ class DponeRestHook(RestTransport, BaseHook):
         (401/403), ``RetryableHTTPError`` (unreachable, 429, 5xx), ``BadInputError`` (other)."""
         path = str(self._extra().get("test_path") or "").lstrip("/")
         response = self._send("GET", path, {}, None, {}, "fail")
-        return f"GET {response.request.url} returned {response.status_code} {response.reason_phrase}"
+        said = f"GET {response.request.url} returned {response.status_code} {response.reason_phrase}"
+        return str(self.redactor().redact(said))  # a key sent as a query parameter stays masked
 
     def bind_run(self, ctx: Any) -> None:
         self.context = {"pipeline": ctx.pipeline, "load": ctx.load.name, "run_id": ctx.run_id}
 
     def dataset(self, table: str) -> dict[str, str]:
-        return {"namespace": self.base_url().rstrip("/"), "name": table}
+        return {"namespace": public_url(self.base_url()), "name": table}
 
     # --- pages -----------------------------------------------------------------------------
 

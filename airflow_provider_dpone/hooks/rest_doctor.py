@@ -83,7 +83,7 @@ def _resource(hook: Any, use: LoadUse) -> Finding:
     subject, spec = f"{use.key} source", use.load.source
     try:
         resource = hook.resource(spec)
-        hook.effective(spec)  # the incremental cursor against the field the API filters on
+        hook.read_of(spec)  # as a run builds its read: options, cursor, the vendor's own checks
     except DponeError as exc:
         return Finding(
             "fail",

@@ -41,6 +41,12 @@ def origin_of(url: httpx.URL | str) -> Origin:
     return scheme, parsed.host.lower(), parsed.port or _DEFAULT_PORTS.get(scheme, 0)
 
 
+def public_url(url: str) -> str:
+    """``url`` as lineage may name it: no user info, query or fragment (they may hold a secret)."""
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(username=None, password=None, query=None, fragment=None)).rstrip("/")
+
+
 def show_origin(origin: Origin) -> str:
     scheme, host, port = origin
     return f"{scheme}://{f'[{host}]' if ':' in host else host}:{port}"

@@ -81,6 +81,11 @@ class RestTransport:
     def dpone_conn_id(self) -> str:
         return self.http_conn_id
 
+    def connection(self) -> Any:
+        """The connection this hook uses (``dpone doctor``; an API without authentication may
+        need none)."""
+        return self._conn()
+
     def _conn(self) -> Any:
         """The connection, read once per hook (every request needs it; inside a task each read
         is a call to the API server)."""

@@ -62,6 +62,7 @@ class BigQueryFacts:
     partitioning: Partitioning | None = None
     primary_key: tuple[str, ...] = ()  # a declared (unenforced) key: append skips keys already there
     partitions: tuple[str, ...] | None = None  # partitions the batch touches (decorator path); None in a plan
+    dataset_exists: bool = False  # a missing target's dataset (created first when it is missing)
 
 
 def _names(job: FinalizeJob) -> list[str]:
@@ -96,9 +97,17 @@ def prepare_target(d: BigQueryDialect, job: FinalizeJob, facts: BigQueryFacts) -
         keys = tuple(job.keys) if job.load.sink.strategy in (*_KEYED, Strategy.CDC_APPLY) else ()
         table = target_schema(job.load, data)
         ddl = d.create_table(job.target, table, partition_by=_partition_ddl(d, job), cluster_by=keys)
+        dataset = (
+            []
+            if facts.dataset_exists
+            else [Step(d.create_schema(job.target.schema), note="the dataset first")]
+        )
         return [
-            Step(d.create_schema(job.target.schema), note="the target is created (the dataset first)"),
-            Step(ddl, note="clustered by the key a merge joins on" if keys else ""),
+            *dataset,
+            Step(
+                ddl,
+                note="the target is created" + (", clustered by the key a merge joins on" if keys else ""),
+            ),
         ]
     steps = [
         Step(statement, note="schema change: before the transaction, which refuses DDL")

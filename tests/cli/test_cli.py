@@ -313,7 +313,11 @@ def test_state_show_lists_the_staging_failed_runs_kept(clean_pg, tmp_path, capsy
     doc["loads"][0]["quality"] = [{"check": "sql", "sql": "select count(*) from {staging} where amount < 0"}]
     path.write_text(yaml.safe_dump(doc))
     capsys.readouterr()
-    assert main(["run", str(path), "--load", "orders", "--run-id", "bad_run"]) == EXIT_FAILED
+    code, ran = run_json(capsys, "run", str(path), "--load", "orders", "--run-id", "bad_run")
+    (failed,) = ran["reports"]  # the failed run's whole report, as XCom and the saved file have it
+    assert code == EXIT_FAILED and failed["status"] == "failed" and failed["run_id"] == "bad_run"
+    assert "quality" in failed["error"] and failed["state_committed"] == "no"
+    assert {p["name"] for p in failed["phases"]} >= {"extract", "stage"}
     code, shown = run_json(capsys, "state", "show", str(path), "--load", "orders")
     assert code == EXIT_OK
     (kept,) = shown["states"][0]["kept_staging"]

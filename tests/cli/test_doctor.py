@@ -129,3 +129,22 @@ def test_an_invalid_manifest_is_bad_input(tmp_path: Path, capsys: pytest.Capture
     code, out = doctor(tmp_path, capsys, text)
     assert code == 2
     assert "sink.connector" in out and "fix these first (`dpone validate`)" in out
+
+
+@pytest.mark.unit
+def test_a_refused_acl_is_no_permission_and_an_unanswered_one_not_known() -> None:
+    from concurrent.futures import Future
+
+    from confluent_kafka import KafkaError, KafkaException
+
+    from airflow_provider_dpone.hooks.kafka_doctor import _acl, _operations
+
+    refused: Future = Future()
+    refused.set_exception(KafkaException(KafkaError(KafkaError.GROUP_AUTHORIZATION_FAILED)))
+    assert _operations(refused) == set()
+    assert _acl("s", "group g", "READ", _operations(refused), "allow Read").status == "fail"
+    silent: Future = Future()
+    silent.set_exception(KafkaException(KafkaError(KafkaError._TIMED_OUT)))
+    assert _operations(silent) is None
+    assert _acl("s", "group g", "READ", None, "allow Read").status == "info"
+    assert _acl("s", "topic t", "READ", {"DESCRIBE", "READ"}, "allow Read").status == "ok"

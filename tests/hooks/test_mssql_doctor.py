@@ -216,14 +216,16 @@ def test_change_tracking_and_cdc_sources(fake: FakeServer) -> None:
 
 
 @pytest.mark.unit
-def test_a_query_source_runs_as_top_zero_and_names_what_it_lacks(fake: FakeServer) -> None:
+def test_a_query_source_is_compiled_never_run_and_names_what_it_lacks(fake: FakeServer) -> None:
     manifest = {**MANIFEST, "state": {"backend": "variable"}, "loads": [
         {"name": "q", "source": {"query": "select id, updated_at from src.orders"},
          "sink": {"table": "raw.orders", "strategy": "incremental_merge", "unique_key": ["id"]}}]}  # fmt: skip
     catalog = granted()
     catalog.tables["src.orders"].grants.clear()
     [(message, _)] = failures(run_check(fake, catalog, manifest))
-    assert message.startswith("the query does not run: the query: The SELECT permission was denied")
+    assert message.startswith("the query does not compile: the query: The SELECT permission was denied")
+    assert "exec sp_describe_first_result_set @tsql = ?" in fake.sql()  # described, not executed
+    assert not any(s.startswith("select top (0) * from (") for s in fake.sql())
 
 
 @pytest.mark.unit

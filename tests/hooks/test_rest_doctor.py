@@ -146,3 +146,35 @@ def test_the_json_of_a_command_that_imports_airflow_stays_clean(tmp_path: Path) 
     assert done.returncode == 1
     report = json.loads(done.stdout)
     assert report["connections"][0]["findings"][0]["check"] == "reachable"
+
+
+def test_a_key_sent_as_a_query_parameter_stays_masked(
+    api: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.fake_api import API_KEY
+
+    api.auth = "api_key_query"
+    conn = {"conn_type": "http", "host": api.url, "password": API_KEY,
+            "extra": {"auth": "api_key", "api_key_param": "api_key", "test_path": "/pages"}}  # fmt: skip
+    monkeypatch.setenv("AIRFLOW_CONN_DOC_API", json.dumps(conn))
+    found, out = api_findings(tmp_path, capsys, REST)
+    assert [(f["status"], f["check"]) for f in found] == [("ok", "reachable"), ("ok", "authenticated")]
+    assert api.log[-1]["query"]["api_key"] == API_KEY  # the key reached the API
+    assert API_KEY not in out and "/pages?" in found[0]["message"]
+
+
+def test_lineage_names_an_api_without_its_credentials() -> None:
+    from airflow_provider_dpone.hooks.rest_http import public_url
+
+    assert public_url("https://svc:TopSecret@api.example.com/v1/?key=abc#x") == "https://api.example.com/v1"
+
+
+def test_a_public_api_needs_no_connection(
+    api: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CBR asks for no credentials: without a connection the load reads the API's own URL, and
+    doctor does not call the connection missing."""
+    monkeypatch.delenv("AIRFLOW_CONN_DOC_CBR", raising=False)
+    monkeypatch.setattr("airflow_provider_dpone.hooks.rest_doctor._request", lambda hook, label: [])
+    found, _ = api_findings(tmp_path, capsys, CBR % "daily_rates")
+    assert [(f["status"], f["check"]) for f in found] == [("ok", "object")]
