@@ -310,7 +310,26 @@ CERTIFIED: dict[str, Certification] = {
             "failure_taxonomy_docs": _TAXONOMY,
             "observability": (f"{_FIELDS}::test_rest_to_postgres_report_fields",),
             "compat_policy_docs": _COMPAT,
+            "live_profile": ("live",),
         },
+        live=LiveProfile(
+            env=(
+                "DPONE_LIVE_REST_URL",
+                "DPONE_LIVE_REST_KEY",
+                "DPONE_LIVE_REST_KEY_TYPE",
+                "DPONE_LIVE_REST_SELECTOR",
+                "DPONE_LIVE_REST_TOKEN",
+            ),
+            tests=tuple(
+                f"tests/hooks/test_rest_live.py::{t}"
+                for t in (
+                    "test_live_endpoint_lands_every_record_and_a_rerun_converges",
+                    "test_live_merge_by_the_key_does_not_duplicate",
+                )
+            ),
+            drivers=("httpx", "apache-airflow-providers-http"),
+            note="a JSON endpoint answering a list of records with a key field (docs/rest.md)",
+        ),
     ),
 }
 
