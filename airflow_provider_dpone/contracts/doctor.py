@@ -6,7 +6,7 @@ I/O, no drivers.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from .manifest import LoadSpec, Manifest, StateSpec
 
@@ -54,6 +54,28 @@ class ConnectionUse:
     @property
     def label(self) -> str:
         return f"{self.conn_id} ({self.connector})"
+
+
+class LoadProbe(Protocol):
+    """A connector's checks of what each load asks of its connection."""
+
+    def source(self, use: LoadUse) -> list[Finding]: ...
+
+    def sink(self, use: LoadUse) -> list[Finding]: ...
+
+    def state(self, pipeline: str, table: str) -> list[Finding]: ...
+
+
+def load_findings(probe: LoadProbe, use: ConnectionUse) -> list[Finding]:
+    """The probe's findings for every load reading, writing or keeping state on ``use``."""
+    found: list[Finding] = []
+    for load in use.sources:
+        found += probe.source(load)
+    for load in use.sinks:
+        found += probe.sink(load)
+    for pipeline, state in use.states:
+        found += probe.state(pipeline, state.table)
+    return found
 
 
 def connection_uses(manifests: list[Manifest]) -> list[ConnectionUse]:

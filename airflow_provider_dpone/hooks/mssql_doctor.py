@@ -15,7 +15,7 @@ from typing import Any
 
 import mssql_python
 
-from ..contracts.doctor import ConnectionUse, Finding, LoadUse
+from ..contracts.doctor import ConnectionUse, Finding, LoadUse, load_findings
 from ..contracts.errors import BadInputError, DponeError, TransientError
 from ..contracts.manifest import STATE_SCHEMA
 from ..contracts.sources import QuerySource, TableSource
@@ -381,14 +381,7 @@ def check(engine: Any, use: ConnectionUse) -> list[Finding]:
         cur = conn.cursor()
         run(cur, SESSION)
         probe = _Probe(engine, use, cur)
-        found = md.server_findings(use.conn_id, probe.server, seconds)
-        for load in use.sources:
-            found += probe.source(load)
-        for load in use.sinks:
-            found += probe.sink(load)
-        for pipeline, state in use.states:
-            found += probe.state(pipeline, state.table)
-        return found
+        return md.server_findings(use.conn_id, probe.server, seconds) + load_findings(probe, use)
     finally:
         with suppress(Exception):  # a broken connection holds nothing on the server any more
             run(conn.cursor(), RESET)

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from ..contracts.doctor import ConnectionUse, Finding, LoadUse
+from ..contracts.doctor import ConnectionUse, Finding, LoadUse, load_findings
 from ..contracts.errors import DponeError
 from ..contracts.manifest import STATE_SCHEMA
 from ..contracts.sources import QuerySource, TableSource
@@ -306,13 +306,7 @@ def check(engine: Any, use: ConnectionUse) -> list[Finding]:
                 f"{server.max_slots} ({server.used_slots} used)",
             ),
         ]
-        for load in use.sources:
-            found += probe.source(load)
-        for load in use.sinks:
-            found += probe.sink(load)
-        for pipeline, state in use.states:
-            found += probe.state(pipeline, state.table)
-        return found
+        return found + load_findings(probe, use)
     finally:
         conn.rollback()
         conn.close()
