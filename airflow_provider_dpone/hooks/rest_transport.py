@@ -229,10 +229,9 @@ class RestTransport:
                 )
         except httpx.TransportError as exc:
             redact = self.redactor().redact
-            log.warning("%s %s failed: %s (%s)", method, redact(url), redact(str(exc)), self._ids())
-            raise RetryableHTTPError(
-                f"{method} {redact(url)}: {type(exc).__name__}: {redact(str(exc))}"
-            ) from None
+            shown = redact(str(request.url))  # the whole URL of the hop that failed, masked
+            log.warning("%s %s failed: %s (%s)", method, shown, redact(str(exc)), self._ids())
+            raise RetryableHTTPError(f"{method} {shown}: {type(exc).__name__}: {redact(str(exc))}") from None
         raise SourceContractError(
             f"{method} {self.redactor().redact(str(request.url))}: more than {MAX_REDIRECTS} redirects; "
             "point the endpoint at the URL the API really answers"

@@ -103,6 +103,7 @@ def test_a_host_that_does_not_answer_is_unreachable(
     found, out = api_findings(tmp_path, capsys, REST)
     assert [(f["status"], f["check"]) for f in found] == [("fail", "reachable")]
     assert "ConnectError" in found[0]["message"] and TOKEN not in out
+    assert found[0]["message"].startswith("[DPONE200] GET http://127.0.0.1:1/")  # the URL it tried
 
 
 def test_a_saas_resource_is_checked_against_the_catalogue(
