@@ -291,7 +291,7 @@ class EndpointSource(SourceBase):
 
     @property
     def dataset_name(self) -> str | None:
-        return self.endpoint.path
+        return self.endpoint.path.split("?", 1)[0]  # a query string is parameters, not the dataset
 
     # client-side pace: at most this many requests a second (else the connection's extra)
     requests_per_second: float | None = Field(default=None, gt=0)

@@ -272,3 +272,10 @@ def test_connection_types_and_their_extras_stay() -> None:
     # the pip extras, as the installed distribution declares them
     declared = importlib.metadata.metadata("airflow-provider-dpone").get_all("Provides-Extra") or []
     assert set(declared) >= PIP_EXTRAS
+
+
+def test_an_endpoint_names_its_path_as_the_lineage_dataset_without_the_query() -> None:
+    from airflow_provider_dpone.contracts.sources import EndpointSource
+
+    spec = EndpointSource(connector="rest", conn_id="api", endpoint={"path": "/v1/items?api_key=abc"})
+    assert spec.dataset_name == "/v1/items"
