@@ -71,6 +71,13 @@ class VariableStateBackend:
         sdk = _sdk_variable()
         if sdk is not None:
             return sdk.get(key, default=None)
+        if _shadowed_by(key) is None:
+            # Variable.get logs a metadata database error and answers None: read as "no state",
+            # that would re-read everything (or drop a change feed's slot). Asked directly, the
+            # database's error is raised.
+            from airflow.secrets.metastore import MetastoreBackend
+
+            return MetastoreBackend().get_variable(key)  # type: ignore[no-any-return]
         from airflow.models import Variable
 
         return Variable.get(key, default_var=None)

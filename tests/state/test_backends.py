@@ -137,3 +137,23 @@ def test_resume_checkpoint_round_trips(backend) -> None:
     record = ResumeState("run_7", {"page": 3, "until": "2026-01-01T00:00:00Z"}, 250)
     backend.commit(pipeline, "a" + RESUME_SUFFIX, record, "run_7")
     assert backend.get(pipeline, "a" + RESUME_SUFFIX) == record
+
+
+def test_an_unreadable_airflow_database_is_an_error_never_no_state(tmp_path) -> None:
+    """Airflow's Variable.get logs a database error and answers None; read as "no state" that
+    would re-read a whole table or drop a change feed's slot. The backend raises instead (in a
+    child process: Airflow reads its database setting once)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "from airflow_provider_dpone.state.variable import VariableStateBackend\n"
+        "try:\n"
+        "    print('read', VariableStateBackend().get('p', 'l'))\n"
+        "except Exception as exc:\n"
+        "    print('raised', type(exc).__name__)\n"
+    )
+    env = {**os.environ, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'empty.db'}"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.stdout.strip().splitlines()[-1] == "raised OperationalError", done.stdout + done.stderr
