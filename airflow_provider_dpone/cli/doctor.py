@@ -78,7 +78,29 @@ def tool_findings(manifests: list[Manifest], uses: list[ConnectionUse]) -> list[
             found.append(
                 Finding("ok", "tool", "airflow", f"Apache Airflow {version} ({'; '.join(needs_airflow)})")
             )
+            found += [_variables_finding(m) for m in manifests if m.state.backend == "variable"]
     return found
+
+
+def _variables_finding(manifest: Manifest) -> Finding:
+    """State in Airflow Variables: read one load's, as a run starts (read-only)."""
+    from ..state import build_state_backend
+
+    subject = f"{manifest.pipeline} state"
+    try:
+        build_state_backend(manifest.state, standalone=True).get(manifest.pipeline, manifest.loads[0].name)
+    except Exception as exc:
+        from ..hooks.connection import known_credentials
+
+        message = known_credentials().redact(f"{type(exc).__name__}: {exc}".splitlines()[0])
+        return Finding(
+            "fail",
+            "reachable",
+            subject,
+            f"Airflow Variables cannot be read: {message}",
+            fix="run `airflow db migrate`, or point AIRFLOW__DATABASE__SQL_ALCHEMY_CONN at Airflow's database",
+        )
+    return Finding("ok", "reachable", subject, "Airflow Variables can be read")
 
 
 def _extra_finding(connector: str, extra: str) -> Finding:

@@ -148,3 +148,41 @@ def test_a_refused_acl_is_no_permission_and_an_unanswered_one_not_known() -> Non
     assert _operations(silent) is None
     assert _acl("s", "group g", "READ", None, "allow Read").status == "info"
     assert _acl("s", "topic t", "READ", {"DESCRIBE", "READ"}, "allow Read").status == "ok"
+
+
+VARIABLES = """
+pipeline: doctor_vars
+loads:
+  - name: a
+    source: {connector: postgres, conn_id: doc_src, table: public.a}
+    sink: {connector: postgres, conn_id: doc_src, table: raw.a}
+"""
+
+
+def _doctor_in(tmp_path: Path, env: dict[str, str]) -> dict[str, Any]:
+    """``dpone doctor --format json`` in a child process: Airflow reads its configuration once."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "vars.yaml"
+    path.write_text(VARIABLES)
+    code = "import sys; from airflow_provider_dpone.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    done = subprocess.run(
+        [sys.executable, "-c", code, "doctor", "--format", "json", str(path)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "AIRFLOW_CONN_DOC_SRC": "postgresql://u@127.0.0.1:1/none", **env},
+    )  # fmt: skip
+    return json.loads(done.stdout)
+
+
+@pytest.mark.integration
+def test_state_in_airflow_variables_needs_a_readable_airflow_database(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    found = {f["subject"]: f for f in _doctor_in(tmp_path, {})["tools"]}
+    assert found["doctor_vars state"]["status"] == "ok"
+    empty = {"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'empty.db'}"}
+    state = {f["subject"]: f for f in _doctor_in(tmp_path, empty)["tools"]}["doctor_vars state"]
+    assert state["status"] == "fail" and "Airflow Variables cannot be read" in state["message"]
+    assert "airflow db migrate" in state["fix"]
