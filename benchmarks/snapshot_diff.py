@@ -4,6 +4,7 @@ changed and 1% were deleted, beside the floor of reading the same table out (bin
 nowhere) and the guard's count alone, in one run.
 
     .venv/bin/python benchmarks/snapshot_diff.py --rows 1000000
+    .venv/bin/python benchmarks/snapshot_diff.py --rows 100000 --old-guard   # the former count too
 
 Until 2026-11-30 the guard counted with ``count(*) filter (where not exists (...))``, which
 PostgreSQL never plans as an anti-join: one scan of the staged key set per target row (184 s at
@@ -81,23 +82,46 @@ def copy_out_floor(src: str) -> float:
     return time.perf_counter() - started
 
 
-def guard_alone(dst: str) -> float:
-    """The guard's count as it runs now, against the target and a key set like the snapshot's."""
+# The guard's count before 2026-11-30 (an aggregate FILTER holding NOT EXISTS), for --old-guard.
+OLD_GUARD = (
+    "select count(*) filter (where not exists (select 1 from pg_temp.keys as s where s.id = t.id)), "
+    "count(*) from raw.items as t"
+)
+
+
+def guard_alone(dst: str, old: bool) -> dict[str, float]:
+    """The guard's count as it runs now (and, with ``old``, as it ran before), against the
+    target and a key set like the snapshot's; both must give the same counts."""
     from airflow_provider_dpone.sql.postgres import POSTGRES
 
-    with psycopg.connect(dst, autocommit=True) as conn:
-        conn.execute("create temp table keys as select id from raw.items where id % 100 <> 0; analyze keys")
-        statement = POSTGRES.count_missing_keys(
+    statements = {
+        "guard": POSTGRES.count_missing_keys(
             POSTGRES.table("raw", "items"), POSTGRES.table("pg_temp", "keys"), ["id"]
         )
-        started = time.perf_counter()
-        conn.execute(statement).fetchone()
-        return time.perf_counter() - started
+    }
+    if old:
+        statements["old_guard"] = OLD_GUARD
+    timed: dict[str, float] = {}
+    counts = set()
+    with psycopg.connect(dst, autocommit=True) as conn:
+        conn.execute("create temp table keys as select id from raw.items where id % 100 <> 0; analyze keys")
+        for name, statement in statements.items():
+            started = time.perf_counter()
+            counts.add(conn.execute(statement).fetchone())
+            timed[name] = time.perf_counter() - started
+    if len(counts) != 1:
+        sys.exit(f"the two guard counts differ: {counts}")
+    return timed
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--old-guard",
+        action="store_true",
+        help="also time the guard's former count (quadratic: keep --rows small)",
+    )
     args = parser.parse_args()
     admin, origin = resolve_postgres_uri(ROOT / ".dpone" / "pgdata-bench")
     suffix = uuid.uuid4().hex[:6]
@@ -116,7 +140,10 @@ def main() -> None:
             conn.execute("delete from items where id % 100 = 0")
             conn.execute("checkpoint")
         results["floor_copy_out_seconds"] = round(copy_out_floor(src), 2)
-        results["guard_alone_seconds"] = round(guard_alone(dst), 3)
+        guards = guard_alone(dst, args.old_guard)
+        results["guard_alone_seconds"] = round(guards["guard"], 3)
+        if "old_guard" in guards:
+            results["old_guard_alone_seconds"] = round(guards["old_guard"], 3)
         seconds, report = run("changed")
         finalize = report.sink.get("finalize") or {}
         target = psycopg.connect(dst, autocommit=True).execute("select count(*) from raw.items").fetchone()
@@ -137,6 +164,8 @@ def main() -> None:
     print(f"{'run':<34}{'seconds':>10}  detail")
     print(f"{'floor: binary COPY out of the table':<34}{results['floor_copy_out_seconds']:>10.2f}")
     print(f"{'guard count alone (anti join)':<34}{results['guard_alone_seconds']:>10.3f}")
+    if "old_guard_alone_seconds" in results:
+        print(f"{'former guard count (FILTER)':<34}{results['old_guard_alone_seconds']:>10.3f}")
     phases = " ".join(f"{k} {v}" for k, v in changed["phases"].items() if v >= 0.05)
     print(f"{'snapshot_diff, hard deletes':<34}{changed['seconds']:>10.2f}  {phases}; {changed['finalize']}")
     out = ROOT / "benchmarks" / "results" / "snapshot_diff.json"
