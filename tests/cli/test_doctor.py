@@ -43,8 +43,9 @@ def findings(out: str) -> list[dict[str, Any]]:
 
 @pytest.mark.integration
 def test_kafka_and_clickhouse_loads_that_can_run(
-    kafka: KafkaEnv, clean_ch: ChEnv, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    kafka: KafkaEnv, clean_ch: ChEnv, airflow_db: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Every check passes; the state lives in Airflow Variables, so Airflow's database is migrated."""
     events, copy = f"doc_events_{uuid.uuid4().hex[:6]}", f"doc_copy_{uuid.uuid4().hex[:6]}"
     kafka.create_topic(events, 3)
     kafka.create_topic(copy, 1)

@@ -70,9 +70,10 @@ def _conn(pg: PgEnv, which: str, role: str) -> str:
 
 
 @pytest.fixture
-def shop(clean_pg: PgEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[PgEnv, str]]:
+def shop(clean_pg: PgEnv, airflow_db: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[PgEnv, str]]:
     """A role with everything the three manifests' loads need (the target and the source table
-    it owns, REPLICATION, the schemas' grants), and connections logging in as it."""
+    it owns, REPLICATION, the schemas' grants), and connections logging in as it; Airflow's
+    database migrated for the manifests that keep their state in Variables."""
     pg, role = clean_pg, f"dpone_doc_{uuid.uuid4().hex[:8]}"
     pg.execute("src", f"create role {role} login replication")
     pg.execute("src", "create table public.orders (id int primary key, updated_at timestamptz)")
