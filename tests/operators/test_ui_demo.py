@@ -8,7 +8,8 @@ since ``airflow connections add`` starts Airflow's CLI once per connection (15 s
 cores). Then Debian's chromium, driven by playwright:
 
 1. the DAG list shows ``demo_orders`` and ``INVALID MANIFEST broken_orders.yaml`` (tag
-   ``dpone-invalid``);
+   ``dpone-invalid``); Admin > Providers links the provider's name to its docs, which its
+   plugin serves (a page opens, and links on), and the Docs menu shows them inside Airflow;
 2. Trigger (the button and its form) runs the demo: success, and the run report in the log;
 3. the warehouse connection's Database is broken in its edit form, the shop changes, Trigger:
    the task fails and its log names the connection and the missing database;
@@ -288,6 +289,31 @@ def _edit_database(page: Any, demo: Demo, conn_id: str, database: str, shot: Pat
     assert saved["schema"] == database and saved["password"] != demo.token
 
 
+def _docs_from_the_providers_page_and_the_docs_menu(page: Any, base: str, shots: Path) -> None:
+    """Admin > Providers: the provider's name opens its docs (served by its plugin) in a new
+    tab, and a page links on; the Docs menu's entry shows them inside Airflow."""
+    page.goto(f"{base}/providers")
+    link = page.get_by_role("link", name="airflow-provider-dpone", exact=True)
+    link.wait_for()
+    with page.context.expect_page() as opened:
+        link.click()
+    docs = opened.value
+    docs.get_by_role("heading", name="airflow-provider-dpone documentation").wait_for()
+    assert docs.url == f"{base}/dpone/", docs.url
+    docs.get_by_role("link", name="Crash safety", exact=True).click()
+    docs.get_by_role("heading", name="Crash safety", exact=True).wait_for()
+    assert docs.url == f"{base}/dpone/docs/crash-safety.md", docs.url
+    docs.screenshot(path=str(shots / "01b-docs-page.png"))
+    docs.close()
+    page.goto(f"{base}/")
+    page.get_by_role("button", name="Docs").click()
+    page.get_by_role("menuitem", name="dpone documentation").click()
+    page.frame_locator("iframe").get_by_role(
+        "heading", name="airflow-provider-dpone documentation"
+    ).wait_for()
+    page.screenshot(path=str(shots / "01c-docs-in-airflow.png"))
+
+
 def _sums(uri: str, query: str) -> tuple:
     with psycopg.connect(uri) as conn:
         return tuple(conn.execute(query).fetchone() or ())
@@ -311,6 +337,8 @@ def test_demo_in_the_ui_runs_fails_on_a_broken_connection_and_recovers_on_clear(
         assert page.get_by_role("link", name="dpone-invalid").count() == 1
         _no_secret(page, demo.token)
         demo.step("DAG list checked")
+        _docs_from_the_providers_page_and_the_docs_menu(page, demo.base, shots)
+        demo.step("docs opened from Providers and the Docs menu")
 
         # 2. Trigger the demo from its page: success, the run report in the orders log.
         first = _trigger(page, demo.base, shots)
