@@ -1,9 +1,8 @@
-"""``dpone init``: flags and prompts -> a manifest that ``dpone validate`` accepts, refusals with
+"""``dpone init`` from flags -> a manifest that ``dpone validate`` accepts, refusals with
 validation's own messages (nothing written), overwrite and duplicate-pipeline guards."""
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
@@ -15,29 +14,9 @@ from airflow_provider_dpone.contracts.errors import ManifestError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.dag_factory import scaffold as sc
 from airflow_provider_dpone.dag_factory.files import load_manifest
+from tests.cli.init_helpers import PG_PG, REST, init, no_terminal  # noqa: F401  (no_terminal: autouse)
 
 pytestmark = pytest.mark.unit
-
-PG_PG = ["--source", "postgres", "--source-conn", "shop_pg", "--sink", "postgres", "--sink-conn", "dwh_pg"]
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-@pytest.fixture(autouse=True)
-def _no_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No test reads the runner's stdin: a flag-only run sees a closed, non-terminal stdin."""
-    monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    monkeypatch.delenv("DPONE_MANIFESTS_DIR", raising=False)
-
-
-def init(capsys: pytest.CaptureFixture[str], out: Path, *argv: str) -> tuple[int, str, str]:
-    code = main(["init", *argv, "--output", str(out)])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
 
 PAIRS = {
     "pg_to_pg": (
@@ -304,83 +283,6 @@ def test_api_catalogue_checks(tmp_path: Path, capsys) -> None:
     assert source.options == {"currency_id": "R01235"} and source.incremental is None  # type: ignore[union-attr]
 
 
-def test_interactive_asks_for_what_is_missing(tmp_path: Path, capsys, monkeypatch) -> None:
-    answers = [
-        "inter",  # pipeline
-        "postgres",  # source connector
-        "shop_pg",  # source connection
-        "public.customers",  # table
-        "xmin",  # mode (not offered by ClickHouse as a source; PostgreSQL offers it)
-        "clickhouse",  # sink
-        "ch",  # sink connection
-        "",  # target: the default raw.customers
-        "full_refresh",  # not offered for an incremental read: asked again
-        "",  # strategy: the default incremental_merge
-        "id",  # unique key
-        "@daily",  # schedule
-        # no state question: ClickHouse cannot host the state table, variable is the one choice
-    ]
-    monkeypatch.setattr("sys.stdin", _Terminal("\n".join(answers) + "\n"))
-    out = tmp_path / "inter.yaml"
-    code, stdout, err = init(capsys, out)
-    assert code == EXIT_OK, err
-    assert "read mode (full|cursor|xmin|cdc) [full]" in err
-    assert "sink connector (bigquery|clickhouse|kafka|mssql|postgres)" in err
-    assert "strategy (incremental_append|incremental_merge) [incremental_merge]" in err
-    assert "give one of: incremental_append, incremental_merge" in err
-    assert "state backend: variable (the only choice)" in err
-    assert main(["validate", str(out)]) == EXIT_OK
-    manifest = load_manifest(out)
-    load = manifest.loads[0]
-    assert (manifest.pipeline, manifest.schedule, load.sink.target) == ("inter", "@daily", "raw.customers")
-    assert (load.sink.strategy.value, load.sink.unique_key) == ("incremental_merge", ["id"])
-    assert load.source.incremental is not None and load.source.incremental.mode.value == "xmin"
-    assert f"wrote {out}" in stdout
-
-
-def test_interactive_offers_only_what_the_pair_supports(tmp_path: Path, capsys, monkeypatch) -> None:
-    """A PostgreSQL change feed: only the sinks it loads into, only cdc_apply, a key asked for."""
-    answers = ["public.t", "cdc", "kafka", "postgres", "", "id", "", "table"]
-    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(answers) + "\n"))
-    out = tmp_path / "feed.yaml"
-    argv = [
-        "--interactive",
-        "--pipeline",
-        "feed",
-        "--source",
-        "postgres",
-        "--source-conn",
-        "src",
-        "--sink-conn",
-        "dst",
-    ]
-    code, _, err = init(capsys, out, *argv)
-    assert code == EXIT_OK, err
-    assert "sink connector (bigquery|clickhouse|mssql|postgres)" in err  # no kafka for a change feed
-    assert "strategy: cdc_apply (the only choice)" in err
-    assert "state backend (variable|table) [variable]" in err
-    manifest = load_manifest(out)
-    assert manifest.loads[0].sink.strategy.value == "cdc_apply" and manifest.loads[0].sink.unique_key == [
-        "id"
-    ]
-    assert (manifest.state.backend, manifest.state.conn_id, manifest.state.connector) == (
-        "table",
-        "dst",
-        "postgres",
-    )
-    assert main(["validate", str(out)]) == EXIT_OK
-
-
-def test_interactive_input_ending_early_writes_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr("sys.stdin", _Terminal("p\npostgres\n"))
-    code, _, err = init(capsys, tmp_path / "p.yaml")
-    assert code == EXIT_BAD_INPUT and "input ended before 'source connection id'" in err
-    assert not (tmp_path / "p.yaml").exists()
-
-
-REST = ["--pipeline", "api", "--source", "rest", "--source-conn", "api", "--sink", "postgres"]
-
-
 def test_rest_cursor_writes_the_server_filter_or_is_refused_naming_the_flag(tmp_path: Path, capsys) -> None:
     out = tmp_path / "api.yaml"
     argv = [*REST, "--sink-conn", "dwh", "--endpoint", "/v1/users", "--cursor", "updated_at"]
@@ -409,37 +311,6 @@ def test_rest_cursor_writes_the_server_filter_or_is_refused_naming_the_flag(tmp_
     code, _, err = init(capsys, tmp_path / "d.yaml", *PG_PG, "--pipeline", "d", "--table", "t",
                         "--cursor", "u", "--filter-format", "iso")  # fmt: skip
     assert code == EXIT_BAD_INPUT and "--filter-format: only for an --endpoint source" in err
-
-
-def test_interactive_rest_cursor_asks_for_the_server_filter(tmp_path: Path, capsys, monkeypatch) -> None:
-    answers = ["/v1/orders", "cursor", "updated_at", "updated_since", "", "dwh", "", "", "id", "", ""]
-    monkeypatch.setattr("sys.stdin", _Terminal("\n".join(answers) + "\n"))
-    out = tmp_path / "api.yaml"
-    code, _, err = init(capsys, out, *REST)
-    assert code == EXIT_OK, err
-    assert "read mode (full|cursor) [full]" in err
-    assert "the API's query parameter filtering on 'updated_at' (endpoint.server_filter)" in err
-    assert main(["validate", str(out)]) == EXIT_OK
-    load = load_manifest(out).loads[0]
-    assert load.source.endpoint.server_filter.model_dump() == {  # type: ignore[union-attr]
-        "param": "updated_since",
-        "field": "updated_at",
-        "format": "iso",
-    }
-    assert (load.sink.strategy.value, load.sink.unique_key) == ("incremental_merge", ["id"])
-
-
-def test_interactive_api_resource_offers_the_catalogue(tmp_path: Path, capsys, monkeypatch) -> None:
-    answers = ["", "dynamics", "R01235", "", "", "postgres", "dwh", "", "", "", "", "variable"]
-    monkeypatch.setattr("sys.stdin", _Terminal("\n".join(answers) + "\n"))
-    out = tmp_path / "fx.yaml"
-    code, _, err = init(capsys, out, "--pipeline", "fx", "--source", "cbr")
-    assert code == EXIT_OK, err
-    assert "source resource (currencies|daily_rates|dynamics)" in err
-    assert "source connection id [cbr]" in err and "cursor column (grows with every change) [date]" in err
-    load = load_manifest(out).loads[0]
-    assert load.source.options == {"currency_id": "R01235"}  # type: ignore[union-attr]
-    assert (load.sink.strategy.value, load.sink.unique_key) == ("incremental_merge", ["date", "id"])
 
 
 # The pure rules (dag_factory.scaffold), each against the real validation.
