@@ -126,7 +126,7 @@ def _repo_copy(dest: Path) -> Path:
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, dest / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for name in ("airflow_provider_dpone", "scripts"):
+    for name in ("airflow_provider_dpone", "scripts", "docs"):  # docs: the wheel ships them (pyproject)
         shutil.copytree(ROOT / name, dest / name, ignore=ignore)
     return dest
 
