@@ -21,7 +21,7 @@ from ..contracts.connectors import CONNECTORS
 from ..contracts.errors import BadInputError
 from ..contracts.manifest import parse_manifest
 from ..contracts.spec_base import check_connector
-from ..contracts.strategies import STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
+from ..contracts.strategies import IncrementalMode, Strategy
 from ..dag_factory import scaffold as sc
 from ..dag_factory.files import files_for_dag, load_manifest
 from .output import out
@@ -202,7 +202,7 @@ def _ask_rest(args: argparse.Namespace, c: sc.Choices, ask: _Asker) -> sc.Choice
         if c.mode != sc.FULL and default == Strategy.INCREMENTAL_APPEND.value:
             default = sc.default_strategy(c.sink, c.mode, keyed=True)  # the usual choice: merge
         c.strategy = ask.ask("strategy", offered, default if default in offered else offered[0])
-    if not args.unique_key and c.strategy in {s.value for s in STRATEGIES_NEEDING_UNIQUE_KEY}:
+    if not args.unique_key and sc.needs_unique_key(c.strategy, c.mode):
         key = ask.ask("unique key (columns, comma-separated)", (), ",".join(c.unique_key) or None)
         c.unique_key = _split(key)
     if args.schedule is None:

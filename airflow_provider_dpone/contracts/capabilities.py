@@ -107,6 +107,12 @@ def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
             f"sink.on_duplicate_keys: '{sink.on_duplicate_keys}' is not supported by connector "
             f"'{snk.name}'; supported: {', '.join(sorted(snk.duplicate_keys))}"
         )
+    if sink.strategy is Strategy.INCREMENTAL_APPEND and not snk.append_skips_known_keys:
+        problems += [
+            f"{name}: {why}, and connector '{snk.name}' cannot skip what its {snk.objects} already "
+            "holds, so an incremental_append would add them a second time; read each row once"
+            for name, why in _rereads(load)
+        ]
     deletes = load.reconciliation.deletes
     if deletes != "none" and deletes not in snk.deletes:
         kinds = ", ".join(sorted(snk.deletes - {"none"})) or "none"
@@ -136,29 +142,38 @@ def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
     return problems + _objects_problems("sink", "topic" if sink.topic else "table", snk)
 
 
+def _rereads(load: LoadSpec) -> list[tuple[str, str]]:
+    """(field, why) for each thing that makes this load's extract read rows an earlier run
+    loaded already."""
+    inc = load.source.incremental
+    if inc is None:
+        return []
+    found = []
+    if inc.lookback:
+        found.append(("source.incremental.lookback", "re-reads the rows before the watermark"))
+    if inc.mode is IncrementalMode.XMIN:
+        found.append(
+            (
+                "source.incremental.mode",
+                "'xmin' re-reads the rows of transactions still open at the last run's snapshot",
+            )
+        )
+    if inc.at_watermark == "read":
+        found.append(("source.incremental.at_watermark", "'read' re-reads the records at the watermark"))
+    return found
+
+
 def _strategy_problems(load: LoadSpec) -> list[str]:
     """Rules of the strategies themselves, whatever the connector."""
     problems = []
     inc, sink = load.source.incremental, load.sink
-    if (
-        load.source.kind in ("endpoint", "resource")
-        and inc is not None
-        and inc.lookback
-        and sink.strategy is Strategy.INCREMENTAL_APPEND
-        and not sink.unique_key
-    ):
-        problems.append(
-            "source.incremental.lookback: an incremental_append without sink.unique_key would "
-            "append the re-read rows a second time; merge them (strategy incremental_merge with a "
-            "unique_key) or remove lookback"
-        )
-    unkeyed_append = sink.strategy is Strategy.INCREMENTAL_APPEND and not sink.unique_key
-    if inc is not None and inc.at_watermark == "read" and unkeyed_append:
-        problems.append(
-            "source.incremental.at_watermark: 'read' on an incremental_append without "
-            "sink.unique_key would append the records at the watermark a second time; use 'skip', "
-            "or merge them (incremental_merge with a unique_key)"
-        )
+    if sink.strategy is Strategy.INCREMENTAL_APPEND and not sink.unique_key:
+        problems += [
+            f"{name}: {why}; an incremental_append without sink.unique_key would append them a second "
+            "time. Set sink.unique_key (the append then skips the keys its target holds) or merge "
+            "them (incremental_merge)"
+            for name, why in _rereads(load)
+        ]
     if inc is not None and inc.at_watermark and load.source.kind not in ("endpoint", "resource"):
         problems.append(
             "source.incremental.at_watermark: applies to API sources (endpoint, resource), whose "

@@ -36,6 +36,9 @@ class ConnectorInfo:
     hosts_state: bool = False
     # sink: can read max(cursor) from its target (incremental.on_state_missing: from_target)
     target_watermark: bool = False
+    # sink: an incremental_append skips the rows whose sink.unique_key its target already holds,
+    # so an extract that re-reads rows (lookback, xmin's overlap) never adds them twice
+    append_skips_known_keys: bool = True
     # source (API catalogs): per resource, the sink strategy and unique key a load gets when
     # its sink names no strategy (the vendor's rows are re-read and merged by these keys)
     resource_defaults: dict[str, tuple[Strategy, tuple[str, ...]]] = field(default_factory=dict)
@@ -160,8 +163,12 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         # every message of a batch is produced in order, so the last per key wins (compaction);
         # it does not look for duplicates, so only keep_last is honest (and its default)
         duplicate_keys=frozenset({"keep_last"}),
-        # a row whose soft_delete_column is set is sent as a tombstone (the source's own flag)
-        deletes=frozenset({"none", "soft", "hard"}),
+        # hard: a row whose soft_delete_column is set is sent as a tombstone (the source's own
+        # flag). No soft: a topic keeps such a row as a message with the flag set, which is what
+        # deletes: none already does (a tombstone is no soft delete: compaction removes the key)
+        deletes=frozenset({"none", "hard"}),
+        # a topic cannot be searched for a record it already holds: a re-read is produced again
+        append_skips_known_keys=False,
         refused={
             s: "a topic is an append-only log; it cannot be replaced or rewritten (use incremental_append, "
             "or incremental_merge for keyed upserts with tombstones on a compacted topic)"

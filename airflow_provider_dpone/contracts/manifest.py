@@ -206,7 +206,9 @@ class LoadSpec(Strict):
             and "at_watermark" not in inc
         ):
             appends = sink.get("strategy") in (Strategy.INCREMENTAL_APPEND, Strategy.INCREMENTAL_APPEND.value)
-            skip = appends and not sink.get("unique_key")  # re-read records would be added twice
+            sink_info = CONNECTORS.get(str(sink.get("connector")))
+            skips_keys = sink.get("unique_key") and (sink_info is None or sink_info.append_skips_known_keys)
+            skip = appends and not skips_keys  # re-read records would be added twice
             source = {**source, "incremental": {**inc, "at_watermark": "skip" if skip else "read"}}
         return {**data, "source": source, "sink": sink}
 

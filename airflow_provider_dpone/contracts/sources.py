@@ -79,6 +79,20 @@ class IncrementalSpec(Strict):
                 f"mode '{self.mode.value}' reads from its stored position exactly; 'lookback' and "
                 "'initial_value' apply to mode 'cursor'"
             )
+        if self.mode in (IncrementalMode.XMIN, IncrementalMode.OFFSETS) and self.lookback:
+            raise ValueError(
+                f"mode '{self.mode.value}' reads from its stored position; 'lookback' applies to "
+                "mode 'cursor' (it would be ignored)"
+            )
+        if self.mode is IncrementalMode.XMIN and self.initial_value:
+            raise ValueError(
+                "mode 'xmin' starts with a full read of the table; 'initial_value' applies to modes "
+                "'cursor' and 'offsets' (it would be ignored)"
+            )
+        if self.mode is IncrementalMode.OFFSETS and self.initial_value not in (None, "earliest", "latest"):
+            raise ValueError(
+                f"mode 'offsets' starts a new consumer at 'earliest' or 'latest', not {self.initial_value!r}"
+            )
         if self.mode is not IncrementalMode.CURSOR and self.on_state_missing == "from_target":
             raise ValueError(
                 f"'on_state_missing: from_target' reads max(cursor) from the target; mode "
@@ -158,8 +172,6 @@ class EndpointSpec(Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     record_selector: str = ""  # dotted path to the records in the body; "" when the body is the list
     primary_key: list[str] = Field(default_factory=list)
-    sort: str | None = None  # the field the request sorts on (documentation; the param is in params)
-    partition_key: str | None = None
     server_filter: ServerFilterSpec | None = None
     pagination: PaginationSpec = Field(default_factory=PaginationSpec)
     parent: ParentSpec | None = None

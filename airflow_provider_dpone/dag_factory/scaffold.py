@@ -16,7 +16,7 @@ import yaml
 
 from ..contracts.api_catalog import ResourceFacts as ResourceHint  # what init checks a resource by
 from ..contracts.connectors import CONNECTORS
-from ..contracts.strategies import CHANGE_MODES, IncrementalMode, Strategy
+from ..contracts.strategies import CHANGE_MODES, STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
 
 FULL = "full"  # no incremental: every run reads the whole object
 MODES = (FULL, *(m.value for m in IncrementalMode))
@@ -104,7 +104,16 @@ def strategy_choices(sink: str, mode: str) -> list[str]:
         ok = [s for s in ok if s is not Strategy.CDC_APPLY]
     else:
         ok = [s for s in ok if s not in (Strategy.FULL_REFRESH, Strategy.CDC_APPLY)]
+    if mode == IncrementalMode.XMIN.value and not info.append_skips_known_keys:
+        ok = [s for s in ok if s is not Strategy.INCREMENTAL_APPEND]  # xmin re-reads; a topic cannot skip
     return [s.value for s in ok]
+
+
+def needs_unique_key(strategy: str, mode: str) -> bool:
+    """A keyed strategy, or an append whose extract re-reads rows (xmin): the key it skips by."""
+    if strategy in {s.value for s in STRATEGIES_NEEDING_UNIQUE_KEY}:
+        return True
+    return strategy == Strategy.INCREMENTAL_APPEND.value and mode == IncrementalMode.XMIN.value
 
 
 def sink_choices(source: str, mode: str) -> list[str]:

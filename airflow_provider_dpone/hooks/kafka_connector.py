@@ -179,10 +179,17 @@ class KafkaConnector(KafkaSource):
 
     @staticmethod
     def _tombstone_column(ctx: LoadContext, schema: TableSchema) -> int | None:
-        """With deletes on, a row whose soft-delete column is set is sent as a tombstone."""
+        """With deletes on, a row whose soft-delete column is set is sent as a tombstone; a batch
+        without that column could send none, so it fails before anything is produced."""
         rec = ctx.load.reconciliation
-        if rec.deletes == "none" or not schema.has(rec.soft_delete_column):
+        if rec.deletes == "none":
             return None
+        if not schema.has(rec.soft_delete_column):
+            raise BadInputError(
+                f"reconciliation.soft_delete_column: '{rec.soft_delete_column}' is not a source column "
+                f"({', '.join(schema.names)}); the kafka sink sends a tombstone for each row whose "
+                "column is set, so without it no delete would reach the topic"
+            )
         return schema.names.index(rec.soft_delete_column)
 
     def stage_key_set(self, ctx: LoadContext, extract: ExtractResult) -> StagedData:

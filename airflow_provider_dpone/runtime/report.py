@@ -261,6 +261,7 @@ _COUNTS = (
     ("rows_deleted", "deleted"),
     ("rows_closed_deleted", "closed as deleted"),
     ("rows_unchanged", "unchanged"),
+    ("rows_already_loaded", "skipped: key already in the target"),
     ("duplicates_removed", "duplicates dropped"),
 )
 

@@ -83,8 +83,6 @@ class Endpoint(SpecMapping):
         headers: Mapping[str, str] | None = None,
         record_selector: str | None = None,
         primary_key: Sequence[str] | None = None,
-        sort: str | None = None,
-        partition_key: str | None = None,
         server_filter: Mapping[str, Any] | None = None,
         pagination: Mapping[str, Any] | None = None,
         parent: Mapping[str, Any] | None = None,

@@ -121,7 +121,8 @@ def prepare_target(d: BigQueryDialect, job: FinalizeJob, facts: BigQueryFacts) -
 
 
 def _guards(d: BigQueryDialect, job: FinalizeJob, facts: BigQueryFacts) -> list[Step]:
-    if job.load.sink.strategy not in _KEYED:
+    keyed_append = job.load.sink.strategy is Strategy.INCREMENTAL_APPEND and bool(job.keys)
+    if job.load.sink.strategy not in _KEYED and not keyed_append:
         return []
     if job.load.sink.on_duplicate_keys == "keep_last" and (
         job.schema is None or not job.schema.has(LOAD_SEQ)
@@ -130,6 +131,8 @@ def _guards(d: BigQueryDialect, job: FinalizeJob, facts: BigQueryFacts) -> list[
             f"sink.on_duplicate_keys: keep_last needs the staged rows' order, which a BigQuery load job "
             f"does not keep; stage a '{LOAD_SEQ}' column, or deduplicate in the source"
         )
+    if keyed_append:  # one row per key; the append skips the keys the target holds
+        return _dedupe(d, job)
     # the shared guards read only whether the target exists from their facts
     return _dedupe(d, job) + _delete_guard(d, job, TargetFacts(exists=facts.exists))
 
@@ -307,7 +310,8 @@ def plan_bigquery_finalize(
         if facts.exists:
             statements.insert(0, d.truncate(job.target))
     elif strategy is Strategy.INCREMENTAL_APPEND:
-        keys = list(facts.primary_key)
+        # sink.unique_key (as the target names it), else a declared primary key: keys already there are skipped
+        keys = [job.mapping.get(k, k) for k in job.keys] or list(facts.primary_key)
         statements = [d.append_rows(job.target, source, names, job.mapping, keys)]
         if keys:  # what the append will add: the batch's keys the target does not hold yet
             measure = [Step(d.count_new_keys(job.target, source, names, job.mapping, keys), name="new_keys",
@@ -373,6 +377,9 @@ def bigquery_result(
         result.update(method=methods[strategy], rows_inserted=staged)
         if "new_keys" in outcomes:  # an append that skips keys the target holds
             result["rows_inserted"] = outcomes["new_keys"].first[0]
+            if job.keys:
+                result["duplicates_removed"] = removed
+                result["rows_already_loaded"] = staged - removed - int(result["rows_inserted"])
         if strategy is Strategy.REPLACE and "in_range" in outcomes:
             result["rows_deleted"] = outcomes["in_range"].first[0]
     else:

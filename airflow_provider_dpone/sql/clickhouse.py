@@ -322,9 +322,14 @@ class ClickHouseDialect(SqlDialect):
         return f"alter table {target.sql} replace partition id {self.quote_literal(partition_id)} from {source.sql}"
 
     def delete_matching_keys(self, target: TableRef, staging: TableRef, keys: Sequence[str]) -> str:
-        """Lightweight DELETE of the target rows whose key is in staging."""
+        """Lightweight DELETE of the ``target`` rows whose key is in ``staging`` (either table)."""
         cols = self.column_list(keys)
         return f"delete from {target.sql} where ({cols}) in (select {cols} from {staging.sql})"
+
+    def count_matching_keys(self, table: TableRef, other: TableRef, keys: Sequence[str]) -> str:
+        """(rows of ``table`` whose key ``other`` holds)."""
+        cols = self.column_list(keys)
+        return f"select count() from {table.sql} where ({cols}) in (select {cols} from {other.sql})"
 
     def null_keys(self, staging: TableRef, keys: Sequence[str], sample: int = 5) -> str:
         """(rows with a NULL in any key column, up to ``sample`` of their keys as text)."""

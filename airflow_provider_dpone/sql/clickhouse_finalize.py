@@ -149,6 +149,16 @@ def plan_clickhouse_finalize(d: ClickHouseDialect, job: FinalizeJob, facts: Clic
             Step(d.modify_comment(target, facts.comment), note="the target keeps its own comment"),
         ]
     if strategy is Strategy.INCREMENTAL_APPEND:
+        if job.keys:  # the batch's rows whose key the target holds leave staging before the attach
+            steps += [
+                Step(
+                    d.count_matching_keys(staging, target, job.keys),
+                    name="already_loaded",
+                    note="staged keys the target holds already (skipped)",
+                    check=Check("counted before they leave staging", lambda _o, _all: None),
+                ),
+                Step(d.delete_matching_keys(staging, target, job.keys), note="rows of keys already loaded"),
+            ]
         return steps + _each_partition(facts, lambda pid: d.attach_partition_from(target, pid, staging))
     if strategy is Strategy.INCREMENTAL_MERGE:
         if not facts.engine.startswith("Replacing"):
@@ -187,7 +197,16 @@ def clickhouse_result(job: FinalizeJob, facts: ClickHouseFacts, outcomes: Outcom
     if strategy is Strategy.FULL_REFRESH:
         return {**result, "method": "exchange"}
     if strategy is Strategy.INCREMENTAL_APPEND:
-        return {**result, "method": "attach_partitions", "partitions": partitions}
+        if "already_loaded" not in outcomes:
+            return {**result, "method": "attach_partitions", "partitions": partitions}
+        skipped = int(outcomes["already_loaded"].first[0])
+        return {
+            **result,
+            "method": "attach_new_keys",
+            "partitions": partitions,
+            "rows_inserted": (job.staged_rows or 0) - skipped,
+            "rows_already_loaded": skipped,
+        }
     if strategy is Strategy.PARTITION_REPLACE:
         return {**result, "method": "replace_partition", "partitions_replaced": partitions}
     method = "replacing_merge_tree" if facts.engine.startswith("Replacing") else "delete_insert"

@@ -278,8 +278,27 @@ def _deletes(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[S
 
 
 def _append(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> list[Step]:
-    statement = d.append_rows(job.target, job.staging, job.names, job.mapping, list(facts.primary_key))
-    return [Step(statement, name="inserted")]
+    """Insert the batch. With ``sink.unique_key``: the key guards, then only the keys the target
+    does not hold yet (a row the extract re-reads, a lookback's or xmin's, is never added
+    twice); without it, the target's primary key, if any, skips the rows already there."""
+    if not job.keys:
+        statement = d.append_rows(job.target, job.staging, job.names, job.mapping, list(facts.primary_key))
+        return [Step(statement, name="inserted")]
+    steps = _dedupe(d, job)
+    if not facts.exists:  # created in this transaction: every key is new
+        return [
+            *steps,
+            Step(d.insert_select(job.target, job.staging, job.names, job.mapping), name="inserted"),
+        ]
+    return [
+        *steps,
+        Step(d.analyze(job.staging, job.keys), note="key statistics for the join with the target"),
+        Step(
+            d.merge_insert(job.target, job.staging, job.names, job.keys, job.mapping),
+            name="inserted",
+            note="rows whose unique_key the target holds already are skipped",
+        ),
+    ]
 
 
 def _merge(

@@ -19,7 +19,15 @@ def finalize_result(job: FinalizeJob, facts: TargetFacts, outcomes: Outcomes) ->
             return {"method": "truncate_insert", "rows_inserted": inserted}
         return {"method": "swap", "rows_inserted": None}
     if strategy is Strategy.INCREMENTAL_APPEND:
-        return {"method": "insert", "rows_inserted": inserted}
+        if not job.keys:
+            return {"method": "insert", "rows_inserted": inserted}
+        removed = count(outcomes, "duplicates_removed")
+        return {
+            "method": "insert_new_keys",
+            "duplicates_removed": removed,
+            "rows_inserted": inserted,
+            "rows_already_loaded": staged - removed - inserted,
+        }
     if strategy in (Strategy.REPLACE, Strategy.PARTITION_REPLACE) and "per_leaf" not in outcomes:
         method = "delete_insert" if strategy is Strategy.REPLACE else "scoped_delete_insert"
         return {"method": method, "rows_deleted": count(outcomes, "deleted"), "rows_inserted": inserted}

@@ -53,9 +53,9 @@ PAIRS = {
     "pg_to_kafka": (
         [
             *["--source", "postgres", "--source-conn", "shop_pg", "--sink", "kafka", "--sink-conn", "k"],
-            *["--table", "public.orders", "--mode", "xmin"],
+            *["--table", "public.orders", "--cursor", "updated_at"],
         ],
-        ("orders", "orders", "incremental_append", "xmin"),
+        ("orders", "orders", "incremental_append", "cursor"),
     ),
     "saas_to_pg": (
         [

@@ -116,7 +116,6 @@ EVIDENCE: dict[tuple[str, str], str] = {
     ("kafka", "strategy:incremental_append"): f"{KF}::test_lost_state_over_a_topic_with_messages_fails_instead_of_publishing_twice",
     ("kafka", "strategy:incremental_merge"): f"{KF}::test_postgres_to_kafka_keyed_upserts_in_one_transaction",
     ("kafka", "on_duplicate_keys:keep_last"): f"{KF}::test_postgres_to_kafka_keyed_upserts_in_one_transaction",
-    ("kafka", "deletes:soft"): f"{KF}::test_deleted_rows_become_tombstones",
     ("kafka", "deletes:hard"): f"{KF}::test_deleted_rows_become_tombstones",
     ("rest", "mode:full"): "tests/hooks/test_rest.py::test_every_pagination_reads_every_record_once",
     ("rest", "mode:cursor"): "tests/hooks/test_rest.py::test_rest_to_postgres_merge_then_incremental",

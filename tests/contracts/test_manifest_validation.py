@@ -595,7 +595,7 @@ def test_an_unkeyed_api_append_refuses_a_lookback() -> None:
     issue = err.value.issues[0]
     assert (
         issue.field == "source.incremental.lookback"
-        and "append the re-read rows a second time" in issue.message
+        and "incremental_append without sink.unique_key would append them a second time" in issue.message
     )
 
 

@@ -14,7 +14,11 @@ CURSOR = {"mode": "cursor", "cursor": "updated_at", "lookback": "10m", "chunk": 
 
 def _load(strategy: str = "incremental_merge", **source) -> LoadSpec:
     sink = {"connector": "postgres", "conn_id": "dwh", "table": "raw.orders", "strategy": strategy}
-    if strategy in ("incremental_merge", "snapshot_diff"):
+    if strategy in (
+        "incremental_merge",
+        "snapshot_diff",
+        "incremental_append",
+    ):  # an append's lookback skips by it
         sink["unique_key"] = ["id"]
     src = {"connector": "postgres", "conn_id": "shop", "table": "orders", "incremental": CURSOR, **source}
     return LoadSpec.model_validate({"name": "orders", "source": src, "sink": sink})
@@ -159,7 +163,12 @@ def test_a_full_reload_replaces_the_target_and_keeps_the_cursor() -> None:
     topic_sink = LoadSpec.model_validate(
         {
             "name": "t",
-            "source": {"connector": "postgres", "conn_id": "shop", "table": "o", "incremental": CURSOR},
+            "source": {
+                "connector": "postgres",
+                "conn_id": "shop",
+                "table": "o",
+                "incremental": {**CURSOR, "lookback": 0},  # a topic cannot skip what a lookback re-reads
+            },
             "sink": {
                 "connector": "kafka",
                 "conn_id": "k",

@@ -33,7 +33,7 @@ def _load(incremental: dict | None, connector: dict | None = None) -> LoadSpec:
             {
                 "name": "orders",
                 "source": source,
-                "sink": {**PG, "table": "raw.orders", "strategy": "incremental_append"},
+                "sink": {**PG, "table": "raw.orders", "strategy": "incremental_append", "unique_key": ["id"]},
             }
         ],
     }

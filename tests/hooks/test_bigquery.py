@@ -165,7 +165,7 @@ def test_sigkill_at_every_phase_into_bigquery_converges(
 def test_lost_state_is_rederived_from_a_bigquery_target(clean_pg: Any, clean_bq: Any) -> None:
     clean_pg.execute("src", ITEMS)
     inc = {"incremental": {"mode": "cursor", "cursor": "id", "on_state_missing": "from_target"}}
-    m = manifest({"strategy": "incremental_append"}, inc)
+    m = manifest({"strategy": "incremental_append", "unique_key": ["id"]}, inc)  # the key re-reads skip by
     run(m, "r1")
     clean_pg.execute("dst", "delete from dpone.state")  # the state is lost; the target is not
     clean_pg.execute("src", "insert into items values (301, 'x', 1, '2026-02-01', now(), null, null)")
@@ -254,7 +254,7 @@ def test_quality_checks_compare_values_of_the_targets_types(clean_pg: Any, clean
 def test_an_append_that_rereads_rows_adds_each_key_once(clean_pg: Any, clean_bq: Any) -> None:
     clean_pg.execute("src", ITEMS)
     inc = {"incremental": {"mode": "cursor", "cursor": "at", "lookback": "10m"}}
-    m = manifest({"strategy": "incremental_append"}, inc)
+    m = manifest({"strategy": "incremental_append", "unique_key": ["id"]}, inc)  # the key re-reads skip by
     run(m, "r1")
     clean_pg.execute(
         "src", "insert into items values (301, 'x', 1, '2026-02-01', '2026-01-01 05:00+00', null, null)"

@@ -347,7 +347,7 @@ def test_clickhouse_to_postgres_full_and_incremental(clean_pg, clean_ch) -> None
     assert stored.startswith("2026-03-31 00:00:05")
 
 
-def test_clickhouse_source_to_clickhouse_sink_uses_arrow(clean_ch) -> None:
+def test_clickhouse_source_to_clickhouse_sink_uses_arrow(clean_ch, airflow_db) -> None:  # state: Variables
     ch = clean_ch
     ch.command(CH_ORDERS)
     ch.command(

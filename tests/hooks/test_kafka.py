@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from airflow_provider_dpone.contracts.errors import ManifestError
+from airflow_provider_dpone.contracts.errors import BadInputError, ManifestError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from tests.helpers import run_first_load as run
 from tests.helpers import run_killed
@@ -115,6 +115,22 @@ def test_deleted_rows_become_tombstones(clean_pg, kafka) -> None:
     assert report.sink["finalize"]["tombstones"] == 2
     tombstones = sorted(k for _, _, k, v in kafka.consume_all(topic) if v is None)
     assert tombstones == [b"3", b"4"]
+
+
+def test_deletes_without_the_flag_column_fail_before_producing(clean_pg, kafka) -> None:
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    topic = topic_name()
+    kafka.create_topic(topic, 1)
+    sink = {"connector": "kafka", "conn_id": "kafka", "topic": topic, "strategy": "incremental_merge"}
+    m = manifest(
+        {"connector": "postgres", "conn_id": "src", "query": "select id, amount from orders"},
+        {**sink, "unique_key": ["id"]},
+        reconciliation={"deletes": "hard"},
+    )
+    with pytest.raises(BadInputError, match="'_dpone_deleted_at' is not a source column"):
+        run(m, "r1")
+    assert kafka.consume_all(topic) == []
 
 
 def test_a_failed_load_publishes_nothing_and_the_retry_publishes_once(clean_pg, kafka) -> None:

@@ -232,6 +232,15 @@ def test_append_replace_and_scoped_partition_replace(client, dataset):
     assert rows(client, f"select id from {target} order by id") == [(5,), (7,), (8,)]
 
 
+def test_an_append_with_a_unique_key_skips_the_keys_the_target_holds(client, dataset):
+    target = d.table(dataset, "items").sql
+    keyed = {"strategy": "incremental_append", "unique_key": ["id"]}
+    finalize(client, make_job(dataset, stage(client, dataset, [row(1, "a"), row(2, "b")]), keyed))
+    # the second batch re-reads key 2 (a lookback): only key 3 is new
+    finalize(client, make_job(dataset, stage(client, dataset, [row(2, "B"), row(3, "c")], name="s2"), keyed))
+    assert rows(client, f"select id, name from {target} order by id") == [(1, "a"), (2, "b"), (3, "c")]
+
+
 def test_quality_fragments_and_key_guards_run_on_staging(client, dataset):
     staging = stage(
         client, dataset, [row(1, "a"), row(1, None), (None, "x", dt.date(2026, 1, 1), None, None, None)]

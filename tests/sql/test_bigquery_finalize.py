@@ -160,6 +160,16 @@ def test_append_inserts_or_skips_keys_already_there():
     assert "where not exists (select 1 from `my-proj`.`raw`.`items` as t where t.`id` = s.`id`)" in statement
 
 
+def test_an_append_with_a_unique_key_guards_it_and_skips_the_keys_the_target_holds():
+    keyed = job({"strategy": "incremental_append", "unique_key": ["id"]})  # the target declares no key
+    steps = plan(keyed, EXISTS)
+    assert [s.name for s in steps] == ["", "duplicates", "new_keys", "transaction"]
+    where = "where not exists (select 1 from `my-proj`.`raw`.`items` as t where t.`id` = s.`id`)"
+    assert where in script(steps)[0]
+    result = bigquery_result(keyed, EXISTS, {"new_keys": Outcome(1, [(3,)])})
+    assert (result["rows_inserted"], result["rows_already_loaded"], result["duplicates_removed"]) == (3, 7, 0)
+
+
 # --- merge ---------------------------------------------------------------------------------------------
 
 

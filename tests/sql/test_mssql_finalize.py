@@ -192,6 +192,17 @@ def test_append_skips_keys_already_there_and_keys_staged_twice() -> None:
     assert "not exists" not in keyless[3].sql and keyless[3].name == "inserted"
 
 
+def test_an_append_with_a_unique_key_guards_it_and_skips_the_keys_the_target_holds() -> None:
+    steps = finalize(job({"strategy": "incremental_append", "unique_key": ["id"]}), TargetFacts(exists=True))
+    assert_transaction_shape(steps)
+    assert kinds(steps)[2:-2] == ["lock", "null_keys", "duplicates", "stats", "insert"]
+    insert = steps[-3]
+    assert insert.name == "inserted" and (
+        "where not exists (select 1 from [raw].[items] as t with (updlock, serializable) where t.[id] = s.[id])"
+        in insert.sql
+    )
+
+
 def test_merge_is_update_join_then_insert_not_exists_never_merge() -> None:
     steps = finalize(job(MERGE), EXISTING)
     assert_transaction_shape(steps)
