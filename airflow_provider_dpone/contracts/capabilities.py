@@ -107,6 +107,11 @@ def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
             f"sink.on_duplicate_keys: '{sink.on_duplicate_keys}' is not supported by connector "
             f"'{snk.name}'; supported: {', '.join(sorted(snk.duplicate_keys))}"
         )
+    if load.quality and not snk.quality_gates:
+        problems.append(
+            f"quality: connector '{snk.name}' has no queryable staging to run quality gates on (its "
+            "batch goes straight into a transaction); remove quality from this load"
+        )
     if sink.strategy is Strategy.INCREMENTAL_APPEND and not snk.append_skips_known_keys:
         problems += [
             f"{name}: {why}, and connector '{snk.name}' cannot skip what its {snk.objects} already "

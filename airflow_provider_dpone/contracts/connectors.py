@@ -36,6 +36,8 @@ class ConnectorInfo:
     hosts_state: bool = False
     # sink: can read max(cursor) from its target (incremental.on_state_missing: from_target)
     target_watermark: bool = False
+    # sink: runs quality gates on its staged batch (a queryable staging object)
+    quality_gates: bool = True
     # sink: an incremental_append skips the rows whose sink.unique_key its target already holds,
     # so an extract that re-reads rows (lookback, xmin's overlap) never adds them twice
     append_skips_known_keys: bool = True
@@ -169,6 +171,8 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         deletes=frozenset({"none", "hard"}),
         # a topic cannot be searched for a record it already holds: a re-read is produced again
         append_skips_known_keys=False,
+        # a batch is produced into a transaction, not staged where it could be queried
+        quality_gates=False,
         refused={
             s: "a topic is an append-only log; it cannot be replaced or rewritten (use incremental_append, "
             "or incremental_merge for keyed upserts with tombstones on a compacted topic)"

@@ -606,3 +606,16 @@ def test_an_unkeyed_api_append_skips_the_watermark_and_refuses_to_read_it() -> N
     with pytest.raises(ManifestError) as err:
         _api_load("appsflyer", "in_app_events", append, at_watermark="read")
     assert err.value.issues[0].field == "source.incremental.at_watermark"
+
+
+def test_quality_gates_on_a_topic_sink_are_refused_at_validate() -> None:
+    body = {
+        "name": "l",
+        "source": {"connector": "postgres", "conn_id": "s", "table": "t"},
+        "sink": {"connector": "kafka", "conn_id": "k", "topic": "t", "strategy": "incremental_append"},
+        "quality": [{"check": "not_null", "columns": ["id"]}],
+    }
+    with pytest.raises(ManifestError) as err:
+        parse_manifest({"pipeline": "p", "loads": [body]})
+    [issue] = err.value.issues
+    assert issue.field == "quality" and "connector 'kafka' has no queryable staging" in issue.message

@@ -462,3 +462,22 @@ def test_the_journal_row_commits_with_the_data_and_a_failure_rolls_back() -> Non
     assert d.rollback_finalize().startswith("if @@trancount > 0 rollback transaction;")
     assert "set lock_timeout 600000" in steps[0].sql and "@LockTimeout = 600000" in steps[1].sql
     assert "throw 50001" in steps[1].sql
+
+
+def test_cdc_apply_with_soft_deletes_marks_the_feeds_and_the_snapshots_deletes() -> None:
+    feed = {
+        "connector": "mssql",
+        "conn_id": "src",
+        "table": "items",
+        "incremental": {"mode": "change_tracking"},
+    }
+    soft = job(
+        {"strategy": "cdc_apply", "unique_key": ["id"]},
+        {"source": feed, "reconciliation": {"deletes": "soft"}},
+    )
+    facts = TargetFacts(exists=True, primary_key=("id",), unique_keys=frozenset({frozenset({"id"})}))
+    steps = {s.name: s.sql for s in plan_finalize(d, soft, facts) if s.name}
+    for name in ("deleted", "deleted_by_snapshot"):
+        assert steps[name].startswith("update t set [_dpone_deleted_at] = coalesce(cast(session_context(")
+        assert "from [raw].[items] as t where t.[_dpone_deleted_at] is null and " in steps[name]
+        assert "delete from [raw].[items]" not in steps[name]

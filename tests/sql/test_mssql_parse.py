@@ -147,7 +147,8 @@ def _change_feed_statements() -> list[str]:
     ] + [
         s.sql
         for facts in (plans.EXISTING, plans.NEW)
-        for s in plan_finalize(d, plans.job({"strategy": "cdc_apply", **KEYED}, {"source": CT_SOURCE}), facts)
+        for extras in ({"source": CT_SOURCE}, {"source": CT_SOURCE, "reconciliation": {"deletes": "soft"}})
+        for s in plan_finalize(d, plans.job({"strategy": "cdc_apply", **KEYED}, extras), facts)
     ]
 
 
