@@ -12,9 +12,8 @@ from typing import Any
 from ..contracts.errors import BadInputError
 from ..contracts.manifest import LoadSpec, Manifest
 from ..contracts.strategies import IncrementalMode
-from .output import out
+from .output import EXIT_FAILED, EXIT_OK, out
 
-EXIT_OK, EXIT_FAILED = 0, 1
 UNHEALTHY = ("over", "lost", "missing", "unknown")
 
 

@@ -31,9 +31,8 @@ from ..contracts.connectors import CONNECTORS, ConnectorInfo
 from ..contracts.errors import BadInputError
 from ..contracts.strategies import IncrementalMode
 from .evidence import RESULTS, Finder, find_root, latest_run, load_results
-from .output import out
+from .output import EXIT_FAILED, EXIT_OK, out
 
-EXIT_OK, EXIT_FAILED = 0, 1
 REGENERATE = "dpone certify --format markdown --output docs/certification.md"
 
 

@@ -19,9 +19,8 @@ from ..contracts.connectors import CONNECTORS
 from ..contracts.doctor import ConnectionUse, Finding, connection_uses, exit_code, render, summary
 from ..contracts.errors import MissingExtraError
 from ..contracts.manifest import Manifest
-from .output import out
+from .output import EXIT_BAD_INPUT, out
 
-EXIT_BAD_INPUT = 2
 DEFAULT_FOLDER = "dags/manifests"
 # connector: "module:function" taking (engine, ConnectionUse) and returning findings
 CHECKS = {

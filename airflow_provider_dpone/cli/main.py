@@ -12,7 +12,6 @@ and the REST and SaaS API connectors are Airflow hooks, so Airflow is imported f
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import logging
 import sys
@@ -25,35 +24,8 @@ from ..contracts.manifest import LoadSpec, Manifest
 from ..contracts.state import RESUME_SUFFIX, state_to_dict
 from ..contracts.state_check import state_for_set
 from ..dag_factory.files import load_manifest, validate_paths
-from .output import command_output, out
-
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def _emit(args: argparse.Namespace, data: Any, human: str) -> None:
-    if args.format == "json":
-        out(json.dumps(data, indent=2, default=str))
-    else:
-        out(human)
-
-
-def _selected(manifest: Manifest, name: str | None) -> list[LoadSpec]:
-    """Loads in dependency order, or just ``name``."""
-    if name:
-        try:
-            return [manifest.load(name)]
-        except KeyError:
-            names = ", ".join(ld.name for ld in manifest.loads)
-            raise BadInputError(
-                f"--load: no load '{name}' in {manifest.source_file}; loads: {names}"
-            ) from None
-    done: list[LoadSpec] = []
-    pending = list(manifest.loads)
-    while pending:
-        ready = [ld for ld in pending if all(d in {x.name for x in done} for d in ld.depends_on)]
-        done.extend(ready)
-        pending = [ld for ld in pending if ld not in ready]
-    return done
+from .output import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, command_output, emit, out
+from .run import cmd_replay, cmd_run, selected_loads
 
 
 def _certifications(manifest: Manifest) -> list[tuple[str, str]]:
@@ -95,7 +67,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         data["errors"].append(
             {"file": " ".join(args.paths), "load": None, "field": "", "message": "no manifest files found"}
         )
-    _emit(args, data, "\n".join(lines))
+    emit(args, data, "\n".join(lines))
     return EXIT_BAD_INPUT if data["errors"] else EXIT_OK
 
 
@@ -106,7 +78,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.path)
     plans = [
         plan_load(manifest.pipeline, load, assemble(load, manifest.state, standalone=True))
-        for load in _selected(manifest, args.load)
+        for load in selected_loads(manifest, args.load)
     ]
     human = []
     for p in plans:
@@ -139,92 +111,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
             )
         human.append(f"-- load into {p['load_sql']['target']} via {p['load_sql']['staging']}:")
         human.extend(s if s.startswith("--") else s + ";" for s in p["load_sql"]["statements"])
-    _emit(args, {"pipeline": manifest.pipeline, "loads": plans}, "\n".join(human))
-    return EXIT_OK
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    from ..operators.wiring import assemble
-    from ..runtime.partitioned import run_any_load
-    from ..runtime.report_store import report_dir, save_report
-
-    manifest = load_manifest(args.path)
-    run_id = args.run_id or "dpone_cli__" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    directory = report_dir(args.report_dir)
-    reports, failed = [], False
-    for load in _selected(manifest, args.load):
-        try:
-            parts = assemble(load, manifest.state, standalone=True)
-            check_writable = getattr(parts.state, "check_writable", None)
-            if check_writable is not None:  # before any data moves
-                check_writable(manifest.pipeline, load.name)
-            try:
-                report = run_any_load(manifest.pipeline, load, parts, run_id)
-            except Exception as exc:
-                if directory is not None and getattr(exc, "run_report", None) is not None:
-                    save_report(exc.run_report, directory)  # type: ignore[attr-defined]
-                raise
-            if directory is not None:
-                save_report(report, directory)
-            reports.append(report.to_dict())
-            if args.format != "json":
-                out(
-                    f"load {load.name}: {report.status}, {report.rows or 0:,} rows in {report.seconds:.2f}s, "
-                    f"fast path {report.fast_path}, state {json.dumps(report.state_after)}"
-                )
-        except Exception as exc:
-            failed = True
-            message = str(exc) if isinstance(exc, DponeError) else f"{type(exc).__name__}: {exc}"
-            failed_report = getattr(exc, "run_report", None)  # the failed run's report, when it had one
-            reports.append(
-                failed_report.to_dict()
-                if failed_report is not None
-                else {"load": load.name, "status": "failed", "error": message}
-            )
-            if args.format != "json":
-                print(f"load {load.name} FAILED: {message}", file=sys.stderr)
-            break  # later loads may depend on this one
-    if args.format == "json":
-        out(
-            json.dumps(
-                {"pipeline": manifest.pipeline, "run_id": run_id, "reports": reports}, indent=2, default=str
-            )
-        )
-    return EXIT_FAILED if failed else EXIT_OK
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    """Load a kept staging manifest into one load's sink again; the load's state does not move."""
-    from ..contracts.strategies import Strategy
-    from ..operators.wiring import assemble
-    from ..runtime.engine import run_load
-    from ..runtime.replay import ReplaySource
-
-    manifest = load_manifest(args.path)
-    load = _selected(manifest, args.load)[0]
-    if load.sink.strategy in (Strategy.REPLACE, Strategy.PARTITION_REPLACE):
-        raise BadInputError(
-            f"--load: '{load.name}' uses {load.sink.strategy.value}, which deletes the load's current range "
-            "before inserting: a replayed old batch would replace today's rows; replay loads that merge, "
-            "append or refresh"
-        )
-    run_id = args.run_id or "dpone_replay__" + dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-    try:
-        parts = assemble(load, manifest.state, standalone=True)
-        parts.source = ReplaySource(args.uri, args.conn_id, manifest.pipeline, load.name)
-        report = run_load(manifest.pipeline, load, parts, run_id)
-        if report.status != "success":
-            raise BadInputError(f"the replay ended as '{report.status}': nothing was loaded")
-    except Exception as exc:
-        message = str(exc) if isinstance(exc, DponeError) else f"{type(exc).__name__}: {exc}"
-        _emit(
-            args,
-            {"load": load.name, "status": "failed", "error": message},
-            f"replay of {args.uri} FAILED: {message}",
-        )
-        return EXIT_FAILED
-    human = f"replayed {args.uri} into load {load.name}: {report.rows or 0:,} rows; state unchanged"
-    _emit(args, report.to_dict(), human)
+    emit(args, {"pipeline": manifest.pipeline, "loads": plans}, "\n".join(human))
     return EXIT_OK
 
 
@@ -301,7 +188,7 @@ def cmd_state(args: argparse.Namespace) -> int:
 
     manifest = load_manifest(args.path)
     backend = build_state_backend(manifest.state, standalone=True)
-    loads = [ld.name for ld in _selected(manifest, args.load)]
+    loads = [ld.name for ld in selected_loads(manifest, args.load)]
     if args.action == "show":
         rows = backend.list(manifest.pipeline, loads)
         if args.load:
@@ -319,7 +206,7 @@ def cmd_state(args: argparse.Namespace) -> int:
             + "".join(f"\n  {line}" for line in _staging_lines(r.get("kept_staging")))
             for r in rows
         )
-        _emit(args, {"backend": backend.name, "states": rows}, human or "no state")
+        emit(args, {"backend": backend.name, "states": rows}, human or "no state")
         return EXIT_OK
     if not args.load:
         raise BadInputError(f"state {args.action} needs --load NAME")
@@ -330,7 +217,7 @@ def cmd_state(args: argparse.Namespace) -> int:
         record = state_for_set(manifest.load(args.load), args.value, before)
         backend.commit(manifest.pipeline, args.load, record, args.run_id or "dpone_cli__state_set")
         after = state_to_dict(record)
-        _emit(
+        emit(
             args,
             {"set": args.load, "before": before, "after": after},
             f"state of {manifest.pipeline}.{args.load}: {json.dumps(before)} -> {json.dumps(after)}",
@@ -339,7 +226,7 @@ def cmd_state(args: argparse.Namespace) -> int:
     existed = backend.reset(manifest.pipeline, args.load)
     # An unfinished run's resume checkpoint goes too: the next run starts from the reset state.
     backend.reset(manifest.pipeline, args.load + RESUME_SUFFIX)
-    _emit(
+    emit(
         args,
         {"reset": args.load, "existed": existed},
         f"state of {manifest.pipeline}.{args.load} {'reset' if existed else 'was already empty'}",
@@ -439,7 +326,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except ManifestError as exc:
-        _emit(args, {"errors": [i.__dict__ for i in exc.issues]}, "\n".join(f"error {i}" for i in exc.issues))
+        emit(args, {"errors": [i.__dict__ for i in exc.issues]}, "\n".join(f"error {i}" for i in exc.issues))
         return EXIT_BAD_INPUT
     except BadInputError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -8,11 +8,14 @@ for its reader goes through ``out`` to the real stdout, so ``--format json`` sta
 
 from __future__ import annotations
 
+import argparse
 import contextlib
+import json
 import sys
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2  # success, a load (or check) failed, bad input
 _stdout: list[TextIO] = []
 
 
@@ -32,3 +35,8 @@ def command_output() -> Iterator[None]:
             yield
     finally:
         _stdout.pop()
+
+
+def emit(args: argparse.Namespace, data: Any, human: str) -> None:
+    """``data`` as JSON with ``--format json``, else the ``human`` text."""
+    out(json.dumps(data, indent=2, default=str) if args.format == "json" else human)

@@ -11,9 +11,8 @@ import json
 from typing import Any
 
 from ..contracts.errors import BadInputError
-from .output import out
+from .output import EXIT_OK, out
 
-EXIT_OK = 0
 _VERDICT = {"suggest": "SUGGEST", "fine": "fine", "not_known": "not known"}
 
 

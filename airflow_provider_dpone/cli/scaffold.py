@@ -24,9 +24,8 @@ from ..contracts.spec_base import check_connector
 from ..contracts.strategies import IncrementalMode, Strategy
 from ..dag_factory import scaffold as sc
 from ..dag_factory.files import files_for_dag, load_manifest
-from .output import out
+from .output import EXIT_OK, out
 
-EXIT_OK = 0
 _OBJECT_FLAGS = {"table": "--table", "topic": "--topic", "resource": "--resource", "endpoint": "--endpoint"}
 
 

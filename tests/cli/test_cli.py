@@ -362,3 +362,48 @@ def test_validate_notes_an_experimental_connector(tmp_path, capsys) -> None:
     assert notes == [{"file": str(path), "connector": "mssql", "certification": "experimental"}]
     path.write_text(path.read_text().replace("connector: mssql", "connector: postgres"))
     assert main(["validate", str(path)]) == 0 and "experimental" not in capsys.readouterr().out
+
+
+def test_a_failed_load_skips_only_its_dependents(clean_pg, tmp_path, capsys) -> None:
+    pg = clean_pg
+    pg.execute("src", "create table items (id int primary key, v text); insert into items values (1, 'a')")
+    doc = {
+        "pipeline": "deps",
+        "state": {"backend": "table", "conn_id": "dst"},
+        "defaults": {
+            "source": {"connector": "postgres", "conn_id": "src"},
+            "sink": {"connector": "postgres", "conn_id": "dst"},
+        },
+        "loads": [
+            {"name": "missing", "source": {"table": "no_such_table"}, "sink": {"table": "raw.missing"}},
+            {
+                "name": "after",
+                "depends_on": ["missing"],
+                "source": {"table": "items"},
+                "sink": {"table": "raw.a"},
+            },
+            {
+                "name": "after_after",
+                "depends_on": ["after"],
+                "source": {"table": "items"},
+                "sink": {"table": "raw.b"},
+            },
+            {"name": "independent", "source": {"table": "items"}, "sink": {"table": "raw.items"}},
+        ],
+    }
+    path = tmp_path / "deps.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    code, out = run_json(capsys, "run", str(path))
+    statuses = {r["load"]: r["status"] for r in out["reports"]}
+    assert code == EXIT_FAILED and statuses == {
+        "missing": "failed",
+        "after": "upstream_failed",
+        "after_after": "upstream_failed",
+        "independent": "success",
+    }
+    blocked = next(r for r in out["reports"] if r["load"] == "after_after")
+    assert blocked["error"] == "not run: it depends on load 'missing', which failed"
+    assert pg.query("dst", "select count(*) from raw.items") == [(1,)]
+    assert pg.query("dst", "select to_regclass('raw.a'), to_regclass('raw.b')") == [(None, None)]
+    assert main(["run", str(path)]) == EXIT_FAILED
+    assert "load after NOT RUN: it depends on load 'missing', which failed" in capsys.readouterr().err
