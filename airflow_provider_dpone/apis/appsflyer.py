@@ -25,6 +25,7 @@ from typing import Any
 from ..contracts.errors import BadInputError, QuotaExceededError, SourceContractError
 from ..contracts.sources import PaginationSpec, ResourceSource, SourceSpec, source_of
 from ..hooks.rest import Read
+from ..hooks.rest_http import ResponseTooLargeError
 from .base import ApiHook, ApiSource, Resource, day_range, resource_read
 
 MAX_ROWS = 1_000_000  # the API's largest maximum_rows, and what dpone asks for by default
@@ -272,26 +273,32 @@ class AppsFlyerHook(ApiHook):
         while windows:
             low, high = windows.pop(0)
             query = {**params, "from": low, "to": high}
-            answer = self.request(
-                "GET",
-                path,
-                params=query,
-                headers={"Accept": "text/csv", **(headers or {})},
-                pace=read.spec.requests_per_second,
-            )
+            try:
+                answer = self.request(
+                    "GET",
+                    path,
+                    params=query,
+                    headers={"Accept": "text/csv", **(headers or {})},
+                    pace=read.spec.requests_per_second,
+                )
+            except ResponseTooLargeError as exc:  # over max_response_bytes: ask for half each
+                windows[:0] = self._halves(path, low, high, f"the report is too large ({exc.message})")
+                continue
             records = resource_read(read).records(self.decode(answer), "")
             if cap is not None and len(records) >= TRUNCATED * int(cap):
-                windows[:0] = self._halves(path, low, high, len(records), int(cap))
+                reached = f"{len(records):,} rows reach maximum_rows {int(cap):,} (the report is cut there)"
+                windows[:0] = self._halves(path, low, high, reached)
                 continue
             yield [{**r, "app_id": app} for r in records], {"windows": windows} if windows else None
 
-    def _halves(self, path: str, low: str, high: str, rows: int, cap: int) -> list[list[str]]:
+    def _halves(self, path: str, low: str, high: str, why: str) -> list[list[str]]:
+        """The window's two halves, read instead of it (``why``: what was wrong with it whole)."""
         first, last = _window(low, False), _window(high, True)
         if last - first < 2 * MIN_SLICE:
             raise SourceContractError(
-                f"{path}: {rows:,} rows from {low} to {high} reach maximum_rows {cap:,} (the report is "
-                "cut there) and the window is too short to split; nothing of it was loaded. Raise "
-                f"options.maximum_rows (up to {MAX_ROWS:,}) or narrow the report (additional_fields)"
+                f"{path}: from {low} to {high} {why}, and the window is too short to split; nothing "
+                f"of it was loaded. Raise options.maximum_rows (up to {MAX_ROWS:,}) or the connection's "
+                "max_response_bytes, or narrow the report (additional_fields)"
             )
         middle = (first + (last - first) // 2).replace(microsecond=0)
         return [

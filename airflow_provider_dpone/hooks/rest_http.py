@@ -64,6 +64,11 @@ def redirect_target(response: httpx.Response) -> tuple[str, httpx.URL, bool]:
     return method, url, True
 
 
+class ResponseTooLargeError(SourceContractError):
+    """A response body over the connection's ``max_response_bytes``: nothing of it was used (a
+    source that can ask for less, a shorter window, catches it and does)."""
+
+
 def read_limited(response: httpx.Response, limit: int, shown: str, hint: str = _LIMIT_HINT) -> httpx.Response:
     """``response`` (sent with ``stream=True``) with its body read into memory once.
 
@@ -72,7 +77,7 @@ def read_limited(response: httpx.Response, limit: int, shown: str, hint: str = _
     """
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise SourceContractError(
+        raise ResponseTooLargeError(
             f"{shown}: the response declares {int(declared):,} bytes (Content-Length), over the "
             f"limit of {limit:,} bytes, so nothing was read; {hint}"
         )
@@ -80,7 +85,7 @@ def read_limited(response: httpx.Response, limit: int, shown: str, hint: str = _
     for chunk in response.iter_bytes():
         body.write(chunk)
         if body.tell() > limit:
-            raise SourceContractError(
+            raise ResponseTooLargeError(
                 f"{shown}: the response body is over the limit of {limit:,} bytes (decompressed); "
                 f"reading stopped there; {hint}"
             )

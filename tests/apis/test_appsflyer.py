@@ -79,6 +79,7 @@ class AppsFlyerFake:
         self.quota: int | None = None
         self.quota_status = 403
         self.calls: dict[str, int] = {}
+        self.sizes: list[int] = []  # bytes of each raw report answered
         self.fake = VendorFake(self.route)
         self.url, self.log = self.fake.url, self.fake.log
 
@@ -118,7 +119,9 @@ class AppsFlyerFake:
                 ]
                 for i, t in enumerate(picked)
             ]
-            return 200, _csv(RAW_HEADER, rows), {"Content-Type": "text/csv"}
+            body = _csv(RAW_HEADER, rows)
+            self.sizes.append(len(body))
+            return 200, body, {"Content-Type": "text/csv"}
         if kind == "agg-data" and report in ("partners_by_date_report", "daily_report"):
             if len(query["from"]) != 10 or len(query["to"]) != 10 or "maximum_rows" in query:
                 return 400, b"aggregate reports take from/to as yyyy-mm-dd and no maximum_rows", {}
@@ -456,4 +459,28 @@ def test_a_report_at_the_row_cap_is_split_for_its_app_only(af, clean_pg) -> None
     assert clean_pg.query("dst", "select app_id, count(*) from raw.af_installs group by 1 order by 1") == [
         (APP2, 144),
         (APP, 3),
+    ]
+
+
+def test_a_report_over_the_response_size_limit_is_split_instead_of_failing(af, clean_pg) -> None:
+    """A raw report larger than the connection's max_response_bytes (memory stays bounded by
+    it) is read as two halves of its window, down to a minute, rather than fail every run."""
+    day = "2026-03-01"
+    af.times[day] = [f"{day} {h:02d}:{m:02d}:00" for h in range(24) for m in range(0, 60, 10)]  # 144
+    run(manifest("installs", ONE_DAY, ["appsflyer_id"]), "r0")
+    whole = af.sizes[-1]  # the day's report, in bytes
+    af.log.clear()
+    clean_pg.execute("dst", "drop table raw.af_installs; delete from dpone.state")
+    os.environ["AIRFLOW_CONN_AF"] = json.dumps(
+        {"conn_type": "http", "host": af.url, "password": TOKEN,
+         "extra": {"max_retries": 2, "max_response_bytes": int(whole * 0.7)}}
+    )  # fmt: skip
+    report = run(manifest("installs", ONE_DAY, ["appsflyer_id"]), "r1")
+    assert report.rows == 144
+    assert clean_pg.query("dst", "select count(distinct appsflyer_id) from raw.af_installs") == [(144,)]
+    windows = [(q["query"]["from"], q["query"]["to"]) for q in af.log]
+    assert windows == [
+        (day, day),  # over the limit: not used
+        (f"{day} 00:00:00", f"{day} 11:59:59"),
+        (f"{day} 12:00:00", f"{day} 23:59:59"),
     ]
