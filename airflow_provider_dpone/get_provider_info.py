@@ -106,6 +106,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_dpone.triggers.postgres"],
             },
             {"integration-name": "dpone Kafka", "python-modules": ["airflow_provider_dpone.triggers.kafka"]},
+            *(  # the sensors' own check in a worker thread: their clients have no async API
+                {"integration-name": name, "python-modules": ["airflow_provider_dpone.triggers.polling"]}
+                for name in ("dpone ClickHouse", "dpone SQL Server", "dpone BigQuery")
+            ),
         ],
         "operators": [
             {

@@ -74,6 +74,38 @@ def _json(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, default=str)
 
 
+_FALSE = frozenset({"0", "false", "f", "no", "n", "off"})
+
+
+def _bool(value: Any) -> bool | None:
+    """A record's boolean: a JSON boolean, 0 or 1, or text naming one (``true``/``false``,
+    ``yes``/``no``, ``on``/``off``, ``t``/``f``, ``1``/``0``; empty text is NULL). Anything
+    else fails: ``2`` or ``"maybe"`` never load as false."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float | decimal.Decimal) and value in (0, 1):
+        return bool(value)
+    text = value.strip().lower() if isinstance(value, str) else None
+    if text in _TRUE or text in _FALSE or text == "":
+        return None if text == "" else text in _TRUE
+    raise ValueError(f"{value!r} is not a boolean")
+
+
+def _int(value: Any) -> int:
+    """An integer from an integer, a float or decimal without a fraction, or integer text; a
+    fraction is refused, never cut off (``int(12.7)`` would load 12), and so is a boolean."""
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not an integer")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float | decimal.Decimal):
+        whole = value.is_integer() if isinstance(value, float) else value == value.to_integral_value()
+        if not whole:
+            raise ValueError(f"{value!r} is not a whole number")
+        return int(value)
+    return int(str(value).strip())
+
+
 def _decimal(value: Any) -> decimal.Decimal:
     return value if isinstance(value, decimal.Decimal) else decimal.Decimal(str(value))
 
@@ -97,13 +129,13 @@ def _binary(value: Any) -> bytes:
 # One converter per canonical type, picked once per column rather than once per value.
 _CONVERTERS: dict[T, Callable[[Any], Any]] = {
     T.JSON: _json,
-    T.INT16: int,
-    T.INT32: int,
-    T.INT64: int,
+    T.INT16: _int,
+    T.INT32: _int,
+    T.INT64: _int,
     T.FLOAT32: float,
     T.FLOAT64: float,
     T.DECIMAL: _decimal,
-    T.BOOLEAN: as_bool,
+    T.BOOLEAN: _bool,
     T.TIMESTAMPTZ: lambda value: parse_timestamp(value, aware=True),
     T.TIMESTAMP: lambda value: parse_timestamp(value, aware=False),
     T.DATE: _date,

@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator
-
-from ..contracts.errors import BadInputError, DponeError
+from ..contracts.errors import BadInputError
+from .deferrable import CheckSensor
 from .watermark import check_sensor_arguments, stored_cursor
 
 
-class DponeBigQuerySensor(BaseSensorOperator):
+class DponeBigQuerySensor(CheckSensor):
     """Succeed once BigQuery has what a task waits for. Two modes, by their arguments:
 
     - **New rows past a load's watermark**: ``table`` (``dataset.table``) and ``column`` (the
@@ -29,13 +28,16 @@ class DponeBigQuerySensor(BaseSensorOperator):
     Each poke is one query job (billed for the bytes it reads: filter on a partitioning column
     where you can). Identifiers are quoted and values rendered as literals of their type. An
     error (a missing table or column, bad SQL, a stored state that is not a cursor on
-    ``column``) fails the task without a retry, naming it; a transient one is retried. Use
-    ``mode="reschedule"`` for long waits.
+    ``column``) fails the task without a retry, naming it; a transient one is retried. For
+    long waits, ``deferrable=True`` checks once, then waits in the triggerer (the same query
+    every ``poke_interval`` seconds, from a worker thread; the watermark as stored when it
+    deferred), or use ``mode="reschedule"``.
     """
 
     template_fields: Sequence[str] = ("sql", "parameters", "table", "column", "pipeline", "load", "state")
     template_fields_renderers = {"sql": "sql", "parameters": "json", "state": "json"}
     ui_color = "#d6e4f5"
+    what = "BigQuery sensor"
 
     def __init__(
         self,
@@ -49,9 +51,10 @@ class DponeBigQuerySensor(BaseSensorOperator):
         pipeline: str | None = None,
         state: dict[str, Any] | None = None,
         location: str | None = None,
+        deferrable: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(deferrable=deferrable, **kwargs)
         watermark = {"table": table, "column": column, "load": load, "pipeline": pipeline, "state": state}
         check_sensor_arguments("DponeBigQuerySensor", sql, parameters, watermark)
         self.conn_id, self.location = conn_id, location
@@ -59,47 +62,71 @@ class DponeBigQuerySensor(BaseSensorOperator):
         self.table, self.column, self.load, self.pipeline = table, column, load, pipeline
         self.state = dict(state) if state is not None else {}
 
-    def _hook(self) -> Any:
-        from ..hooks.bigquery import DponeBigQueryHook
+    def check_call(self) -> tuple[str, dict[str, Any]]:
+        watermark = None
+        if self.sql is None:  # the load's stored cursor, read now
+            watermark = stored_cursor(self.state, self.pipeline or self.dag_id, str(self.load), self.column)
+        arguments = {
+            "conn_id": self.conn_id,
+            "location": self.location,
+            "sql": self.sql,
+            "parameters": list(self.parameters or ()),
+            "table": self.table,
+            "column": self.column,
+            "watermark": watermark,
+        }
+        return f"{__name__}:bigquery_check", arguments
 
-        return DponeBigQueryHook(gcp_conn_id=self.conn_id, location=self.location)
 
-    def condition(self, hook: Any) -> tuple[str, tuple[Any, ...], str]:
-        """The query to ask (one cell), its parameters, and what it waits for (for the log)."""
-        if self.sql is not None:
-            inner = self.sql.strip().rstrip(";")
-            return f"select * from ({inner}) limit 1", tuple(self.parameters or ()), "the query answers true"
-        from ..sql.bigquery_catalog import schema_from_api
-        from ..sql.bigquery_types import native_type
+def _condition(
+    hook: Any,
+    sql: str | None,
+    parameters: Sequence[Any],
+    table: str | None,
+    column: str | None,
+    watermark: str | None,
+) -> tuple[str, tuple[Any, ...], str]:
+    """The query to ask (one cell), its parameters, and what it waits for (for the log)."""
+    if sql is not None:
+        inner = sql.strip().rstrip(";")
+        return f"select * from ({inner}) limit 1", tuple(parameters), "the query answers true"
+    from ..sql.bigquery_catalog import schema_from_api
+    from ..sql.bigquery_types import native_type
 
-        d = hook.sql_dialect
-        watermark = stored_cursor(self.state, self.pipeline or self.dag_id, str(self.load), self.column)
-        table, column = d.parse_table(str(self.table)), str(self.column)
-        if watermark is None:
-            return f"select 1 from {table.sql} limit 1", (), f"{table} has a row (no watermark stored)"
-        resource = hook.jobs.table(hook._table_id(table))
-        if resource is None:
-            raise BadInputError(f"{table} does not exist")
-        current = schema_from_api(resource["schema"]["fields"])
-        if not current.has(column):
-            raise BadInputError(f"{table} has no column '{column}'")
-        native = native_type(current.column(column))
-        query = f"select 1 from {table.sql} where {d.quote_ident(column)} > cast(? as {native}) limit 1"
-        return query, (watermark,), f"{table} has a row with {column} > {watermark}"
+    d = hook.sql_dialect
+    ref, name = d.parse_table(str(table)), str(column)
+    if watermark is None:
+        return f"select 1 from {ref.sql} limit 1", (), f"{ref} has a row (no watermark stored)"
+    resource = hook.jobs.table(hook._table_id(ref))
+    if resource is None:
+        raise BadInputError(f"{ref} does not exist")
+    current = schema_from_api(resource["schema"]["fields"])
+    if not current.has(name):
+        raise BadInputError(f"{ref} has no column '{name}'")
+    native = native_type(current.column(name))
+    query = f"select 1 from {ref.sql} where {d.quote_ident(name)} > cast(? as {native}) limit 1"
+    return query, (watermark,), f"{ref} has a row with {name} > {watermark}"
 
-    def poke(self, context: Any) -> bool:
-        from airflow.sdk.exceptions import AirflowFailException
 
-        hook = self._hook()
-        try:
-            query, params, what = self.condition(hook)
-            rows = hook.jobs.query(query, params)[2]
-        except DponeError as exc:
-            if exc.retryable:
-                raise
-            raise AirflowFailException(str(exc)) from exc
-        finally:
-            hook.release()
-        met = bool(rows and rows[0] and rows[0][0])
-        self.log.info("%s: %s", what, "yes" if met else "not yet")
-        return met
+def bigquery_check(
+    *,
+    conn_id: str,
+    location: str | None,
+    sql: str | None,
+    parameters: Sequence[Any],
+    table: str | None,
+    column: str | None,
+    watermark: str | None,
+) -> tuple[bool, str]:
+    """(whether the condition holds, what was seen): one query job. A sensor's poke and its
+    trigger (in a worker thread) ask this."""
+    from ..hooks.bigquery import DponeBigQueryHook
+
+    hook = DponeBigQueryHook(gcp_conn_id=conn_id, location=location)
+    try:
+        query, params, what = _condition(hook, sql, parameters, table, column, watermark)
+        rows = hook.jobs.query(query, params)[2]
+    finally:
+        hook.release()
+    met = bool(rows and rows[0] and rows[0][0])
+    return met, f"{what}: {'yes' if met else 'not yet'}"

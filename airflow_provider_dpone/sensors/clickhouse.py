@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator
+from .deferrable import CheckSensor
 
 
-class ClickHouseWatermarkSensor(BaseSensorOperator):
+class ClickHouseWatermarkSensor(CheckSensor):
     """Succeed once ``table`` holds at least ``min_rows`` rows with ``column`` > ``watermark``.
 
     :param conn_id: a ClickHouse connection (see ``DponeClickHouseHook``).
@@ -18,11 +18,15 @@ class ClickHouseWatermarkSensor(BaseSensorOperator):
         None waits for any row.
     :param min_rows: how many newer rows are enough.
 
+    :param deferrable: check once, then wait in the triggerer (the same count every
+        ``poke_interval`` seconds, from a worker thread) until enough rows or ``timeout``.
+
     The watermark is bound as a parameter of the column's own type, never pasted into SQL.
     """
 
     template_fields: Sequence[str] = ("table", "column", "watermark")
     ui_color = "#ffcc00"
+    what = "ClickHouse sensor"
 
     def __init__(
         self,
@@ -32,29 +36,38 @@ class ClickHouseWatermarkSensor(BaseSensorOperator):
         column: str,
         watermark: str | None = None,
         min_rows: int = 1,
+        deferrable: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(deferrable=deferrable, **kwargs)
         self.conn_id = conn_id
         self.table = table
         self.column = column
         self.watermark = watermark
         self.min_rows = min_rows
 
-    def poke(self, context: Any) -> bool:
-        from ..hooks.clickhouse import DponeClickHouseHook
-        from ..sql.clickhouse import CLICKHOUSE as dialect
+    def check_call(self) -> tuple[str, dict[str, Any]]:
+        watermark = None if self.watermark is None else str(self.watermark)
+        arguments = {
+            "conn_id": self.conn_id,
+            "table": self.table,
+            "column": self.column,
+            "watermark": watermark,
+            "min_rows": self.min_rows,
+        }
+        return f"{__name__}:clickhouse_check", arguments
 
-        hook = DponeClickHouseHook(conn_id=self.conn_id)
-        newer = hook.count_newer(
-            self.table, self.column, None if self.watermark is None else str(self.watermark)
-        )
-        self.log.info(
-            "%s: %d row(s) with %s > %s (waiting for %d)",
-            dialect.parse_table(self.table),
-            newer,
-            self.column,
-            self.watermark,
-            self.min_rows,
-        )
-        return newer >= self.min_rows
+
+def clickhouse_check(
+    *, conn_id: str, table: str, column: str, watermark: str | None, min_rows: int
+) -> tuple[bool, str]:
+    """(whether ``table`` holds ``min_rows`` rows with ``column`` past ``watermark``, what was
+    seen). A sensor's poke and its trigger (in a worker thread) ask this."""
+    from ..hooks.clickhouse import DponeClickHouseHook
+    from ..sql.clickhouse import CLICKHOUSE as dialect
+
+    newer = DponeClickHouseHook(conn_id=conn_id).count_newer(table, column, watermark)
+    seen = (
+        f"{dialect.parse_table(table)}: {newer} row(s) with {column} > {watermark} (waiting for {min_rows})"
+    )
+    return newer >= min_rows, seen

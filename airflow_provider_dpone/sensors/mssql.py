@@ -5,13 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseSensorOperator
-
 from ..contracts.errors import BadInputError, DponeError
+from .deferrable import CheckSensor
 from .watermark import check_sensor_arguments, stored_cursor
 
 
-class DponeMsSqlSensor(BaseSensorOperator):
+class DponeMsSqlSensor(CheckSensor):
     """Succeed once SQL Server has what a task waits for. Two modes, by their arguments:
 
     - **New rows past a load's watermark**: ``table`` and ``column`` (the load's source table
@@ -28,12 +27,15 @@ class DponeMsSqlSensor(BaseSensorOperator):
     query that ends that transaction itself (a commit in it) fails the task.
     Identifiers are quoted and values bound as parameters. An error (a missing table or column,
     bad SQL, a stored state that is not a cursor on ``column``) fails the task without a retry,
-    naming it; a lost connection is retried. Use ``mode="reschedule"`` for long waits.
+    naming it; a lost connection is retried. For long waits, ``deferrable=True`` checks once,
+    then waits in the triggerer (the same check every ``poke_interval`` seconds, from a worker
+    thread; the watermark as stored when it deferred), or use ``mode="reschedule"``.
     """
 
     template_fields: Sequence[str] = ("sql", "parameters", "table", "column", "pipeline", "load", "state")
     template_fields_renderers = {"sql": "sql", "parameters": "json", "state": "json"}
     ui_color = "#e8d6f5"
+    what = "SQL Server sensor"
 
     def __init__(
         self,
@@ -46,9 +48,10 @@ class DponeMsSqlSensor(BaseSensorOperator):
         load: str | None = None,
         pipeline: str | None = None,
         state: dict[str, Any] | None = None,
+        deferrable: bool = False,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(deferrable=deferrable, **kwargs)
         watermark = {"table": table, "column": column, "load": load, "pipeline": pipeline, "state": state}
         check_sensor_arguments("DponeMsSqlSensor", sql, parameters, watermark)
         self.conn_id = conn_id
@@ -56,64 +59,82 @@ class DponeMsSqlSensor(BaseSensorOperator):
         self.table, self.column, self.load, self.pipeline = table, column, load, pipeline
         self.state = dict(state) if state is not None else {}
 
-    def condition(self) -> tuple[str, tuple[Any, ...], str]:
-        """The query to ask (one cell), its parameters, and what it waits for (for the log)."""
-        if self.sql is not None:
-            return self.sql, tuple(self.parameters or ()), "the query answers true"
-        from ..sql.mssql import MSSQL as dialect
-        from ..sql.mssql_types import value_of
+    def check_call(self) -> tuple[str, dict[str, Any]]:
+        watermark = None
+        if self.sql is None:  # the load's stored cursor, read now
+            watermark = stored_cursor(self.state, self.pipeline or self.dag_id, str(self.load), self.column)
+        arguments = {
+            "conn_id": self.conn_id,
+            "sql": self.sql,
+            "parameters": list(self.parameters or ()),
+            "table": self.table,
+            "column": self.column,
+            "watermark": watermark,
+        }
+        return f"{__name__}:mssql_check", arguments
 
-        watermark = stored_cursor(self.state, self.pipeline or self.dag_id, str(self.load), self.column)
-        table, column = dialect.parse_table(str(self.table)), str(self.column)
-        col = dialect.quote_ident(column)
-        if watermark is None:
-            return f"select top (1) 1 from {table.sql}", (), f"{table} has a row (no watermark stored)"
-        native = self._native_type(table, column)
-        query = f"select top (1) 1 from {table.sql} where {col} > {value_of('?', native)}"
-        return query, (watermark,), f"{table} has a row with {column} > {watermark}"
 
-    def _native_type(self, table: Any, column: str) -> str:
-        from ..sql.mssql import MSSQL as dialect
+def _condition(
+    hook: Any,
+    sql: str | None,
+    parameters: Sequence[Any],
+    table: str | None,
+    column: str | None,
+    watermark: str | None,
+) -> tuple[str, tuple[Any, ...], str]:
+    """The query to ask (one cell), its parameters, and what it waits for (for the log)."""
+    if sql is not None:
+        return sql, tuple(parameters), "the query answers true"
+    from ..sql.mssql import MSSQL as dialect
+    from ..sql.mssql_types import value_of
 
-        rows = self._hook()._read(dialect.INTROSPECT_COLUMNS, (table.sql,))
-        found = [r for r in rows if r[0].lower() == column.lower()]  # names are case-insensitive
-        if not found:
-            raise BadInputError(f"{table} has no column '{column}'" if rows else f"{table} does not exist")
-        return dialect.native_type(dialect.column_from_catalog(found[0]))
+    ref, name = dialect.parse_table(str(table)), str(column)
+    if watermark is None:
+        return f"select top (1) 1 from {ref.sql}", (), f"{ref} has a row (no watermark stored)"
+    rows = hook._read(dialect.INTROSPECT_COLUMNS, (ref.sql,))
+    found = [r for r in rows if r[0].lower() == name.lower()]  # names are case-insensitive
+    if not found:
+        raise BadInputError(f"{ref} has no column '{name}'" if rows else f"{ref} does not exist")
+    native = dialect.native_type(dialect.column_from_catalog(found[0]))
+    query = f"select top (1) 1 from {ref.sql} where {dialect.quote_ident(name)} > {value_of('?', native)}"
+    return query, (watermark,), f"{ref} has a row with {name} > {watermark}"
 
-    def _hook(self) -> Any:
-        from ..hooks.mssql import DponeMsSqlHook
 
-        return DponeMsSqlHook(mssql_conn_id=self.conn_id)
+def mssql_check(
+    *,
+    conn_id: str,
+    sql: str | None,
+    parameters: Sequence[Any],
+    table: str | None,
+    column: str | None,
+    watermark: str | None,
+) -> tuple[bool, str]:
+    """(whether the condition holds, what was seen), in a transaction rolled back. A sensor's
+    poke and its trigger (in a worker thread) ask this."""
+    from ..hooks.dbapi import fetch, run
+    from ..hooks.mssql import DponeMsSqlHook
 
-    def poke(self, context: Any) -> bool:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from ..hooks.dbapi import fetch, run
-
-        try:
-            query, params, what = self.condition()
-            with self._hook().session("sensor check") as conn:
-                cur = conn.cursor()
-                run(cur, "begin transaction")
-                try:
-                    rows = fetch(cur, query, params)
-                    if not fetch(cur, "select @@trancount")[0][0]:
-                        raise BadInputError(
-                            "the sensor's query ended its transaction (a commit or rollback in it); "
-                            "a sensor's query may only read"
-                        )
-                finally:
-                    run(cur, "if @@trancount > 0 rollback transaction")
-        except DponeError as exc:
-            if exc.retryable:
-                raise
-            raise AirflowFailException(str(exc)) from exc
-        except Exception as exc:  # the server refused the check (bad SQL, no permission): no retry fixes it
-            if type(exc).__module__.split(".")[0] != "mssql_python":
-                raise
-            message = self._hook().redactor().redact(f"{type(exc).__name__}: {exc}")
-            raise AirflowFailException(f"the sensor's check failed: {message}") from None
-        met = bool(rows and rows[0] and rows[0][0])
-        self.log.info("%s: %s", what, "yes" if met else "not yet")
-        return met
+    hook = DponeMsSqlHook(mssql_conn_id=conn_id)
+    try:
+        query, params, what = _condition(hook, sql, parameters, table, column, watermark)
+        with hook.session("sensor check") as conn:
+            cur = conn.cursor()
+            run(cur, "begin transaction")
+            try:
+                rows = fetch(cur, query, params)
+                if not fetch(cur, "select @@trancount")[0][0]:
+                    raise BadInputError(
+                        "the sensor's query ended its transaction (a commit or rollback in it); "
+                        "a sensor's query may only read"
+                    )
+            finally:
+                run(cur, "if @@trancount > 0 rollback transaction")
+    except DponeError:
+        raise
+    except Exception as exc:  # the server refused the check (bad SQL, no permission): no retry fixes it
+        if type(exc).__module__.split(".")[0] != "mssql_python":
+            raise
+        message = hook.redactor().redact(f"{type(exc).__name__}: {exc}")
+        raise BadInputError(f"the sensor's check failed: {message}") from None
+    met = bool(rows and rows[0] and rows[0][0])
+    return met, f"{what}: {'yes' if met else 'not yet'}"

@@ -11,6 +11,7 @@ from airflow.sdk import BaseSensorOperator
 
 from ..contracts.errors import BadInputError, DponeError
 from ..triggers.postgres import PostgresConditionTrigger
+from .deferrable import finish
 from .watermark import check_sensor_arguments, stored_cursor
 
 
@@ -124,18 +125,9 @@ class DponePostgresSensor(BaseSensorOperator):
         self.defer(trigger=trigger, method_name="execute_complete", timeout=timedelta(seconds=self.timeout))
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-
-        from ..contracts.errors import TransientError
-
-        if event and event.get("status") == "success":
-            self.log.info("condition met: %s", event)
-            return event
-        if not event or not event.get("message"):
-            raise AirflowFailException(f"the PostgreSQL trigger ended without success: {event}")
-        if event.get("retryable"):
-            raise TransientError(event["message"])  # a lost connection: the retry waits again
-        raise AirflowFailException(f"[{event.get('code', BadInputError.code)}] {event['message']}")
+        done = finish(event, "PostgreSQL")
+        self.log.info("condition met: %s", done)
+        return done
 
 
 class DponePostgresSlotSensor(BaseSensorOperator):

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..contracts.connectors import CONNECTORS
 from ..contracts.errors import (
     BadInputError,
     DuplicateKeyError,
@@ -186,12 +187,16 @@ def _dedupe(d: SetBasedDialect, job: FinalizeJob, *, last_change: bool = False) 
 
     keep_last = last_change or job.load.sink.on_duplicate_keys == "keep_last"
 
+    sink = CONNECTORS.get(job.load.sink.connector)
+    can_keep_last = sink is None or "keep_last" in sink.duplicate_keys
+    fix = "fix the source or set sink.on_duplicate_keys: keep_last" if can_keep_last else "fix the source"
+
     def no_duplicates(outcome: Outcome, _: Outcomes) -> None:
         if outcome.rows and not keep_last:
             sample = ", ".join(f"{dict(zip(keys, r[:-1], strict=True))} x{r[-1]}" for r in outcome.rows)
             raise DuplicateKeyError(
                 f"{len(outcome.rows)}+ unique_key values occur more than once in this batch "
-                f"(sample: {sample}); fix the source or set sink.on_duplicate_keys: keep_last"
+                f"(sample: {sample}); {fix}"
             )
 
     steps = [

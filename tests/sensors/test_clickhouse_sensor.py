@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
-from airflow_provider_dpone.contracts.errors import BadInputError
 from airflow_provider_dpone.sensors.clickhouse import ClickHouseWatermarkSensor
 
 pytestmark = pytest.mark.integration
@@ -33,5 +33,5 @@ def test_pokes_until_rows_newer_than_the_watermark_arrive(clean_ch) -> None:
     with pytest.raises(Exception, match=r"(?i)cannot parse|DateTime"):  # bound as a DateTime64, never pasted
         hostile.poke({})
     missing = ClickHouseWatermarkSensor(task_id="w3", conn_id="ch", table="src.events", column="nope")
-    with pytest.raises(BadInputError, match="column 'nope'"):
+    with pytest.raises(AirflowFailException, match=r"\[DPONE100\] column 'nope'"):  # no retry fixes it
         missing.poke({})
