@@ -126,7 +126,11 @@ def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
             f"deletes it supports: {kinds}"
         )
     elif (
-        deletes != "none" and inc is not None and not snk.key_set and sink.strategy is not Strategy.CDC_APPLY
+        deletes != "none"
+        and inc is not None
+        and not snk.key_set
+        and not snk.deletes_by_flag
+        and sink.strategy is not Strategy.CDC_APPLY
     ):
         problems.append(
             f"reconciliation.deletes: '{deletes}' on an incremental load needs the source's key set "

@@ -36,6 +36,9 @@ class ConnectorInfo:
     hosts_state: bool = False
     # sink: can read max(cursor) from its target (incremental.on_state_missing: from_target)
     target_watermark: bool = False
+    # sink: its deletes come from the source's own flag (reconciliation.soft_delete_column set on
+    # a row), not from comparing key sets, so an incremental load needs no staged key set
+    deletes_by_flag: bool = False
     # sink: runs quality gates on its staged batch (a queryable staging object)
     quality_gates: bool = True
     # sink: an incremental_append skips the rows whose sink.unique_key its target already holds,
@@ -169,6 +172,7 @@ CONNECTORS: dict[str, ConnectorInfo] = {
         # flag). No soft: a topic keeps such a row as a message with the flag set, which is what
         # deletes: none already does (a tombstone is no soft delete: compaction removes the key)
         deletes=frozenset({"none", "hard"}),
+        deletes_by_flag=True,
         # a topic cannot be searched for a record it already holds: a re-read is produced again
         append_skips_known_keys=False,
         # a batch is produced into a transaction, not staged where it could be queried

@@ -20,6 +20,7 @@ from ..contracts.artifacts import (
     ObjectStorageStagingManifest,
     StreamingBatches,
 )
+from ..contracts.connectors import CONNECTORS
 from ..contracts.errors import DponeError, ResumeExpiredError, TransientError, scrub
 from ..contracts.manifest import LoadSpec
 from ..contracts.quality import enforce as enforce_quality
@@ -99,11 +100,14 @@ def effective_source(load: LoadSpec) -> SourceSpec:
 
 
 def needs_key_set(load: LoadSpec) -> bool:
-    """Reconciling an incremental load needs the source's full key set staged beside the batch."""
+    """Reconciling an incremental load needs the source's full key set staged beside the batch,
+    unless the sink takes its deletes from the source's own flag column (a Kafka topic)."""
+    sink = CONNECTORS.get(load.sink.connector)
     return (
         load.reconciliation.deletes != "none"
         and load.source.incremental is not None
         and load.sink.strategy is not Strategy.CDC_APPLY  # a change feed carries its deletes
+        and not (sink is not None and sink.deletes_by_flag)
     )
 
 

@@ -117,6 +117,7 @@ EVIDENCE: dict[tuple[str, str], str] = {
     ("kafka", "strategy:incremental_merge"): f"{KF}::test_postgres_to_kafka_keyed_upserts_in_one_transaction",
     ("kafka", "on_duplicate_keys:keep_last"): f"{KF}::test_postgres_to_kafka_keyed_upserts_in_one_transaction",
     ("kafka", "deletes:hard"): f"{KF}::test_deleted_rows_become_tombstones",
+    ("kafka", "deletes_incremental"): f"{KF}::test_an_incremental_load_sends_the_flagged_rows_of_each_window_as_tombstones",
     ("rest", "mode:full"): "tests/hooks/test_rest.py::test_every_pagination_reads_every_record_once",
     ("rest", "mode:cursor"): "tests/hooks/test_rest.py::test_rest_to_postgres_merge_then_incremental",
 } | {
@@ -142,9 +143,9 @@ def supported(info: ConnectorInfo, feature: str) -> bool:
         return value in info.duplicate_keys
     if kind == "deletes":
         return value in info.deletes and Strategy.INCREMENTAL_MERGE in info.sink_strategies
-    return bool(
-        getattr(info, {"deletes_incremental": "key_set", "from_target": "target_watermark"}.get(kind, kind))
-    )
+    if kind == "deletes_incremental":  # by a staged key set, or by the source's own flag
+        return info.key_set or info.deletes_by_flag
+    return bool(getattr(info, {"from_target": "target_watermark"}.get(kind, kind)))
 
 
 def _resource_of(connector: str) -> tuple[str, ResourceFacts]:

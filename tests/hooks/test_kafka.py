@@ -117,6 +117,25 @@ def test_deleted_rows_become_tombstones(clean_pg, kafka) -> None:
     assert tombstones == [b"3", b"4"]
 
 
+def test_an_incremental_load_sends_the_flagged_rows_of_each_window_as_tombstones(clean_pg, kafka) -> None:
+    """The flag is the source's: an incremental read needs no key set to carry deletes."""
+    pg = clean_pg
+    pg.execute("src", ORDERS)
+    topic = topic_name()
+    kafka.create_topic(topic, 1)
+    m = manifest(
+        {"connector": "postgres", "conn_id": "src", "table": "orders", "incremental": {"mode": "cursor", "cursor": "at"}},
+        {"connector": "kafka", "conn_id": "kafka", "topic": topic, "strategy": "incremental_merge", "unique_key": ["id"]},
+        reconciliation={"deletes": "hard"},
+    )  # fmt: skip
+    assert run(m, "r1").sink["finalize"]["tombstones"] == 0
+    pg.execute("src", "update orders set _dpone_deleted_at = now(), at = now() where id in (7, 8)")
+    second = run(m, "r2")
+    assert second.rows == 2 and second.sink["finalize"]["tombstones"] == 2
+    tombstones = sorted(k for _, _, k, v in kafka.consume_all(topic) if v is None)
+    assert tombstones == [b"7", b"8"]
+
+
 def test_deletes_without_the_flag_column_fail_before_producing(clean_pg, kafka) -> None:
     pg = clean_pg
     pg.execute("src", ORDERS)
