@@ -7,7 +7,7 @@ from typing import Any
 
 from ..contracts.errors import BadInputError
 from .deferrable import CheckSensor
-from .watermark import check_sensor_arguments, stored_cursor
+from .watermark import check_sensor_arguments, condition_arguments
 
 
 class DponeBigQuerySensor(CheckSensor):
@@ -63,19 +63,11 @@ class DponeBigQuerySensor(CheckSensor):
         self.state = dict(state) if state is not None else {}
 
     def check_call(self) -> tuple[str, dict[str, Any]]:
-        watermark = None
-        if self.sql is None:  # the load's stored cursor, read now
-            watermark = stored_cursor(self.state, self.pipeline or self.dag_id, str(self.load), self.column)
-        arguments = {
+        return f"{__name__}:bigquery_check", {
             "conn_id": self.conn_id,
             "location": self.location,
-            "sql": self.sql,
-            "parameters": list(self.parameters or ()),
-            "table": self.table,
-            "column": self.column,
-            "watermark": watermark,
+            **condition_arguments(self),
         }
-        return f"{__name__}:bigquery_check", arguments
 
 
 def _condition(

@@ -7,7 +7,7 @@ from typing import Any
 
 from ..contracts.errors import BadInputError, DponeError
 from .deferrable import CheckSensor
-from .watermark import check_sensor_arguments, stored_cursor
+from .watermark import check_sensor_arguments, condition_arguments
 
 
 class DponeMsSqlSensor(CheckSensor):
@@ -60,18 +60,7 @@ class DponeMsSqlSensor(CheckSensor):
         self.state = dict(state) if state is not None else {}
 
     def check_call(self) -> tuple[str, dict[str, Any]]:
-        watermark = None
-        if self.sql is None:  # the load's stored cursor, read now
-            watermark = stored_cursor(self.state, self.pipeline or self.dag_id, str(self.load), self.column)
-        arguments = {
-            "conn_id": self.conn_id,
-            "sql": self.sql,
-            "parameters": list(self.parameters or ()),
-            "table": self.table,
-            "column": self.column,
-            "watermark": watermark,
-        }
-        return f"{__name__}:mssql_check", arguments
+        return f"{__name__}:mssql_check", {"conn_id": self.conn_id, **condition_arguments(self)}
 
 
 def _condition(

@@ -63,3 +63,20 @@ def check_sensor_arguments(
         )
     if parameters is not None:
         raise BadInputError(f"{sensor}: parameters go with sql")
+
+
+def condition_arguments(sensor: Any) -> dict[str, Any]:
+    """A two-mode sensor's check arguments: its ``sql`` and ``parameters``, or its ``table`` and
+    ``column`` with the load's stored cursor as the watermark (read now)."""
+    watermark = None
+    if sensor.sql is None:
+        watermark = stored_cursor(
+            sensor.state, sensor.pipeline or sensor.dag_id, str(sensor.load), sensor.column
+        )
+    return {
+        "sql": sensor.sql,
+        "parameters": list(sensor.parameters or ()),
+        "table": sensor.table,
+        "column": sensor.column,
+        "watermark": watermark,
+    }
