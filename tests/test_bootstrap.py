@@ -122,7 +122,7 @@ def _scratch_env(home: Path) -> dict[str, str]:
 def _repo_copy(dest: Path) -> Path:
     """What `pip install -e .` and the scripts need, without .venv (others use the real one)."""
     dest.mkdir()
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
+    for name in ("pyproject.toml", "README.md", "CHANGELOG.md", "LICENSE"):
         if (ROOT / name).exists():
             shutil.copy2(ROOT / name, dest / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")

@@ -116,7 +116,7 @@ def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
         problems += [
             f"{name}: {why}, and connector '{snk.name}' cannot skip what its {snk.objects} already "
             "holds, so an incremental_append would add them a second time; read each row once"
-            for name, why in _rereads(load)
+            for name, why in rereads(load)
         ]
     deletes = load.reconciliation.deletes
     if deletes != "none" and deletes not in snk.deletes:
@@ -151,7 +151,7 @@ def _sink_problems(load: LoadSpec, snk: ConnectorInfo) -> list[str]:
     return problems + _objects_problems("sink", "topic" if sink.topic else "table", snk)
 
 
-def _rereads(load: LoadSpec) -> list[tuple[str, str]]:
+def rereads(load: LoadSpec) -> list[tuple[str, str]]:
     """(field, why) for each thing that makes this load's extract read rows an earlier run
     loaded already."""
     inc = load.source.incremental
@@ -181,7 +181,7 @@ def _strategy_problems(load: LoadSpec) -> list[str]:
             f"{name}: {why}; an incremental_append without sink.unique_key would append them a second "
             "time. Set sink.unique_key (the append then skips the keys its target holds) or merge "
             "them (incremental_merge)"
-            for name, why in _rereads(load)
+            for name, why in rereads(load)
         ]
     if inc is not None and inc.at_watermark and load.source.kind not in ("endpoint", "resource"):
         problems.append(

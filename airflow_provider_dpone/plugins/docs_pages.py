@@ -22,6 +22,7 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 # editable install they are the repository's own README.md and docs/.
 ROOT_CANDIDATES = (PACKAGE_DIR / "_docs", PACKAGE_DIR.parent)
 README = "README.md"
+TOP_PAGES = (README, "CHANGELOG.md")  # the repository's own pages served beside docs/
 DOCS_DIR = "docs"
 _SAFE_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -35,12 +36,12 @@ def find_root(candidates: tuple[Path, ...] = ROOT_CANDIDATES) -> Path | None:
 
 
 def doc_file(root: Path, url_path: str) -> Path | None:
-    """The Markdown file ``url_path`` names under ``root``, or None: only ``README.md`` and
+    """The Markdown file ``url_path`` names under ``root``, or None: only ``TOP_PAGES`` and
     ``docs/**/*.md``, each part a plain name (no ``..``, no hidden files, no other files)."""
     parts = PurePosixPath(url_path).parts
     if not parts or not all(_SAFE_PART.match(p) for p in parts) or not parts[-1].endswith(".md"):
         return None
-    if parts != (README,) and parts[0] != DOCS_DIR:
+    if not (len(parts) == 1 and parts[0] in TOP_PAGES) and parts[0] != DOCS_DIR:
         return None
     path = root.joinpath(*parts)
     try:
@@ -51,9 +52,11 @@ def doc_file(root: Path, url_path: str) -> Path | None:
 
 
 def doc_paths(root: Path) -> list[str]:
-    """Every served page's URL path: the README first, then ``docs/`` in name order."""
+    """Every served page's URL path: the README first, then ``docs/`` in name order, then the
+    changelog (when the installation has it)."""
     docs = sorted(p.relative_to(root).as_posix() for p in (root / DOCS_DIR).rglob("*.md"))
-    return [README, *(d for d in docs if doc_file(root, d) is not None)]
+    top = [p for p in TOP_PAGES[1:] if doc_file(root, p) is not None]
+    return [README, *(d for d in docs if doc_file(root, d) is not None), *top]
 
 
 def slug(text: str) -> str:

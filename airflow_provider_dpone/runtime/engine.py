@@ -38,7 +38,7 @@ from ..contracts.strategies import Strategy
 from ..schema.planner import EvolutionMode, enforce_schema_plan
 from .failpoints import AFTER_CHECKPOINT, AFTER_STATE, failpoint
 from .file_staging import files_report, finish_files, stage_files, staged_formats
-from .guards import check_change_feed, check_full_refresh, starting_state
+from .guards import check_change_feed, check_full_refresh, skipped_keys_warning, starting_state
 from .protocols import (
     AcknowledgingSource,
     BatchStagingSink,
@@ -385,6 +385,9 @@ def _run_once(
             result = parts.sink.finalize(ctx, staged, extra)
             phase.rows = rows_written(result, staged.rows)
             report.sink["finalize"] = result
+            if (skipped := skipped_keys_warning(load, result)) is not None:
+                log.warning("dpone %s.%s: %s", pipeline, load.name, skipped)
+                report.warnings.append(skipped)
         failpoint("after_finalize")
         if candidate is not None:
             if colocated:

@@ -190,3 +190,20 @@ def null_key_error(load: str, keys: list[str], count: int, sample: list[Any]) ->
         "NULL key matches no target row, so every run would insert them again. Nothing was changed. "
         "Filter or fix them in the source, or choose a unique_key that is never NULL"
     )
+
+
+def skipped_keys_warning(load: LoadSpec, result: dict[str, Any]) -> str | None:
+    """A keyed append skipped rows whose key its target holds although its extract re-reads
+    nothing: a retry of a batch that landed, or keys that repeat across runs (then the rows
+    were new and are not in the target: ``unique_key`` promises one row per key)."""
+    from ..contracts.capabilities import rereads
+
+    skipped = result.get("rows_already_loaded")
+    if not skipped or rereads(load):
+        return None
+    return (
+        f"{skipped:,} staged row(s) were not appended: the target already holds their sink.unique_key "
+        "and this load re-reads nothing. A retry of a batch that landed explains it; otherwise the "
+        "source repeats keys across runs, and those rows are not in the target (remove unique_key "
+        "to append every row, or merge them with incremental_merge)"
+    )

@@ -63,10 +63,23 @@ def clickhouse_check(
 ) -> tuple[bool, str]:
     """(whether ``table`` holds ``min_rows`` rows with ``column`` past ``watermark``, what was
     seen). A sensor's poke and its trigger (in a worker thread) ask this."""
+    from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalError
+
+    from ..contracts.errors import BadInputError, TransientError
     from ..hooks.clickhouse import DponeClickHouseHook
     from ..sql.clickhouse import CLICKHOUSE as dialect
 
-    newer = DponeClickHouseHook(conn_id=conn_id).count_newer(table, column, watermark)
+    hook = DponeClickHouseHook(conn_id=conn_id)
+    try:
+        newer = hook.count_newer(table, column, watermark)
+    except OperationalError as exc:  # the server went away mid-check: the next check may work
+        raise TransientError(f"the ClickHouse sensor's check: {hook.redactor().redact(str(exc))}") from None
+    except ClickHouseError as exc:  # the server refused the query (a value of the wrong type...)
+        raise BadInputError(f"the ClickHouse sensor's check: {hook.redactor().redact(str(exc))}") from None
+    finally:
+        client = getattr(hook, "_client", None)
+        if client is not None:
+            client.close()
     seen = (
         f"{dialect.parse_table(table)}: {newer} row(s) with {column} > {watermark} (waiting for {min_rows})"
     )

@@ -174,11 +174,25 @@ def _full_refresh(d: SetBasedDialect, job: FinalizeJob, facts: TargetFacts) -> l
     ]
 
 
+def refuse_moved_keys(job: FinalizeJob) -> None:
+    """A key column that changed type is routed to a new column (``on_type_change:
+    new_column``) where the rows loaded before hold NULL: matched there, they would look new."""
+    moved = {k: job.mapping[k] for k in job.keys if k in job.mapping}
+    if moved:
+        raise BadInputError(
+            f"sink.unique_key: key column(s) {sorted(moved)} changed type and would be written to "
+            f"{sorted(moved.values())} (schema_evolution.on_type_change: new_column), where the rows "
+            "loaded before hold no key; change the target's key column by hand, or reload the target "
+            "(a full refresh)"
+        )
+
+
 def _dedupe(d: SetBasedDialect, job: FinalizeJob, *, last_change: bool = False) -> list[Step]:
     """Fail on NULL keys; fail on duplicate keys or keep the last row per key (always for a
     change batch: ``last_change``, its rows in change order)."""
     keys = job.keys
     require_columns("sink.unique_key", keys, job.schema)
+    refuse_moved_keys(job)
 
     def no_nulls(outcome: Outcome, _: Outcomes) -> None:
         nulls, sample = outcome.first

@@ -46,6 +46,8 @@ def target_primary_key(load: LoadSpec, schema: TableSchema) -> tuple[str, ...]:
         return tuple(spec.unique_key or ())
     if spec.strategy is Strategy.SCD2:
         return (*(spec.unique_key or ()), SCD2_COLUMNS["valid_from"])
+    if spec.strategy is Strategy.INCREMENTAL_APPEND and spec.unique_key:
+        return tuple(spec.unique_key)  # the key an append skips by: indexed, one row per key
     return schema.primary_key
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from ..contracts.errors import BadInputError, DponeError
+from ..contracts.errors import BadInputError, DponeError, TransientError
 
 Check = Callable[..., tuple[bool, str]]
 
@@ -60,8 +60,10 @@ class ThreadedConditionTrigger(BaseTrigger):
                 self.log.error("%s", exc)
                 yield error_event(exc)
                 return
-            except Exception as exc:  # a check's own failure it did not classify: not retried
-                failure = BadInputError(f"the sensor's check failed: {type(exc).__name__}")
+            except Exception as exc:  # a failure the check did not classify: retried, as a poke's is
+                failure = TransientError(
+                    f"the sensor's check failed: {type(exc).__name__} (unclassified; the task is retried)"
+                )
                 self.log.error("%s (%s)", failure, self.check)
                 yield error_event(failure)
                 return

@@ -49,14 +49,16 @@ def _grow(pg, first: int, last: int) -> None:
 def test_postgres_append_by_unique_key_never_loads_a_reread_row_twice(clean_pg) -> None:
     pg = clean_pg
     pg.execute("src", EVENTS)
+    # a target of the user's with no key or index: only unique_key can skip the re-read rows
+    pg.execute(
+        "dst", "create schema raw; create table raw.events (id bigint, note text, updated_at timestamptz)"
+    )
     m = manifest(
         {"connector": "postgres", "conn_id": "dst", "unique_key": ["id"]},
         {"query": QUERY, "incremental": CURSOR},
     )
     first = run(m)
     assert first.status == "success" and first.rows == 500
-    assert pg.query("dst", "select count(*) from pg_index i join pg_class c on c.oid = i.indrelid "
-                    "where c.relname = 'events' and i.indisprimary") == [(0,)]  # fmt: skip
     _grow(pg, 501, 530)
     second = run(m, "r2")
     fin = second.sink["finalize"]
@@ -91,6 +93,11 @@ def test_postgres_xmin_append_with_a_key_skips_the_overlap(clean_pg) -> None:
         {"table": "events", "incremental": {"mode": "xmin"}},
     )
     run(m)
+    primary = (
+        "select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid "
+        "and a.attnum = any(i.indkey) where i.indrelid = 'raw.events'::regclass and i.indisprimary"
+    )
+    assert pg.query("dst", primary) == [("id",)]  # the target dpone makes is keyed by unique_key
     # A transaction open across the next run's snapshot holds its xmin back, so the run after
     # re-reads the rows committed meanwhile: xmin's overlap, skipped by the key.
     with pg.connect("src") as open_txn:
@@ -124,3 +131,32 @@ def test_clickhouse_append_by_unique_key_never_loads_a_reread_row_twice(clean_pg
     third = run(m, "r3")
     assert (third.sink["finalize"]["rows_inserted"], third.sink["finalize"]["rows_already_loaded"]) == (0, 60)
     assert ch.query("select count() from raw.events") == [(530,)]
+
+
+def test_a_keyed_append_that_skips_rows_it_did_not_re_read_says_so(clean_pg) -> None:
+    """No lookback, yet a row with a key the target holds: the source repeats keys across runs,
+    and the report warns that the row was not appended (never a silent skip)."""
+    pg = clean_pg
+    pg.execute("src", EVENTS)
+    m = manifest(
+        {"connector": "postgres", "conn_id": "dst", "unique_key": ["id"]},
+        {
+            "query": "select id + 0 as id, note, updated_at from events",
+            "incremental": {**CURSOR, "lookback": 0},
+        },
+    )
+    run(m)
+    pg.execute(
+        "src", "update events set id = id + 10000, updated_at = updated_at + interval '1 day' where id = 3"
+    )
+    pg.execute("src", "insert into events values (3, 'again', timestamptz '2026-03-05 00:00+00')")
+    second = run(m, "r2")
+    assert (second.sink["finalize"]["rows_inserted"], second.sink["finalize"]["rows_already_loaded"]) == (
+        1,
+        1,
+    )
+    [warning] = second.warnings
+    assert warning.startswith(
+        "1 staged row(s) were not appended: the target already holds their sink.unique_key"
+    )
+    assert "warning: 1 staged row(s) were not appended" in second.to_table()

@@ -44,7 +44,7 @@ def test_no_root_without_readme_and_docs(tmp_path: Path) -> None:
         ("docs/apis/b.md", True),
         ("docs/notes.txt", False),  # only Markdown
         ("docs/.hidden.md", False),
-        ("secret.md", False),  # only the README outside docs/
+        ("secret.md", False),  # only the README and the changelog outside docs/
         ("docs/../secret.md", False),
         ("../secret.md", False),
         ("/etc/passwd", False),

@@ -29,7 +29,7 @@ def test_the_built_wheel_serves_its_own_docs(tmp_path: Path) -> None:
         names = set(zf.namelist())
         zf.extractall(tmp_path / "site")
     docs = sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md"))
-    assert {f"airflow_provider_dpone/_docs/{d}" for d in ["README.md", *docs]} <= names
+    assert {f"airflow_provider_dpone/_docs/{d}" for d in ["README.md", "CHANGELOG.md", *docs]} <= names
     code = (  # the extracted wheel first on the path, ahead of the editable checkout
         f"import sys; sys.path.insert(0, {str(tmp_path / 'site')!r})\n"
         "from airflow_provider_dpone.plugins import docs_pages as dp\n"

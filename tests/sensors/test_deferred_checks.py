@@ -91,3 +91,24 @@ def test_only_a_dpone_check_is_imported_and_the_trigger_round_trips() -> None:
         and "not a dpone sensor check: 'os:system'" in event.payload["message"]
     )
     assert ThreadedConditionTrigger(**trigger.serialize()[1]).serialize() == trigger.serialize()
+
+
+@pytest.mark.unit
+def test_an_unclassified_failure_in_the_trigger_is_retried_as_a_pokes_would_be(monkeypatch) -> None:
+    from airflow_provider_dpone.contracts.errors import TransientError
+    from airflow_provider_dpone.sensors.deferrable import finish
+    from airflow_provider_dpone.triggers import polling
+
+    def reset(**_: object) -> tuple[bool, str]:
+        raise ConnectionResetError("peer went away")
+
+    monkeypatch.setattr(polling, "load_check", lambda path: reset)
+    trigger = ThreadedConditionTrigger(check="airflow_provider_dpone.x:y", arguments={}, poll_interval=1)
+    event = asyncio.run(asyncio.wait_for(trigger.run().__anext__(), 10))
+    assert event.payload["status"] == "error" and event.payload["retryable"] is True
+    assert (
+        "ConnectionResetError" in event.payload["message"]
+        and "peer went away" not in event.payload["message"]
+    )
+    with pytest.raises(TransientError):
+        finish(event.payload, "test")

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_dpone.contracts.errors import (
+    BadInputError,
     DuplicateKeyError,
     MassDeleteError,
     NullKeyError,
@@ -481,3 +482,16 @@ def test_cdc_apply_with_soft_deletes_marks_the_feeds_and_the_snapshots_deletes()
         assert steps[name].startswith("update t set [_dpone_deleted_at] = coalesce(cast(session_context(")
         assert "from [raw].[items] as t where t.[_dpone_deleted_at] is null and " in steps[name]
         assert "delete from [raw].[items]" not in steps[name]
+
+
+def test_a_key_column_moved_by_schema_evolution_is_refused() -> None:
+    import dataclasses
+
+    moved = dataclasses.replace(job(MERGE), mapping={"id": "id__string"})
+    with pytest.raises(BadInputError, match=r"key column\(s\) \['id'\] changed type"):
+        plan_finalize(d, moved, EXISTING)
+    keyed_append = dataclasses.replace(
+        job({"strategy": "incremental_append", "unique_key": ["id"]}), mapping={"id": "id__string"}
+    )
+    with pytest.raises(BadInputError, match="on_type_change: new_column"):
+        plan_finalize(d, keyed_append, EXISTING)
