@@ -38,6 +38,11 @@ WINDOW = {"column": "day", "start": "2026-01-05", "end": "2026-01-06"}
 CASES: dict[str, tuple[dict, dict, dict]] = {  # (sink, source, load extras)
     "full_refresh": ({"strategy": "full_refresh"}, {}, {"reconciliation": {"max_delete_fraction": 0.5}}),
     "incremental_append": ({"strategy": "incremental_append"}, CURSOR, {}),
+    "append_keyed_lookback": (
+        {"strategy": "incremental_append", "unique_key": ["id"]},
+        {"incremental": {**CURSOR["incremental"], "lookback": "40d"}},
+        {},
+    ),
     "incremental_merge": ({"strategy": "incremental_merge", "unique_key": ["id"]}, CURSOR, {}),
     "merge_soft_deletes": (
         {"strategy": "incremental_merge", "unique_key": ["id"]},
@@ -206,6 +211,11 @@ def test_the_plan_shows_every_statement_the_finalize_runs(clean_pg, case: str, m
 CH_CASES: dict[str, tuple[dict, dict, str | None]] = {  # (sink, source, target created before r1)
     "full_refresh": ({"strategy": "full_refresh"}, {}, None),
     "incremental_append": ({"strategy": "incremental_append"}, CURSOR, None),
+    "append_keyed_lookback": (
+        {"strategy": "incremental_append", "unique_key": ["id"]},
+        {"incremental": {**CURSOR["incremental"], "lookback": "40d"}},
+        None,
+    ),
     "incremental_merge": ({"strategy": "incremental_merge", "unique_key": ["id"]}, CURSOR, None),
     "merge_replacing_merge_tree": (
         {"strategy": "incremental_merge", "unique_key": ["id"]},
