@@ -126,6 +126,8 @@ class ApiSource:
     resources: dict[str, Resource]
     rate_limits: str
     body_format: str = "json"  # json | xml | csv
+    # a required option another option can stand for (the hook turns it into the required one)
+    option_aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def certification(self) -> Level:

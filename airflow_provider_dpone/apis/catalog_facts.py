@@ -22,17 +22,27 @@ airflow_provider_dpone.apis.catalog_facts``; do not edit (a test compares it wit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class ResourceFacts:
     """One resource: its primary key, the field the API filters on (None: read in full every
-    run), the ``source.options`` it needs."""
+    run), the ``source.options`` it needs (``a|b``: ``a``, or ``b`` standing for it)."""
 
     primary_key: tuple[str, ...] = ()
     cursor: str | None = None
     required_options: tuple[str, ...] = ()
+
+    def missing_options(self, given: Mapping[str, object]) -> list[str]:
+        """The required options ``given`` lacks, each as ``a`` or ``a (or b)``."""
+        missing = []
+        for needed in self.required_options:
+            names = needed.split("|")
+            if not any(given.get(n) not in (None, "") for n in names):
+                missing.append(names[0] + (f" (or {', '.join(names[1:])})" if names[1:] else ""))
+        return missing
 
 
 '''
@@ -46,9 +56,15 @@ def facts() -> dict[str, dict[str, ResourceFacts]]:
             continue
         module, _, cls = info.hook.partition(":")
         api = getattr(importlib.import_module(module), cls).api
+
+        def needed(options: tuple[str, ...], aliases: dict[str, tuple[str, ...]]) -> tuple[str, ...]:
+            return tuple("|".join((o, *aliases.get(o, ()))) for o in options)
+
         found[name] = {
             res_name: ResourceFacts(
-                tuple(res.primary_key), (res.server_filter or {}).get("field"), tuple(res.required_options)
+                tuple(res.primary_key),
+                (res.server_filter or {}).get("field"),
+                needed(tuple(res.required_options), api.option_aliases),
             )
             for res_name, res in sorted(api.resources.items())
         }

@@ -257,6 +257,7 @@ VALUE_PARAMS = {
 }
 
 GOOGLE_SHEETS = ApiSource(
+    option_aliases={"spreadsheet_id": ("spreadsheet_url",)},  # a URL holds the id (_normalized)
     name="google_sheets",
     title="Google Sheets",
     base_url="https://sheets.googleapis.com/",

@@ -147,8 +147,10 @@ def _gather(
     options = _options(args.option or [])
     hint = (hints or {}).get(obj)
     if ask is not None and hint is not None:
-        for name in hint.required_options:
-            options[name] = options.get(name) or ask.ask(f"option {name} of resource '{obj}'")
+        for needed in hint.required_options:  # "a|b": a, or b standing for it
+            names = needed.split("|")
+            if not any(options.get(n) for n in names):
+                options[names[0]] = ask.ask(f"option {names[0]} of resource '{obj}'")
     mode, cursor = args.mode, args.cursor
     if ask is not None and not mode:
         modes = sc.mode_choices(source) if hint is None or hint.cursor else [sc.FULL]

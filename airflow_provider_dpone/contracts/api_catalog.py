@@ -5,17 +5,27 @@ airflow_provider_dpone.apis.catalog_facts``; do not edit (a test compares it wit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
 class ResourceFacts:
     """One resource: its primary key, the field the API filters on (None: read in full every
-    run), the ``source.options`` it needs."""
+    run), the ``source.options`` it needs (``a|b``: ``a``, or ``b`` standing for it)."""
 
     primary_key: tuple[str, ...] = ()
     cursor: str | None = None
     required_options: tuple[str, ...] = ()
+
+    def missing_options(self, given: Mapping[str, object]) -> list[str]:
+        """The required options ``given`` lacks, each as ``a`` or ``a (or b)``."""
+        missing = []
+        for needed in self.required_options:
+            names = needed.split("|")
+            if not any(given.get(n) not in (None, "") for n in names):
+                missing.append(names[0] + (f" (or {', '.join(names[1:])})" if names[1:] else ""))
+        return missing
 
 
 RESOURCES: dict[str, dict[str, ResourceFacts]] = {
@@ -62,8 +72,8 @@ RESOURCES: dict[str, dict[str, ResourceFacts]] = {
         "webpage_stats": ResourceFacts(("webpage_view_resource_name", "date"), "date", ()),
     },
     "google_sheets": {
-        "sheets": ResourceFacts(("sheet_id",), None, ("spreadsheet_id",)),
-        "values": ResourceFacts((), None, ("spreadsheet_id",)),
+        "sheets": ResourceFacts(("sheet_id",), None, ("spreadsheet_id|spreadsheet_url",)),
+        "values": ResourceFacts((), None, ("spreadsheet_id|spreadsheet_url",)),
     },
     "mindbox": {
         "customer_actions": ResourceFacts((), "export_period", ("endpoint_id",)),

@@ -75,7 +75,10 @@ def _resource_problems(load: LoadSpec, src: ConnectorInfo) -> list[str]:
         return [
             f"source.resource: '{name}' is not a resource of '{src.name}'; allowed: {', '.join(sorted(catalog))}"
         ]
-    problems = []  # the options are the hook's to check: some take another form (a URL for an id)
+    problems = []
+    missing = facts.missing_options(load.source.options)  # their values are the hook's to check
+    if missing:
+        problems.append(f"source.options: resource '{name}' of '{src.name}' needs {', '.join(missing)}")
     if inc is not None and facts.cursor is None:
         problems.append(
             f"source.incremental: resource '{name}' of '{src.name}' has no server-side filter, so it is "

@@ -162,11 +162,11 @@ def resource_problems(choices: Choices, hints: Mapping[str, ResourceHint]) -> li
             + ", ".join(sorted(hints))
         ]
     problems = []
-    missing = [o for o in hint.required_options if o not in choices.options]
+    missing = hint.missing_options(choices.options)
     if missing:
         problems.append(
             f"--option: resource '{choices.object}' needs {', '.join(missing)} "
-            f"(give --option {missing[0]}=VALUE)"
+            f"(give --option {missing[0].split(' ')[0]}=VALUE)"
         )
     incremental = choices.mode not in (None, FULL)
     if incremental and hint.cursor is None:

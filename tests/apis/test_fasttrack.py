@@ -21,7 +21,12 @@ from airflow_provider_dpone.apis.fasttrack import (
     parse_when,
     report_rows,
 )
-from airflow_provider_dpone.contracts.errors import BadInputError, SourceContractError, TransientError
+from airflow_provider_dpone.contracts.errors import (
+    BadInputError,
+    ManifestError,
+    SourceContractError,
+    TransientError,
+)
 from airflow_provider_dpone.contracts.manifest import parse_manifest
 from airflow_provider_dpone.hooks.rest import AuthError
 from airflow_provider_dpone.runtime.failpoints import AFTER_CHECKPOINT
@@ -305,9 +310,10 @@ def test_429_and_5xx_are_retried(vendor) -> None:
 
 def test_missing_credentials_or_tenant_ids_fail_before_any_call(vendor) -> None:
     dash, flex = vendor
-    with pytest.raises(BadInputError, match=r"needs \['uuid'\]"):
+    # a missing option is refused by validation already (the manifest does not parse)
+    with pytest.raises(ManifestError, match="resource 'chat_sessions' of 'fasttrack' needs uuid"):
         read("chat_sessions", {})
-    with pytest.raises(BadInputError, match=r"needs \['category'\]"):
+    with pytest.raises(ManifestError, match="resource 'flex_cms_ratings' of 'fasttrack' needs category"):
         read("flex_cms_ratings", {})
     connect(dash, flex, password=None)
     with pytest.raises(BadInputError, match="bot key as the password"):
@@ -435,7 +441,7 @@ def test_a_sink_without_a_strategy_gets_the_resources_default_and_keys() -> None
                 "connector": "fasttrack",
                 "conn_id": "ft",
                 "resource": resource,
-                "options": {"uuid": "u"},
+                "options": {"uuid": "u", "category": "c"},  # what each resource needs
             },
             "sink": {"connector": "postgres", "conn_id": "dst", "table": f"raw.{resource}", **sink},
         }

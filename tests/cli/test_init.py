@@ -332,7 +332,10 @@ def _choices(**kw: object) -> sc.Choices:
         ({"mode": "cdc", "unique_key": ["id"]}, "cdc_apply"),
         ({"sink": "kafka"}, "incremental_append"),
         ({"source": "kafka", "object": "ev", "unique_key": ["k"]}, "incremental_merge"),
-        ({"source": "fasttrack", "object": "cascade_transactions"}, "incremental_merge"),
+        (
+            {"source": "fasttrack", "object": "cascade_transactions", "options": {"uuid": "u"}},
+            "incremental_merge",
+        ),
     ],
 )
 def test_default_strategy_validates(kw: dict, strategy: str) -> None:

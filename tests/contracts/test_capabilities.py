@@ -166,7 +166,7 @@ def _side(name: str, role: str) -> dict[str, Any]:
         spec["endpoint"] = {"path": "/x", "server_filter": {"param": "since", "field": "updated_at"}}
     elif info.objects == "resource":  # a real resource of the catalogue, with its options
         name, facts = _resource_of(name)
-        spec.update(resource=name, options={o: "x" for o in facts.required_options})
+        spec.update(resource=name, options={o.split("|")[0]: "x" for o in facts.required_options})
     else:
         spec["table"] = "t"
     return spec

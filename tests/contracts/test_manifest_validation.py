@@ -566,7 +566,10 @@ def _api_load(connector: str, resource: str, sink: dict, **incremental: object):
             "connector": connector,
             "conn_id": "c",
             "resource": resource,
-            "options": {"app_id": "a"},
+            "options": {
+                "app_id": "a",
+                **{o.split("|")[0]: "x" for o in RESOURCES[connector][resource].required_options},
+            },
             "incremental": {"mode": "cursor", "cursor": RESOURCES[connector][resource].cursor, **incremental},
         },
         "sink": {"connector": "postgres", "conn_id": "d", "table": "raw.t", **sink},
@@ -619,3 +622,24 @@ def test_quality_gates_on_a_topic_sink_are_refused_at_validate() -> None:
         parse_manifest({"pipeline": "p", "loads": [body]})
     [issue] = err.value.issues
     assert issue.field == "quality" and "connector 'kafka' has no queryable staging" in issue.message
+
+
+def test_a_resources_required_options_are_checked_at_validate_with_their_aliases() -> None:
+    def body(connector: str, resource: str, options: dict) -> dict:
+        return {
+            "name": "l",
+            "source": {"connector": connector, "conn_id": "c", "resource": resource, "options": options},
+            "sink": {"connector": "postgres", "conn_id": "d", "table": "raw.t"},
+        }
+
+    with pytest.raises(ManifestError) as err:
+        parse_manifest({"pipeline": "p", "loads": [body("fasttrack", "chat_sessions", {})]})
+    [issue] = err.value.issues
+    assert (
+        issue.field == "source.options"
+        and "resource 'chat_sessions' of 'fasttrack' needs uuid" in issue.message
+    )
+    with pytest.raises(ManifestError, match=r"needs spreadsheet_id \(or spreadsheet_url\)"):
+        parse_manifest({"pipeline": "p", "loads": [body("google_sheets", "values", {"range": "A1"})]})
+    url = {"spreadsheet_url": "https://docs.google.com/spreadsheets/d/abc/edit"}  # stands for the id
+    assert parse_manifest({"pipeline": "p", "loads": [body("google_sheets", "values", url)]}).loads
