@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from ..contracts.api_catalog import ResourceFacts as ResourceHint  # what init checks a resource by
+from ..contracts.api_resource import ResourceFacts as ResourceHint  # what init checks a resource by
 from ..contracts.connectors import CONNECTORS
 from ..contracts.strategies import CHANGE_MODES, STRATEGIES_NEEDING_UNIQUE_KEY, IncrementalMode, Strategy
 

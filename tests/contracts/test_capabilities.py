@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from airflow_provider_dpone.cli.evidence import resolve_test
-from airflow_provider_dpone.contracts.api_catalog import RESOURCES, ResourceFacts
+from airflow_provider_dpone.contracts.api_catalog import RESOURCES
+from airflow_provider_dpone.contracts.api_resource import ResourceFacts
 from airflow_provider_dpone.contracts.connectors import CONNECTORS, ConnectorInfo
 from airflow_provider_dpone.contracts.errors import ManifestError
 from airflow_provider_dpone.contracts.manifest import parse_manifest
