@@ -99,7 +99,11 @@ def _int(value: Any) -> int:
     if isinstance(value, int):
         return value
     if isinstance(value, float | decimal.Decimal):
-        whole = value.is_integer() if isinstance(value, float) else value == value.to_integral_value()
+        whole = (
+            value.is_integer()
+            if isinstance(value, float)
+            else value.is_finite() and value == value.to_integral_value()
+        )
         if not whole:
             raise ValueError(f"{value!r} is not a whole number")
         return int(value)

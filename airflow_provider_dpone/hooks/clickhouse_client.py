@@ -62,6 +62,13 @@ class ClickHouseClient:
         super().__init__(*args, **kwargs)
         self._client: Any = None
 
+    def close_client(self) -> None:
+        """Close the client, if one was built (a long-lived caller's, such as a trigger's poll;
+        a load keeps it for its steps)."""
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
     def client(self) -> Any:
         """The clickhouse-connect client, built on first use."""
         if self._client is not None:

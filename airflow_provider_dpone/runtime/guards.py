@@ -18,6 +18,7 @@ import json
 import logging
 from typing import Any
 
+from ..contracts.capabilities import rereads
 from ..contracts.errors import (
     BadInputError,
     EmptySourceError,
@@ -196,8 +197,6 @@ def skipped_keys_warning(load: LoadSpec, result: dict[str, Any]) -> str | None:
     """A keyed append skipped rows whose key its target holds although its extract re-reads
     nothing: a retry of a batch that landed, or keys that repeat across runs (then the rows
     were new and are not in the target: ``unique_key`` promises one row per key)."""
-    from ..contracts.capabilities import rereads
-
     skipped = result.get("rows_already_loaded")
     if not skipped or rereads(load):
         return None

@@ -77,9 +77,7 @@ def clickhouse_check(
     except ClickHouseError as exc:  # the server refused the query (a value of the wrong type...)
         raise BadInputError(f"the ClickHouse sensor's check: {hook.redactor().redact(str(exc))}") from None
     finally:
-        client = getattr(hook, "_client", None)
-        if client is not None:
-            client.close()
+        hook.close_client()
     seen = (
         f"{dialect.parse_table(table)}: {newer} row(s) with {column} > {watermark} (waiting for {min_rows})"
     )

@@ -17,6 +17,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from ..contracts.errors import BadInputError, DponeError
 from ..sql.postgres import POSTGRES as dialect
+from .polling import error_event
 
 if TYPE_CHECKING:
     import psycopg
@@ -238,15 +239,7 @@ class PostgresConditionTrigger(BaseTrigger):
             except Exception as exc:
                 error = self._error(exc, redactor)
                 self.log.error("%s", error)
-                yield TriggerEvent(
-                    {
-                        "status": "error",
-                        "mode": self.mode,
-                        "code": error.code,
-                        "message": error.message,
-                        "retryable": error.retryable,
-                    }
-                )
+                yield error_event(error, mode=self.mode)
                 return
             if met:
                 yield TriggerEvent({"status": "success", **self.payload()})
